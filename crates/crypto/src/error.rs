@@ -1,0 +1,160 @@
+//! The one error type of this crate.
+
+/// Everything that can go wrong in `tessera-crypto`.
+///
+/// Variants carry structured, non-secret detail so callers can map them to
+/// API status codes without parsing strings. Authentication failures are
+/// deliberately opaque: [`Error::Unseal`] and [`Error::Decrypt`] never say
+/// which check failed (wrong key, wrong AAD, tampered bytes), because that
+/// detail would help an attacker probing ciphertexts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A fixed-size value was built from a slice of the wrong length.
+    #[error("invalid length: expected {expected} bytes, got {actual}")]
+    InvalidLength {
+        /// The length the value must have.
+        expected: usize,
+        /// The length that was supplied.
+        actual: usize,
+    },
+
+    /// Bytes do not follow the documented layout (truncated, trailing
+    /// bytes, bad field). `what` names the structure and part.
+    #[error("malformed {what}")]
+    Malformed {
+        /// Which structure (and part of it) is malformed.
+        what: &'static str,
+    },
+
+    /// A versioned format starts with a version byte this build does not know.
+    #[error("unsupported {what} version {version:#04x}")]
+    UnsupportedVersion {
+        /// Which format carried the version byte.
+        what: &'static str,
+        /// The version byte found.
+        version: u8,
+    },
+
+    /// A barrier blob did not authenticate: wrong key, wrong AAD or
+    /// tampered bytes. Intentionally says nothing more.
+    #[error("barrier blob could not be opened")]
+    Unseal,
+
+    /// A barrier blob names a keyring term the keyring does not hold.
+    #[error("no barrier key for term {term}")]
+    UnknownTerm {
+        /// The term read from the blob.
+        term: u32,
+    },
+
+    /// The keyring already uses the largest representable term number.
+    #[error("keyring term numbers are exhausted")]
+    TermExhausted,
+
+    /// An unseal share is unusable (bad encoding, zero identifier,
+    /// duplicate identifier, no shares at all).
+    #[error("invalid unseal share: {reason}")]
+    InvalidShare {
+        /// Why the share (or share set) was rejected.
+        reason: &'static str,
+    },
+
+    /// Shamir parameters outside `1 <= threshold <= shares`.
+    #[error("invalid Shamir parameters: threshold {threshold} of {shares} shares")]
+    InvalidShamirParameters {
+        /// The requested threshold.
+        threshold: u8,
+        /// The requested number of shares.
+        shares: u8,
+    },
+
+    /// The supplied shares do not combine to this cluster's unseal key
+    /// (too few shares, shares of another cluster, or corrupted shares).
+    #[error("the unseal shares do not combine to this cluster's unseal key")]
+    WrongUnsealKey,
+
+    /// An encryption context breaks a rule (empty key, too many pairs,
+    /// too many bytes).
+    #[error("invalid encryption context: {reason}")]
+    InvalidContext {
+        /// Which rule was broken.
+        reason: &'static str,
+    },
+
+    /// Encrypting nothing is refused: it is almost always a caller bug.
+    #[error("plaintext is empty")]
+    EmptyPlaintext,
+
+    /// A plaintext exceeds the documented limit of the operation.
+    #[error("plaintext of {len} bytes exceeds the limit of {max} bytes")]
+    PlaintextTooLarge {
+        /// The plaintext length supplied.
+        len: usize,
+        /// The largest accepted length.
+        max: usize,
+    },
+
+    /// Associated data exceeds the documented limit of the operation.
+    #[error("associated data of {len} bytes exceeds the limit of {max} bytes")]
+    AadTooLarge {
+        /// The associated-data length supplied.
+        len: usize,
+        /// The largest accepted length.
+        max: usize,
+    },
+
+    /// A key id is empty, longer than 64 bytes, or not printable ASCII.
+    #[error("invalid key id")]
+    InvalidKeyId,
+
+    /// A customer ciphertext did not authenticate: wrong key, wrong
+    /// context or tampered bytes. Intentionally says nothing more.
+    #[error("decryption failed")]
+    Decrypt,
+
+    /// A key spec name that this build does not know.
+    #[error("unknown key spec {name:?}")]
+    UnknownKeySpec {
+        /// The name that was supplied.
+        name: String,
+    },
+
+    /// HKDF-SHA256 cannot produce more than 255 × 32 bytes.
+    #[error("KDF output of {len} bytes exceeds the limit of {max} bytes")]
+    KdfOutputTooLong {
+        /// The requested output length.
+        len: usize,
+        /// The largest possible output length.
+        max: usize,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_carry_structured_detail() {
+        assert_eq!(
+            Error::UnsupportedVersion {
+                what: "ciphertext",
+                version: 2
+            }
+            .to_string(),
+            "unsupported ciphertext version 0x02"
+        );
+        assert_eq!(
+            Error::Malformed {
+                what: "keyring header"
+            }
+            .to_string(),
+            "malformed keyring header"
+        );
+        assert_eq!(Error::Decrypt.to_string(), "decryption failed");
+        assert_eq!(
+            Error::Unseal.to_string(),
+            "barrier blob could not be opened"
+        );
+    }
+}

@@ -1,0 +1,321 @@
+//! The key hierarchy and its seal/unseal ceremony.
+//!
+//! ```text
+//! Shamir shares ──combine──▶ unseal key U (never stored)
+//!   U seals ──▶ root key R      (stored: barrier blob, term 0, ROOT_KEY_AAD)
+//!   R seals ──▶ keyring bytes   (stored: barrier blob, term 0, KEYRING_AAD)
+//!   keyring terms seal ──▶ every other secret
+//! ```
+//!
+//! U only exists in memory while unsealing. Because R sits between U and
+//! the keyring, the keyring can be rotated without new shares
+//! ([`reseal_keyring`]), and U can be re-split without touching data.
+
+use core::fmt;
+
+use rand_core::CryptoRng;
+
+use crate::{barrier, shamir, Error, Keyring, SecretKey256, UnsealShare};
+
+/// AAD of the root key blob, sealed under the unseal key.
+pub const ROOT_KEY_AAD: &[u8] = b"tessera/core/root-key";
+
+/// AAD of the keyring blob, sealed under the root key.
+pub const KEYRING_AAD: &[u8] = b"tessera/core/keyring";
+
+/// Term written into the root key and keyring blobs: they are sealed
+/// directly under U and R, not under a keyring term.
+const DIRECT_TERM: u32 = 0;
+
+/// Everything [`initialize`] produces: shares to hand to operators (once)
+/// and the two blobs to persist.
+pub struct SealMaterial {
+    /// One share per operator. Show once, never store.
+    pub shares: Vec<UnsealShare>,
+    /// How many shares [`unseal`] needs.
+    pub threshold: u8,
+    /// Root key sealed under the unseal key.
+    pub sealed_root_key: Vec<u8>,
+    /// Keyring sealed under the root key.
+    pub sealed_keyring: Vec<u8>,
+}
+
+impl fmt::Debug for SealMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealMaterial")
+            .field("shares", &format_args!("{} REDACTED", self.shares.len()))
+            .field("threshold", &self.threshold)
+            .field(
+                "sealed_root_key",
+                &format_args!("{} bytes", self.sealed_root_key.len()),
+            )
+            .field(
+                "sealed_keyring",
+                &format_args!("{} bytes", self.sealed_keyring.len()),
+            )
+            .finish()
+    }
+}
+
+/// The keys an unsealed node holds in memory.
+#[derive(Debug)]
+pub struct Unsealed {
+    /// Root key: seals the keyring.
+    pub root_key: SecretKey256,
+    /// Barrier keys: seal everything else.
+    pub keyring: Keyring,
+}
+
+/// Creates a new cluster's key hierarchy: random unseal key U split into
+/// `shares` shares with `threshold`, random root key R sealed under U,
+/// fresh keyring (term 1) sealed under R.
+///
+/// Parameters follow [`shamir::split`] (threshold 1 allowed), otherwise
+/// [`Error::InvalidShamirParameters`].
+pub fn initialize(
+    shares: u8,
+    threshold: u8,
+    rng: &mut (impl CryptoRng + ?Sized),
+) -> Result<SealMaterial, Error> {
+    let unseal_key = SecretKey256::generate(rng);
+    let split = shamir::split(&unseal_key, threshold, shares, rng)?;
+    let root_key = SecretKey256::generate(rng);
+    let sealed_root_key = barrier::seal(
+        &unseal_key,
+        DIRECT_TERM,
+        ROOT_KEY_AAD,
+        root_key.as_bytes(),
+        rng,
+    )?;
+    let keyring = Keyring::generate(rng);
+    let sealed_keyring = reseal_keyring(&root_key, &keyring, rng)?;
+    Ok(SealMaterial {
+        shares: split,
+        threshold,
+        sealed_root_key,
+        sealed_keyring,
+    })
+}
+
+/// Recovers the root key and keyring from operator shares and the two
+/// stored blobs.
+///
+/// Errors: [`Error::InvalidShare`] for an empty share set or duplicate
+/// identifiers; [`Error::WrongUnsealKey`] if the shares do not combine to
+/// the key that sealed the root key (too few shares, shares of another
+/// cluster); structural errors of the blobs as [`barrier::open`] reports
+/// them; [`Error::Unseal`] if the keyring blob does not open under the
+/// recovered root key (corrupt storage).
+pub fn unseal(
+    shares: &[UnsealShare],
+    sealed_root_key: &[u8],
+    sealed_keyring: &[u8],
+) -> Result<Unsealed, Error> {
+    let unseal_key = shamir::combine(shares)?;
+    let root_bytes =
+        barrier::open(&unseal_key, ROOT_KEY_AAD, sealed_root_key).map_err(|error| match error {
+            Error::Unseal => Error::WrongUnsealKey,
+            other => other,
+        })?;
+    let root_key = SecretKey256::try_from_slice(root_bytes.as_slice())
+        .map_err(|_| Error::Malformed { what: "root key" })?;
+    let keyring_bytes = barrier::open(&root_key, KEYRING_AAD, sealed_keyring)?;
+    let keyring = Keyring::from_bytes(keyring_bytes.as_slice())?;
+    Ok(Unsealed { root_key, keyring })
+}
+
+/// Seals `keyring` under the root key for storage, after a rotation or at
+/// initialization.
+pub fn reseal_keyring(
+    root: &SecretKey256,
+    keyring: &Keyring,
+    rng: &mut (impl CryptoRng + ?Sized),
+) -> Result<Vec<u8>, Error> {
+    barrier::seal(
+        root,
+        DIRECT_TERM,
+        KEYRING_AAD,
+        keyring.to_bytes().as_slice(),
+        rng,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    fn rng(seed: u8) -> ChaCha20Rng {
+        ChaCha20Rng::from_seed([seed; 32])
+    }
+
+    #[test]
+    fn any_three_of_five_unseal() {
+        let mut rng = rng(1);
+        let material = initialize(5, 3, &mut rng).unwrap();
+        assert_eq!(material.shares.len(), 5);
+        assert_eq!(material.threshold, 3);
+        let reference = unseal(
+            &material.shares[..3],
+            &material.sealed_root_key,
+            &material.sealed_keyring,
+        )
+        .unwrap();
+        assert_eq!(reference.keyring.active_term(), 1);
+        for a in 0..5 {
+            for b in a + 1..5 {
+                for c in b + 1..5 {
+                    let chosen = [
+                        material.shares[c].clone(),
+                        material.shares[a].clone(),
+                        material.shares[b].clone(),
+                    ];
+                    let unsealed =
+                        unseal(&chosen, &material.sealed_root_key, &material.sealed_keyring)
+                            .unwrap();
+                    assert_eq!(unsealed.root_key, reference.root_key);
+                    assert_eq!(unsealed.keyring, reference.keyring);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn two_of_five_is_the_wrong_unseal_key() {
+        let material = initialize(5, 3, &mut rng(2)).unwrap();
+        for a in 0..5 {
+            for b in a + 1..5 {
+                let chosen = [material.shares[a].clone(), material.shares[b].clone()];
+                assert_eq!(
+                    unseal(&chosen, &material.sealed_root_key, &material.sealed_keyring)
+                        .unwrap_err(),
+                    Error::WrongUnsealKey
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn shares_of_another_cluster_are_the_wrong_unseal_key() {
+        let ours = initialize(5, 3, &mut rng(3)).unwrap();
+        let theirs = initialize(5, 3, &mut rng(4)).unwrap();
+        assert_eq!(
+            unseal(
+                &theirs.shares[..3],
+                &ours.sealed_root_key,
+                &ours.sealed_keyring
+            )
+            .unwrap_err(),
+            Error::WrongUnsealKey
+        );
+        // Mixing clusters does not work either.
+        let mixed = [
+            ours.shares[0].clone(),
+            ours.shares[1].clone(),
+            theirs.shares[2].clone(),
+        ];
+        assert_eq!(
+            unseal(&mixed, &ours.sealed_root_key, &ours.sealed_keyring).unwrap_err(),
+            Error::WrongUnsealKey
+        );
+    }
+
+    #[test]
+    fn blobs_are_not_interchangeable() {
+        let ours = initialize(3, 2, &mut rng(5)).unwrap();
+        let theirs = initialize(3, 2, &mut rng(6)).unwrap();
+        // Right shares and root key, another cluster's keyring.
+        assert_eq!(
+            unseal(
+                &ours.shares[..2],
+                &ours.sealed_root_key,
+                &theirs.sealed_keyring
+            )
+            .unwrap_err(),
+            Error::Unseal
+        );
+        // The keyring blob is not accepted as a root key blob.
+        assert_eq!(
+            unseal(
+                &ours.shares[..2],
+                &ours.sealed_keyring,
+                &ours.sealed_keyring
+            )
+            .unwrap_err(),
+            Error::WrongUnsealKey
+        );
+    }
+
+    #[test]
+    fn threshold_one_unseals_with_any_single_share() {
+        let material = initialize(3, 1, &mut rng(7)).unwrap();
+        for share in &material.shares {
+            assert!(unseal(
+                core::slice::from_ref(share),
+                &material.sealed_root_key,
+                &material.sealed_keyring
+            )
+            .is_ok());
+        }
+    }
+
+    #[test]
+    fn invalid_parameters_are_rejected() {
+        assert_eq!(
+            initialize(2, 3, &mut rng(8)).unwrap_err(),
+            Error::InvalidShamirParameters {
+                threshold: 3,
+                shares: 2
+            }
+        );
+        assert_eq!(
+            initialize(0, 0, &mut rng(8)).unwrap_err(),
+            Error::InvalidShamirParameters {
+                threshold: 0,
+                shares: 0
+            }
+        );
+    }
+
+    #[test]
+    fn rotated_keyring_reseals() {
+        let mut rng = rng(9);
+        let material = initialize(3, 2, &mut rng).unwrap();
+        let mut unsealed = unseal(
+            &material.shares[1..],
+            &material.sealed_root_key,
+            &material.sealed_keyring,
+        )
+        .unwrap();
+        let old_blob = unsealed.keyring.seal(b"data", b"old", &mut rng).unwrap();
+        unsealed.keyring.rotate(&mut rng).unwrap();
+        let resealed = reseal_keyring(&unsealed.root_key, &unsealed.keyring, &mut rng).unwrap();
+
+        let again = unseal(&material.shares[..2], &material.sealed_root_key, &resealed).unwrap();
+        assert_eq!(again.keyring.active_term(), 2);
+        assert_eq!(
+            again.keyring.open(b"data", &old_blob).unwrap().as_slice(),
+            b"old"
+        );
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let material = initialize(3, 2, &mut rng(10)).unwrap();
+        let shown = format!("{material:?}");
+        assert!(shown.contains("3 REDACTED"), "{shown}");
+        for share in &material.shares {
+            assert!(!shown.contains(share.encode().as_str()));
+        }
+        let unsealed = unseal(
+            &material.shares[..2],
+            &material.sealed_root_key,
+            &material.sealed_keyring,
+        )
+        .unwrap();
+        let shown = format!("{unsealed:?}");
+        assert!(shown.contains("SecretKey256(REDACTED)"), "{shown}");
+        assert!(!shown.contains(&hex::encode(unsealed.root_key.as_bytes())));
+    }
+}

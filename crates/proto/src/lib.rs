@@ -1,0 +1,21 @@
+//! Generated protobuf messages and gRPC stubs for Tessera.
+//!
+//! `v1` is the public API served on a node's API port (clients, the CLI and the SDK use it).
+//! `cluster` is the node-to-node protocol on the cluster port; nothing outside a cluster speaks
+//! it. The `.proto` sources live in the workspace's `proto/` directory and are compiled by
+//! `build.rs` with protox, so building needs no system `protoc`.
+
+/// The public API, package `tessera.v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod v1 {
+    tonic::include_proto!("tessera.v1");
+}
+
+/// The node-to-node protocol, package `tessera.cluster.v1`.
+pub mod cluster {
+    /// Version 1 of the cluster protocol.
+    #[allow(missing_docs, clippy::all, clippy::pedantic)]
+    pub mod v1 {
+        tonic::include_proto!("tessera.cluster.v1");
+    }
+}

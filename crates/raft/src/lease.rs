@@ -1,0 +1,142 @@
+//! The follower-side leader lease that decides whether a node may serve crypto from its own
+//! applied state.
+//!
+//! A follower holds the lease while it has heard from the current leader within the lease
+//! window *and* has applied everything the leader had committed at that contact. The window is
+//! shorter than the election timeout, so a partitioned node stops serving before a new leader
+//! can have committed anything it does not know about; an acknowledged change (e.g. disabling a
+//! key) is therefore in force on every serving node within one lease window.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// When this node last heard from a leader, and what that leader had committed.
+#[derive(Debug)]
+pub struct Lease {
+    window: Duration,
+    last: Mutex<Option<Contact>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Contact {
+    at: Instant,
+    commit_index: u64,
+}
+
+/// Why a node may not serve from its local state right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseState {
+    /// The lease holds.
+    Valid,
+    /// No leader contact within the window.
+    Expired,
+    /// In contact, but still applying entries the leader had committed.
+    CatchingUp {
+        /// Applied index of this node.
+        applied: u64,
+        /// Commit index to reach.
+        commit_index: u64,
+    },
+}
+
+impl Lease {
+    /// A lease with the given window (no contact yet).
+    pub fn new(window: Duration) -> Self {
+        Self {
+            window,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// The lease window.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// Records a successful AppendEntries from the leader. `sent_before` must be taken before
+    /// the RPC was processed, so the lease never outlives the leader's own view.
+    pub fn renew(&self, sent_before: Instant, commit_index: u64) {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let newer = last.is_none_or(|c| c.at <= sent_before);
+        if newer {
+            *last = Some(Contact {
+                at: sent_before,
+                commit_index,
+            });
+        }
+    }
+
+    /// Forgets the current contact (e.g. when this node starts an election).
+    pub fn revoke(&self) {
+        *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
+    /// Whether a follower with `applied` entries may serve at `now`.
+    pub fn check(&self, now: Instant, applied: u64) -> LeaseState {
+        let last = *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match last {
+            Some(c) if now.saturating_duration_since(c.at) < self.window => {
+                if applied >= c.commit_index {
+                    LeaseState::Valid
+                } else {
+                    LeaseState::CatchingUp {
+                        applied,
+                        commit_index: c.commit_index,
+                    }
+                }
+            }
+            _ => LeaseState::Expired,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_expires_after_window() {
+        let lease = Lease::new(Duration::from_millis(100));
+        let t0 = Instant::now();
+        assert_eq!(lease.check(t0, 0), LeaseState::Expired);
+        lease.renew(t0, 5);
+        assert_eq!(
+            lease.check(t0 + Duration::from_millis(50), 5),
+            LeaseState::Valid
+        );
+        assert_eq!(
+            lease.check(t0 + Duration::from_millis(50), 4),
+            LeaseState::CatchingUp {
+                applied: 4,
+                commit_index: 5
+            }
+        );
+        assert_eq!(
+            lease.check(t0 + Duration::from_millis(100), 5),
+            LeaseState::Expired
+        );
+    }
+
+    #[test]
+    fn older_contact_does_not_replace_newer() {
+        let lease = Lease::new(Duration::from_millis(100));
+        let t0 = Instant::now();
+        lease.renew(t0 + Duration::from_millis(10), 7);
+        lease.renew(t0, 9);
+        assert_eq!(
+            lease.check(t0 + Duration::from_millis(105), 7),
+            LeaseState::Valid
+        );
+        lease.revoke();
+        assert_eq!(lease.check(t0, 9), LeaseState::Expired);
+    }
+}

@@ -1,0 +1,36 @@
+//! Raft replication for Tessera.
+//!
+//! This crate wires openraft 0.9 (storage v2) to sled and to a mutual-TLS gRPC network:
+//!
+//! - [`log_store`] and [`state_machine`]: the durable log, vote and state machine on one sled
+//!   database per node. A log append or vote is acknowledged only after sled has flushed it.
+//! - [`network`] and [`service`]: the cluster port, where peers exchange AppendEntries, Vote
+//!   and InstallSnapshot, followers forward writes to the leader, and new nodes join.
+//! - [`node`]: a running member and the operations the API layer needs (propose from any
+//!   node, read barrier, lease check).
+//! - [`tls`]: rustls configuration shared by the cluster and API ports.
+//!
+//! What it is not: it holds no domain logic. Commands are applied by
+//! [`tessera_state::State::apply`]; this crate decodes, applies and persists.
+
+// openraft's storage traits fix `StorageError` (224 bytes) as the error type; boxing it in
+// helpers would only add conversions at every trait boundary.
+#![allow(clippy::result_large_err)]
+
+pub mod codec;
+pub mod lease;
+pub mod log_store;
+pub mod network;
+pub mod node;
+pub mod rpc;
+pub mod service;
+pub mod state_machine;
+mod storage_error;
+pub mod tls;
+pub mod typ;
+
+pub use lease::LeaseState;
+pub use node::{
+    Applied, NodeConfig, ProposeError, RaftNode, RaftSettings, ReadIndexError, StartError,
+};
+pub use typ::{NodeId, NodeInfo};

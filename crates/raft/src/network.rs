@@ -1,0 +1,295 @@
+//! The client side of the cluster port: openraft's network (AppendEntries, Vote,
+//! InstallSnapshot) and Tessera's own calls (forward a write, read index, join), all over
+//! mutual-TLS gRPC.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tessera_proto::cluster::v1::cluster_client::ClusterClient;
+use tessera_proto::cluster::v1::{JoinRequest, JoinResponse, RaftPayload};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+use crate::codec;
+use crate::rpc::{ForwardReply, ReadIndexReply};
+use crate::typ::{NodeId, NodeInfo, TypeConfig};
+
+/// How long to wait for a TCP+TLS connection to a peer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A failed call to a peer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerError {
+    /// The peer could not be reached (connection refused, TLS failure, timeout).
+    #[error("peer {addr} unreachable: {status}")]
+    Unreachable {
+        /// The peer's cluster address.
+        addr: String,
+        /// The transport status.
+        status: tonic::Status,
+    },
+    /// The peer answered with an error status.
+    #[error("peer {addr} answered {}: {}", .status.code(), .status.message())]
+    Status {
+        /// The peer's cluster address.
+        addr: String,
+        /// The status.
+        status: tonic::Status,
+    },
+    /// A payload could not be encoded or decoded.
+    #[error(transparent)]
+    Codec(#[from] codec::CodecError),
+    /// The peer address is not a valid endpoint.
+    #[error("invalid peer address {addr}: {reason}")]
+    BadAddress {
+        /// The address.
+        addr: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+}
+
+impl PeerError {
+    fn from_status(addr: &str, status: tonic::Status) -> Self {
+        match status.code() {
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => {
+                Self::Unreachable {
+                    addr: addr.to_owned(),
+                    status,
+                }
+            }
+            _ => Self::Status {
+                addr: addr.to_owned(),
+                status,
+            },
+        }
+    }
+}
+
+/// Lazily connected gRPC channels to peers' cluster ports, keyed by address.
+#[derive(Clone)]
+pub struct Peers {
+    tls: ClientTlsConfig,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl Peers {
+    /// Peers reached with the given client TLS configuration (node certificate + node CA).
+    pub fn new(tls: ClientTlsConfig) -> Self {
+        Self {
+            tls,
+            channels: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn client(&self, addr: &str) -> Result<ClusterClient<Channel>, PeerError> {
+        let mut channels = self
+            .channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(channel) = channels.get(addr) {
+            return Ok(ClusterClient::new(channel.clone())
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX));
+        }
+        let bad = |reason: String| PeerError::BadAddress {
+            addr: addr.to_owned(),
+            reason,
+        };
+        let channel = Endpoint::from_shared(format!("https://{addr}"))
+            .map_err(|e| bad(e.to_string()))?
+            .tls_config(self.tls.clone())
+            .map_err(|e| bad(e.to_string()))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        channels.insert(addr.to_owned(), channel.clone());
+        Ok(ClusterClient::new(channel)
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX))
+    }
+
+    async fn call<Req, Resp, F, Fut>(
+        &self,
+        addr: &str,
+        what: &'static str,
+        request: &Req,
+        timeout: Duration,
+        rpc: F,
+    ) -> Result<Resp, PeerError>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        F: FnOnce(ClusterClient<Channel>, tonic::Request<RaftPayload>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<RaftPayload>, tonic::Status>>,
+    {
+        let data = codec::encode(what, request)?;
+        let mut req = tonic::Request::new(RaftPayload { data });
+        req.set_timeout(timeout);
+        let client = self.client(addr)?;
+        let reply = rpc(client, req)
+            .await
+            .map_err(|status| PeerError::from_status(addr, status))?;
+        Ok(codec::decode(what, &reply.into_inner().data)?)
+    }
+
+    /// Relays a write to the leader at `addr`.
+    ///
+    /// # Errors
+    /// [`PeerError`] if the leader cannot be reached or answers with an error status.
+    pub async fn forward(
+        &self,
+        addr: &str,
+        request: &tessera_state::Request,
+        timeout: Duration,
+    ) -> Result<ForwardReply, PeerError> {
+        self.call(
+            addr,
+            "forwarded write",
+            request,
+            timeout,
+            |mut c, r| async move { c.forward(r).await },
+        )
+        .await
+    }
+
+    /// Asks the leader at `addr` for a read index.
+    ///
+    /// # Errors
+    /// [`PeerError`] if the leader cannot be reached or answers with an error status.
+    pub async fn read_index(
+        &self,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<ReadIndexReply, PeerError> {
+        self.call(addr, "read index", &(), timeout, |mut c, r| async move {
+            c.read_index(r).await
+        })
+        .await
+    }
+
+    /// Asks the node at `addr` to admit `node_id` as a voter.
+    ///
+    /// # Errors
+    /// [`PeerError`] if the node cannot be reached or refuses.
+    pub async fn join(
+        &self,
+        addr: &str,
+        node_id: NodeId,
+        node: &NodeInfo,
+        timeout: Duration,
+    ) -> Result<JoinResponse, PeerError> {
+        let mut req = tonic::Request::new(JoinRequest {
+            node_id,
+            api_addr: node.api_addr.clone(),
+            cluster_addr: node.cluster_addr.clone(),
+            region: node.region.clone(),
+            zone: node.zone.clone(),
+        });
+        req.set_timeout(timeout);
+        let mut client = self.client(addr)?;
+        let reply = client
+            .join(req)
+            .await
+            .map_err(|status| PeerError::from_status(addr, status))?;
+        Ok(reply.into_inner())
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Peers {
+    type Network = PeerNetwork;
+
+    async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> PeerNetwork {
+        PeerNetwork {
+            peers: self.clone(),
+            target,
+            addr: node.cluster_addr.clone(),
+        }
+    }
+}
+
+/// openraft's connection to one peer.
+pub struct PeerNetwork {
+    peers: Peers,
+    target: NodeId,
+    addr: String,
+}
+
+impl PeerNetwork {
+    async fn raft_call<Req, Resp, E, F, Fut>(
+        &self,
+        what: &'static str,
+        request: &Req,
+        option: &RPCOption,
+        rpc: F,
+    ) -> Result<Resp, RPCError<NodeId, NodeInfo, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+        F: FnOnce(ClusterClient<Channel>, tonic::Request<RaftPayload>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<RaftPayload>, tonic::Status>>,
+    {
+        let result: Result<Resp, RaftError<NodeId, E>> = self
+            .peers
+            .call(&self.addr, what, request, option.hard_ttl(), rpc)
+            .await
+            .map_err(|e| match e {
+                PeerError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&e)),
+                _ => RPCError::Network(NetworkError::new(&e)),
+            })?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerNetwork {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        self.raft_call("append entries", &rpc, &option, |mut c, r| async move {
+            c.append_entries(r).await
+        })
+        .await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, NodeInfo, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.raft_call("install snapshot", &rpc, &option, |mut c, r| async move {
+            c.install_snapshot(r).await
+        })
+        .await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        self.raft_call(
+            "vote",
+            &rpc,
+            &option,
+            |mut c, r| async move { c.vote(r).await },
+        )
+        .await
+    }
+}

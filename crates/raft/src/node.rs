@@ -1,0 +1,562 @@
+//! [`RaftNode`]: one member of the Raft group — storage, openraft, the cluster port — and the
+//! operations the API layer needs from it: propose a write from any node, wait for a read
+//! index, check the serving lease, and report status.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ServerState, SnapshotPolicy};
+use tessera_proto::cluster::v1::cluster_server::ClusterServer;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::lease::{Lease, LeaseState};
+use crate::log_store::LogStore;
+use crate::network::Peers;
+use crate::rpc::{ForwardReply, LeaderHint, ReadIndexReply};
+use crate::service::ClusterService;
+use crate::state_machine::{SharedState, StateMachineStore};
+use crate::tls::{self, TlsFiles, TlsIncoming};
+use crate::typ::{NodeId, NodeInfo, Raft, RaftMetrics};
+
+/// Upper bound on one join attempt (adding a learner waits for it to catch up).
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Raft timing and log-compaction settings.
+#[derive(Clone, Debug)]
+pub struct RaftSettings {
+    /// Leader heartbeat interval.
+    pub heartbeat: Duration,
+    /// Lower bound of the randomised election timeout.
+    pub election_timeout_min: Duration,
+    /// Upper bound of the randomised election timeout.
+    pub election_timeout_max: Duration,
+    /// Follower lease window; must be shorter than `election_timeout_min`.
+    pub lease: Duration,
+    /// Build a snapshot after this many applied entries since the last one.
+    pub snapshot_after_logs: u64,
+    /// Entries kept in the log behind the latest snapshot (for slow followers).
+    pub logs_kept_after_snapshot: u64,
+    /// How long a write may wait for commit before its outcome is reported unknown.
+    pub write_timeout: Duration,
+}
+
+impl Default for RaftSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_millis(250),
+            election_timeout_min: Duration::from_millis(1500),
+            election_timeout_max: Duration::from_millis(3000),
+            lease: Duration::from_millis(1200),
+            snapshot_after_logs: 10_000,
+            logs_kept_after_snapshot: 1_000,
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Everything needed to start a node's Raft side.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This node's id.
+    pub id: NodeId,
+    /// The addresses and labels this node advertises to the cluster.
+    pub info: NodeInfo,
+    /// Directory for the sled database.
+    pub data_dir: PathBuf,
+    /// Node certificate, its key, and the node CA (the only CA the cluster port trusts).
+    pub tls: TlsFiles,
+    /// Timing settings.
+    pub settings: RaftSettings,
+}
+
+/// Failure to start a node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The data directory's database cannot be opened.
+    #[error("cannot open the database in {path}: {source}")]
+    Storage {
+        /// The database path.
+        path: PathBuf,
+        /// The sled error.
+        #[source]
+        source: sled::Error,
+    },
+    /// Stored Raft state does not load.
+    #[error("stored state does not load: {0}")]
+    State(String),
+    /// TLS material is unusable.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The Raft settings are inconsistent.
+    #[error("invalid raft settings: {0}")]
+    Settings(String),
+    /// openraft failed to start.
+    #[error("raft failed to start: {0}")]
+    Raft(String),
+}
+
+/// Why a write could not be completed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProposeError {
+    /// No leader could be found or reached before the deadline; the write was not applied.
+    #[error("no Raft leader is reachable (waited {waited:?}); the write was not applied")]
+    NoLeader {
+        /// How long the node tried.
+        waited: Duration,
+    },
+    /// The write was handed to a leader but its commit was not confirmed in time. It may or
+    /// may not be applied; retrying with the same request id is safe.
+    #[error("the write was not confirmed in time; its outcome is unknown — retry with the same request id")]
+    Unknown,
+    /// The Raft core stopped.
+    #[error("the Raft core has stopped: {0}")]
+    Fatal(String),
+}
+
+/// Why a linearizable read barrier failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadIndexError {
+    /// The leader could not be reached or could not confirm leadership in time.
+    #[error("cannot confirm the latest state with the leader: {0}")]
+    Unavailable(String),
+}
+
+/// A committed and applied write.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    /// Its log index.
+    pub index: u64,
+    /// Its replicated result.
+    pub response: tessera_state::Response,
+}
+
+/// A running Raft member.
+pub struct RaftNode {
+    id: NodeId,
+    info: NodeInfo,
+    raft: Raft,
+    shared: Arc<SharedState>,
+    lease: Arc<Lease>,
+    peers: Peers,
+    settings: RaftSettings,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RaftNode {
+    /// Opens storage in `config.data_dir`, starts openraft and serves the cluster port on
+    /// `cluster_listener`.
+    ///
+    /// # Errors
+    /// [`StartError`] if storage, TLS or settings are unusable.
+    pub async fn start(
+        config: NodeConfig,
+        cluster_listener: TcpListener,
+    ) -> Result<Self, StartError> {
+        let settings = config.settings.clone();
+        if settings.lease >= settings.election_timeout_min {
+            return Err(StartError::Settings(format!(
+                "lease ({:?}) must be shorter than the minimum election timeout ({:?})",
+                settings.lease, settings.election_timeout_min
+            )));
+        }
+        let db_path = config.data_dir.join("raft");
+        let db = sled::Config::new()
+            .path(&db_path)
+            .open()
+            .map_err(|source| StartError::Storage {
+                path: db_path.clone(),
+                source,
+            })?;
+        let log_store = LogStore::open(&db).map_err(|source| StartError::Storage {
+            path: db_path.clone(),
+            source,
+        })?;
+        let state_machine =
+            StateMachineStore::open(&db).map_err(|e| StartError::State(e.to_string()))?;
+        let shared = state_machine.shared();
+
+        let raft_config = openraft::Config {
+            cluster_name: "tessera".into(),
+            heartbeat_interval: millis(settings.heartbeat),
+            election_timeout_min: millis(settings.election_timeout_min),
+            election_timeout_max: millis(settings.election_timeout_max),
+            install_snapshot_timeout: millis(settings.write_timeout),
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_after_logs),
+            max_in_snapshot_log_to_keep: settings.logs_kept_after_snapshot,
+            purge_batch_size: 1,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| StartError::Settings(e.to_string()))?;
+
+        let peers = Peers::new(tls::client_config(&config.tls)?);
+        let raft = Raft::new(
+            config.id,
+            Arc::new(raft_config),
+            peers.clone(),
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+
+        let lease = Arc::new(Lease::new(settings.lease));
+        let server_tls = tls::server_config(&config.tls)?;
+        let service = ClusterService::new(raft.clone(), Arc::clone(&lease), settings.write_timeout);
+        let incoming = TlsIncoming::new(cluster_listener, server_tls, "cluster");
+        let server = tokio::spawn(async move {
+            let result = tonic::transport::Server::builder()
+                .add_service(
+                    ClusterServer::new(service)
+                        .max_decoding_message_size(usize::MAX)
+                        .max_encoding_message_size(usize::MAX),
+                )
+                .serve_with_incoming(incoming)
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "cluster port stopped");
+            }
+        });
+        let leader_lease = tokio::spawn(track_leader_lease(
+            raft.clone(),
+            Arc::clone(&lease),
+            config.id,
+        ));
+
+        Ok(Self {
+            id: config.id,
+            info: config.info,
+            raft,
+            shared,
+            lease,
+            peers,
+            settings,
+            tasks: vec![server, leader_lease],
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// This node's advertised addresses and labels.
+    pub fn info(&self) -> &NodeInfo {
+        &self.info
+    }
+
+    /// The applied state.
+    pub fn shared(&self) -> &Arc<SharedState> {
+        &self.shared
+    }
+
+    /// The latest Raft metrics.
+    pub fn metrics(&self) -> RaftMetrics {
+        self.raft.metrics().borrow().clone()
+    }
+
+    /// Whether this node has Raft state (bootstrapped, or joined and replicated).
+    ///
+    /// # Errors
+    /// [`ProposeError::Fatal`] if the Raft core has stopped.
+    pub async fn is_initialized(&self) -> Result<bool, ProposeError> {
+        self.raft
+            .is_initialized()
+            .await
+            .map_err(|e| ProposeError::Fatal(e.to_string()))
+    }
+
+    /// Makes this node a one-member cluster, unless it already has Raft state.
+    ///
+    /// # Errors
+    /// [`ProposeError::Fatal`] if openraft refuses.
+    pub async fn bootstrap(&self) -> Result<(), ProposeError> {
+        if self.is_initialized().await? {
+            return Ok(());
+        }
+        self.raft
+            .initialize(BTreeMap::from([(self.id, self.info.clone())]))
+            .await
+            .map_err(|e| ProposeError::Fatal(e.to_string()))
+    }
+
+    /// Asks the cluster (through any of `seeds`, following leader redirects) to admit this
+    /// node as a voter, retrying until admitted. Does nothing if this node already has Raft
+    /// state.
+    ///
+    /// # Errors
+    /// [`ProposeError::Fatal`] if the Raft core has stopped.
+    pub async fn join(&self, seeds: &[String]) -> Result<(), ProposeError> {
+        if self.is_initialized().await? {
+            return Ok(());
+        }
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            for seed in seeds {
+                let mut addr = seed.clone();
+                // At most one redirect: from a follower to the leader it knows.
+                for _ in 0..2 {
+                    match self
+                        .peers
+                        .join(&addr, self.id, &self.info, JOIN_TIMEOUT)
+                        .await
+                    {
+                        Ok(reply) if reply.admitted => {
+                            tracing::info!(leader = reply.leader_id, "joined the cluster");
+                            return Ok(());
+                        }
+                        Ok(reply) if !reply.leader_cluster_addr.is_empty() => {
+                            addr = reply.leader_cluster_addr;
+                        }
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::info!(seed = %addr, error = %e, "join attempt failed; will retry");
+                            break;
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    fn leader_hint(&self) -> LeaderHint {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let leader_id = metrics.current_leader;
+        LeaderHint {
+            leader_id,
+            leader: leader_id.and_then(|id| {
+                metrics
+                    .membership_config
+                    .membership()
+                    .get_node(&id)
+                    .cloned()
+            }),
+        }
+    }
+
+    /// Commits a write through the leader, from any node, and returns once it is applied on
+    /// the leader and (when forwarded) on this node too, so a read here sees it.
+    ///
+    /// # Errors
+    /// [`ProposeError`]; on [`ProposeError::Unknown`] the write may have been applied.
+    pub async fn propose(&self, request: tessera_state::Request) -> Result<Applied, ProposeError> {
+        let started = Instant::now();
+        let deadline = started + self.settings.write_timeout;
+        let mut handed_over = false;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(if handed_over {
+                    ProposeError::Unknown
+                } else {
+                    ProposeError::NoLeader {
+                        waited: started.elapsed(),
+                    }
+                });
+            }
+            let hint = self.leader_hint();
+            match hint.leader_id {
+                Some(leader) if leader == self.id => {
+                    handed_over = true;
+                    match tokio::time::timeout(remaining, self.raft.client_write(request.clone()))
+                        .await
+                    {
+                        Ok(Ok(written)) => {
+                            return Ok(Applied {
+                                index: written.log_id.index,
+                                response: written.data,
+                            })
+                        }
+                        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {}
+                        Ok(Err(RaftError::APIError(e))) => {
+                            return Err(ProposeError::Fatal(e.to_string()))
+                        }
+                        Ok(Err(RaftError::Fatal(e))) => {
+                            return Err(ProposeError::Fatal(e.to_string()))
+                        }
+                        Err(_) => return Err(ProposeError::Unknown),
+                    }
+                }
+                Some(_) => {
+                    if let Some(leader) = hint.leader {
+                        handed_over = true;
+                        match self
+                            .peers
+                            .forward(&leader.cluster_addr, &request, remaining)
+                            .await
+                        {
+                            Ok(ForwardReply::Applied { index, response }) => {
+                                self.shared.wait_applied(index, remaining).await;
+                                return Ok(Applied { index, response });
+                            }
+                            Ok(ForwardReply::NotLeader(_)) => {}
+                            Ok(ForwardReply::Failed { reason }) => {
+                                tracing::warn!(%reason, "leader failed a forwarded write; retrying");
+                            }
+                            Err(e) => {
+                                tracing::info!(error = %e, "forwarding a write failed; retrying");
+                            }
+                        }
+                    }
+                }
+                None => {}
+            }
+            self.wait_for_leader_change(deadline).await;
+        }
+    }
+
+    /// Waits (bounded) for the next metrics change, e.g. a new leader.
+    async fn wait_for_leader_change(&self, deadline: Instant) {
+        let mut rx = self.raft.metrics();
+        let pause =
+            Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now()));
+        // Either a change or the pause elapsing is a reason to look again.
+        let _ = tokio::time::timeout(pause, rx.changed()).await;
+    }
+
+    /// A linearizable read barrier: returns once this node has applied everything committed
+    /// before the call.
+    ///
+    /// # Errors
+    /// [`ReadIndexError::Unavailable`] if no leader confirms in time.
+    pub async fn read_barrier(&self) -> Result<(), ReadIndexError> {
+        let deadline = Instant::now() + self.settings.write_timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(ReadIndexError::Unavailable(
+                    "no leader confirmed a read index in time".into(),
+                ));
+            }
+            let hint = self.leader_hint();
+            let index = match (hint.leader_id, hint.leader) {
+                (Some(id), _) if id == self.id => match self.raft.get_read_log_id().await {
+                    Ok((read, _)) => Some(read.map_or(0, |l| l.index)),
+                    Err(RaftError::APIError(_)) => None,
+                    Err(RaftError::Fatal(e)) => {
+                        return Err(ReadIndexError::Unavailable(e.to_string()))
+                    }
+                },
+                (Some(_), Some(leader)) => {
+                    match self.peers.read_index(&leader.cluster_addr, remaining).await {
+                        Ok(ReadIndexReply::Index(index)) => Some(index),
+                        Ok(ReadIndexReply::NotLeader(_)) => None,
+                        Ok(ReadIndexReply::Failed { reason }) => {
+                            tracing::info!(%reason, "read index failed; retrying");
+                            None
+                        }
+                        Err(e) => {
+                            tracing::info!(error = %e, "read index request failed; retrying");
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            if let Some(index) = index {
+                return if self.shared.wait_applied(index, remaining).await {
+                    Ok(())
+                } else {
+                    Err(ReadIndexError::Unavailable(format!(
+                        "this node did not apply up to index {index} in time"
+                    )))
+                };
+            }
+            self.wait_for_leader_change(deadline).await;
+        }
+    }
+
+    /// Whether this node may serve requests from its own applied state now.
+    pub fn lease_state(&self) -> LeaseState {
+        let single_voter_leader = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            metrics.state == ServerState::Leader
+                && metrics
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .eq([self.id])
+        };
+        if single_voter_leader {
+            return LeaseState::Valid;
+        }
+        self.lease
+            .check(Instant::now(), self.shared.applied_index())
+    }
+
+    /// The lease window.
+    pub fn lease_window(&self) -> Duration {
+        self.lease.window()
+    }
+
+    /// Triggers a snapshot now and waits (bounded) until it is built.
+    ///
+    /// # Errors
+    /// [`ProposeError::Fatal`] if the Raft core has stopped.
+    pub async fn snapshot(&self) -> Result<(), ProposeError> {
+        self.raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| ProposeError::Fatal(e.to_string()))
+    }
+
+    /// Stops Raft and the cluster port.
+    pub async fn shutdown(self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown reported an error");
+        }
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Keeps the lease of a leader current: a leader holds the lease from the last time a quorum
+/// acknowledged it. Metrics carry the age of that acknowledgement at the time they are
+/// reported; if reports stop, the lease simply runs out.
+async fn track_leader_lease(raft: Raft, lease: Arc<Lease>, id: NodeId) {
+    let mut rx = raft.metrics();
+    loop {
+        let (state, acked_ms, applied) = {
+            let m = rx.borrow_and_update();
+            (
+                m.state,
+                m.millis_since_quorum_ack,
+                m.last_applied.map_or(0, |l| l.index),
+            )
+        };
+        match (state, acked_ms) {
+            (ServerState::Leader, Some(ms)) => {
+                let acked_at = Instant::now()
+                    .checked_sub(Duration::from_millis(ms))
+                    .unwrap_or_else(Instant::now);
+                lease.renew(acked_at, applied);
+            }
+            (ServerState::Candidate, _) => lease.revoke(),
+            _ => {}
+        }
+        if rx.changed().await.is_err() {
+            tracing::debug!(
+                node = id,
+                "metrics channel closed; leader lease tracking ends"
+            );
+            return;
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! The server side of the cluster port: openraft RPCs from peers, writes forwarded by
+//! followers, read-index requests and join requests.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
+use openraft::raft::AppendEntriesResponse;
+use openraft::ChangeMembers;
+use serde::Serialize;
+use tessera_proto::cluster::v1::cluster_server::Cluster;
+use tessera_proto::cluster::v1::{JoinRequest, JoinResponse, RaftPayload};
+use tonic::{Request, Response, Status};
+
+use crate::codec;
+use crate::lease::Lease;
+use crate::rpc::{ForwardReply, LeaderHint, ReadIndexReply};
+use crate::tls;
+use crate::typ::{NodeId, NodeInfo, Raft};
+
+/// The identity a node certificate must carry to act as node `id` (its subject CN).
+pub fn node_identity(id: NodeId) -> String {
+    format!("node-{id}")
+}
+
+/// Implements the `tessera.cluster.v1.Cluster` gRPC service.
+pub struct ClusterService {
+    raft: Raft,
+    lease: Arc<Lease>,
+    write_timeout: std::time::Duration,
+}
+
+impl ClusterService {
+    /// A service driving `raft` and renewing `lease` on leader contact; forwarded writes wait
+    /// at most `write_timeout` for commit.
+    pub fn new(raft: Raft, lease: Arc<Lease>, write_timeout: std::time::Duration) -> Self {
+        Self {
+            raft,
+            lease,
+            write_timeout,
+        }
+    }
+
+    fn leader_hint(&self) -> LeaderHint {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let leader_id = metrics.current_leader;
+        let leader = leader_id.and_then(|id| {
+            metrics
+                .membership_config
+                .membership()
+                .get_node(&id)
+                .cloned()
+        });
+        LeaderHint { leader_id, leader }
+    }
+
+    /// Admits a node as a voter; must run on the leader.
+    async fn admit(&self, id: NodeId, node: NodeInfo) -> Result<(), AdmitError> {
+        let known = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            let membership = metrics.membership_config.membership();
+            let is_voter = membership.voter_ids().any(|v| v == id);
+            (is_voter, membership.get_node(&id).cloned())
+        };
+        match known {
+            (true, Some(existing)) if existing == node => return Ok(()),
+            (_, Some(existing)) if existing != node => {
+                return Err(AdmitError::Refused(Status::already_exists(format!(
+                    "node id {id} is already a member with addresses {existing}"
+                ))))
+            }
+            _ => {}
+        }
+        self.raft
+            .add_learner(id, node, true)
+            .await
+            .map_err(AdmitError::from_raft)?;
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+            .await
+            .map_err(AdmitError::from_raft)?;
+        Ok(())
+    }
+}
+
+enum AdmitError {
+    NotLeader,
+    Refused(Status),
+}
+
+impl AdmitError {
+    fn from_raft(e: RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>) -> Self {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => Self::NotLeader,
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                ChangeMembershipError::InProgress(_),
+            )) => Self::Refused(Status::unavailable(
+                "another membership change is in progress; retry",
+            )),
+            other => Self::Refused(Status::internal(format!(
+                "membership change failed: {other}"
+            ))),
+        }
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    req: Request<RaftPayload>,
+) -> Result<T, Status> {
+    codec::decode(what, &req.into_inner().data)
+        .map_err(|e| Status::invalid_argument(format!("undecodable {e}")))
+}
+
+fn reply<T: Serialize>(what: &'static str, value: &T) -> Result<Response<RaftPayload>, Status> {
+    codec::encode(what, value)
+        .map(|data| Response::new(RaftPayload { data }))
+        .map_err(|e| Status::internal(e.to_string()))
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterService {
+    async fn append_entries(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let rpc: openraft::raft::AppendEntriesRequest<crate::typ::TypeConfig> =
+            decode("append entries", request)?;
+        let commit_index = rpc.leader_commit.map_or(0, |id| id.index);
+        let received = Instant::now();
+        let result = self.raft.append_entries(rpc).await;
+        if let Ok(AppendEntriesResponse::Success | AppendEntriesResponse::PartialSuccess(_)) =
+            &result
+        {
+            self.lease.renew(received, commit_index);
+        }
+        reply("append entries result", &result)
+    }
+
+    async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let rpc = decode("vote", request)?;
+        let result = self.raft.vote(rpc).await;
+        reply("vote result", &result)
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let rpc = decode("install snapshot", request)?;
+        let result = self.raft.install_snapshot(rpc).await;
+        reply("install snapshot result", &result)
+    }
+
+    async fn forward(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let write: tessera_state::Request = decode("forwarded write", request)?;
+        let outcome = tokio::time::timeout(self.write_timeout, self.raft.client_write(write)).await;
+        let answer = match outcome {
+            Ok(Ok(written)) => ForwardReply::Applied {
+                index: written.log_id.index,
+                response: written.data,
+            },
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                ForwardReply::NotLeader(self.leader_hint())
+            }
+            Ok(Err(e)) => ForwardReply::Failed {
+                reason: e.to_string(),
+            },
+            Err(_) => ForwardReply::Failed {
+                reason: "the leader did not commit the write in time".into(),
+            },
+        };
+        reply("forward reply", &answer)
+    }
+
+    async fn read_index(
+        &self,
+        _request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let answer = match self.raft.get_read_log_id().await {
+            Ok((read_log_id, _)) => ReadIndexReply::Index(read_log_id.map_or(0, |id| id.index)),
+            Err(RaftError::APIError(_)) => ReadIndexReply::NotLeader(self.leader_hint()),
+            Err(e) => ReadIndexReply::Failed {
+                reason: e.to_string(),
+            },
+        };
+        reply("read index reply", &answer)
+    }
+
+    async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
+        let peer = tls::peer_identity(&request);
+        let req = request.into_inner();
+        let expected = node_identity(req.node_id);
+        if peer.as_deref() != Some(expected.as_str()) {
+            return Err(Status::permission_denied(format!(
+                "a node joining as {} must present a certificate for {expected:?}, got {peer:?}",
+                req.node_id
+            )));
+        }
+        let node = NodeInfo {
+            api_addr: req.api_addr.clone(),
+            cluster_addr: req.cluster_addr.clone(),
+            region: req.region.clone(),
+            zone: req.zone.clone(),
+        };
+        match self.admit(req.node_id, node).await {
+            Ok(()) => Ok(Response::new(JoinResponse {
+                admitted: true,
+                leader_id: self.raft.metrics().borrow().id,
+                leader_cluster_addr: String::new(),
+            })),
+            Err(AdmitError::Refused(status)) => Err(status),
+            Err(AdmitError::NotLeader) => {
+                let hint = self.leader_hint();
+                Ok(Response::new(JoinResponse {
+                    admitted: false,
+                    leader_id: hint.leader_id.unwrap_or_default(),
+                    leader_cluster_addr: hint.leader.map(|n| n.cluster_addr).unwrap_or_default(),
+                }))
+            }
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! The replicated state machine on sled, and the shared read handle the API serves from.
+//!
+//! Tree `sm` holds the rows of [`tessera_state::State`] under `r/…` and the Raft pointers
+//! (`m/last_applied`, `m/membership`) beside them; each applied batch of entries is written
+//! with one atomic `apply_batch`. Tree `sm_snapshot` holds the latest snapshot (`current`).
+//! This module only decodes, calls `State::apply` and persists: no domain logic lives here.
+
+use std::io::Cursor;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use serde::{Deserialize, Serialize};
+use tessera_state::{Response, State};
+use tokio::sync::watch;
+
+use crate::codec;
+use crate::storage_error;
+use crate::typ::{
+    Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
+
+const SM_TREE: &str = "sm";
+const SNAPSHOT_TREE: &str = "sm_snapshot";
+const ROW_PREFIX: &[u8] = b"r/";
+const LAST_APPLIED_KEY: &[u8] = b"m/last_applied";
+const MEMBERSHIP_KEY: &[u8] = b"m/membership";
+const CURRENT_SNAPSHOT_KEY: &[u8] = b"current";
+
+/// The applied state plus the Raft pointers that go with it.
+#[derive(Debug, Default)]
+pub struct AppliedState {
+    /// The model.
+    pub state: State,
+    /// The last log id applied to `state`.
+    pub last_applied: Option<LogId>,
+    /// The membership as of `last_applied`.
+    pub membership: StoredMembership,
+}
+
+/// Read access to the applied state, shared by the state machine and the API services.
+#[derive(Debug)]
+pub struct SharedState {
+    applied: RwLock<AppliedState>,
+    applied_index: watch::Sender<u64>,
+}
+
+impl SharedState {
+    fn new(applied: AppliedState) -> Arc<Self> {
+        let index = applied.last_applied.map_or(0, |id| id.index);
+        Arc::new(Self {
+            applied: RwLock::new(applied),
+            applied_index: watch::Sender::new(index),
+        })
+    }
+
+    /// A read guard on the applied state. Hold it briefly and never across an `.await`.
+    pub fn read(&self) -> RwLockReadGuard<'_, AppliedState> {
+        self.applied
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Index of the last applied entry (0 before any).
+    pub fn applied_index(&self) -> u64 {
+        *self.applied_index.borrow()
+    }
+
+    /// Waits until the applied index reaches `index`; returns whether it did before `timeout`.
+    pub async fn wait_applied(&self, index: u64, timeout: std::time::Duration) -> bool {
+        let mut rx = self.applied_index.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|applied| *applied >= index))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, AppliedState> {
+        self.applied
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn publish(&self, last_applied: Option<LogId>) {
+        let index = last_applied.map_or(0, |id| id.index);
+        self.applied_index.send_replace(index);
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+}
+
+/// The sled-backed state machine store.
+#[derive(Debug, Clone)]
+pub struct StateMachineStore {
+    db: sled::Db,
+    tree: sled::Tree,
+    snapshots: sled::Tree,
+    shared: Arc<SharedState>,
+}
+
+impl StateMachineStore {
+    /// Opens the state machine trees in `db` and loads the applied state from its rows.
+    ///
+    /// # Errors
+    /// A [`StorageError`] if a row does not decode.
+    pub fn open(db: &sled::Db) -> Result<Self, StorageError> {
+        let tree = db
+            .open_tree(SM_TREE)
+            .map_err(|e| storage_error::read_state_machine(&e))?;
+        let snapshots = db
+            .open_tree(SNAPSHOT_TREE)
+            .map_err(|e| storage_error::read_snapshot(None, &e))?;
+        let mut rows = Vec::new();
+        for item in tree.scan_prefix(ROW_PREFIX) {
+            let (key, value) = item.map_err(|e| storage_error::read_state_machine(&e))?;
+            let key = key.get(ROW_PREFIX.len()..).unwrap_or_default().to_vec();
+            rows.push((key, value.to_vec()));
+        }
+        let state = State::from_rows(rows).map_err(|e| storage_error::read_state_machine(&e))?;
+        let last_applied = read_value(&tree, LAST_APPLIED_KEY)?.flatten();
+        let membership = read_value(&tree, MEMBERSHIP_KEY)?.unwrap_or_default();
+        Ok(Self {
+            db: db.clone(),
+            tree,
+            snapshots,
+            shared: SharedState::new(AppliedState {
+                state,
+                last_applied,
+                membership,
+            }),
+        })
+    }
+
+    /// The shared read handle on the applied state.
+    pub fn shared(&self) -> Arc<SharedState> {
+        Arc::clone(&self.shared)
+    }
+
+    fn pointer_batch(
+        batch: &mut sled::Batch,
+        last_applied: &Option<LogId>,
+        membership: &StoredMembership,
+    ) -> Result<(), StorageError> {
+        let applied = codec::encode("last applied", last_applied)
+            .map_err(|e| storage_error::write_state_machine(&e))?;
+        let membership = codec::encode("membership", membership)
+            .map_err(|e| storage_error::write_state_machine(&e))?;
+        batch.insert(LAST_APPLIED_KEY, applied);
+        batch.insert(MEMBERSHIP_KEY, membership);
+        Ok(())
+    }
+
+    fn read_current_snapshot(&self) -> Result<Option<StoredSnapshot>, StorageError> {
+        let Some(bytes) = self
+            .snapshots
+            .get(CURRENT_SNAPSHOT_KEY)
+            .map_err(|e| storage_error::read_snapshot(None, &e))?
+        else {
+            return Ok(None);
+        };
+        codec::decode("snapshot", &bytes)
+            .map(Some)
+            .map_err(|e| storage_error::read_snapshot(None, &e))
+    }
+
+    async fn save_snapshot(&self, stored: &StoredSnapshot) -> Result<(), StorageError> {
+        let signature = Some(stored.meta.signature());
+        let bytes = codec::encode("snapshot", stored)
+            .map_err(|e| storage_error::write_snapshot(signature.clone(), &e))?;
+        self.snapshots
+            .insert(CURRENT_SNAPSHOT_KEY, bytes)
+            .map_err(|e| storage_error::write_snapshot(signature.clone(), &e))?;
+        self.db
+            .flush_async()
+            .await
+            .map_err(|e| storage_error::write_snapshot(signature, &e))?;
+        Ok(())
+    }
+}
+
+fn read_value<T: serde::de::DeserializeOwned>(
+    tree: &sled::Tree,
+    key: &[u8],
+) -> Result<Option<T>, StorageError> {
+    let Some(bytes) = tree
+        .get(key)
+        .map_err(|e| storage_error::read_state_machine(&e))?
+    else {
+        return Ok(None);
+    };
+    codec::decode("state machine pointer", &bytes)
+        .map(Some)
+        .map_err(|e| storage_error::read_state_machine(&e))
+}
+
+fn row_key(key: &[u8]) -> Vec<u8> {
+    [ROW_PREFIX, key].concat()
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let applied = self.shared.read();
+        Ok((applied.last_applied, applied.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let (responses, last_applied) = {
+            let mut applied = self.shared.write();
+            let mut responses = Vec::new();
+            for entry in entries {
+                applied.last_applied = Some(entry.log_id);
+                let response = match entry.payload {
+                    EntryPayload::Blank => Response::Noop,
+                    EntryPayload::Normal(request) => {
+                        applied.state.apply(entry.log_id.index, &request)
+                    }
+                    EntryPayload::Membership(membership) => {
+                        applied.membership = StoredMembership::new(Some(entry.log_id), membership);
+                        Response::Noop
+                    }
+                };
+                responses.push(response);
+            }
+            let mut batch = sled::Batch::default();
+            for change in applied
+                .state
+                .take_changes()
+                .map_err(|e| storage_error::write_state_machine(&e))?
+            {
+                match change.value {
+                    Some(value) => batch.insert(row_key(&change.key), value),
+                    None => batch.remove(row_key(&change.key)),
+                }
+            }
+            Self::pointer_batch(&mut batch, &applied.last_applied, &applied.membership)?;
+            self.tree
+                .apply_batch(batch)
+                .map_err(|e| storage_error::write_state_machine(&e))?;
+            (responses, applied.last_applied)
+        };
+        self.shared.publish(last_applied);
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            store: self.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let signature = Some(meta.signature());
+        let state = State::decode_snapshot(&data)
+            .map_err(|e| storage_error::read_snapshot(signature.clone(), &e))?;
+        let mut batch = sled::Batch::default();
+        for item in self.tree.scan_prefix(ROW_PREFIX) {
+            let (key, _) = item.map_err(|e| storage_error::read_state_machine(&e))?;
+            batch.remove(key);
+        }
+        for (key, value) in state
+            .all_rows()
+            .map_err(|e| storage_error::write_state_machine(&e))?
+        {
+            batch.insert(row_key(&key), value);
+        }
+        Self::pointer_batch(&mut batch, &meta.last_log_id, &meta.last_membership)?;
+        self.tree
+            .apply_batch(batch)
+            .map_err(|e| storage_error::write_state_machine(&e))?;
+        self.save_snapshot(&StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        })
+        .await?;
+        {
+            let mut applied = self.shared.write();
+            applied.state = state;
+            applied.last_applied = meta.last_log_id;
+            applied.membership = meta.last_membership.clone();
+        }
+        self.shared.publish(meta.last_log_id);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        Ok(self.read_current_snapshot()?.map(|stored| Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
+        }))
+    }
+}
+
+/// Builds snapshots from the applied state.
+#[derive(Debug)]
+pub struct SnapshotBuilder {
+    store: StateMachineStore,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        let (data, last_applied, membership) = {
+            let applied = self.store.shared.read();
+            let data = applied
+                .state
+                .encode_snapshot()
+                .map_err(|e| storage_error::write_snapshot(None, &e))?;
+            (data, applied.last_applied, applied.membership.clone())
+        };
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let snapshot_id = match last_applied {
+            Some(id) => format!("{}-{}-{nanos}", id.leader_id, id.index),
+            None => format!("empty-{nanos}"),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: last_applied,
+            last_membership: membership,
+            snapshot_id,
+        };
+        let stored = StoredSnapshot { meta, data };
+        self.store.save_snapshot(&stored).await?;
+        Ok(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
+        })
+    }
+}

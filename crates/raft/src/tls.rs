@@ -1,0 +1,236 @@
+//! Mutual TLS for both of a node's ports (API and cluster).
+//!
+//! Servers use rustls directly, so the policy is explicit: TLS 1.3 only, ring provider, and a
+//! client certificate chaining to the configured CA is required at the handshake. Each
+//! accepted connection completes its handshake in its own task (bounded by
+//! [`HANDSHAKE_TIMEOUT`]) so a slow or hostile peer cannot stall the accept loop.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::Stream;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+/// Upper bound on one TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A TLS setup failure, naming the file at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A PEM file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// A PEM file holds no usable certificate or key.
+    #[error("{path}: {reason}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// rustls refused the configuration (e.g. key does not match certificate).
+    #[error("invalid TLS configuration: {0}")]
+    Config(String),
+}
+
+/// PEM material of one TLS identity and the CA it trusts for peers.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// CA certificate(s) that peers' certificates must chain to.
+    pub trusted_ca: PathBuf,
+    /// This side's certificate chain.
+    pub cert: PathBuf,
+    /// This side's private key.
+    pub key: PathBuf,
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read(path)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Pem {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::Pem {
+            path: path.to_owned(),
+            reason: "no certificate found".into(),
+        });
+    }
+    Ok(certs)
+}
+
+fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let pem = read(path)?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| TlsError::Pem {
+        path: path.to_owned(),
+        reason: format!("no usable private key: {e}"),
+    })
+}
+
+fn roots(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
+    let mut store = RootCertStore::empty();
+    for cert in certificates(path)? {
+        store.add(cert).map_err(|e| TlsError::Pem {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(Arc::new(store))
+}
+
+/// Installs the ring crypto provider as the process default (idempotent).
+pub fn install_crypto_provider() {
+    // An error only means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A TLS 1.3 server configuration that requires a client certificate chaining to
+/// `files.trusted_ca`, and offers HTTP/2 (gRPC) via ALPN.
+///
+/// # Errors
+/// [`TlsError`] naming the file that cannot be read or used.
+pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(roots(&files.trusted_ca)?, provider.clone())
+            .build()
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certificates(&files.cert)?, private_key(&files.key)?)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Client-side TLS for tonic channels: trust `files.trusted_ca`, present `files.cert`.
+///
+/// # Errors
+/// [`TlsError`] if a file cannot be read.
+pub fn client_config(files: &TlsFiles) -> Result<tonic::transport::ClientTlsConfig, TlsError> {
+    let ca = read(&files.trusted_ca)?;
+    let cert = read(&files.cert)?;
+    let key = read(&files.key)?;
+    Ok(tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+        .identity(tonic::transport::Identity::from_pem(cert, key)))
+}
+
+/// A stream of authenticated TLS connections for `Server::serve_with_incoming`.
+///
+/// Dropping it stops the accept loop.
+pub struct TlsIncoming {
+    rx: mpsc::Receiver<Result<TlsStream<TcpStream>, io::Error>>,
+    accept_loop: AbortHandle,
+}
+
+impl TlsIncoming {
+    /// Starts accepting on `listener`; handshakes that fail are logged and dropped.
+    pub fn new(listener: TcpListener, config: Arc<ServerConfig>, port_name: &'static str) -> Self {
+        let (tx, rx) = mpsc::channel(64);
+        let acceptor = TlsAcceptor::from(config);
+        let accept_loop = tokio::spawn(async move {
+            loop {
+                let (tcp, peer) = match listener.accept().await {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        tracing::warn!(port = port_name, error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let acceptor = acceptor.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            // The server is gone if the receiver is closed; nothing to do.
+                            let _ = tx.send(Ok(stream)).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::info!(port = port_name, %peer, error = %e, "TLS handshake refused");
+                        }
+                        Err(_) => {
+                            tracing::info!(port = port_name, %peer, "TLS handshake timed out");
+                        }
+                    }
+                });
+            }
+        })
+        .abort_handle();
+        Self { rx, accept_loop }
+    }
+}
+
+impl Drop for TlsIncoming {
+    fn drop(&mut self) {
+        self.accept_loop.abort();
+    }
+}
+
+impl Stream for TlsIncoming {
+    type Item = Result<TlsStream<TcpStream>, io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// The identity a verified peer certificate names: its first URI SAN, else its subject CN.
+///
+/// Returns `None` when the request did not arrive over mutual TLS or the certificate names
+/// nothing.
+pub fn peer_identity<T>(request: &tonic::Request<T>) -> Option<String> {
+    let certs = request.peer_certs()?;
+    let leaf = certs.first()?;
+    identity_of(leaf.as_ref())
+}
+
+/// The identity a DER certificate names: its first URI SAN, else its subject CN.
+pub fn identity_of(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::URI(uri) = name {
+                return Some((*uri).to_owned());
+            }
+        }
+    }
+    let common_name = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_owned);
+    common_name
+}

@@ -1,0 +1,29 @@
+//! The deterministic replicated model of Tessera.
+//!
+//! [`State`] holds what the Raft group replicates: the seal configuration, customer keys with
+//! their barrier-sealed versions, and a bounded table of applied request ids. [`State::apply`]
+//! turns a committed [`Request`] into a [`Response`].
+//!
+//! What this crate is not: it does no I/O, reads no clock, draws no randomness and never sees
+//! a plaintext secret. Key ids, sealed material and timestamps are produced by the proposing
+//! node and arrive inside the command, so the same log gives byte-identical state on every
+//! node. Persistence (rows and snapshots) is described here as bytes; writing them is the
+//! `raft` crate's job.
+
+pub mod command;
+pub mod dedup;
+pub mod error;
+pub mod ids;
+pub mod key;
+pub mod machine;
+pub mod rows;
+pub mod seal;
+pub mod snapshot;
+
+pub use command::{ApplyError, Command, Request, Response};
+pub use error::Error;
+pub use ids::{KeyId, KeyName, KeyRef, RequestId};
+pub use key::{KeyMetadata, KeyRecord, KeyState, KeyVersionRecord, VersionState};
+pub use machine::State;
+pub use rows::RowChange;
+pub use seal::SealConfig;
