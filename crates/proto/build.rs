@@ -15,6 +15,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Ordered maps make encodings deterministic (request fingerprints hash them).
+        .btree_map(".")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -1,1 +1,16 @@
-//! placeholder
+//! The Rust client SDK for Tessera.
+//!
+//! [`Client`] talks mutual-TLS gRPC to the nodes of a cluster. Calls about keys and crypto
+//! fail over across the configured endpoints when a node is unreachable or cannot serve, and
+//! every write carries a request id so that a retry is applied at most once. Calls about one
+//! node's seal (status, unseal, seal) go to the first endpoint only.
+//!
+//! What it is not: no server logic, no Raft; it depends only on the protocol definitions and
+//! the crypto crate.
+
+pub mod client;
+pub mod error;
+
+pub use client::{new_request_id, Client, ClientConfig};
+pub use error::{code_name, Error};
+pub use tessera_proto::v1 as proto;

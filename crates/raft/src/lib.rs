@@ -31,6 +31,7 @@ pub mod typ;
 
 pub use lease::LeaseState;
 pub use node::{
-    Applied, NodeConfig, ProposeError, RaftNode, RaftSettings, ReadIndexError, StartError,
+    role_name, Applied, NodeConfig, ProposeError, RaftNode, RaftSettings, ReadIndexError,
+    StartError,
 };
 pub use typ::{NodeId, NodeInfo};

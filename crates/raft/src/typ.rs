@@ -62,3 +62,5 @@ pub type Snapshot = openraft::Snapshot<TypeConfig>;
 pub type StorageError = openraft::StorageError<NodeId>;
 /// Raft metrics.
 pub type RaftMetrics = openraft::RaftMetrics<NodeId, NodeInfo>;
+/// A node's Raft role.
+pub use openraft::ServerState;

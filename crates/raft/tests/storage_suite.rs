@@ -1,5 +1,7 @@
 //! openraft's storage conformance suite against Tessera's sled log and state-machine stores.
 
+#![allow(clippy::expect_used)]
+
 use openraft::testing::{StoreBuilder, Suite};
 use tessera_raft::log_store::LogStore;
 use tessera_raft::state_machine::StateMachineStore;

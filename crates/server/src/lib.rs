@@ -1,1 +1,20 @@
-//! placeholder
+//! A Tessera node.
+//!
+//! One process per node: it owns a Raft member ([`tessera_raft::RaftNode`]), a seal manager
+//! ([`seal::SealManager`]) and the public gRPC API on a mutual-TLS port. Writes received by any
+//! node are forwarded to the leader; crypto is served from the node's own applied state while
+//! it holds the leader lease. Every node starts sealed after every restart.
+//!
+//! What it is not: the Raft wiring lives in `tessera-raft`, the model in `tessera-state`, the
+//! cryptography in `tessera-crypto`; this crate joins them and maps every error to a gRPC
+//! status in one place ([`error`]).
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod launch;
+pub mod node;
+pub mod seal;
+
+pub use config::ServerConfig;
+pub use launch::{run, Addresses, LaunchError, ADDRESSES_FILE};

@@ -1,0 +1,269 @@
+//! The command-line grammar (see `docs/cli.md` for the contract scripts rely on).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Tessera: a distributed key management service.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable text.
+    Text,
+    /// Exactly one JSON document on stdout.
+    Json,
+}
+
+/// How to reach the cluster, shared by every command that talks to a node.
+#[derive(Debug, Clone, Args)]
+pub struct Connect {
+    /// Node API endpoints (comma-separated); with several, calls fail over.
+    #[arg(long, env = "TESSERA_ADDR", value_delimiter = ',')]
+    pub addr: Vec<String>,
+    /// CA that signed the server certificates.
+    #[arg(long = "ca-cert", env = "TESSERA_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM).
+    #[arg(long, env = "TESSERA_CLIENT_CERT")]
+    pub cert: Option<PathBuf>,
+    /// Client private key (PEM).
+    #[arg(long = "key", env = "TESSERA_CLIENT_KEY")]
+    pub client_key: Option<PathBuf>,
+    /// Output format.
+    #[command(flatten)]
+    pub output: Output,
+}
+
+/// Like [`Connect`], for commands whose `--key` names a Tessera key: the client key is then
+/// given as `--client-key` (or `TESSERA_CLIENT_KEY`).
+#[derive(Debug, Clone, Args)]
+pub struct ConnectForKey {
+    /// Node API endpoints (comma-separated); with several, calls fail over.
+    #[arg(long, env = "TESSERA_ADDR", value_delimiter = ',')]
+    pub addr: Vec<String>,
+    /// CA that signed the server certificates.
+    #[arg(long = "ca-cert", env = "TESSERA_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM).
+    #[arg(long, env = "TESSERA_CLIENT_CERT")]
+    pub cert: Option<PathBuf>,
+    /// Client private key (PEM).
+    #[arg(long = "client-key", env = "TESSERA_CLIENT_KEY")]
+    pub client_key: Option<PathBuf>,
+    /// Output format.
+    #[command(flatten)]
+    pub output: Output,
+}
+
+impl From<ConnectForKey> for Connect {
+    fn from(c: ConnectForKey) -> Self {
+        Self {
+            addr: c.addr,
+            ca_cert: c.ca_cert,
+            cert: c.cert,
+            client_key: c.client_key,
+            output: c.output,
+        }
+    }
+}
+
+/// The `-o` flag.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Output {
+    /// Output format: text or json.
+    #[arg(
+        short = 'o',
+        long = "output",
+        env = "TESSERA_OUTPUT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub format: OutputFormat,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one node.
+    Server {
+        /// The node's TOML configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run a real local cluster of node processes: throw-away PKI, bootstrap, init, unseal.
+    Dev(DevArgs),
+    /// Certificates for tests and demos.
+    #[command(subcommand)]
+    Pki(PkiCommand),
+    /// Seal lifecycle and cluster status.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+    /// Customer keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Encrypt data under a key (input: --in FILE or stdin).
+    Encrypt(EncryptArgs),
+    /// Decrypt a base64 ciphertext (input: --in FILE or stdin).
+    Decrypt(DecryptArgs),
+}
+
+/// `tessera dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Number of node processes.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=9))]
+    pub nodes: u64,
+    /// Working directory (PKI, node data, env.sh, shares.json); an existing dev cluster there is
+    /// restarted and unsealed again.
+    #[arg(long, default_value = "tessera-dev")]
+    pub dir: PathBuf,
+    /// First API port; node i listens on P+i-1 (API) and P+100+i-1 (cluster).
+    #[arg(long, default_value_t = 7401)]
+    pub base_port: u16,
+    /// Output format of the start-up summary.
+    #[command(flatten)]
+    pub output: Output,
+}
+
+/// `tessera pki …`.
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// Create a node CA, a client CA, node certificates and an admin client certificate.
+    Init {
+        /// Directory to write into.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Number of node certificates (node1 … nodeN).
+        #[arg(long, default_value_t = 3)]
+        nodes: u64,
+        /// Extra host names or IPs for the node certificates.
+        #[arg(long)]
+        san: Vec<String>,
+        /// Output format.
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Issue another client certificate from the client CA in DIR.
+    IssueClient {
+        /// Directory holding the PKI.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The identity (certificate CN).
+        #[arg(long)]
+        name: String,
+        /// Output format.
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+/// `tessera operator …`.
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Initialise the cluster and print the unseal shares (shown once).
+    Init {
+        /// Number of shares.
+        #[arg(long, default_value_t = 5)]
+        shares: u32,
+        /// Shares needed to unseal.
+        #[arg(long, default_value_t = 3)]
+        threshold: u32,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Submit one unseal share to the node (SHARE, or read from stdin when omitted or "-").
+    Unseal {
+        /// The share.
+        share: Option<String>,
+        /// Discard the shares submitted so far instead.
+        #[arg(long, conflicts_with = "share")]
+        reset: bool,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Seal the node: it forgets its keys until unsealed again.
+    Seal {
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// The node's seal state, Raft role and the cluster members.
+    Status {
+        #[command(flatten)]
+        connect: Connect,
+    },
+}
+
+/// `tessera key …`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a key.
+    Create {
+        /// Unique name.
+        #[arg(long)]
+        name: String,
+        /// Key spec.
+        #[arg(long, default_value = "AES256_GCM")]
+        spec: String,
+        /// Description.
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Show a key (KEY: id, name or alias/NAME).
+    Describe {
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// List keys.
+    List {
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Add a new primary version.
+    Rotate {
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        connect: Connect,
+    },
+}
+
+/// `tessera encrypt`.
+#[derive(Debug, Args)]
+pub struct EncryptArgs {
+    /// The key: id, name or alias/NAME.
+    #[arg(long)]
+    pub key: String,
+    /// Encryption context pair k=v (repeatable); decrypt needs the same pairs.
+    #[arg(long = "context")]
+    pub context: Vec<String>,
+    /// Input file, or - for stdin.
+    #[arg(long = "in", default_value = "-")]
+    pub input: String,
+    #[command(flatten)]
+    pub connect: ConnectForKey,
+}
+
+/// `tessera decrypt`.
+#[derive(Debug, Args)]
+pub struct DecryptArgs {
+    /// Encryption context pair k=v (repeatable).
+    #[arg(long = "context")]
+    pub context: Vec<String>,
+    /// Input file with the base64 ciphertext, or - for stdin.
+    #[arg(long = "in", default_value = "-")]
+    pub input: String,
+    #[command(flatten)]
+    pub connect: Connect,
+}

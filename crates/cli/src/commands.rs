@@ -1,0 +1,40 @@
+//! The implementation of each command.
+
+pub mod crypto;
+pub mod dev;
+pub mod key;
+pub mod operator;
+pub mod pki;
+pub mod server;
+
+use anyhow::anyhow;
+use tessera_client::{Client, ClientConfig};
+
+use crate::cli::Connect;
+use crate::output::Failure;
+
+/// Builds a client from the connection flags.
+///
+/// # Errors
+/// [`Failure::Usage`] if a flag is missing or a file cannot be read.
+pub fn client(connect: &Connect) -> Result<Client, Failure> {
+    let missing = |flag: &str, env: &str| Failure::Usage(anyhow!("{flag} (or {env}) is required"));
+    if connect.addr.is_empty() {
+        return Err(missing("--addr", "TESSERA_ADDR"));
+    }
+    let ca = connect
+        .ca_cert
+        .as_deref()
+        .ok_or_else(|| missing("--ca-cert", "TESSERA_CA_CERT"))?;
+    let cert = connect
+        .cert
+        .as_deref()
+        .ok_or_else(|| missing("--cert", "TESSERA_CLIENT_CERT"))?;
+    let key = connect
+        .client_key
+        .as_deref()
+        .ok_or_else(|| missing("--key", "TESSERA_CLIENT_KEY"))?;
+    let config = ClientConfig::from_files(connect.addr.clone(), ca, cert, key)
+        .map_err(|e| Failure::Usage(e.into()))?;
+    Client::new(config).map_err(|e| Failure::Usage(e.into()))
+}

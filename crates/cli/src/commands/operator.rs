@@ -1,0 +1,140 @@
+//! `tessera operator init|unseal|seal|status`.
+
+use std::io::Read;
+
+use anyhow::anyhow;
+use serde_json::json;
+
+use crate::cli::{OperatorCommand, OutputFormat};
+use crate::commands::client;
+use crate::output::{print_json, Failure};
+
+/// Runs an operator command.
+///
+/// # Errors
+/// [`Failure`] with the exit status to use.
+pub async fn run(command: OperatorCommand) -> Result<(), Failure> {
+    match command {
+        OperatorCommand::Init {
+            shares,
+            threshold,
+            connect,
+        } => {
+            let reply = client(&connect)?.init(shares, threshold).await?;
+            match connect.output.format {
+                OutputFormat::Json => print_json(&json!({
+                    "shares": reply.shares,
+                    "threshold": reply.threshold,
+                })),
+                OutputFormat::Text => {
+                    for (i, share) in reply.shares.iter().enumerate() {
+                        println!("Unseal share {}: {share}", i + 1);
+                    }
+                    println!(
+                        "\nThe cluster is initialized. Any {} of these {} shares unseal a node.\n\
+                         They are shown once and stored nowhere: hand them to separate people now.",
+                        reply.threshold,
+                        reply.shares.len()
+                    );
+                }
+            }
+        }
+        OperatorCommand::Unseal {
+            share,
+            reset,
+            connect,
+        } => {
+            let client = client(&connect)?;
+            let reply = if reset {
+                client.unseal_reset().await?
+            } else {
+                let share = match share.as_deref() {
+                    Some(s) if s != "-" => zeroize::Zeroizing::new(s.to_owned()),
+                    _ => {
+                        let mut text = zeroize::Zeroizing::new(String::new());
+                        std::io::stdin().read_to_string(&mut text).map_err(|e| {
+                            Failure::Usage(anyhow!("cannot read the share from stdin: {e}"))
+                        })?;
+                        text
+                    }
+                };
+                client.unseal(share.trim()).await?
+            };
+            match connect.output.format {
+                OutputFormat::Json => print_json(&json!({
+                    "sealed": reply.sealed,
+                    "progress": reply.progress,
+                    "threshold": reply.threshold,
+                })),
+                OutputFormat::Text if reply.sealed => println!(
+                    "Sealed: unseal progress {}/{}",
+                    reply.progress, reply.threshold
+                ),
+                OutputFormat::Text => println!("Unsealed"),
+            }
+        }
+        OperatorCommand::Seal { connect } => {
+            let reply = client(&connect)?.seal().await?;
+            match connect.output.format {
+                OutputFormat::Json => print_json(&json!({"sealed": reply.sealed})),
+                OutputFormat::Text => println!("Sealed"),
+            }
+        }
+        OperatorCommand::Status { connect } => {
+            let s = client(&connect)?.status().await?;
+            match connect.output.format {
+                OutputFormat::Json => print_json(&json!({
+                    "node_id": s.node_id,
+                    "initialized": s.initialized,
+                    "sealed": s.sealed,
+                    "role": s.role,
+                    "leader_id": s.leader_id,
+                    "term": s.term,
+                    "applied_index": s.applied_index,
+                    "region": s.region,
+                    "zone": s.zone,
+                    "unseal_progress": s.unseal_progress,
+                    "unseal_threshold": s.unseal_threshold,
+                    "snapshot_index": s.snapshot_index,
+                    "purged_index": s.purged_index,
+                    "members": s.members.iter().map(|m| json!({
+                        "node_id": m.node_id,
+                        "api_addr": m.api_addr,
+                        "cluster_addr": m.cluster_addr,
+                        "region": m.region,
+                        "zone": m.zone,
+                        "role": m.role,
+                    })).collect::<Vec<_>>(),
+                })),
+                OutputFormat::Text => {
+                    println!("node_id:       {}", s.node_id);
+                    println!("initialized:   {}", s.initialized);
+                    if s.sealed && s.initialized {
+                        println!(
+                            "sealed:        true (unseal progress {}/{})",
+                            s.unseal_progress, s.unseal_threshold
+                        );
+                    } else {
+                        println!("sealed:        {}", s.sealed);
+                    }
+                    println!("role:          {}", s.role);
+                    println!(
+                        "leader_id:     {}",
+                        s.leader_id.map_or_else(|| "none".into(), |l| l.to_string())
+                    );
+                    println!("term:          {}", s.term);
+                    println!("applied_index: {}", s.applied_index);
+                    println!("region:        {}", s.region);
+                    println!("members:");
+                    for m in &s.members {
+                        println!(
+                            "  {:<4} {:<8} api={} cluster={} region={}",
+                            m.node_id, m.role, m.api_addr, m.cluster_addr, m.region
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

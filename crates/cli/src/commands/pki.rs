@@ -1,0 +1,51 @@
+//! `tessera pki init|issue-client`.
+
+use serde_json::json;
+
+use crate::cli::{OutputFormat, PkiCommand};
+use crate::output::{print_json, Failure};
+use crate::pki;
+
+/// Runs a PKI command.
+///
+/// # Errors
+/// [`Failure::Local`] if files cannot be written; [`Failure::Usage`] for invalid names.
+pub fn run(command: PkiCommand) -> Result<(), Failure> {
+    match command {
+        PkiCommand::Init {
+            dir,
+            nodes,
+            san,
+            output,
+        } => {
+            let created = pki::init(&dir, nodes, &san).map_err(Failure::Local)?;
+            match output.format {
+                OutputFormat::Json => print_json(&json!(created)),
+                OutputFormat::Text => {
+                    println!("node CA:      {}", created.ca_cert.display());
+                    println!("client CA:    {}", created.client_ca_cert.display());
+                    for node in &created.nodes {
+                        println!(
+                            "{:<13} {}",
+                            format!("{}:", node.identity),
+                            node.cert.display()
+                        );
+                    }
+                    println!("admin client: {}", created.admin.cert.display());
+                }
+            }
+        }
+        PkiCommand::IssueClient { dir, name, output } => {
+            let issued = pki::issue_client(&dir, &name).map_err(Failure::Usage)?;
+            match output.format {
+                OutputFormat::Json => print_json(&json!(issued)),
+                OutputFormat::Text => {
+                    println!("identity:    {}", issued.identity);
+                    println!("certificate: {}", issued.cert.display());
+                    println!("key:         {}", issued.key.display());
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! A throw-away PKI for development and tests: a node CA, a client CA, node certificates and
+//! client certificates.
+//!
+//! Two CAs keep the ports apart: the cluster port trusts only the node CA, so a client
+//! certificate is refused there at the handshake; the API port trusts only the client CA.
+//! Node certificates carry the subject CN `node-<id>`, which the cluster checks when a node
+//! joins. Private keys are written with mode 0600.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+
+/// Node CA certificate file name.
+pub const NODE_CA: &str = "ca.pem";
+/// Node CA key file name.
+pub const NODE_CA_KEY: &str = "ca-key.pem";
+/// Client CA certificate file name.
+pub const CLIENT_CA: &str = "client-ca.pem";
+/// Client CA key file name.
+pub const CLIENT_CA_KEY: &str = "client-ca-key.pem";
+/// Identity of the client certificate `pki init` issues.
+pub const ADMIN_IDENTITY: &str = "admin";
+
+/// Paths of one issued certificate.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Issued {
+    /// The identity (subject CN) in the certificate.
+    pub identity: String,
+    /// Certificate file.
+    pub cert: PathBuf,
+    /// Private key file.
+    pub key: PathBuf,
+}
+
+/// What `pki init` created.
+#[derive(Debug, serde::Serialize)]
+pub struct Pki {
+    /// Node CA certificate (what clients use as `--ca-cert`).
+    pub ca_cert: PathBuf,
+    /// Client CA certificate (what nodes use as `tls.client_ca`).
+    pub client_ca_cert: PathBuf,
+    /// Node certificates, node 1 first.
+    pub nodes: Vec<Issued>,
+    /// The admin client certificate.
+    pub admin: Issued,
+}
+
+fn ca_params(common_name: &str) -> Result<CertificateParams> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name = name(common_name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    Ok(params)
+}
+
+fn name(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "Tessera");
+    dn.push(DnType::CommonName, common_name);
+    dn
+}
+
+fn write_file(path: &Path, contents: &str, secret: bool) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(if secret { 0o600 } else { 0o644 });
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn issue(
+    dir: &Path,
+    file_stem: &str,
+    identity: &str,
+    sans: &[String],
+    server: bool,
+    issuer: &Issuer<'_, KeyPair>,
+) -> Result<Issued> {
+    let mut params = CertificateParams::new(sans.to_vec())?;
+    params.distinguished_name = name(identity);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = if server {
+        vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ]
+    } else {
+        vec![ExtendedKeyUsagePurpose::ClientAuth]
+    };
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, issuer)?;
+    let issued = Issued {
+        identity: identity.to_owned(),
+        cert: dir.join(format!("{file_stem}.pem")),
+        key: dir.join(format!("{file_stem}-key.pem")),
+    };
+    write_file(&issued.key, &key.serialize_pem(), true)?;
+    write_file(&issued.cert, &cert.pem(), false)?;
+    Ok(issued)
+}
+
+/// Creates the CAs, `nodes` node certificates (SANs: localhost, 127.0.0.1, ::1 and `extra_sans`)
+/// and the admin client certificate in `dir`. Refuses to overwrite an existing PKI.
+///
+/// # Errors
+/// If `dir` already holds a CA, or a file cannot be written.
+pub fn init(dir: &Path, nodes: u64, extra_sans: &[String]) -> Result<Pki> {
+    if nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if dir.join(NODE_CA).exists() || dir.join(CLIENT_CA).exists() {
+        bail!(
+            "{} already holds a PKI; refusing to overwrite it",
+            dir.display()
+        );
+    }
+    let node_ca_params = ca_params("Tessera node CA")?;
+    let node_ca_key = KeyPair::generate()?;
+    let node_ca = node_ca_params.self_signed(&node_ca_key)?;
+    write_file(&dir.join(NODE_CA_KEY), &node_ca_key.serialize_pem(), true)?;
+    write_file(&dir.join(NODE_CA), &node_ca.pem(), false)?;
+
+    let client_ca_params = ca_params("Tessera client CA")?;
+    let client_ca_key = KeyPair::generate()?;
+    let client_ca = client_ca_params.self_signed(&client_ca_key)?;
+    write_file(
+        &dir.join(CLIENT_CA_KEY),
+        &client_ca_key.serialize_pem(),
+        true,
+    )?;
+    write_file(&dir.join(CLIENT_CA), &client_ca.pem(), false)?;
+
+    let node_issuer = Issuer::new(node_ca_params, node_ca_key);
+    let client_issuer = Issuer::new(client_ca_params, client_ca_key);
+    let mut sans: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    sans.extend(extra_sans.iter().cloned());
+    let nodes = (1..=nodes)
+        .map(|id| {
+            issue(
+                dir,
+                &format!("node{id}"),
+                &format!("node-{id}"),
+                &sans,
+                true,
+                &node_issuer,
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let admin = issue(
+        dir,
+        ADMIN_IDENTITY,
+        ADMIN_IDENTITY,
+        &[],
+        false,
+        &client_issuer,
+    )?;
+    Ok(Pki {
+        ca_cert: dir.join(NODE_CA),
+        client_ca_cert: dir.join(CLIENT_CA),
+        nodes,
+        admin,
+    })
+}
+
+/// Issues a client certificate for `identity`, signed by the client CA in `dir`.
+///
+/// # Errors
+/// If the identity is not a safe file name, the CA cannot be read, or the files exist.
+pub fn issue_client(dir: &Path, identity: &str) -> Result<Issued> {
+    let valid = !identity.is_empty()
+        && identity.len() <= 64
+        && identity
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && !identity.starts_with('.');
+    if !valid {
+        bail!("--name must be 1..=64 of A-Z a-z 0-9 . _ - (and not start with '.')");
+    }
+    if identity == "ca" || identity == "client-ca" || identity.starts_with("node") {
+        bail!("--name {identity:?} would clash with the CA or node files");
+    }
+    let read = |file: &str| {
+        let path = dir.join(file);
+        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let key =
+        KeyPair::from_pem(&read(CLIENT_CA_KEY)?).context("client CA key is not a valid PEM key")?;
+    let issuer = Issuer::from_ca_cert_pem(&read(CLIENT_CA)?, key)
+        .context("client CA certificate is not valid PEM")?;
+    issue(dir, identity, identity, &[], false, &issuer)
+}

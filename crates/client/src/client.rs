@@ -1,0 +1,400 @@
+//! [`Client`]: typed calls to a Tessera cluster with failover across its nodes.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tessera_proto::v1 as pb;
+use tessera_proto::v1::crypto_client::CryptoClient;
+use tessera_proto::v1::keys_client::KeysClient;
+use tessera_proto::v1::system_client::SystemClient;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use zeroize::Zeroizing;
+
+use crate::error::Error;
+
+/// Where and how to connect.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// Node API endpoints, e.g. `https://127.0.0.1:7401`, in order of preference.
+    pub endpoints: Vec<String>,
+    /// PEM of the CA that signed the servers' certificates.
+    pub ca_cert_pem: Vec<u8>,
+    /// PEM of the client certificate.
+    pub cert_pem: Vec<u8>,
+    /// PEM of the client's private key.
+    pub key_pem: Zeroizing<Vec<u8>>,
+    /// Bound on establishing a connection to one node.
+    pub connect_timeout: Duration,
+    /// Bound on one call to one node.
+    pub request_timeout: Duration,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("endpoints", &self.endpoints)
+            .field("key_pem", &"REDACTED")
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientConfig {
+    /// A configuration reading the CA, certificate and key from PEM files.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if a file cannot be read, [`Error::Config`] if no endpoint is given.
+    pub fn from_files(
+        endpoints: Vec<String>,
+        ca_cert: &Path,
+        cert: &Path,
+        key: &Path,
+    ) -> Result<Self, Error> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| Error::Io {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        if endpoints.is_empty() {
+            return Err(Error::Config {
+                reason: "no endpoint given (set --addr or TESSERA_ADDR)".into(),
+            });
+        }
+        Ok(Self {
+            endpoints,
+            ca_cert_pem: read(ca_cert)?,
+            cert_pem: read(cert)?,
+            key_pem: Zeroizing::new(read(key)?),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+        })
+    }
+}
+
+struct Node {
+    endpoint: String,
+    channel: Channel,
+}
+
+/// A connection to a Tessera cluster.
+///
+/// Cluster-wide calls (keys, crypto) fail over to the next endpoint when a node is
+/// unreachable or cannot serve (`UNAVAILABLE`); writes carry a request id, so a retried write
+/// is applied once. Node-scoped calls (seal, unseal, status) go to the first endpoint only.
+pub struct Client {
+    nodes: Vec<Node>,
+    preferred: AtomicUsize,
+    request_timeout: Duration,
+}
+
+impl Client {
+    /// Prepares channels to every endpoint; connections are made on first use.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a malformed endpoint.
+    pub fn new(config: ClientConfig) -> Result<Self, Error> {
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&config.ca_cert_pem))
+            .identity(Identity::from_pem(
+                &config.cert_pem,
+                config.key_pem.as_slice(),
+            ));
+        let mut nodes = Vec::with_capacity(config.endpoints.len());
+        for endpoint in &config.endpoints {
+            let uri = if endpoint.contains("://") {
+                endpoint.clone()
+            } else {
+                format!("https://{endpoint}")
+            };
+            let bad = |e: tonic::transport::Error| Error::Config {
+                reason: format!("endpoint {endpoint:?}: {e}"),
+            };
+            let channel = Endpoint::from_shared(uri)
+                .map_err(bad)?
+                .tls_config(tls.clone())
+                .map_err(bad)?
+                .connect_timeout(config.connect_timeout)
+                .tcp_nodelay(true)
+                .connect_lazy();
+            nodes.push(Node {
+                endpoint: endpoint.clone(),
+                channel,
+            });
+        }
+        if nodes.is_empty() {
+            return Err(Error::Config {
+                reason: "no endpoint given".into(),
+            });
+        }
+        Ok(Self {
+            nodes,
+            preferred: AtomicUsize::new(0),
+            request_timeout: config.request_timeout,
+        })
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.request_timeout);
+        request
+    }
+
+    /// Calls the first endpoint only.
+    async fn on_first<T, F, Fut>(&self, call: F) -> Result<T, Error>
+    where
+        F: FnOnce(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let node = self.nodes.first().ok_or_else(|| Error::Config {
+            reason: "no endpoint given".into(),
+        })?;
+        call(node.channel.clone())
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| Error::from_status(&node.endpoint, s))
+    }
+
+    /// Calls the preferred endpoint, failing over through the others once.
+    async fn with_failover<T, F, Fut>(&self, call: F) -> Result<T, Error>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let start = self.preferred.load(Ordering::Relaxed);
+        let mut last = None;
+        for offset in 0..self.nodes.len() {
+            let index = (start + offset) % self.nodes.len();
+            let Some(node) = self.nodes.get(index) else {
+                continue;
+            };
+            match call(node.channel.clone()).await {
+                Ok(response) => {
+                    self.preferred.store(index, Ordering::Relaxed);
+                    return Ok(response.into_inner());
+                }
+                Err(status) => {
+                    let error = Error::from_status(&node.endpoint, status);
+                    if !error.is_failover() {
+                        return Err(error);
+                    }
+                    last = Some(error);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Config {
+            reason: "no endpoint given".into(),
+        }))
+    }
+
+    /// This node's status.
+    ///
+    /// # Errors
+    /// [`Error`] from the first endpoint.
+    pub async fn status(&self) -> Result<pb::StatusResponse, Error> {
+        let req = self.request(pb::StatusRequest {});
+        self.on_first(|c| async move { SystemClient::new(c).status(req).await })
+            .await
+    }
+
+    /// Initialises the cluster; returns the unseal shares (shown once).
+    ///
+    /// # Errors
+    /// [`Error`]; `FAILED_PRECONDITION` if already initialised.
+    pub async fn init(&self, shares: u32, threshold: u32) -> Result<pb::InitResponse, Error> {
+        let req = self.request(pb::InitRequest {
+            shares,
+            threshold,
+            request_id: new_request_id(),
+        });
+        self.on_first(|c| async move { SystemClient::new(c).init(req).await })
+            .await
+    }
+
+    /// Submits one unseal share to the first endpoint's node.
+    ///
+    /// # Errors
+    /// [`Error`]; a wrong share combination resets progress.
+    pub async fn unseal(&self, share: &str) -> Result<pb::UnsealResponse, Error> {
+        let req = self.request(pb::UnsealRequest {
+            share: share.to_owned(),
+            reset: false,
+        });
+        self.on_first(|c| async move { SystemClient::new(c).unseal(req).await })
+            .await
+    }
+
+    /// Discards the unseal progress of the first endpoint's node.
+    ///
+    /// # Errors
+    /// [`Error`] from the node.
+    pub async fn unseal_reset(&self) -> Result<pb::UnsealResponse, Error> {
+        let req = self.request(pb::UnsealRequest {
+            share: String::new(),
+            reset: true,
+        });
+        self.on_first(|c| async move { SystemClient::new(c).unseal(req).await })
+            .await
+    }
+
+    /// Seals the first endpoint's node.
+    ///
+    /// # Errors
+    /// [`Error`] from the node.
+    pub async fn seal(&self) -> Result<pb::SealResponse, Error> {
+        let req = self.request(pb::SealRequest {});
+        self.on_first(|c| async move { SystemClient::new(c).seal(req).await })
+            .await
+    }
+
+    /// Creates a key.
+    ///
+    /// # Errors
+    /// [`Error`]; `ALREADY_EXISTS` if the name is taken.
+    pub async fn create_key(
+        &self,
+        name: &str,
+        spec: &str,
+        description: &str,
+    ) -> Result<pb::Key, Error> {
+        self.create_key_with_id(name, spec, description, &new_request_id())
+            .await
+    }
+
+    /// Creates a key with an explicit request id: a repeat with the same id and arguments
+    /// returns the first result and creates nothing.
+    ///
+    /// # Errors
+    /// [`Error`]; `INVALID_ARGUMENT` if the id was used for different arguments.
+    pub async fn create_key_with_id(
+        &self,
+        name: &str,
+        spec: &str,
+        description: &str,
+        request_id: &str,
+    ) -> Result<pb::Key, Error> {
+        let message = pb::CreateKeyRequest {
+            name: name.to_owned(),
+            spec: spec.to_owned(),
+            description: description.to_owned(),
+            request_id: request_id.to_owned(),
+        };
+        let response = self
+            .with_failover(|c| {
+                let req = self.request(message.clone());
+                async move { KeysClient::new(c).create_key(req).await }
+            })
+            .await?;
+        response.key.ok_or_else(missing_key)
+    }
+
+    /// Describes a key by id, name or `alias/NAME`.
+    ///
+    /// # Errors
+    /// [`Error`]; `NOT_FOUND` for an unknown key.
+    pub async fn describe_key(&self, key: &str) -> Result<pb::Key, Error> {
+        let message = pb::DescribeKeyRequest {
+            key: key.to_owned(),
+        };
+        let response = self
+            .with_failover(|c| {
+                let req = self.request(message.clone());
+                async move { KeysClient::new(c).describe_key(req).await }
+            })
+            .await?;
+        response.key.ok_or_else(missing_key)
+    }
+
+    /// Lists all keys.
+    ///
+    /// # Errors
+    /// [`Error`] from the cluster.
+    pub async fn list_keys(&self) -> Result<Vec<pb::Key>, Error> {
+        let response = self
+            .with_failover(|c| {
+                let req = self.request(pb::ListKeysRequest {});
+                async move { KeysClient::new(c).list_keys(req).await }
+            })
+            .await?;
+        Ok(response.keys)
+    }
+
+    /// Adds a new primary version to a key.
+    ///
+    /// # Errors
+    /// [`Error`]; `NOT_FOUND` for an unknown key.
+    pub async fn rotate_key(&self, key: &str) -> Result<pb::Key, Error> {
+        let message = pb::RotateKeyRequest {
+            key: key.to_owned(),
+            request_id: new_request_id(),
+        };
+        let response = self
+            .with_failover(|c| {
+                let req = self.request(message.clone());
+                async move { KeysClient::new(c).rotate_key(req).await }
+            })
+            .await?;
+        response.key.ok_or_else(missing_key)
+    }
+
+    /// Encrypts `plaintext` under `key`'s primary version, binding `context`.
+    ///
+    /// # Errors
+    /// [`Error`]; `INVALID_ARGUMENT` for empty or oversized input.
+    pub async fn encrypt(
+        &self,
+        key: &str,
+        plaintext: &[u8],
+        context: &BTreeMap<String, String>,
+    ) -> Result<pb::EncryptResponse, Error> {
+        let message = pb::EncryptRequest {
+            key: key.to_owned(),
+            plaintext: plaintext.to_vec(),
+            context: context.clone(),
+        };
+        self.with_failover(|c| {
+            let req = self.request(message.clone());
+            async move { CryptoClient::new(c).encrypt(req).await }
+        })
+        .await
+    }
+
+    /// Decrypts a ciphertext; `context` must equal the one used to encrypt.
+    ///
+    /// # Errors
+    /// [`Error`]; `INVALID_ARGUMENT` for a tampered ciphertext or wrong context.
+    pub async fn decrypt(
+        &self,
+        ciphertext: &[u8],
+        context: &BTreeMap<String, String>,
+    ) -> Result<pb::DecryptResponse, Error> {
+        let message = pb::DecryptRequest {
+            ciphertext: ciphertext.to_vec(),
+            context: context.clone(),
+        };
+        self.with_failover(|c| {
+            let req = self.request(message.clone());
+            async move { CryptoClient::new(c).decrypt(req).await }
+        })
+        .await
+    }
+}
+
+fn missing_key() -> Error {
+    Error::Status {
+        code: tonic::Code::Internal,
+        message: "the server answered without a key".into(),
+        tessera_code: None,
+    }
+}
+
+/// A fresh random request id (a UUID-shaped hex string).
+pub fn new_request_id() -> String {
+    use tessera_crypto::rand_core::Rng;
+    let mut bytes = [0u8; 16];
+    tessera_crypto::os_rng().fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("req-{hex}")
+}

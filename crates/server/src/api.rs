@@ -1,0 +1,38 @@
+//! The public gRPC services of the API port.
+
+pub mod crypto;
+pub mod keys;
+pub mod system;
+
+use tessera_proto::v1 as pb;
+use tessera_state::KeyMetadata;
+
+/// The caller's identity from its client certificate (URI SAN, else CN).
+pub(crate) fn caller<T>(request: &tonic::Request<T>) -> String {
+    tessera_raft::tls::peer_identity(request).unwrap_or_else(|| "unknown".into())
+}
+
+/// The API view of a key.
+pub(crate) fn key_to_proto(meta: &KeyMetadata) -> pb::Key {
+    pb::Key {
+        key_id: meta.key_id.to_string(),
+        name: meta.name.to_string(),
+        spec: meta.spec.name().into(),
+        usage: meta.usage.name().into(),
+        state: meta.state.name().into(),
+        primary_version: meta.primary_version,
+        versions: meta
+            .versions
+            .iter()
+            .map(|v| pb::KeyVersion {
+                version: v.version,
+                state: v.state.name().into(),
+                created_at_ms: v.created_at_ms,
+            })
+            .collect(),
+        aliases: Vec::new(),
+        description: meta.description.clone(),
+        created_at_ms: meta.created_at_ms,
+        created_by: meta.created_by.clone(),
+    }
+}

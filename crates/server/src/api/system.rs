@@ -1,0 +1,228 @@
+//! `tessera.v1.System`: init, unseal, seal, status.
+
+use std::sync::Arc;
+
+use tessera_crypto::{root, UnsealShare};
+use tessera_proto::v1 as pb;
+use tessera_proto::v1::system_server::System;
+use tessera_state::{Command, Request, SealConfig};
+use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
+
+use crate::error::ApiError;
+use crate::node::{fingerprint, now_ms, request_id, Node};
+
+/// Most shares an unseal key can be split into (Shamir over GF(256)).
+pub const MAX_SHARES: u32 = 255;
+
+/// Implements `tessera.v1.System`.
+pub struct SystemService {
+    node: Arc<Node>,
+}
+
+impl SystemService {
+    /// A service over `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+
+    async fn init(&self, req: pb::InitRequest) -> Result<pb::InitResponse, ApiError> {
+        if req.shares == 0 || req.shares > MAX_SHARES {
+            return Err(ApiError::invalid(
+                "shares",
+                format!("must be 1..={MAX_SHARES}, got {}", req.shares),
+            ));
+        }
+        if req.threshold == 0 || req.threshold > req.shares {
+            return Err(ApiError::invalid(
+                "threshold",
+                format!(
+                    "must be 1..={} (the number of shares), got {}",
+                    req.shares, req.threshold
+                ),
+            ));
+        }
+        if req.threshold == 1 && req.shares > 1 {
+            return Err(ApiError::invalid(
+                "threshold",
+                "a threshold of 1 with several shares would make every share the whole unseal key; use at least 2",
+            ));
+        }
+        if self.node.raft().shared().read().state.is_initialized() {
+            return Err(ApiError::Rejected(
+                tessera_state::ApplyError::AlreadyInitialized,
+            ));
+        }
+        let request_id = request_id(&req.request_id)?;
+        let fp = fingerprint(
+            "System/Init",
+            &pb::InitRequest {
+                request_id: String::new(),
+                ..req.clone()
+            },
+        );
+        // Both are checked against MAX_SHARES above.
+        let shares = u8::try_from(req.shares).map_err(|_| ApiError::Internal("share count"))?;
+        let threshold = u8::try_from(req.threshold).map_err(|_| ApiError::Internal("threshold"))?;
+        let material = root::initialize(shares, threshold, &mut tessera_crypto::os_rng())
+            .map_err(|e| ApiError::invalid("shares", e))?;
+        let sealed_root_key = material.sealed_root_key.clone();
+        let command = Command::InitSeal(SealConfig {
+            shares,
+            threshold,
+            sealed_root_key: material.sealed_root_key,
+            sealed_keyring: material.sealed_keyring,
+            initialized_at_ms: now_ms(),
+        });
+        self.node
+            .propose(Request {
+                request_id,
+                fingerprint: fp,
+                command,
+            })
+            .await?;
+        // A retried request id returns the first result; only the attempt whose material was
+        // stored may hand out shares.
+        let stored_is_ours = self
+            .node
+            .raft()
+            .shared()
+            .read()
+            .state
+            .seal_config()
+            .is_some_and(|c| c.sealed_root_key == sealed_root_key);
+        if !stored_is_ours {
+            return Err(ApiError::Rejected(
+                tessera_state::ApplyError::AlreadyInitialized,
+            ));
+        }
+        Ok(pb::InitResponse {
+            shares: material
+                .shares
+                .iter()
+                .map(|s| s.encode().to_string())
+                .collect(),
+            threshold: req.threshold,
+        })
+    }
+
+    fn unseal(&self, req: &pb::UnsealRequest) -> Result<pb::UnsealResponse, ApiError> {
+        let config = self
+            .node
+            .raft()
+            .shared()
+            .read()
+            .state
+            .seal_config()
+            .cloned()
+            .ok_or(ApiError::NotInitialized)?;
+        let threshold = u32::from(config.threshold);
+        if req.reset {
+            self.node.seal().reset();
+        } else {
+            let share =
+                UnsealShare::decode(req.share.trim()).map_err(|e| ApiError::invalid("share", e))?;
+            self.node.seal().submit(share, &config)?;
+        }
+        let status = self.node.seal().status();
+        Ok(pb::UnsealResponse {
+            sealed: status.sealed,
+            progress: status.progress,
+            threshold,
+        })
+    }
+
+    fn status(&self) -> pb::StatusResponse {
+        let raft = self.node.raft();
+        let metrics = raft.metrics();
+        let (initialized, threshold) = {
+            let applied = raft.shared().read();
+            let config = applied.state.seal_config();
+            (
+                config.is_some(),
+                config.map_or(0, |c| u32::from(c.threshold)),
+            )
+        };
+        let membership = metrics.membership_config.membership();
+        let members = membership
+            .nodes()
+            .map(|(id, info)| pb::Member {
+                node_id: *id,
+                api_addr: info.api_addr.clone(),
+                cluster_addr: info.cluster_addr.clone(),
+                region: info.region.clone(),
+                zone: info.zone.clone(),
+                role: if membership.voter_ids().any(|v| v == *id) {
+                    "voter".into()
+                } else {
+                    "learner".into()
+                },
+            })
+            .collect();
+        let seal = self.node.seal().status();
+        pb::StatusResponse {
+            node_id: raft.id(),
+            initialized,
+            sealed: seal.sealed,
+            role: tessera_raft::role_name(metrics.state).into(),
+            leader_id: metrics.current_leader,
+            term: metrics.current_term,
+            applied_index: metrics.last_applied.map_or(0, |l| l.index),
+            region: raft.info().region.clone(),
+            zone: raft.info().zone.clone(),
+            members,
+            unseal_progress: seal.progress,
+            unseal_threshold: threshold,
+            snapshot_index: metrics.snapshot.map_or(0, |l| l.index),
+            purged_index: metrics.purged.map_or(0, |l| l.index),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl System for SystemService {
+    async fn init(
+        &self,
+        request: GrpcRequest<pb::InitRequest>,
+    ) -> Result<GrpcResponse<pb::InitResponse>, Status> {
+        let response = self.init(request.into_inner()).await?;
+        tracing::info!(
+            shares = response.shares.len(),
+            threshold = response.threshold,
+            "cluster initialized"
+        );
+        Ok(GrpcResponse::new(response))
+    }
+
+    async fn unseal(
+        &self,
+        request: GrpcRequest<pb::UnsealRequest>,
+    ) -> Result<GrpcResponse<pb::UnsealResponse>, Status> {
+        let result = self.unseal(request.get_ref());
+        match &result {
+            Ok(r) if !r.sealed => tracing::info!("node unsealed"),
+            Ok(r) => tracing::info!(
+                progress = r.progress,
+                threshold = r.threshold,
+                "unseal progress"
+            ),
+            Err(e) => tracing::warn!(error = %e, "unseal attempt failed"),
+        }
+        Ok(GrpcResponse::new(result?))
+    }
+
+    async fn seal(
+        &self,
+        _request: GrpcRequest<pb::SealRequest>,
+    ) -> Result<GrpcResponse<pb::SealResponse>, Status> {
+        self.node.seal().seal();
+        tracing::info!("node sealed by request");
+        Ok(GrpcResponse::new(pb::SealResponse { sealed: true }))
+    }
+
+    async fn status(
+        &self,
+        _request: GrpcRequest<pb::StatusRequest>,
+    ) -> Result<GrpcResponse<pb::StatusResponse>, Status> {
+        Ok(GrpcResponse::new(self.status()))
+    }
+}

@@ -1,0 +1,326 @@
+//! The node's TOML configuration file.
+//!
+//! Unknown keys are errors (a typo must not silently fall back to a default). Relative paths
+//! are resolved against the directory of the configuration file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tessera_raft::RaftSettings;
+
+/// Failure to load a configuration file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML error (names the line and key).
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A value is out of range or inconsistent with another.
+    #[error("invalid config {path}: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A node's configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Unique, non-zero node id.
+    pub node_id: u64,
+    /// Directory for the node's database and runtime files.
+    pub data_dir: PathBuf,
+    /// Region label.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Zone label.
+    #[serde(default)]
+    pub zone: String,
+    /// The client-facing API port.
+    pub api: Listener,
+    /// The node-to-node port.
+    pub cluster: ClusterSection,
+    /// Certificates and keys.
+    pub tls: TlsSection,
+    /// Raft timing.
+    #[serde(default)]
+    pub raft: RaftSection,
+}
+
+/// A listening socket and the address others should use to reach it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// Address to bind, e.g. `127.0.0.1:7401` (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Address to advertise; defaults to the bound address (required when binding a
+    /// wildcard address).
+    #[serde(default)]
+    pub advertise: Option<String>,
+}
+
+/// The cluster port and how this node enters the cluster.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// Address to advertise to peers.
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// Start a new one-node cluster if this node has no Raft state yet.
+    #[serde(default)]
+    pub bootstrap: bool,
+    /// Cluster addresses of existing members to ask for admission if this node has no Raft
+    /// state yet.
+    #[serde(default)]
+    pub join: Vec<String>,
+}
+
+/// TLS files. The node certificate serves both ports and authenticates this node to peers.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// CA of node certificates: the only CA the cluster port trusts.
+    pub node_ca: PathBuf,
+    /// This node's certificate.
+    pub node_cert: PathBuf,
+    /// This node's private key.
+    pub node_key: PathBuf,
+    /// CA of client certificates: the only CA the API port trusts.
+    pub client_ca: PathBuf,
+}
+
+/// Raft timing, in milliseconds.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftSection {
+    /// Leader heartbeat interval.
+    pub heartbeat_ms: u64,
+    /// Lower bound of the election timeout.
+    pub election_timeout_min_ms: u64,
+    /// Upper bound of the election timeout.
+    pub election_timeout_max_ms: u64,
+    /// Follower lease window (shorter than the minimum election timeout).
+    pub lease_ms: u64,
+    /// Entries between snapshots.
+    pub snapshot_after_logs: u64,
+    /// Entries kept behind a snapshot.
+    pub logs_kept_after_snapshot: u64,
+    /// How long a write may wait for commit.
+    pub write_timeout_ms: u64,
+}
+
+impl Default for RaftSection {
+    fn default() -> Self {
+        let d = RaftSettings::default();
+        Self {
+            heartbeat_ms: millis(d.heartbeat),
+            election_timeout_min_ms: millis(d.election_timeout_min),
+            election_timeout_max_ms: millis(d.election_timeout_max),
+            lease_ms: millis(d.lease),
+            snapshot_after_logs: d.snapshot_after_logs,
+            logs_kept_after_snapshot: d.logs_kept_after_snapshot,
+            write_timeout_ms: millis(d.write_timeout),
+        }
+    }
+}
+
+impl RaftSection {
+    /// The settings for the Raft layer.
+    pub fn settings(&self) -> RaftSettings {
+        RaftSettings {
+            heartbeat: Duration::from_millis(self.heartbeat_ms),
+            election_timeout_min: Duration::from_millis(self.election_timeout_min_ms),
+            election_timeout_max: Duration::from_millis(self.election_timeout_max_ms),
+            lease: Duration::from_millis(self.lease_ms),
+            snapshot_after_logs: self.snapshot_after_logs,
+            logs_kept_after_snapshot: self.logs_kept_after_snapshot,
+            write_timeout: Duration::from_millis(self.write_timeout_ms),
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn default_region() -> String {
+    "local".into()
+}
+
+impl ServerConfig {
+    /// Reads, parses and validates a configuration file.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and the problem.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates configuration text read from `path`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and the problem.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut config: Self = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        config.resolve_paths(base);
+        config.validate().map_err(|reason| ConfigError::Invalid {
+            path: path.to_owned(),
+            reason,
+        })?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        for p in [
+            &mut self.data_dir,
+            &mut self.tls.node_ca,
+            &mut self.tls.node_cert,
+            &mut self.tls.node_key,
+            &mut self.tls.client_ca,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.node_id == 0 {
+            return Err("node_id must be at least 1".into());
+        }
+        if self.cluster.bootstrap && !self.cluster.join.is_empty() {
+            return Err("cluster.bootstrap and cluster.join are mutually exclusive".into());
+        }
+        for (name, listener, advertise) in [
+            ("api", self.api.listen, &self.api.advertise),
+            ("cluster", self.cluster.listen, &self.cluster.advertise),
+        ] {
+            if listener.ip().is_unspecified() && advertise.is_none() {
+                return Err(format!(
+                    "{name}.listen binds a wildcard address; set {name}.advertise to the address peers and clients should use"
+                ));
+            }
+        }
+        let r = &self.raft;
+        if r.heartbeat_ms == 0 {
+            return Err("raft.heartbeat_ms must be positive".into());
+        }
+        if r.election_timeout_min_ms <= r.heartbeat_ms {
+            return Err("raft.election_timeout_min_ms must exceed raft.heartbeat_ms".into());
+        }
+        if r.election_timeout_max_ms <= r.election_timeout_min_ms {
+            return Err(
+                "raft.election_timeout_max_ms must exceed raft.election_timeout_min_ms".into(),
+            );
+        }
+        if r.lease_ms == 0 || r.lease_ms >= r.election_timeout_min_ms {
+            return Err(
+                "raft.lease_ms must be positive and shorter than raft.election_timeout_min_ms"
+                    .into(),
+            );
+        }
+        if r.snapshot_after_logs == 0 {
+            return Err("raft.snapshot_after_logs must be positive".into());
+        }
+        if r.write_timeout_ms == 0 {
+            return Err("raft.write_timeout_ms must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+node_id = 1
+data_dir = "data"
+[api]
+listen = "127.0.0.1:7401"
+[cluster]
+listen = "127.0.0.1:7501"
+bootstrap = true
+[tls]
+node_ca = "pki/ca.pem"
+node_cert = "pki/node1.pem"
+node_key = "pki/node1-key.pem"
+client_ca = "pki/client-ca.pem"
+"#;
+
+    #[test]
+    fn minimal_config_gets_defaults_and_resolved_paths() {
+        let c = ServerConfig::parse(MINIMAL, Path::new("/etc/tessera/node.toml")).unwrap();
+        assert_eq!(c.data_dir, Path::new("/etc/tessera/data"));
+        assert_eq!(c.tls.node_ca, Path::new("/etc/tessera/pki/ca.pem"));
+        assert_eq!(c.region, "local");
+        assert_eq!(c.raft.lease_ms, 1200);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let text = MINIMAL.replace("node_id = 1", "node_id = 1\nnode_idd = 2");
+        let err = ServerConfig::parse(&text, Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("node_idd"), "{err}");
+    }
+
+    #[test]
+    fn inconsistent_values_are_rejected_with_reasons() {
+        for (from, to, needle) in [
+            ("node_id = 1", "node_id = 0", "node_id"),
+            (
+                "bootstrap = true",
+                "bootstrap = true\njoin = [\"x:1\"]",
+                "mutually exclusive",
+            ),
+            (
+                "listen = \"127.0.0.1:7401\"",
+                "listen = \"0.0.0.0:7401\"",
+                "api.advertise",
+            ),
+        ] {
+            let text = MINIMAL.replace(from, to);
+            let err = ServerConfig::parse(&text, Path::new("x.toml")).unwrap_err();
+            assert!(err.to_string().contains(needle), "{err}");
+        }
+        let text = format!("{MINIMAL}[raft]\nlease_ms = 5000\n");
+        let err = ServerConfig::parse(&text, Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("lease_ms"), "{err}");
+    }
+
+    #[test]
+    fn garbage_is_a_parse_error() {
+        let err = ServerConfig::parse("node_id = [", Path::new("x.toml")).unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { .. }));
+    }
+}

@@ -1,0 +1,178 @@
+//! Every error the API can return, and the one table that maps each to a gRPC status.
+//!
+//! Each variant has a stable machine-readable code, sent in the `tessera-error` response
+//! metadata beside the gRPC status, so clients can tell e.g. a sealed node from a missing
+//! lease without parsing messages. Messages name the problem and what to do; they never carry
+//! key material or plaintext.
+
+use tessera_raft::{LeaseState, ProposeError, ReadIndexError};
+use tessera_state::ApplyError;
+use tonic::{Code, Status};
+
+use crate::seal::SealError;
+
+/// Metadata key carrying [`ApiError::code_name`].
+pub const ERROR_CODE_METADATA: &str = "tessera-error";
+
+/// An API failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The node is sealed.
+    #[error("this node is sealed: unseal it with `tessera operator unseal` before using keys")]
+    Sealed,
+    /// The cluster has no seal configuration (or this node has not received it yet).
+    #[error("the cluster is not initialized (or this node has not caught up yet): run `tessera operator init`")]
+    NotInitialized,
+    /// The node may not serve from its own state now (partitioned, or an election is on).
+    #[error("this node cannot serve right now: {0}; retry, or use another node")]
+    NoLease(LeaseProblem),
+    /// A request field is invalid.
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// No key matches the reference.
+    #[error("key {key} not found")]
+    KeyNotFound {
+        /// The reference as given.
+        key: String,
+    },
+    /// The key exists but not that version.
+    #[error("key {key_id} has no version {version}")]
+    VersionNotFound {
+        /// The key.
+        key_id: String,
+        /// The version.
+        version: u32,
+    },
+    /// Authentication of a ciphertext failed (tampered, truncated body, wrong key or context).
+    #[error("the ciphertext cannot be decrypted: it was modified, or the encryption context differs from the one used to encrypt it")]
+    Undecryptable,
+    /// The replicated state machine refused the command.
+    #[error("{0}")]
+    Rejected(ApplyError),
+    /// The write could not be completed through Raft.
+    #[error("{0}")]
+    Propose(#[from] ProposeError),
+    /// A linearizable read could not be confirmed.
+    #[error("{0}")]
+    ReadIndex(#[from] ReadIndexError),
+    /// An unseal step failed.
+    #[error("{0}")]
+    Seal(#[from] SealError),
+    /// A server-side invariant broke; the message names it and carries no secret.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+/// Why the lease does not hold.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseProblem(pub LeaseState);
+
+impl std::fmt::Display for LeaseProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            LeaseState::Valid => f.write_str("lease valid"),
+            LeaseState::Expired => {
+                f.write_str("no contact with a Raft leader within the lease window")
+            }
+            LeaseState::CatchingUp {
+                applied,
+                commit_index,
+            } => write!(
+                f,
+                "still applying the leader's log (applied {applied} of {commit_index})"
+            ),
+        }
+    }
+}
+
+impl ApiError {
+    /// An invalid-argument error.
+    pub fn invalid(field: &'static str, reason: impl std::fmt::Display) -> Self {
+        Self::InvalidArgument {
+            field,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The gRPC code and stable Tessera code of this error.
+    pub fn codes(&self) -> (Code, &'static str) {
+        match self {
+            Self::Sealed => (Code::FailedPrecondition, "SEALED"),
+            Self::NotInitialized => (Code::FailedPrecondition, "NOT_INITIALIZED"),
+            Self::NoLease(_) => (Code::Unavailable, "NO_LEASE"),
+            Self::InvalidArgument { .. } => (Code::InvalidArgument, "INVALID_ARGUMENT"),
+            Self::KeyNotFound { .. } => (Code::NotFound, "KEY_NOT_FOUND"),
+            Self::VersionNotFound { .. } => (Code::NotFound, "VERSION_NOT_FOUND"),
+            Self::Undecryptable => (Code::InvalidArgument, "UNDECRYPTABLE"),
+            Self::Rejected(e) => match e {
+                ApplyError::AlreadyInitialized => (Code::FailedPrecondition, "ALREADY_INITIALIZED"),
+                ApplyError::NotInitialized => (Code::FailedPrecondition, "NOT_INITIALIZED"),
+                ApplyError::InvalidSealConfig { .. } => {
+                    (Code::InvalidArgument, "INVALID_SEAL_CONFIG")
+                }
+                ApplyError::KeyNameTaken { .. } => (Code::AlreadyExists, "KEY_NAME_TAKEN"),
+                ApplyError::KeyIdTaken { .. } => (Code::Aborted, "KEY_ID_COLLISION"),
+                ApplyError::KeyNotFound { .. } => (Code::NotFound, "KEY_NOT_FOUND"),
+                ApplyError::VersionConflict { .. } => (Code::Aborted, "VERSION_CONFLICT"),
+                ApplyError::RequestIdReused { .. } => (Code::InvalidArgument, "REQUEST_ID_REUSED"),
+            },
+            Self::Propose(e) => match e {
+                ProposeError::NoLeader { .. } => (Code::Unavailable, "NO_LEADER"),
+                ProposeError::Unknown => (Code::Unavailable, "WRITE_OUTCOME_UNKNOWN"),
+                _ => (Code::Internal, "RAFT_STOPPED"),
+            },
+            Self::ReadIndex(_) => (Code::Unavailable, "NO_READ_INDEX"),
+            Self::Seal(e) => match e {
+                SealError::DuplicateShare { .. } => (Code::InvalidArgument, "DUPLICATE_SHARE"),
+                SealError::ConflictingShare { .. } => (Code::InvalidArgument, "CONFLICTING_SHARE"),
+                SealError::WrongShares { .. } => (Code::InvalidArgument, "WRONG_SHARES"),
+                _ => (Code::DataLoss, "CORRUPT_SEAL"),
+            },
+            Self::Internal(_) => (Code::Internal, "INTERNAL"),
+        }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Self {
+        let (code, name) = e.codes();
+        let mut status = Status::new(code, e.to_string());
+        status.metadata_mut().insert(
+            ERROR_CODE_METADATA,
+            tonic::metadata::MetadataValue::from_static(name),
+        );
+        status
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_carries_code_message_and_metadata() {
+        let status = Status::from(ApiError::Sealed);
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert!(status.message().contains("sealed"));
+        assert_eq!(
+            status.metadata().get(ERROR_CODE_METADATA).unwrap(),
+            "SEALED"
+        );
+    }
+
+    #[test]
+    fn lease_problems_are_explained() {
+        let e = ApiError::NoLease(LeaseProblem(LeaseState::CatchingUp {
+            applied: 3,
+            commit_index: 9,
+        }));
+        assert_eq!(e.codes().0, Code::Unavailable);
+        assert!(e.to_string().contains("applied 3 of 9"), "{e}");
+    }
+}

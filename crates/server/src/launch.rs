@@ -1,0 +1,230 @@
+//! Starting and stopping a node process: bind both ports, start Raft, serve the API, enter
+//! the cluster (bootstrap or join), publish the bound addresses, and shut down cleanly.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use tessera_proto::v1::crypto_server::CryptoServer;
+use tessera_proto::v1::keys_server::KeysServer;
+use tessera_proto::v1::system_server::SystemServer;
+use tessera_raft::tls::{self, TlsFiles, TlsIncoming};
+use tessera_raft::{NodeConfig, NodeInfo, RaftNode, StartError};
+use tokio::net::TcpListener;
+
+use crate::api::crypto::CryptoService;
+use crate::api::keys::KeysService;
+use crate::api::system::SystemService;
+use crate::config::ServerConfig;
+use crate::node::Node;
+
+/// Name of the file, in the data directory, where a running node publishes its addresses.
+pub const ADDRESSES_FILE: &str = "addresses.json";
+
+/// Failure to start a node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LaunchError {
+    /// The data directory cannot be created or written.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A port cannot be bound.
+    #[error("cannot listen on {addr} ({port} port): {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Which port.
+        port: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TLS material is unusable.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// Raft could not start.
+    #[error(transparent)]
+    Raft(#[from] StartError),
+}
+
+/// The addresses a running node publishes in [`ADDRESSES_FILE`].
+#[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Addresses {
+    /// Bound API address.
+    pub api: SocketAddr,
+    /// Bound cluster address.
+    pub cluster: SocketAddr,
+    /// Process id.
+    pub pid: u32,
+}
+
+async fn bind(addr: SocketAddr, port: &'static str) -> Result<TcpListener, LaunchError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| LaunchError::Bind { addr, port, source })
+}
+
+fn create_data_dir(path: &Path) -> Result<(), LaunchError> {
+    let err = |source| LaunchError::DataDir {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(path).map_err(err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    }
+    Ok(())
+}
+
+fn write_addresses(data_dir: &Path, addresses: &Addresses) -> Result<(), LaunchError> {
+    let err = |source| LaunchError::DataDir {
+        path: data_dir.to_owned(),
+        source,
+    };
+    let json = serde_json::to_vec_pretty(addresses).map_err(|e| err(std::io::Error::other(e)))?;
+    let tmp = data_dir.join(format!("{ADDRESSES_FILE}.tmp"));
+    std::fs::write(&tmp, json).map_err(err)?;
+    std::fs::rename(&tmp, data_dir.join(ADDRESSES_FILE)).map_err(err)
+}
+
+/// Runs a node until `shutdown` resolves.
+///
+/// # Errors
+/// [`LaunchError`] if the node cannot start.
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), LaunchError> {
+    tls::install_crypto_provider();
+    create_data_dir(&config.data_dir)?;
+    let stale = config.data_dir.join(ADDRESSES_FILE);
+    if stale.exists() {
+        std::fs::remove_file(&stale).map_err(|source| LaunchError::DataDir {
+            path: stale.clone(),
+            source,
+        })?;
+    }
+    let api_listener = bind(config.api.listen, "api").await?;
+    let cluster_listener = bind(config.cluster.listen, "cluster").await?;
+    let api_addr = api_listener
+        .local_addr()
+        .map_err(|source| LaunchError::Bind {
+            addr: config.api.listen,
+            port: "api",
+            source,
+        })?;
+    let cluster_addr = cluster_listener
+        .local_addr()
+        .map_err(|source| LaunchError::Bind {
+            addr: config.cluster.listen,
+            port: "cluster",
+            source,
+        })?;
+    let info = NodeInfo {
+        api_addr: config
+            .api
+            .advertise
+            .clone()
+            .unwrap_or_else(|| api_addr.to_string()),
+        cluster_addr: config
+            .cluster
+            .advertise
+            .clone()
+            .unwrap_or_else(|| cluster_addr.to_string()),
+        region: config.region.clone(),
+        zone: config.zone.clone(),
+    };
+    let raft = RaftNode::start(
+        NodeConfig {
+            id: config.node_id,
+            info,
+            data_dir: config.data_dir.clone(),
+            tls: TlsFiles {
+                trusted_ca: config.tls.node_ca.clone(),
+                cert: config.tls.node_cert.clone(),
+                key: config.tls.node_key.clone(),
+            },
+            settings: config.raft.settings(),
+        },
+        cluster_listener,
+    )
+    .await?;
+    let node = Arc::new(Node::new(raft));
+
+    let api_tls = tls::server_config(&TlsFiles {
+        trusted_ca: config.tls.client_ca.clone(),
+        cert: config.tls.node_cert.clone(),
+        key: config.tls.node_key.clone(),
+    })?;
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let api = tokio::spawn({
+        let node = Arc::clone(&node);
+        async move {
+            let result = tonic::transport::Server::builder()
+                .add_service(SystemServer::new(SystemService::new(Arc::clone(&node))))
+                .add_service(KeysServer::new(KeysService::new(Arc::clone(&node))))
+                .add_service(CryptoServer::new(CryptoService::new(node)))
+                .serve_with_incoming_shutdown(
+                    TlsIncoming::new(api_listener, api_tls, "api"),
+                    async {
+                        // Either an explicit stop or the sender being dropped ends serving.
+                        let _ = api_stopped.await;
+                    },
+                )
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "API port stopped");
+            }
+        }
+    });
+
+    write_addresses(
+        &config.data_dir,
+        &Addresses {
+            api: api_addr,
+            cluster: cluster_addr,
+            pid: std::process::id(),
+        },
+    )?;
+    tracing::info!(node_id = config.node_id, %api_addr, %cluster_addr, region = %config.region, "node started (sealed)");
+
+    let enter = {
+        let node = Arc::clone(&node);
+        let bootstrap = config.cluster.bootstrap;
+        let seeds = config.cluster.join.clone();
+        tokio::spawn(async move {
+            let result = if bootstrap {
+                node.raft().bootstrap().await
+            } else if !seeds.is_empty() {
+                node.raft().join(&seeds).await
+            } else {
+                Ok(())
+            };
+            if let Err(e) = result {
+                tracing::error!(error = %e, "could not enter the cluster");
+            }
+        })
+    };
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    enter.abort();
+    // The API task ends when told to stop; its result only matters for logging.
+    let _ = stop_api.send(());
+    let _ = api.await;
+    match Arc::try_unwrap(node) {
+        Ok(node) => node.into_raft().shutdown().await,
+        Err(_) => tracing::warn!("API handlers still hold the node; exiting without Raft shutdown"),
+    }
+    Ok(())
+}
