@@ -49,9 +49,14 @@ pub struct Pki {
     pub admin: Issued,
 }
 
+/// CA parameters. The common name carries a random tag so two PKIs never share an issuer
+/// name (a peer then reports "unknown CA" instead of a signature mismatch).
 fn ca_params(common_name: &str) -> Result<CertificateParams> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.distinguished_name = name(common_name);
+    let mut tag = [0u8; 4];
+    tessera_crypto::rand_core::Rng::fill_bytes(&mut tessera_crypto::os_rng(), &mut tag);
+    let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    params.distinguished_name = name(&format!("{common_name} {tag}"));
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,

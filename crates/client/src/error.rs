@@ -105,7 +105,7 @@ fn is_transport_failure(status: &tonic::Status) -> bool {
     status.metadata().get(ERROR_CODE_METADATA).is_none()
         && matches!(
             status.code(),
-            tonic::Code::Unavailable | tonic::Code::Unknown
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
         )
         && std::error::Error::source(status).is_some()
 }
@@ -124,8 +124,15 @@ fn describe_transport(status: &tonic::Status) -> String {
     let lower = joined.to_lowercase();
     if lower.contains("certificaterequired") || lower.contains("certificate required") {
         format!("{joined} (the server requires a client certificate: pass --cert/--key)")
-    } else if lower.contains("unknownca") || lower.contains("unknown ca") {
+    } else if lower.contains("unknownca")
+        || lower.contains("unknown ca")
+        || lower.contains("unknownissuer")
+    {
         format!("{joined} (the certificate is not signed by a CA the other side trusts)")
+    } else if lower.contains("connection closed") || lower.contains("broken pipe") {
+        format!(
+            "{joined} (the server closed the connection: it may have refused the client certificate)"
+        )
     } else {
         joined
     }

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use tessera_proto::v1::crypto_server::CryptoServer;
@@ -22,6 +23,9 @@ use crate::node::Node;
 
 /// Name of the file, in the data directory, where a running node publishes its addresses.
 pub const ADDRESSES_FILE: &str = "addresses.json";
+
+/// How long shutdown waits for client connections to drain, and then for Raft to stop.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Failure to start a node.
 #[derive(Debug, thiserror::Error)]
@@ -219,11 +223,23 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutting down");
     enter.abort();
-    // The API task ends when told to stop; its result only matters for logging.
+    // Graceful shutdown waits for open client connections; clients with idle keep-alive
+    // connections must not hold the process forever.
     let _ = stop_api.send(());
-    let _ = api.await;
+    let api_abort = api.abort_handle();
+    if tokio::time::timeout(SHUTDOWN_GRACE, api).await.is_err() {
+        tracing::info!("closing client connections that did not drain in time");
+        api_abort.abort();
+    }
     match Arc::try_unwrap(node) {
-        Ok(node) => node.into_raft().shutdown().await,
+        Ok(node) => {
+            if tokio::time::timeout(SHUTDOWN_GRACE, node.into_raft().shutdown())
+                .await
+                .is_err()
+            {
+                tracing::warn!("Raft did not shut down in time; exiting anyway");
+            }
+        }
         Err(_) => tracing::warn!("API handlers still hold the node; exiting without Raft shutdown"),
     }
     Ok(())

@@ -1,1 +1,24 @@
-//! placeholder
+//! Test support for Tessera: real clusters of `tessera server` processes on loopback.
+//!
+//! [`cluster::TestCluster`] creates a throw-away PKI with the real `tessera pki init`, starts
+//! node processes on ports the kernel picks, joins them, and (optionally) initialises and
+//! unseals them. Every process is killed when its guard drops, so a failing test leaves
+//! nothing running; node logs are printed when a test panics. Waits are bounded polls, never
+//! fixed sleeps. Cluster tests take a process-wide lock so a 2-core machine runs one cluster at
+//! a time.
+//!
+//! This crate is test support: a failed setup panics with a message, which fails the test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+pub mod cluster;
+pub mod process;
+pub mod scan;
+pub mod wait;
+
+pub use cluster::{ClusterOptions, TestCluster};
+pub use wait::wait_for;

@@ -1,0 +1,426 @@
+//! [`TestCluster`]: N real node processes with their own PKI, data directories and ports.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tessera_client::{Client, ClientConfig};
+
+use crate::process::{tail, NodeProcess};
+use crate::wait::wait_for;
+
+/// One cluster at a time per test binary: node processes are heavy on a 2-core machine.
+static CLUSTER_LOCK: Mutex<()> = Mutex::new(());
+
+/// Generous bound on cluster-level waits (elections, joins, catch-up) on a loaded machine.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// Size and timing of a test cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// Number of nodes.
+    pub nodes: u64,
+    /// Raft heartbeat interval.
+    pub heartbeat_ms: u64,
+    /// Election timeout lower bound.
+    pub election_timeout_min_ms: u64,
+    /// Election timeout upper bound.
+    pub election_timeout_max_ms: u64,
+    /// Follower lease window.
+    pub lease_ms: u64,
+    /// Entries between snapshots.
+    pub snapshot_after_logs: u64,
+    /// Entries kept behind a snapshot.
+    pub logs_kept_after_snapshot: u64,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        Self {
+            nodes: 3,
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 1000,
+            election_timeout_max_ms: 2000,
+            lease_ms: 800,
+            snapshot_after_logs: 10_000,
+            logs_kept_after_snapshot: 1_000,
+        }
+    }
+}
+
+/// One node of a [`TestCluster`].
+pub struct TestNode {
+    /// Node id (1-based).
+    pub id: u64,
+    /// The node's directory: `config.toml`, `server.log`, `data/`.
+    pub dir: PathBuf,
+    /// API endpoint, `https://127.0.0.1:PORT`.
+    pub api_addr: String,
+    /// Cluster endpoint, `127.0.0.1:PORT`.
+    pub cluster_addr: String,
+    process: Option<NodeProcess>,
+}
+
+impl TestNode {
+    /// The configuration file.
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("config.toml")
+    }
+
+    /// The log file (stdout and stderr of every run).
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("server.log")
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Whether the process is running (not killed or stopped by the test).
+    pub fn is_running(&self) -> bool {
+        self.process.is_some()
+    }
+
+    /// The process, while running.
+    pub fn process(&self) -> Option<&NodeProcess> {
+        self.process.as_ref()
+    }
+}
+
+/// A cluster of `tessera server` processes; everything is torn down on drop.
+pub struct TestCluster {
+    binary: PathBuf,
+    root: Option<tempfile::TempDir>,
+    options: ClusterOptions,
+    /// The nodes, node 1 first.
+    pub nodes: Vec<TestNode>,
+    shares: Vec<String>,
+    _lock: MutexGuard<'static, ()>,
+}
+
+fn config_text(
+    options: &ClusterOptions,
+    pki: &Path,
+    id: u64,
+    api: &str,
+    cluster: &str,
+    join: Option<&str>,
+) -> String {
+    let entry = match join {
+        None => "bootstrap = true".to_owned(),
+        Some(seed) => format!("join = [\"{seed}\"]"),
+    };
+    format!(
+        r#"node_id = {id}
+data_dir = "data"
+region = "region-{region}"
+
+[api]
+listen = "{api}"
+
+[cluster]
+listen = "{cluster}"
+{entry}
+
+[tls]
+node_ca = "{pki}/ca.pem"
+node_cert = "{pki}/node{id}.pem"
+node_key = "{pki}/node{id}-key.pem"
+client_ca = "{pki}/client-ca.pem"
+
+[raft]
+heartbeat_ms = {hb}
+election_timeout_min_ms = {emin}
+election_timeout_max_ms = {emax}
+lease_ms = {lease}
+snapshot_after_logs = {snap}
+logs_kept_after_snapshot = {keep}
+write_timeout_ms = 15000
+"#,
+        region = (id - 1) % 3 + 1,
+        pki = pki.display(),
+        hb = options.heartbeat_ms,
+        emin = options.election_timeout_min_ms,
+        emax = options.election_timeout_max_ms,
+        lease = options.lease_ms,
+        snap = options.snapshot_after_logs,
+        keep = options.logs_kept_after_snapshot,
+    )
+}
+
+impl TestCluster {
+    /// Starts `options.nodes` processes of `binary`, bootstraps node 1, joins the others and
+    /// waits until all are voters. The cluster is not initialised.
+    pub async fn start(binary: &Path, options: ClusterOptions) -> Self {
+        let lock = CLUSTER_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+        let root = tempfile::Builder::new()
+            .prefix("tessera-test-")
+            .tempdir()
+            .expect("temp dir");
+        let pki = root.path().join("pki");
+        let status = Command::new(binary)
+            .args([
+                "pki",
+                "init",
+                "--nodes",
+                &options.nodes.to_string(),
+                "--dir",
+            ])
+            .arg(&pki)
+            .output()
+            .expect("tessera pki init runs");
+        assert!(status.status.success(), "pki init failed: {status:?}");
+        let mut cluster = Self {
+            binary: binary.to_path_buf(),
+            root: Some(root),
+            options,
+            nodes: Vec::new(),
+            shares: Vec::new(),
+            _lock: lock,
+        };
+        for id in 1..=cluster.options.nodes {
+            let seed = cluster.nodes.first().map(|n| n.cluster_addr.clone());
+            cluster.add_node(id, seed.as_deref()).await;
+        }
+        cluster.wait_for_voters().await;
+        cluster
+    }
+
+    /// [`TestCluster::start`], then init (5 shares, threshold 3) and unseal every node.
+    pub async fn start_unsealed(binary: &Path, options: ClusterOptions) -> Self {
+        let mut cluster = Self::start(binary, options).await;
+        cluster.init().await;
+        for id in cluster.ids() {
+            cluster.unseal(id).await;
+        }
+        for id in cluster.ids() {
+            cluster.wait_serving(id).await;
+        }
+        cluster
+    }
+
+    fn root(&self) -> &Path {
+        self.root.as_ref().expect("root dir").path()
+    }
+
+    /// The PKI directory (`ca.pem`, `client-ca.pem`, `admin.pem`, …).
+    pub fn pki(&self) -> PathBuf {
+        self.root().join("pki")
+    }
+
+    /// The ids of all nodes.
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// A node by id.
+    pub fn node(&self, id: u64) -> &TestNode {
+        self.nodes.iter().find(|n| n.id == id).expect("node id")
+    }
+
+    fn node_mut(&mut self, id: u64) -> &mut TestNode {
+        self.nodes.iter_mut().find(|n| n.id == id).expect("node id")
+    }
+
+    async fn add_node(&mut self, id: u64, seed: Option<&str>) {
+        let dir = self.root().join(format!("node{id}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pki = self.pki();
+        let config = dir.join("config.toml");
+        std::fs::write(
+            &config,
+            config_text(&self.options, &pki, id, "127.0.0.1:0", "127.0.0.1:0", seed),
+        )
+        .unwrap();
+        let process = NodeProcess::spawn(&self.binary, &config, &dir.join("server.log"));
+        let addresses = dir.join("data").join("addresses.json");
+        let published: serde_json::Value = wait_for(
+            &format!("node {id} to publish its addresses"),
+            WAIT,
+            || async {
+                let text = std::fs::read_to_string(&addresses).map_err(|e| e.to_string())?;
+                serde_json::from_str(&text).map_err(|e| e.to_string())
+            },
+        )
+        .await;
+        let api = published["api"].as_str().expect("api address").to_owned();
+        let cluster = published["cluster"]
+            .as_str()
+            .expect("cluster address")
+            .to_owned();
+        // Pin the ports the kernel chose, so a restart comes back on the same addresses.
+        std::fs::write(
+            &config,
+            config_text(&self.options, &pki, id, &api, &cluster, seed),
+        )
+        .unwrap();
+        self.nodes.push(TestNode {
+            id,
+            dir,
+            api_addr: format!("https://{api}"),
+            cluster_addr: cluster,
+            process: Some(process),
+        });
+    }
+
+    async fn wait_for_voters(&self) {
+        let expected = self.nodes.len();
+        let client = self.client(1);
+        wait_for("all nodes to become voters", WAIT, || async {
+            let status = client.status().await.map_err(|e| e.to_string())?;
+            let voters = status.members.iter().filter(|m| m.role == "voter").count();
+            if voters == expected && status.leader_id.is_some() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{voters}/{expected} voters, leader {:?}",
+                    status.leader_id
+                ))
+            }
+        })
+        .await;
+    }
+
+    /// A client with the admin certificate for the given nodes, in that order.
+    pub fn client_for(&self, ids: &[u64]) -> Client {
+        let endpoints = ids
+            .iter()
+            .map(|id| self.node(*id).api_addr.clone())
+            .collect();
+        self.client_with_cert(endpoints, "admin")
+    }
+
+    /// A client with the admin certificate for one node only.
+    pub fn client(&self, id: u64) -> Client {
+        self.client_for(&[id])
+    }
+
+    /// A client with the certificate `pki/<identity>.pem` for `endpoints`.
+    pub fn client_with_cert(&self, endpoints: Vec<String>, identity: &str) -> Client {
+        let pki = self.pki();
+        let config = ClientConfig::from_files(
+            endpoints,
+            &pki.join("ca.pem"),
+            &pki.join(format!("{identity}.pem")),
+            &pki.join(format!("{identity}-key.pem")),
+        )
+        .expect("client config");
+        Client::new(config).expect("client")
+    }
+
+    /// The unseal shares from [`TestCluster::init`].
+    pub fn shares(&self) -> &[String] {
+        &self.shares
+    }
+
+    /// Initialises the cluster through node 1 (5 shares, threshold 3).
+    pub async fn init(&mut self) -> Vec<String> {
+        let reply = self.client(1).init(5, 3).await.expect("init");
+        self.shares = reply.shares.clone();
+        reply.shares
+    }
+
+    /// Unseals a node with the first three shares, waiting until it has the seal
+    /// configuration.
+    pub async fn unseal(&self, id: u64) {
+        let client = self.client(id);
+        for share in self.shares.iter().take(3) {
+            wait_for(
+                &format!("node {id} to accept an unseal share"),
+                WAIT,
+                || async { client.unseal(share).await.map_err(|e| e.to_string()) },
+            )
+            .await;
+        }
+        let status = client.status().await.expect("status");
+        assert!(!status.sealed, "node {id} still sealed after three shares");
+    }
+
+    /// Waits until a node serves reads from its local state (unsealed, holding the lease).
+    pub async fn wait_serving(&self, id: u64) {
+        let client = self.client(id);
+        wait_for(&format!("node {id} to serve"), WAIT, || async {
+            client.list_keys().await.map_err(|e| e.to_string())
+        })
+        .await;
+    }
+
+    /// The leader all running nodes agree on.
+    pub async fn leader(&self) -> u64 {
+        let running: Vec<u64> = self
+            .nodes
+            .iter()
+            .filter(|n| n.is_running())
+            .map(|n| n.id)
+            .collect();
+        wait_for("the running nodes to agree on a leader", WAIT, || async {
+            let mut seen = None;
+            for id in &running {
+                let status = self.client(*id).status().await.map_err(|e| e.to_string())?;
+                let leader = status.leader_id.ok_or("no leader yet")?;
+                if !running.contains(&leader) {
+                    return Err(format!("node {id} still follows stopped node {leader}"));
+                }
+                if seen.is_some_and(|s| s != leader) {
+                    return Err("nodes disagree on the leader".into());
+                }
+                seen = Some(leader);
+            }
+            seen.ok_or_else(|| "no running node".to_owned())
+        })
+        .await
+    }
+
+    /// SIGKILLs a node.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(process) = self.node_mut(id).process.take() {
+            process.kill();
+        }
+    }
+
+    /// Stops a node with SIGTERM (SIGKILL after 15 s); returns whether it exited cleanly.
+    pub fn stop(&mut self, id: u64) -> bool {
+        self.node_mut(id)
+            .process
+            .take()
+            .is_some_and(|p| p.stop(Duration::from_secs(15)))
+    }
+
+    /// Restarts a stopped or killed node on its data directory and waits for its API.
+    pub async fn restart(&mut self, id: u64) {
+        let binary = self.binary.clone();
+        let node = self.node_mut(id);
+        assert!(node.process.is_none(), "node {id} is still running");
+        node.process = Some(NodeProcess::spawn(&binary, &node.config(), &node.log()));
+        let client = self.client(id);
+        wait_for(
+            &format!("node {id} to answer after restart"),
+            WAIT,
+            || async { client.status().await.map_err(|e| e.to_string()) },
+        )
+        .await;
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.process.take();
+        }
+        if std::thread::panicking() {
+            for node in &self.nodes {
+                eprintln!(
+                    "----- node {} log ({}) -----\n{}",
+                    node.id,
+                    node.log().display(),
+                    tail(&node.log(), 60)
+                );
+            }
+            if let Some(root) = self.root.take() {
+                eprintln!("test cluster files kept in {}", root.keep().display());
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! A `tessera server` child process that is killed when its guard drops.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// A running node process.
+pub struct NodeProcess {
+    child: Child,
+}
+
+impl NodeProcess {
+    /// Starts `tessera server --config CONFIG`, appending its output to `log`.
+    pub fn spawn(binary: &Path, config: &Path, log: &Path) -> Self {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
+        let child = Command::new(binary)
+            .arg("server")
+            .arg("--config")
+            .arg(config)
+            .env("TESSERA_LOG", "info,openraft=warn,sled=warn")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        Self { child }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn signal(&self, signal: Signal) {
+        // The process may have exited already; then there is nothing to signal.
+        let _ = kill(Pid::from_raw(self.child.id() as i32), signal);
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(mut self) {
+        self.signal(Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, wait up to `grace` for a clean exit, then SIGKILL. Returns whether it exited
+    /// on its own.
+    pub fn stop(mut self, grace: Duration) -> bool {
+        self.signal(Signal::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.signal(Signal::SIGKILL);
+        let _ = self.child.wait();
+        false
+    }
+
+    /// Pauses the process (SIGSTOP).
+    pub fn pause(&self) {
+        self.signal(Signal::SIGSTOP);
+    }
+
+    /// Resumes a paused process (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(Signal::SIGCONT);
+    }
+
+    /// Whether the process has exited.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.signal(Signal::SIGCONT);
+            self.signal(Signal::SIGKILL);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The last `lines` lines of a file, for failure reports.
+pub fn tail(path: &PathBuf, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

@@ -1,0 +1,36 @@
+//! Black-box tests against real `tessera server` processes on loopback.
+//!
+//! Files are numbered by area: t10 basic flows, t20 leader failure and restarts, t30 bad
+//! input, t40 durability, t50 secrets at rest, t60 the CLI contract. Every test starts its own
+//! cluster (one at a time; see `tessera_testkit`), bounds every wait, and kills its processes
+//! when it ends.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod t10_basic;
+mod t20_failover;
+mod t30_bad_input;
+mod t40_durability;
+mod t50_secrets_at_rest;
+mod t60_cli;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The `tessera` binary under test.
+pub fn tessera() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_tessera"))
+}
+
+/// An encryption context from pairs.
+pub fn ctx(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}

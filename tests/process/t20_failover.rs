@@ -1,0 +1,195 @@
+//! Leader failure and node restarts: a new leader takes over, a restarted node comes back
+//! sealed and catches up by log replay or by snapshot installation.
+
+use tessera_testkit::cluster::WAIT;
+use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
+
+use crate::{ctx, tessera};
+
+#[tokio::test]
+async fn t20_killing_the_leader_elects_a_new_one_and_service_continues() {
+    let mut cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
+    let context = ctx(&[("app", "ledger")]);
+    let before = cluster.client_for(&[1, 2, 3]);
+    before.create_key("survivor", "", "").await.unwrap();
+    let early = before
+        .encrypt("survivor", b"written before the crash", &context)
+        .await
+        .unwrap();
+
+    let old_leader = cluster.leader().await;
+    cluster.kill(old_leader);
+    let survivors: Vec<u64> = cluster
+        .ids()
+        .into_iter()
+        .filter(|id| *id != old_leader)
+        .collect();
+    let new_leader = cluster.leader().await;
+    assert_ne!(new_leader, old_leader);
+    assert!(survivors.contains(&new_leader));
+
+    // Create, encrypt and decrypt through the survivors; the first may wait for the election.
+    let a = cluster.client(survivors[0]);
+    let b = cluster.client(survivors[1]);
+    wait_for("a create after the leader died", WAIT, || async {
+        a.create_key("after-crash", "", "")
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    let sealed = wait_for("an encrypt on a survivor", WAIT, || async {
+        a.encrypt("after-crash", b"after the crash", &context)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    let opened = wait_for("a decrypt on the other survivor", WAIT, || async {
+        b.decrypt(&sealed.ciphertext, &context)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    assert_eq!(opened.plaintext, b"after the crash");
+    assert_eq!(
+        b.decrypt(&early.ciphertext, &context)
+            .await
+            .unwrap()
+            .plaintext,
+        b"written before the crash"
+    );
+}
+
+/// Asserts that `id` is sealed and refuses crypto with a clear "sealed" error.
+async fn assert_sealed_refusal(cluster: &TestCluster, id: u64) {
+    let client = cluster.client(id);
+    let status = client.status().await.unwrap();
+    assert!(status.sealed, "node {id} must come back sealed");
+    assert!(status.initialized);
+    let err = client.encrypt("any", b"x", &ctx(&[])).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err}");
+    assert_eq!(err.tessera_code(), Some("SEALED"));
+    assert!(err.to_string().contains("sealed"), "{err}");
+    let err = client.describe_key("any").await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err}");
+}
+
+#[tokio::test]
+async fn t21_restarted_node_is_sealed_then_catches_up_from_the_log() {
+    let mut cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
+    let victim = cluster.leader().await;
+    let others: Vec<u64> = cluster
+        .ids()
+        .into_iter()
+        .filter(|id| *id != victim)
+        .collect();
+    cluster.kill(victim);
+
+    let writer = cluster.client_for(&others);
+    let names: Vec<String> = (0..5).map(|i| format!("while-down-{i}")).collect();
+    for name in &names {
+        wait_for("a create while a node is down", WAIT, || async {
+            writer
+                .create_key(name, "", "")
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await;
+    }
+
+    cluster.restart(victim).await;
+    assert_sealed_refusal(&cluster, victim).await;
+    cluster.unseal(victim).await;
+    cluster.wait_serving(victim).await;
+    let client = cluster.client(victim);
+    let context = ctx(&[("n", "1")]);
+    for name in &names {
+        let key = client.describe_key(name).await.unwrap();
+        let sealed = client
+            .encrypt(name, b"served by the restarted node", &context)
+            .await
+            .unwrap();
+        assert_eq!(sealed.key_id, key.key_id);
+        let opened = cluster
+            .client(others[0])
+            .decrypt(&sealed.ciphertext, &context)
+            .await
+            .unwrap();
+        assert_eq!(opened.plaintext, b"served by the restarted node");
+    }
+}
+
+#[tokio::test]
+async fn t22_restarted_node_catches_up_by_snapshot_after_log_compaction() {
+    let options = ClusterOptions {
+        snapshot_after_logs: 5,
+        logs_kept_after_snapshot: 0,
+        ..ClusterOptions::default()
+    };
+    let mut cluster = TestCluster::start_unsealed(tessera(), options).await;
+    let leader = cluster.leader().await;
+    let victim = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
+    let victim_applied = cluster.client(victim).status().await.unwrap().applied_index;
+    cluster.kill(victim);
+
+    let others: Vec<u64> = cluster
+        .ids()
+        .into_iter()
+        .filter(|id| *id != victim)
+        .collect();
+    let writer = cluster.client_for(&others);
+    let names: Vec<String> = (0..12).map(|i| format!("compacted-{i}")).collect();
+    for name in &names {
+        wait_for("a create while a node is down", WAIT, || async {
+            writer
+                .create_key(name, "", "")
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await;
+    }
+    // The leader must have purged the entries the victim lacks, so only a snapshot can bring
+    // it up to date.
+    let leader_client = cluster.client(cluster.leader().await);
+    wait_for(
+        "the leader to purge its log past the victim",
+        WAIT,
+        || async {
+            let status = leader_client.status().await.map_err(|e| e.to_string())?;
+            if status.purged_index > victim_applied + 1 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "purged {} vs victim applied {victim_applied}",
+                    status.purged_index
+                ))
+            }
+        },
+    )
+    .await;
+
+    cluster.restart(victim).await;
+    assert_sealed_refusal(&cluster, victim).await;
+    cluster.unseal(victim).await;
+    cluster.wait_serving(victim).await;
+    let client = cluster.client(victim);
+    for name in &names {
+        client.describe_key(name).await.unwrap();
+    }
+    let status = client.status().await.unwrap();
+    assert!(
+        status.snapshot_index > victim_applied,
+        "node {victim} holds snapshot {} but was at {victim_applied} before",
+        status.snapshot_index
+    );
+    let context = ctx(&[]);
+    let sealed = client
+        .encrypt(&names[11], b"after snapshot install", &context)
+        .await
+        .unwrap();
+    let opened = cluster
+        .client(others[0])
+        .decrypt(&sealed.ciphertext, &context)
+        .await
+        .unwrap();
+    assert_eq!(opened.plaintext, b"after snapshot install");
+}

@@ -1,0 +1,386 @@
+//! The `tessera` command-line contract: JSON documents, exit codes, error documents, and the
+//! one-command dev cluster.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
+
+use crate::tessera;
+
+struct Cli {
+    env: Vec<(String, String)>,
+}
+
+impl Cli {
+    fn for_cluster(cluster: &TestCluster) -> Self {
+        let pki = cluster.pki();
+        let addrs: Vec<String> = cluster.nodes.iter().map(|n| n.api_addr.clone()).collect();
+        Self::with_env(&addrs.join(","), &pki)
+    }
+
+    fn with_env(addr: &str, pki: &Path) -> Self {
+        Self {
+            env: vec![
+                ("TESSERA_ADDR".into(), addr.to_owned()),
+                (
+                    "TESSERA_CA_CERT".into(),
+                    pki.join("ca.pem").display().to_string(),
+                ),
+                (
+                    "TESSERA_CLIENT_CERT".into(),
+                    pki.join("admin.pem").display().to_string(),
+                ),
+                (
+                    "TESSERA_CLIENT_KEY".into(),
+                    pki.join("admin-key.pem").display().to_string(),
+                ),
+            ],
+        }
+    }
+
+    fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(tessera())
+            .args(args)
+            .env_remove("TESSERA_OUTPUT")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn json(&self, args: &[&str], stdin: &[u8]) -> Value {
+        let out = self.run(args, stdin);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?} printed no single JSON document ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+}
+
+fn error_document(out: &Output) -> Value {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON error in {stderr}"));
+    serde_json::from_str(line).unwrap()
+}
+
+#[tokio::test]
+async fn t60_json_documents_exit_codes_and_errors() {
+    let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
+    let cli = Cli::for_cluster(&cluster);
+
+    let key = cli.json(
+        &[
+            "key",
+            "create",
+            "--name",
+            "cli-key",
+            "--description",
+            "d",
+            "-o",
+            "json",
+        ],
+        b"",
+    );
+    for field in [
+        "key_id",
+        "name",
+        "spec",
+        "usage",
+        "state",
+        "primary_version",
+        "versions",
+        "aliases",
+        "created_at",
+    ] {
+        assert!(key.get(field).is_some(), "key JSON lacks {field}: {key}");
+    }
+    assert_eq!(key["name"], "cli-key");
+    assert_eq!(key["versions"][0]["version"], 1);
+    assert!(key["versions"][0]["created_at"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+
+    let described = cli.json(&["key", "describe", "cli-key", "-o", "json"], b"");
+    assert_eq!(described["key_id"], key["key_id"]);
+    let rotated = cli.json(&["key", "rotate", "cli-key", "-o", "json"], b"");
+    assert_eq!(rotated["primary_version"], 2);
+    let list = cli.json(&["key", "list", "-o", "json"], b"");
+    assert_eq!(list["keys"].as_array().unwrap().len(), 1);
+
+    // encrypt (text: base64) → decrypt (text: raw bytes).
+    let out = cli.run(
+        &["encrypt", "--key", "cli-key", "--context", "a=1"],
+        b"secret bytes\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ciphertext = String::from_utf8(out.stdout).unwrap();
+    let out = cli.run(&["decrypt", "--context", "a=1"], ciphertext.as_bytes());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"secret bytes\n");
+
+    let enc = cli.json(
+        &[
+            "encrypt",
+            "--key",
+            "cli-key",
+            "-o",
+            "json",
+            "--context",
+            "a=1",
+        ],
+        b"json",
+    );
+    assert_eq!(enc["version"], 2);
+    assert_eq!(enc["key_id"], key["key_id"]);
+    let dec = cli.json(
+        &["decrypt", "-o", "json", "--context", "a=1"],
+        enc["ciphertext"].as_str().unwrap().as_bytes(),
+    );
+    assert_eq!(dec["plaintext"], "anNvbg==");
+    assert_eq!(dec["version"], 2);
+
+    // A refused request: exit 1, message on stderr, JSON error document, nothing on stdout.
+    let out = cli.run(
+        &["decrypt", "-o", "json", "--context", "a=2"],
+        enc["ciphertext"].as_str().unwrap().as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let doc = error_document(&out);
+    assert_eq!(doc["error"]["code"], "INVALID_ARGUMENT");
+    assert!(doc["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("encryption context"));
+    let out = cli.run(&["key", "describe", "missing", "-o", "json"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(error_document(&out)["error"]["code"], "NOT_FOUND");
+
+    // Bad usage: exit 2.
+    assert_eq!(cli.run(&["key", "create"], b"").status.code(), Some(2));
+    assert_eq!(
+        cli.run(
+            &["encrypt", "--key", "cli-key", "--context", "novalue"],
+            b"x"
+        )
+        .status
+        .code(),
+        Some(2)
+    );
+    assert_eq!(
+        cli.run(&["decrypt"], b"%%% not base64").status.code(),
+        Some(2)
+    );
+    assert_eq!(cli.run(&["frobnicate"], b"").status.code(), Some(2));
+
+    // Operator documents.
+    let status = cli.json(&["operator", "status", "-o", "json"], b"");
+    for field in [
+        "node_id",
+        "initialized",
+        "sealed",
+        "role",
+        "leader_id",
+        "term",
+        "applied_index",
+        "region",
+        "members",
+    ] {
+        assert!(
+            status.get(field).is_some(),
+            "status JSON lacks {field}: {status}"
+        );
+    }
+    assert_eq!(status["members"].as_array().unwrap().len(), 3);
+    for field in ["node_id", "api_addr", "region", "role"] {
+        assert!(
+            status["members"][0].get(field).is_some(),
+            "member lacks {field}"
+        );
+    }
+    let unseal = cli.json(
+        &["operator", "unseal", "-o", "json", &cluster.shares()[0]],
+        b"",
+    );
+    assert_eq!(
+        unseal,
+        serde_json::json!({"sealed": false, "progress": 0, "threshold": 3})
+    );
+
+    // An unreachable node: exit 1 with UNAVAILABLE.
+    let dead = Cli::with_env("https://127.0.0.1:1", &cluster.pki());
+    let out = dead.run(&["operator", "status", "-o", "json"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(error_document(&out)["error"]["code"], "UNAVAILABLE");
+}
+
+fn free_base_port() -> u16 {
+    for base in (20_000u16..40_000).step_by(211) {
+        let ports = [base, base + 1, base + 2, base + 100, base + 101, base + 102];
+        if ports
+            .iter()
+            .all(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        {
+            return base;
+        }
+    }
+    panic!("no free port range for the dev cluster");
+}
+
+fn alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+#[tokio::test]
+async fn t61_dev_starts_a_three_node_cluster_and_stops_it_on_sigterm() {
+    // Shares the cluster lock: a dev cluster is as heavy as a test cluster.
+    let _serial = TestCluster::start(
+        tessera(),
+        ClusterOptions {
+            nodes: 1,
+            ..ClusterOptions::default()
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base_port();
+    let mut dev = Command::new(tessera())
+        .args([
+            "dev",
+            "--nodes",
+            "3",
+            "-o",
+            "json",
+            "--base-port",
+            &base.to_string(),
+            "--dir",
+        ])
+        .arg(dir.path().join("dev"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = dev.stdout.take().unwrap();
+    let mut dev = KillOnDrop(dev);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("dev printed its summary");
+    let summary: Value = serde_json::from_str(&line).unwrap();
+    let nodes = summary["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+
+    let dev_dir = dir.path().join("dev");
+    let env = std::fs::read_to_string(dev_dir.join("env.sh")).unwrap();
+    let get = |name: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(get("TESSERA_ADDR").split(',').count(), 3);
+    let cli = Cli {
+        env: [
+            "TESSERA_ADDR",
+            "TESSERA_CA_CERT",
+            "TESSERA_CLIENT_CERT",
+            "TESSERA_CLIENT_KEY",
+        ]
+        .iter()
+        .map(|k| ((*k).to_owned(), get(k)))
+        .collect(),
+    };
+    let shares: Value =
+        serde_json::from_slice(&std::fs::read(dev_dir.join("shares.json")).unwrap()).unwrap();
+    assert_eq!(shares["shares"].as_array().unwrap().len(), 5);
+    assert_eq!(shares["threshold"], 3);
+    cli.json(&["key", "create", "--name", "dev-key", "-o", "json"], b"");
+    let pids: Vec<i32> = (1..=3)
+        .map(|i| {
+            std::fs::read_to_string(dev_dir.join(format!("node{i}.pid")))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    for id in 1..=3 {
+        let status = cli.json(
+            &[
+                "operator",
+                "status",
+                "-o",
+                "json",
+                "--addr",
+                &format!("https://127.0.0.1:{}", base + id - 1),
+            ],
+            b"",
+        );
+        assert_eq!(status["sealed"], false);
+    }
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(dev.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let exited = wait_for(
+        "tessera dev to exit after SIGTERM",
+        Duration::from_secs(60),
+        || {
+            let status = dev.0.try_wait();
+            async move {
+                match status {
+                    Ok(Some(status)) => Ok(status),
+                    _ => Err("still running"),
+                }
+            }
+        },
+    )
+    .await;
+    assert!(exited.success());
+    for pid in pids {
+        assert!(!alive(pid), "node process {pid} outlived tessera dev");
+    }
+}
