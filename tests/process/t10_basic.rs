@@ -118,3 +118,32 @@ async fn t12_same_create_request_twice_creates_one_key() {
     assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
     assert!(err.to_string().contains("already used"), "{err}");
 }
+
+#[tokio::test]
+async fn t13_concurrent_rotations_through_different_nodes_all_apply() {
+    let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
+    cluster
+        .client(1)
+        .create_key("contended", "", "")
+        .await
+        .unwrap();
+    let clients: Vec<_> = [1, 2, 3, 1, 2, 3]
+        .iter()
+        .map(|id| cluster.client(*id))
+        .collect();
+    let rotations = clients.iter().map(|c| c.rotate_key("contended"));
+    let results = futures::future::join_all(rotations).await;
+    let mut versions: Vec<u32> = results
+        .into_iter()
+        .map(|r| r.unwrap().primary_version)
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(
+        versions,
+        vec![2, 3, 4, 5, 6, 7],
+        "every rotation got its own version"
+    );
+    let key = cluster.client(3).describe_key("contended").await.unwrap();
+    assert_eq!(key.primary_version, 7);
+    assert_eq!(key.versions.len(), 7);
+}

@@ -45,6 +45,11 @@ impl State {
         }
         let response = match self.execute(&request.command) {
             Ok(response) => response,
+            // A lost rotation race is transient: the proposer retries under the same request
+            // id with the next version, so it must not be remembered as the final answer.
+            Err(rejected @ ApplyError::VersionConflict { .. }) => {
+                return Response::Rejected(rejected)
+            }
             Err(rejected) => Response::Rejected(rejected),
         };
         let evicted = self.dedup.insert(DedupEntry {
@@ -305,6 +310,35 @@ mod tests {
                 proposed: 2,
                 latest: 2
             })
+        );
+    }
+
+    #[test]
+    fn version_conflict_is_not_remembered_so_the_retry_applies() {
+        let mut s = State::new();
+        s.apply(1, &request("i", init()));
+        let Response::Key(k) = s.apply(2, &request("c1", create(1, "app"))) else {
+            panic!("expected key")
+        };
+        let rotate = |version| Command::RotateKey {
+            key_id: k.key_id.clone(),
+            version,
+            sealed_material: vec![9; 61],
+            at_ms: 20,
+        };
+        s.apply(3, &request("other", rotate(2)));
+        assert!(matches!(
+            s.apply(4, &request("mine", rotate(2))),
+            Response::Rejected(ApplyError::VersionConflict { latest: 2, .. })
+        ));
+        let Response::Key(after) = s.apply(5, &request("mine", rotate(3))) else {
+            panic!("the retry with the next version must apply")
+        };
+        assert_eq!(after.primary_version, 3);
+        // And now the id is remembered: a repeat returns the same result.
+        assert_eq!(
+            s.apply(6, &request("mine", rotate(4))),
+            Response::Key(after)
         );
     }
 

@@ -16,7 +16,7 @@ use crate::node::{fingerprint, now_ms, rand_fill, request_id, Node};
 pub const MAX_DESCRIPTION_BYTES: usize = 8192;
 
 /// How often a rotation is retried when another rotation of the same key wins the race.
-const ROTATE_ATTEMPTS: usize = 5;
+const ROTATE_ATTEMPTS: usize = 64;
 
 /// Implements `tessera.v1.Keys`.
 pub struct KeysService {
@@ -91,43 +91,42 @@ impl KeysService {
             },
         );
         let record = self.node.resolve_key(&req.key).await?;
-        let mut next = record.latest_version().checked_add(1).ok_or_else(|| {
-            ApiError::invalid("key", "the key has reached the maximum number of versions")
-        })?;
-        for _ in 0..ROTATE_ATTEMPTS {
+        let mut next = next_version(record.latest_version())?;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
             let material = record.spec.generate_material(&mut tessera_crypto::os_rng());
             let sealed_material =
                 self.node
                     .seal_material(&record.key_id, next, material.as_slice())?;
-            let command = Command::RotateKey {
-                key_id: record.key_id.clone(),
-                version: next,
-                sealed_material,
-                at_ms: now_ms(),
-            };
             let request = Request {
                 request_id: request_id.clone(),
                 fingerprint: fp,
-                command,
+                command: Command::RotateKey {
+                    key_id: record.key_id.clone(),
+                    version: next,
+                    sealed_material,
+                    at_ms: now_ms(),
+                },
             };
             match self.node.propose(request).await {
-                Err(ApiError::Rejected(ApplyError::VersionConflict { latest, .. })) => {
-                    next = latest.checked_add(1).ok_or_else(|| {
-                        ApiError::invalid(
-                            "key",
-                            "the key has reached the maximum number of versions",
-                        )
-                    })?;
+                // Another rotation won the race: every round has a winner, so retrying with
+                // the next version converges; the bound only stops a pathological storm.
+                Err(ApiError::Rejected(ApplyError::VersionConflict { latest, .. }))
+                    if attempts < ROTATE_ATTEMPTS =>
+                {
+                    next = next_version(latest)?;
                 }
                 other => return key_response(other?),
             }
         }
-        Err(ApiError::Rejected(ApplyError::VersionConflict {
-            key_id: record.key_id,
-            proposed: next,
-            latest: next.saturating_sub(1),
-        }))
     }
+}
+
+fn next_version(latest: u32) -> Result<u32, ApiError> {
+    latest.checked_add(1).ok_or_else(|| {
+        ApiError::invalid("key", "the key has reached the maximum number of versions")
+    })
 }
 
 fn key_response(response: Response) -> Result<pb::Key, ApiError> {
