@@ -193,3 +193,40 @@ async fn t22_restarted_node_catches_up_by_snapshot_after_log_compaction() {
         .unwrap();
     assert_eq!(opened.plaintext, b"after snapshot install");
 }
+
+#[tokio::test]
+async fn t23_isolated_node_stops_serving_after_its_lease_and_resumes_when_healed() {
+    let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
+    let context = ctx(&[]);
+    let lonely = cluster.leader().await;
+    let client = cluster.client(lonely);
+    client.create_key("leased", "", "").await.unwrap();
+    let sealed = client.encrypt("leased", b"x", &context).await.unwrap();
+
+    // Pause both peers: the remaining node (the leader) loses its quorum.
+    let peers: Vec<u64> = cluster.ids().into_iter().filter(|id| *id != lonely).collect();
+    for id in &peers {
+        cluster.node(*id).process().unwrap().pause();
+    }
+    let err = wait_for("the isolated node to refuse crypto", WAIT, || async {
+        match client.encrypt("leased", b"x", &context).await {
+            Ok(_) => Err("still serving".to_owned()),
+            Err(e) => Ok(e),
+        }
+    })
+    .await;
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err}");
+    assert_eq!(err.tessera_code(), Some("NO_LEASE"));
+    assert!(err.to_string().contains("lease"), "{err}");
+    let err = client.decrypt(&sealed.ciphertext, &context).await.unwrap_err();
+    assert_eq!(err.tessera_code(), Some("NO_LEASE"), "{err}");
+
+    for id in &peers {
+        cluster.node(*id).process().unwrap().resume();
+    }
+    let opened = wait_for("the healed node to serve again", WAIT, || async {
+        client.decrypt(&sealed.ciphertext, &context).await.map_err(|e| e.to_string())
+    })
+    .await;
+    assert_eq!(opened.plaintext, b"x");
+}

@@ -1,4 +1,5 @@
-//! The command-line grammar (see `docs/cli.md` for the contract scripts rely on).
+//! The command-line grammar. Names, flags and JSON fields are a contract scripts rely on
+//! (see `docs/operations.md`): extend, never rename.
 
 use std::path::PathBuf;
 

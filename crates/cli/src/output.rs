@@ -66,7 +66,7 @@ pub fn rfc3339(ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-/// The JSON form of a key (see `docs/cli.md`).
+/// The JSON form of a key (see `docs/operations.md`).
 pub fn key_json(key: &pb::Key) -> Value {
     json!({
         "key_id": key.key_id,

@@ -1,11 +1,14 @@
 //! The follower-side leader lease that decides whether a node may serve crypto from its own
 //! applied state.
 //!
-//! A follower holds the lease while it has heard from the current leader within the lease
-//! window *and* has applied everything the leader had committed at that contact. The window is
-//! shorter than the election timeout, so a partitioned node stops serving before a new leader
-//! can have committed anything it does not know about; an acknowledged change (e.g. disabling a
-//! key) is therefore in force on every serving node within one lease window.
+//! A leader holds the lease for one window after a quorum last acknowledged it. A follower holds
+//! it for one window after the leader answered a read-index request (which the leader does only
+//! once a quorum has confirmed its leadership), *and* only once it has applied everything the
+//! leader had committed at that moment. The window is shorter than the minimum election
+//! timeout, so no new leader can commit anything while an old lease still runs: a partitioned
+//! node stops serving before a change it does not know about can have been acknowledged, and an
+//! acknowledged change (e.g. disabling a key) is in force on every serving node within one
+//! lease window.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -53,8 +56,9 @@ impl Lease {
         self.window
     }
 
-    /// Records a successful AppendEntries from the leader. `sent_before` must be taken before
-    /// the RPC was processed, so the lease never outlives the leader's own view.
+    /// Records a confirmation of leadership (a quorum acknowledgement on the leader, a read
+    /// index on a follower). `sent_before` must precede the confirmation, so the lease never
+    /// outlives the leader's own.
     pub fn renew(&self, sent_before: Instant, commit_index: u64) {
         let mut last = self
             .last

@@ -61,6 +61,16 @@ pub enum PeerError {
 }
 
 impl PeerError {
+    /// Whether the request may have reached the peer (anything but a refused connection or a
+    /// local encoding failure).
+    pub fn may_have_been_delivered(&self) -> bool {
+        match self {
+            Self::Unreachable { status, .. } => status.code() != tonic::Code::Unavailable,
+            Self::Status { .. } => true,
+            Self::Codec(_) | Self::BadAddress { .. } => false,
+        }
+    }
+
     fn from_status(addr: &str, status: tonic::Status) -> Self {
         match status.code() {
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => {

@@ -114,6 +114,10 @@ pub enum ProposeError {
     /// may not be applied; retrying with the same request id is safe.
     #[error("the write was not confirmed in time; its outcome is unknown — retry with the same request id")]
     Unknown,
+    /// Raft refused the write for a reason other than leadership (not expected for
+    /// application writes).
+    #[error("Raft refused the write: {0}")]
+    Refused(String),
     /// The Raft core stopped.
     #[error("the Raft core has stopped: {0}")]
     Fatal(String),
@@ -209,7 +213,7 @@ impl RaftNode {
 
         let lease = Arc::new(Lease::new(settings.lease));
         let server_tls = tls::server_config(&config.tls)?;
-        let service = ClusterService::new(raft.clone(), Arc::clone(&lease), settings.write_timeout);
+        let service = ClusterService::new(raft.clone(), settings.write_timeout);
         let incoming = TlsIncoming::new(cluster_listener, server_tls, "cluster");
         let server = tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
@@ -229,6 +233,11 @@ impl RaftNode {
             Arc::clone(&lease),
             config.id,
         ));
+        let follower_lease = tokio::spawn(renew_follower_lease(
+            raft.clone(),
+            peers.clone(),
+            Arc::clone(&lease),
+        ));
 
         Ok(Self {
             id: config.id,
@@ -238,7 +247,7 @@ impl RaftNode {
             lease,
             peers,
             settings,
-            tasks: vec![server, leader_lease],
+            tasks: vec![server, leader_lease, follower_lease],
         })
     }
 
@@ -345,7 +354,9 @@ impl RaftNode {
     }
 
     /// Commits a write through the leader, from any node, and returns once it is applied on
-    /// the leader and (when forwarded) on this node too, so a read here sees it.
+    /// the leader. When the write was forwarded, it also waits (within the write timeout) until
+    /// this node has applied it, so a read here sees it; if that wait runs out, the write is
+    /// still reported as done, because it is committed.
     ///
     /// # Errors
     /// [`ProposeError`]; on [`ProposeError::Unknown`] the write may have been applied.
@@ -367,6 +378,8 @@ impl RaftNode {
             let hint = self.leader_hint();
             match hint.leader_id {
                 Some(leader) if leader == self.id => {
+                    // From here on the entry may be in the log: a retry relies on the request
+                    // id to apply it at most once.
                     handed_over = true;
                     match tokio::time::timeout(remaining, self.raft.client_write(request.clone()))
                         .await
@@ -379,7 +392,7 @@ impl RaftNode {
                         }
                         Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {}
                         Ok(Err(RaftError::APIError(e))) => {
-                            return Err(ProposeError::Fatal(e.to_string()))
+                            return Err(ProposeError::Refused(e.to_string()))
                         }
                         Ok(Err(RaftError::Fatal(e))) => {
                             return Err(ProposeError::Fatal(e.to_string()))
@@ -389,21 +402,28 @@ impl RaftNode {
                 }
                 Some(_) => {
                     if let Some(leader) = hint.leader {
-                        handed_over = true;
                         match self
                             .peers
                             .forward(&leader.cluster_addr, &request, remaining)
                             .await
                         {
                             Ok(ForwardReply::Applied { index, response }) => {
-                                self.shared.wait_applied(index, remaining).await;
+                                if !self.shared.wait_applied(index, remaining).await {
+                                    tracing::warn!(
+                                        index,
+                                        "the write is committed but not yet applied here; \
+                                         a read on this node may not see it yet"
+                                    );
+                                }
                                 return Ok(Applied { index, response });
                             }
                             Ok(ForwardReply::NotLeader(_)) => {}
                             Ok(ForwardReply::Failed { reason }) => {
+                                handed_over = true;
                                 tracing::warn!(%reason, "leader failed a forwarded write; retrying");
                             }
                             Err(e) => {
+                                handed_over |= e.may_have_been_delivered();
                                 tracing::info!(error = %e, "forwarding a write failed; retrying");
                             }
                         }
@@ -536,6 +556,41 @@ pub fn role_name(state: ServerState) -> &'static str {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Keeps the lease of a follower current by asking the leader for a read index every third of
+/// the lease window. The leader answers only after a quorum has confirmed its leadership, so a
+/// deposed leader cut off in a minority cannot extend its followers' leases. The lease runs
+/// from before the request was sent.
+async fn renew_follower_lease(raft: Raft, peers: Peers, lease: Arc<Lease>) {
+    let interval = lease.window() / 3;
+    loop {
+        let round = Instant::now();
+        let leader = {
+            let metrics = raft.metrics();
+            let metrics = metrics.borrow();
+            let is_follower = matches!(metrics.state, ServerState::Follower | ServerState::Learner);
+            metrics
+                .current_leader
+                .filter(|id| is_follower && *id != metrics.id)
+                .and_then(|id| {
+                    metrics
+                        .membership_config
+                        .membership()
+                        .get_node(&id)
+                        .cloned()
+                })
+        };
+        if let Some(leader) = leader {
+            let asked = Instant::now();
+            match peers.read_index(&leader.cluster_addr, lease.window()).await {
+                Ok(ReadIndexReply::Index(commit_index)) => lease.renew(asked, commit_index),
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "lease renewal failed"),
+            }
+        }
+        tokio::time::sleep(interval.saturating_sub(round.elapsed())).await;
+    }
 }
 
 /// Keeps the lease of a leader current: a leader holds the lease from the last time a quorum

@@ -2,11 +2,8 @@
 //! followers, read-index requests and join requests.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::Instant;
 
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
-use openraft::raft::AppendEntriesResponse;
 use openraft::ChangeMembers;
 use serde::Serialize;
 use tessera_proto::cluster::v1::cluster_server::Cluster;
@@ -14,7 +11,6 @@ use tessera_proto::cluster::v1::{JoinRequest, JoinResponse, RaftPayload};
 use tonic::{Request, Response, Status};
 
 use crate::codec;
-use crate::lease::Lease;
 use crate::rpc::{ForwardReply, LeaderHint, ReadIndexReply};
 use crate::tls;
 use crate::typ::{NodeId, NodeInfo, Raft};
@@ -27,17 +23,14 @@ pub fn node_identity(id: NodeId) -> String {
 /// Implements the `tessera.cluster.v1.Cluster` gRPC service.
 pub struct ClusterService {
     raft: Raft,
-    lease: Arc<Lease>,
     write_timeout: std::time::Duration,
 }
 
 impl ClusterService {
-    /// A service driving `raft` and renewing `lease` on leader contact; forwarded writes wait
-    /// at most `write_timeout` for commit.
-    pub fn new(raft: Raft, lease: Arc<Lease>, write_timeout: std::time::Duration) -> Self {
+    /// A service driving `raft`; forwarded writes wait at most `write_timeout` for commit.
+    pub fn new(raft: Raft, write_timeout: std::time::Duration) -> Self {
         Self {
             raft,
-            lease,
             write_timeout,
         }
     }
@@ -129,14 +122,7 @@ impl Cluster for ClusterService {
     ) -> Result<Response<RaftPayload>, Status> {
         let rpc: openraft::raft::AppendEntriesRequest<crate::typ::TypeConfig> =
             decode("append entries", request)?;
-        let commit_index = rpc.leader_commit.map_or(0, |id| id.index);
-        let received = Instant::now();
         let result = self.raft.append_entries(rpc).await;
-        if let Ok(AppendEntriesResponse::Success | AppendEntriesResponse::PartialSuccess(_)) =
-            &result
-        {
-            self.lease.renew(received, commit_index);
-        }
         reply("append entries result", &result)
     }
 

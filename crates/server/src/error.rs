@@ -125,6 +125,7 @@ impl ApiError {
             Self::Propose(e) => match e {
                 ProposeError::NoLeader { .. } => (Code::Unavailable, "NO_LEADER"),
                 ProposeError::Unknown => (Code::Unavailable, "WRITE_OUTCOME_UNKNOWN"),
+                ProposeError::Refused(_) => (Code::Internal, "RAFT_REFUSED"),
                 _ => (Code::Internal, "RAFT_STOPPED"),
             },
             Self::ReadIndex(_) => (Code::Unavailable, "NO_READ_INDEX"),

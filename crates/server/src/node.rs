@@ -82,6 +82,34 @@ impl Node {
         })
     }
 
+    /// Resolves a key that must have `version`; like [`Node::resolve_key`], a missing version
+    /// is confirmed with a read barrier first (it may have been created a moment ago).
+    ///
+    /// # Errors
+    /// As [`Node::resolve_key`], and [`ApiError::VersionNotFound`].
+    pub async fn resolve_key_version(
+        &self,
+        key: &str,
+        version: u32,
+    ) -> Result<KeyRecord, ApiError> {
+        let record = self.resolve_key(key).await?;
+        if record.versions.contains_key(&version) {
+            return Ok(record);
+        }
+        self.raft.read_barrier().await?;
+        let record = self
+            .lookup(&KeyRef::Id(record.key_id.clone()))
+            .unwrap_or(record);
+        if record.versions.contains_key(&version) {
+            Ok(record)
+        } else {
+            Err(ApiError::VersionNotFound {
+                key_id: record.key_id.to_string(),
+                version,
+            })
+        }
+    }
+
     fn lookup(&self, key: &KeyRef) -> Option<KeyRecord> {
         self.raft.shared().read().state.resolve(key).cloned()
     }

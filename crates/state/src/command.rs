@@ -77,8 +77,12 @@ impl Command {
 pub enum Response {
     /// The result of a Raft entry that carries no command (blank or membership entries).
     Noop,
-    /// The seal configuration was stored.
-    Initialized,
+    /// The seal configuration was stored. The digest (SHA-256 of the stored sealed root key)
+    /// lets the proposer tell its own initialisation from an earlier one returned to a retry.
+    Initialized {
+        /// SHA-256 of the stored sealed root key.
+        sealed_root_key_digest: [u8; 32],
+    },
     /// The key after the command.
     Key(KeyMetadata),
     /// The command was refused; the state is unchanged.

@@ -102,7 +102,7 @@ mod tests {
             request_id: RequestId::parse(&format!("r{n}")).unwrap(),
             index: n,
             fingerprint: [n as u8; 32],
-            response: Response::Initialized,
+            response: Response::Noop,
         }
     }
 
@@ -111,10 +111,7 @@ mod tests {
         let mut t = DedupTable::default();
         t.insert(entry(1));
         let id = RequestId::parse("r1").unwrap();
-        assert_eq!(
-            t.check(&id, &[1; 32]),
-            DedupHit::Retry(&Response::Initialized)
-        );
+        assert_eq!(t.check(&id, &[1; 32]), DedupHit::Retry(&Response::Noop));
         assert_eq!(t.check(&id, &[2; 32]), DedupHit::Reused);
         assert_eq!(
             t.check(&RequestId::parse("r2").unwrap(), &[1; 32]),

@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use sha2::{Digest, Sha256};
+
 use crate::command::{ApplyError, Command, Request, Response};
 use crate::dedup::{DedupEntry, DedupHit, DedupTable};
 use crate::ids::{KeyId, KeyName, KeyRef};
@@ -158,7 +160,9 @@ impl State {
         }
         self.seal = Some(config.clone());
         self.dirty.insert(RowKey::Seal);
-        Ok(Response::Initialized)
+        Ok(Response::Initialized {
+            sealed_root_key_digest: Sha256::digest(&config.sealed_root_key).into(),
+        })
     }
 
     fn require_initialized(&self) -> Result<(), ApplyError> {
@@ -254,7 +258,10 @@ mod tests {
             s.apply(1, &request("a", create(1, "k"))),
             Response::Rejected(ApplyError::NotInitialized)
         );
-        assert_eq!(s.apply(2, &request("b", init())), Response::Initialized);
+        assert!(matches!(
+            s.apply(2, &request("b", init())),
+            Response::Initialized { .. }
+        ));
         assert_eq!(
             s.apply(3, &request("c", init())),
             Response::Rejected(ApplyError::AlreadyInitialized)

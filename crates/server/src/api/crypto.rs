@@ -67,7 +67,10 @@ impl CryptoService {
         let key_id = KeyId::parse(&header.key_id).map_err(|_| {
             ApiError::invalid("ciphertext", "it names a key id that Tessera never issues")
         })?;
-        let record = self.node.resolve_key(key_id.as_str()).await?;
+        let record = self
+            .node
+            .resolve_key_version(key_id.as_str(), header.version)
+            .await?;
         check_encrypt_usage(&record)?;
         let key = self.node.open_version(&record, header.version)?;
         let plaintext =

@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
 use tessera_crypto::{root, UnsealShare};
 use tessera_proto::v1 as pb;
 use tessera_proto::v1::system_server::System;
-use tessera_state::{Command, Request, SealConfig};
+use tessera_state::{Command, Request, Response, SealConfig};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
 use crate::error::ApiError;
@@ -65,7 +66,7 @@ impl SystemService {
         let threshold = u8::try_from(req.threshold).map_err(|_| ApiError::Internal("threshold"))?;
         let material = root::initialize(shares, threshold, &mut tessera_crypto::os_rng())
             .map_err(|e| ApiError::invalid("shares", e))?;
-        let sealed_root_key = material.sealed_root_key.clone();
+        let ours: [u8; 32] = Sha256::digest(&material.sealed_root_key).into();
         let command = Command::InitSeal(SealConfig {
             shares,
             threshold,
@@ -73,7 +74,8 @@ impl SystemService {
             sealed_keyring: material.sealed_keyring,
             initialized_at_ms: now_ms(),
         });
-        self.node
+        let response = self
+            .node
             .propose(Request {
                 request_id,
                 fingerprint: fp,
@@ -82,18 +84,16 @@ impl SystemService {
             .await?;
         // A retried request id returns the first result; only the attempt whose material was
         // stored may hand out shares.
-        let stored_is_ours = self
-            .node
-            .raft()
-            .shared()
-            .read()
-            .state
-            .seal_config()
-            .is_some_and(|c| c.sealed_root_key == sealed_root_key);
-        if !stored_is_ours {
-            return Err(ApiError::Rejected(
-                tessera_state::ApplyError::AlreadyInitialized,
-            ));
+        match response {
+            Response::Initialized {
+                sealed_root_key_digest,
+            } if sealed_root_key_digest == ours => {}
+            Response::Initialized { .. } => {
+                return Err(ApiError::Rejected(
+                    tessera_state::ApplyError::AlreadyInitialized,
+                ))
+            }
+            _ => return Err(ApiError::Internal("initialization returned another result")),
         }
         Ok(pb::InitResponse {
             shares: material
