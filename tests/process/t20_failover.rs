@@ -204,7 +204,11 @@ async fn t23_isolated_node_stops_serving_after_its_lease_and_resumes_when_healed
     let sealed = client.encrypt("leased", b"x", &context).await.unwrap();
 
     // Pause both peers: the remaining node (the leader) loses its quorum.
-    let peers: Vec<u64> = cluster.ids().into_iter().filter(|id| *id != lonely).collect();
+    let peers: Vec<u64> = cluster
+        .ids()
+        .into_iter()
+        .filter(|id| *id != lonely)
+        .collect();
     for id in &peers {
         cluster.node(*id).process().unwrap().pause();
     }
@@ -218,14 +222,20 @@ async fn t23_isolated_node_stops_serving_after_its_lease_and_resumes_when_healed
     assert_eq!(err.code(), tonic::Code::Unavailable, "{err}");
     assert_eq!(err.tessera_code(), Some("NO_LEASE"));
     assert!(err.to_string().contains("lease"), "{err}");
-    let err = client.decrypt(&sealed.ciphertext, &context).await.unwrap_err();
+    let err = client
+        .decrypt(&sealed.ciphertext, &context)
+        .await
+        .unwrap_err();
     assert_eq!(err.tessera_code(), Some("NO_LEASE"), "{err}");
 
     for id in &peers {
         cluster.node(*id).process().unwrap().resume();
     }
     let opened = wait_for("the healed node to serve again", WAIT, || async {
-        client.decrypt(&sealed.ciphertext, &context).await.map_err(|e| e.to_string())
+        client
+            .decrypt(&sealed.ciphertext, &context)
+            .await
+            .map_err(|e| e.to_string())
     })
     .await;
     assert_eq!(opened.plaintext, b"x");
