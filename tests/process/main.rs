@@ -1,9 +1,10 @@
 //! Black-box tests against real `tessera server` processes on loopback.
 //!
 //! Files are numbered by area: t10 basic flows, t20 leader failure and restarts, t30 bad
-//! input, t40 durability, t50 secrets at rest, t60 the CLI contract. Every test starts its own
-//! cluster (one at a time; see `tessera_testkit`), bounds every wait, and kills its processes
-//! when it ends.
+//! input, t40 durability, t50 secrets at rest, t60 the CLI contract, t70 key lifecycle, t72
+//! crypto operations, t74 import/export and background jobs, t78 interoperability, t79
+//! crypto-shredding. Every test starts its own cluster (one at a time; see
+//! `tessera_testkit`), bounds every wait, and kills its processes when it ends.
 
 #![allow(
     clippy::unwrap_used,
@@ -12,12 +13,18 @@
     clippy::indexing_slicing
 )]
 
+mod api;
 mod t10_basic;
 mod t20_failover;
 mod t30_bad_input;
 mod t40_durability;
 mod t50_secrets_at_rest;
 mod t60_cli;
+mod t70_key_lifecycle;
+mod t72_crypto_operations;
+mod t74_import_export_jobs;
+mod t78_interop;
+mod t79_crypto_shredding;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,9 +1,22 @@
 //! The command-line grammar. Names, flags and JSON fields are a contract scripts rely on
 //! (see `docs/operations.md`): extend, never rename.
 
+mod alias;
+mod crypto;
+mod key;
+mod signing;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use alias::AliasCommand;
+pub use crypto::{
+    DataKeyArgs, DataKeyPairArgs, DecryptArgs, DecryptBatchArgs, EncryptArgs, EncryptBatchArgs,
+    RandomArgs, ReEncryptArgs,
+};
+pub use key::{KeyCommand, Origin};
+pub use signing::{MacArgs, PublicKeyArgs, PublicKeyFormat, SignArgs, VerifyArgs, VerifyMacArgs};
 
 /// Tessera: a distributed key management service.
 #[derive(Debug, Parser)]
@@ -110,10 +123,92 @@ pub enum Command {
     /// Customer keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Aliases: stable alias/NAME references to keys.
+    #[command(subcommand)]
+    Alias(AliasCommand),
     /// Encrypt data under a key (input: --in FILE or stdin).
     Encrypt(EncryptArgs),
     /// Decrypt a base64 ciphertext (input: --in FILE or stdin).
     Decrypt(DecryptArgs),
+    /// Decrypt a base64 ciphertext and encrypt it again (under the same or another key)
+    /// without the plaintext leaving the server.
+    Reencrypt(ReEncryptArgs),
+    /// Encrypt many plaintexts in one call (input: one base64 plaintext per line).
+    EncryptBatch(EncryptBatchArgs),
+    /// Decrypt many ciphertexts in one call (input: one base64 ciphertext per line).
+    DecryptBatch(DecryptBatchArgs),
+    /// A fresh data key, in plaintext and encrypted under a key (envelope encryption).
+    Datakey(DataKeyArgs),
+    /// A fresh asymmetric key pair, its private key encrypted under a key.
+    DatakeyPair(DataKeyPairArgs),
+    /// Sign a message (input: --in FILE or stdin) with an asymmetric key.
+    Sign(SignArgs),
+    /// Verify a signature over a message (input: --in FILE or stdin).
+    ///
+    /// Exit status 1 when the signature is not valid.
+    Verify(VerifyArgs),
+    /// The public key of an asymmetric key.
+    PublicKey(PublicKeyArgs),
+    /// The MAC of a message (input: --in FILE or stdin) under an HMAC key.
+    Mac(MacArgs),
+    /// Verify a MAC over a message (input: --in FILE or stdin).
+    ///
+    /// Exit status 1 when the MAC is not valid.
+    VerifyMac(VerifyMacArgs),
+    /// Random bytes from a node's CSPRNG.
+    Random(RandomArgs),
+    /// Maintenance of a stopped node's storage.
+    #[command(subcommand)]
+    Storage(StorageCommand),
+}
+
+/// `tessera storage …`.
+#[derive(Debug, Subcommand)]
+pub enum StorageCommand {
+    /// Rewrite a stopped node's database with only its live data, so that purged log entries,
+    /// overwritten rows and destroyed key versions leave the disk.
+    Compact {
+        /// The node's TOML configuration file (its data_dir is compacted).
+        #[arg(long)]
+        config: PathBuf,
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+impl Command {
+    /// The output format the command was asked for, so that errors are reported in it too.
+    pub fn output_format(&self) -> OutputFormat {
+        match self {
+            Self::Server { .. } => OutputFormat::Text,
+            Self::Storage(StorageCommand::Compact { output, .. }) => output.format,
+            Self::Dev(args) => args.output.format,
+            Self::Pki(PkiCommand::Init { output, .. } | PkiCommand::IssueClient { output, .. }) => {
+                output.format
+            }
+            Self::Operator(
+                OperatorCommand::Init { connect, .. }
+                | OperatorCommand::Unseal { connect, .. }
+                | OperatorCommand::Seal { connect }
+                | OperatorCommand::Status { connect },
+            ) => connect.output.format,
+            Self::Key(command) => command.output_format(),
+            Self::Alias(command) => command.output_format(),
+            Self::Encrypt(args) => args.connect.output.format,
+            Self::Decrypt(args) => args.connect.output.format,
+            Self::Reencrypt(args) => args.connect.output.format,
+            Self::EncryptBatch(args) => args.connect.output.format,
+            Self::DecryptBatch(args) => args.connect.output.format,
+            Self::Datakey(args) => args.connect.output.format,
+            Self::DatakeyPair(args) => args.connect.output.format,
+            Self::Sign(args) => args.connect.output.format,
+            Self::Verify(args) => args.connect.output.format,
+            Self::PublicKey(args) => args.connect.output.format,
+            Self::Mac(args) => args.connect.output.format,
+            Self::VerifyMac(args) => args.connect.output.format,
+            Self::Random(args) => args.connect.output.format,
+        }
+    }
 }
 
 /// `tessera dev`.
@@ -200,71 +295,4 @@ pub enum OperatorCommand {
         #[command(flatten)]
         connect: Connect,
     },
-}
-
-/// `tessera key …`.
-#[derive(Debug, Subcommand)]
-pub enum KeyCommand {
-    /// Create a key.
-    Create {
-        /// Unique name.
-        #[arg(long)]
-        name: String,
-        /// Key spec.
-        #[arg(long, default_value = "AES256_GCM")]
-        spec: String,
-        /// Description.
-        #[arg(long, default_value = "")]
-        description: String,
-        #[command(flatten)]
-        connect: Connect,
-    },
-    /// Show a key (KEY: id, name or alias/NAME).
-    Describe {
-        /// The key.
-        key: String,
-        #[command(flatten)]
-        connect: Connect,
-    },
-    /// List keys.
-    List {
-        #[command(flatten)]
-        connect: Connect,
-    },
-    /// Add a new primary version.
-    Rotate {
-        /// The key.
-        key: String,
-        #[command(flatten)]
-        connect: Connect,
-    },
-}
-
-/// `tessera encrypt`.
-#[derive(Debug, Args)]
-pub struct EncryptArgs {
-    /// The key: id, name or alias/NAME.
-    #[arg(long)]
-    pub key: String,
-    /// Encryption context pair k=v (repeatable); decrypt needs the same pairs.
-    #[arg(long = "context")]
-    pub context: Vec<String>,
-    /// Input file, or - for stdin.
-    #[arg(long = "in", default_value = "-")]
-    pub input: String,
-    #[command(flatten)]
-    pub connect: ConnectForKey,
-}
-
-/// `tessera decrypt`.
-#[derive(Debug, Args)]
-pub struct DecryptArgs {
-    /// Encryption context pair k=v (repeatable).
-    #[arg(long = "context")]
-    pub context: Vec<String>,
-    /// Input file with the base64 ciphertext, or - for stdin.
-    #[arg(long = "in", default_value = "-")]
-    pub input: String,
-    #[command(flatten)]
-    pub connect: Connect,
 }

@@ -1,11 +1,16 @@
 //! The implementation of each command.
 
+pub mod alias;
+pub mod batch;
 pub mod crypto;
+pub mod datakey;
 pub mod dev;
 pub mod key;
 pub mod operator;
 pub mod pki;
 pub mod server;
+pub mod signing;
+pub mod storage;
 
 use anyhow::anyhow;
 use tessera_client::{Client, ClientConfig};

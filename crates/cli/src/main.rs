@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod output;
+mod parse;
 mod pki;
 
 use std::io::IsTerminal;
@@ -11,32 +12,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command, KeyCommand, OperatorCommand, OutputFormat, PkiCommand};
+use crate::cli::{Cli, Command, StorageCommand};
 use crate::output::Failure;
-
-fn output_format(command: &Command) -> OutputFormat {
-    match command {
-        Command::Server { .. } => OutputFormat::Text,
-        Command::Dev(args) => args.output.format,
-        Command::Pki(PkiCommand::Init { output, .. } | PkiCommand::IssueClient { output, .. }) => {
-            output.format
-        }
-        Command::Operator(
-            OperatorCommand::Init { connect, .. }
-            | OperatorCommand::Unseal { connect, .. }
-            | OperatorCommand::Seal { connect }
-            | OperatorCommand::Status { connect },
-        ) => connect.output.format,
-        Command::Key(
-            KeyCommand::Create { connect, .. }
-            | KeyCommand::Describe { connect, .. }
-            | KeyCommand::List { connect }
-            | KeyCommand::Rotate { connect, .. },
-        ) => connect.output.format,
-        Command::Encrypt(args) => args.connect.output.format,
-        Command::Decrypt(args) => args.connect.output.format,
-    }
-}
 
 fn init_tracing(default: &str) {
     let filter = EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new(default));
@@ -50,18 +27,33 @@ fn init_tracing(default: &str) {
 async fn dispatch(command: Command) -> Result<(), Failure> {
     match command {
         Command::Server { config } => commands::server::run(&config).await,
+        Command::Storage(StorageCommand::Compact { config, output }) => {
+            commands::storage::compact(&config, output.format)
+        }
         Command::Dev(args) => commands::dev::run(args).await,
         Command::Pki(command) => commands::pki::run(command),
         Command::Operator(command) => commands::operator::run(command).await,
         Command::Key(command) => commands::key::run(command).await,
+        Command::Alias(command) => commands::alias::run(command).await,
         Command::Encrypt(args) => commands::crypto::encrypt(args).await,
         Command::Decrypt(args) => commands::crypto::decrypt(args).await,
+        Command::Reencrypt(args) => commands::crypto::reencrypt(args).await,
+        Command::EncryptBatch(args) => commands::batch::encrypt(args).await,
+        Command::DecryptBatch(args) => commands::batch::decrypt(args).await,
+        Command::Datakey(args) => commands::datakey::data_key(args).await,
+        Command::DatakeyPair(args) => commands::datakey::data_key_pair(args).await,
+        Command::Sign(args) => commands::signing::sign(args).await,
+        Command::Verify(args) => commands::signing::verify(args).await,
+        Command::PublicKey(args) => commands::signing::public_key(args).await,
+        Command::Mac(args) => commands::signing::mac(args).await,
+        Command::VerifyMac(args) => commands::signing::verify_mac(args).await,
+        Command::Random(args) => commands::crypto::random(args).await,
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let format = output_format(&cli.command);
+    let format = cli.command.output_format();
     match &cli.command {
         Command::Server { .. } => init_tracing("info,openraft=warn,sled=warn"),
         Command::Dev(_) => init_tracing("info"),
@@ -82,6 +74,83 @@ fn main() -> ExitCode {
         Err(failure) => {
             failure.report(format);
             ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_grammar_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn version_flags_of_commands_are_versions_of_keys() {
+        let cli = Cli::try_parse_from([
+            "tessera",
+            "verify",
+            "--key",
+            "k",
+            "--signature",
+            "AA==",
+            "--version",
+            "3",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Verify(args) => assert_eq!(args.version, Some(3)),
+            other => panic!("{other:?}"),
+        }
+        // The program's own --version is still there.
+        let version = Cli::try_parse_from(["tessera", "--version"]).map(|_| ());
+        assert_eq!(
+            version.map_err(|e| e.kind()),
+            Err(clap::error::ErrorKind::DisplayVersion)
+        );
+    }
+
+    #[test]
+    fn schedule_deletion_takes_days_or_a_window_not_both() {
+        assert!(Cli::try_parse_from([
+            "tessera",
+            "key",
+            "schedule-deletion",
+            "k",
+            "--days",
+            "7",
+            "--window",
+            "7d",
+        ])
+        .is_err());
+        assert!(
+            Cli::try_parse_from(["tessera", "key", "schedule-deletion", "k", "--days", "7"])
+                .is_ok()
+        );
+        assert!(Cli::try_parse_from(["tessera", "key", "schedule-deletion", "k"]).is_ok());
+    }
+
+    #[test]
+    fn commands_with_a_key_flag_take_the_client_key_as_client_key() {
+        for args in [
+            vec!["tessera", "sign", "--key", "k", "--client-key", "c.pem"],
+            vec!["tessera", "datakey", "--key", "k", "--client-key", "c.pem"],
+            vec![
+                "tessera",
+                "alias",
+                "list",
+                "--key",
+                "k",
+                "--client-key",
+                "c.pem",
+            ],
+            vec!["tessera", "key", "describe", "k", "--key", "c.pem"],
+        ] {
+            assert!(Cli::try_parse_from(&args).is_ok(), "{args:?}");
         }
     }
 }

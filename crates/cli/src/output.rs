@@ -17,6 +17,14 @@ pub enum Failure {
     Refused(tessera_client::Error),
     /// A local operation failed (exit 1).
     Local(anyhow::Error),
+    /// The server answered, and the answer is "no": a signature or MAC that does not verify
+    /// (exit 1). The command has printed its result document already.
+    Invalid {
+        /// Stable code for scripts, e.g. `INVALID_SIGNATURE`.
+        tessera_code: &'static str,
+        /// What did not verify.
+        message: String,
+    },
 }
 
 impl Failure {
@@ -24,28 +32,43 @@ impl Failure {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Usage(_) => 2,
-            Self::Refused(_) | Self::Local(_) => 1,
+            Self::Refused(_) | Self::Local(_) | Self::Invalid { .. } => 1,
         }
     }
 
-    fn code_and_message(&self) -> (&'static str, String) {
+    /// The gRPC status name, the message and the stable Tessera code, if any.
+    fn parts(&self) -> (&'static str, String, Option<&str>) {
         match self {
-            Self::Usage(e) => ("INVALID_ARGUMENT", format!("{e:#}")),
-            Self::Refused(e) => (e.code_name(), e.to_string()),
-            Self::Local(e) => ("INTERNAL", format!("{e:#}")),
+            Self::Usage(e) => ("INVALID_ARGUMENT", format!("{e:#}"), None),
+            Self::Refused(e) => (e.code_name(), e.to_string(), e.tessera_code()),
+            Self::Local(e) => ("INTERNAL", format!("{e:#}"), None),
+            Self::Invalid {
+                tessera_code,
+                message,
+            } => ("INVALID_ARGUMENT", message.clone(), Some(tessera_code)),
         }
     }
 
-    /// Prints the error on stderr: a message, and with JSON output also
-    /// `{"error":{"code","message"}}`.
+    /// The JSON error document: `{"error":{"code","message"}}`, plus `tessera_code` when the
+    /// server sent one.
+    pub fn error_json(&self) -> Value {
+        let (code, message, tessera_code) = self.parts();
+        let mut error = json!({"code": code, "message": message});
+        if let (Some(tessera_code), Some(object)) = (tessera_code, error.as_object_mut()) {
+            object.insert("tessera_code".into(), tessera_code.into());
+        }
+        json!({ "error": error })
+    }
+
+    /// Prints the error on stderr: a message, and with JSON output also the document of
+    /// [`Failure::error_json`].
     pub fn report(&self, format: OutputFormat) {
-        let (code, message) = self.code_and_message();
+        let (_, message, _) = self.parts();
         let mut stderr = std::io::stderr().lock();
         // Nothing sensible can be done if stderr is closed.
         let _ = writeln!(stderr, "error: {message}");
         if format == OutputFormat::Json {
-            let doc = json!({"error": {"code": code, "message": message}});
-            let _ = writeln!(stderr, "{doc}");
+            let _ = writeln!(stderr, "{}", self.error_json());
         }
     }
 }
@@ -66,6 +89,40 @@ pub fn rfc3339(ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
+/// [`rfc3339`] of a time the API gives as 0 when there is none: then JSON `null`.
+pub fn rfc3339_or_null(ms: u64) -> Value {
+    if ms == 0 {
+        Value::Null
+    } else {
+        Value::String(rfc3339(ms))
+    }
+}
+
+/// A duration in milliseconds as text humantime parses back (`90d`, `1d 12h`, `30s`), in
+/// days, hours, minutes, seconds and milliseconds; `None` for 0.
+pub fn duration_text(ms: u64) -> Option<String> {
+    if ms == 0 {
+        return None;
+    }
+    let units = [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1_000, "s"),
+        (1, "ms"),
+    ];
+    let mut rest = ms;
+    let mut parts = Vec::new();
+    for (size, unit) in units {
+        let count = rest / size;
+        if count > 0 {
+            parts.push(format!("{count}{unit}"));
+            rest %= size;
+        }
+    }
+    Some(parts.join(" "))
+}
+
 /// The JSON form of a key (see `docs/operations.md`).
 pub fn key_json(key: &pb::Key) -> Value {
     json!({
@@ -74,43 +131,103 @@ pub fn key_json(key: &pb::Key) -> Value {
         "spec": key.spec,
         "usage": key.usage,
         "state": key.state,
+        "origin": key.origin,
         "primary_version": key.primary_version,
+        "min_decryption_version": key.min_decryption_version,
         "versions": key.versions.iter().map(|v| json!({
             "version": v.version,
             "state": v.state,
             "created_at": rfc3339(v.created_at_ms),
+            "destroyed_at": rfc3339_or_null(v.destroyed_at_ms),
         })).collect::<Vec<_>>(),
         "aliases": key.aliases,
         "description": key.description,
         "created_at": rfc3339(key.created_at_ms),
         "created_by": key.created_by,
+        "rotation_period": duration_text(key.rotation_period_ms),
+        "next_rotation_at": rfc3339_or_null(key.next_rotation_ms),
+        "exportable": key.exportable,
+        "tags": key.tags,
+        "deletion_date": rfc3339_or_null(key.deletion_date_ms),
     })
 }
 
 /// The text form of a key.
 pub fn key_text(key: &pb::Key) -> String {
-    let mut out = format!(
-        "key_id:          {}\nname:            {}\nspec:            {}\nusage:           {}\nstate:           {}\nprimary_version: {}\ncreated_at:      {}\ncreated_by:      {}\n",
-        key.key_id,
-        key.name,
-        key.spec,
-        key.usage,
-        key.state,
-        key.primary_version,
-        rfc3339(key.created_at_ms),
-        key.created_by,
-    );
+    let mut lines: Vec<(&str, String)> = vec![
+        ("key_id", key.key_id.clone()),
+        ("name", key.name.clone()),
+        ("spec", key.spec.clone()),
+        ("usage", key.usage.clone()),
+        ("state", key.state.clone()),
+        ("origin", key.origin.clone()),
+        ("primary_version", key.primary_version.to_string()),
+        (
+            "min_decryption_version",
+            key.min_decryption_version.to_string(),
+        ),
+        ("created_at", rfc3339(key.created_at_ms)),
+        ("created_by", key.created_by.clone()),
+        ("exportable", key.exportable.to_string()),
+        (
+            "rotation_period",
+            duration_text(key.rotation_period_ms).unwrap_or_else(|| "off".into()),
+        ),
+    ];
+    if key.next_rotation_ms != 0 {
+        lines.push(("next_rotation_at", rfc3339(key.next_rotation_ms)));
+    }
+    if key.deletion_date_ms != 0 {
+        lines.push(("deletion_date", rfc3339(key.deletion_date_ms)));
+    }
     if !key.description.is_empty() {
-        out.push_str(&format!("description:     {}\n", key.description));
+        lines.push(("description", key.description.clone()));
+    }
+    if !key.aliases.is_empty() {
+        lines.push(("aliases", key.aliases.join(", ")));
+    }
+    if !key.tags.is_empty() {
+        let tags: Vec<String> = key.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        lines.push(("tags", tags.join(", ")));
+    }
+    let mut out = String::new();
+    for (label, value) in lines {
+        out.push_str(&format!("{:<23} {value}\n", format!("{label}:")));
     }
     for v in &key.versions {
         out.push_str(&format!(
-            "version {:<7} {} (created {})\n",
+            "version {:<7} {} (created {}",
             v.version,
             v.state,
             rfc3339(v.created_at_ms)
         ));
+        if v.destroyed_at_ms != 0 {
+            out.push_str(&format!(", destroyed {}", rfc3339(v.destroyed_at_ms)));
+        }
+        out.push_str(")\n");
     }
+    out
+}
+
+/// Prints a key in `format`.
+pub fn print_key(key: &pb::Key, format: OutputFormat) {
+    match format {
+        OutputFormat::Json => print_json(&key_json(key)),
+        OutputFormat::Text => print!("{}", key_text(key)),
+    }
+}
+
+/// Armours DER in PEM (RFC 7468: 64-column base64 lines) under `label`.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let body = crate::parse::B64.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in body.as_bytes().chunks(64) {
+        // Base64 is ASCII, so every chunk is valid UTF-8.
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
     out
 }
 
@@ -137,6 +254,7 @@ mod tests {
                 version: 1,
                 state: "ENABLED".into(),
                 created_at_ms: 0,
+                destroyed_at_ms: 0,
             }],
             ..Default::default()
         };
@@ -155,5 +273,101 @@ mod tests {
             assert!(v.get(field).is_some(), "{field}");
         }
         assert_eq!(v["versions"][0]["created_at"], "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn key_json_has_the_lifecycle_fields() {
+        let plain = key_json(&pb::Key {
+            versions: vec![pb::KeyVersion::default()],
+            ..Default::default()
+        });
+        for field in ["rotation_period", "next_rotation_at", "deletion_date"] {
+            assert_eq!(plain[field], Value::Null, "{field}");
+        }
+        assert_eq!(plain["versions"][0]["destroyed_at"], Value::Null);
+        assert_eq!(plain["tags"], json!({}));
+        assert_eq!(plain["exportable"], false);
+
+        let key = pb::Key {
+            origin: "EXTERNAL".into(),
+            min_decryption_version: 2,
+            rotation_period_ms: 90 * 86_400_000,
+            next_rotation_ms: 1_700_000_000_123,
+            exportable: true,
+            tags: [("team".to_string(), "ops".to_string())].into(),
+            aliases: vec!["alias/payments".into()],
+            deletion_date_ms: 1_700_000_000_000,
+            versions: vec![pb::KeyVersion {
+                version: 1,
+                state: "DESTROYED".into(),
+                created_at_ms: 0,
+                destroyed_at_ms: 1_700_000_000_123,
+            }],
+            ..Default::default()
+        };
+        let v = key_json(&key);
+        assert_eq!(v["origin"], "EXTERNAL");
+        assert_eq!(v["min_decryption_version"], 2);
+        assert_eq!(v["rotation_period"], "90d");
+        assert_eq!(v["next_rotation_at"], "2023-11-14T22:13:20.123Z");
+        assert_eq!(v["exportable"], true);
+        assert_eq!(v["tags"], json!({"team": "ops"}));
+        assert_eq!(v["aliases"], json!(["alias/payments"]));
+        assert_eq!(v["deletion_date"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(v["versions"][0]["destroyed_at"], "2023-11-14T22:13:20.123Z");
+        let text = key_text(&key);
+        assert!(text.contains("tags:"), "{text}");
+        assert!(
+            text.contains("destroyed 2023-11-14T22:13:20.123Z"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn durations_print_with_humantime() {
+        assert_eq!(duration_text(0), None);
+        assert_eq!(duration_text(12 * 3_600_000).as_deref(), Some("12h"));
+        assert_eq!(
+            duration_text(36 * 3_600_000 + 1).as_deref(),
+            Some("1d 12h 1ms")
+        );
+        for ms in [1, 999, 30_000, 90 * 86_400_000, 123_456_789_012] {
+            let text = duration_text(ms).unwrap();
+            assert_eq!(
+                humantime::parse_duration(&text).unwrap(),
+                Duration::from_millis(ms),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_documents_carry_the_tessera_code() {
+        let failure = Failure::Invalid {
+            tessera_code: "INVALID_SIGNATURE",
+            message: "no".into(),
+        };
+        assert_eq!(failure.exit_code(), 1);
+        assert_eq!(
+            failure.error_json(),
+            json!({"error": {"code": "INVALID_ARGUMENT", "message": "no", "tessera_code": "INVALID_SIGNATURE"}})
+        );
+        let usage = Failure::Usage(anyhow::anyhow!("bad"));
+        assert_eq!(usage.exit_code(), 2);
+        assert_eq!(
+            usage.error_json(),
+            json!({"error": {"code": "INVALID_ARGUMENT", "message": "bad"}})
+        );
+    }
+
+    #[test]
+    fn pem_wraps_at_64_columns() {
+        let der = vec![0u8; 100];
+        let text = pem("PUBLIC KEY", &der);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.first(), Some(&"-----BEGIN PUBLIC KEY-----"));
+        assert_eq!(lines.get(1).map(|l| l.len()), Some(64));
+        assert_eq!(lines.last(), Some(&"-----END PUBLIC KEY-----"));
+        assert_eq!(lines.len(), 5);
     }
 }

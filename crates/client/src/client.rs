@@ -1,6 +1,15 @@
 //! [`Client`]: typed calls to a Tessera cluster with failover across its nodes.
+//!
+//! The calls are grouped by what they touch: [`keys`] (key lifecycle), [`aliases`],
+//! [`material`] (import and export of key material), [`crypto`] (encryption, data keys,
+//! randomness) and [`signing`] (signatures and MACs).
 
-use std::collections::BTreeMap;
+pub mod aliases;
+pub mod crypto;
+pub mod keys;
+pub mod material;
+pub mod signing;
+
 use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -158,6 +167,10 @@ impl Client {
     }
 
     /// Calls the preferred endpoint, failing over through the others once.
+    ///
+    /// `call` runs once per attempt: a write must build its message (with its request id)
+    /// before, and clone it per attempt, so that every attempt carries the same request id and
+    /// the cluster applies the write at most once.
     async fn with_failover<T, F, Fut>(&self, call: F) -> Result<T, Error>
     where
         F: Fn(Channel) -> Fut,
@@ -187,6 +200,43 @@ impl Client {
         Err(last.unwrap_or_else(|| Error::Config {
             reason: "no endpoint given".into(),
         }))
+    }
+
+    /// A `Keys` call with failover; `message` is cloned for each attempt.
+    async fn keys_call<M, T, F, Fut>(&self, message: M, call: F) -> Result<T, Error>
+    where
+        M: Clone,
+        F: Fn(KeysClient<Channel>, tonic::Request<M>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.with_failover(|channel| call(KeysClient::new(channel), self.request(message.clone())))
+            .await
+    }
+
+    /// A `Keys` call answered with a [`pb::KeyResponse`]: the key it carries.
+    async fn key_call<M, F, Fut>(&self, message: M, call: F) -> Result<pb::Key, Error>
+    where
+        M: Clone,
+        F: Fn(KeysClient<Channel>, tonic::Request<M>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<pb::KeyResponse>, tonic::Status>>,
+    {
+        self.keys_call(message, call)
+            .await?
+            .key
+            .ok_or_else(missing_key)
+    }
+
+    /// A `Crypto` call with failover; `message` is cloned for each attempt.
+    async fn crypto_call<M, T, F, Fut>(&self, message: M, call: F) -> Result<T, Error>
+    where
+        M: Clone,
+        F: Fn(CryptoClient<Channel>, tonic::Request<M>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.with_failover(|channel| {
+            call(CryptoClient::new(channel), self.request(message.clone()))
+        })
+        .await
     }
 
     /// This node's status.
@@ -247,138 +297,6 @@ impl Client {
         let req = self.request(pb::SealRequest {});
         self.on_first(|c| async move { SystemClient::new(c).seal(req).await })
             .await
-    }
-
-    /// Creates a key.
-    ///
-    /// # Errors
-    /// [`Error`]; `ALREADY_EXISTS` if the name is taken.
-    pub async fn create_key(
-        &self,
-        name: &str,
-        spec: &str,
-        description: &str,
-    ) -> Result<pb::Key, Error> {
-        self.create_key_with_id(name, spec, description, &new_request_id())
-            .await
-    }
-
-    /// Creates a key with an explicit request id: a repeat with the same id and arguments
-    /// returns the first result and creates nothing.
-    ///
-    /// # Errors
-    /// [`Error`]; `INVALID_ARGUMENT` if the id was used for different arguments.
-    pub async fn create_key_with_id(
-        &self,
-        name: &str,
-        spec: &str,
-        description: &str,
-        request_id: &str,
-    ) -> Result<pb::Key, Error> {
-        let message = pb::CreateKeyRequest {
-            name: name.to_owned(),
-            spec: spec.to_owned(),
-            description: description.to_owned(),
-            request_id: request_id.to_owned(),
-        };
-        let response = self
-            .with_failover(|c| {
-                let req = self.request(message.clone());
-                async move { KeysClient::new(c).create_key(req).await }
-            })
-            .await?;
-        response.key.ok_or_else(missing_key)
-    }
-
-    /// Describes a key by id, name or `alias/NAME`.
-    ///
-    /// # Errors
-    /// [`Error`]; `NOT_FOUND` for an unknown key.
-    pub async fn describe_key(&self, key: &str) -> Result<pb::Key, Error> {
-        let message = pb::DescribeKeyRequest {
-            key: key.to_owned(),
-        };
-        let response = self
-            .with_failover(|c| {
-                let req = self.request(message.clone());
-                async move { KeysClient::new(c).describe_key(req).await }
-            })
-            .await?;
-        response.key.ok_or_else(missing_key)
-    }
-
-    /// Lists all keys.
-    ///
-    /// # Errors
-    /// [`Error`] from the cluster.
-    pub async fn list_keys(&self) -> Result<Vec<pb::Key>, Error> {
-        let response = self
-            .with_failover(|c| {
-                let req = self.request(pb::ListKeysRequest {});
-                async move { KeysClient::new(c).list_keys(req).await }
-            })
-            .await?;
-        Ok(response.keys)
-    }
-
-    /// Adds a new primary version to a key.
-    ///
-    /// # Errors
-    /// [`Error`]; `NOT_FOUND` for an unknown key.
-    pub async fn rotate_key(&self, key: &str) -> Result<pb::Key, Error> {
-        let message = pb::RotateKeyRequest {
-            key: key.to_owned(),
-            request_id: new_request_id(),
-        };
-        let response = self
-            .with_failover(|c| {
-                let req = self.request(message.clone());
-                async move { KeysClient::new(c).rotate_key(req).await }
-            })
-            .await?;
-        response.key.ok_or_else(missing_key)
-    }
-
-    /// Encrypts `plaintext` under `key`'s primary version, binding `context`.
-    ///
-    /// # Errors
-    /// [`Error`]; `INVALID_ARGUMENT` for empty or oversized input.
-    pub async fn encrypt(
-        &self,
-        key: &str,
-        plaintext: &[u8],
-        context: &BTreeMap<String, String>,
-    ) -> Result<pb::EncryptResponse, Error> {
-        let message = pb::EncryptRequest {
-            key: key.to_owned(),
-            plaintext: plaintext.to_vec(),
-            context: context.clone(),
-        };
-        self.with_failover(|c| {
-            let req = self.request(message.clone());
-            async move { CryptoClient::new(c).encrypt(req).await }
-        })
-        .await
-    }
-
-    /// Decrypts a ciphertext; `context` must equal the one used to encrypt.
-    ///
-    /// # Errors
-    /// [`Error`]; `INVALID_ARGUMENT` for a tampered ciphertext or wrong context.
-    pub async fn decrypt(
-        &self,
-        ciphertext: &[u8],
-        context: &BTreeMap<String, String>,
-    ) -> Result<pb::DecryptResponse, Error> {
-        let message = pb::DecryptRequest {
-            ciphertext: ciphertext.to_vec(),
-            context: context.clone(),
-        };
-        self.with_failover(|c| {
-            let req = self.request(message.clone());
-            async move { CryptoClient::new(c).decrypt(req).await }
-        })
-        .await
     }
 }
 

@@ -42,6 +42,14 @@ pub enum Error {
         /// The server's stable error code (e.g. `SEALED`), if it sent one.
         tessera_code: Option<String>,
     },
+    /// A local cryptographic check could not run: an unknown key spec or algorithm, a
+    /// malformed public key or signature (see [`crate::verify_offline`]).
+    #[error("{source}")]
+    Crypto {
+        /// What the crypto crate reported.
+        #[from]
+        source: tessera_crypto::Error,
+    },
 }
 
 impl Error {
@@ -50,13 +58,15 @@ impl Error {
         match self {
             Self::Status { code, .. } => *code,
             Self::Connect { .. } => tonic::Code::Unavailable,
-            Self::Config { .. } | Self::Io { .. } => tonic::Code::InvalidArgument,
+            Self::Config { .. } | Self::Io { .. } | Self::Crypto { .. } => {
+                tonic::Code::InvalidArgument
+            }
         }
     }
 
     /// The gRPC status name, e.g. `INVALID_ARGUMENT`, as scripts see it.
     pub fn code_name(&self) -> &'static str {
-        code_name(self.code())
+        tessera_proto::code_name(self.code())
     }
 
     /// The server's stable error code, e.g. `SEALED`.
@@ -135,29 +145,5 @@ fn describe_transport(status: &tonic::Status) -> String {
         )
     } else {
         joined
-    }
-}
-
-/// The canonical upper-case name of a gRPC code.
-pub fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code;
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }

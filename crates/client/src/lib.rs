@@ -5,12 +5,20 @@
 //! every write carries a request id so that a retry is applied at most once. Calls about one
 //! node's seal (status, unseal, seal) go to the first endpoint only.
 //!
+//! Signatures can also be checked without the cluster: [`verify_offline`] takes a public key
+//! fetched once with [`Client::get_public_key`].
+//!
 //! What it is not: no server logic, no Raft; it depends only on the protocol definitions and
 //! the crypto crate.
 
 pub mod client;
 pub mod error;
+mod verify;
 
+pub use client::aliases::{alias_name, ALIAS_PREFIX};
+pub use client::keys::{CreateKeyOptions, ORIGIN_EXTERNAL, ORIGIN_TESSERA};
 pub use client::{new_request_id, Client, ClientConfig};
-pub use error::{code_name, Error};
+pub use error::Error;
+pub use tessera_proto::code_name;
 pub use tessera_proto::v1 as proto;
+pub use verify::verify_offline;

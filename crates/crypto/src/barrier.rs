@@ -14,8 +14,8 @@
 //! Random 96-bit nonces are safe for up to about 2^32 seals per key; the
 //! keyring is rotated (see [`crate::keyring`]) long before that.
 
-use aes_gcm::aead::{AeadInPlace, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::Aes256Gcm;
 use rand_core::CryptoRng;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -118,7 +118,7 @@ pub fn seal(
 
     let cipher = Aes256Gcm::new(key.as_bytes().into());
     let sealed = blob.get_mut(body_start..).map(|body| {
-        cipher.encrypt_in_place_detached(Nonce::from_slice(&nonce), &gcm_aad(&header, aad), body)
+        cipher.encrypt_inout_detached((&nonce).into(), &gcm_aad(&header, aad), body.into())
     });
     match sealed {
         Some(Ok(tag)) => {
@@ -147,11 +147,11 @@ pub fn open(key: &SecretKey256, aad: &[u8], blob: &[u8]) -> Result<SecretBytes, 
     let cipher = Aes256Gcm::new(key.as_bytes().into());
     let mut buffer = Zeroizing::new(parts.ciphertext.to_vec());
     cipher
-        .decrypt_in_place_detached(
-            Nonce::from_slice(parts.nonce),
+        .decrypt_inout_detached(
+            parts.nonce.into(),
             &gcm_aad(parts.header, aad),
-            &mut buffer,
-            Tag::from_slice(parts.tag),
+            buffer.as_mut_slice().into(),
+            parts.tag.into(),
         )
         .map_err(|_| Error::Unseal)?;
     Ok(SecretBytes::new(core::mem::take(&mut *buffer)))

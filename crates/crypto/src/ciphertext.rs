@@ -16,8 +16,8 @@
 //! ciphertext) followed by the encryption context's canonical bytes, so
 //! neither the header nor the context can be changed.
 
-use aes_gcm::aead::{AeadInPlace, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::Aes256Gcm;
 use rand_core::CryptoRng;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -191,7 +191,7 @@ pub fn encrypt(
     let cipher = Aes256Gcm::new(message_key.as_bytes().into());
     let sealed = out
         .get_mut(header_len..)
-        .map(|body| cipher.encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, body));
+        .map(|body| cipher.encrypt_inout_detached((&nonce).into(), &aad, body.into()));
     match sealed {
         Some(Ok(tag)) => {
             out.extend_from_slice(&tag);
@@ -226,11 +226,11 @@ pub fn decrypt(
     let cipher = Aes256Gcm::new(message_key.as_bytes().into());
     let mut buffer = Zeroizing::new(parsed.body.to_vec());
     cipher
-        .decrypt_in_place_detached(
-            Nonce::from_slice(parsed.nonce),
+        .decrypt_inout_detached(
+            parsed.nonce.into(),
             &gcm_aad(parsed.header, context),
-            &mut buffer,
-            Tag::from_slice(parsed.tag),
+            buffer.as_mut_slice().into(),
+            parsed.tag.into(),
         )
         .map_err(|_| Error::Decrypt)?;
     Ok(SecretBytes::new(core::mem::take(&mut *buffer)))
@@ -519,7 +519,7 @@ mod tests {
         aad.extend_from_slice(&ctx.canonical_bytes());
         let body = Aes256Gcm::new((&message_key).into())
             .encrypt(
-                Nonce::from_slice(&nonce),
+                (&nonce).into(),
                 Payload {
                     msg: b"plain",
                     aad: &aad,

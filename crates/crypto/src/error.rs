@@ -128,6 +128,102 @@ pub enum Error {
         /// The largest possible output length.
         max: usize,
     },
+
+    /// Key material does not fit its spec: wrong length, or for ECDSA a
+    /// scalar that is zero or not below the group order. Raised for BYOK
+    /// imports and, should storage hand back bad bytes, for any operation.
+    #[error("invalid {spec} key material: {reason}")]
+    InvalidKeyMaterial {
+        /// API name of the spec the material was checked against.
+        spec: &'static str,
+        /// Which rule the material broke (never the material itself).
+        reason: &'static str,
+    },
+
+    /// A signing or MAC algorithm name that this build does not know.
+    #[error("unknown algorithm {name:?}")]
+    UnknownAlgorithm {
+        /// The name that was supplied.
+        name: String,
+    },
+
+    /// A message type name that this build does not know.
+    #[error("unknown message type {name:?}")]
+    UnknownMessageType {
+        /// The name that was supplied.
+        name: String,
+    },
+
+    /// The algorithm cannot be used with a key of this spec (for example
+    /// `ECDSA_SHA_384` with an `ECDSA_P256` key, or any signing algorithm
+    /// with a symmetric key).
+    #[error("algorithm {algorithm} cannot be used with a {spec} key")]
+    AlgorithmMismatch {
+        /// API name of the key spec.
+        spec: &'static str,
+        /// API name of the requested algorithm.
+        algorithm: &'static str,
+    },
+
+    /// The algorithm does not accept this message type (Ed25519 signs
+    /// whole messages only, never a pre-computed digest).
+    #[error("algorithm {algorithm} does not accept message type {message_type}")]
+    UnsupportedMessageType {
+        /// API name of the algorithm.
+        algorithm: &'static str,
+        /// API name of the refused message type.
+        message_type: &'static str,
+    },
+
+    /// Signing, verifying or MACing nothing is refused: it is almost
+    /// always a caller bug.
+    #[error("message is empty")]
+    EmptyMessage,
+
+    /// A message exceeds the documented limit of the operation.
+    #[error("message of {len} bytes exceeds the limit of {max} bytes")]
+    MessageTooLarge {
+        /// The message length supplied.
+        len: usize,
+        /// The largest accepted length.
+        max: usize,
+    },
+
+    /// A pre-computed digest does not have the length of the algorithm's
+    /// hash, so it cannot be the digest that algorithm signs.
+    #[error("digest of {actual} bytes, expected {expected} for the algorithm's hash")]
+    InvalidDigestLength {
+        /// The length of the algorithm's hash output.
+        expected: usize,
+        /// The length that was supplied.
+        actual: usize,
+    },
+
+    /// A public key cannot be used: not decodable, not for the expected
+    /// algorithm or curve, or (for X25519) one that yields an all-zero
+    /// shared secret.
+    #[error("invalid public key")]
+    InvalidPublicKey,
+
+    /// A signature is not even structurally valid for the algorithm (bad
+    /// DER, wrong length, scalars out of range). A well-formed signature
+    /// that simply does not verify is not an error but `Ok(false)`.
+    #[error("malformed signature")]
+    MalformedSignature,
+
+    /// The operation needs an asymmetric key but the spec is symmetric.
+    #[error("{spec} is not an asymmetric key spec")]
+    NotAsymmetric {
+        /// API name of the spec.
+        spec: &'static str,
+    },
+
+    /// The operation needs an HMAC key but the spec is not an HMAC spec.
+    #[error("{spec} is not an HMAC key spec")]
+    NotHmac {
+        /// API name of the spec.
+        spec: &'static str,
+    },
 }
 
 #[cfg(test)]

@@ -12,7 +12,14 @@
 //!   hierarchy shares → unseal key → root key → keyring.
 //! - [`ciphertext`] and [`context`]: the customer ciphertext format with
 //!   per-message HKDF keys and an encryption context bound as AAD;
-//!   [`kdf`] for HKDF; [`spec`] for key specs.
+//!   [`kdf`] for HKDF.
+//! - [`spec`]: key specs (AES, HMAC, Ed25519, ECDSA P-256/P-384), their
+//!   usages and the shape of their key material, generated or imported.
+//! - [`sign`]: signatures with customer keys (Ed25519, deterministic
+//!   ECDSA with DER signatures) and their public keys as
+//!   SubjectPublicKeyInfo; [`mac`]: HMAC-SHA-256/512 tags.
+//! - [`wrap`]: X25519 ECIES key wrapping, for exporting key material and
+//!   for BYOK imports; [`keypair`]: data key pairs in PKCS#8 and SPKI.
 //!
 //! # What it is not
 //!
@@ -29,7 +36,10 @@
 //! - Secrets are compared in constant time (`subtle`); GCM tags are checked
 //!   by `aes-gcm` in constant time.
 //! - Authentication failures are opaque ([`Error::Unseal`],
-//!   [`Error::Decrypt`]): they never say which check failed.
+//!   [`Error::Decrypt`]): they never say which check failed. A signature
+//!   or MAC that does not verify is `Ok(false)`, not an error.
+//! - Signing is deterministic (RFC 6979 ECDSA, RFC 8032 Ed25519), so no
+//!   signature depends on the quality of an RNG.
 //! - Every binary format starts with a version byte and is parsed strictly:
 //!   truncation, trailing bytes and unknown versions are errors, never
 //!   panics.
@@ -39,19 +49,26 @@ pub mod ciphertext;
 pub mod context;
 mod error;
 pub mod kdf;
+pub mod keypair;
 pub mod keyring;
+pub mod mac;
+mod pem;
 pub mod root;
 pub mod secret;
 pub mod shamir;
+pub mod sign;
 pub mod spec;
+pub mod wrap;
 
 pub use ciphertext::CiphertextHeader;
 pub use context::EncryptionContext;
 pub use error::Error;
 pub use keyring::Keyring;
+pub use mac::MacAlgorithm;
 pub use root::{SealMaterial, Unsealed};
 pub use secret::{SecretBytes, SecretKey256};
 pub use shamir::UnsealShare;
+pub use sign::{MessageType, SigningAlgorithm};
 pub use spec::{KeySpec, KeyUsage};
 
 /// Re-exported so callers name the same `CryptoRng` trait this crate's
@@ -88,5 +105,22 @@ mod tests {
         let key = SecretKey256::generate(dyn_rng);
         assert_ne!(key.as_bytes(), &[0; 32]);
         assert!(shamir::split(&key, 2, 3, dyn_rng).is_ok());
+    }
+
+    #[test]
+    fn new_rng_parameters_accept_trait_objects() {
+        let mut rng = os_rng();
+        let dyn_rng: &mut dyn CryptoRng = &mut rng;
+        for &spec in KeySpec::ALL {
+            let material = spec.generate_material(dyn_rng);
+            assert_eq!(spec.validate_material(material.as_slice()), Ok(()));
+        }
+        let (secret, public) = wrap::generate_wrapping_key(dyn_rng);
+        let blob = wrap::wrap(&public, b"aad", b"material", dyn_rng).unwrap();
+        assert_eq!(
+            wrap::unwrap(&secret, b"aad", &blob).unwrap().as_slice(),
+            b"material"
+        );
+        assert!(keypair::generate_key_pair(KeySpec::EcdsaP256, dyn_rng).is_ok());
     }
 }

@@ -18,6 +18,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod codec;
+pub mod compact;
 pub mod lease;
 pub mod log_store;
 pub mod network;

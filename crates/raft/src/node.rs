@@ -170,7 +170,10 @@ impl RaftNode {
                 settings.lease, settings.election_timeout_min
             )));
         }
-        let db_path = config.data_dir.join("raft");
+        crate::compact::recover(&config.data_dir).map_err(|e| {
+            StartError::State(format!("cannot recover an interrupted compaction: {e}"))
+        })?;
+        let db_path = config.data_dir.join(crate::compact::DB_DIR);
         let db = sled::Config::new()
             .path(&db_path)
             .open()
@@ -496,6 +499,11 @@ impl RaftNode {
         }
     }
 
+    /// Whether this node is the Raft leader right now.
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
+    }
+
     /// Whether this node may serve requests from its own applied state now.
     pub fn lease_state(&self) -> LeaseState {
         let single_voter_leader = {
@@ -507,6 +515,7 @@ impl RaftNode {
                     .membership()
                     .voter_ids()
                     .eq([self.id])
+                && metrics.last_applied.map(|l| l.leader_id.term) == Some(metrics.current_term)
         };
         if single_voter_leader {
             return LeaseState::Valid;
@@ -599,16 +608,20 @@ async fn renew_follower_lease(raft: Raft, peers: Peers, lease: Arc<Lease>) {
 async fn track_leader_lease(raft: Raft, lease: Arc<Lease>, id: NodeId) {
     let mut rx = raft.metrics();
     loop {
-        let (state, acked_ms, applied) = {
+        let (state, acked_ms, applied, own_term_applied) = {
             let m = rx.borrow_and_update();
+            let applied_term = m.last_applied.map(|l| l.leader_id.term);
             (
                 m.state,
                 m.millis_since_quorum_ack,
                 m.last_applied.map_or(0, |l| l.index),
+                applied_term == Some(m.current_term),
             )
         };
         match (state, acked_ms) {
-            (ServerState::Leader, Some(ms)) => {
+            // A new leader serves only once it has applied an entry of its own term: by log
+            // matching it has then applied everything earlier leaders committed.
+            (ServerState::Leader, Some(ms)) if own_term_applied => {
                 let acked_at = Instant::now()
                     .checked_sub(Duration::from_millis(ms))
                     .unwrap_or_else(Instant::now);

@@ -28,11 +28,19 @@ pub(crate) fn key_to_proto(meta: &KeyMetadata) -> pb::Key {
                 version: v.version,
                 state: v.state.name().into(),
                 created_at_ms: v.created_at_ms,
+                destroyed_at_ms: v.destroyed_at_ms.unwrap_or_default(),
             })
             .collect(),
-        aliases: Vec::new(),
+        aliases: meta.aliases.iter().map(ToString::to_string).collect(),
         description: meta.description.clone(),
         created_at_ms: meta.created_at_ms,
         created_by: meta.created_by.clone(),
+        origin: meta.origin.name().into(),
+        min_decryption_version: meta.min_decryption_version,
+        rotation_period_ms: meta.rotation_period_ms.unwrap_or_default(),
+        next_rotation_ms: meta.next_rotation_ms.unwrap_or_default(),
+        exportable: meta.exportable,
+        tags: meta.tags.clone(),
+        deletion_date_ms: meta.deletion_date_ms.unwrap_or_default(),
     }
 }

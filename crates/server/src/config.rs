@@ -65,6 +65,38 @@ pub struct ServerConfig {
     /// Raft timing.
     #[serde(default)]
     pub raft: RaftSection,
+    /// Key lifecycle limits and background jobs.
+    #[serde(default)]
+    pub lifecycle: LifecycleSection,
+}
+
+/// Key lifecycle limits and the leader's background jobs.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifecycleSection {
+    /// Shortest deletion waiting window accepted (default 7 days).
+    pub min_deletion_window_seconds: u64,
+    /// Window used when a request gives none (default 30 days).
+    pub default_deletion_window_seconds: u64,
+    /// Shortest automatic rotation period accepted (default 1 day).
+    pub min_rotation_period_seconds: u64,
+    /// How long an import token stays valid (default 24 hours).
+    pub import_token_ttl_seconds: u64,
+    /// How often the leader looks for due rotations and deletions (default 10 s).
+    pub job_interval_ms: u64,
+}
+
+impl Default for LifecycleSection {
+    fn default() -> Self {
+        const DAY: u64 = 24 * 60 * 60;
+        Self {
+            min_deletion_window_seconds: 7 * DAY,
+            default_deletion_window_seconds: 30 * DAY,
+            min_rotation_period_seconds: DAY,
+            import_token_ttl_seconds: DAY,
+            job_interval_ms: 10_000,
+        }
+    }
 }
 
 /// A listening socket and the address others should use to reach it.
@@ -255,6 +287,25 @@ impl ServerConfig {
         if r.write_timeout_ms == 0 {
             return Err("raft.write_timeout_ms must be positive".into());
         }
+        let l = &self.lifecycle;
+        if l.min_deletion_window_seconds == 0 {
+            return Err("lifecycle.min_deletion_window_seconds must be positive".into());
+        }
+        if l.default_deletion_window_seconds < l.min_deletion_window_seconds {
+            return Err(
+                "lifecycle.default_deletion_window_seconds must be at least lifecycle.min_deletion_window_seconds"
+                    .into(),
+            );
+        }
+        if l.min_rotation_period_seconds == 0 || l.import_token_ttl_seconds == 0 {
+            return Err(
+                "lifecycle.min_rotation_period_seconds and lifecycle.import_token_ttl_seconds must be positive"
+                    .into(),
+            );
+        }
+        if l.job_interval_ms == 0 {
+            return Err("lifecycle.job_interval_ms must be positive".into());
+        }
         Ok(())
     }
 }
@@ -285,6 +336,8 @@ client_ca = "pki/client-ca.pem"
         assert_eq!(c.tls.node_ca, Path::new("/etc/tessera/pki/ca.pem"));
         assert_eq!(c.region, "local");
         assert_eq!(c.raft.lease_ms, 1200);
+        assert_eq!(c.lifecycle.min_deletion_window_seconds, 7 * 24 * 3600);
+        assert_eq!(c.lifecycle.default_deletion_window_seconds, 30 * 24 * 3600);
     }
 
     #[test]

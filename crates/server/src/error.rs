@@ -6,7 +6,7 @@
 //! key material or plaintext.
 
 use tessera_raft::{LeaseState, ProposeError, ReadIndexError};
-use tessera_state::ApplyError;
+use tessera_state::{ApplyError, Unusable};
 use tonic::{Code, Status};
 
 use crate::seal::SealError;
@@ -41,13 +41,24 @@ pub enum ApiError {
         /// The reference as given.
         key: String,
     },
-    /// The key exists but not that version.
-    #[error("key {key_id} has no version {version}")]
-    VersionNotFound {
+    /// The key or version exists but its state forbids the operation.
+    #[error("{0}")]
+    Unusable(#[from] Unusable),
+    /// The key's usage does not allow the operation (e.g. encrypting with a signing key).
+    #[error("key {key_id} is for {usage} and cannot {operation}")]
+    WrongUsage {
         /// The key.
         key_id: String,
-        /// The version.
-        version: u32,
+        /// Its usage.
+        usage: &'static str,
+        /// What was attempted.
+        operation: &'static str,
+    },
+    /// The key is not exportable.
+    #[error("key {key_id} was not created exportable; its material never leaves Tessera")]
+    NotExportable {
+        /// The key.
+        key_id: String,
     },
     /// Authentication of a ciphertext failed (tampered, truncated body, wrong key or context).
     #[error("the ciphertext cannot be decrypted: it was modified, or the encryption context differs from the one used to encrypt it")]
@@ -108,8 +119,24 @@ impl ApiError {
             Self::NoLease(_) => (Code::Unavailable, "NO_LEASE"),
             Self::InvalidArgument { .. } => (Code::InvalidArgument, "INVALID_ARGUMENT"),
             Self::KeyNotFound { .. } => (Code::NotFound, "KEY_NOT_FOUND"),
-            Self::VersionNotFound { .. } => (Code::NotFound, "VERSION_NOT_FOUND"),
             Self::Undecryptable => (Code::InvalidArgument, "UNDECRYPTABLE"),
+            Self::Unusable(e) => match e {
+                Unusable::Disabled { .. } => (Code::FailedPrecondition, "KEY_DISABLED"),
+                Unusable::PendingDeletion { .. } => {
+                    (Code::FailedPrecondition, "KEY_PENDING_DELETION")
+                }
+                Unusable::PendingImport { .. } => (Code::FailedPrecondition, "KEY_PENDING_IMPORT"),
+                Unusable::VersionNotFound { .. } => (Code::NotFound, "VERSION_NOT_FOUND"),
+                Unusable::VersionDisabled { .. } => (Code::FailedPrecondition, "VERSION_DISABLED"),
+                Unusable::VersionDestroyed { .. } => {
+                    (Code::FailedPrecondition, "VERSION_DESTROYED")
+                }
+                Unusable::BelowMinimum { .. } => {
+                    (Code::FailedPrecondition, "BELOW_MIN_DECRYPTION_VERSION")
+                }
+            },
+            Self::WrongUsage { .. } => (Code::InvalidArgument, "WRONG_KEY_USAGE"),
+            Self::NotExportable { .. } => (Code::FailedPrecondition, "NOT_EXPORTABLE"),
             Self::Rejected(e) => match e {
                 ApplyError::AlreadyInitialized => (Code::FailedPrecondition, "ALREADY_INITIALIZED"),
                 ApplyError::NotInitialized => (Code::FailedPrecondition, "NOT_INITIALIZED"),
@@ -121,6 +148,34 @@ impl ApiError {
                 ApplyError::KeyNotFound { .. } => (Code::NotFound, "KEY_NOT_FOUND"),
                 ApplyError::VersionConflict { .. } => (Code::Aborted, "VERSION_CONFLICT"),
                 ApplyError::RequestIdReused { .. } => (Code::InvalidArgument, "REQUEST_ID_REUSED"),
+                ApplyError::InvalidKeyState { .. } => {
+                    (Code::FailedPrecondition, "INVALID_KEY_STATE")
+                }
+                ApplyError::DeletionNotDue { .. } => (Code::FailedPrecondition, "DELETION_NOT_DUE"),
+                ApplyError::VersionNotFound { .. } => (Code::NotFound, "VERSION_NOT_FOUND"),
+                ApplyError::PrimaryVersion { .. } => (Code::FailedPrecondition, "PRIMARY_VERSION"),
+                ApplyError::VersionDestroyed { .. } => {
+                    (Code::FailedPrecondition, "VERSION_DESTROYED")
+                }
+                ApplyError::InvalidMinDecryptionVersion { .. } => {
+                    (Code::InvalidArgument, "INVALID_MIN_DECRYPTION_VERSION")
+                }
+                ApplyError::AliasExists { .. } => (Code::AlreadyExists, "ALIAS_EXISTS"),
+                ApplyError::AliasNotFound { .. } => (Code::NotFound, "ALIAS_NOT_FOUND"),
+                ApplyError::AliasUsageMismatch { .. } => {
+                    (Code::FailedPrecondition, "ALIAS_USAGE_MISMATCH")
+                }
+                ApplyError::InvalidTags { .. } => (Code::InvalidArgument, "INVALID_TAGS"),
+                ApplyError::WrongOrigin { .. } => (Code::FailedPrecondition, "WRONG_ORIGIN"),
+                ApplyError::ImportTokenInvalid { .. } => {
+                    (Code::FailedPrecondition, "IMPORT_TOKEN_INVALID")
+                }
+                ApplyError::ImportTokenExpired { .. } => {
+                    (Code::FailedPrecondition, "IMPORT_TOKEN_EXPIRED")
+                }
+                ApplyError::InvalidRotationPeriod { .. } => {
+                    (Code::InvalidArgument, "INVALID_ROTATION_PERIOD")
+                }
             },
             Self::Propose(e) => match e {
                 ProposeError::NoLeader { .. } => (Code::Unavailable, "NO_LEADER"),

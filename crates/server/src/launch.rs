@@ -163,7 +163,11 @@ pub async fn run(
         cluster_listener,
     )
     .await?;
-    let node = Arc::new(Node::new(raft));
+    let node = Arc::new(Node::new(raft, config.lifecycle.clone()));
+    let jobs = tokio::spawn(crate::jobs::run(
+        Arc::clone(&node),
+        Duration::from_millis(config.lifecycle.job_interval_ms),
+    ));
 
     let api_tls = tls::server_config(&TlsFiles {
         trusted_ca: config.tls.client_ca.clone(),
@@ -223,6 +227,8 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutting down");
     enter.abort();
+    jobs.abort();
+    let _ = jobs.await;
     // Graceful shutdown waits for open client connections; clients with idle keep-alive
     // connections must not hold the process forever.
     let _ = stop_api.send(());

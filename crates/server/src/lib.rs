@@ -12,9 +12,11 @@
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod jobs;
 pub mod launch;
 pub mod node;
 pub mod seal;
+pub mod storage;
 
 pub use config::ServerConfig;
 pub use launch::{run, Addresses, LaunchError, ADDRESSES_FILE};

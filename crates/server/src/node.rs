@@ -4,26 +4,78 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
-use tessera_crypto::SecretKey256;
+use tessera_crypto::SecretBytes;
 use tessera_raft::{LeaseState, RaftNode};
-use tessera_state::{key::version_aad, KeyRecord, KeyRef, Request, RequestId, Response};
+use tessera_state::{
+    key::version_aad, Command, KeyId, KeyRecord, KeyRef, Request, RequestId, Response, Unusable,
+};
 
+use crate::config::LifecycleSection;
 use crate::error::{ApiError, LeaseProblem};
 use crate::seal::SealManager;
+
+/// A client request that carries a request id (every write does).
+pub trait ClientRequest: prost::Message + Clone {
+    /// The client's request id (may be empty).
+    fn request_id(&self) -> &str;
+    /// A copy without the request id, for the fingerprint.
+    fn without_request_id(&self) -> Self;
+}
+
+/// Implements [`ClientRequest`] for protobuf messages with a `request_id` field.
+macro_rules! client_requests {
+    ($($message:ty),* $(,)?) => {
+        $(
+            impl ClientRequest for $message {
+                fn request_id(&self) -> &str {
+                    &self.request_id
+                }
+                fn without_request_id(&self) -> Self {
+                    Self {
+                        request_id: String::new(),
+                        ..self.clone()
+                    }
+                }
+            }
+        )*
+    };
+}
+
+client_requests!(
+    tessera_proto::v1::InitRequest,
+    tessera_proto::v1::CreateKeyRequest,
+    tessera_proto::v1::KeyWriteRequest,
+    tessera_proto::v1::KeyVersionRequest,
+    tessera_proto::v1::ScheduleKeyDeletionRequest,
+    tessera_proto::v1::UpdateKeyDescriptionRequest,
+    tessera_proto::v1::TagKeyRequest,
+    tessera_proto::v1::UntagKeyRequest,
+    tessera_proto::v1::SetRotationPeriodRequest,
+    tessera_proto::v1::AliasRequest,
+    tessera_proto::v1::DeleteAliasRequest,
+    tessera_proto::v1::ImportKeyMaterialRequest,
+);
 
 /// Shared state of a running node.
 pub struct Node {
     raft: RaftNode,
     seal: SealManager,
+    lifecycle: LifecycleSection,
 }
 
 impl Node {
     /// Wraps a started Raft member; the node starts sealed.
-    pub fn new(raft: RaftNode) -> Self {
+    pub fn new(raft: RaftNode, lifecycle: LifecycleSection) -> Self {
         Self {
             raft,
             seal: SealManager::new(),
+            lifecycle,
         }
+    }
+
+    /// Lifecycle limits from the configuration.
+    pub fn lifecycle(&self) -> &LifecycleSection {
+        &self.lifecycle
     }
 
     /// The Raft member.
@@ -103,58 +155,88 @@ impl Node {
         if record.versions.contains_key(&version) {
             Ok(record)
         } else {
-            Err(ApiError::VersionNotFound {
-                key_id: record.key_id.to_string(),
+            Err(Unusable::VersionNotFound {
+                key_id: record.key_id,
                 version,
-            })
+            }
+            .into())
         }
+    }
+
+    /// The API view of a key (with its aliases) from the applied state.
+    pub fn key_metadata(&self, record: &KeyRecord) -> tessera_state::KeyMetadata {
+        self.raft.shared().read().state.metadata(record)
     }
 
     fn lookup(&self, key: &KeyRef) -> Option<KeyRecord> {
         self.raft.shared().read().state.resolve(key).cloned()
     }
 
-    /// Opens the material of `record`'s `version` with the barrier keyring.
+    /// Opens a version's sealed material with the barrier keyring.
     ///
     /// # Errors
-    /// [`ApiError::Sealed`], [`ApiError::VersionNotFound`], or [`ApiError::Internal`] if the
-    /// stored blob does not open (corruption).
-    pub fn open_version(&self, record: &KeyRecord, version: u32) -> Result<SecretKey256, ApiError> {
-        let stored = record
-            .versions
-            .get(&version)
-            .ok_or_else(|| ApiError::VersionNotFound {
-                key_id: record.key_id.to_string(),
-                version,
-            })?;
-        let aad = version_aad(&record.key_id, version);
-        let opened = self
-            .seal
-            .with_keyring(|keyring| keyring.open(&aad, &stored.sealed_material))
+    /// [`ApiError::Sealed`], or [`ApiError::Internal`] if the stored blob does not open
+    /// (corruption).
+    pub fn unseal_material(
+        &self,
+        key_id: &KeyId,
+        version: u32,
+        sealed: &[u8],
+    ) -> Result<SecretBytes, ApiError> {
+        let aad = version_aad(key_id, version);
+        self.seal
+            .with_keyring(|keyring| keyring.open(&aad, sealed))
             .ok_or(ApiError::Sealed)?
-            .map_err(|_| {
-                ApiError::Internal("stored key material does not open under the barrier")
-            })?;
-        SecretKey256::try_from_slice(opened.as_slice())
-            .map_err(|_| ApiError::Internal("stored key material has the wrong length"))
+            .map_err(|_| ApiError::Internal("stored key material does not open under the barrier"))
     }
 
-    /// Seals `material` for `record_id`'s `version` under the active barrier term.
+    /// Seals `material` for `key_id`'s `version` under the active barrier term.
     ///
     /// # Errors
     /// [`ApiError::Sealed`], or [`ApiError::Internal`] if sealing fails.
     pub fn seal_material(
         &self,
-        key_id: &tessera_state::KeyId,
+        key_id: &KeyId,
         version: u32,
         material: &[u8],
     ) -> Result<Vec<u8>, ApiError> {
-        let aad = version_aad(key_id, version);
+        self.seal_with_aad(&version_aad(key_id, version), material)
+    }
+
+    /// Seals a secret under the active barrier term with the given AAD.
+    ///
+    /// # Errors
+    /// [`ApiError::Sealed`], or [`ApiError::Internal`] if sealing fails.
+    pub fn seal_with_aad(&self, aad: &[u8], material: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let aad = aad.to_vec();
         let mut rng = tessera_crypto::os_rng();
         self.seal
             .with_keyring(|keyring| keyring.seal(&aad, material, &mut rng))
             .ok_or(ApiError::Sealed)?
             .map_err(|_| ApiError::Internal("sealing key material failed"))
+    }
+
+    /// Runs a client write: checks the seal, validates the request id, fingerprints the
+    /// client-visible request and proposes `command`.
+    ///
+    /// # Errors
+    /// [`ApiError::Sealed`], [`ApiError::InvalidArgument`] for a bad request id, and as
+    /// [`Node::propose`].
+    pub async fn write<M: ClientRequest>(
+        &self,
+        method: &'static str,
+        request: &M,
+        command: Command,
+    ) -> Result<Response, ApiError> {
+        self.require_unsealed()?;
+        let request_id = request_id(request.request_id())?;
+        let fingerprint = fingerprint(method, &request.without_request_id());
+        self.propose(Request {
+            request_id,
+            fingerprint,
+            command,
+        })
+        .await
     }
 
     /// Proposes a write and returns its replicated result, turning a rejection into an error.

@@ -1,14 +1,17 @@
 //! The replicated commands, their envelope and their results.
 //!
 //! Encoding rule: these types are written to the Raft log with postcard, which is not
-//! self-describing. Existing variants and fields never change; new commands are appended as
-//! new variants at the end of [`Command`], so old log entries keep decoding.
+//! self-describing. Once a release has shipped, existing variants and fields never change;
+//! new commands are appended as new variants at the end of [`Command`], so old log entries
+//! keep decoding.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use tessera_crypto::spec::KeySpec;
 
-use crate::ids::{KeyId, KeyName, RequestId};
-use crate::key::KeyMetadata;
+use crate::ids::{AliasName, KeyId, KeyName, RequestId};
+use crate::key::{ImportToken, KeyMetadata, KeyOrigin, KeyState};
 use crate::seal::SealConfig;
 
 /// A write as it travels through Raft: the command plus what makes it idempotent.
@@ -23,29 +26,41 @@ pub struct Request {
     pub command: Command,
 }
 
+/// Everything `CreateKey` needs; produced by the proposer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewKey {
+    /// New key id.
+    pub key_id: KeyId,
+    /// Unique name.
+    pub name: KeyName,
+    /// Key spec.
+    pub spec: KeySpec,
+    /// Where the material comes from. `External` keys start without material.
+    pub origin: KeyOrigin,
+    /// Description.
+    pub description: String,
+    /// Version 1 material sealed with AAD `key/<key_id>/v1`; `None` for `External` keys.
+    pub sealed_material: Option<Vec<u8>>,
+    /// Automatic rotation period.
+    pub rotation_period_ms: Option<u64>,
+    /// Whether the material may be exported.
+    pub exportable: bool,
+    /// Initial tags.
+    pub tags: BTreeMap<String, String>,
+    /// Proposer's clock, milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// Identity of the caller.
+    pub created_by: String,
+}
+
 /// A state change. Everything non-deterministic (ids, sealed material, timestamps) is
 /// produced by the proposer and travels inside the command.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// Store the seal configuration; allowed once.
     InitSeal(SealConfig),
-    /// Create a key with its first version.
-    CreateKey {
-        /// New key id.
-        key_id: KeyId,
-        /// Unique name.
-        name: KeyName,
-        /// Key spec.
-        spec: KeySpec,
-        /// Description.
-        description: String,
-        /// Version 1 material, sealed with AAD `key/<key_id>/v1`.
-        sealed_material: Vec<u8>,
-        /// Proposer's clock, milliseconds since the Unix epoch.
-        at_ms: u64,
-        /// Identity of the caller.
-        created_by: String,
-    },
+    /// Create a key (with its first version, unless its origin is `External`).
+    CreateKey(NewKey),
     /// Add version `version` to a key and make it primary. `version` must be the key's latest
     /// version plus one, otherwise the command is rejected with
     /// [`ApplyError::VersionConflict`] and the proposer retries with fresh material.
@@ -59,6 +74,128 @@ pub enum Command {
         /// Proposer's clock, milliseconds since the Unix epoch.
         at_ms: u64,
     },
+    /// Set a key's state to enabled (from disabled).
+    EnableKey {
+        /// The key.
+        key_id: KeyId,
+    },
+    /// Set a key's state to disabled (from enabled).
+    DisableKey {
+        /// The key.
+        key_id: KeyId,
+    },
+    /// Schedule a key's destruction at `deletion_date_ms`.
+    ScheduleKeyDeletion {
+        /// The key.
+        key_id: KeyId,
+        /// When the key is destroyed.
+        deletion_date_ms: u64,
+    },
+    /// Cancel a scheduled deletion; the key comes back disabled.
+    CancelKeyDeletion {
+        /// The key.
+        key_id: KeyId,
+    },
+    /// Destroy a key whose deletion date has passed (proposed by the leader's deletion job).
+    DestroyKey {
+        /// The key.
+        key_id: KeyId,
+        /// Proposer's clock; must be at or after the deletion date.
+        at_ms: u64,
+    },
+    /// Set the minimum version that may decrypt or verify.
+    SetMinDecryptionVersion {
+        /// The key.
+        key_id: KeyId,
+        /// The new minimum (1..=primary version).
+        version: u32,
+    },
+    /// Enable or disable one version.
+    SetVersionEnabled {
+        /// The key.
+        key_id: KeyId,
+        /// The version (not the primary when disabling).
+        version: u32,
+        /// Enable (`true`) or disable.
+        enabled: bool,
+    },
+    /// Destroy one version's material for good.
+    DestroyKeyVersion {
+        /// The key.
+        key_id: KeyId,
+        /// The version (not the primary).
+        version: u32,
+        /// Proposer's clock.
+        at_ms: u64,
+    },
+    /// Replace a key's description.
+    UpdateDescription {
+        /// The key.
+        key_id: KeyId,
+        /// The new description.
+        description: String,
+    },
+    /// Add or overwrite tags.
+    TagKey {
+        /// The key.
+        key_id: KeyId,
+        /// Tags to set.
+        tags: BTreeMap<String, String>,
+    },
+    /// Remove tags.
+    UntagKey {
+        /// The key.
+        key_id: KeyId,
+        /// Tag keys to remove.
+        tag_keys: Vec<String>,
+    },
+    /// Set or clear the automatic rotation period.
+    SetRotationPeriod {
+        /// The key.
+        key_id: KeyId,
+        /// The period, or `None` to stop rotating automatically.
+        period_ms: Option<u64>,
+    },
+    /// Create an alias; it must not exist.
+    CreateAlias {
+        /// The alias.
+        alias: AliasName,
+        /// The key it points at.
+        key_id: KeyId,
+    },
+    /// Re-point an existing alias at another key of the same usage.
+    UpdateAlias {
+        /// The alias.
+        alias: AliasName,
+        /// The new target.
+        key_id: KeyId,
+    },
+    /// Delete an alias.
+    DeleteAlias {
+        /// The alias.
+        alias: AliasName,
+    },
+    /// Store a fresh import token for an `External` key (replacing any earlier one).
+    CreateImportToken {
+        /// The key.
+        key_id: KeyId,
+        /// The token.
+        token: ImportToken,
+    },
+    /// Add imported material as the key's next version, consuming the import token.
+    ImportKeyMaterial {
+        /// The key.
+        key_id: KeyId,
+        /// The token the material was wrapped for.
+        token_id: String,
+        /// The new version number (latest + 1).
+        version: u32,
+        /// The material, unwrapped and validated by the proposer, sealed with AAD
+        /// `key/<key_id>/v<version>`.
+        sealed_material: Vec<u8>,
+        /// Proposer's clock; must be before the token's expiry.
+        at_ms: u64,
+    },
 }
 
 impl Command {
@@ -66,8 +203,25 @@ impl Command {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::InitSeal(_) => "init_seal",
-            Self::CreateKey { .. } => "create_key",
+            Self::CreateKey(_) => "create_key",
             Self::RotateKey { .. } => "rotate_key",
+            Self::EnableKey { .. } => "enable_key",
+            Self::DisableKey { .. } => "disable_key",
+            Self::ScheduleKeyDeletion { .. } => "schedule_key_deletion",
+            Self::CancelKeyDeletion { .. } => "cancel_key_deletion",
+            Self::DestroyKey { .. } => "destroy_key",
+            Self::SetMinDecryptionVersion { .. } => "set_min_decryption_version",
+            Self::SetVersionEnabled { .. } => "set_version_enabled",
+            Self::DestroyKeyVersion { .. } => "destroy_key_version",
+            Self::UpdateDescription { .. } => "update_description",
+            Self::TagKey { .. } => "tag_key",
+            Self::UntagKey { .. } => "untag_key",
+            Self::SetRotationPeriod { .. } => "set_rotation_period",
+            Self::CreateAlias { .. } => "create_alias",
+            Self::UpdateAlias { .. } => "update_alias",
+            Self::DeleteAlias { .. } => "delete_alias",
+            Self::CreateImportToken { .. } => "create_import_token",
+            Self::ImportKeyMaterial { .. } => "import_key_material",
         }
     }
 }
@@ -85,6 +239,23 @@ pub enum Response {
     },
     /// The key after the command.
     Key(KeyMetadata),
+    /// The key was destroyed.
+    KeyDestroyed {
+        /// The key.
+        key_id: KeyId,
+    },
+    /// The alias after the command.
+    Alias {
+        /// The alias.
+        alias: AliasName,
+        /// Its target.
+        key_id: KeyId,
+    },
+    /// The alias was deleted.
+    AliasDeleted {
+        /// The alias.
+        alias: AliasName,
+    },
     /// The command was refused; the state is unchanged.
     Rejected(ApplyError),
 }
@@ -139,5 +310,123 @@ pub enum ApplyError {
     RequestIdReused {
         /// The id.
         request_id: RequestId,
+    },
+    /// The key's state does not allow the operation.
+    #[error("key {key_id} is {} and cannot be {operation}", .state.name())]
+    InvalidKeyState {
+        /// The key.
+        key_id: KeyId,
+        /// Its state.
+        state: KeyState,
+        /// What was attempted, as a past participle ("rotated", "enabled", …).
+        operation: String,
+    },
+    /// `DestroyKey` before the deletion date.
+    #[error("key {key_id} is not due for deletion until {deletion_date_ms}")]
+    DeletionNotDue {
+        /// The key.
+        key_id: KeyId,
+        /// The deletion date.
+        deletion_date_ms: u64,
+    },
+    /// A version command naming a version that does not exist.
+    #[error("key {key_id} has no version {version}")]
+    VersionNotFound {
+        /// The key.
+        key_id: KeyId,
+        /// The version.
+        version: u32,
+    },
+    /// A command that may not touch the primary version.
+    #[error("version {version} is the primary version of key {key_id} and cannot be {operation}; rotate the key first")]
+    PrimaryVersion {
+        /// The key.
+        key_id: KeyId,
+        /// The version.
+        version: u32,
+        /// What was attempted ("disabled", "destroyed").
+        operation: String,
+    },
+    /// A command on a destroyed version.
+    #[error("version {version} of key {key_id} was destroyed")]
+    VersionDestroyed {
+        /// The key.
+        key_id: KeyId,
+        /// The version.
+        version: u32,
+    },
+    /// A minimum decryption version outside 1..=primary.
+    #[error("the minimum decryption version of key {key_id} must be between 1 and the primary version {primary}, got {requested}")]
+    InvalidMinDecryptionVersion {
+        /// The key.
+        key_id: KeyId,
+        /// The requested minimum.
+        requested: u32,
+        /// The primary version.
+        primary: u32,
+    },
+    /// `CreateAlias` for an alias that exists.
+    #[error("{alias} already exists")]
+    AliasExists {
+        /// The alias.
+        alias: AliasName,
+    },
+    /// A command on an alias that does not exist.
+    #[error("{alias} not found")]
+    AliasNotFound {
+        /// The alias.
+        alias: AliasName,
+    },
+    /// `UpdateAlias` to a key of another usage.
+    #[error(
+        "{alias} points at a key for {current}; it cannot be re-pointed at a key for {requested}"
+    )]
+    AliasUsageMismatch {
+        /// The alias.
+        alias: AliasName,
+        /// Usage of the current target.
+        current: String,
+        /// Usage of the requested target.
+        requested: String,
+    },
+    /// Tags beyond the limits.
+    #[error("invalid tags for key {key_id}: {reason}")]
+    InvalidTags {
+        /// The key.
+        key_id: KeyId,
+        /// Which limit.
+        reason: String,
+    },
+    /// An import command on a key generated by Tessera, or a rotation of an imported key.
+    #[error("key {key_id} has origin {}: {reason}", .origin.name())]
+    WrongOrigin {
+        /// The key.
+        key_id: KeyId,
+        /// Its origin.
+        origin: KeyOrigin,
+        /// What is not possible.
+        reason: String,
+    },
+    /// `ImportKeyMaterial` with a token the key does not have.
+    #[error(
+        "import token for key {key_id} is unknown or was already used; get new import parameters"
+    )]
+    ImportTokenInvalid {
+        /// The key.
+        key_id: KeyId,
+    },
+    /// `ImportKeyMaterial` after the token expired.
+    #[error("import token for key {key_id} expired at {expires_at_ms}; get new import parameters")]
+    ImportTokenExpired {
+        /// The key.
+        key_id: KeyId,
+        /// The expiry.
+        expires_at_ms: u64,
+    },
+    /// A zero rotation period.
+    #[error("the rotation period of key {key_id} must be positive")]
+    InvalidRotationPeriod {
+        /// The key.
+        key_id: KeyId,
     },
 }

@@ -27,6 +27,14 @@ pub enum Error {
         /// The offending value (truncated).
         value: String,
     },
+    /// An alias name that breaks a naming rule.
+    #[error("invalid alias {value:?}: {reason}")]
+    InvalidAlias {
+        /// The offending value (truncated).
+        value: String,
+        /// The rule it breaks.
+        reason: &'static str,
+    },
     /// A string that is neither a key id, a key name nor `alias/NAME`.
     #[error("invalid key reference {value:?}: expected a key id, a key name or alias/NAME")]
     InvalidKeyRef {

@@ -198,6 +198,67 @@ impl fmt::Display for RequestId {
     }
 }
 
+/// Longest accepted alias name (without the `alias/` prefix), in bytes.
+pub const MAX_ALIAS_LEN: usize = 256;
+
+/// An alias name without its `alias/` prefix: 1..=256 bytes of `[A-Za-z0-9_.-/]`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AliasName(String);
+
+impl AliasName {
+    /// Parses an alias name, with or without the `alias/` prefix.
+    ///
+    /// # Errors
+    /// [`Error::InvalidAlias`] naming the rule that `s` breaks.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let bare = s.strip_prefix(ALIAS_PREFIX).unwrap_or(s);
+        let reason = if bare.is_empty() {
+            Some("must not be empty")
+        } else if bare.len() > MAX_ALIAS_LEN {
+            Some("must be at most 256 bytes")
+        } else if !bare
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/'))
+        {
+            Some("may contain only A-Z, a-z, 0-9, '_', '.', '-' and '/'")
+        } else {
+            None
+        };
+        match reason {
+            None => Ok(Self(bare.to_owned())),
+            Some(reason) => Err(Error::InvalidAlias {
+                value: truncate_for_message(s),
+                reason,
+            }),
+        }
+    }
+
+    /// The name without the prefix.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for AliasName {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self, Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<AliasName> for String {
+    fn from(name: AliasName) -> String {
+        name.0
+    }
+}
+
+impl fmt::Display for AliasName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{ALIAS_PREFIX}{}", self.0)
+    }
+}
+
 /// How a caller names a key: by id, by name, or through an alias.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyRef {
@@ -205,8 +266,8 @@ pub enum KeyRef {
     Id(KeyId),
     /// A key name.
     Name(KeyName),
-    /// `alias/NAME`; holds `NAME`.
-    Alias(String),
+    /// `alias/NAME`.
+    Alias(AliasName),
 }
 
 impl KeyRef {
@@ -215,13 +276,12 @@ impl KeyRef {
     /// # Errors
     /// [`Error::InvalidKeyRef`] if `s` is none of them.
     pub fn parse(s: &str) -> Result<Self, Error> {
-        if let Some(alias) = s.strip_prefix(ALIAS_PREFIX) {
-            if alias.is_empty() {
-                return Err(Error::InvalidKeyRef {
+        if s.starts_with(ALIAS_PREFIX) {
+            return AliasName::parse(s)
+                .map(Self::Alias)
+                .map_err(|_| Error::InvalidKeyRef {
                     value: truncate_for_message(s),
                 });
-            }
-            return Ok(Self::Alias(alias.to_owned()));
         }
         if KeyId::is_well_formed(s) {
             return Ok(Self::Id(KeyId(s.to_owned())));
@@ -239,7 +299,7 @@ impl fmt::Display for KeyRef {
         match self {
             Self::Id(id) => write!(f, "{id}"),
             Self::Name(name) => write!(f, "{name}"),
-            Self::Alias(alias) => write!(f, "{ALIAS_PREFIX}{alias}"),
+            Self::Alias(alias) => write!(f, "{alias}"),
         }
     }
 }
@@ -313,8 +373,9 @@ mod tests {
     fn key_ref_parsing() {
         assert_eq!(
             KeyRef::parse("alias/app").unwrap(),
-            KeyRef::Alias("app".into())
+            KeyRef::Alias(AliasName::parse("app").unwrap())
         );
+        assert_eq!(KeyRef::parse("alias/app").unwrap().to_string(), "alias/app");
         assert!(matches!(
             KeyRef::parse("00000000-0000-4000-8000-000000000000").unwrap(),
             KeyRef::Id(_)
@@ -322,6 +383,15 @@ mod tests {
         assert!(matches!(KeyRef::parse("app").unwrap(), KeyRef::Name(_)));
         assert!(KeyRef::parse("alias/").is_err());
         assert!(KeyRef::parse("bad name").is_err());
+    }
+
+    #[test]
+    fn alias_rules() {
+        assert_eq!(AliasName::parse("alias/a-b").unwrap().as_str(), "a-b");
+        assert_eq!(AliasName::parse("a-b").unwrap().to_string(), "alias/a-b");
+        assert!(AliasName::parse("alias/").is_err());
+        assert!(AliasName::parse("bad alias").is_err());
+        assert!(AliasName::parse(&"a".repeat(257)).is_err());
     }
 
     #[test]

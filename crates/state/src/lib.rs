@@ -1,7 +1,8 @@
 //! The deterministic replicated model of Tessera.
 //!
 //! [`State`] holds what the Raft group replicates: the seal configuration, customer keys with
-//! their barrier-sealed versions, and a bounded table of applied request ids. [`State::apply`]
+//! their lifecycle and barrier-sealed versions, aliases, and a bounded table of applied request
+//! ids. [`State::apply`]
 //! turns a committed [`Request`] into a [`Response`].
 //!
 //! What this crate is not: it does no I/O, reads no clock, draws no randomness and never sees
@@ -20,10 +21,14 @@ pub mod rows;
 pub mod seal;
 pub mod snapshot;
 
-pub use command::{ApplyError, Command, Request, Response};
+pub use command::{ApplyError, Command, NewKey, Request, Response};
 pub use error::Error;
-pub use ids::{KeyId, KeyName, KeyRef, RequestId};
-pub use key::{KeyMetadata, KeyRecord, KeyState, KeyVersionRecord, VersionState};
+pub use ids::{AliasName, KeyId, KeyName, KeyRef, RequestId};
+pub use key::{
+    ImportToken, KeyMetadata, KeyOrigin, KeyRecord, KeyState, KeyVersionRecord, Unusable,
+    VersionState,
+};
 pub use machine::State;
+pub use machine::{KeyFilter, KeyPage};
 pub use rows::RowChange;
 pub use seal::SealConfig;

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::dedup::DedupEntry;
 use crate::error::Error;
-use crate::ids::{KeyId, RequestId};
+use crate::ids::{AliasName, KeyId, RequestId};
 use crate::key::KeyRecord;
 use crate::machine::State;
 use crate::seal::SealConfig;
@@ -21,6 +21,7 @@ pub const ROW_FORMAT_V1: u8 = 1;
 const SEAL_ROW: &[u8] = b"seal";
 const KEY_PREFIX: &[u8] = b"key/";
 const DEDUP_PREFIX: &[u8] = b"dedup/";
+const ALIAS_PREFIX: &[u8] = b"alias/";
 
 /// The identity of a persisted row.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -31,6 +32,8 @@ pub enum RowKey {
     Key(KeyId),
     /// A de-duplication entry.
     Dedup(RequestId),
+    /// An alias and its target.
+    Alias(AliasName),
 }
 
 impl RowKey {
@@ -40,6 +43,7 @@ impl RowKey {
             Self::Seal => SEAL_ROW.to_vec(),
             Self::Key(id) => [KEY_PREFIX, id.as_str().as_bytes()].concat(),
             Self::Dedup(id) => [DEDUP_PREFIX, id.as_str().as_bytes()].concat(),
+            Self::Alias(alias) => [ALIAS_PREFIX, alias.as_str().as_bytes()].concat(),
         }
     }
 }
@@ -102,9 +106,11 @@ impl State {
     /// # Errors
     /// As [`State::take_changes`].
     pub fn all_rows(&self) -> Result<Vec<Row>, Error> {
-        let mut rows = Vec::with_capacity(1 + self.keys.len() + self.dedup.len());
+        let mut rows =
+            Vec::with_capacity(1 + self.keys.len() + self.aliases.len() + self.dedup.len());
         let keys = std::iter::once(RowKey::Seal)
             .chain(self.keys.keys().cloned().map(RowKey::Key))
+            .chain(self.aliases.keys().cloned().map(RowKey::Alias))
             .chain(
                 self.dedup
                     .entries()
@@ -135,6 +141,11 @@ impl State {
                 .get(id)
                 .map(|e| encode_value("dedup row", e))
                 .transpose(),
+            RowKey::Alias(alias) => self
+                .aliases
+                .get(alias)
+                .map(|target| encode_value("alias row", &(alias, target)))
+                .transpose(),
         }
     }
 
@@ -149,6 +160,7 @@ impl State {
     {
         let mut seal = None;
         let mut keys = Vec::new();
+        let mut aliases = Vec::new();
         let mut dedup = Vec::new();
         for (key, value) in rows {
             if key == SEAL_ROW {
@@ -157,6 +169,8 @@ impl State {
                 keys.push(decode_value::<KeyRecord>("key row", &value)?);
             } else if key.starts_with(DEDUP_PREFIX) {
                 dedup.push(decode_value::<DedupEntry>("dedup row", &value)?);
+            } else if key.starts_with(ALIAS_PREFIX) {
+                aliases.push(decode_value::<(AliasName, KeyId)>("alias row", &value)?);
             } else {
                 return Err(Error::Corrupt {
                     what: "state row",
@@ -164,13 +178,14 @@ impl State {
                 });
             }
         }
-        Self::from_parts(seal, keys, dedup)
+        Self::from_parts(seal, keys, aliases, dedup)
     }
 
     /// Assembles a state and rebuilds its indexes.
     pub(crate) fn from_parts(
         seal: Option<SealConfig>,
         keys: Vec<KeyRecord>,
+        aliases: Vec<(AliasName, KeyId)>,
         dedup: Vec<DedupEntry>,
     ) -> Result<Self, Error> {
         let mut state = State {
@@ -186,6 +201,20 @@ impl State {
             }
             state.keys.insert(key.key_id.clone(), key);
         }
+        for (alias, key_id) in aliases {
+            if !state.keys.contains_key(&key_id) {
+                return Err(Error::Corrupt {
+                    what: "state",
+                    detail: format!("{alias} points at missing key {key_id}"),
+                });
+            }
+            state
+                .aliases_by_key
+                .entry(key_id.clone())
+                .or_default()
+                .insert(alias.clone());
+            state.aliases.insert(alias, key_id);
+        }
         for entry in dedup {
             state.dedup.insert(entry);
         }
@@ -198,8 +227,9 @@ mod tests {
     use tessera_crypto::spec::KeySpec;
 
     use super::*;
-    use crate::command::{Command, Request};
+    use crate::command::{Command, NewKey, Request};
     use crate::ids::KeyName;
+    use crate::key::KeyOrigin;
 
     fn populated() -> State {
         let mut s = State::new();
@@ -223,14 +253,29 @@ mod tests {
             &Request {
                 request_id: RequestId::parse("c").unwrap(),
                 fingerprint: [1; 32],
-                command: Command::CreateKey {
+                command: Command::CreateKey(NewKey {
                     key_id: KeyId::from_random_bytes([7; 16]),
                     name: KeyName::parse("app").unwrap(),
                     spec: KeySpec::Aes256Gcm,
+                    origin: KeyOrigin::Tessera,
                     description: "d".into(),
-                    sealed_material: vec![5; 20],
+                    sealed_material: Some(vec![5; 20]),
+                    rotation_period_ms: None,
+                    exportable: false,
+                    tags: Default::default(),
                     at_ms: 6,
                     created_by: "me".into(),
+                }),
+            },
+        );
+        s.apply(
+            3,
+            &Request {
+                request_id: RequestId::parse("a").unwrap(),
+                fingerprint: [2; 32],
+                command: Command::CreateAlias {
+                    alias: AliasName::parse("front").unwrap(),
+                    key_id: KeyId::from_random_bytes([7; 16]),
                 },
             },
         );
@@ -241,7 +286,7 @@ mod tests {
     fn changes_rebuild_the_same_state() {
         let mut s = populated();
         let changes = s.take_changes().unwrap();
-        assert_eq!(changes.len(), 4, "seal, key, two dedup rows");
+        assert_eq!(changes.len(), 6, "seal, key, alias, three dedup rows");
         assert!(s.take_changes().unwrap().is_empty());
         let rows = changes
             .into_iter()

@@ -1,8 +1,8 @@
 //! Snapshot encoding of [`State`] and the state digest.
 //!
 //! Layout: `b"TSNP"` magic, one format byte ([`SNAPSHOT_FORMAT_V1`]), then the postcard
-//! encoding of the seal config, the keys in id order and the de-duplication entries in
-//! request-id order. Every collection is ordered, so equal states encode to equal bytes;
+//! encoding of the seal config, the keys in id order, the aliases in alias order and the
+//! de-duplication entries in request-id order. Every collection is ordered, so equal states encode to equal bytes;
 //! secrets inside are barrier-sealed.
 
 use serde::{Deserialize, Serialize};
@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::dedup::DedupEntry;
 use crate::error::Error;
+use crate::ids::{AliasName, KeyId};
 use crate::key::KeyRecord;
 use crate::machine::State;
 use crate::seal::SealConfig;
@@ -23,6 +24,7 @@ pub const SNAPSHOT_FORMAT_V1: u8 = 1;
 struct SnapshotRef<'a> {
     seal: Option<&'a SealConfig>,
     keys: Vec<&'a KeyRecord>,
+    aliases: Vec<(&'a AliasName, &'a KeyId)>,
     dedup: Vec<&'a DedupEntry>,
 }
 
@@ -30,6 +32,7 @@ struct SnapshotRef<'a> {
 struct SnapshotOwned {
     seal: Option<SealConfig>,
     keys: Vec<KeyRecord>,
+    aliases: Vec<(AliasName, KeyId)>,
     dedup: Vec<DedupEntry>,
 }
 
@@ -42,6 +45,7 @@ impl State {
         let body = SnapshotRef {
             seal: self.seal.as_ref(),
             keys: self.keys.values().collect(),
+            aliases: self.aliases.iter().collect(),
             dedup: self.dedup.entries().collect(),
         };
         let mut out = SNAPSHOT_MAGIC.to_vec();
@@ -79,7 +83,7 @@ impl State {
         if !trailing.is_empty() {
             return Err(corrupt(format!("{} trailing bytes", trailing.len())));
         }
-        Self::from_parts(owned.seal, owned.keys, owned.dedup)
+        Self::from_parts(owned.seal, owned.keys, owned.aliases, owned.dedup)
     }
 
     /// SHA-256 of the snapshot encoding: equal on two nodes exactly when their states are.

@@ -33,6 +33,8 @@ pub struct ClusterOptions {
     pub snapshot_after_logs: u64,
     /// Entries kept behind a snapshot.
     pub logs_kept_after_snapshot: u64,
+    /// Lifetime of BYOK import tokens.
+    pub import_token_ttl_seconds: u64,
 }
 
 impl Default for ClusterOptions {
@@ -45,6 +47,7 @@ impl Default for ClusterOptions {
             lease_ms: 800,
             snapshot_after_logs: 10_000,
             logs_kept_after_snapshot: 1_000,
+            import_token_ttl_seconds: 600,
         }
     }
 }
@@ -138,6 +141,13 @@ lease_ms = {lease}
 snapshot_after_logs = {snap}
 logs_kept_after_snapshot = {keep}
 write_timeout_ms = 15000
+
+# Test-tuned: production minimums are days.
+[lifecycle]
+min_deletion_window_seconds = 1
+min_rotation_period_seconds = 1
+import_token_ttl_seconds = {ttl}
+job_interval_ms = 200
 "#,
         region = (id - 1) % 3 + 1,
         pki = pki.display(),
@@ -147,6 +157,7 @@ write_timeout_ms = 15000
         lease = options.lease_ms,
         snap = options.snapshot_after_logs,
         keep = options.logs_kept_after_snapshot,
+        ttl = options.import_token_ttl_seconds,
     )
 }
 
@@ -295,6 +306,35 @@ impl TestCluster {
     /// A client with the admin certificate for one node only.
     pub fn client(&self, id: u64) -> Client {
         self.client_for(&[id])
+    }
+
+    /// A raw gRPC channel to one node with the admin certificate, for calling the generated
+    /// `tessera_proto` clients directly.
+    pub fn channel(&self, id: u64) -> tonic::transport::Channel {
+        let pki = self.pki();
+        let read = |f: &str| std::fs::read(pki.join(f)).expect("pki file");
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(read("ca.pem")))
+            .identity(tonic::transport::Identity::from_pem(
+                read("admin.pem"),
+                read("admin-key.pem"),
+            ));
+        tonic::transport::Endpoint::from_shared(self.node(id).api_addr.clone())
+            .expect("endpoint")
+            .tls_config(tls)
+            .expect("tls")
+            .timeout(Duration::from_secs(30))
+            .connect_lazy()
+    }
+
+    /// A follower, once the running nodes agree on a leader.
+    pub async fn follower(&self) -> u64 {
+        let leader = self.leader().await;
+        self.nodes
+            .iter()
+            .find(|n| n.is_running() && n.id != leader)
+            .map(|n| n.id)
+            .expect("a running follower")
     }
 
     /// A client with the certificate `pki/<identity>.pem` for `endpoints`.

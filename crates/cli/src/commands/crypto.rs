@@ -1,61 +1,24 @@
-//! `tessera encrypt|decrypt`.
+//! `tessera encrypt|decrypt|reencrypt|random`.
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 
-use anyhow::{anyhow, Context};
+use anyhow::Context;
 use base64::Engine;
 use serde_json::json;
 
-use crate::cli::{DecryptArgs, EncryptArgs, OutputFormat};
+use crate::cli::{Connect, DecryptArgs, EncryptArgs, OutputFormat, RandomArgs, ReEncryptArgs};
 use crate::commands::client;
 use crate::output::{print_json, Failure};
-
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-
-/// Most bytes read from `--in` (the server's limits are lower; this only bounds memory).
-const MAX_INPUT: u64 = 16 * 1024 * 1024;
-
-fn read_input(input: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, Failure> {
-    let mut buf = zeroize::Zeroizing::new(Vec::new());
-    let result = if input == "-" {
-        std::io::stdin().take(MAX_INPUT).read_to_end(&mut buf)
-    } else {
-        std::fs::File::open(input).and_then(|f| f.take(MAX_INPUT).read_to_end(&mut buf))
-    };
-    result
-        .with_context(|| format!("cannot read input {input}"))
-        .map_err(Failure::Usage)?;
-    Ok(buf)
-}
-
-/// Parses repeated `--context k=v` flags.
-///
-/// # Errors
-/// [`Failure::Usage`] for a pair without `=` or a repeated key.
-pub fn parse_context(pairs: &[String]) -> Result<BTreeMap<String, String>, Failure> {
-    let mut context = BTreeMap::new();
-    for pair in pairs {
-        let (k, v) = pair.split_once('=').ok_or_else(|| {
-            Failure::Usage(anyhow!("--context {pair:?} is not of the form key=value"))
-        })?;
-        if context.insert(k.to_owned(), v.to_owned()).is_some() {
-            return Err(Failure::Usage(anyhow!(
-                "--context key {k:?} is given twice"
-            )));
-        }
-    }
-    Ok(context)
-}
+use crate::parse::{self, B64};
 
 /// Runs `tessera encrypt`.
 ///
 /// # Errors
 /// [`Failure`] with the exit status to use.
 pub async fn encrypt(args: EncryptArgs) -> Result<(), Failure> {
-    let context = parse_context(&args.context)?;
-    let plaintext = read_input(&args.input)?;
-    let connect = args.connect.into();
+    let context = parse::context(&args.context)?;
+    let plaintext = parse::read_input(&args.input)?;
+    let connect: Connect = args.connect.into();
     let reply = client(&connect)?
         .encrypt(&args.key, &plaintext, &context)
         .await?;
@@ -76,15 +39,9 @@ pub async fn encrypt(args: EncryptArgs) -> Result<(), Failure> {
 /// # Errors
 /// [`Failure`] with the exit status to use.
 pub async fn decrypt(args: DecryptArgs) -> Result<(), Failure> {
-    let context = parse_context(&args.context)?;
-    let input = read_input(&args.input)?;
-    let text: String = String::from_utf8_lossy(&input)
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    let ciphertext = B64
-        .decode(text.as_bytes())
-        .map_err(|e| Failure::Usage(anyhow!("the input is not base64: {e}")))?;
+    let context = parse::context(&args.context)?;
+    let input = parse::read_input(&args.input)?;
+    let ciphertext = parse::base64("the input", &input)?;
     let reply = client(&args.connect)?
         .decrypt(&ciphertext, &context)
         .await?;
@@ -95,40 +52,66 @@ pub async fn decrypt(args: DecryptArgs) -> Result<(), Failure> {
             "key_id": reply.key_id,
             "version": reply.version,
         })),
-        OutputFormat::Text => {
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(&plaintext)
-                .and_then(|()| stdout.flush())
-                .context("cannot write the plaintext to stdout")
-                .map_err(Failure::Local)?;
-        }
+        OutputFormat::Text => write_stdout(&plaintext, "the plaintext")?,
     }
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Writes raw bytes to stdout.
+///
+/// # Errors
+/// [`Failure::Local`] if stdout is closed.
+pub fn write_stdout(bytes: &[u8], what: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .with_context(|| format!("cannot write {what} to stdout"))
+        .map_err(Failure::Local)
+}
 
-    #[test]
-    fn context_pairs_parse() {
-        let c = parse_context(&["a=1".into(), "b=x=y".into(), "c=".into()]).unwrap();
-        assert_eq!(c["a"], "1");
-        assert_eq!(c["b"], "x=y");
-        assert_eq!(c["c"], "");
+/// Runs `tessera reencrypt`.
+///
+/// # Errors
+/// [`Failure`] with the exit status to use.
+pub async fn reencrypt(args: ReEncryptArgs) -> Result<(), Failure> {
+    let context = parse::context(&args.context)?;
+    let source_context = parse::pairs("--source-context", &args.source_context)?;
+    let input = parse::read_input(&args.input)?;
+    let ciphertext = parse::base64("the input", &input)?;
+    let connect: Connect = args.connect.into();
+    let reply = client(&connect)?
+        .re_encrypt(
+            &ciphertext,
+            &source_context,
+            args.key.as_deref().unwrap_or_default(),
+            &context,
+        )
+        .await?;
+    let ciphertext = B64.encode(&reply.ciphertext);
+    match connect.output.format {
+        OutputFormat::Json => print_json(&json!({
+            "ciphertext": ciphertext,
+            "key_id": reply.key_id,
+            "version": reply.version,
+            "source_key_id": reply.source_key_id,
+            "source_version": reply.source_version,
+        })),
+        OutputFormat::Text => println!("{ciphertext}"),
     }
+    Ok(())
+}
 
-    #[test]
-    fn bad_context_pairs_are_usage_errors() {
-        for bad in [
-            vec!["novalue".to_string()],
-            vec!["a=1".into(), "a=2".into()],
-        ] {
-            match parse_context(&bad) {
-                Err(Failure::Usage(_)) => {}
-                other => panic!("{bad:?}: {other:?}"),
-            }
-        }
+/// Runs `tessera random`.
+///
+/// # Errors
+/// [`Failure`] with the exit status to use.
+pub async fn random(args: RandomArgs) -> Result<(), Failure> {
+    let reply = client(&args.connect)?.generate_random(args.bytes).await?;
+    let random = zeroize::Zeroizing::new(B64.encode(&reply.random));
+    match args.connect.output.format {
+        OutputFormat::Json => print_json(&json!({ "random": random.as_str() })),
+        OutputFormat::Text => println!("{}", random.as_str()),
     }
+    Ok(())
 }

@@ -1,17 +1,24 @@
-//! `tessera.v1.Crypto`: encrypt and decrypt, served from this node's applied state.
+//! `tessera.v1.Crypto`: every cryptographic operation, served from this node's applied state.
+
+mod envelope;
+mod signing;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tessera_crypto::ciphertext::{self, MAX_PLAINTEXT_BYTES};
-use tessera_crypto::{EncryptionContext, KeyUsage};
+use tessera_crypto::{EncryptionContext, KeyUsage, SecretBytes};
 use tessera_proto::v1 as pb;
 use tessera_proto::v1::crypto_server::Crypto;
-use tessera_state::{KeyId, KeyRecord};
+use tessera_state::KeyRecord;
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
 use crate::error::ApiError;
 use crate::node::Node;
+
+/// Most items in one batch request.
+pub const MAX_BATCH_ITEMS: usize = 256;
+/// Largest `GenerateRandom` request, in bytes.
+pub const MAX_RANDOM_BYTES: u32 = 1024;
 
 /// Implements `tessera.v1.Crypto`.
 pub struct CryptoService {
@@ -24,64 +31,53 @@ impl CryptoService {
         Self { node }
     }
 
-    async fn encrypt(&self, req: pb::EncryptRequest) -> Result<pb::EncryptResponse, ApiError> {
-        self.node.require_serving()?;
-        if req.plaintext.is_empty() {
-            return Err(ApiError::invalid("plaintext", "must not be empty"));
-        }
-        if req.plaintext.len() > MAX_PLAINTEXT_BYTES {
-            return Err(ApiError::invalid(
-                "plaintext",
-                format!(
-                    "is {} bytes; the maximum is {MAX_PLAINTEXT_BYTES} (use a data key for larger data)",
-                    req.plaintext.len()
-                ),
-            ));
-        }
-        let context = context(req.context)?;
-        let record = self.node.resolve_key(&req.key).await?;
-        check_encrypt_usage(&record)?;
-        let version = record.primary_version;
-        let key = self.node.open_version(&record, version)?;
-        let ciphertext = ciphertext::encrypt(
-            &key,
-            record.key_id.as_str(),
+    /// The primary version of `record` and its unsealed material.
+    fn primary_material(&self, record: &KeyRecord) -> Result<(u32, SecretBytes), ApiError> {
+        let (version, sealed) = record.primary()?;
+        Ok((
             version,
-            &context,
-            &req.plaintext,
-            &mut tessera_crypto::os_rng(),
-        )
-        .map_err(|e| ApiError::invalid("plaintext", e))?;
-        Ok(pb::EncryptResponse {
-            ciphertext,
-            key_id: record.key_id.to_string(),
-            version,
-        })
+            self.node.unseal_material(&record.key_id, version, sealed)?,
+        ))
     }
 
-    async fn decrypt(&self, req: pb::DecryptRequest) -> Result<pb::DecryptResponse, ApiError> {
-        self.node.require_serving()?;
-        let context = context(req.context)?;
-        let header = ciphertext::parse_header(&req.ciphertext)
-            .map_err(|e| ApiError::invalid("ciphertext", e))?;
-        let key_id = KeyId::parse(&header.key_id).map_err(|_| {
-            ApiError::invalid("ciphertext", "it names a key id that Tessera never issues")
-        })?;
-        let record = self
-            .node
-            .resolve_key_version(key_id.as_str(), header.version)
-            .await?;
-        check_encrypt_usage(&record)?;
-        let key = self.node.open_version(&record, header.version)?;
-        let plaintext =
-            ciphertext::decrypt(&key, &req.ciphertext, &context).map_err(|e| match e {
-                tessera_crypto::Error::Decrypt => ApiError::Undecryptable,
-                other => ApiError::invalid("ciphertext", other),
-            })?;
-        Ok(pb::DecryptResponse {
-            plaintext: plaintext.as_slice().to_vec(),
+    /// A version allowed to decrypt or verify and its unsealed material.
+    fn readable_material(
+        &self,
+        record: &KeyRecord,
+        version: u32,
+    ) -> Result<(u32, SecretBytes), ApiError> {
+        let (version, sealed) = record.decryptable(version)?;
+        Ok((
+            version,
+            self.node.unseal_material(&record.key_id, version, sealed)?,
+        ))
+    }
+
+    /// Resolves a key and checks it has `usage`.
+    async fn key_for(
+        &self,
+        key: &str,
+        usage: KeyUsage,
+        operation: &'static str,
+    ) -> Result<KeyRecord, ApiError> {
+        let record = self.node.resolve_key(key).await?;
+        require_usage(&record, usage, operation)?;
+        Ok(record)
+    }
+}
+
+fn require_usage(
+    record: &KeyRecord,
+    usage: KeyUsage,
+    operation: &'static str,
+) -> Result<(), ApiError> {
+    if record.usage == usage {
+        Ok(())
+    } else {
+        Err(ApiError::WrongUsage {
             key_id: record.key_id.to_string(),
-            version: header.version,
+            usage: record.usage.name(),
+            operation,
         })
     }
 }
@@ -94,9 +90,13 @@ fn context(pairs: BTreeMap<String, String>) -> Result<EncryptionContext, ApiErro
     Ok(context)
 }
 
-fn check_encrypt_usage(record: &KeyRecord) -> Result<(), ApiError> {
-    match record.usage {
-        KeyUsage::EncryptDecrypt => Ok(()),
+/// The error of one batch item, as the status it would have had alone.
+fn item_error(error: ApiError) -> pb::ItemError {
+    let (code, tessera_code) = error.codes();
+    pb::ItemError {
+        code: tessera_proto::code_name(code).into(),
+        message: error.to_string(),
+        tessera_code: tessera_code.into(),
     }
 }
 
@@ -106,13 +106,143 @@ impl Crypto for CryptoService {
         &self,
         request: GrpcRequest<pb::EncryptRequest>,
     ) -> Result<GrpcResponse<pb::EncryptResponse>, Status> {
-        Ok(GrpcResponse::new(self.encrypt(request.into_inner()).await?))
+        self.node.require_serving()?;
+        Ok(GrpcResponse::new(
+            self.encrypt_one(request.into_inner()).await?,
+        ))
     }
 
     async fn decrypt(
         &self,
         request: GrpcRequest<pb::DecryptRequest>,
     ) -> Result<GrpcResponse<pb::DecryptResponse>, Status> {
-        Ok(GrpcResponse::new(self.decrypt(request.into_inner()).await?))
+        self.node.require_serving()?;
+        Ok(GrpcResponse::new(
+            self.decrypt_one(request.into_inner()).await?,
+        ))
+    }
+
+    async fn re_encrypt(
+        &self,
+        request: GrpcRequest<pb::ReEncryptRequest>,
+    ) -> Result<GrpcResponse<pb::ReEncryptResponse>, Status> {
+        self.node.require_serving()?;
+        Ok(GrpcResponse::new(
+            self.re_encrypt(request.into_inner()).await?,
+        ))
+    }
+
+    async fn batch_encrypt(
+        &self,
+        request: GrpcRequest<pb::BatchEncryptRequest>,
+    ) -> Result<GrpcResponse<pb::BatchEncryptResponse>, Status> {
+        self.node.require_serving()?;
+        Ok(GrpcResponse::new(
+            self.batch_encrypt(request.into_inner()).await?,
+        ))
+    }
+
+    async fn batch_decrypt(
+        &self,
+        request: GrpcRequest<pb::BatchDecryptRequest>,
+    ) -> Result<GrpcResponse<pb::BatchDecryptResponse>, Status> {
+        self.node.require_serving()?;
+        Ok(GrpcResponse::new(
+            self.batch_decrypt(request.into_inner()).await?,
+        ))
+    }
+
+    async fn generate_data_key(
+        &self,
+        request: GrpcRequest<pb::GenerateDataKeyRequest>,
+    ) -> Result<GrpcResponse<pb::GenerateDataKeyResponse>, Status> {
+        self.node.require_serving()?;
+        Ok(GrpcResponse::new(
+            self.data_key(request.into_inner(), true).await?,
+        ))
+    }
+
+    async fn generate_data_key_without_plaintext(
+        &self,
+        request: GrpcRequest<pb::GenerateDataKeyRequest>,
+    ) -> Result<GrpcResponse<pb::GenerateDataKeyResponse>, Status> {
+        self.node.require_serving()?;
+        Ok(GrpcResponse::new(
+            self.data_key(request.into_inner(), false).await?,
+        ))
+    }
+
+    async fn generate_data_key_pair(
+        &self,
+        request: GrpcRequest<pb::GenerateDataKeyPairRequest>,
+    ) -> Result<GrpcResponse<pb::GenerateDataKeyPairResponse>, Status> {
+        self.node.require_serving()?;
+        Ok(GrpcResponse::new(
+            self.data_key_pair(request.into_inner()).await?,
+        ))
+    }
+
+    async fn sign(
+        &self,
+        request: GrpcRequest<pb::SignRequest>,
+    ) -> Result<GrpcResponse<pb::SignResponse>, Status> {
+        self.node.require_serving()?;
+        Ok(GrpcResponse::new(self.sign(request.into_inner()).await?))
+    }
+
+    async fn verify(
+        &self,
+        request: GrpcRequest<pb::VerifyRequest>,
+    ) -> Result<GrpcResponse<pb::VerifyResponse>, Status> {
+        self.node.require_serving()?;
+        Ok(GrpcResponse::new(self.verify(request.into_inner()).await?))
+    }
+
+    async fn get_public_key(
+        &self,
+        request: GrpcRequest<pb::GetPublicKeyRequest>,
+    ) -> Result<GrpcResponse<pb::GetPublicKeyResponse>, Status> {
+        self.node.require_serving()?;
+        Ok(GrpcResponse::new(
+            self.public_key(request.into_inner()).await?,
+        ))
+    }
+
+    async fn generate_mac(
+        &self,
+        request: GrpcRequest<pb::GenerateMacRequest>,
+    ) -> Result<GrpcResponse<pb::GenerateMacResponse>, Status> {
+        self.node.require_serving()?;
+        Ok(GrpcResponse::new(
+            self.generate_mac(request.into_inner()).await?,
+        ))
+    }
+
+    async fn verify_mac(
+        &self,
+        request: GrpcRequest<pb::VerifyMacRequest>,
+    ) -> Result<GrpcResponse<pb::VerifyMacResponse>, Status> {
+        self.node.require_serving()?;
+        Ok(GrpcResponse::new(
+            self.verify_mac(request.into_inner()).await?,
+        ))
+    }
+
+    async fn generate_random(
+        &self,
+        request: GrpcRequest<pb::GenerateRandomRequest>,
+    ) -> Result<GrpcResponse<pb::GenerateRandomResponse>, Status> {
+        self.node.require_unsealed()?;
+        let n = request.get_ref().number_of_bytes;
+        if n == 0 || n > MAX_RANDOM_BYTES {
+            return Err(ApiError::invalid(
+                "number_of_bytes",
+                format!("must be 1..={MAX_RANDOM_BYTES}, got {n}"),
+            )
+            .into());
+        }
+        let mut random = vec![0u8; n as usize];
+        crate::node::rand_fill(&mut random);
+        Ok(GrpcResponse::new(pb::GenerateRandomResponse { random }))
     }
 }

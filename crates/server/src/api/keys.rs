@@ -1,125 +1,58 @@
-//! `tessera.v1.Keys`: create, describe, list and rotate customer keys.
+//! `tessera.v1.Keys`: key lifecycle, versions, aliases, tags, BYOK import and export.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tessera_crypto::KeySpec;
+use base64::Engine;
+use tessera_crypto::{wrap, KeySpec};
 use tessera_proto::v1 as pb;
 use tessera_proto::v1::keys_server::Keys;
-use tessera_state::{ApplyError, Command, KeyId, KeyName, Request, Response};
+use tessera_state::key::{import_token_aad, validate_tags, KeyOrigin, KeyState};
+use tessera_state::{
+    AliasName, ApplyError, Command, ImportToken, KeyFilter, KeyId, KeyName, KeyRecord, NewKey,
+    Response,
+};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
 use super::{caller, key_to_proto};
 use crate::error::ApiError;
-use crate::node::{fingerprint, now_ms, rand_fill, request_id, Node};
+use crate::node::{now_ms, rand_fill, ClientRequest, Node};
 
 /// Longest accepted key description, in bytes.
 pub const MAX_DESCRIPTION_BYTES: usize = 8192;
+/// Default and largest page of `ListKeys`.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// Largest page of `ListKeys`.
+pub const MAX_PAGE_SIZE: usize = 1000;
+/// The wrapping construction of export and import (see `tessera_crypto::wrap`).
+pub const WRAPPING_ALGORITHM: &str = "X25519_HKDF_SHA256_AES_256_GCM";
 
-/// How often a rotation is retried when another rotation of the same key wins the race.
-const ROTATE_ATTEMPTS: usize = 64;
+/// How often a new version is retried when another one wins the race for its number.
+const VERSION_ATTEMPTS: usize = 64;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// AAD binding imported material to its key.
+pub fn import_aad(key_id: &KeyId) -> Vec<u8> {
+    format!("tessera/import/{key_id}").into_bytes()
+}
+
+/// AAD binding exported material to its key and version.
+pub fn export_aad(key_id: &KeyId, version: u32) -> Vec<u8> {
+    format!("tessera/export/{key_id}/v{version}").into_bytes()
+}
 
 /// Implements `tessera.v1.Keys`.
 pub struct KeysService {
     node: Arc<Node>,
 }
 
-impl KeysService {
-    /// A service over `node`.
-    pub fn new(node: Arc<Node>) -> Self {
-        Self { node }
-    }
-
-    async fn create(
-        &self,
-        req: pb::CreateKeyRequest,
-        identity: String,
-    ) -> Result<pb::Key, ApiError> {
-        self.node.require_unsealed()?;
-        let name = KeyName::parse(&req.name).map_err(|e| ApiError::invalid("name", e))?;
-        let spec = if req.spec.is_empty() {
-            KeySpec::Aes256Gcm
-        } else {
-            KeySpec::parse(&req.spec).map_err(|e| ApiError::invalid("spec", e))?
-        };
-        if req.description.len() > MAX_DESCRIPTION_BYTES {
-            return Err(ApiError::invalid(
-                "description",
-                format!("must be at most {MAX_DESCRIPTION_BYTES} bytes"),
-            ));
-        }
-        let request_id = request_id(&req.request_id)?;
-        let fp = fingerprint(
-            "Keys/CreateKey",
-            &pb::CreateKeyRequest {
-                request_id: String::new(),
-                ..req.clone()
-            },
-        );
-        let mut id_bytes = [0u8; 16];
-        rand_fill(&mut id_bytes);
-        let key_id = KeyId::from_random_bytes(id_bytes);
-        let material = spec.generate_material(&mut tessera_crypto::os_rng());
-        let sealed_material = self.node.seal_material(&key_id, 1, material.as_slice())?;
-        let command = Command::CreateKey {
-            key_id,
-            name,
-            spec,
-            description: req.description,
-            sealed_material,
-            at_ms: now_ms(),
-            created_by: identity,
-        };
-        key_response(
-            self.node
-                .propose(Request {
-                    request_id,
-                    fingerprint: fp,
-                    command,
-                })
-                .await?,
-        )
-    }
-
-    async fn rotate(&self, req: pb::RotateKeyRequest) -> Result<pb::Key, ApiError> {
-        self.node.require_unsealed()?;
-        let request_id = request_id(&req.request_id)?;
-        let fp = fingerprint(
-            "Keys/RotateKey",
-            &pb::RotateKeyRequest {
-                request_id: String::new(),
-                ..req.clone()
-            },
-        );
-        let record = self.node.resolve_key(&req.key).await?;
-        let mut next = next_version(record.latest_version())?;
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let material = record.spec.generate_material(&mut tessera_crypto::os_rng());
-            let sealed_material =
-                self.node
-                    .seal_material(&record.key_id, next, material.as_slice())?;
-            let request = Request {
-                request_id: request_id.clone(),
-                fingerprint: fp,
-                command: Command::RotateKey {
-                    key_id: record.key_id.clone(),
-                    version: next,
-                    sealed_material,
-                    at_ms: now_ms(),
-                },
-            };
-            match self.node.propose(request).await {
-                // Another rotation won the race: every round has a winner, so retrying with
-                // the next version converges; the bound only stops a pathological storm.
-                Err(ApiError::Rejected(ApplyError::VersionConflict { latest, .. }))
-                    if attempts < ROTATE_ATTEMPTS =>
-                {
-                    next = next_version(latest)?;
-                }
-                other => return key_response(other?),
-            }
-        }
+fn key_response(response: Response) -> Result<pb::KeyResponse, ApiError> {
+    match response {
+        Response::Key(meta) => Ok(pb::KeyResponse {
+            key: Some(key_to_proto(&meta)),
+        }),
+        _ => Err(ApiError::Internal("a key command returned no key")),
     }
 }
 
@@ -129,10 +62,424 @@ fn next_version(latest: u32) -> Result<u32, ApiError> {
     })
 }
 
-fn key_response(response: Response) -> Result<pb::Key, ApiError> {
-    match response {
-        Response::Key(meta) => Ok(key_to_proto(&meta)),
-        _ => Err(ApiError::Internal("a key command returned no key")),
+fn tags(map: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
+    validate_tags(map).map_err(|reason| ApiError::invalid("tags", reason))?;
+    Ok(map.clone())
+}
+
+impl KeysService {
+    /// A service over `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+
+    fn rotation_period(&self, ms: u64) -> Result<Option<u64>, ApiError> {
+        if ms == 0 {
+            return Ok(None);
+        }
+        let min_ms = self
+            .node
+            .lifecycle()
+            .min_rotation_period_seconds
+            .saturating_mul(1000);
+        if ms < min_ms {
+            return Err(ApiError::invalid(
+                "rotation_period_ms",
+                format!("must be at least {min_ms} ms (lifecycle.min_rotation_period_seconds)"),
+            ));
+        }
+        Ok(Some(ms))
+    }
+
+    async fn create(
+        &self,
+        req: pb::CreateKeyRequest,
+        identity: String,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        self.node.require_unsealed()?;
+        let name = KeyName::parse(&req.name).map_err(|e| ApiError::invalid("name", e))?;
+        let spec = if req.spec.is_empty() {
+            KeySpec::Aes256Gcm
+        } else {
+            KeySpec::parse(&req.spec).map_err(|e| ApiError::invalid("spec", e))?
+        };
+        let origin = match req.origin.as_str() {
+            "" | "TESSERA" => KeyOrigin::Tessera,
+            "EXTERNAL" => KeyOrigin::External,
+            other => {
+                return Err(ApiError::invalid(
+                    "origin",
+                    format!("{other:?} is not TESSERA or EXTERNAL"),
+                ))
+            }
+        };
+        if req.description.len() > MAX_DESCRIPTION_BYTES {
+            return Err(ApiError::invalid(
+                "description",
+                format!("must be at most {MAX_DESCRIPTION_BYTES} bytes"),
+            ));
+        }
+        let mut id_bytes = [0u8; 16];
+        rand_fill(&mut id_bytes);
+        let key_id = KeyId::from_random_bytes(id_bytes);
+        let sealed_material = match origin {
+            KeyOrigin::Tessera => {
+                let material = spec.generate_material(&mut tessera_crypto::os_rng());
+                Some(self.node.seal_material(&key_id, 1, material.as_slice())?)
+            }
+            KeyOrigin::External => None,
+        };
+        let command = Command::CreateKey(NewKey {
+            key_id,
+            name,
+            spec,
+            origin,
+            description: req.description.clone(),
+            sealed_material,
+            rotation_period_ms: self.rotation_period(req.rotation_period_ms)?,
+            exportable: req.exportable,
+            tags: tags(&req.tags)?,
+            at_ms: now_ms(),
+            created_by: identity,
+        });
+        let response = self.node.write("Keys/CreateKey", &req, command).await?;
+        key_response(response)
+    }
+
+    /// Resolves `key` and proposes the command `build` makes for it.
+    async fn key_write<M: ClientRequest>(
+        &self,
+        method: &'static str,
+        request: &M,
+        key: &str,
+        build: impl FnOnce(&KeyRecord) -> Result<Command, ApiError>,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        self.node.require_unsealed()?;
+        let record = self.node.resolve_key(key).await?;
+        let command = build(&record)?;
+        let response = self.node.write(method, request, command).await?;
+        key_response(response)
+    }
+
+    /// Proposes a new version made by `command_for(version)`, retrying with the next number
+    /// while other writers win the race: every round has a winner, so this converges.
+    async fn add_version<M: ClientRequest>(
+        &self,
+        method: &'static str,
+        request: &M,
+        record: &KeyRecord,
+        mut command_for: impl FnMut(u32) -> Result<Command, ApiError>,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        let mut version = next_version(record.latest_version())?;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self
+                .node
+                .write(method, request, command_for(version)?)
+                .await
+            {
+                Err(ApiError::Rejected(ApplyError::VersionConflict { latest, .. }))
+                    if attempts < VERSION_ATTEMPTS =>
+                {
+                    version = next_version(latest)?;
+                }
+                other => return key_response(other?),
+            }
+        }
+    }
+
+    async fn rotate(&self, req: pb::KeyWriteRequest) -> Result<pb::KeyResponse, ApiError> {
+        self.node.require_unsealed()?;
+        let record = self.node.resolve_key(&req.key).await?;
+        self.add_version("Keys/RotateKey", &req, &record, |version| {
+            let material = record.spec.generate_material(&mut tessera_crypto::os_rng());
+            Ok(Command::RotateKey {
+                key_id: record.key_id.clone(),
+                version,
+                sealed_material: self.node.seal_material(
+                    &record.key_id,
+                    version,
+                    material.as_slice(),
+                )?,
+                at_ms: now_ms(),
+            })
+        })
+        .await
+    }
+
+    async fn schedule_deletion(
+        &self,
+        req: pb::ScheduleKeyDeletionRequest,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        let lifecycle = self.node.lifecycle();
+        let window = if req.pending_window_seconds == 0 {
+            lifecycle.default_deletion_window_seconds
+        } else {
+            req.pending_window_seconds
+        };
+        if window < lifecycle.min_deletion_window_seconds {
+            return Err(ApiError::invalid(
+                "pending_window_seconds",
+                format!(
+                    "must be at least {} seconds (lifecycle.min_deletion_window_seconds)",
+                    lifecycle.min_deletion_window_seconds
+                ),
+            ));
+        }
+        let deletion_date_ms = now_ms().saturating_add(window.saturating_mul(1000));
+        self.key_write("Keys/ScheduleKeyDeletion", &req, &req.key, |k| {
+            Ok(Command::ScheduleKeyDeletion {
+                key_id: k.key_id.clone(),
+                deletion_date_ms,
+            })
+        })
+        .await
+    }
+
+    async fn version_write(
+        &self,
+        method: &'static str,
+        req: &pb::KeyVersionRequest,
+        make: impl FnOnce(KeyId, u32) -> Command,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        if req.version == 0 {
+            return Err(ApiError::invalid("version", "must be at least 1"));
+        }
+        self.key_write(method, req, &req.key, |k| {
+            Ok(make(k.key_id.clone(), req.version))
+        })
+        .await
+    }
+
+    async fn alias_write(
+        &self,
+        method: &'static str,
+        req: &pb::AliasRequest,
+        make: impl FnOnce(AliasName, KeyId) -> Command,
+    ) -> Result<pb::AliasResponse, ApiError> {
+        self.node.require_unsealed()?;
+        let alias = AliasName::parse(&req.alias).map_err(|e| ApiError::invalid("alias", e))?;
+        let target = self.node.resolve_key(&req.key).await?;
+        match self
+            .node
+            .write(method, req, make(alias, target.key_id))
+            .await?
+        {
+            Response::Alias { alias, key_id } => Ok(pb::AliasResponse {
+                alias: alias.to_string(),
+                key_id: key_id.to_string(),
+            }),
+            _ => Err(ApiError::Internal("an alias command returned no alias")),
+        }
+    }
+
+    fn list(&self, req: &pb::ListKeysRequest) -> Result<pb::ListKeysResponse, ApiError> {
+        self.node.require_serving()?;
+        let limit = match req.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n => usize::try_from(n)
+                .unwrap_or(MAX_PAGE_SIZE)
+                .min(MAX_PAGE_SIZE),
+        };
+        let after = if req.page_token.is_empty() {
+            None
+        } else {
+            let bytes = B64
+                .decode(&req.page_token)
+                .map_err(|_| ApiError::invalid("page_token", "is not a token ListKeys returned"))?;
+            let name = String::from_utf8(bytes)
+                .ok()
+                .and_then(|n| KeyName::parse(&n).ok())
+                .ok_or_else(|| {
+                    ApiError::invalid("page_token", "is not a token ListKeys returned")
+                })?;
+            Some(name)
+        };
+        let filter = KeyFilter {
+            state: match req.state.as_str() {
+                "" => None,
+                s => Some(KeyState::parse(s).ok_or_else(|| {
+                    ApiError::invalid("state", format!("{s:?} is not a key state"))
+                })?),
+            },
+            spec: match req.spec.as_str() {
+                "" => None,
+                s => Some(KeySpec::parse(s).map_err(|e| ApiError::invalid("spec", e))?),
+            },
+            tag: (!req.tag_key.is_empty()).then(|| {
+                (
+                    req.tag_key.clone(),
+                    (!req.tag_value.is_empty()).then(|| req.tag_value.clone()),
+                )
+            }),
+        };
+        let shared = self.node.raft().shared().read();
+        let page = shared.state.list_keys(&filter, after.as_ref(), limit);
+        Ok(pb::ListKeysResponse {
+            keys: page
+                .keys
+                .iter()
+                .map(|k| key_to_proto(&shared.state.metadata(k)))
+                .collect(),
+            next_page_token: page
+                .next_after
+                .map(|n| B64.encode(n.as_str()))
+                .unwrap_or_default(),
+        })
+    }
+
+    async fn import_parameters(
+        &self,
+        req: pb::KeyWriteRequest,
+    ) -> Result<pb::ImportParameters, ApiError> {
+        self.node.require_unsealed()?;
+        let record = self.node.resolve_key(&req.key).await?;
+        let mut token_bytes = [0u8; 16];
+        rand_fill(&mut token_bytes);
+        let token_id = B64.encode(token_bytes);
+        let (private_key, public_key) = wrap::generate_wrapping_key(&mut tessera_crypto::os_rng());
+        let sealed_private_key = self.node.seal_with_aad(
+            &import_token_aad(&record.key_id, &token_id),
+            private_key.as_bytes(),
+        )?;
+        let ttl_ms = self
+            .node
+            .lifecycle()
+            .import_token_ttl_seconds
+            .saturating_mul(1000);
+        let token = ImportToken {
+            token_id,
+            public_key: public_key.to_vec(),
+            sealed_private_key,
+            expires_at_ms: now_ms().saturating_add(ttl_ms),
+        };
+        let command = Command::CreateImportToken {
+            key_id: record.key_id.clone(),
+            token: token.clone(),
+        };
+        self.node
+            .write("Keys/GetImportParameters", &req, command)
+            .await?;
+        Ok(pb::ImportParameters {
+            key_id: record.key_id.to_string(),
+            import_token: token.token_id,
+            public_key: wrap::x25519_public_key_der(&public_key),
+            public_key_pem: wrap::x25519_public_key_pem(&public_key),
+            wrapping_algorithm: WRAPPING_ALGORITHM.into(),
+            expires_at_ms: token.expires_at_ms,
+        })
+    }
+
+    async fn import_material(
+        &self,
+        req: pb::ImportKeyMaterialRequest,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        self.node.require_unsealed()?;
+        let mut record = self.node.resolve_key(&req.key).await?;
+        if record
+            .import_token
+            .as_ref()
+            .is_none_or(|t| t.token_id != req.import_token)
+        {
+            // The token may have been created through another node a moment ago.
+            self.node.raft().read_barrier().await?;
+            record = self.node.resolve_key(record.key_id.as_str()).await?;
+        }
+        let token = record
+            .import_token
+            .as_ref()
+            .filter(|t| t.token_id == req.import_token)
+            .ok_or_else(|| {
+                ApiError::Rejected(ApplyError::ImportTokenInvalid {
+                    key_id: record.key_id.clone(),
+                })
+            })?;
+        let private_key = self
+            .node
+            .seal()
+            .with_keyring(|k| {
+                k.open(
+                    &import_token_aad(&record.key_id, &token.token_id),
+                    &token.sealed_private_key,
+                )
+            })
+            .ok_or(ApiError::Sealed)?
+            .map_err(|_| {
+                ApiError::Internal("a stored import key does not open under the barrier")
+            })?;
+        let private_key = tessera_crypto::SecretKey256::try_from_slice(private_key.as_slice())
+            .map_err(|_| ApiError::Internal("a stored import key has the wrong length"))?;
+        let material = wrap::unwrap(
+            &private_key,
+            &import_aad(&record.key_id),
+            &req.wrapped_material,
+        )
+        .map_err(|e| match e {
+            tessera_crypto::Error::Decrypt => ApiError::invalid(
+                "wrapped_material",
+                "cannot be unwrapped with this import token (wrong public key, AAD or corrupted)",
+            ),
+            other => ApiError::invalid("wrapped_material", other),
+        })?;
+        record
+            .spec
+            .validate_material(material.as_slice())
+            .map_err(|e| {
+                ApiError::invalid(
+                    "wrapped_material",
+                    format!("not valid {} material: {e}", record.spec.name()),
+                )
+            })?;
+        let token_id = token.token_id.clone();
+        self.add_version("Keys/ImportKeyMaterial", &req, &record, |version| {
+            Ok(Command::ImportKeyMaterial {
+                key_id: record.key_id.clone(),
+                token_id: token_id.clone(),
+                version,
+                sealed_material: self.node.seal_material(
+                    &record.key_id,
+                    version,
+                    material.as_slice(),
+                )?,
+                at_ms: now_ms(),
+            })
+        })
+        .await
+    }
+
+    async fn export(&self, req: pb::ExportKeyRequest) -> Result<pb::ExportKeyResponse, ApiError> {
+        self.node.require_serving()?;
+        let recipient = wrap::parse_x25519_public_key(&req.wrapping_public_key)
+            .map_err(|e| ApiError::invalid("wrapping_public_key", e))?;
+        let record = self.node.resolve_key(&req.key).await?;
+        if !record.exportable {
+            return Err(ApiError::NotExportable {
+                key_id: record.key_id.to_string(),
+            });
+        }
+        let version = if req.version == 0 {
+            record.primary_version
+        } else {
+            req.version
+        };
+        let (version, sealed) = record.exportable_version(version)?;
+        let material = self.node.unseal_material(&record.key_id, version, sealed)?;
+        let wrapped = wrap::wrap(
+            &recipient,
+            &export_aad(&record.key_id, version),
+            material.as_slice(),
+            &mut tessera_crypto::os_rng(),
+        )
+        .map_err(|e| ApiError::invalid("wrapping_public_key", e))?;
+        tracing::info!(key_id = %record.key_id, version, "key material exported (wrapped)");
+        Ok(pb::ExportKeyResponse {
+            key_id: record.key_id.to_string(),
+            version,
+            spec: record.spec.name().into(),
+            wrapping_algorithm: WRAPPING_ALGORITHM.into(),
+            wrapped_material: wrapped,
+        })
     }
 }
 
@@ -141,47 +488,331 @@ impl Keys for KeysService {
     async fn create_key(
         &self,
         request: GrpcRequest<pb::CreateKeyRequest>,
-    ) -> Result<GrpcResponse<pb::CreateKeyResponse>, Status> {
+    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
         let identity = caller(&request);
-        let key = self.create(request.into_inner(), identity).await?;
-        tracing::info!(key_id = %key.key_id, name = %key.name, "key created");
-        Ok(GrpcResponse::new(pb::CreateKeyResponse { key: Some(key) }))
+        let response = self.create(request.into_inner(), identity).await?;
+        if let Some(key) = &response.key {
+            tracing::info!(key_id = %key.key_id, name = %key.name, spec = %key.spec, "key created");
+        }
+        Ok(GrpcResponse::new(response))
     }
 
     async fn describe_key(
         &self,
         request: GrpcRequest<pb::DescribeKeyRequest>,
-    ) -> Result<GrpcResponse<pb::DescribeKeyResponse>, Status> {
+    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
         self.node.require_serving()?;
         let record = self.node.resolve_key(&request.get_ref().key).await?;
-        Ok(GrpcResponse::new(pb::DescribeKeyResponse {
-            key: Some(key_to_proto(&record.metadata())),
+        Ok(GrpcResponse::new(pb::KeyResponse {
+            key: Some(key_to_proto(&self.node.key_metadata(&record))),
         }))
     }
 
     async fn list_keys(
         &self,
-        _request: GrpcRequest<pb::ListKeysRequest>,
+        request: GrpcRequest<pb::ListKeysRequest>,
     ) -> Result<GrpcResponse<pb::ListKeysResponse>, Status> {
-        self.node.require_serving()?;
-        let keys = self
-            .node
-            .raft()
-            .shared()
-            .read()
-            .state
-            .keys_by_name()
-            .map(|k| key_to_proto(&k.metadata()))
-            .collect();
-        Ok(GrpcResponse::new(pb::ListKeysResponse { keys }))
+        Ok(GrpcResponse::new(self.list(request.get_ref())?))
     }
 
     async fn rotate_key(
         &self,
-        request: GrpcRequest<pb::RotateKeyRequest>,
-    ) -> Result<GrpcResponse<pb::RotateKeyResponse>, Status> {
-        let key = self.rotate(request.into_inner()).await?;
-        tracing::info!(key_id = %key.key_id, version = key.primary_version, "key rotated");
-        Ok(GrpcResponse::new(pb::RotateKeyResponse { key: Some(key) }))
+        request: GrpcRequest<pb::KeyWriteRequest>,
+    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
+        Ok(GrpcResponse::new(self.rotate(request.into_inner()).await?))
+    }
+
+    async fn enable_key(
+        &self,
+        request: GrpcRequest<pb::KeyWriteRequest>,
+    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
+        let req = request.into_inner();
+        let response = self
+            .key_write("Keys/EnableKey", &req, &req.key, |k| {
+                Ok(Command::EnableKey {
+                    key_id: k.key_id.clone(),
+                })
+            })
+            .await?;
+        Ok(GrpcResponse::new(response))
+    }
+
+    async fn disable_key(
+        &self,
+        request: GrpcRequest<pb::KeyWriteRequest>,
+    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
+        let req = request.into_inner();
+        let response = self
+            .key_write("Keys/DisableKey", &req, &req.key, |k| {
+                Ok(Command::DisableKey {
+                    key_id: k.key_id.clone(),
+                })
+            })
+            .await?;
+        Ok(GrpcResponse::new(response))
+    }
+
+    async fn schedule_key_deletion(
+        &self,
+        request: GrpcRequest<pb::ScheduleKeyDeletionRequest>,
+    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
+        Ok(GrpcResponse::new(
+            self.schedule_deletion(request.into_inner()).await?,
+        ))
+    }
+
+    async fn cancel_key_deletion(
+        &self,
+        request: GrpcRequest<pb::KeyWriteRequest>,
+    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
+        let req = request.into_inner();
+        let response = self
+            .key_write("Keys/CancelKeyDeletion", &req, &req.key, |k| {
+                Ok(Command::CancelKeyDeletion {
+                    key_id: k.key_id.clone(),
+                })
+            })
+            .await?;
+        Ok(GrpcResponse::new(response))
+    }
+
+    async fn set_min_decryption_version(
+        &self,
+        request: GrpcRequest<pb::KeyVersionRequest>,
+    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
+        let req = request.into_inner();
+        let response = self
+            .version_write("Keys/SetMinDecryptionVersion", &req, |key_id, version| {
+                Command::SetMinDecryptionVersion { key_id, version }
+            })
+            .await?;
+        Ok(GrpcResponse::new(response))
+    }
+
+    async fn enable_key_version(
+        &self,
+        request: GrpcRequest<pb::KeyVersionRequest>,
+    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
+        let req = request.into_inner();
+        let response = self
+            .version_write("Keys/EnableKeyVersion", &req, |key_id, version| {
+                Command::SetVersionEnabled {
+                    key_id,
+                    version,
+                    enabled: true,
+                }
+            })
+            .await?;
+        Ok(GrpcResponse::new(response))
+    }
+
+    async fn disable_key_version(
+        &self,
+        request: GrpcRequest<pb::KeyVersionRequest>,
+    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
+        let req = request.into_inner();
+        let response = self
+            .version_write("Keys/DisableKeyVersion", &req, |key_id, version| {
+                Command::SetVersionEnabled {
+                    key_id,
+                    version,
+                    enabled: false,
+                }
+            })
+            .await?;
+        Ok(GrpcResponse::new(response))
+    }
+
+    async fn destroy_key_version(
+        &self,
+        request: GrpcRequest<pb::KeyVersionRequest>,
+    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
+        let req = request.into_inner();
+        let at_ms = now_ms();
+        let response = self
+            .version_write("Keys/DestroyKeyVersion", &req, |key_id, version| {
+                Command::DestroyKeyVersion {
+                    key_id,
+                    version,
+                    at_ms,
+                }
+            })
+            .await?;
+        tracing::info!(key = %req.key, version = req.version, "key version destroyed");
+        Ok(GrpcResponse::new(response))
+    }
+
+    async fn update_key_description(
+        &self,
+        request: GrpcRequest<pb::UpdateKeyDescriptionRequest>,
+    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
+        let req = request.into_inner();
+        if req.description.len() > MAX_DESCRIPTION_BYTES {
+            return Err(ApiError::invalid(
+                "description",
+                format!("must be at most {MAX_DESCRIPTION_BYTES} bytes"),
+            )
+            .into());
+        }
+        let response = self
+            .key_write("Keys/UpdateKeyDescription", &req, &req.key, |k| {
+                Ok(Command::UpdateDescription {
+                    key_id: k.key_id.clone(),
+                    description: req.description.clone(),
+                })
+            })
+            .await?;
+        Ok(GrpcResponse::new(response))
+    }
+
+    async fn tag_key(
+        &self,
+        request: GrpcRequest<pb::TagKeyRequest>,
+    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
+        let req = request.into_inner();
+        let new_tags = tags(&req.tags)?;
+        if new_tags.is_empty() {
+            return Err(ApiError::invalid("tags", "give at least one tag").into());
+        }
+        let response = self
+            .key_write("Keys/TagKey", &req, &req.key, |k| {
+                Ok(Command::TagKey {
+                    key_id: k.key_id.clone(),
+                    tags: new_tags,
+                })
+            })
+            .await?;
+        Ok(GrpcResponse::new(response))
+    }
+
+    async fn untag_key(
+        &self,
+        request: GrpcRequest<pb::UntagKeyRequest>,
+    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
+        let req = request.into_inner();
+        if req.tag_keys.is_empty() {
+            return Err(ApiError::invalid("tag_keys", "give at least one tag key").into());
+        }
+        let response = self
+            .key_write("Keys/UntagKey", &req, &req.key, |k| {
+                Ok(Command::UntagKey {
+                    key_id: k.key_id.clone(),
+                    tag_keys: req.tag_keys.clone(),
+                })
+            })
+            .await?;
+        Ok(GrpcResponse::new(response))
+    }
+
+    async fn set_rotation_period(
+        &self,
+        request: GrpcRequest<pb::SetRotationPeriodRequest>,
+    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
+        let req = request.into_inner();
+        let period_ms = self.rotation_period(req.rotation_period_ms)?;
+        let response = self
+            .key_write("Keys/SetRotationPeriod", &req, &req.key, |k| {
+                Ok(Command::SetRotationPeriod {
+                    key_id: k.key_id.clone(),
+                    period_ms,
+                })
+            })
+            .await?;
+        Ok(GrpcResponse::new(response))
+    }
+
+    async fn create_alias(
+        &self,
+        request: GrpcRequest<pb::AliasRequest>,
+    ) -> Result<GrpcResponse<pb::AliasResponse>, Status> {
+        let req = request.into_inner();
+        let response = self
+            .alias_write("Keys/CreateAlias", &req, |alias, key_id| {
+                Command::CreateAlias { alias, key_id }
+            })
+            .await?;
+        Ok(GrpcResponse::new(response))
+    }
+
+    async fn update_alias(
+        &self,
+        request: GrpcRequest<pb::AliasRequest>,
+    ) -> Result<GrpcResponse<pb::AliasResponse>, Status> {
+        let req = request.into_inner();
+        let response = self
+            .alias_write("Keys/UpdateAlias", &req, |alias, key_id| {
+                Command::UpdateAlias { alias, key_id }
+            })
+            .await?;
+        Ok(GrpcResponse::new(response))
+    }
+
+    async fn delete_alias(
+        &self,
+        request: GrpcRequest<pb::DeleteAliasRequest>,
+    ) -> Result<GrpcResponse<pb::DeleteAliasResponse>, Status> {
+        let req = request.into_inner();
+        let alias = AliasName::parse(&req.alias).map_err(|e| ApiError::invalid("alias", e))?;
+        match self
+            .node
+            .write("Keys/DeleteAlias", &req, Command::DeleteAlias { alias })
+            .await?
+        {
+            Response::AliasDeleted { alias } => Ok(GrpcResponse::new(pb::DeleteAliasResponse {
+                alias: alias.to_string(),
+            })),
+            _ => Err(ApiError::Internal("an alias command returned no alias").into()),
+        }
+    }
+
+    async fn list_aliases(
+        &self,
+        request: GrpcRequest<pb::ListAliasesRequest>,
+    ) -> Result<GrpcResponse<pb::ListAliasesResponse>, Status> {
+        self.node.require_serving()?;
+        let req = request.into_inner();
+        let only = if req.key.is_empty() {
+            None
+        } else {
+            Some(self.node.resolve_key(&req.key).await?.key_id)
+        };
+        let shared = self.node.raft().shared().read();
+        let aliases = shared
+            .state
+            .aliases()
+            .filter(|(_, target)| only.as_ref().is_none_or(|k| k == *target))
+            .map(|(alias, key_id)| pb::AliasResponse {
+                alias: alias.to_string(),
+                key_id: key_id.to_string(),
+            })
+            .collect();
+        Ok(GrpcResponse::new(pb::ListAliasesResponse { aliases }))
+    }
+
+    async fn get_import_parameters(
+        &self,
+        request: GrpcRequest<pb::KeyWriteRequest>,
+    ) -> Result<GrpcResponse<pb::ImportParameters>, Status> {
+        Ok(GrpcResponse::new(
+            self.import_parameters(request.into_inner()).await?,
+        ))
+    }
+
+    async fn import_key_material(
+        &self,
+        request: GrpcRequest<pb::ImportKeyMaterialRequest>,
+    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
+        let response = self.import_material(request.into_inner()).await?;
+        if let Some(key) = &response.key {
+            tracing::info!(key_id = %key.key_id, version = key.primary_version, "key material imported");
+        }
+        Ok(GrpcResponse::new(response))
+    }
+
+    async fn export_key(
+        &self,
+        request: GrpcRequest<pb::ExportKeyRequest>,
+    ) -> Result<GrpcResponse<pb::ExportKeyResponse>, Status> {
+        Ok(GrpcResponse::new(self.export(request.into_inner()).await?))
     }
 }

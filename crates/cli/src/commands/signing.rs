@@ -1,0 +1,193 @@
+//! `tessera sign|verify|public-key|mac|verify-mac`.
+//!
+//! `verify` and `verify-mac` print their result document, then exit with status 1 when the
+//! signature or MAC is not valid, so that scripts can test them with `if`.
+
+use base64::Engine;
+use serde_json::json;
+
+use crate::cli::{
+    Connect, MacArgs, OutputFormat, PublicKeyArgs, PublicKeyFormat, SignArgs, VerifyArgs,
+    VerifyMacArgs,
+};
+use crate::commands::client;
+use crate::commands::crypto::write_stdout;
+use crate::output::{print_json, Failure};
+use crate::parse::{self, B64};
+
+/// The message to sign or verify: the input itself, or with `digest` the digest it holds
+/// (hex, base64 or raw).
+fn message(input: &str, digest: bool) -> Result<Vec<u8>, Failure> {
+    let bytes = parse::read_input(input)?;
+    Ok(if digest {
+        parse::digest(&bytes)
+    } else {
+        bytes.to_vec()
+    })
+}
+
+/// Runs `tessera sign`.
+///
+/// # Errors
+/// [`Failure`] with the exit status to use.
+pub async fn sign(args: SignArgs) -> Result<(), Failure> {
+    let message = message(&args.input, args.digest)?;
+    let connect: Connect = args.connect.into();
+    let reply = client(&connect)?
+        .sign(
+            &args.key,
+            &message,
+            args.digest,
+            args.algorithm.as_deref().unwrap_or_default(),
+        )
+        .await?;
+    let signature = B64.encode(&reply.signature);
+    match connect.output.format {
+        OutputFormat::Json => print_json(&json!({
+            "signature": signature,
+            "key_id": reply.key_id,
+            "version": reply.version,
+            "algorithm": reply.algorithm,
+        })),
+        OutputFormat::Text => println!("{signature}"),
+    }
+    Ok(())
+}
+
+/// Prints a verification result `{"valid","key_id","version"}`; an invalid one then becomes
+/// [`Failure::Invalid`] (exit status 1).
+fn verdict(
+    what: &str,
+    tessera_code: &'static str,
+    valid: bool,
+    key_id: &str,
+    version: u32,
+    format: OutputFormat,
+) -> Result<(), Failure> {
+    match format {
+        OutputFormat::Json => print_json(&json!({
+            "valid": valid,
+            "key_id": key_id,
+            "version": version,
+        })),
+        OutputFormat::Text if valid => {
+            println!("The {what} is valid (key {key_id}, version {version}).");
+        }
+        OutputFormat::Text => {}
+    }
+    if valid {
+        Ok(())
+    } else {
+        Err(Failure::Invalid {
+            tessera_code,
+            message: format!("the {what} is not valid for key {key_id} version {version}"),
+        })
+    }
+}
+
+/// Runs `tessera verify`; exit status 1 when the signature is not valid.
+///
+/// # Errors
+/// [`Failure`] with the exit status to use.
+pub async fn verify(args: VerifyArgs) -> Result<(), Failure> {
+    let signature = parse::base64("--signature", args.signature.as_bytes())?;
+    let message = message(&args.input, args.digest)?;
+    let connect: Connect = args.connect.into();
+    let reply = client(&connect)?
+        .verify(
+            &args.key,
+            &message,
+            args.digest,
+            &signature,
+            args.algorithm.as_deref().unwrap_or_default(),
+            args.version.unwrap_or_default(),
+        )
+        .await?;
+    verdict(
+        "signature",
+        "INVALID_SIGNATURE",
+        reply.valid,
+        &reply.key_id,
+        reply.version,
+        connect.output.format,
+    )
+}
+
+/// Runs `tessera public-key`.
+///
+/// # Errors
+/// [`Failure`] with the exit status to use.
+pub async fn public_key(args: PublicKeyArgs) -> Result<(), Failure> {
+    let reply = client(&args.connect)?
+        .get_public_key(&args.key, args.version.unwrap_or_default())
+        .await?;
+    match (args.connect.output.format, args.key_format) {
+        (OutputFormat::Json, _) => print_json(&json!({
+            "key_id": reply.key_id,
+            "version": reply.version,
+            "spec": reply.spec,
+            "public_key": B64.encode(&reply.public_key),
+            "public_key_pem": reply.public_key_pem,
+            "signing_algorithms": reply.signing_algorithms,
+        })),
+        (OutputFormat::Text, PublicKeyFormat::Pem) => print!("{}", reply.public_key_pem),
+        (OutputFormat::Text, PublicKeyFormat::Der) => {
+            write_stdout(&reply.public_key, "the public key")?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `tessera mac`.
+///
+/// # Errors
+/// [`Failure`] with the exit status to use.
+pub async fn mac(args: MacArgs) -> Result<(), Failure> {
+    let message = parse::read_input(&args.input)?;
+    let connect: Connect = args.connect.into();
+    let reply = client(&connect)?
+        .generate_mac(
+            &args.key,
+            &message,
+            args.algorithm.as_deref().unwrap_or_default(),
+        )
+        .await?;
+    let mac = B64.encode(&reply.mac);
+    match connect.output.format {
+        OutputFormat::Json => print_json(&json!({
+            "mac": mac,
+            "key_id": reply.key_id,
+            "version": reply.version,
+            "algorithm": reply.algorithm,
+        })),
+        OutputFormat::Text => println!("{mac}"),
+    }
+    Ok(())
+}
+
+/// Runs `tessera verify-mac`; exit status 1 when the MAC is not valid.
+///
+/// # Errors
+/// [`Failure`] with the exit status to use.
+pub async fn verify_mac(args: VerifyMacArgs) -> Result<(), Failure> {
+    let mac = parse::base64("--mac", args.mac.as_bytes())?;
+    let message = parse::read_input(&args.input)?;
+    let connect: Connect = args.connect.into();
+    let reply = client(&connect)?
+        .verify_mac(
+            &args.key,
+            &message,
+            &mac,
+            args.algorithm.as_deref().unwrap_or_default(),
+            args.version.unwrap_or_default(),
+        )
+        .await?;
+    verdict(
+        "MAC",
+        "INVALID_MAC",
+        reply.valid,
+        &reply.key_id,
+        reply.version,
+        connect.output.format,
+    )
+}

@@ -1,0 +1,409 @@
+//! Key lifecycle: create, describe, list, rotate, enable/disable, deletion, versions,
+//! description, tags and the rotation period.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tessera_proto::v1 as pb;
+
+use super::{new_request_id, Client};
+use crate::error::Error;
+
+/// The `origin` of a key whose material Tessera generates.
+pub const ORIGIN_TESSERA: &str = "TESSERA";
+/// The `origin` of a key whose material is imported later with
+/// [`Client::import_key_material`].
+pub const ORIGIN_EXTERNAL: &str = "EXTERNAL";
+
+/// Everything [`Client::create_key_with_options`] may set besides the name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreateKeyOptions {
+    /// Key spec, e.g. `AES256_GCM` or `ECDSA_P256`; empty means `AES256_GCM`.
+    pub spec: String,
+    /// Free-form description.
+    pub description: String,
+    /// Automatic rotation period; `None` rotates only on request.
+    pub rotation_period: Option<Duration>,
+    /// Whether the material may later be exported with [`Client::export_key`].
+    pub exportable: bool,
+    /// Whether the material is imported later (origin `EXTERNAL`) instead of generated.
+    pub origin_external: bool,
+    /// Tags to attach.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Milliseconds of a duration for the API, where 0 means "none": a non-zero duration never
+/// becomes 0 (it is rounded up to 1 ms, which the server then judges on its merits).
+pub(crate) fn duration_ms(duration: Option<Duration>) -> u64 {
+    match duration {
+        None => 0,
+        Some(d) => u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1),
+    }
+}
+
+impl Client {
+    /// Creates a key of `spec` (empty: `AES256_GCM`) with a description.
+    ///
+    /// A convenience for [`Client::create_key_with_options`].
+    ///
+    /// # Errors
+    /// [`Error`]; `ALREADY_EXISTS` if the name is taken.
+    pub async fn create_key(
+        &self,
+        name: &str,
+        spec: &str,
+        description: &str,
+    ) -> Result<pb::Key, Error> {
+        let options = CreateKeyOptions {
+            spec: spec.to_owned(),
+            description: description.to_owned(),
+            ..CreateKeyOptions::default()
+        };
+        self.create_key_with_options(name, &options).await
+    }
+
+    /// Creates a key with every option the API offers.
+    ///
+    /// # Errors
+    /// [`Error`]; `ALREADY_EXISTS` if the name is taken, `INVALID_ARGUMENT` for a bad spec,
+    /// name, tag or a rotation period below the server's minimum.
+    pub async fn create_key_with_options(
+        &self,
+        name: &str,
+        options: &CreateKeyOptions,
+    ) -> Result<pb::Key, Error> {
+        self.create_key_request(name, options, &new_request_id())
+            .await
+    }
+
+    /// Creates a key with an explicit request id: a repeat with the same id and arguments
+    /// returns the first result and creates nothing.
+    ///
+    /// # Errors
+    /// [`Error`]; `INVALID_ARGUMENT` if the id was used for different arguments.
+    pub async fn create_key_with_id(
+        &self,
+        name: &str,
+        spec: &str,
+        description: &str,
+        request_id: &str,
+    ) -> Result<pb::Key, Error> {
+        let options = CreateKeyOptions {
+            spec: spec.to_owned(),
+            description: description.to_owned(),
+            ..CreateKeyOptions::default()
+        };
+        self.create_key_request(name, &options, request_id).await
+    }
+
+    async fn create_key_request(
+        &self,
+        name: &str,
+        options: &CreateKeyOptions,
+        request_id: &str,
+    ) -> Result<pb::Key, Error> {
+        let message = pb::CreateKeyRequest {
+            name: name.to_owned(),
+            spec: options.spec.clone(),
+            description: options.description.clone(),
+            request_id: request_id.to_owned(),
+            rotation_period_ms: duration_ms(options.rotation_period),
+            exportable: options.exportable,
+            origin: if options.origin_external {
+                ORIGIN_EXTERNAL
+            } else {
+                ORIGIN_TESSERA
+            }
+            .to_owned(),
+            tags: options.tags.clone(),
+        };
+        self.key_call(message, |mut k, r| async move { k.create_key(r).await })
+            .await
+    }
+
+    /// Describes a key by id, name or `alias/NAME`.
+    ///
+    /// # Errors
+    /// [`Error`]; `NOT_FOUND` for an unknown key.
+    pub async fn describe_key(&self, key: &str) -> Result<pb::Key, Error> {
+        let message = pb::DescribeKeyRequest {
+            key: key.to_owned(),
+        };
+        self.key_call(message, |mut k, r| async move { k.describe_key(r).await })
+            .await
+    }
+
+    /// One page of keys: `request` carries the page size, the previous page's token and the
+    /// filters (state, spec, tag); its default lists the first page of all keys.
+    ///
+    /// # Errors
+    /// [`Error`]; `INVALID_ARGUMENT` for a malformed page token or filter.
+    pub async fn list_keys_page(
+        &self,
+        request: pb::ListKeysRequest,
+    ) -> Result<pb::ListKeysResponse, Error> {
+        self.keys_call(request, |mut k, r| async move { k.list_keys(r).await })
+            .await
+    }
+
+    /// Every key matching the filters of `filter`, following the pages from
+    /// `filter.page_token` (empty: the first page) to the last.
+    ///
+    /// # Errors
+    /// [`Error`] from any page.
+    pub async fn list_keys_matching(
+        &self,
+        filter: pb::ListKeysRequest,
+    ) -> Result<Vec<pb::Key>, Error> {
+        let mut request = filter;
+        let mut keys = Vec::new();
+        loop {
+            let page = self.list_keys_page(request.clone()).await?;
+            keys.extend(page.keys);
+            // An unchanged token would loop forever: treat it as the end.
+            if page.next_page_token.is_empty() || page.next_page_token == request.page_token {
+                return Ok(keys);
+            }
+            request.page_token = page.next_page_token;
+        }
+    }
+
+    /// Lists all keys (every page).
+    ///
+    /// # Errors
+    /// [`Error`] from the cluster.
+    pub async fn list_keys(&self) -> Result<Vec<pb::Key>, Error> {
+        self.list_keys_matching(pb::ListKeysRequest::default())
+            .await
+    }
+
+    fn key_write(key: &str) -> pb::KeyWriteRequest {
+        pb::KeyWriteRequest {
+            key: key.to_owned(),
+            request_id: new_request_id(),
+        }
+    }
+
+    fn key_version(key: &str, version: u32) -> pb::KeyVersionRequest {
+        pb::KeyVersionRequest {
+            key: key.to_owned(),
+            version,
+            request_id: new_request_id(),
+        }
+    }
+
+    /// Adds a new primary version to a key; older versions still decrypt.
+    ///
+    /// # Errors
+    /// [`Error`]; `NOT_FOUND` for an unknown key, `FAILED_PRECONDITION` for a key that is not
+    /// enabled or whose material is imported.
+    pub async fn rotate_key(&self, key: &str) -> Result<pb::Key, Error> {
+        let message = Self::key_write(key);
+        self.key_call(message, |mut k, r| async move { k.rotate_key(r).await })
+            .await
+    }
+
+    /// Enables a disabled key.
+    ///
+    /// # Errors
+    /// [`Error`]; `FAILED_PRECONDITION` for a key pending deletion or import.
+    pub async fn enable_key(&self, key: &str) -> Result<pb::Key, Error> {
+        let message = Self::key_write(key);
+        self.key_call(message, |mut k, r| async move { k.enable_key(r).await })
+            .await
+    }
+
+    /// Disables a key: it refuses every cryptographic operation until enabled again.
+    ///
+    /// # Errors
+    /// [`Error`]; `FAILED_PRECONDITION` for a key pending deletion.
+    pub async fn disable_key(&self, key: &str) -> Result<pb::Key, Error> {
+        let message = Self::key_write(key);
+        self.key_call(message, |mut k, r| async move { k.disable_key(r).await })
+            .await
+    }
+
+    /// Schedules a key's destruction after `pending_window` (whole seconds; `None`: the
+    /// server's default of 30 days). The key refuses crypto meanwhile.
+    ///
+    /// # Errors
+    /// [`Error`]; `INVALID_ARGUMENT` for a window below the server's minimum.
+    pub async fn schedule_key_deletion(
+        &self,
+        key: &str,
+        pending_window: Option<Duration>,
+    ) -> Result<pb::Key, Error> {
+        let message = pb::ScheduleKeyDeletionRequest {
+            key: key.to_owned(),
+            pending_window_seconds: pending_window.map_or(0, |w| w.as_secs().max(1)),
+            request_id: new_request_id(),
+        };
+        self.key_call(message, |mut k, r| async move {
+            k.schedule_key_deletion(r).await
+        })
+        .await
+    }
+
+    /// Cancels a scheduled deletion; the key comes back disabled.
+    ///
+    /// # Errors
+    /// [`Error`]; `FAILED_PRECONDITION` if no deletion is pending.
+    pub async fn cancel_key_deletion(&self, key: &str) -> Result<pb::Key, Error> {
+        let message = Self::key_write(key);
+        self.key_call(
+            message,
+            |mut k, r| async move { k.cancel_key_deletion(r).await },
+        )
+        .await
+    }
+
+    /// Refuses decryption with versions older than `version`.
+    ///
+    /// # Errors
+    /// [`Error`]; `INVALID_ARGUMENT` for a version above the primary.
+    pub async fn set_min_decryption_version(
+        &self,
+        key: &str,
+        version: u32,
+    ) -> Result<pb::Key, Error> {
+        let message = Self::key_version(key, version);
+        self.key_call(message, |mut k, r| async move {
+            k.set_min_decryption_version(r).await
+        })
+        .await
+    }
+
+    /// Enables one disabled version of a key.
+    ///
+    /// # Errors
+    /// [`Error`]; `NOT_FOUND` for an unknown version, `FAILED_PRECONDITION` for a destroyed
+    /// one.
+    pub async fn enable_key_version(&self, key: &str, version: u32) -> Result<pb::Key, Error> {
+        let message = Self::key_version(key, version);
+        self.key_call(
+            message,
+            |mut k, r| async move { k.enable_key_version(r).await },
+        )
+        .await
+    }
+
+    /// Disables one version of a key: it no longer decrypts, signs or verifies.
+    ///
+    /// # Errors
+    /// [`Error`]; `FAILED_PRECONDITION` for the primary version.
+    pub async fn disable_key_version(&self, key: &str, version: u32) -> Result<pb::Key, Error> {
+        let message = Self::key_version(key, version);
+        self.key_call(
+            message,
+            |mut k, r| async move { k.disable_key_version(r).await },
+        )
+        .await
+    }
+
+    /// Destroys one version's material for good (crypto-shredding).
+    ///
+    /// # Errors
+    /// [`Error`]; `FAILED_PRECONDITION` for the primary version.
+    pub async fn destroy_key_version(&self, key: &str, version: u32) -> Result<pb::Key, Error> {
+        let message = Self::key_version(key, version);
+        self.key_call(
+            message,
+            |mut k, r| async move { k.destroy_key_version(r).await },
+        )
+        .await
+    }
+
+    /// Replaces a key's description.
+    ///
+    /// # Errors
+    /// [`Error`]; `INVALID_ARGUMENT` for an oversized description.
+    pub async fn update_key_description(
+        &self,
+        key: &str,
+        description: &str,
+    ) -> Result<pb::Key, Error> {
+        let message = pb::UpdateKeyDescriptionRequest {
+            key: key.to_owned(),
+            description: description.to_owned(),
+            request_id: new_request_id(),
+        };
+        self.key_call(message, |mut k, r| async move {
+            k.update_key_description(r).await
+        })
+        .await
+    }
+
+    /// Adds tags to a key, replacing the values of tag keys it already has.
+    ///
+    /// # Errors
+    /// [`Error`]; `INVALID_ARGUMENT` for a malformed tag or too many tags.
+    pub async fn tag_key(
+        &self,
+        key: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<pb::Key, Error> {
+        let message = pb::TagKeyRequest {
+            key: key.to_owned(),
+            tags: tags.clone(),
+            request_id: new_request_id(),
+        };
+        self.key_call(message, |mut k, r| async move { k.tag_key(r).await })
+            .await
+    }
+
+    /// Removes tags (by tag key) from a key.
+    ///
+    /// # Errors
+    /// [`Error`]; `NOT_FOUND` for an unknown key.
+    pub async fn untag_key(&self, key: &str, tag_keys: &[String]) -> Result<pb::Key, Error> {
+        let message = pb::UntagKeyRequest {
+            key: key.to_owned(),
+            tag_keys: tag_keys.to_vec(),
+            request_id: new_request_id(),
+        };
+        self.key_call(message, |mut k, r| async move { k.untag_key(r).await })
+            .await
+    }
+
+    /// Sets the automatic rotation period, or with `None` turns automatic rotation off.
+    ///
+    /// # Errors
+    /// [`Error`]; `INVALID_ARGUMENT` for a period below the server's minimum.
+    pub async fn set_rotation_period(
+        &self,
+        key: &str,
+        period: Option<Duration>,
+    ) -> Result<pb::Key, Error> {
+        let message = pb::SetRotationPeriodRequest {
+            key: key.to_owned(),
+            rotation_period_ms: duration_ms(period),
+            request_id: new_request_id(),
+        };
+        self.key_call(
+            message,
+            |mut k, r| async move { k.set_rotation_period(r).await },
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_become_milliseconds_and_never_zero() {
+        assert_eq!(duration_ms(None), 0);
+        assert_eq!(duration_ms(Some(Duration::from_secs(90))), 90_000);
+        assert_eq!(duration_ms(Some(Duration::from_micros(10))), 1);
+        assert_eq!(duration_ms(Some(Duration::MAX)), u64::MAX);
+    }
+
+    #[test]
+    fn default_options_generate_an_aes_key() {
+        let options = CreateKeyOptions::default();
+        assert!(options.spec.is_empty());
+        assert!(!options.origin_external);
+        assert!(options.rotation_period.is_none());
+    }
+}

@@ -1,0 +1,229 @@
+//! Offline compaction of a node's database: copy the live trees into a fresh sled database and
+//! swap it in, so bytes that are no longer referenced (purged log entries, overwritten rows,
+//! destroyed key versions) leave the disk. The analogue of `etcdctl defrag`; run it on a
+//! stopped node (sled's lock refuses a running one).
+//!
+//! The swap is three renames: `raft` → `raft.pre-compact`, `raft.compact` → `raft`, then the
+//! old copy is removed. [`recover`] (run at every start) finishes or undoes a swap that a crash
+//! interrupted.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Directory of the node's sled database inside its data directory.
+pub const DB_DIR: &str = "raft";
+const NEW_DIR: &str = "raft.compact";
+const OLD_DIR: &str = "raft.pre-compact";
+
+/// A compaction failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompactError {
+    /// The database cannot be opened (a running node holds its lock, or it does not exist).
+    #[error("cannot open the database in {path} (is the node stopped?): {source}")]
+    Open {
+        /// The database path.
+        path: PathBuf,
+        /// The sled error.
+        #[source]
+        source: sled::Error,
+    },
+    /// Copying or flushing failed.
+    #[error("copying the database failed: {0}")]
+    Copy(#[from] sled::Error),
+    /// A filesystem step failed.
+    #[error("{step} failed: {source}")]
+    Io {
+        /// What was being done.
+        step: &'static str,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Sizes before and after compaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompactReport {
+    /// Bytes on disk before.
+    pub bytes_before: u64,
+    /// Bytes on disk after.
+    pub bytes_after: u64,
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn io_step(step: &'static str) -> impl FnOnce(io::Error) -> CompactError {
+    move |source| CompactError::Io { step, source }
+}
+
+/// Finishes or undoes a compaction that a crash interrupted; a no-op otherwise.
+///
+/// # Errors
+/// An I/O error if the leftover directories cannot be moved or removed.
+pub fn recover(data_dir: &Path) -> io::Result<()> {
+    let (db, new, old) = (
+        data_dir.join(DB_DIR),
+        data_dir.join(NEW_DIR),
+        data_dir.join(OLD_DIR),
+    );
+    if old.exists() {
+        if db.exists() {
+            // The new database was swapped in; only the removal of the old one was cut short.
+            std::fs::remove_dir_all(&old)?;
+        } else {
+            // Cut short between the two renames: put the original back.
+            std::fs::rename(&old, &db)?;
+        }
+    }
+    if new.exists() {
+        // An unfinished copy: the original is intact.
+        std::fs::remove_dir_all(&new)?;
+    }
+    Ok(())
+}
+
+/// Compacts the database in `data_dir`. The node must be stopped.
+///
+/// # Errors
+/// [`CompactError`]; on failure before the swap the original database is untouched.
+pub fn compact(data_dir: &Path) -> Result<CompactReport, CompactError> {
+    recover(data_dir).map_err(io_step("recovering an earlier compaction"))?;
+    let (db_path, new_path, old_path) = (
+        data_dir.join(DB_DIR),
+        data_dir.join(NEW_DIR),
+        data_dir.join(OLD_DIR),
+    );
+    if !db_path.join("conf").exists() {
+        return Err(CompactError::Io {
+            step: "finding the database",
+            source: io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no node database in {}", db_path.display()),
+            ),
+        });
+    }
+    let bytes_before = dir_size(&db_path);
+    {
+        let old = sled::Config::new()
+            .path(&db_path)
+            .open()
+            .map_err(|source| CompactError::Open {
+                path: db_path.clone(),
+                source,
+            })?;
+        let new = sled::Config::new()
+            .path(&new_path)
+            .create_new(true)
+            .open()?;
+        for name in old.tree_names() {
+            let from = old.open_tree(&name)?;
+            let to = new.open_tree(&name)?;
+            for item in from.iter() {
+                let (key, value) = item?;
+                to.insert(key, value)?;
+            }
+        }
+        new.flush()?;
+    }
+    std::fs::rename(&db_path, &old_path).map_err(io_step("moving the old database aside"))?;
+    std::fs::rename(&new_path, &db_path).map_err(io_step("moving the new database in"))?;
+    std::fs::remove_dir_all(&old_path).map_err(io_step("removing the old database"))?;
+    Ok(CompactReport {
+        bytes_before,
+        bytes_after: dir_size(&db_path),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db(dir: &Path) -> sled::Db {
+        sled::Config::new().path(dir.join(DB_DIR)).open().unwrap()
+    }
+
+    #[test]
+    fn compaction_keeps_live_data_and_drops_overwritten_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = b"overwritten-secret-value-0123456789".to_vec();
+        {
+            let db = db(dir.path());
+            let tree = db.open_tree("t").unwrap();
+            tree.insert("k", secret.clone()).unwrap();
+            db.flush().unwrap();
+            tree.insert("k", b"live".to_vec()).unwrap();
+            tree.insert("other", b"kept".to_vec()).unwrap();
+            db.flush().unwrap();
+        }
+        compact(dir.path()).unwrap();
+        let db = db(dir.path());
+        let tree = db.open_tree("t").unwrap();
+        assert_eq!(tree.get("k").unwrap().unwrap().as_ref(), b"live");
+        assert_eq!(tree.get("other").unwrap().unwrap().as_ref(), b"kept");
+        drop(tree);
+        drop(db);
+        for file in walk(&dir.path().join(DB_DIR)) {
+            let bytes = std::fs::read(&file).unwrap();
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_slice()),
+                "{} still holds the overwritten value",
+                file.display()
+            );
+        }
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                out.extend(walk(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_running_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _running = db(dir.path());
+        assert!(matches!(
+            compact(dir.path()),
+            Err(CompactError::Open { .. })
+        ));
+    }
+
+    #[test]
+    fn a_missing_database_is_an_error_not_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(compact(dir.path()), Err(CompactError::Io { .. })));
+        assert!(!dir.path().join(DB_DIR).exists());
+    }
+
+    #[test]
+    fn interrupted_swaps_are_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(db(dir.path()));
+        // Cut between the two renames: only the old copy exists.
+        std::fs::rename(dir.path().join(DB_DIR), dir.path().join(OLD_DIR)).unwrap();
+        std::fs::create_dir(dir.path().join(NEW_DIR)).unwrap();
+        recover(dir.path()).unwrap();
+        assert!(dir.path().join(DB_DIR).exists());
+        assert!(!dir.path().join(OLD_DIR).exists());
+        assert!(!dir.path().join(NEW_DIR).exists());
+    }
+}

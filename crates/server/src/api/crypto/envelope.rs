@@ -1,0 +1,260 @@
+//! Symmetric operations: encrypt, decrypt, re-encrypt, batches and data keys.
+
+use tessera_crypto::ciphertext::{self, MAX_PLAINTEXT_BYTES};
+use tessera_crypto::{keypair, EncryptionContext, KeySpec, KeyUsage, SecretBytes, SecretKey256};
+use tessera_proto::v1 as pb;
+use tessera_state::{KeyId, KeyRecord};
+
+use super::{context, item_error, CryptoService, MAX_BATCH_ITEMS};
+use crate::error::ApiError;
+
+fn aes_key(material: &SecretBytes) -> Result<SecretKey256, ApiError> {
+    SecretKey256::try_from_slice(material.as_slice())
+        .map_err(|_| ApiError::Internal("stored AES material has the wrong length"))
+}
+
+fn check_plaintext(field: &'static str, plaintext: &[u8]) -> Result<(), ApiError> {
+    if plaintext.is_empty() {
+        return Err(ApiError::invalid(field, "must not be empty"));
+    }
+    if plaintext.len() > MAX_PLAINTEXT_BYTES {
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "is {} bytes; the maximum is {MAX_PLAINTEXT_BYTES} (use a data key for larger data)",
+                plaintext.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl CryptoService {
+    /// Encrypts under `record`'s primary version.
+    fn seal_under(
+        &self,
+        record: &KeyRecord,
+        context: &EncryptionContext,
+        plaintext: &[u8],
+    ) -> Result<(Vec<u8>, u32), ApiError> {
+        let (version, material) = self.primary_material(record)?;
+        let ciphertext = ciphertext::encrypt(
+            &aes_key(&material)?,
+            record.key_id.as_str(),
+            version,
+            context,
+            plaintext,
+            &mut tessera_crypto::os_rng(),
+        )
+        .map_err(|e| ApiError::invalid("plaintext", e))?;
+        Ok((ciphertext, version))
+    }
+
+    /// Decrypts a ciphertext, finding the key from its header.
+    async fn open(
+        &self,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<(SecretBytes, KeyRecord, u32), ApiError> {
+        let header =
+            ciphertext::parse_header(ciphertext).map_err(|e| ApiError::invalid("ciphertext", e))?;
+        let key_id = KeyId::parse(&header.key_id).map_err(|_| {
+            ApiError::invalid("ciphertext", "it names a key id that Tessera never issues")
+        })?;
+        let record = self
+            .node
+            .resolve_key_version(key_id.as_str(), header.version)
+            .await?;
+        super::require_usage(&record, KeyUsage::EncryptDecrypt, "decrypt")?;
+        let (version, material) = self.readable_material(&record, header.version)?;
+        let plaintext = ciphertext::decrypt(&aes_key(&material)?, ciphertext, context).map_err(
+            |e| match e {
+                tessera_crypto::Error::Decrypt => ApiError::Undecryptable,
+                other => ApiError::invalid("ciphertext", other),
+            },
+        )?;
+        Ok((plaintext, record, version))
+    }
+
+    pub(super) async fn encrypt_one(
+        &self,
+        req: pb::EncryptRequest,
+    ) -> Result<pb::EncryptResponse, ApiError> {
+        check_plaintext("plaintext", &req.plaintext)?;
+        let context = context(req.context)?;
+        let record = self
+            .key_for(&req.key, KeyUsage::EncryptDecrypt, "encrypt")
+            .await?;
+        let (ciphertext, version) = self.seal_under(&record, &context, &req.plaintext)?;
+        Ok(pb::EncryptResponse {
+            ciphertext,
+            key_id: record.key_id.to_string(),
+            version,
+        })
+    }
+
+    pub(super) async fn decrypt_one(
+        &self,
+        req: pb::DecryptRequest,
+    ) -> Result<pb::DecryptResponse, ApiError> {
+        let context = context(req.context)?;
+        let (plaintext, record, version) = self.open(&req.ciphertext, &context).await?;
+        Ok(pb::DecryptResponse {
+            plaintext: plaintext.as_slice().to_vec(),
+            key_id: record.key_id.to_string(),
+            version,
+        })
+    }
+
+    pub(super) async fn re_encrypt(
+        &self,
+        req: pb::ReEncryptRequest,
+    ) -> Result<pb::ReEncryptResponse, ApiError> {
+        let source_context = context(req.source_context)?;
+        let destination_context = context(req.destination_context)?;
+        let (plaintext, source, source_version) =
+            self.open(&req.ciphertext, &source_context).await?;
+        let destination = if req.destination_key.is_empty() {
+            // The primary version may have moved since; use the freshest view.
+            self.node.resolve_key(source.key_id.as_str()).await?
+        } else {
+            self.key_for(&req.destination_key, KeyUsage::EncryptDecrypt, "encrypt")
+                .await?
+        };
+        let (ciphertext, version) =
+            self.seal_under(&destination, &destination_context, plaintext.as_slice())?;
+        Ok(pb::ReEncryptResponse {
+            ciphertext,
+            source_key_id: source.key_id.to_string(),
+            source_version,
+            key_id: destination.key_id.to_string(),
+            version,
+        })
+    }
+
+    pub(super) async fn batch_encrypt(
+        &self,
+        req: pb::BatchEncryptRequest,
+    ) -> Result<pb::BatchEncryptResponse, ApiError> {
+        check_batch(req.items.len())?;
+        let mut results = Vec::with_capacity(req.items.len());
+        for item in req.items {
+            let result = match self.encrypt_one(item).await {
+                Ok(ok) => pb::batch_encrypt_result::Result::Ok(ok),
+                Err(e) => pb::batch_encrypt_result::Result::Error(item_error(e)),
+            };
+            results.push(pb::BatchEncryptResult {
+                result: Some(result),
+            });
+        }
+        Ok(pb::BatchEncryptResponse { results })
+    }
+
+    pub(super) async fn batch_decrypt(
+        &self,
+        req: pb::BatchDecryptRequest,
+    ) -> Result<pb::BatchDecryptResponse, ApiError> {
+        check_batch(req.items.len())?;
+        let mut results = Vec::with_capacity(req.items.len());
+        for item in req.items {
+            let result = match self.decrypt_one(item).await {
+                Ok(ok) => pb::batch_decrypt_result::Result::Ok(ok),
+                Err(e) => pb::batch_decrypt_result::Result::Error(item_error(e)),
+            };
+            results.push(pb::BatchDecryptResult {
+                result: Some(result),
+            });
+        }
+        Ok(pb::BatchDecryptResponse { results })
+    }
+
+    pub(super) async fn data_key(
+        &self,
+        req: pb::GenerateDataKeyRequest,
+        with_plaintext: bool,
+    ) -> Result<pb::GenerateDataKeyResponse, ApiError> {
+        let len = match req.data_key_spec.as_str() {
+            "" | "AES_256" => 32,
+            "AES_128" => 16,
+            other => {
+                return Err(ApiError::invalid(
+                    "data_key_spec",
+                    format!("{other:?} is not AES_256 or AES_128"),
+                ))
+            }
+        };
+        let context = context(req.context)?;
+        let record = self
+            .key_for(&req.key, KeyUsage::EncryptDecrypt, "generate data keys")
+            .await?;
+        let mut data_key = vec![0u8; len];
+        crate::node::rand_fill(&mut data_key);
+        let data_key = SecretBytes::new(data_key);
+        let (ciphertext, version) = self.seal_under(&record, &context, data_key.as_slice())?;
+        Ok(pb::GenerateDataKeyResponse {
+            plaintext: if with_plaintext {
+                data_key.as_slice().to_vec()
+            } else {
+                Vec::new()
+            },
+            ciphertext,
+            key_id: record.key_id.to_string(),
+            version,
+        })
+    }
+
+    pub(super) async fn data_key_pair(
+        &self,
+        req: pb::GenerateDataKeyPairRequest,
+    ) -> Result<pb::GenerateDataKeyPairResponse, ApiError> {
+        let spec = match req.key_pair_spec.as_str() {
+            "ECC_NIST_P256" => KeySpec::EcdsaP256,
+            "ECC_NIST_P384" => KeySpec::EcdsaP384,
+            "ED25519" => KeySpec::Ed25519,
+            other => {
+                return Err(ApiError::invalid(
+                    "key_pair_spec",
+                    format!("{other:?} is not ECC_NIST_P256, ECC_NIST_P384 or ED25519"),
+                ))
+            }
+        };
+        let context = context(req.context)?;
+        let record = self
+            .key_for(
+                &req.key,
+                KeyUsage::EncryptDecrypt,
+                "generate data key pairs",
+            )
+            .await?;
+        let (private_key, public_key) =
+            keypair::generate_key_pair(spec, &mut tessera_crypto::os_rng())
+                .map_err(|_| ApiError::Internal("key pair generation failed"))?;
+        let (private_key_ciphertext, version) =
+            self.seal_under(&record, &context, private_key.as_slice())?;
+        Ok(pb::GenerateDataKeyPairResponse {
+            private_key_plaintext: if req.without_plaintext {
+                Vec::new()
+            } else {
+                private_key.as_slice().to_vec()
+            },
+            private_key_ciphertext,
+            public_key,
+            key_id: record.key_id.to_string(),
+            version,
+            key_pair_spec: req.key_pair_spec,
+        })
+    }
+}
+
+fn check_batch(len: usize) -> Result<(), ApiError> {
+    if len == 0 {
+        return Err(ApiError::invalid("items", "must not be empty"));
+    }
+    if len > MAX_BATCH_ITEMS {
+        return Err(ApiError::invalid(
+            "items",
+            format!("at most {MAX_BATCH_ITEMS} items per batch, got {len}"),
+        ));
+    }
+    Ok(())
+}

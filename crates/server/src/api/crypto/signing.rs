@@ -1,0 +1,249 @@
+//! Asymmetric signatures and MACs.
+
+use tessera_crypto::mac::{self, MacAlgorithm, MAX_MAC_MESSAGE_BYTES};
+use tessera_crypto::sign::{self, MessageType, SigningAlgorithm, MAX_SIGN_MESSAGE_BYTES};
+use tessera_crypto::KeyUsage;
+use tessera_proto::v1 as pb;
+use tessera_state::KeyRecord;
+
+use super::CryptoService;
+use crate::error::ApiError;
+
+fn message_type(name: &str) -> Result<MessageType, ApiError> {
+    match name {
+        "" | "RAW" => Ok(MessageType::Raw),
+        "DIGEST" => Ok(MessageType::Digest),
+        other => Err(ApiError::invalid(
+            "message_type",
+            format!("{other:?} is not RAW or DIGEST"),
+        )),
+    }
+}
+
+fn signing_algorithm(record: &KeyRecord, name: &str) -> Result<SigningAlgorithm, ApiError> {
+    let algorithm = if name.is_empty() {
+        record
+            .spec
+            .default_signing_algorithm()
+            .ok_or(ApiError::Internal(
+                "a signing key without a signing algorithm",
+            ))?
+    } else {
+        SigningAlgorithm::parse(name).map_err(|e| ApiError::invalid("algorithm", e))?
+    };
+    if record.spec.signing_algorithms().contains(&algorithm) {
+        Ok(algorithm)
+    } else {
+        Err(ApiError::invalid(
+            "algorithm",
+            format!(
+                "{} keys sign with {}, not {}",
+                record.spec.name(),
+                record
+                    .spec
+                    .signing_algorithms()
+                    .iter()
+                    .map(|a| a.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                algorithm.name()
+            ),
+        ))
+    }
+}
+
+fn mac_algorithm(record: &KeyRecord, name: &str) -> Result<MacAlgorithm, ApiError> {
+    let own = record
+        .spec
+        .mac_algorithm()
+        .ok_or(ApiError::Internal("a MAC key without a MAC algorithm"))?;
+    if name.is_empty() {
+        return Ok(own);
+    }
+    let asked = MacAlgorithm::parse(name).map_err(|e| ApiError::invalid("algorithm", e))?;
+    if asked == own {
+        Ok(asked)
+    } else {
+        Err(ApiError::invalid(
+            "algorithm",
+            format!(
+                "{} keys use {}, not {}",
+                record.spec.name(),
+                own.name(),
+                asked.name()
+            ),
+        ))
+    }
+}
+
+fn check_message(message: &[u8], max: usize) -> Result<(), ApiError> {
+    if message.is_empty() {
+        return Err(ApiError::invalid("message", "must not be empty"));
+    }
+    if message.len() > max {
+        return Err(ApiError::invalid(
+            "message",
+            format!("is {} bytes; the maximum is {max}", message.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// `version`, or the primary version when it is 0.
+fn version_or_primary(record: &KeyRecord, version: u32) -> u32 {
+    if version == 0 {
+        record.primary_version
+    } else {
+        version
+    }
+}
+
+fn crypto_input_error(field: &'static str, e: tessera_crypto::Error) -> ApiError {
+    ApiError::invalid(field, e)
+}
+
+impl CryptoService {
+    pub(super) async fn sign(&self, req: pb::SignRequest) -> Result<pb::SignResponse, ApiError> {
+        check_message(&req.message, MAX_SIGN_MESSAGE_BYTES)?;
+        let message_type = message_type(&req.message_type)?;
+        let record = self.key_for(&req.key, KeyUsage::SignVerify, "sign").await?;
+        let algorithm = signing_algorithm(&record, &req.algorithm)?;
+        let (version, material) = self.primary_material(&record)?;
+        let signature = sign::sign(
+            record.spec,
+            material.as_slice(),
+            algorithm,
+            &req.message,
+            message_type,
+        )
+        .map_err(|e| crypto_input_error("message", e))?;
+        Ok(pb::SignResponse {
+            signature,
+            key_id: record.key_id.to_string(),
+            version,
+            algorithm: algorithm.name().into(),
+        })
+    }
+
+    pub(super) async fn verify(
+        &self,
+        req: pb::VerifyRequest,
+    ) -> Result<pb::VerifyResponse, ApiError> {
+        check_message(&req.message, MAX_SIGN_MESSAGE_BYTES)?;
+        if req.signature.is_empty() {
+            return Err(ApiError::invalid("signature", "must not be empty"));
+        }
+        let message_type = message_type(&req.message_type)?;
+        let record = self
+            .key_for(&req.key, KeyUsage::SignVerify, "verify")
+            .await?;
+        let algorithm = signing_algorithm(&record, &req.algorithm)?;
+        let version = version_or_primary(&record, req.version);
+        let record = self
+            .node
+            .resolve_key_version(record.key_id.as_str(), version)
+            .await?;
+        let (version, material) = self.readable_material(&record, version)?;
+        let public_key = sign::public_key_der(record.spec, material.as_slice())
+            .map_err(|_| ApiError::Internal("public key derivation failed"))?;
+        let valid = sign::verify(
+            record.spec,
+            &public_key,
+            algorithm,
+            &req.message,
+            message_type,
+            &req.signature,
+        )
+        .map_err(|e| match e {
+            tessera_crypto::Error::MalformedSignature => ApiError::invalid(
+                "signature",
+                format!("is not a well-formed {} signature", algorithm.name()),
+            ),
+            other => crypto_input_error("message", other),
+        })?;
+        Ok(pb::VerifyResponse {
+            valid,
+            key_id: record.key_id.to_string(),
+            version,
+        })
+    }
+
+    pub(super) async fn public_key(
+        &self,
+        req: pb::GetPublicKeyRequest,
+    ) -> Result<pb::GetPublicKeyResponse, ApiError> {
+        let record = self
+            .key_for(&req.key, KeyUsage::SignVerify, "have a public key")
+            .await?;
+        let version = version_or_primary(&record, req.version);
+        let record = self
+            .node
+            .resolve_key_version(record.key_id.as_str(), version)
+            .await?;
+        let (version, material) = self.readable_material(&record, version)?;
+        let public_key = sign::public_key_der(record.spec, material.as_slice())
+            .map_err(|_| ApiError::Internal("public key derivation failed"))?;
+        let public_key_pem = sign::public_key_pem(record.spec, material.as_slice())
+            .map_err(|_| ApiError::Internal("public key derivation failed"))?;
+        Ok(pb::GetPublicKeyResponse {
+            key_id: record.key_id.to_string(),
+            version,
+            spec: record.spec.name().into(),
+            public_key,
+            public_key_pem,
+            signing_algorithms: record
+                .spec
+                .signing_algorithms()
+                .iter()
+                .map(|a| a.name().to_owned())
+                .collect(),
+        })
+    }
+
+    pub(super) async fn generate_mac(
+        &self,
+        req: pb::GenerateMacRequest,
+    ) -> Result<pb::GenerateMacResponse, ApiError> {
+        check_message(&req.message, MAX_MAC_MESSAGE_BYTES)?;
+        let record = self
+            .key_for(&req.key, KeyUsage::GenerateVerifyMac, "generate MACs")
+            .await?;
+        let algorithm = mac_algorithm(&record, &req.algorithm)?;
+        let (version, material) = self.primary_material(&record)?;
+        let mac = mac::generate_mac(record.spec, material.as_slice(), &req.message)
+            .map_err(|e| crypto_input_error("message", e))?;
+        Ok(pb::GenerateMacResponse {
+            mac,
+            key_id: record.key_id.to_string(),
+            version,
+            algorithm: algorithm.name().into(),
+        })
+    }
+
+    pub(super) async fn verify_mac(
+        &self,
+        req: pb::VerifyMacRequest,
+    ) -> Result<pb::VerifyMacResponse, ApiError> {
+        check_message(&req.message, MAX_MAC_MESSAGE_BYTES)?;
+        if req.mac.is_empty() {
+            return Err(ApiError::invalid("mac", "must not be empty"));
+        }
+        let record = self
+            .key_for(&req.key, KeyUsage::GenerateVerifyMac, "verify MACs")
+            .await?;
+        mac_algorithm(&record, &req.algorithm)?;
+        let version = version_or_primary(&record, req.version);
+        let record = self
+            .node
+            .resolve_key_version(record.key_id.as_str(), version)
+            .await?;
+        let (version, material) = self.readable_material(&record, version)?;
+        let valid = mac::verify_mac(record.spec, material.as_slice(), &req.message, &req.mac)
+            .map_err(|e| crypto_input_error("message", e))?;
+        Ok(pb::VerifyMacResponse {
+            valid,
+            key_id: record.key_id.to_string(),
+            version,
+        })
+    }
+}

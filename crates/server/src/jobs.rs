@@ -1,0 +1,105 @@
+//! The leader's background jobs: automatic key rotation and destruction of keys whose deletion
+//! date has passed.
+//!
+//! Only the leader proposes, and only from its applied state. Each proposal carries a request id
+//! derived from what it does (`job-rotate-<key>-v<version>`, `job-destroy-<key>`), so two
+//! leaders racing across an election apply it once. `apply` re-checks every condition against
+//! the timestamp in the command, so a late or stale proposal is refused, never half-applied.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tessera_state::{Command, KeyId, Request, RequestId};
+
+use crate::error::ApiError;
+use crate::node::{now_ms, Node};
+
+/// Runs the jobs every `interval` until the task is aborted.
+pub async fn run(node: Arc<Node>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if node.raft().is_leader() {
+            run_once(&node).await;
+        }
+    }
+}
+
+fn job_request(id: String, command: Command) -> Result<Request, ApiError> {
+    let fingerprint = Sha256::digest(id.as_bytes()).into();
+    let request_id = RequestId::parse(&id).map_err(|_| ApiError::Internal("job request id"))?;
+    Ok(Request {
+        request_id,
+        fingerprint,
+        command,
+    })
+}
+
+async fn run_once(node: &Node) {
+    let now = now_ms();
+    let (rotations, deletions) = {
+        let applied = node.raft().shared().read();
+        (
+            applied.state.due_rotations(now),
+            applied.state.due_deletions(now),
+        )
+    };
+    for key_id in deletions {
+        let result = destroy(node, &key_id, now).await;
+        match result {
+            Ok(()) => tracing::info!(%key_id, "key destroyed after its deletion window"),
+            Err(e) => tracing::warn!(%key_id, error = %e, "scheduled key destruction failed"),
+        }
+    }
+    if rotations.is_empty() {
+        return;
+    }
+    if node.seal().status().sealed {
+        tracing::warn!(
+            due = rotations.len(),
+            "keys are due for rotation but the leader is sealed; unseal it to rotate"
+        );
+        return;
+    }
+    for (key_id, version) in rotations {
+        match rotate(node, &key_id, version).await {
+            Ok(()) => tracing::info!(%key_id, version, "key rotated automatically"),
+            Err(e) => tracing::warn!(%key_id, version, error = %e, "automatic rotation failed"),
+        }
+    }
+}
+
+async fn destroy(node: &Node, key_id: &KeyId, at_ms: u64) -> Result<(), ApiError> {
+    let request = job_request(
+        format!("job-destroy-{key_id}"),
+        Command::DestroyKey {
+            key_id: key_id.clone(),
+            at_ms,
+        },
+    )?;
+    node.propose(request).await.map(drop)
+}
+
+async fn rotate(node: &Node, key_id: &KeyId, version: u32) -> Result<(), ApiError> {
+    let spec = node
+        .raft()
+        .shared()
+        .read()
+        .state
+        .key(key_id)
+        .map(|k| k.spec)
+        .ok_or(ApiError::Internal("a key due for rotation disappeared"))?;
+    let material = spec.generate_material(&mut tessera_crypto::os_rng());
+    let request = job_request(
+        format!("job-rotate-{key_id}-v{version}"),
+        Command::RotateKey {
+            key_id: key_id.clone(),
+            version,
+            sealed_material: node.seal_material(key_id, version, material.as_slice())?,
+            at_ms: now_ms(),
+        },
+    )?;
+    node.propose(request).await.map(drop)
+}

@@ -1,0 +1,70 @@
+//! Raw gRPC access for the API tests: typed clients per node and status assertions.
+
+use tessera_proto::v1 as pb;
+use tessera_proto::v1::crypto_client::CryptoClient;
+use tessera_proto::v1::keys_client::KeysClient;
+use tessera_testkit::TestCluster;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+pub fn keys(cluster: &TestCluster, id: u64) -> KeysClient<Channel> {
+    KeysClient::new(cluster.channel(id))
+}
+
+pub fn crypto(cluster: &TestCluster, id: u64) -> CryptoClient<Channel> {
+    CryptoClient::new(cluster.channel(id))
+}
+
+/// Asserts a status: gRPC code, stable Tessera code, and a fragment of the message.
+#[track_caller]
+pub fn assert_status(status: &Status, code: Code, tessera_code: &str, fragment: &str) {
+    assert_eq!(status.code(), code, "{status:?}");
+    let got = status
+        .metadata()
+        .get("tessera-error")
+        .and_then(|v| v.to_str().ok());
+    assert_eq!(got, Some(tessera_code), "{status:?}");
+    assert!(
+        status
+            .message()
+            .to_lowercase()
+            .contains(&fragment.to_lowercase()),
+        "expected {fragment:?} in {:?}",
+        status.message()
+    );
+}
+
+/// Creates a key with the given spec through `id` and returns it.
+pub async fn create(cluster: &TestCluster, id: u64, name: &str, spec: &str) -> pb::Key {
+    keys(cluster, id)
+        .create_key(pb::CreateKeyRequest {
+            name: name.into(),
+            spec: spec.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("create {name} ({spec}) on node {id}: {s:?}"))
+        .into_inner()
+        .key
+        .unwrap()
+}
+
+pub fn write(key: &str) -> pb::KeyWriteRequest {
+    pb::KeyWriteRequest {
+        key: key.into(),
+        request_id: String::new(),
+    }
+}
+
+pub fn version_req(key: &str, version: u32) -> pb::KeyVersionRequest {
+    pb::KeyVersionRequest {
+        key: key.into(),
+        version,
+        request_id: String::new(),
+    }
+}
+
+/// The leader and one follower: every operation is exercised on both.
+pub async fn leader_and_follower(cluster: &TestCluster) -> [u64; 2] {
+    [cluster.leader().await, cluster.follower().await]
+}

@@ -1,0 +1,571 @@
+//! Key lifecycle through the real cluster, on the leader and on a follower: enable/disable,
+//! versions (minimum, disable, destroy), deletion windows, descriptions, tags, rotation
+//! periods, aliases and listing — and the precise refusal of each bad use.
+
+use std::collections::BTreeMap;
+
+use tessera_proto::v1 as pb;
+use tessera_testkit::{ClusterOptions, TestCluster};
+use tonic::Code;
+
+use crate::api::{assert_status, create, crypto, keys, leader_and_follower, version_req, write};
+use crate::{ctx, tessera};
+
+fn encrypt_req(key: &str) -> pb::EncryptRequest {
+    pb::EncryptRequest {
+        key: key.into(),
+        plaintext: b"lifecycle".to_vec(),
+        context: ctx(&[("t", "1")]),
+    }
+}
+
+fn decrypt_req(ciphertext: &[u8]) -> pb::DecryptRequest {
+    pb::DecryptRequest {
+        ciphertext: ciphertext.to_vec(),
+        context: ctx(&[("t", "1")]),
+    }
+}
+
+#[tokio::test]
+async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
+    let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
+    for node in leader_and_follower(&cluster).await {
+        let name = format!("life-{node}");
+        let mut k = keys(&cluster, node);
+        let mut c = crypto(&cluster, node);
+        create(&cluster, node, &name, "").await;
+        let v1 = c.encrypt(encrypt_req(&name)).await.unwrap().into_inner();
+
+        // Disable: crypto refused with a message naming the state; enable restores it.
+        let key = k
+            .disable_key(write(&name))
+            .await
+            .unwrap()
+            .into_inner()
+            .key
+            .unwrap();
+        assert_eq!(key.state, "DISABLED");
+        let err = c.encrypt(encrypt_req(&name)).await.unwrap_err();
+        assert_status(&err, Code::FailedPrecondition, "KEY_DISABLED", "disabled");
+        let err = c.decrypt(decrypt_req(&v1.ciphertext)).await.unwrap_err();
+        assert_status(&err, Code::FailedPrecondition, "KEY_DISABLED", "disabled");
+        let err = k.rotate_key(write(&name)).await.unwrap_err();
+        assert_status(
+            &err,
+            Code::FailedPrecondition,
+            "INVALID_KEY_STATE",
+            "cannot be rotated",
+        );
+        k.enable_key(write(&name)).await.unwrap();
+        c.decrypt(decrypt_req(&v1.ciphertext)).await.unwrap();
+
+        // Versions: minimum decryption version, disabled version, destroyed version.
+        let key = k
+            .rotate_key(write(&name))
+            .await
+            .unwrap()
+            .into_inner()
+            .key
+            .unwrap();
+        assert_eq!(key.primary_version, 2);
+        let v2 = c.encrypt(encrypt_req(&name)).await.unwrap().into_inner();
+        assert_eq!(v2.version, 2);
+        k.set_min_decryption_version(version_req(&name, 2))
+            .await
+            .unwrap();
+        let err = c.decrypt(decrypt_req(&v1.ciphertext)).await.unwrap_err();
+        assert_status(
+            &err,
+            Code::FailedPrecondition,
+            "BELOW_MIN_DECRYPTION_VERSION",
+            "minimum decryption version 2",
+        );
+        let err = k
+            .set_min_decryption_version(version_req(&name, 3))
+            .await
+            .unwrap_err();
+        assert_status(
+            &err,
+            Code::InvalidArgument,
+            "INVALID_MIN_DECRYPTION_VERSION",
+            "between 1 and the primary version 2",
+        );
+        k.set_min_decryption_version(version_req(&name, 1))
+            .await
+            .unwrap();
+        c.decrypt(decrypt_req(&v1.ciphertext)).await.unwrap();
+
+        k.disable_key_version(version_req(&name, 1)).await.unwrap();
+        let err = c.decrypt(decrypt_req(&v1.ciphertext)).await.unwrap_err();
+        assert_status(
+            &err,
+            Code::FailedPrecondition,
+            "VERSION_DISABLED",
+            "version 1",
+        );
+        let err = k
+            .disable_key_version(version_req(&name, 2))
+            .await
+            .unwrap_err();
+        assert_status(
+            &err,
+            Code::FailedPrecondition,
+            "PRIMARY_VERSION",
+            "primary version",
+        );
+        let err = k
+            .disable_key_version(version_req(&name, 9))
+            .await
+            .unwrap_err();
+        assert_status(&err, Code::NotFound, "VERSION_NOT_FOUND", "no version 9");
+        k.enable_key_version(version_req(&name, 1)).await.unwrap();
+        c.decrypt(decrypt_req(&v1.ciphertext)).await.unwrap();
+
+        let key = k
+            .destroy_key_version(version_req(&name, 1))
+            .await
+            .unwrap()
+            .into_inner()
+            .key
+            .unwrap();
+        assert_eq!(key.versions[0].state, "DESTROYED");
+        assert!(key.versions[0].destroyed_at_ms > 0);
+        let err = c.decrypt(decrypt_req(&v1.ciphertext)).await.unwrap_err();
+        assert_status(
+            &err,
+            Code::FailedPrecondition,
+            "VERSION_DESTROYED",
+            "can never be decrypted",
+        );
+        let err = k
+            .enable_key_version(version_req(&name, 1))
+            .await
+            .unwrap_err();
+        assert_status(
+            &err,
+            Code::FailedPrecondition,
+            "VERSION_DESTROYED",
+            "destroyed",
+        );
+        let err = k
+            .destroy_key_version(version_req(&name, 2))
+            .await
+            .unwrap_err();
+        assert_status(
+            &err,
+            Code::FailedPrecondition,
+            "PRIMARY_VERSION",
+            "destroyed",
+        );
+        assert_eq!(
+            c.decrypt(decrypt_req(&v2.ciphertext))
+                .await
+                .unwrap()
+                .into_inner()
+                .plaintext,
+            b"lifecycle"
+        );
+        let err = k
+            .destroy_key_version(version_req(&name, 0))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+
+        // Deletion: the default window is 30 days; pending deletion refuses crypto; cancel
+        // brings the key back disabled.
+        let before = now_ms();
+        let key = k
+            .schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
+                key: name.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .key
+            .unwrap();
+        assert_eq!(key.state, "PENDING_DELETION");
+        let thirty_days = 30 * 24 * 3600 * 1000;
+        assert!(
+            key.deletion_date_ms >= before + thirty_days
+                && key.deletion_date_ms <= now_ms() + thirty_days
+        );
+        let err = c.encrypt(encrypt_req(&name)).await.unwrap_err();
+        assert_status(
+            &err,
+            Code::FailedPrecondition,
+            "KEY_PENDING_DELETION",
+            "pending deletion",
+        );
+        let err = k
+            .schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
+                key: name.clone(),
+                pending_window_seconds: 60,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_status(
+            &err,
+            Code::FailedPrecondition,
+            "INVALID_KEY_STATE",
+            "pending_deletion",
+        );
+        let err = k.enable_key(write(&name)).await.unwrap_err();
+        assert_status(
+            &err,
+            Code::FailedPrecondition,
+            "INVALID_KEY_STATE",
+            "cannot be enabled",
+        );
+        let key = k
+            .cancel_key_deletion(write(&name))
+            .await
+            .unwrap()
+            .into_inner()
+            .key
+            .unwrap();
+        assert_eq!(key.state, "DISABLED");
+        assert_eq!(key.deletion_date_ms, 0);
+        let err = k.cancel_key_deletion(write(&name)).await.unwrap_err();
+        assert_status(
+            &err,
+            Code::FailedPrecondition,
+            "INVALID_KEY_STATE",
+            "restored",
+        );
+        k.enable_key(write(&name)).await.unwrap();
+        c.encrypt(encrypt_req(&name)).await.unwrap();
+
+        // The other nodes see the final state too.
+        for other in cluster.ids() {
+            let seen = keys(&cluster, other)
+                .describe_key(pb::DescribeKeyRequest { key: name.clone() })
+                .await
+                .unwrap()
+                .into_inner()
+                .key
+                .unwrap();
+            assert_eq!(seen.state, "ENABLED");
+            assert_eq!(seen.versions.len(), 2);
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[tokio::test]
+async fn t71_descriptions_tags_rotation_periods_aliases_and_listing() {
+    let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
+    for node in leader_and_follower(&cluster).await {
+        let mut k = keys(&cluster, node);
+        let mut c = crypto(&cluster, node);
+        let a = format!("meta-a-{node}");
+        let b = format!("meta-b-{node}");
+        create(&cluster, node, &a, "").await;
+        let b_key = create(&cluster, node, &b, "").await;
+        let mac_key = create(&cluster, node, &format!("meta-mac-{node}"), "HMAC_SHA256").await;
+
+        let key = k
+            .update_key_description(pb::UpdateKeyDescriptionRequest {
+                key: a.clone(),
+                description: "new words".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .key
+            .unwrap();
+        assert_eq!(key.description, "new words");
+        let tags = BTreeMap::from([
+            ("team".to_owned(), "pay".to_owned()),
+            ("env".to_owned(), String::new()),
+        ]);
+        let key = k
+            .tag_key(pb::TagKeyRequest {
+                key: a.clone(),
+                tags: tags.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .key
+            .unwrap();
+        assert_eq!(key.tags, tags);
+        let key = k
+            .untag_key(pb::UntagKeyRequest {
+                key: a.clone(),
+                tag_keys: vec!["env".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .key
+            .unwrap();
+        assert_eq!(key.tags.len(), 1);
+        let err = k
+            .tag_key(pb::TagKeyRequest {
+                key: a.clone(),
+                tags: BTreeMap::from([(String::new(), "v".to_owned())]),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+
+        let key = k
+            .set_rotation_period(pb::SetRotationPeriodRequest {
+                key: a.clone(),
+                rotation_period_ms: 86_400_000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .key
+            .unwrap();
+        assert_eq!(key.rotation_period_ms, 86_400_000);
+        assert_eq!(
+            key.next_rotation_ms,
+            key.versions[0].created_at_ms + 86_400_000
+        );
+        let key = k
+            .set_rotation_period(pb::SetRotationPeriodRequest {
+                key: a.clone(),
+                rotation_period_ms: 0,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .key
+            .unwrap();
+        assert_eq!((key.rotation_period_ms, key.next_rotation_ms), (0, 0));
+        let err = k
+            .set_rotation_period(pb::SetRotationPeriodRequest {
+                key: a.clone(),
+                rotation_period_ms: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_status(
+            &err,
+            Code::InvalidArgument,
+            "INVALID_ARGUMENT",
+            "at least 1000 ms",
+        );
+
+        // Aliases: usable wherever a key id is; re-pointed; deleted; precise errors.
+        let alias = format!("alias/svc-{node}");
+        let made = k
+            .create_alias(pb::AliasRequest {
+                alias: alias.clone(),
+                key: a.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(made.alias, alias);
+        let via_alias = c
+            .encrypt(pb::EncryptRequest {
+                key: alias.clone(),
+                plaintext: b"x".to_vec(),
+                context: BTreeMap::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(via_alias.key_id, made.key_id);
+        let described = k
+            .describe_key(pb::DescribeKeyRequest { key: a.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .key
+            .unwrap();
+        assert_eq!(described.aliases, vec![alias.clone()]);
+        let err = k
+            .create_alias(pb::AliasRequest {
+                alias: alias.clone(),
+                key: b.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_status(&err, Code::AlreadyExists, "ALIAS_EXISTS", "already exists");
+        k.update_alias(pb::AliasRequest {
+            alias: alias.clone(),
+            key: b.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let via_alias = c
+            .encrypt(pb::EncryptRequest {
+                key: alias.clone(),
+                plaintext: b"x".to_vec(),
+                context: BTreeMap::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(via_alias.key_id, b_key.key_id);
+        let err = k
+            .update_alias(pb::AliasRequest {
+                alias: alias.clone(),
+                key: mac_key.key_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_status(
+            &err,
+            Code::FailedPrecondition,
+            "ALIAS_USAGE_MISMATCH",
+            "GENERATE_VERIFY_MAC",
+        );
+        let listed = k
+            .list_aliases(pb::ListAliasesRequest { key: b.clone() })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(listed.aliases.len(), 1);
+        k.delete_alias(pb::DeleteAliasRequest {
+            alias: alias.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let err = c
+            .encrypt(pb::EncryptRequest {
+                key: alias.clone(),
+                plaintext: b"x".to_vec(),
+                context: BTreeMap::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_status(&err, Code::NotFound, "KEY_NOT_FOUND", "not found");
+        let err = k
+            .delete_alias(pb::DeleteAliasRequest {
+                alias: alias.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_status(&err, Code::NotFound, "ALIAS_NOT_FOUND", "not found");
+        let err = k
+            .create_alias(pb::AliasRequest {
+                alias: "alias/bad name".into(),
+                key: a.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        let err = k
+            .create_alias(pb::AliasRequest {
+                alias: "alias/to-nothing".into(),
+                key: "no-such-key".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_status(&err, Code::NotFound, "KEY_NOT_FOUND", "not found");
+    }
+
+    // Listing: filters and pages over everything both rounds created.
+    let mut k = keys(&cluster, cluster.follower().await);
+    let all = k
+        .list_keys(pb::ListKeysRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.keys.len(), 6);
+    assert!(all.next_page_token.is_empty());
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = k
+            .list_keys(pb::ListKeysRequest {
+                page_size: 4,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        seen.extend(page.keys.into_iter().map(|key| key.name));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted, "pages come in name order");
+    assert_eq!(seen.len(), 6);
+    let macs = k
+        .list_keys(pb::ListKeysRequest {
+            spec: "HMAC_SHA256".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(macs.keys.len(), 2);
+    let tagged = k
+        .list_keys(pb::ListKeysRequest {
+            tag_key: "team".into(),
+            tag_value: "pay".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(tagged.keys.len(), 2);
+    let enabled = k
+        .list_keys(pb::ListKeysRequest {
+            state: "ENABLED".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(enabled.keys.len(), 6);
+    for (request, field) in [
+        (
+            pb::ListKeysRequest {
+                state: "SLEEPY".into(),
+                ..Default::default()
+            },
+            "state",
+        ),
+        (
+            pb::ListKeysRequest {
+                spec: "DES".into(),
+                ..Default::default()
+            },
+            "spec",
+        ),
+        (
+            pb::ListKeysRequest {
+                page_token: "%%%".into(),
+                ..Default::default()
+            },
+            "page_token",
+        ),
+    ] {
+        let err = k.list_keys(request).await.unwrap_err();
+        assert_status(&err, Code::InvalidArgument, "INVALID_ARGUMENT", field);
+    }
+}

@@ -1,0 +1,627 @@
+//! Every crypto operation through the real cluster, on the leader and on a follower:
+//! re-encryption, batches with bad items, data keys and key pairs, signatures (message and
+//! digest), public keys, MACs, random bytes — with wrong usages and malformed inputs refused.
+
+use std::collections::BTreeMap;
+
+use sha2::Digest;
+use tessera_proto::v1 as pb;
+use tessera_testkit::{ClusterOptions, TestCluster};
+use tonic::Code;
+
+use crate::api::{assert_status, create, crypto, keys, leader_and_follower, write};
+use crate::{ctx, tessera};
+
+#[tokio::test]
+async fn t72_reencrypt_batches_and_data_keys() {
+    let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
+    for node in leader_and_follower(&cluster).await {
+        let mut c = crypto(&cluster, node);
+        let src = format!("src-{node}");
+        let dst = format!("dst-{node}");
+        let signer = format!("signer-{node}");
+        create(&cluster, node, &src, "").await;
+        let dst_key = create(&cluster, node, &dst, "").await;
+        create(&cluster, node, &signer, "ED25519").await;
+        let context = ctx(&[("app", "billing")]);
+        let old = c
+            .encrypt(pb::EncryptRequest {
+                key: src.clone(),
+                plaintext: b"move me".to_vec(),
+                context: context.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        keys(&cluster, node).rotate_key(write(&src)).await.unwrap();
+
+        // Same key: lands on the new primary version.
+        let same = c
+            .re_encrypt(pb::ReEncryptRequest {
+                ciphertext: old.ciphertext.clone(),
+                source_context: context.clone(),
+                destination_context: context.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((same.source_version, same.version), (1, 2));
+        // Another key, another context.
+        let moved = c
+            .re_encrypt(pb::ReEncryptRequest {
+                ciphertext: old.ciphertext.clone(),
+                source_context: context.clone(),
+                destination_key: dst.clone(),
+                destination_context: ctx(&[("app", "archive")]),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(moved.key_id, dst_key.key_id);
+        let opened = c
+            .decrypt(pb::DecryptRequest {
+                ciphertext: moved.ciphertext,
+                context: ctx(&[("app", "archive")]),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(opened.plaintext, b"move me");
+        let err = c
+            .re_encrypt(pb::ReEncryptRequest {
+                ciphertext: old.ciphertext.clone(),
+                source_context: ctx(&[("app", "wrong")]),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_status(
+            &err,
+            Code::InvalidArgument,
+            "UNDECRYPTABLE",
+            "encryption context",
+        );
+        let err = c
+            .re_encrypt(pb::ReEncryptRequest {
+                ciphertext: old.ciphertext.clone(),
+                source_context: context.clone(),
+                destination_key: signer.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_status(
+            &err,
+            Code::InvalidArgument,
+            "WRONG_KEY_USAGE",
+            "SIGN_VERIFY",
+        );
+
+        // Batches: one bad item does not fail the others.
+        let items = vec![
+            pb::EncryptRequest {
+                key: src.clone(),
+                plaintext: b"one".to_vec(),
+                context: BTreeMap::new(),
+            },
+            pb::EncryptRequest {
+                key: "missing".into(),
+                plaintext: b"two".to_vec(),
+                context: BTreeMap::new(),
+            },
+            pb::EncryptRequest {
+                key: src.clone(),
+                plaintext: Vec::new(),
+                context: BTreeMap::new(),
+            },
+            pb::EncryptRequest {
+                key: signer.clone(),
+                plaintext: b"four".to_vec(),
+                context: BTreeMap::new(),
+            },
+            pb::EncryptRequest {
+                key: dst.clone(),
+                plaintext: b"five".to_vec(),
+                context: BTreeMap::new(),
+            },
+        ];
+        let results = c
+            .batch_encrypt(pb::BatchEncryptRequest { items })
+            .await
+            .unwrap()
+            .into_inner()
+            .results;
+        use pb::batch_decrypt_result::Result as D;
+        use pb::batch_encrypt_result::Result as E;
+        let codes: Vec<String> = results
+            .iter()
+            .map(|r| match r.result.as_ref().unwrap() {
+                E::Ok(_) => "OK".to_owned(),
+                E::Error(e) => format!("{}/{}", e.code, e.tessera_code),
+            })
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                "OK",
+                "NOT_FOUND/KEY_NOT_FOUND",
+                "INVALID_ARGUMENT/INVALID_ARGUMENT",
+                "INVALID_ARGUMENT/WRONG_KEY_USAGE",
+                "OK"
+            ]
+        );
+        let mut to_decrypt: Vec<pb::DecryptRequest> = results
+            .iter()
+            .filter_map(|r| match r.result.as_ref() {
+                Some(E::Ok(ok)) => Some(pb::DecryptRequest {
+                    ciphertext: ok.ciphertext.clone(),
+                    context: BTreeMap::new(),
+                }),
+                _ => None,
+            })
+            .collect();
+        let mut tampered = to_decrypt[0].ciphertext.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        to_decrypt.insert(
+            1,
+            pb::DecryptRequest {
+                ciphertext: tampered,
+                context: BTreeMap::new(),
+            },
+        );
+        let opened = c
+            .batch_decrypt(pb::BatchDecryptRequest { items: to_decrypt })
+            .await
+            .unwrap()
+            .into_inner()
+            .results;
+        let outcomes: Vec<String> = opened
+            .iter()
+            .map(|r| match r.result.as_ref().unwrap() {
+                D::Ok(ok) => String::from_utf8(ok.plaintext.clone()).unwrap(),
+                D::Error(e) => e.tessera_code.clone(),
+            })
+            .collect();
+        assert_eq!(outcomes, ["one", "UNDECRYPTABLE", "five"]);
+        let err = c
+            .batch_encrypt(pb::BatchEncryptRequest { items: vec![] })
+            .await
+            .unwrap_err();
+        assert_status(&err, Code::InvalidArgument, "INVALID_ARGUMENT", "items");
+        let too_many = vec![
+            pb::EncryptRequest {
+                key: src.clone(),
+                plaintext: b"x".to_vec(),
+                context: BTreeMap::new()
+            };
+            257
+        ];
+        let err = c
+            .batch_encrypt(pb::BatchEncryptRequest { items: too_many })
+            .await
+            .unwrap_err();
+        assert_status(
+            &err,
+            Code::InvalidArgument,
+            "INVALID_ARGUMENT",
+            "at most 256",
+        );
+
+        // Data keys: plaintext and wrapped copy agree; without plaintext; 128-bit.
+        for (spec, len) in [("", 32), ("AES_256", 32), ("AES_128", 16)] {
+            let dk = c
+                .generate_data_key(pb::GenerateDataKeyRequest {
+                    key: src.clone(),
+                    data_key_spec: spec.into(),
+                    context: context.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(dk.plaintext.len(), len);
+            let unwrapped = c
+                .decrypt(pb::DecryptRequest {
+                    ciphertext: dk.ciphertext,
+                    context: context.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(unwrapped.plaintext, dk.plaintext);
+        }
+        let blind = c
+            .generate_data_key_without_plaintext(pb::GenerateDataKeyRequest {
+                key: src.clone(),
+                context: context.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(blind.plaintext.is_empty());
+        let recovered = c
+            .decrypt(pb::DecryptRequest {
+                ciphertext: blind.ciphertext,
+                context: context.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(recovered.plaintext.len(), 32);
+        let err = c
+            .generate_data_key(pb::GenerateDataKeyRequest {
+                key: src.clone(),
+                data_key_spec: "AES_512".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_status(
+            &err,
+            Code::InvalidArgument,
+            "INVALID_ARGUMENT",
+            "data_key_spec",
+        );
+        let err = c
+            .generate_data_key(pb::GenerateDataKeyRequest {
+                key: signer.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_status(
+            &err,
+            Code::InvalidArgument,
+            "WRONG_KEY_USAGE",
+            "cannot generate data keys",
+        );
+
+        // Data key pairs: the private key comes back encrypted (and in plaintext unless asked
+        // not to), and the public key matches it.
+        for spec in ["ECC_NIST_P256", "ECC_NIST_P384", "ED25519"] {
+            let pair = c
+                .generate_data_key_pair(pb::GenerateDataKeyPairRequest {
+                    key: src.clone(),
+                    key_pair_spec: spec.into(),
+                    context: context.clone(),
+                    without_plaintext: false,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(!pair.public_key.is_empty());
+            let private = c
+                .decrypt(pb::DecryptRequest {
+                    ciphertext: pair.private_key_ciphertext,
+                    context: context.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(private.plaintext, pair.private_key_plaintext);
+        }
+        let pair = c
+            .generate_data_key_pair(pb::GenerateDataKeyPairRequest {
+                key: src.clone(),
+                key_pair_spec: "ED25519".into(),
+                context: BTreeMap::new(),
+                without_plaintext: true,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(pair.private_key_plaintext.is_empty());
+        let err = c
+            .generate_data_key_pair(pb::GenerateDataKeyPairRequest {
+                key: src.clone(),
+                key_pair_spec: "RSA_2048".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_status(
+            &err,
+            Code::InvalidArgument,
+            "INVALID_ARGUMENT",
+            "key_pair_spec",
+        );
+    }
+}
+
+#[tokio::test]
+async fn t73_signatures_public_keys_macs_and_random() {
+    let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
+    for node in leader_and_follower(&cluster).await {
+        let mut c = crypto(&cluster, node);
+        for (spec, algorithm, digest_len) in [
+            ("ED25519", "ED25519", None),
+            ("ECDSA_P256", "ECDSA_SHA_256", Some(32)),
+            ("ECDSA_P384", "ECDSA_SHA_384", Some(48)),
+        ] {
+            let name = format!("{}-{node}", spec.to_lowercase().replace('_', "-"));
+            let key = create(&cluster, node, &name, spec).await;
+            assert_eq!(key.usage, "SIGN_VERIFY");
+            let message = b"release artifact v1.2.3".to_vec();
+            let signed = c
+                .sign(pb::SignRequest {
+                    key: name.clone(),
+                    message: message.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(signed.algorithm, algorithm);
+            let verify =
+                |message: Vec<u8>, signature: Vec<u8>, message_type: &str| pb::VerifyRequest {
+                    key: name.clone(),
+                    message,
+                    message_type: message_type.into(),
+                    signature,
+                    ..Default::default()
+                };
+            let mut c2 = crypto(&cluster, node);
+            assert!(
+                c2.verify(verify(message.clone(), signed.signature.clone(), ""))
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .valid
+            );
+            assert!(
+                !c2.verify(verify(b"tampered".to_vec(), signed.signature.clone(), ""))
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .valid
+            );
+            let err = c2
+                .verify(verify(message.clone(), vec![0x30, 0x01], ""))
+                .await
+                .unwrap_err();
+            assert_status(&err, Code::InvalidArgument, "INVALID_ARGUMENT", "signature");
+
+            // Digest mode for ECDSA: a signature over the digest verifies as one over the message.
+            match digest_len {
+                Some(32) | Some(48) => {
+                    let digest = if digest_len == Some(32) {
+                        sha2::Sha256::digest(&message).to_vec()
+                    } else {
+                        sha2::Sha384::digest(&message).to_vec()
+                    };
+                    let by_digest = c
+                        .sign(pb::SignRequest {
+                            key: name.clone(),
+                            message: digest.clone(),
+                            message_type: "DIGEST".into(),
+                            ..Default::default()
+                        })
+                        .await
+                        .unwrap()
+                        .into_inner();
+                    assert!(
+                        c2.verify(verify(message.clone(), by_digest.signature.clone(), "RAW"))
+                            .await
+                            .unwrap()
+                            .into_inner()
+                            .valid
+                    );
+                    assert!(
+                        c2.verify(verify(digest.clone(), signed.signature.clone(), "DIGEST"))
+                            .await
+                            .unwrap()
+                            .into_inner()
+                            .valid
+                    );
+                    let err = c
+                        .sign(pb::SignRequest {
+                            key: name.clone(),
+                            message: vec![1; 20],
+                            message_type: "DIGEST".into(),
+                            ..Default::default()
+                        })
+                        .await
+                        .unwrap_err();
+                    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+                }
+                _ => {
+                    let err = c
+                        .sign(pb::SignRequest {
+                            key: name.clone(),
+                            message: vec![1; 32],
+                            message_type: "DIGEST".into(),
+                            ..Default::default()
+                        })
+                        .await
+                        .unwrap_err();
+                    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+                }
+            }
+            let err = c
+                .sign(pb::SignRequest {
+                    key: name.clone(),
+                    message: message.clone(),
+                    algorithm: "ECDSA_SHA_512".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+            let other_algorithm = if algorithm == "ED25519" {
+                "ECDSA_SHA_256"
+            } else {
+                "ED25519"
+            };
+            let err = c
+                .sign(pb::SignRequest {
+                    key: name.clone(),
+                    message: message.clone(),
+                    algorithm: other_algorithm.into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_err();
+            assert_status(
+                &err,
+                Code::InvalidArgument,
+                "INVALID_ARGUMENT",
+                "keys sign with",
+            );
+            let public = c
+                .get_public_key(pb::GetPublicKeyRequest {
+                    key: name.clone(),
+                    version: 0,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(public
+                .public_key_pem
+                .starts_with("-----BEGIN PUBLIC KEY-----"));
+            assert_eq!(public.signing_algorithms, vec![algorithm.to_owned()]);
+
+            // Rotation: new signatures use version 2; version-1 signatures still verify.
+            keys(&cluster, node).rotate_key(write(&name)).await.unwrap();
+            let fresh = c
+                .sign(pb::SignRequest {
+                    key: name.clone(),
+                    message: message.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(fresh.version, 2);
+            let mut old = verify(message.clone(), signed.signature.clone(), "");
+            old.version = 1;
+            assert!(c2.verify(old.clone()).await.unwrap().into_inner().valid);
+            assert!(
+                !c2.verify(verify(message.clone(), signed.signature.clone(), ""))
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .valid
+            );
+            let err = c
+                .encrypt(pb::EncryptRequest {
+                    key: name.clone(),
+                    plaintext: b"x".to_vec(),
+                    context: BTreeMap::new(),
+                })
+                .await
+                .unwrap_err();
+            assert_status(
+                &err,
+                Code::InvalidArgument,
+                "WRONG_KEY_USAGE",
+                "cannot encrypt",
+            );
+        }
+
+        for (spec, algorithm, len) in [
+            ("HMAC_SHA256", "HMAC_SHA_256", 32),
+            ("HMAC_SHA512", "HMAC_SHA_512", 64),
+        ] {
+            let name = format!("{}-{node}", spec.to_lowercase().replace('_', "-"));
+            create(&cluster, node, &name, spec).await;
+            let mac = c
+                .generate_mac(pb::GenerateMacRequest {
+                    key: name.clone(),
+                    message: b"payload".to_vec(),
+                    algorithm: String::new(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!((mac.mac.len(), mac.algorithm.as_str()), (len, algorithm));
+            let check = |message: &[u8], mac: Vec<u8>| pb::VerifyMacRequest {
+                key: name.clone(),
+                message: message.to_vec(),
+                mac,
+                ..Default::default()
+            };
+            assert!(
+                c.verify_mac(check(b"payload", mac.mac.clone()))
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .valid
+            );
+            assert!(
+                !c.verify_mac(check(b"payload!", mac.mac.clone()))
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .valid
+            );
+            assert!(
+                !c.verify_mac(check(b"payload", mac.mac[..len - 1].to_vec()))
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .valid
+            );
+            let err = c
+                .verify_mac(check(b"payload", Vec::new()))
+                .await
+                .unwrap_err();
+            assert_status(&err, Code::InvalidArgument, "INVALID_ARGUMENT", "mac");
+            let err = c
+                .generate_mac(pb::GenerateMacRequest {
+                    key: name.clone(),
+                    message: b"p".to_vec(),
+                    algorithm: "HMAC_MD5".into(),
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), Code::InvalidArgument);
+            let err = c
+                .sign(pb::SignRequest {
+                    key: name.clone(),
+                    message: b"p".to_vec(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_err();
+            assert_status(
+                &err,
+                Code::InvalidArgument,
+                "WRONG_KEY_USAGE",
+                "cannot sign",
+            );
+        }
+        let aes = format!("aes-{node}");
+        create(&cluster, node, &aes, "AES256_GCM").await;
+        let err = c
+            .generate_mac(pb::GenerateMacRequest {
+                key: aes.clone(),
+                message: b"p".to_vec(),
+                algorithm: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_status(
+            &err,
+            Code::InvalidArgument,
+            "WRONG_KEY_USAGE",
+            "cannot generate MACs",
+        );
+
+        for n in [1u32, 32, 1024] {
+            let random = c
+                .generate_random(pb::GenerateRandomRequest { number_of_bytes: n })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(random.random.len(), n as usize);
+        }
+        for n in [0u32, 1025] {
+            let err = c
+                .generate_random(pb::GenerateRandomRequest { number_of_bytes: n })
+                .await
+                .unwrap_err();
+            assert_status(&err, Code::InvalidArgument, "INVALID_ARGUMENT", "1..=1024");
+        }
+    }
+}

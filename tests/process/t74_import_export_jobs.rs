@@ -1,0 +1,568 @@
+//! BYOK import, wrapped export, and the leader's background jobs (automatic rotation and
+//! destruction after the deletion window), on the leader and on a follower.
+
+use std::collections::BTreeMap;
+
+use tessera_crypto::ciphertext;
+use tessera_crypto::sign::{self, MessageType, SigningAlgorithm};
+use tessera_crypto::{wrap, EncryptionContext, KeySpec, SecretKey256};
+use tessera_proto::v1 as pb;
+use tessera_testkit::cluster::WAIT;
+use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
+use tonic::Code;
+
+use crate::api::{assert_status, create, crypto, keys, leader_and_follower, write};
+use crate::tessera;
+
+fn external(name: &str, spec: &str) -> pb::CreateKeyRequest {
+    pb::CreateKeyRequest {
+        name: name.into(),
+        spec: spec.into(),
+        origin: "EXTERNAL".into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn t74_byok_import_works_for_every_operation_of_its_spec() {
+    let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
+    for node in leader_and_follower(&cluster).await {
+        let mut k = keys(&cluster, node);
+        let mut c = crypto(&cluster, node);
+
+        // AES: encrypt in Tessera, decrypt with the imported material outside it.
+        let name = format!("byok-aes-{node}");
+        let key = k
+            .create_key(external(&name, "AES256_GCM"))
+            .await
+            .unwrap()
+            .into_inner()
+            .key
+            .unwrap();
+        assert_eq!(
+            (key.state.as_str(), key.origin.as_str(), key.primary_version),
+            ("PENDING_IMPORT", "EXTERNAL", 0)
+        );
+        let err = c
+            .encrypt(pb::EncryptRequest {
+                key: name.clone(),
+                plaintext: b"x".to_vec(),
+                context: BTreeMap::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_status(
+            &err,
+            Code::FailedPrecondition,
+            "KEY_PENDING_IMPORT",
+            "import",
+        );
+        let err = k.rotate_key(write(&name)).await.unwrap_err();
+        assert_status(
+            &err,
+            Code::FailedPrecondition,
+            "WRONG_ORIGIN",
+            "importing new material",
+        );
+
+        let params = k
+            .get_import_parameters(write(&name))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(params.wrapping_algorithm, "X25519_HKDF_SHA256_AES_256_GCM");
+        assert!(params
+            .public_key_pem
+            .starts_with("-----BEGIN PUBLIC KEY-----"));
+        let recipient = wrap::parse_x25519_public_key(&params.public_key).unwrap();
+        let material = [0x42u8; 32];
+        let aad = format!("tessera/import/{}", key.key_id);
+        let wrapped = wrap::wrap(
+            &recipient,
+            aad.as_bytes(),
+            &material,
+            &mut tessera_crypto::os_rng(),
+        )
+        .unwrap();
+
+        // Wrong token, wrong AAD, wrong length: refused precisely; nothing imported.
+        let import = |token: &str, wrapped: Vec<u8>| pb::ImportKeyMaterialRequest {
+            key: name.clone(),
+            import_token: token.into(),
+            wrapped_material: wrapped,
+            request_id: String::new(),
+        };
+        let err = k
+            .import_key_material(import("not-the-token", wrapped.clone()))
+            .await
+            .unwrap_err();
+        assert_status(
+            &err,
+            Code::FailedPrecondition,
+            "IMPORT_TOKEN_INVALID",
+            "unknown or was already used",
+        );
+        let bad_aad = wrap::wrap(
+            &recipient,
+            b"other",
+            &material,
+            &mut tessera_crypto::os_rng(),
+        )
+        .unwrap();
+        let err = k
+            .import_key_material(import(&params.import_token, bad_aad))
+            .await
+            .unwrap_err();
+        assert_status(
+            &err,
+            Code::InvalidArgument,
+            "INVALID_ARGUMENT",
+            "cannot be unwrapped",
+        );
+        let short = wrap::wrap(
+            &recipient,
+            aad.as_bytes(),
+            &[1u8; 16],
+            &mut tessera_crypto::os_rng(),
+        )
+        .unwrap();
+        let err = k
+            .import_key_material(import(&params.import_token, short))
+            .await
+            .unwrap_err();
+        assert_status(
+            &err,
+            Code::InvalidArgument,
+            "INVALID_ARGUMENT",
+            "AES256_GCM",
+        );
+
+        let imported = k
+            .import_key_material(import(&params.import_token, wrapped.clone()))
+            .await
+            .unwrap()
+            .into_inner()
+            .key
+            .unwrap();
+        assert_eq!(
+            (imported.state.as_str(), imported.primary_version),
+            ("ENABLED", 1)
+        );
+        let err = k
+            .import_key_material(import(&params.import_token, wrapped))
+            .await
+            .unwrap_err();
+        assert_status(
+            &err,
+            Code::FailedPrecondition,
+            "IMPORT_TOKEN_INVALID",
+            "already used",
+        );
+        let sealed = c
+            .encrypt(pb::EncryptRequest {
+                key: name.clone(),
+                plaintext: b"byok data".to_vec(),
+                context: BTreeMap::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let outside = ciphertext::decrypt(
+            &SecretKey256::from_bytes(material),
+            &sealed.ciphertext,
+            &EncryptionContext::default(),
+        )
+        .unwrap();
+        assert_eq!(outside.as_slice(), b"byok data");
+
+        // Importing again adds a version (rotation of an imported key).
+        let params = k
+            .get_import_parameters(write(&name))
+            .await
+            .unwrap()
+            .into_inner();
+        let recipient = wrap::parse_x25519_public_key(&params.public_key).unwrap();
+        let wrapped = wrap::wrap(
+            &recipient,
+            aad.as_bytes(),
+            &[0x43u8; 32],
+            &mut tessera_crypto::os_rng(),
+        )
+        .unwrap();
+        let rotated = k
+            .import_key_material(import(&params.import_token, wrapped))
+            .await
+            .unwrap()
+            .into_inner()
+            .key
+            .unwrap();
+        assert_eq!(rotated.primary_version, 2);
+        assert_eq!(
+            c.decrypt(pb::DecryptRequest {
+                ciphertext: sealed.ciphertext,
+                context: BTreeMap::new()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .plaintext,
+            b"byok data"
+        );
+
+        // ECDSA P-256: sign in Tessera, verify with the public key derived outside it.
+        let name = format!("byok-ec-{node}");
+        let key = k
+            .create_key(external(&name, "ECDSA_P256"))
+            .await
+            .unwrap()
+            .into_inner()
+            .key
+            .unwrap();
+        let scalar = KeySpec::EcdsaP256.generate_material(&mut tessera_crypto::os_rng());
+        let params = k
+            .get_import_parameters(write(&name))
+            .await
+            .unwrap()
+            .into_inner();
+        let recipient = wrap::parse_x25519_public_key(&params.public_key).unwrap();
+        let wrapped = wrap::wrap(
+            &recipient,
+            format!("tessera/import/{}", key.key_id).as_bytes(),
+            scalar.as_slice(),
+            &mut tessera_crypto::os_rng(),
+        )
+        .unwrap();
+        k.import_key_material(pb::ImportKeyMaterialRequest {
+            key: name.clone(),
+            import_token: params.import_token,
+            wrapped_material: wrapped,
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+        let signed = c
+            .sign(pb::SignRequest {
+                key: name.clone(),
+                message: b"imported".to_vec(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let public = sign::public_key_der(KeySpec::EcdsaP256, scalar.as_slice()).unwrap();
+        assert!(sign::verify(
+            KeySpec::EcdsaP256,
+            &public,
+            SigningAlgorithm::EcdsaSha256,
+            b"imported",
+            MessageType::Raw,
+            &signed.signature
+        )
+        .unwrap());
+
+        // A generated key refuses import parameters.
+        let plain = format!("plain-{node}");
+        create(&cluster, node, &plain, "").await;
+        let err = k.get_import_parameters(write(&plain)).await.unwrap_err();
+        assert_status(&err, Code::FailedPrecondition, "WRONG_ORIGIN", "EXTERNAL");
+    }
+}
+
+#[tokio::test]
+async fn t75_import_tokens_expire() {
+    let options = ClusterOptions {
+        nodes: 1,
+        import_token_ttl_seconds: 1,
+        ..ClusterOptions::default()
+    };
+    let cluster = TestCluster::start_unsealed(tessera(), options).await;
+    let mut k = keys(&cluster, 1);
+    let key = k
+        .create_key(external("expiring", "AES256_GCM"))
+        .await
+        .unwrap()
+        .into_inner()
+        .key
+        .unwrap();
+    let params = k
+        .get_import_parameters(write("expiring"))
+        .await
+        .unwrap()
+        .into_inner();
+    let recipient = wrap::parse_x25519_public_key(&params.public_key).unwrap();
+    let wrapped = wrap::wrap(
+        &recipient,
+        format!("tessera/import/{}", key.key_id).as_bytes(),
+        &[7u8; 32],
+        &mut tessera_crypto::os_rng(),
+    )
+    .unwrap();
+    wait_for("the import token to expire", WAIT, || async {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        if now > params.expires_at_ms {
+            Ok(())
+        } else {
+            Err("not yet")
+        }
+    })
+    .await;
+    let err = k
+        .import_key_material(pb::ImportKeyMaterialRequest {
+            key: "expiring".into(),
+            import_token: params.import_token,
+            wrapped_material: wrapped,
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_status(
+        &err,
+        Code::FailedPrecondition,
+        "IMPORT_TOKEN_EXPIRED",
+        "expired",
+    );
+}
+
+#[tokio::test]
+async fn t76_export_only_exportable_keys_wrapped_to_the_callers_key() {
+    let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
+    for node in leader_and_follower(&cluster).await {
+        let mut k = keys(&cluster, node);
+        let mut c = crypto(&cluster, node);
+        let (secret, public) = wrap::generate_wrapping_key(&mut tessera_crypto::os_rng());
+        let locked = format!("locked-{node}");
+        create(&cluster, node, &locked, "").await;
+        let err = k
+            .export_key(pb::ExportKeyRequest {
+                key: locked,
+                version: 0,
+                wrapping_public_key: public.to_vec(),
+            })
+            .await
+            .unwrap_err();
+        assert_status(
+            &err,
+            Code::FailedPrecondition,
+            "NOT_EXPORTABLE",
+            "not created exportable",
+        );
+
+        let open = format!("open-{node}");
+        let key = k
+            .create_key(pb::CreateKeyRequest {
+                name: open.clone(),
+                exportable: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .key
+            .unwrap();
+        assert!(key.exportable);
+        let sealed = c
+            .encrypt(pb::EncryptRequest {
+                key: open.clone(),
+                plaintext: b"exported".to_vec(),
+                context: BTreeMap::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        for recipient in [
+            public.to_vec(),
+            wrap::x25519_public_key_der(&public),
+            wrap::x25519_public_key_pem(&public).into_bytes(),
+        ] {
+            let exported = k
+                .export_key(pb::ExportKeyRequest {
+                    key: open.clone(),
+                    version: 0,
+                    wrapping_public_key: recipient,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(
+                (exported.version, exported.spec.as_str()),
+                (1, "AES256_GCM")
+            );
+            let aad = format!("tessera/export/{}/v1", key.key_id);
+            let material =
+                wrap::unwrap(&secret, aad.as_bytes(), &exported.wrapped_material).unwrap();
+            let key256 = SecretKey256::try_from_slice(material.as_slice()).unwrap();
+            let opened =
+                ciphertext::decrypt(&key256, &sealed.ciphertext, &EncryptionContext::default())
+                    .unwrap();
+            assert_eq!(opened.as_slice(), b"exported");
+        }
+        let err = k
+            .export_key(pb::ExportKeyRequest {
+                key: open.clone(),
+                version: 0,
+                wrapping_public_key: vec![1, 2, 3],
+            })
+            .await
+            .unwrap_err();
+        assert_status(
+            &err,
+            Code::InvalidArgument,
+            "INVALID_ARGUMENT",
+            "wrapping_public_key",
+        );
+        let err = k
+            .export_key(pb::ExportKeyRequest {
+                key: open.clone(),
+                version: 7,
+                wrapping_public_key: public.to_vec(),
+            })
+            .await
+            .unwrap_err();
+        assert_status(&err, Code::NotFound, "VERSION_NOT_FOUND", "no version 7");
+    }
+}
+
+#[tokio::test]
+async fn t77_leader_jobs_rotate_and_destroy_on_schedule() {
+    let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
+    let follower = cluster.follower().await;
+    let mut k = keys(&cluster, follower);
+    let mut c = crypto(&cluster, follower);
+
+    let rotating = k
+        .create_key(pb::CreateKeyRequest {
+            name: "auto".into(),
+            rotation_period_ms: 1500,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .key
+        .unwrap();
+    assert_eq!(rotating.next_rotation_ms, rotating.created_at_ms + 1500);
+    let first = c
+        .encrypt(pb::EncryptRequest {
+            key: "auto".into(),
+            plaintext: b"v1".to_vec(),
+            context: BTreeMap::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let rotated = wait_for("the rotation job to add version 2", WAIT, || {
+        let mut k = k.clone();
+        async move {
+            let key = k
+                .describe_key(pb::DescribeKeyRequest { key: "auto".into() })
+                .await
+                .map_err(|e| e.to_string())?
+                .into_inner()
+                .key
+                .unwrap();
+            if key.primary_version >= 2 {
+                Ok(key)
+            } else {
+                Err(format!("primary {}", key.primary_version))
+            }
+        }
+    })
+    .await;
+    assert!(rotated.versions.iter().all(|v| v.state == "ENABLED"));
+    assert_eq!(
+        c.decrypt(pb::DecryptRequest {
+            ciphertext: first.ciphertext,
+            context: BTreeMap::new()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .plaintext,
+        b"v1"
+    );
+
+    // Scheduled first, with a window that will not pass during the test.
+    create(&cluster, follower, "kept", "").await;
+    k.schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
+        key: "kept".into(),
+        pending_window_seconds: 3600,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    create(&cluster, follower, "doomed", "").await;
+    k.create_alias(pb::AliasRequest {
+        alias: "alias/doomed".into(),
+        key: "doomed".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let sealed = c
+        .encrypt(pb::EncryptRequest {
+            key: "doomed".into(),
+            plaintext: b"bye".to_vec(),
+            context: BTreeMap::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let err = k
+        .schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
+            key: "doomed".into(),
+            pending_window_seconds: 1,
+            ..Default::default()
+        })
+        .await
+        .map(|_| ());
+    assert!(err.is_ok(), "{err:?}");
+    for id in cluster.ids() {
+        let mut k = keys(&cluster, id);
+        wait_for(
+            &format!("node {id} to forget the destroyed key"),
+            WAIT,
+            || {
+                let mut k = k.clone();
+                async move {
+                    match k
+                        .describe_key(pb::DescribeKeyRequest {
+                            key: "doomed".into(),
+                        })
+                        .await
+                    {
+                        Err(s) if s.code() == Code::NotFound => Ok(()),
+                        other => Err(format!("{other:?}")),
+                    }
+                }
+            },
+        )
+        .await;
+        let err = k
+            .describe_key(pb::DescribeKeyRequest {
+                key: "alias/doomed".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::NotFound);
+    }
+    let err = c
+        .decrypt(pb::DecryptRequest {
+            ciphertext: sealed.ciphertext,
+            context: BTreeMap::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_status(&err, Code::NotFound, "KEY_NOT_FOUND", "not found");
+    // The job ran several times meanwhile and left the key whose window has not passed.
+    let kept = k
+        .describe_key(pb::DescribeKeyRequest { key: "kept".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .key
+        .unwrap();
+    assert_eq!(kept.state, "PENDING_DELETION");
+}

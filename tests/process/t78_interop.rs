@@ -1,0 +1,210 @@
+//! Interoperability with independent implementations: data keys from GenerateDataKey work with
+//! Python's `cryptography` AES-GCM in both directions, and signatures verify offline with
+//! `openssl` against the exported public key.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use tessera_proto::v1 as pb;
+use tessera_testkit::{ClusterOptions, TestCluster};
+
+use crate::api::{create, crypto};
+use crate::tessera;
+
+fn run(program: &str, args: &[&str]) -> std::process::Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} must be installed for this test: {e}"))
+}
+
+fn python(script: &str, args: &[&str]) -> String {
+    let mut all = vec!["-c", script];
+    all.extend_from_slice(args);
+    let out = run("python3", &all);
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+const PY_ENCRYPT: &str = r#"
+import sys, os
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+key, aad = bytes.fromhex(sys.argv[1]), b"record-7"
+nonce = os.urandom(12)
+print((nonce + AESGCM(key).encrypt(nonce, b"written by python", aad)).hex())
+"#;
+
+const PY_DECRYPT: &str = r#"
+import sys
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+key, blob = bytes.fromhex(sys.argv[1]), bytes.fromhex(sys.argv[2])
+print(AESGCM(key).decrypt(blob[:12], blob[12:], b"record-7").decode())
+"#;
+
+#[tokio::test]
+async fn t78_data_keys_interoperate_with_python_and_signatures_with_openssl() {
+    let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
+    let node = cluster.follower().await;
+    let mut c = crypto(&cluster, node);
+    create(&cluster, node, "envelope", "").await;
+
+    for spec in ["AES_256", "AES_128"] {
+        let dk = c
+            .generate_data_key(pb::GenerateDataKeyRequest {
+                key: "envelope".into(),
+                data_key_spec: spec.into(),
+                context: BTreeMap::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let key_hex = hex::encode(&dk.plaintext);
+        // Python encrypts, Rust (aes-gcm) decrypts.
+        let blob = hex::decode(python(PY_ENCRYPT, &[&key_hex])).unwrap();
+        let (nonce, body) = blob.split_at(12);
+        let nonce: &[u8; 12] = nonce.try_into().unwrap();
+        let plain = if dk.plaintext.len() == 32 {
+            aes_gcm::Aes256Gcm::new_from_slice(&dk.plaintext)
+                .unwrap()
+                .decrypt(
+                    nonce.into(),
+                    Payload {
+                        msg: body,
+                        aad: b"record-7",
+                    },
+                )
+        } else {
+            aes_gcm::Aes128Gcm::new_from_slice(&dk.plaintext)
+                .unwrap()
+                .decrypt(
+                    nonce.into(),
+                    Payload {
+                        msg: body,
+                        aad: b"record-7",
+                    },
+                )
+        }
+        .unwrap();
+        assert_eq!(plain, b"written by python");
+        // Rust encrypts, Python decrypts.
+        let nonce = [9u8; 12];
+        let body = if dk.plaintext.len() == 32 {
+            aes_gcm::Aes256Gcm::new_from_slice(&dk.plaintext)
+                .unwrap()
+                .encrypt(
+                    (&nonce).into(),
+                    Payload {
+                        msg: b"written by rust",
+                        aad: b"record-7",
+                    },
+                )
+        } else {
+            aes_gcm::Aes128Gcm::new_from_slice(&dk.plaintext)
+                .unwrap()
+                .encrypt(
+                    (&nonce).into(),
+                    Payload {
+                        msg: b"written by rust",
+                        aad: b"record-7",
+                    },
+                )
+        }
+        .unwrap();
+        let blob = [nonce.as_slice(), &body].concat();
+        assert_eq!(
+            python(PY_DECRYPT, &[&key_hex, &hex::encode(blob)]),
+            "written by rust"
+        );
+        // And the wrapped copy unwraps to the same key on another node.
+        let unwrapped = crypto(&cluster, cluster.leader().await)
+            .decrypt(pb::DecryptRequest {
+                ciphertext: dk.ciphertext,
+                context: BTreeMap::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(unwrapped.plaintext, dk.plaintext);
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let message = b"artifact digest 5f1c...".to_vec();
+    let file = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let msg_path = file("msg.bin", &message);
+    let tampered_path = file("tampered.bin", b"artifact digest 5f1d...");
+    for (spec, digest) in [
+        ("ECDSA_P256", Some("-sha256")),
+        ("ECDSA_P384", Some("-sha384")),
+        ("ED25519", None),
+    ] {
+        let name = format!("openssl-{}", spec.to_lowercase().replace('_', "-"));
+        create(&cluster, node, &name, spec).await;
+        let signature = c
+            .sign(pb::SignRequest {
+                key: name.clone(),
+                message: message.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .signature;
+        let public = c
+            .get_public_key(pb::GetPublicKeyRequest {
+                key: name.clone(),
+                version: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let pem = file(&format!("{name}.pem"), public.public_key_pem.as_bytes());
+        let sig = file(&format!("{name}.sig"), &signature);
+        let verify = |data: &Path| -> bool {
+            let (pem, sig, data) = (
+                pem.to_str().unwrap(),
+                sig.to_str().unwrap(),
+                data.to_str().unwrap(),
+            );
+            let out = match digest {
+                Some(d) => run(
+                    "openssl",
+                    &["dgst", d, "-verify", pem, "-signature", sig, data],
+                ),
+                None => run(
+                    "openssl",
+                    &[
+                        "pkeyutl", "-verify", "-pubin", "-inkey", pem, "-rawin", "-in", data,
+                        "-sigfile", sig,
+                    ],
+                ),
+            };
+            out.status.success()
+        };
+        assert!(verify(&msg_path), "openssl rejects the {spec} signature");
+        assert!(
+            !verify(&tampered_path),
+            "openssl accepts a {spec} signature over other data"
+        );
+        // The SDK's offline check agrees, from the DER public key.
+        let algorithm = public.signing_algorithms[0].clone();
+        assert!(tessera_client::verify_offline(
+            &public.public_key,
+            spec,
+            &algorithm,
+            &message,
+            false,
+            &signature
+        )
+        .unwrap());
+    }
+}
