@@ -1,10 +1,10 @@
 //! Black-box tests against real `tessera server` processes on loopback.
 //!
 //! Files are numbered by area: t10 basic flows, t20 leader failure and restarts, t30 bad
-//! input, t40 durability, t50 secrets at rest, t60 the CLI contract, t70 key lifecycle, t72
-//! crypto operations, t74 import/export and background jobs, t78 interoperability, t79
-//! crypto-shredding. Every test starts its own cluster (one at a time; see
-//! `tessera_testkit`), bounds every wait, and kills its processes when it ends.
+//! input, t40 durability, t50 secrets at rest, t60 the CLI contract (t62 the full API), t70
+//! key lifecycle, t72 crypto operations, t74 import/export and background jobs, t78
+//! interoperability, t79 crypto-shredding. Every test starts its own cluster (one at a time;
+//! see `tessera_testkit`), bounds every wait, and kills its processes when it ends.
 
 #![allow(
     clippy::unwrap_used,
@@ -20,6 +20,7 @@ mod t30_bad_input;
 mod t40_durability;
 mod t50_secrets_at_rest;
 mod t60_cli;
+mod t62_cli_api;
 mod t70_key_lifecycle;
 mod t72_crypto_operations;
 mod t74_import_export_jobs;

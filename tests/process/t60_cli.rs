@@ -11,12 +11,12 @@ use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
 
 use crate::tessera;
 
-struct Cli {
+pub struct Cli {
     env: Vec<(String, String)>,
 }
 
 impl Cli {
-    fn for_cluster(cluster: &TestCluster) -> Self {
+    pub fn for_cluster(cluster: &TestCluster) -> Self {
         let pki = cluster.pki();
         let addrs: Vec<String> = cluster.nodes.iter().map(|n| n.api_addr.clone()).collect();
         Self::with_env(&addrs.join(","), &pki)
@@ -42,7 +42,7 @@ impl Cli {
         }
     }
 
-    fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
+    pub fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
         use std::io::Write;
         let mut child = Command::new(tessera())
             .args(args)
@@ -57,7 +57,7 @@ impl Cli {
         child.wait_with_output().unwrap()
     }
 
-    fn json(&self, args: &[&str], stdin: &[u8]) -> Value {
+    pub fn json(&self, args: &[&str], stdin: &[u8]) -> Value {
         let out = self.run(args, stdin);
         assert!(
             out.status.success(),
@@ -73,7 +73,7 @@ impl Cli {
     }
 }
 
-fn error_document(out: &Output) -> Value {
+pub fn error_document(out: &Output) -> Value {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let line = stderr
         .lines()
