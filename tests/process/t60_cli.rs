@@ -384,3 +384,65 @@ async fn t61_dev_starts_a_three_node_cluster_and_stops_it_on_sigterm() {
         assert!(!alive(pid), "node process {pid} outlived tessera dev");
     }
 }
+
+#[tokio::test]
+async fn t63_nodes_exit_when_tessera_dev_is_killed_outright() {
+    let _serial = TestCluster::start(
+        tessera(),
+        ClusterOptions {
+            nodes: 1,
+            ..ClusterOptions::default()
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base_port();
+    let mut dev = Command::new(tessera())
+        .args([
+            "dev",
+            "--nodes",
+            "2",
+            "-o",
+            "json",
+            "--base-port",
+            &base.to_string(),
+            "--dir",
+        ])
+        .arg(dir.path().join("dev"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = dev.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(120));
+    let pids: Vec<i32> = (1..=2)
+        .filter_map(|i| std::fs::read_to_string(dir.path().join(format!("dev/node{i}.pid"))).ok())
+        .map(|p| p.trim().parse().unwrap())
+        .collect();
+    // SIGKILL: no destructor, no signal handler runs in `tessera dev`.
+    dev.kill().unwrap();
+    dev.wait().unwrap();
+    assert!(line.is_ok(), "dev did not come up");
+    assert_eq!(pids.len(), 2);
+    for pid in pids {
+        wait_for(
+            &format!("node process {pid} to exit"),
+            Duration::from_secs(60),
+            || async move {
+                if alive(pid) {
+                    Err("alive")
+                } else {
+                    Ok(())
+                }
+            },
+        )
+        .await;
+    }
+}

@@ -240,7 +240,10 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
         // The other nodes see the final state too.
         for other in cluster.ids() {
             let seen = keys(&cluster, other)
-                .describe_key(pb::DescribeKeyRequest { key: name.clone() })
+                .describe_key(pb::DescribeKeyRequest {
+                    key: name.clone(),
+                    ..Default::default()
+                })
                 .await
                 .unwrap()
                 .into_inner()
@@ -387,7 +390,10 @@ async fn t71_descriptions_tags_rotation_periods_aliases_and_listing() {
             .into_inner();
         assert_eq!(via_alias.key_id, made.key_id);
         let described = k
-            .describe_key(pb::DescribeKeyRequest { key: a.clone() })
+            .describe_key(pb::DescribeKeyRequest {
+                key: a.clone(),
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner()

@@ -457,7 +457,10 @@ async fn t77_leader_jobs_rotate_and_destroy_on_schedule() {
         let mut k = k.clone();
         async move {
             let key = k
-                .describe_key(pb::DescribeKeyRequest { key: "auto".into() })
+                .describe_key(pb::DescribeKeyRequest {
+                    key: "auto".into(),
+                    ..Default::default()
+                })
                 .await
                 .map_err(|e| e.to_string())?
                 .into_inner()
@@ -530,6 +533,7 @@ async fn t77_leader_jobs_rotate_and_destroy_on_schedule() {
                     match k
                         .describe_key(pb::DescribeKeyRequest {
                             key: "doomed".into(),
+                            ..Default::default()
                         })
                         .await
                     {
@@ -543,6 +547,7 @@ async fn t77_leader_jobs_rotate_and_destroy_on_schedule() {
         let err = k
             .describe_key(pb::DescribeKeyRequest {
                 key: "alias/doomed".into(),
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -558,11 +563,128 @@ async fn t77_leader_jobs_rotate_and_destroy_on_schedule() {
     assert_status(&err, Code::NotFound, "KEY_NOT_FOUND", "not found");
     // The job ran several times meanwhile and left the key whose window has not passed.
     let kept = k
-        .describe_key(pb::DescribeKeyRequest { key: "kept".into() })
+        .describe_key(pb::DescribeKeyRequest {
+            key: "kept".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
         .key
         .unwrap();
     assert_eq!(kept.state, "PENDING_DELETION");
+}
+
+#[tokio::test]
+async fn t77b_retried_import_requests_return_their_first_results() {
+    let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
+    let [leader, follower] = leader_and_follower(&cluster).await;
+    let key = keys(&cluster, leader)
+        .create_key(external("retried", "AES256_GCM"))
+        .await
+        .unwrap()
+        .into_inner()
+        .key
+        .unwrap();
+    let params_request = pb::KeyWriteRequest {
+        key: "retried".into(),
+        request_id: "params-once".into(),
+    };
+    let first = keys(&cluster, leader)
+        .get_import_parameters(params_request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    // The retry lands on another node and must get the same token, not a fresh unstored one.
+    let again = keys(&cluster, follower)
+        .get_import_parameters(params_request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.import_token, again.import_token);
+    assert_eq!(first.public_key, again.public_key);
+
+    let recipient = wrap::parse_x25519_public_key(&first.public_key).unwrap();
+    let wrapped = wrap::wrap(
+        &recipient,
+        format!("tessera/import/{}", key.key_id).as_bytes(),
+        &[5u8; 32],
+        &mut tessera_crypto::os_rng(),
+    )
+    .unwrap();
+    let import = pb::ImportKeyMaterialRequest {
+        key: "retried".into(),
+        import_token: first.import_token.clone(),
+        wrapped_material: wrapped,
+        request_id: "import-once".into(),
+    };
+    let done = keys(&cluster, follower)
+        .import_key_material(import.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .key
+        .unwrap();
+    // The token is consumed, yet a retry of the same request returns the first result.
+    let retried = keys(&cluster, leader)
+        .import_key_material(import)
+        .await
+        .unwrap()
+        .into_inner()
+        .key
+        .unwrap();
+    assert_eq!(retried, done);
+    assert_eq!(retried.versions.len(), 1);
+
+    // The job namespace of request ids is reserved.
+    let err = keys(&cluster, leader)
+        .rotate_key(pb::KeyWriteRequest {
+            key: "retried".into(),
+            request_id: "job-rotate-x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_status(&err, Code::InvalidArgument, "INVALID_ARGUMENT", "reserved");
+    // Deletion windows are bounded above; keys on their way out are not exported.
+    let err = keys(&cluster, leader)
+        .schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
+            key: "retried".into(),
+            pending_window_seconds: 31 * 24 * 3600,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_status(&err, Code::InvalidArgument, "INVALID_ARGUMENT", "at most");
+    let open = keys(&cluster, leader)
+        .create_key(pb::CreateKeyRequest {
+            name: "leaving".into(),
+            exportable: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    drop(open);
+    keys(&cluster, leader)
+        .schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
+            key: "leaving".into(),
+            pending_window_seconds: 3600,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (_, public) = wrap::generate_wrapping_key(&mut tessera_crypto::os_rng());
+    let err = keys(&cluster, follower)
+        .export_key(pb::ExportKeyRequest {
+            key: "leaving".into(),
+            version: 0,
+            wrapping_public_key: public.to_vec(),
+        })
+        .await
+        .unwrap_err();
+    assert_status(
+        &err,
+        Code::FailedPrecondition,
+        "KEY_PENDING_DELETION",
+        "pending deletion",
+    );
 }

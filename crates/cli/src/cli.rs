@@ -111,6 +111,10 @@ pub enum Command {
         /// The node's TOML configuration file.
         #[arg(long)]
         config: PathBuf,
+        /// Shut down when standard input reaches end of file: a supervisor that holds the
+        /// other end of a pipe takes its nodes down with it, even if it is killed.
+        #[arg(long)]
+        stop_on_stdin_eof: bool,
     },
     /// Run a real local cluster of node processes: throw-away PKI, bootstrap, init, unseal.
     Dev(DevArgs),

@@ -26,7 +26,10 @@ fn init_tracing(default: &str) {
 
 async fn dispatch(command: Command) -> Result<(), Failure> {
     match command {
-        Command::Server { config } => commands::server::run(&config).await,
+        Command::Server {
+            config,
+            stop_on_stdin_eof,
+        } => commands::server::run(&config, stop_on_stdin_eof).await,
         Command::Storage(StorageCommand::Compact { config, output }) => {
             commands::storage::compact(&config, output.format)
         }

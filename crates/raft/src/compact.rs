@@ -141,6 +141,10 @@ pub fn compact(data_dir: &Path) -> Result<CompactReport, CompactError> {
     std::fs::rename(&db_path, &old_path).map_err(io_step("moving the old database aside"))?;
     std::fs::rename(&new_path, &db_path).map_err(io_step("moving the new database in"))?;
     std::fs::remove_dir_all(&old_path).map_err(io_step("removing the old database"))?;
+    // Make the renames themselves durable, not only the files they point at.
+    std::fs::File::open(data_dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(io_step("syncing the data directory"))?;
     Ok(CompactReport {
         bytes_before,
         bytes_after: dir_size(&db_path),

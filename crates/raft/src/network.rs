@@ -2,7 +2,7 @@
 //! InstallSnapshot) and Tessera's own calls (forward a write, read index, join), all over
 //! mutual-TLS gRPC.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -87,18 +87,22 @@ impl PeerError {
     }
 }
 
-/// Lazily connected gRPC channels to peers' cluster ports, keyed by address.
+/// Lazily connected gRPC channels to peers' cluster ports, keyed by advertised address.
 #[derive(Clone)]
 pub struct Peers {
     tls: ClientTlsConfig,
+    dial: Arc<BTreeMap<String, String>>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
 
 impl Peers {
     /// Peers reached with the given client TLS configuration (node certificate + node CA).
-    pub fn new(tls: ClientTlsConfig) -> Self {
+    /// `dial` translates a peer's advertised address to the address actually dialled (for a
+    /// proxy or NAT between nodes); addresses not in it are dialled as advertised.
+    pub fn new(tls: ClientTlsConfig, dial: BTreeMap<String, String>) -> Self {
         Self {
             tls,
+            dial: Arc::new(dial),
             channels: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -117,7 +121,8 @@ impl Peers {
             addr: addr.to_owned(),
             reason,
         };
-        let channel = Endpoint::from_shared(format!("https://{addr}"))
+        let target = self.dial.get(addr).map_or(addr, String::as_str);
+        let channel = Endpoint::from_shared(format!("https://{target}"))
             .map_err(|e| bad(e.to_string()))?
             .tls_config(self.tls.clone())
             .map_err(|e| bad(e.to_string()))?

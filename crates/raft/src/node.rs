@@ -71,6 +71,8 @@ pub struct NodeConfig {
     pub tls: TlsFiles,
     /// Timing settings.
     pub settings: RaftSettings,
+    /// Advertised peer address → address to dial (see [`Peers::new`]).
+    pub dial: BTreeMap<String, String>,
 }
 
 /// Failure to start a node.
@@ -203,7 +205,7 @@ impl RaftNode {
         .validate()
         .map_err(|e| StartError::Settings(e.to_string()))?;
 
-        let peers = Peers::new(tls::client_config(&config.tls)?);
+        let peers = Peers::new(tls::client_config(&config.tls)?, config.dial.clone());
         let raft = Raft::new(
             config.id,
             Arc::new(raft_config),

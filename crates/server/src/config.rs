@@ -68,6 +68,21 @@ pub struct ServerConfig {
     /// Key lifecycle limits and background jobs.
     #[serde(default)]
     pub lifecycle: LifecycleSection,
+    /// Deliberate bugs for the chaos harness (only in builds with the `fault-injection`
+    /// feature; the section is rejected as unknown otherwise).
+    #[cfg(feature = "fault-injection")]
+    #[serde(default)]
+    pub faults: FaultSection,
+}
+
+/// Deliberate bugs, to prove the chaos harness's checkers catch them.
+#[cfg(feature = "fault-injection")]
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultSection {
+    /// Serve crypto from local state without holding the leader lease: a partitioned node
+    /// keeps using keys that were disabled elsewhere.
+    pub serve_without_lease: bool,
 }
 
 /// Key lifecycle limits and the leader's background jobs.
@@ -78,6 +93,8 @@ pub struct LifecycleSection {
     pub min_deletion_window_seconds: u64,
     /// Window used when a request gives none (default 30 days).
     pub default_deletion_window_seconds: u64,
+    /// Longest deletion waiting window accepted (default 30 days).
+    pub max_deletion_window_seconds: u64,
     /// Shortest automatic rotation period accepted (default 1 day).
     pub min_rotation_period_seconds: u64,
     /// How long an import token stays valid (default 24 hours).
@@ -92,6 +109,7 @@ impl Default for LifecycleSection {
         Self {
             min_deletion_window_seconds: 7 * DAY,
             default_deletion_window_seconds: 30 * DAY,
+            max_deletion_window_seconds: 30 * DAY,
             min_rotation_period_seconds: DAY,
             import_token_ttl_seconds: DAY,
             job_interval_ms: 10_000,
@@ -127,6 +145,10 @@ pub struct ClusterSection {
     /// state yet.
     #[serde(default)]
     pub join: Vec<String>,
+    /// Address translation: a peer's advertised cluster address → the address to dial, for a
+    /// proxy or NAT between nodes. Peers not listed are dialled as advertised.
+    #[serde(default)]
+    pub dial: std::collections::BTreeMap<String, String>,
 }
 
 /// TLS files. The node certificate serves both ports and authenticates this node to peers.
@@ -294,6 +316,12 @@ impl ServerConfig {
         if l.default_deletion_window_seconds < l.min_deletion_window_seconds {
             return Err(
                 "lifecycle.default_deletion_window_seconds must be at least lifecycle.min_deletion_window_seconds"
+                    .into(),
+            );
+        }
+        if l.max_deletion_window_seconds < l.default_deletion_window_seconds {
+            return Err(
+                "lifecycle.max_deletion_window_seconds must be at least lifecycle.default_deletion_window_seconds"
                     .into(),
             );
         }

@@ -1,10 +1,12 @@
 //! The leader's background jobs: automatic key rotation and destruction of keys whose deletion
 //! date has passed.
 //!
-//! Only the leader proposes, and only from its applied state. Each proposal carries a request id
-//! derived from what it does (`job-rotate-<key>-v<version>`, `job-destroy-<key>`), so two
-//! leaders racing across an election apply it once. `apply` re-checks every condition against
-//! the timestamp in the command, so a late or stale proposal is refused, never half-applied.
+//! Only the leader proposes, and only from its applied state. Each attempt carries a fresh
+//! request id in the reserved `job-` namespace (clients may not use it), so a refused attempt
+//! is never remembered against a later one. Racing proposals (across an election, or with a
+//! client) are settled by `apply`: a second rotation to the same version is a version
+//! conflict, a destruction is refused before the deletion date or once the key is gone — a
+//! stale proposal is refused, never half-applied.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tessera_state::{Command, KeyId, Request, RequestId};
 
 use crate::error::ApiError;
-use crate::node::{now_ms, Node};
+use crate::node::{now_ms, Node, JOB_REQUEST_PREFIX};
 
 /// Runs the jobs every `interval` until the task is aborted.
 pub async fn run(node: Arc<Node>, interval: Duration) {
@@ -27,7 +29,11 @@ pub async fn run(node: Arc<Node>, interval: Duration) {
     }
 }
 
-fn job_request(id: String, command: Command) -> Result<Request, ApiError> {
+fn job_request(what: String, command: Command) -> Result<Request, ApiError> {
+    let mut nonce = [0u8; 8];
+    crate::node::rand_fill(&mut nonce);
+    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let id = format!("{JOB_REQUEST_PREFIX}{what}-{nonce}");
     let fingerprint = Sha256::digest(id.as_bytes()).into();
     let request_id = RequestId::parse(&id).map_err(|_| ApiError::Internal("job request id"))?;
     Ok(Request {
@@ -73,7 +79,7 @@ async fn run_once(node: &Node) {
 
 async fn destroy(node: &Node, key_id: &KeyId, at_ms: u64) -> Result<(), ApiError> {
     let request = job_request(
-        format!("job-destroy-{key_id}"),
+        format!("destroy-{key_id}"),
         Command::DestroyKey {
             key_id: key_id.clone(),
             at_ms,
@@ -93,7 +99,7 @@ async fn rotate(node: &Node, key_id: &KeyId, version: u32) -> Result<(), ApiErro
         .ok_or(ApiError::Internal("a key due for rotation disappeared"))?;
     let material = spec.generate_material(&mut tessera_crypto::os_rng());
     let request = job_request(
-        format!("job-rotate-{key_id}-v{version}"),
+        format!("rotate-{key_id}-v{version}"),
         Command::RotateKey {
             key_id: key_id.clone(),
             version,

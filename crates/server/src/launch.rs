@@ -159,11 +159,15 @@ pub async fn run(
                 key: config.tls.node_key.clone(),
             },
             settings: config.raft.settings(),
+            dial: config.cluster.dial.clone(),
         },
         cluster_listener,
     )
     .await?;
-    let node = Arc::new(Node::new(raft, config.lifecycle.clone()));
+    let node = Node::new(raft, config.lifecycle.clone());
+    #[cfg(feature = "fault-injection")]
+    let node = node.with_faults(config.faults.clone());
+    let node = Arc::new(node);
     let jobs = tokio::spawn(crate::jobs::run(
         Arc::clone(&node),
         Duration::from_millis(config.lifecycle.job_interval_ms),

@@ -56,11 +56,16 @@ client_requests!(
     tessera_proto::v1::ImportKeyMaterialRequest,
 );
 
+/// Request ids of the leader's background jobs start with this; clients may not use it.
+pub const JOB_REQUEST_PREFIX: &str = "job-";
+
 /// Shared state of a running node.
 pub struct Node {
     raft: RaftNode,
     seal: SealManager,
     lifecycle: LifecycleSection,
+    #[cfg(feature = "fault-injection")]
+    faults: crate::config::FaultSection,
 }
 
 impl Node {
@@ -70,7 +75,19 @@ impl Node {
             raft,
             seal: SealManager::new(),
             lifecycle,
+            #[cfg(feature = "fault-injection")]
+            faults: crate::config::FaultSection::default(),
         }
+    }
+
+    /// Turns on deliberate bugs (fault-injection builds only).
+    #[cfg(feature = "fault-injection")]
+    pub fn with_faults(mut self, faults: crate::config::FaultSection) -> Self {
+        if faults.serve_without_lease {
+            tracing::warn!("FAULT INJECTION: serving crypto without a leader lease");
+        }
+        self.faults = faults;
+        self
     }
 
     /// Lifecycle limits from the configuration.
@@ -112,6 +129,10 @@ impl Node {
     /// [`ApiError::Sealed`] or [`ApiError::NoLease`].
     pub fn require_serving(&self) -> Result<(), ApiError> {
         self.require_unsealed()?;
+        #[cfg(feature = "fault-injection")]
+        if self.faults.serve_without_lease {
+            return Ok(());
+        }
         match self.raft.lease_state() {
             LeaseState::Valid => Ok(()),
             other => Err(ApiError::NoLease(LeaseProblem(other))),
@@ -229,6 +250,12 @@ impl Node {
         command: Command,
     ) -> Result<Response, ApiError> {
         self.require_unsealed()?;
+        if request.request_id().starts_with(JOB_REQUEST_PREFIX) {
+            return Err(ApiError::invalid(
+                "request_id",
+                format!("the prefix {JOB_REQUEST_PREFIX:?} is reserved for the cluster's own jobs"),
+            ));
+        }
         let request_id = request_id(request.request_id())?;
         let fingerprint = fingerprint(method, &request.without_request_id());
         self.propose(Request {
@@ -237,6 +264,31 @@ impl Node {
             command,
         })
         .await
+    }
+
+    /// The remembered result of an earlier attempt of `request` (same id and arguments), if
+    /// this node has applied it. Lets a handler answer a retry before re-checking
+    /// preconditions that the first attempt consumed (an import token, for example).
+    ///
+    /// # Errors
+    /// [`ApiError::Rejected`] if the first attempt was refused.
+    pub fn previous_result<M: ClientRequest>(
+        &self,
+        method: &'static str,
+        request: &M,
+    ) -> Result<Option<Response>, ApiError> {
+        let Ok(request_id) = RequestId::parse(request.request_id()) else {
+            return Ok(None);
+        };
+        let fingerprint = fingerprint(method, &request.without_request_id());
+        let applied = self.raft.shared().read();
+        match applied.state.dedup().check(&request_id, &fingerprint) {
+            tessera_state::dedup::DedupHit::Retry(Response::Rejected(e)) => {
+                Err(ApiError::Rejected(e.clone()))
+            }
+            tessera_state::dedup::DedupHit::Retry(first) => Ok(Some(first.clone())),
+            _ => Ok(None),
+        }
     }
 
     /// Proposes a write and returns its replicated result, turning a rejection into an error.

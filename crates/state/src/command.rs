@@ -258,6 +258,17 @@ pub enum Response {
     },
     /// The command was refused; the state is unchanged.
     Rejected(ApplyError),
+    /// An import token was stored: what the importer needs (a retry gets the same token).
+    ImportParameters {
+        /// The key.
+        key_id: KeyId,
+        /// The token id.
+        token_id: String,
+        /// The X25519 public key to wrap material to.
+        public_key: Vec<u8>,
+        /// When the token expires.
+        expires_at_ms: u64,
+    },
 }
 
 /// Why `apply` refused a command. Part of the replicated result, so it must be deterministic.

@@ -8,6 +8,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 /// A running node process.
+///
+/// The node runs with `--stop-on-stdin-eof` and this guard holds its standard input, so the
+/// node exits if the test process dies without running destructors.
 pub struct NodeProcess {
     child: Child,
 }
@@ -24,8 +27,9 @@ impl NodeProcess {
             .arg("server")
             .arg("--config")
             .arg(config)
+            .arg("--stop-on-stdin-eof")
             .env("TESSERA_LOG", "info,openraft=warn,sled=warn")
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .spawn()

@@ -232,7 +232,9 @@ fn spawn(node: &mut DevNode) -> Result<()> {
         .arg("server")
         .arg("--config")
         .arg(&node.config)
-        .stdin(Stdio::null())
+        // The nodes follow `tessera dev` down even if it is killed outright.
+        .arg("--stop-on-stdin-eof")
+        .stdin(Stdio::piped())
         .stdout(log.try_clone()?)
         .stderr(log)
         .kill_on_drop(true)

@@ -126,8 +126,22 @@ impl Client {
     /// # Errors
     /// [`Error`]; `NOT_FOUND` for an unknown key.
     pub async fn describe_key(&self, key: &str) -> Result<pb::Key, Error> {
+        self.describe(key, "").await
+    }
+
+    /// Describes a key after confirming the latest committed state with the leader, so the
+    /// answer reflects every write acknowledged before the call (a linearizable read).
+    ///
+    /// # Errors
+    /// [`Error`]; `NOT_FOUND` for an unknown key, `UNAVAILABLE` if no leader confirms.
+    pub async fn describe_key_linearizable(&self, key: &str) -> Result<pb::Key, Error> {
+        self.describe(key, "LINEARIZABLE").await
+    }
+
+    async fn describe(&self, key: &str, consistency: &str) -> Result<pb::Key, Error> {
         let message = pb::DescribeKeyRequest {
             key: key.to_owned(),
+            consistency: consistency.to_owned(),
         };
         self.key_call(message, |mut k, r| async move { k.describe_key(r).await })
             .await
@@ -178,9 +192,13 @@ impl Client {
     }
 
     fn key_write(key: &str) -> pb::KeyWriteRequest {
+        Self::key_write_with_id(key, &new_request_id())
+    }
+
+    fn key_write_with_id(key: &str, request_id: &str) -> pb::KeyWriteRequest {
         pb::KeyWriteRequest {
             key: key.to_owned(),
-            request_id: new_request_id(),
+            request_id: request_id.to_owned(),
         }
     }
 
@@ -198,7 +216,16 @@ impl Client {
     /// [`Error`]; `NOT_FOUND` for an unknown key, `FAILED_PRECONDITION` for a key that is not
     /// enabled or whose material is imported.
     pub async fn rotate_key(&self, key: &str) -> Result<pb::Key, Error> {
-        let message = Self::key_write(key);
+        self.rotate_key_with_id(key, &new_request_id()).await
+    }
+
+    /// [`Client::rotate_key`] with an explicit request id: a repeat with the same id returns
+    /// the first result and adds no second version.
+    ///
+    /// # Errors
+    /// As [`Client::rotate_key`].
+    pub async fn rotate_key_with_id(&self, key: &str, request_id: &str) -> Result<pb::Key, Error> {
+        let message = Self::key_write_with_id(key, request_id);
         self.key_call(message, |mut k, r| async move { k.rotate_key(r).await })
             .await
     }
@@ -208,7 +235,15 @@ impl Client {
     /// # Errors
     /// [`Error`]; `FAILED_PRECONDITION` for a key pending deletion or import.
     pub async fn enable_key(&self, key: &str) -> Result<pb::Key, Error> {
-        let message = Self::key_write(key);
+        self.enable_key_with_id(key, &new_request_id()).await
+    }
+
+    /// [`Client::enable_key`] with an explicit request id.
+    ///
+    /// # Errors
+    /// As [`Client::enable_key`].
+    pub async fn enable_key_with_id(&self, key: &str, request_id: &str) -> Result<pb::Key, Error> {
+        let message = Self::key_write_with_id(key, request_id);
         self.key_call(message, |mut k, r| async move { k.enable_key(r).await })
             .await
     }
@@ -218,7 +253,15 @@ impl Client {
     /// # Errors
     /// [`Error`]; `FAILED_PRECONDITION` for a key pending deletion.
     pub async fn disable_key(&self, key: &str) -> Result<pb::Key, Error> {
-        let message = Self::key_write(key);
+        self.disable_key_with_id(key, &new_request_id()).await
+    }
+
+    /// [`Client::disable_key`] with an explicit request id.
+    ///
+    /// # Errors
+    /// As [`Client::disable_key`].
+    pub async fn disable_key_with_id(&self, key: &str, request_id: &str) -> Result<pb::Key, Error> {
+        let message = Self::key_write_with_id(key, request_id);
         self.key_call(message, |mut k, r| async move { k.disable_key(r).await })
             .await
     }

@@ -27,8 +27,9 @@ impl Client {
     /// AAD `tessera/import/<key_id>`) as the key's next version.
     ///
     /// # Errors
-    /// [`Error`]; `INVALID_ARGUMENT` for an expired or used token or material that does not
-    /// unwrap or does not fit the key's spec.
+    /// [`Error`]; `FAILED_PRECONDITION` (`IMPORT_TOKEN_INVALID`, `IMPORT_TOKEN_EXPIRED`) for an
+    /// unknown, used or expired token; `INVALID_ARGUMENT` for material that does not unwrap or
+    /// does not fit the key's spec.
     pub async fn import_key_material(
         &self,
         key: &str,

@@ -83,10 +83,18 @@ fn require_usage(
 }
 
 fn context(pairs: BTreeMap<String, String>) -> Result<EncryptionContext, ApiError> {
+    context_field("context", pairs)
+}
+
+/// Validates an encryption context given in the request field `field`.
+fn context_field(
+    field: &'static str,
+    pairs: BTreeMap<String, String>,
+) -> Result<EncryptionContext, ApiError> {
     let context = EncryptionContext::new(pairs);
     context
         .validate()
-        .map_err(|e| ApiError::invalid("context", e))?;
+        .map_err(|e| ApiError::invalid(field, e))?;
     Ok(context)
 }
 

@@ -218,6 +218,15 @@ impl KeysService {
         } else {
             req.pending_window_seconds
         };
+        if window > lifecycle.max_deletion_window_seconds {
+            return Err(ApiError::invalid(
+                "pending_window_seconds",
+                format!(
+                    "must be at most {} seconds (lifecycle.max_deletion_window_seconds)",
+                    lifecycle.max_deletion_window_seconds
+                ),
+            ));
+        }
         if window < lifecycle.min_deletion_window_seconds {
             return Err(ApiError::invalid(
                 "pending_window_seconds",
@@ -356,19 +365,36 @@ impl KeysService {
         };
         let command = Command::CreateImportToken {
             key_id: record.key_id.clone(),
-            token: token.clone(),
+            token,
         };
-        self.node
+        // A retried request returns the first token, not the one made for this attempt.
+        match self
+            .node
             .write("Keys/GetImportParameters", &req, command)
-            .await?;
-        Ok(pb::ImportParameters {
-            key_id: record.key_id.to_string(),
-            import_token: token.token_id,
-            public_key: wrap::x25519_public_key_der(&public_key),
-            public_key_pem: wrap::x25519_public_key_pem(&public_key),
-            wrapping_algorithm: WRAPPING_ALGORITHM.into(),
-            expires_at_ms: token.expires_at_ms,
-        })
+            .await?
+        {
+            Response::ImportParameters {
+                key_id,
+                token_id,
+                public_key,
+                expires_at_ms,
+            } => {
+                let public_key: [u8; 32] = public_key
+                    .try_into()
+                    .map_err(|_| ApiError::Internal("a stored import key has the wrong length"))?;
+                Ok(pb::ImportParameters {
+                    key_id: key_id.to_string(),
+                    import_token: token_id,
+                    public_key: wrap::x25519_public_key_der(&public_key),
+                    public_key_pem: wrap::x25519_public_key_pem(&public_key),
+                    wrapping_algorithm: WRAPPING_ALGORITHM.into(),
+                    expires_at_ms,
+                })
+            }
+            _ => Err(ApiError::Internal(
+                "an import token command returned no parameters",
+            )),
+        }
     }
 
     async fn import_material(
@@ -376,6 +402,12 @@ impl KeysService {
         req: pb::ImportKeyMaterialRequest,
     ) -> Result<pb::KeyResponse, ApiError> {
         self.node.require_unsealed()?;
+        const METHOD: &str = "Keys/ImportKeyMaterial";
+        // A retry of an import that succeeded finds its token consumed: answer with the
+        // first result instead.
+        if let Some(first) = self.node.previous_result(METHOD, &req)? {
+            return key_response(first);
+        }
         let mut record = self.node.resolve_key(&req.key).await?;
         if record
             .import_token
@@ -384,6 +416,9 @@ impl KeysService {
         {
             // The token may have been created through another node a moment ago.
             self.node.raft().read_barrier().await?;
+            if let Some(first) = self.node.previous_result(METHOD, &req)? {
+                return key_response(first);
+            }
             record = self.node.resolve_key(record.key_id.as_str()).await?;
         }
         let token = record
@@ -432,7 +467,7 @@ impl KeysService {
                 )
             })?;
         let token_id = token.token_id.clone();
-        self.add_version("Keys/ImportKeyMaterial", &req, &record, |version| {
+        self.add_version(METHOD, &req, &record, |version| {
             Ok(Command::ImportKeyMaterial {
                 key_id: record.key_id.clone(),
                 token_id: token_id.clone(),
@@ -458,11 +493,22 @@ impl KeysService {
                 key_id: record.key_id.to_string(),
             });
         }
+        // Disabled keys may be exported (e.g. to migrate them); keys on their way out may not.
+        if matches!(
+            record.state,
+            KeyState::PendingDeletion | KeyState::PendingImport
+        ) {
+            record.check_usable()?;
+        }
         let version = if req.version == 0 {
             record.primary_version
         } else {
             req.version
         };
+        let record = self
+            .node
+            .resolve_key_version(record.key_id.as_str(), version)
+            .await?;
         let (version, sealed) = record.exportable_version(version)?;
         let material = self.node.unseal_material(&record.key_id, version, sealed)?;
         let wrapped = wrap::wrap(
@@ -502,7 +548,24 @@ impl Keys for KeysService {
         request: GrpcRequest<pb::DescribeKeyRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
         self.node.require_serving()?;
-        let record = self.node.resolve_key(&request.get_ref().key).await?;
+        let req = request.into_inner();
+        match req.consistency.as_str() {
+            "" | "LEASE" => {}
+            "LINEARIZABLE" => self
+                .node
+                .raft()
+                .read_barrier()
+                .await
+                .map_err(ApiError::from)?,
+            other => {
+                return Err(ApiError::invalid(
+                    "consistency",
+                    format!("{other:?} is not LEASE or LINEARIZABLE"),
+                )
+                .into())
+            }
+        }
+        let record = self.node.resolve_key(&req.key).await?;
         Ok(GrpcResponse::new(pb::KeyResponse {
             key: Some(key_to_proto(&self.node.key_metadata(&record))),
         }))

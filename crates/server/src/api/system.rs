@@ -134,12 +134,15 @@ impl SystemService {
     fn status(&self) -> pb::StatusResponse {
         let raft = self.node.raft();
         let metrics = raft.metrics();
-        let (initialized, threshold) = {
+        // Index and digest are read under one lock, so they describe the same state.
+        let (initialized, threshold, applied_index, state_digest) = {
             let applied = raft.shared().read();
             let config = applied.state.seal_config();
             (
                 config.is_some(),
                 config.map_or(0, |c| u32::from(c.threshold)),
+                applied.last_applied.map_or(0, |l| l.index),
+                applied.state.digest().map(hex_digest).unwrap_or_default(),
             )
         };
         let membership = metrics.membership_config.membership();
@@ -166,7 +169,7 @@ impl SystemService {
             role: tessera_raft::role_name(metrics.state).into(),
             leader_id: metrics.current_leader,
             term: metrics.current_term,
-            applied_index: metrics.last_applied.map_or(0, |l| l.index),
+            applied_index,
             region: raft.info().region.clone(),
             zone: raft.info().zone.clone(),
             members,
@@ -174,8 +177,14 @@ impl SystemService {
             unseal_threshold: threshold,
             snapshot_index: metrics.snapshot.map_or(0, |l| l.index),
             purged_index: metrics.purged.map_or(0, |l| l.index),
+            state_digest,
+            serving: self.node.require_serving().is_ok(),
         }
     }
+}
+
+fn hex_digest(digest: [u8; 32]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[tonic::async_trait]

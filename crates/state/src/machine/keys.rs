@@ -394,6 +394,12 @@ impl State {
             }
             key.import_token = Some(token.clone());
             Ok(())
+        })?;
+        Ok(Response::ImportParameters {
+            key_id: key_id.clone(),
+            token_id: token.token_id.clone(),
+            public_key: token.public_key.clone(),
+            expires_at_ms: token.expires_at_ms,
         })
     }
 

@@ -5,7 +5,7 @@ use tessera_crypto::{keypair, EncryptionContext, KeySpec, KeyUsage, SecretBytes,
 use tessera_proto::v1 as pb;
 use tessera_state::{KeyId, KeyRecord};
 
-use super::{context, item_error, CryptoService, MAX_BATCH_ITEMS};
+use super::{context, context_field, item_error, CryptoService, MAX_BATCH_ITEMS};
 use crate::error::ApiError;
 
 fn aes_key(material: &SecretBytes) -> Result<SecretKey256, ApiError> {
@@ -110,8 +110,8 @@ impl CryptoService {
         &self,
         req: pb::ReEncryptRequest,
     ) -> Result<pb::ReEncryptResponse, ApiError> {
-        let source_context = context(req.source_context)?;
-        let destination_context = context(req.destination_context)?;
+        let source_context = context_field("source_context", req.source_context)?;
+        let destination_context = context_field("destination_context", req.destination_context)?;
         let (plaintext, source, source_version) =
             self.open(&req.ciphertext, &source_context).await?;
         let destination = if req.destination_key.is_empty() {

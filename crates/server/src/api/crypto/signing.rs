@@ -138,6 +138,7 @@ impl CryptoService {
             .key_for(&req.key, KeyUsage::SignVerify, "verify")
             .await?;
         let algorithm = signing_algorithm(&record, &req.algorithm)?;
+        record.check_usable()?;
         let version = version_or_primary(&record, req.version);
         let record = self
             .node
@@ -175,6 +176,7 @@ impl CryptoService {
         let record = self
             .key_for(&req.key, KeyUsage::SignVerify, "have a public key")
             .await?;
+        record.check_usable()?;
         let version = version_or_primary(&record, req.version);
         let record = self
             .node
@@ -232,6 +234,7 @@ impl CryptoService {
             .key_for(&req.key, KeyUsage::GenerateVerifyMac, "verify MACs")
             .await?;
         mac_algorithm(&record, &req.algorithm)?;
+        record.check_usable()?;
         let version = version_or_primary(&record, req.version);
         let record = self
             .node
