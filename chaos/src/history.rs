@@ -1,0 +1,389 @@
+//! What a run records: client operations (invoke, then ok / fail / info), node status samples
+//! and fault events, each as JSON lines.
+//!
+//! An operation's outcome is `ok` (it happened, with this result), `fail` (it certainly did
+//! not happen) or `info` (unknown: a timeout or a lost connection; a write may or may not have
+//! been applied). Checkers treat `info` writes as possibly applied, never as lost.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+/// A client operation and its arguments. Keys are named by their (unique) names; binary data is
+/// base64.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "f", rename_all = "snake_case")]
+pub enum Op {
+    /// Create a key; a retry reuses `request_id`.
+    CreateKey {
+        /// Key name.
+        name: String,
+        /// Client request id.
+        request_id: String,
+    },
+    /// Rotate a key.
+    RotateKey {
+        /// Key name.
+        name: String,
+        /// Client request id.
+        request_id: String,
+    },
+    /// Disable a key.
+    DisableKey {
+        /// Key name.
+        name: String,
+        /// Client request id.
+        request_id: String,
+    },
+    /// Enable a key.
+    EnableKey {
+        /// Key name.
+        name: String,
+        /// Client request id.
+        request_id: String,
+    },
+    /// Encrypt `plaintext` under a key.
+    Encrypt {
+        /// Key name.
+        name: String,
+        /// Base64 plaintext.
+        plaintext: String,
+    },
+    /// Decrypt a ciphertext produced earlier under `name`; `plaintext` is what it must give.
+    Decrypt {
+        /// Key name the ciphertext was made under.
+        name: String,
+        /// Base64 ciphertext.
+        ciphertext: String,
+        /// Base64 expected plaintext.
+        plaintext: String,
+    },
+    /// Re-encrypt a ciphertext made under `name` to the key's primary version.
+    ReEncrypt {
+        /// Key name.
+        name: String,
+        /// Base64 ciphertext.
+        ciphertext: String,
+        /// Base64 plaintext it holds.
+        plaintext: String,
+    },
+    /// Read a key's metadata.
+    Describe {
+        /// Key name.
+        name: String,
+        /// Whether the read was linearizable (confirmed with the leader).
+        linearizable: bool,
+    },
+}
+
+impl Op {
+    /// The key the operation is about.
+    pub fn key_name(&self) -> &str {
+        match self {
+            Self::CreateKey { name, .. }
+            | Self::RotateKey { name, .. }
+            | Self::DisableKey { name, .. }
+            | Self::EnableKey { name, .. }
+            | Self::Encrypt { name, .. }
+            | Self::Decrypt { name, .. }
+            | Self::ReEncrypt { name, .. }
+            | Self::Describe { name, .. } => name,
+        }
+    }
+
+    /// Whether the operation changes the replicated state.
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Self::CreateKey { .. }
+                | Self::RotateKey { .. }
+                | Self::DisableKey { .. }
+                | Self::EnableKey { .. }
+        )
+    }
+
+    /// Whether the operation uses key material (and so must respect the key's state).
+    pub fn is_crypto(&self) -> bool {
+        matches!(
+            self,
+            Self::Encrypt { .. } | Self::Decrypt { .. } | Self::ReEncrypt { .. }
+        )
+    }
+}
+
+/// The phase of an operation event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// The client sent the request.
+    Invoke,
+    /// It completed with a result.
+    Ok,
+    /// It certainly did not take effect.
+    Fail,
+    /// Its outcome is unknown.
+    Info,
+}
+
+/// What a successful operation returned.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OkValue {
+    /// Key id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// Version used (crypto) or primary version (writes, describe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// Key state (writes, describe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Base64 ciphertext (encrypt, re-encrypt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ciphertext: Option<String>,
+    /// Base64 plaintext (decrypt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plaintext: Option<String>,
+}
+
+/// Why an operation failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// gRPC status name.
+    pub code: String,
+    /// Stable Tessera code, when the server sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tessera_code: Option<String>,
+    /// Message.
+    pub message: String,
+}
+
+/// One line of `history.jsonl`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the history.
+    pub index: u64,
+    /// Microseconds since the run started (harness clock).
+    pub time_us: u64,
+    /// The client that issued it.
+    pub process: u32,
+    /// The node it was sent to.
+    pub node: u64,
+    /// Phase.
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    /// The operation (repeated on completion events).
+    pub op: Op,
+    /// Result of an `ok` event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<OkValue>,
+    /// Error of a `fail` or `info` event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+}
+
+/// One line of `statuses.jsonl`: what a node reported about itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusSample {
+    /// Microseconds since the run started.
+    pub time_us: u64,
+    /// The node.
+    pub node: u64,
+    /// Raft term.
+    pub term: u64,
+    /// leader, follower, candidate, learner or shutdown.
+    pub role: String,
+    /// The leader the node knows of.
+    pub leader_id: Option<u64>,
+    /// Applied index.
+    pub applied_index: u64,
+    /// State digest at `applied_index`.
+    pub state_digest: String,
+}
+
+/// One line of `faults.jsonl`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultEvent {
+    /// Microseconds since the run started.
+    pub time_us: u64,
+    /// Fault kind: kill, pause, partition, delay, drop, restart.
+    pub fault: String,
+    /// `start` or `end`.
+    pub phase: String,
+    /// Human-readable detail (which nodes, which links, parameters).
+    pub detail: String,
+    /// Nodes affected.
+    pub nodes: Vec<u64>,
+}
+
+/// Thread-safe recorder of a run, with one clock for every record.
+#[derive(Clone)]
+pub struct Recorder {
+    started: Instant,
+    inner: Arc<Mutex<Records>>,
+}
+
+/// Everything recorded.
+#[derive(Clone, Debug, Default)]
+pub struct Records {
+    /// Operation events, in index order.
+    pub events: Vec<Event>,
+    /// Status samples.
+    pub statuses: Vec<StatusSample>,
+    /// Fault events.
+    pub faults: Vec<FaultEvent>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Recorder {
+    /// A recorder whose clock starts now.
+    pub fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            inner: Arc::new(Mutex::new(Records::default())),
+        }
+    }
+
+    /// Microseconds since the run started.
+    pub fn now_us(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records an invocation; returns its event index.
+    pub fn invoke(&self, process: u32, node: u64, op: &Op) -> u64 {
+        self.push(process, node, EventKind::Invoke, op, None, None)
+    }
+
+    /// Records a completion.
+    pub fn complete(
+        &self,
+        process: u32,
+        node: u64,
+        kind: EventKind,
+        op: &Op,
+        value: Option<OkValue>,
+        error: Option<ErrorInfo>,
+    ) -> u64 {
+        self.push(process, node, kind, op, value, error)
+    }
+
+    fn push(
+        &self,
+        process: u32,
+        node: u64,
+        kind: EventKind,
+        op: &Op,
+        value: Option<OkValue>,
+        error: Option<ErrorInfo>,
+    ) -> u64 {
+        let time_us = self.now_us();
+        let mut records = self.lock();
+        let index = records.events.len() as u64;
+        records.events.push(Event {
+            index,
+            time_us,
+            process,
+            node,
+            kind,
+            op: op.clone(),
+            value,
+            error,
+        });
+        index
+    }
+
+    /// Records a status sample (its `time_us` is set here).
+    pub fn status(&self, mut sample: StatusSample) {
+        sample.time_us = self.now_us();
+        self.lock().statuses.push(sample);
+    }
+
+    /// Records a fault event.
+    pub fn fault(&self, fault: &str, phase: &str, detail: String, nodes: Vec<u64>) {
+        let time_us = self.now_us();
+        self.lock().faults.push(FaultEvent {
+            time_us,
+            fault: fault.to_owned(),
+            phase: phase.to_owned(),
+            detail,
+            nodes,
+        });
+    }
+
+    /// A copy of everything recorded so far.
+    pub fn snapshot(&self) -> Records {
+        self.lock().clone()
+    }
+}
+
+/// Writes records as JSON lines.
+///
+/// # Errors
+/// An I/O error if the file cannot be written.
+pub fn write_jsonl<T: Serialize>(path: &Path, records: &[T]) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for record in records {
+        serde_json::to_writer(&mut out, record).map_err(std::io::Error::other)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
+/// Reads JSON lines written by [`write_jsonl`].
+///
+/// # Errors
+/// An I/O error, or a line that does not parse.
+pub fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> std::io::Result<Vec<T>> {
+    let text = std::fs::read_to_string(path)?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).map_err(std::io::Error::other))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_as_json_lines() {
+        let recorder = Recorder::new();
+        let op = Op::Encrypt {
+            name: "k".into(),
+            plaintext: "aGk=".into(),
+        };
+        recorder.invoke(1, 2, &op);
+        recorder.complete(
+            1,
+            2,
+            EventKind::Fail,
+            &op,
+            None,
+            Some(ErrorInfo {
+                code: "FAILED_PRECONDITION".into(),
+                tessera_code: Some("KEY_DISABLED".into()),
+                message: "key k is disabled".into(),
+            }),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.jsonl");
+        let records = recorder.snapshot();
+        write_jsonl(&path, &records.events).unwrap();
+        let back: Vec<Event> = read_jsonl(&path).unwrap();
+        assert_eq!(back, records.events);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(r#""type":"invoke""#), "{text}");
+        assert!(text.contains(r#""f":"encrypt""#), "{text}");
+    }
+}

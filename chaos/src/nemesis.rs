@@ -1,0 +1,181 @@
+//! Carries out the fault schedule against the cluster and records every fault's start and end.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use tessera_client::Client;
+use tokio::sync::Mutex;
+
+use crate::cluster::{ChaosCluster, WAIT};
+use crate::history::{Recorder, StatusSample};
+use crate::proxy::LinkFault;
+use crate::schedule::{Action, Planned, Target};
+
+/// The node every running node reports as leader, if they agree on one.
+async fn current_leader(admins: &[(u64, Client)]) -> Option<u64> {
+    for (_, admin) in admins {
+        let status = tokio::time::timeout(Duration::from_secs(1), admin.status()).await;
+        if let Ok(Ok(status)) = status {
+            if status.role == "leader" {
+                return Some(status.node_id);
+            }
+        }
+    }
+    None
+}
+
+async fn resolve(target: Target, admins: &[(u64, Client)]) -> u64 {
+    match target {
+        Target::Node(id) => id,
+        Target::Leader => current_leader(admins).await.unwrap_or(1),
+    }
+}
+
+/// Waits until node `id` reports that it serves (unsealed, with a lease), bounded by [`WAIT`].
+async fn wait_serving(admin: &Client) -> bool {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(2), admin.status()).await {
+            if status.serving {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+fn set_links(cluster: &ChaosCluster, links: &[(u64, u64)], fault: LinkFault) {
+    for &(from, to) in links {
+        cluster.set_link(from, to, fault);
+    }
+}
+
+/// Runs the schedule to its end. Every fault is undone before the next starts.
+///
+/// # Errors
+/// If a killed or restarted node cannot be brought back.
+pub async fn run(
+    cluster: Arc<Mutex<ChaosCluster>>,
+    schedule: Vec<Planned>,
+    recorder: Recorder,
+    admins: Vec<(u64, Client)>,
+) -> Result<()> {
+    let started = Instant::now();
+    for fault in schedule {
+        tokio::time::sleep(fault.at.saturating_sub(started.elapsed())).await;
+        let kind = fault.action.kind().name();
+        match &fault.action {
+            Action::Kill { target } => {
+                let id = resolve(*target, &admins).await;
+                cluster.lock().await.kill(id)?;
+                recorder.fault(kind, "start", format!("kill node {id}"), vec![id]);
+                tokio::time::sleep(fault.duration).await;
+                let mut c = cluster.lock().await;
+                c.restart(id)?;
+                c.unseal(id).await?;
+                recorder.fault(
+                    kind,
+                    "end",
+                    format!("node {id} restarted and unsealed"),
+                    vec![id],
+                );
+            }
+            Action::Pause { target } => {
+                let id = resolve(*target, &admins).await;
+                cluster.lock().await.pause(id, true)?;
+                recorder.fault(kind, "start", format!("pause node {id}"), vec![id]);
+                tokio::time::sleep(fault.duration).await;
+                cluster.lock().await.pause(id, false)?;
+                recorder.fault(kind, "end", format!("resume node {id}"), vec![id]);
+            }
+            Action::Partition { cuts, .. } => {
+                set_links(&*cluster.lock().await, cuts, LinkFault::Down);
+                let nodes = involved(cuts);
+                recorder.fault(kind, "start", fault.action.describe(), nodes.clone());
+                tokio::time::sleep(fault.duration).await;
+                set_links(&*cluster.lock().await, cuts, LinkFault::Up);
+                recorder.fault(kind, "end", "healed".into(), nodes);
+            }
+            Action::Delay {
+                links,
+                fixed_ms,
+                jitter_ms,
+            } => {
+                let delay = LinkFault::Delay {
+                    fixed: Duration::from_millis(*fixed_ms),
+                    jitter: Duration::from_millis(*jitter_ms),
+                };
+                set_links(&*cluster.lock().await, links, delay);
+                let nodes = involved(links);
+                recorder.fault(kind, "start", fault.action.describe(), nodes.clone());
+                tokio::time::sleep(fault.duration).await;
+                set_links(&*cluster.lock().await, links, LinkFault::Up);
+                recorder.fault(kind, "end", "healed".into(), nodes);
+            }
+            Action::Drop { links, probability } => {
+                let drop = LinkFault::Drop {
+                    probability: *probability,
+                };
+                set_links(&*cluster.lock().await, links, drop);
+                let nodes = involved(links);
+                recorder.fault(kind, "start", fault.action.describe(), nodes.clone());
+                tokio::time::sleep(fault.duration).await;
+                set_links(&*cluster.lock().await, links, LinkFault::Up);
+                recorder.fault(kind, "end", "healed".into(), nodes);
+            }
+            Action::Rolling => {
+                for (id, admin) in &admins {
+                    recorder.fault("restart", "start", format!("restart node {id}"), vec![*id]);
+                    {
+                        let mut c = cluster.lock().await;
+                        c.stop(*id)?;
+                        c.restart(*id)?;
+                        c.unseal(*id).await?;
+                    }
+                    let serving = wait_serving(admin).await;
+                    recorder.fault(
+                        "restart",
+                        "end",
+                        format!("node {id} back (serving: {serving})"),
+                        vec![*id],
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn involved(links: &[(u64, u64)]) -> Vec<u64> {
+    let mut nodes: Vec<u64> = links.iter().flat_map(|(a, b)| [*a, *b]).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    nodes
+}
+
+/// Samples every node's status every `every` until the task is aborted (for the
+/// single-leader and convergence checks and the timeline).
+pub async fn sample_statuses(admins: Vec<(u64, Client)>, recorder: Recorder, every: Duration) {
+    loop {
+        let polls = admins.iter().map(|(id, admin)| async move {
+            let status = tokio::time::timeout(Duration::from_millis(800), admin.status()).await;
+            (*id, status)
+        });
+        for (id, status) in futures::future::join_all(polls).await {
+            if let Ok(Ok(s)) = status {
+                recorder.status(StatusSample {
+                    time_us: 0,
+                    node: id,
+                    term: s.term,
+                    role: s.role,
+                    leader_id: s.leader_id,
+                    applied_index: s.applied_index,
+                    state_digest: s.state_digest,
+                });
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+}

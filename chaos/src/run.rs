@@ -1,0 +1,378 @@
+//! One chaos run from start to report: cluster up, workload and faults, heal, full restart,
+//! final state, checkers, report.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use base64::Engine;
+use tessera_client::Client;
+use tokio::sync::{watch, Mutex};
+
+use crate::cluster::{ChaosCluster, ClusterSpec, WAIT};
+use crate::history::{write_jsonl, ErrorInfo, EventKind, Op, Recorder, Records};
+use crate::invariants::{self, CheckInput, FinalKey, FinalState, Verdict};
+use crate::report::{self, RunInfo, ScheduledFault};
+use crate::schedule::{self, FaultKind};
+use crate::workload::{self, Pools, Worker};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Everything that defines a run.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Seed of the schedule and the workload.
+    pub seed: u64,
+    /// Length of the faulty phase.
+    pub duration: Duration,
+    /// Number of nodes.
+    pub nodes: u64,
+    /// Fault kinds to inject.
+    pub faults: Vec<FaultKind>,
+    /// Concurrent clients.
+    pub clients: u32,
+    /// Keys created before the faults start.
+    pub keys: u32,
+    /// The `tessera` binary.
+    pub binary: PathBuf,
+    /// Where the report goes.
+    pub out: PathBuf,
+    /// Deliberate bugs to switch on in the nodes (fault-injection builds only).
+    pub inject: Vec<String>,
+    /// Follower lease window of the nodes.
+    pub lease_ms: u64,
+}
+
+/// How a run ended.
+pub struct Outcome {
+    /// One verdict per checker.
+    pub verdicts: Vec<Verdict>,
+    /// The report directory.
+    pub report_dir: PathBuf,
+}
+
+impl Outcome {
+    /// Whether every checker passed.
+    pub fn passed(&self) -> bool {
+        self.verdicts.iter().all(|v| v.ok)
+    }
+}
+
+/// Runs the whole scenario. The nodes' working files live in a temporary directory that is
+/// removed on return, panic or cancellation; on failure node logs are copied into the report.
+///
+/// # Errors
+/// If the cluster cannot be built or recovered; checker failures are not errors (see
+/// [`Outcome::passed`]).
+pub async fn run(config: RunConfig) -> Result<Outcome> {
+    std::fs::create_dir_all(&config.out)
+        .with_context(|| format!("cannot create {}", config.out.display()))?;
+    let work = tempfile::Builder::new()
+        .prefix("tessera-chaos-")
+        .tempdir()?;
+    let spec = ClusterSpec {
+        nodes: config.nodes,
+        binary: config.binary.clone(),
+        heartbeat_ms: 100,
+        election_timeout_ms: (1000, 2000),
+        lease_ms: config.lease_ms,
+        inject: config.inject.clone(),
+    };
+    tracing::info!(
+        seed = config.seed,
+        nodes = config.nodes,
+        "starting the cluster"
+    );
+    let cluster = ChaosCluster::start(spec, work.path(), config.seed).await?;
+    let recorder = Recorder::new();
+    let op_timeout = Duration::from_secs(1);
+    let ids: Vec<u64> = cluster.nodes.iter().map(|n| n.id).collect();
+    let admins = |cluster: &ChaosCluster| -> Result<Vec<(u64, Client)>> {
+        cluster
+            .nodes
+            .iter()
+            .map(|n| cluster.admin(n.id).map(|c| (n.id, c)))
+            .collect()
+    };
+    let (sampler_admins, nemesis_admins, final_admins) =
+        (admins(&cluster)?, admins(&cluster)?, admins(&cluster)?);
+    let pools = Arc::new(Pools::default());
+    let seed_client = cluster.client(1, op_timeout)?;
+    workload::seed_keys(&recorder, &pools, 1, &seed_client, config.keys).await;
+
+    let plan = schedule::plan(config.seed, config.nodes, config.duration, &config.faults);
+    let cluster = Arc::new(Mutex::new(cluster));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut workers = Vec::new();
+    for process in 1..=config.clients {
+        let clients = {
+            let c = cluster.lock().await;
+            ids.iter()
+                .map(|id| c.client(*id, op_timeout).map(|client| (*id, client)))
+                .collect::<Result<Vec<_>>>()?
+        };
+        let worker = Worker { process, clients };
+        workers.push(tokio::spawn(worker.run(
+            recorder.clone(),
+            Arc::clone(&pools),
+            config.seed,
+            stop_rx.clone(),
+        )));
+    }
+    let sampler = tokio::spawn(crate::nemesis::sample_statuses(
+        sampler_admins,
+        recorder.clone(),
+        Duration::from_millis(300),
+    ));
+    let started = Instant::now();
+    crate::nemesis::run(
+        Arc::clone(&cluster),
+        plan.clone(),
+        recorder.clone(),
+        nemesis_admins,
+    )
+    .await?;
+    tokio::time::sleep(config.duration.saturating_sub(started.elapsed())).await;
+    stop_tx.send_replace(true);
+    for worker in workers {
+        let _ = worker.await;
+    }
+
+    tracing::info!("healing and restarting every node");
+    let mut guard = cluster.lock().await;
+    guard.heal_links();
+    for id in &ids {
+        guard.pause(*id, false)?;
+        guard.restart(*id)?;
+    }
+    for id in &ids {
+        guard.stop(*id)?;
+    }
+    for id in &ids {
+        guard.restart(*id)?;
+    }
+    for id in &ids {
+        guard.unseal(*id).await?;
+    }
+    drop(guard);
+    for (id, admin) in &final_admins {
+        wait_serving(*id, admin).await?;
+    }
+    let records = recorder.snapshot();
+    let final_state = collect_final_state(&records, &final_admins).await?;
+    sampler.abort();
+    let records = recorder.snapshot();
+
+    let verdicts: Vec<Verdict> = {
+        let input = CheckInput {
+            history: &records.events,
+            statuses: &records.statuses,
+            faults: &records.faults,
+            final_state: &final_state,
+            lease_window_ms: config.lease_ms,
+        };
+        invariants::all().iter().map(|c| c.check(&input)).collect()
+    };
+    let info = RunInfo {
+        seed: config.seed,
+        nodes: config.nodes,
+        duration_ms: u64::try_from(config.duration.as_millis()).unwrap_or(u64::MAX),
+        faults: config.faults.iter().map(|f| f.name().to_owned()).collect(),
+        lease_window_ms: config.lease_ms,
+        schedule: plan
+            .iter()
+            .map(|p| ScheduledFault {
+                at_ms: u64::try_from(p.at.as_millis()).unwrap_or(u64::MAX),
+                duration_ms: u64::try_from(p.duration.as_millis()).unwrap_or(u64::MAX),
+                fault: p.action.kind().name().to_owned(),
+                detail: p.action.describe(),
+            })
+            .collect(),
+    };
+    write_records(&config.out, &records, &final_state)?;
+    report::write_report(&config.out, &info, &records, &verdicts)?;
+    let outcome = Outcome {
+        verdicts,
+        report_dir: config.out.clone(),
+    };
+    if !outcome.passed() {
+        copy_logs(&*cluster.lock().await, &config.out)?;
+    }
+    Ok(outcome)
+}
+
+/// Re-runs every checker over the files a run wrote to `dir` (after changing a checker, or
+/// to look at a run again).
+///
+/// # Errors
+/// If a file is missing or does not parse.
+pub fn recheck(dir: &Path) -> Result<Vec<Verdict>> {
+    let records = Records {
+        events: crate::history::read_jsonl(&dir.join("history.jsonl"))?,
+        statuses: crate::history::read_jsonl(&dir.join("statuses.jsonl"))?,
+        faults: crate::history::read_jsonl(&dir.join("faults.jsonl"))?,
+    };
+    let final_state: FinalState = serde_json::from_slice(
+        &std::fs::read(dir.join("final-state.json")).context("final-state.json")?,
+    )?;
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).context("report.json")?)?;
+    let lease_window_ms = report
+        .pointer("/info/lease_window_ms")
+        .and_then(serde_json::Value::as_u64)
+        .context("report.json lacks info.lease_window_ms")?;
+    let input = CheckInput {
+        history: &records.events,
+        statuses: &records.statuses,
+        faults: &records.faults,
+        final_state: &final_state,
+        lease_window_ms,
+    };
+    Ok(invariants::all().iter().map(|c| c.check(&input)).collect())
+}
+
+async fn wait_serving(id: u64, admin: &Client) -> Result<()> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(2), admin.status()).await {
+            if status.serving {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("node {id} does not serve after the final restart");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn write_records(dir: &Path, records: &Records, final_state: &FinalState) -> Result<()> {
+    write_jsonl(&dir.join("history.jsonl"), &records.events)?;
+    write_jsonl(&dir.join("statuses.jsonl"), &records.statuses)?;
+    write_jsonl(&dir.join("faults.jsonl"), &records.faults)?;
+    std::fs::write(
+        dir.join("final-state.json"),
+        serde_json::to_vec_pretty(final_state)?,
+    )?;
+    Ok(())
+}
+
+fn copy_logs(cluster: &ChaosCluster, dir: &Path) -> Result<()> {
+    for node in &cluster.nodes {
+        let target = dir.join(format!("node{}.log", node.id));
+        std::fs::copy(node.log(), &target)
+            .with_context(|| format!("cannot copy the log of node {}", node.id))?;
+    }
+    Ok(())
+}
+
+/// Reads every key on every node (linearizably, before touching anything), re-enables
+/// disabled keys like an operator would, decrypts every ciphertext ever returned on every
+/// node, and compares state digests once the nodes agree on the applied index.
+async fn collect_final_state(records: &Records, admins: &[(u64, Client)]) -> Result<FinalState> {
+    let mut names: Vec<String> = records
+        .events
+        .iter()
+        .filter(|e| matches!(e.op, Op::CreateKey { .. }))
+        .map(|e| e.op.key_name().to_owned())
+        .collect();
+    names.sort();
+    names.dedup();
+    let mut state = FinalState::default();
+    for (id, admin) in admins {
+        let mut keys = BTreeMap::new();
+        for name in &names {
+            if let Ok(key) = admin.describe_key_linearizable(name).await {
+                keys.insert(
+                    name.clone(),
+                    FinalKey {
+                        key_id: key.key_id,
+                        state: key.state,
+                        primary_version: key.primary_version,
+                        versions: u32::try_from(key.versions.len()).unwrap_or(u32::MAX),
+                    },
+                );
+            }
+        }
+        state.keys.insert(*id, keys);
+    }
+    if let Some((_, admin)) = admins.first() {
+        if let Some(keys) = state.keys.values().next() {
+            for (name, key) in keys {
+                if key.state == "DISABLED" {
+                    admin.enable_key(name).await?;
+                }
+            }
+        }
+    }
+    // A linearizable read on each node makes it apply the enables before it decrypts.
+    if let Some(name) = names.first() {
+        for (_, admin) in admins {
+            let _ = admin.describe_key_linearizable(name).await;
+        }
+    }
+    let ciphertexts: Vec<(u64, Vec<u8>)> = records
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::Ok)
+        .filter_map(|e| {
+            let ciphertext = e.value.as_ref()?.ciphertext.as_ref()?;
+            Some((e.index, B64.decode(ciphertext).ok()?))
+        })
+        .collect();
+    for (id, admin) in admins {
+        let mut results = BTreeMap::new();
+        for chunk in ciphertexts.chunks(256) {
+            let items = chunk
+                .iter()
+                .map(|(_, ct)| tessera_client::proto::DecryptRequest {
+                    ciphertext: ct.clone(),
+                    context: BTreeMap::new(),
+                })
+                .collect();
+            let reply = admin.batch_decrypt(items).await?;
+            for ((index, _), result) in chunk.iter().zip(reply.results) {
+                use tessera_client::proto::batch_decrypt_result::Result as R;
+                let outcome = match result.result {
+                    Some(R::Ok(ok)) => Ok(B64.encode(ok.plaintext)),
+                    Some(R::Error(e)) => Err(ErrorInfo {
+                        code: e.code,
+                        tessera_code: Some(e.tessera_code),
+                        message: e.message,
+                    }),
+                    None => Err(ErrorInfo {
+                        code: "INTERNAL".into(),
+                        tessera_code: None,
+                        message: "empty batch result".into(),
+                    }),
+                };
+                results.insert(*index, outcome);
+            }
+        }
+        state.decryptions.insert(*id, results);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut digests = BTreeMap::new();
+        for (id, admin) in admins {
+            if let Ok(status) = admin.status().await {
+                digests.insert(*id, (status.applied_index, status.state_digest));
+            }
+        }
+        let agreed = digests.len() == admins.len()
+            && digests
+                .values()
+                .map(|(index, _)| index)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                == 1;
+        if agreed || Instant::now() > deadline {
+            state.digests = digests;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(state)
+}
