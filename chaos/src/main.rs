@@ -128,6 +128,7 @@ async fn execute(args: RunArgs) -> Result<ExitCode> {
         out,
         inject: args.inject,
         lease_ms: args.lease_ms,
+        work_parent: None,
     };
     let outcome = tokio::select! {
         outcome = run(config) => outcome?,

@@ -43,9 +43,12 @@ pub struct RunConfig {
     pub inject: Vec<String>,
     /// Follower lease window of the nodes.
     pub lease_ms: u64,
+    /// Where the temporary working directory is made (default: the system's temp dir).
+    pub work_parent: Option<PathBuf>,
 }
 
 /// How a run ended.
+#[derive(Debug)]
 pub struct Outcome {
     /// One verdict per checker.
     pub verdicts: Vec<Verdict>,
@@ -69,9 +72,12 @@ impl Outcome {
 pub async fn run(config: RunConfig) -> Result<Outcome> {
     std::fs::create_dir_all(&config.out)
         .with_context(|| format!("cannot create {}", config.out.display()))?;
-    let work = tempfile::Builder::new()
-        .prefix("tessera-chaos-")
-        .tempdir()?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("tessera-chaos-");
+    let work = match &config.work_parent {
+        Some(parent) => builder.tempdir_in(parent)?,
+        None => builder.tempdir()?,
+    };
     let spec = ClusterSpec {
         nodes: config.nodes,
         binary: config.binary.clone(),

@@ -3,8 +3,9 @@
 //! Files are numbered by area: t10 basic flows, t20 leader failure and restarts, t30 bad
 //! input, t40 durability, t50 secrets at rest, t60 the CLI contract (t62 the full API), t70
 //! key lifecycle, t72 crypto operations, t74 import/export and background jobs, t78
-//! interoperability, t79 crypto-shredding. Every test starts its own cluster (one at a time;
-//! see `tessera_testkit`), bounds every wait, and kills its processes when it ends.
+//! interoperability, t79 crypto-shredding, t90 the chaos harness. Every test starts its own
+//! cluster (one at a time; see `tessera_testkit`), bounds every wait, and kills its processes
+//! when it ends.
 
 #![allow(
     clippy::unwrap_used,
@@ -26,6 +27,7 @@ mod t72_crypto_operations;
 mod t74_import_export_jobs;
 mod t78_interop;
 mod t79_crypto_shredding;
+mod t90_chaos;
 
 use std::collections::BTreeMap;
 use std::path::Path;

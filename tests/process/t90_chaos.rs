@@ -1,0 +1,114 @@
+//! The chaos harness tears everything down when a run is cancelled (what Ctrl-C does): no node
+//! process, no listening port and no temporary directory survives it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tessera_chaos::run::{run, RunConfig};
+use tessera_chaos::schedule::FaultKind;
+use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
+
+use crate::tessera;
+
+fn alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+/// `(pid, api address)` of every node of the run under `parent`.
+fn published(parent: &std::path::Path) -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    for run in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+        for node in std::fs::read_dir(run.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let file = node.path().join("data/addresses.json");
+            if let Ok(text) = std::fs::read_to_string(file) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+                    let pid = v["pid"].as_i64().unwrap_or_default() as i32;
+                    out.push((pid, v["api"].as_str().unwrap_or_default().to_owned()));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t90_a_cancelled_chaos_run_leaves_no_process_port_or_directory() {
+    // Shares the cluster lock: a chaos cluster is as heavy as a test cluster.
+    let _serial = TestCluster::start(
+        tessera(),
+        ClusterOptions {
+            nodes: 1,
+            ..ClusterOptions::default()
+        },
+    )
+    .await;
+    let parent = tempfile::tempdir().unwrap();
+    let report = tempfile::tempdir().unwrap();
+    let config = RunConfig {
+        seed: 5,
+        duration: Duration::from_secs(120),
+        nodes: 3,
+        faults: vec![FaultKind::Partition, FaultKind::Pause],
+        clients: 2,
+        keys: 2,
+        binary: PathBuf::from(tessera()),
+        out: report.path().to_path_buf(),
+        inject: Vec::new(),
+        lease_ms: 800,
+        work_parent: Some(parent.path().to_path_buf()),
+    };
+    let parent_path = parent.path().to_path_buf();
+    let running = tokio::spawn(run(config));
+    let nodes = wait_for(
+        "the chaos cluster to start three nodes",
+        Duration::from_secs(120),
+        || {
+            assert!(
+                !running.is_finished(),
+                "the run ended before it was cancelled"
+            );
+            let found = published(&parent_path);
+            let listing = format!("{:?}", tessera_testkit::scan::files_under(&parent_path));
+            async move {
+                if found.len() == 3 {
+                    Ok(found)
+                } else {
+                    Err(format!("{} nodes so far; files: {listing}", found.len()))
+                }
+            }
+        },
+    )
+    .await;
+    // Let the workload and the first faults run a little, then cancel like Ctrl-C does.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    running.abort();
+    assert!(running.await.unwrap_err().is_cancelled());
+
+    for (pid, api) in nodes {
+        wait_for(
+            &format!("node process {pid} to be gone"),
+            Duration::from_secs(30),
+            || async move {
+                if alive(pid) {
+                    Err("alive")
+                } else {
+                    Ok(())
+                }
+            },
+        )
+        .await;
+        assert!(
+            std::net::TcpStream::connect(&api).is_err(),
+            "{api} still accepts connections"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(parent.path()).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "temporary directories left behind: {left:?}"
+    );
+}
