@@ -254,7 +254,12 @@ write_timeout_ms = 8000
             .with_context(|| format!("no node {id}"))
     }
 
-    fn client_to(&self, endpoint: String, timeout: Duration) -> Result<Client> {
+    fn client_to(
+        &self,
+        endpoint: String,
+        timeout: Duration,
+        retry_for: Duration,
+    ) -> Result<Client> {
         let pki = self.root.join("pki");
         let mut config = ClientConfig::from_files(
             vec![endpoint],
@@ -264,6 +269,7 @@ write_timeout_ms = 8000
         )?;
         config.request_timeout = timeout;
         config.connect_timeout = Duration::from_secs(2);
+        config.retry_for = retry_for;
         Ok(Client::new(config)?)
     }
 
@@ -273,7 +279,12 @@ write_timeout_ms = 8000
     /// If the PKI files cannot be read.
     pub fn client(&self, id: u64, timeout: Duration) -> Result<Client> {
         let node = self.node(id)?;
-        self.client_to(format!("https://{}", node.client_proxy.addr()), timeout)
+        // Each attempt is recorded on its own: the SDK must not retry behind the history's back.
+        self.client_to(
+            format!("https://{}", node.client_proxy.addr()),
+            timeout,
+            Duration::ZERO,
+        )
     }
 
     /// An operator client for node `id`, straight to its API port.
@@ -282,7 +293,12 @@ write_timeout_ms = 8000
     /// If the PKI files cannot be read.
     pub fn admin(&self, id: u64) -> Result<Client> {
         let node = self.node(id)?;
-        self.client_to(format!("https://{}", node.api), Duration::from_secs(10))
+        // Operator calls wait out elections and lease gaps, like a patient operator.
+        self.client_to(
+            format!("https://{}", node.api),
+            Duration::from_secs(10),
+            Duration::from_secs(60),
+        )
     }
 
     async fn wait_for_voters(&self) -> Result<()> {

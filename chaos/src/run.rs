@@ -133,13 +133,25 @@ pub async fn run(config: RunConfig) -> Result<Outcome> {
         Duration::from_millis(300),
     ));
     let started = Instant::now();
-    crate::nemesis::run(
+    let nemesis = crate::nemesis::run(
         Arc::clone(&cluster),
         plan.clone(),
         recorder.clone(),
         nemesis_admins,
     )
-    .await?;
+    .await;
+    if let Err(e) = nemesis {
+        // The cluster could not be brought back from a fault: keep what happened for a person
+        // to look at, then report the failure.
+        stop_tx.send_replace(true);
+        let records = recorder.snapshot();
+        write_records(&config.out, &records, &FinalState::default())?;
+        copy_logs(&*cluster.lock().await, &config.out)?;
+        return Err(e.context(format!(
+            "a fault could not be undone; history and node logs are in {}",
+            config.out.display()
+        )));
+    }
     tokio::time::sleep(config.duration.saturating_sub(started.elapsed())).await;
     stop_tx.send_replace(true);
     for worker in workers {
@@ -288,20 +300,28 @@ async fn collect_final_state(records: &Records, admins: &[(u64, Client)]) -> Res
     names.dedup();
     let mut state = FinalState::default();
     for (id, admin) in admins {
-        let mut keys = BTreeMap::new();
-        for name in &names {
-            if let Ok(key) = admin.describe_key_linearizable(name).await {
-                keys.insert(
-                    name.clone(),
+        // One linearizable read makes the node apply everything committed so far; the
+        // listing that follows is then current.
+        if let Some(name) = names.first() {
+            let _ = admin.describe_key_linearizable(name).await;
+        }
+        let keys = admin
+            .list_keys()
+            .await?
+            .into_iter()
+            .map(|key| {
+                let versions = u32::try_from(key.versions.len()).unwrap_or(u32::MAX);
+                (
+                    key.name,
                     FinalKey {
                         key_id: key.key_id,
                         state: key.state,
                         primary_version: key.primary_version,
-                        versions: u32::try_from(key.versions.len()).unwrap_or(u32::MAX),
+                        versions,
                     },
-                );
-            }
-        }
+                )
+            })
+            .collect();
         state.keys.insert(*id, keys);
     }
     if let Some((_, admin)) = admins.first() {
@@ -363,7 +383,7 @@ async fn collect_final_state(records: &Records, admins: &[(u64, Client)]) -> Res
     loop {
         let mut digests = BTreeMap::new();
         for (id, admin) in admins {
-            if let Ok(status) = admin.status().await {
+            if let Ok(status) = admin.status_with_digest().await {
                 digests.insert(*id, (status.applied_index, status.state_digest));
             }
         }

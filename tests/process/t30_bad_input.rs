@@ -36,7 +36,10 @@ async fn refused(endpoint: &str, tls: ClientTlsConfig) -> String {
         Ok(channel) => channel,
         Err(e) => return format!("{e:?}"),
     };
-    match SystemClient::new(channel).status(StatusRequest {}).await {
+    match SystemClient::new(channel)
+        .status(StatusRequest::default())
+        .await
+    {
         Ok(_) => panic!("{endpoint} served a client it must refuse"),
         Err(status) => format!("{status:?}"),
     }

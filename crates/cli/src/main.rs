@@ -72,7 +72,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    let result = runtime.block_on(dispatch(cli.command));
+    // A blocking read of stdin (`server --stop-on-stdin-eof`) never finishes on its own; do not
+    // let it hold the process once the work is done.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             failure.report(format);

@@ -39,6 +39,10 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Bound on one call to one node.
     pub request_timeout: Duration,
+    /// How long a cluster-wide call keeps retrying, with backoff, while every node answers
+    /// `UNAVAILABLE` (an election, a node without its lease). Zero: one pass over the
+    /// endpoints.
+    pub retry_for: Duration,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -79,6 +83,7 @@ impl ClientConfig {
             key_pem: Zeroizing::new(read(key)?),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
+            retry_for: Duration::from_secs(5),
         })
     }
 }
@@ -97,6 +102,7 @@ pub struct Client {
     nodes: Vec<Node>,
     preferred: AtomicUsize,
     request_timeout: Duration,
+    retry_for: Duration,
 }
 
 impl Client {
@@ -142,6 +148,7 @@ impl Client {
             nodes,
             preferred: AtomicUsize::new(0),
             request_timeout: config.request_timeout,
+            retry_for: config.retry_for,
         })
     }
 
@@ -172,6 +179,27 @@ impl Client {
     /// before, and clone it per attempt, so that every attempt carries the same request id and
     /// the cluster applies the write at most once.
     async fn with_failover<T, F, Fut>(&self, call: F) -> Result<T, Error>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let deadline = std::time::Instant::now() + self.retry_for;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.failover_pass(&call).await {
+                Err(error) if error.is_failover() && std::time::Instant::now() < deadline => {
+                    // Every node refused for now (no leader, no lease, unreachable): writes
+                    // carry their request id, so trying again is safe.
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One pass over the endpoints, starting with the last one that answered.
+    async fn failover_pass<T, F, Fut>(&self, call: &F) -> Result<T, Error>
     where
         F: Fn(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -244,7 +272,20 @@ impl Client {
     /// # Errors
     /// [`Error`] from the first endpoint.
     pub async fn status(&self) -> Result<pb::StatusResponse, Error> {
-        let req = self.request(pb::StatusRequest {});
+        self.status_request(false).await
+    }
+
+    /// This node's status including the digest of its applied state (a full encoding of the
+    /// state on the node: for comparing replicas, not for polling).
+    ///
+    /// # Errors
+    /// [`Error`] from the first endpoint.
+    pub async fn status_with_digest(&self) -> Result<pb::StatusResponse, Error> {
+        self.status_request(true).await
+    }
+
+    async fn status_request(&self, with_state_digest: bool) -> Result<pb::StatusResponse, Error> {
+        let req = self.request(pb::StatusRequest { with_state_digest });
         self.on_first(|c| async move { SystemClient::new(c).status(req).await })
             .await
     }

@@ -340,13 +340,15 @@ impl TestCluster {
     /// A client with the certificate `pki/<identity>.pem` for `endpoints`.
     pub fn client_with_cert(&self, endpoints: Vec<String>, identity: &str) -> Client {
         let pki = self.pki();
-        let config = ClientConfig::from_files(
+        let mut config = ClientConfig::from_files(
             endpoints,
             &pki.join("ca.pem"),
             &pki.join(format!("{identity}.pem")),
             &pki.join(format!("{identity}-key.pem")),
         )
         .expect("client config");
+        // Tests poll with their own bounded waits and assert exact errors: one pass only.
+        config.retry_for = Duration::ZERO;
         Client::new(config).expect("client")
     }
 

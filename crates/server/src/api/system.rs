@@ -131,7 +131,7 @@ impl SystemService {
         })
     }
 
-    fn status(&self) -> pb::StatusResponse {
+    fn status(&self, with_state_digest: bool) -> pb::StatusResponse {
         let raft = self.node.raft();
         let metrics = raft.metrics();
         // Index and digest are read under one lock, so they describe the same state.
@@ -142,7 +142,11 @@ impl SystemService {
                 config.is_some(),
                 config.map_or(0, |c| u32::from(c.threshold)),
                 applied.last_applied.map_or(0, |l| l.index),
-                applied.state.digest().map(hex_digest).unwrap_or_default(),
+                if with_state_digest {
+                    applied.state.digest().map(hex_digest).unwrap_or_default()
+                } else {
+                    String::new()
+                },
             )
         };
         let membership = metrics.membership_config.membership();
@@ -230,8 +234,10 @@ impl System for SystemService {
 
     async fn status(
         &self,
-        _request: GrpcRequest<pb::StatusRequest>,
+        request: GrpcRequest<pb::StatusRequest>,
     ) -> Result<GrpcResponse<pb::StatusResponse>, Status> {
-        Ok(GrpcResponse::new(self.status()))
+        Ok(GrpcResponse::new(
+            self.status(request.get_ref().with_state_digest),
+        ))
     }
 }
