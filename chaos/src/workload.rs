@@ -148,6 +148,21 @@ fn key_value(key: &tessera_client::proto::Key) -> OkValue {
     }
 }
 
+/// Sends a rotate, disable or enable.
+async fn key_write(client: &Client, op: &Op) -> Result<OkValue, tessera_client::Error> {
+    let key = match op {
+        Op::RotateKey { name, request_id } => client.rotate_key_with_id(name, request_id).await,
+        Op::DisableKey { name, request_id } => client.disable_key_with_id(name, request_id).await,
+        Op::EnableKey { name, request_id } => client.enable_key_with_id(name, request_id).await,
+        _ => {
+            return Err(tessera_client::Error::Config {
+                reason: "not a key state write".into(),
+            })
+        }
+    };
+    key.map(|k| key_value(&k))
+}
+
 /// Creates a key under a fixed request id, retrying while the outcome is unknown. Returns
 /// whether the key certainly exists.
 pub async fn create_key(
@@ -241,44 +256,14 @@ impl Worker {
                         pools.add_key(fresh);
                     }
                 }
-                4..=9 => {
-                    let op = Op::RotateKey {
-                        name: name.clone(),
-                        request_id: request_id.clone(),
+                4..=13 => {
+                    let (name, request_id) = (name.clone(), request_id.clone());
+                    let op = match roll {
+                        4..=9 => Op::RotateKey { name, request_id },
+                        10..=11 => Op::DisableKey { name, request_id },
+                        _ => Op::EnableKey { name, request_id },
                     };
-                    record(&recorder, p, *node, op, || async {
-                        client
-                            .rotate_key_with_id(&name, &request_id)
-                            .await
-                            .map(|k| key_value(&k))
-                    })
-                    .await;
-                }
-                10..=11 => {
-                    let op = Op::DisableKey {
-                        name: name.clone(),
-                        request_id: request_id.clone(),
-                    };
-                    record(&recorder, p, *node, op, || async {
-                        client
-                            .disable_key_with_id(&name, &request_id)
-                            .await
-                            .map(|k| key_value(&k))
-                    })
-                    .await;
-                }
-                12..=13 => {
-                    let op = Op::EnableKey {
-                        name: name.clone(),
-                        request_id: request_id.clone(),
-                    };
-                    record(&recorder, p, *node, op, || async {
-                        client
-                            .enable_key_with_id(&name, &request_id)
-                            .await
-                            .map(|k| key_value(&k))
-                    })
-                    .await;
+                    record(&recorder, p, *node, op.clone(), || key_write(client, &op)).await;
                 }
                 14..=53 => {
                     let plaintext = B64.encode(rng.random::<[u8; 16]>());

@@ -1,7 +1,9 @@
 //! Compiles `proto/` with protox (pure Rust), so no system `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time, not with `env!`: a build-script binary cached in a shared
+    // target directory may have been compiled for a checkout at another path.
+    let root = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = [
         "tessera/v1/system.proto",
         "tessera/v1/keys.proto",

@@ -14,11 +14,9 @@
 //! Random 96-bit nonces are safe for up to about 2^32 seals per key; the
 //! keyring is rotated (see [`crate::keyring`]) long before that.
 
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::Aes256Gcm;
 use rand_core::CryptoRng;
-use zeroize::{Zeroize, Zeroizing};
 
+use crate::gcm::{self, NONCE_LEN, TAG_LEN};
 use crate::{Error, SecretBytes, SecretKey256};
 
 /// Version byte of the only barrier blob layout so far.
@@ -30,8 +28,6 @@ pub const BARRIER_BLOB_V1: u8 = 0x01;
 pub const MAX_SEAL_INPUT_BYTES: usize = 1 << 30;
 
 const HEADER_LEN: usize = 5;
-const NONCE_LEN: usize = 12;
-const TAG_LEN: usize = 16;
 const OVERHEAD: usize = HEADER_LEN + NONCE_LEN + TAG_LEN;
 
 /// The parts of a structurally valid blob, borrowed from it.
@@ -116,25 +112,15 @@ pub fn seal(
     let body_start = blob.len();
     blob.extend_from_slice(plaintext);
 
-    let cipher = Aes256Gcm::new(key.as_bytes().into());
-    let sealed = blob.get_mut(body_start..).map(|body| {
-        cipher.encrypt_inout_detached((&nonce).into(), &gcm_aad(&header, aad), body.into())
-    });
-    match sealed {
-        Some(Ok(tag)) => {
-            blob.extend_from_slice(&tag);
-            Ok(blob)
+    // AES-GCM only refuses inputs over its size limits, which the checks
+    // above already exclude.
+    gcm::seal_tail(key, &nonce, &gcm_aad(&header, aad), &mut blob, body_start).map_err(|_| {
+        Error::PlaintextTooLarge {
+            len: plaintext.len(),
+            max: MAX_SEAL_INPUT_BYTES,
         }
-        // AES-GCM only refuses inputs over its size limits, which the
-        // checks above already exclude. Wipe the plaintext copy regardless.
-        _ => {
-            blob.zeroize();
-            Err(Error::PlaintextTooLarge {
-                len: plaintext.len(),
-                max: MAX_SEAL_INPUT_BYTES,
-            })
-        }
-    }
+    })?;
+    Ok(blob)
 }
 
 /// Opens a blob made by [`seal`] with the same `key` and `aad`.
@@ -144,17 +130,14 @@ pub fn seal(
 /// opaque [`Error::Unseal`] for a wrong key, wrong AAD or any tampering.
 pub fn open(key: &SecretKey256, aad: &[u8], blob: &[u8]) -> Result<SecretBytes, Error> {
     let parts = parse(blob)?;
-    let cipher = Aes256Gcm::new(key.as_bytes().into());
-    let mut buffer = Zeroizing::new(parts.ciphertext.to_vec());
-    cipher
-        .decrypt_inout_detached(
-            parts.nonce.into(),
-            &gcm_aad(parts.header, aad),
-            buffer.as_mut_slice().into(),
-            parts.tag.into(),
-        )
-        .map_err(|_| Error::Unseal)?;
-    Ok(SecretBytes::new(core::mem::take(&mut *buffer)))
+    gcm::open_detached(
+        key,
+        parts.nonce,
+        &gcm_aad(parts.header, aad),
+        parts.ciphertext,
+        parts.tag,
+    )
+    .map_err(|_| Error::Unseal)
 }
 
 /// Reads the keyring term a blob was sealed under, so the opener can pick

@@ -16,11 +16,9 @@
 //! ciphertext) followed by the encryption context's canonical bytes, so
 //! neither the header nor the context can be changed.
 
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::Aes256Gcm;
 use rand_core::CryptoRng;
-use zeroize::{Zeroize, Zeroizing};
 
+use crate::gcm::{self, NONCE_LEN, TAG_LEN};
 use crate::{kdf, EncryptionContext, Error, SecretBytes, SecretKey256};
 
 /// Version byte of the only ciphertext layout so far.
@@ -35,8 +33,6 @@ pub const MAX_KEY_ID_LEN: usize = 64;
 
 const INFO_LABEL: &[u8] = b"tessera/v1/encrypt";
 const SALT_LEN: usize = 32;
-const NONCE_LEN: usize = 12;
-const TAG_LEN: usize = 16;
 
 /// What a ciphertext says about the key that decrypts it. Read it with
 /// [`parse_header`] to find the key before calling [`decrypt`]; it is not
@@ -188,25 +184,15 @@ pub fn encrypt(
     let aad = gcm_aad(&out, context);
     out.extend_from_slice(plaintext);
 
-    let cipher = Aes256Gcm::new(message_key.as_bytes().into());
-    let sealed = out
-        .get_mut(header_len..)
-        .map(|body| cipher.encrypt_inout_detached((&nonce).into(), &aad, body.into()));
-    match sealed {
-        Some(Ok(tag)) => {
-            out.extend_from_slice(&tag);
-            Ok(out)
+    // AES-GCM only refuses inputs over its size limits, far above the
+    // limits checked above.
+    gcm::seal_tail(&message_key, &nonce, &aad, &mut out, header_len).map_err(|_| {
+        Error::PlaintextTooLarge {
+            len: plaintext.len(),
+            max: MAX_PLAINTEXT_BYTES,
         }
-        // AES-GCM only refuses inputs over its size limits, far above the
-        // limits checked above. Wipe the plaintext copy regardless.
-        _ => {
-            out.zeroize();
-            Err(Error::PlaintextTooLarge {
-                len: plaintext.len(),
-                max: MAX_PLAINTEXT_BYTES,
-            })
-        }
-    }
+    })?;
+    Ok(out)
 }
 
 /// Decrypts a ciphertext made by [`encrypt`] with the key version its
@@ -223,22 +209,21 @@ pub fn decrypt(
     let parsed = parse(ciphertext)?;
     context.validate()?;
     let message_key = message_key(version_key, parsed.key_id, parsed.version, parsed.salt)?;
-    let cipher = Aes256Gcm::new(message_key.as_bytes().into());
-    let mut buffer = Zeroizing::new(parsed.body.to_vec());
-    cipher
-        .decrypt_inout_detached(
-            parsed.nonce.into(),
-            &gcm_aad(parsed.header, context),
-            buffer.as_mut_slice().into(),
-            parsed.tag.into(),
-        )
-        .map_err(|_| Error::Decrypt)?;
-    Ok(SecretBytes::new(core::mem::take(&mut *buffer)))
+    gcm::open_detached(
+        &message_key,
+        parsed.nonce,
+        &gcm_aad(parsed.header, context),
+        parsed.body,
+        parsed.tag,
+    )
+    .map_err(|_| Error::Decrypt)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aes_gcm::aead::KeyInit;
+    use aes_gcm::Aes256Gcm;
     use proptest::prelude::*;
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;

@@ -48,6 +48,7 @@ pub mod barrier;
 pub mod ciphertext;
 pub mod context;
 mod error;
+mod gcm;
 pub mod kdf;
 pub mod keypair;
 pub mod keyring;

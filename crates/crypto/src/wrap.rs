@@ -32,14 +32,12 @@
 //! There is no sender authentication (as in every ECIES): anyone with the
 //! public key can wrap. Callers authorize imports by other means.
 
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::Aes256Gcm;
 use rand_core::CryptoRng;
 use spki::der::Decode;
 use spki::{ObjectIdentifier, SubjectPublicKeyInfoRef};
 use x25519_dalek::{EphemeralSecret, PublicKey, StaticSecret};
-use zeroize::{Zeroize, Zeroizing};
 
+use crate::gcm::{self, NONCE_LEN, TAG_LEN};
 use crate::secret::KEY_LEN;
 use crate::{kdf, pem, Error, SecretBytes, SecretKey256};
 
@@ -57,8 +55,6 @@ pub const X25519_KEY_LEN: usize = 32;
 const ID_X25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.110");
 
 const INFO: &[u8] = b"tessera/v1/wrap";
-const NONCE_LEN: usize = 12;
-const TAG_LEN: usize = 16;
 const HEADER_LEN: usize = 1 + X25519_KEY_LEN + NONCE_LEN;
 
 /// DER prefix of an X25519 SubjectPublicKeyInfo: `SEQUENCE { SEQUENCE {
@@ -190,25 +186,15 @@ pub fn wrap(
     let aad = gcm_aad(&blob, aad);
     blob.extend_from_slice(plaintext);
 
-    let cipher = Aes256Gcm::new(key.as_bytes().into());
-    let sealed = blob
-        .get_mut(HEADER_LEN..)
-        .map(|body| cipher.encrypt_inout_detached((&nonce).into(), &aad, body.into()));
-    match sealed {
-        Some(Ok(tag)) => {
-            blob.extend_from_slice(&tag);
-            Ok(blob)
+    // AES-GCM only refuses inputs over its size limits, far above the
+    // limits checked above.
+    gcm::seal_tail(&key, &nonce, &aad, &mut blob, HEADER_LEN).map_err(|_| {
+        Error::PlaintextTooLarge {
+            len: plaintext.len(),
+            max: MAX_WRAP_INPUT_BYTES,
         }
-        // AES-GCM only refuses inputs over its size limits, far above the
-        // limits checked above. Wipe the plaintext copy regardless.
-        _ => {
-            blob.zeroize();
-            Err(Error::PlaintextTooLarge {
-                len: plaintext.len(),
-                max: MAX_WRAP_INPUT_BYTES,
-            })
-        }
-    }
+    })?;
+    Ok(blob)
 }
 
 /// Unwraps a blob made by [`wrap`] for the public key of
@@ -249,17 +235,8 @@ pub fn unwrap(
         return Err(Error::Decrypt);
     }
     let key = wrapping_key(shared.as_bytes(), ephemeral_public, &recipient_public)?;
-    let cipher = Aes256Gcm::new(key.as_bytes().into());
-    let mut buffer = Zeroizing::new(ciphertext.to_vec());
-    cipher
-        .decrypt_inout_detached(
-            nonce.into(),
-            &gcm_aad(header, aad),
-            buffer.as_mut_slice().into(),
-            tag.into(),
-        )
-        .map_err(|_| Error::Decrypt)?;
-    Ok(SecretBytes::new(core::mem::take(&mut *buffer)))
+    gcm::open_detached(&key, nonce, &gcm_aad(header, aad), ciphertext, tag)
+        .map_err(|_| Error::Decrypt)
 }
 
 // `KEY_LEN` and `X25519_KEY_LEN` name the same size from two angles: a
@@ -269,6 +246,8 @@ const _: () = assert!(KEY_LEN == X25519_KEY_LEN);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aes_gcm::aead::KeyInit;
+    use aes_gcm::Aes256Gcm;
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
 

@@ -246,6 +246,20 @@ impl KeysService {
         .await
     }
 
+    /// A write whose command needs nothing but the key's id (enable, disable, cancel).
+    async fn state_change(
+        &self,
+        method: &'static str,
+        request: GrpcRequest<pb::KeyWriteRequest>,
+        make: impl FnOnce(KeyId) -> Command,
+    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
+        let req = request.into_inner();
+        let response = self
+            .key_write(method, &req, &req.key, |k| Ok(make(k.key_id.clone())))
+            .await?;
+        Ok(GrpcResponse::new(response))
+    }
+
     async fn version_write(
         &self,
         method: &'static str,
@@ -589,30 +603,20 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::KeyWriteRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let req = request.into_inner();
-        let response = self
-            .key_write("Keys/EnableKey", &req, &req.key, |k| {
-                Ok(Command::EnableKey {
-                    key_id: k.key_id.clone(),
-                })
-            })
-            .await?;
-        Ok(GrpcResponse::new(response))
+        self.state_change("Keys/EnableKey", request, |key_id| Command::EnableKey {
+            key_id,
+        })
+        .await
     }
 
     async fn disable_key(
         &self,
         request: GrpcRequest<pb::KeyWriteRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let req = request.into_inner();
-        let response = self
-            .key_write("Keys/DisableKey", &req, &req.key, |k| {
-                Ok(Command::DisableKey {
-                    key_id: k.key_id.clone(),
-                })
-            })
-            .await?;
-        Ok(GrpcResponse::new(response))
+        self.state_change("Keys/DisableKey", request, |key_id| Command::DisableKey {
+            key_id,
+        })
+        .await
     }
 
     async fn schedule_key_deletion(
@@ -628,15 +632,10 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::KeyWriteRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let req = request.into_inner();
-        let response = self
-            .key_write("Keys/CancelKeyDeletion", &req, &req.key, |k| {
-                Ok(Command::CancelKeyDeletion {
-                    key_id: k.key_id.clone(),
-                })
-            })
-            .await?;
-        Ok(GrpcResponse::new(response))
+        self.state_change("Keys/CancelKeyDeletion", request, |key_id| {
+            Command::CancelKeyDeletion { key_id }
+        })
+        .await
     }
 
     async fn set_min_decryption_version(

@@ -28,7 +28,47 @@ fn new_version(version: u32, sealed_material: &[u8], at_ms: u64) -> KeyVersionRe
     }
 }
 
+/// Checks that `key` takes imported material now: origin `EXTERNAL`, enabled or waiting for
+/// its first material.
+fn check_importable(key: &KeyRecord, operation: &str) -> Result<(), ApplyError> {
+    if key.origin != KeyOrigin::External {
+        return Err(ApplyError::WrongOrigin {
+            key_id: key.key_id.clone(),
+            origin: key.origin,
+            reason: "only keys created with origin EXTERNAL accept imported material".into(),
+        });
+    }
+    if !matches!(key.state, KeyState::Enabled | KeyState::PendingImport) {
+        return Err(invalid_state(key, operation));
+    }
+    Ok(())
+}
+
 /// Checks that `version` is the next version of `key`.
+/// The version a state change applies to, which must exist and must not be
+/// destroyed: a destroyed version has no material left to re-enable or
+/// destroy again.
+fn live_version_mut<'a>(
+    key: &'a mut KeyRecord,
+    key_id: &KeyId,
+    version: u32,
+) -> Result<&'a mut KeyVersionRecord, ApplyError> {
+    let stored = key
+        .versions
+        .get_mut(&version)
+        .ok_or_else(|| ApplyError::VersionNotFound {
+            key_id: key_id.clone(),
+            version,
+        })?;
+    if stored.state == VersionState::Destroyed {
+        return Err(ApplyError::VersionDestroyed {
+            key_id: key_id.clone(),
+            version,
+        });
+    }
+    Ok(stored)
+}
+
 fn check_next_version(key: &KeyRecord, version: u32) -> Result<(), ApplyError> {
     let latest = key.latest_version();
     if latest.checked_add(1) == Some(version) {
@@ -274,19 +314,7 @@ impl State {
     ) -> Result<Response, ApplyError> {
         self.update_key(key_id, |key| {
             let primary = key.primary_version;
-            let stored =
-                key.versions
-                    .get_mut(&version)
-                    .ok_or_else(|| ApplyError::VersionNotFound {
-                        key_id: key_id.clone(),
-                        version,
-                    })?;
-            if stored.state == VersionState::Destroyed {
-                return Err(ApplyError::VersionDestroyed {
-                    key_id: key_id.clone(),
-                    version,
-                });
-            }
+            let stored = live_version_mut(key, key_id, version)?;
             if !enabled && version == primary {
                 return Err(ApplyError::PrimaryVersion {
                     key_id: key_id.clone(),
@@ -317,19 +345,7 @@ impl State {
                     operation: "destroyed".into(),
                 });
             }
-            let stored =
-                key.versions
-                    .get_mut(&version)
-                    .ok_or_else(|| ApplyError::VersionNotFound {
-                        key_id: key_id.clone(),
-                        version,
-                    })?;
-            if stored.state == VersionState::Destroyed {
-                return Err(ApplyError::VersionDestroyed {
-                    key_id: key_id.clone(),
-                    version,
-                });
-            }
+            let stored = live_version_mut(key, key_id, version)?;
             stored.state = VersionState::Destroyed;
             stored.sealed_material = None;
             stored.destroyed_at_ms = Some(at_ms);
@@ -381,17 +397,7 @@ impl State {
         token: &ImportToken,
     ) -> Result<Response, ApplyError> {
         self.update_key(key_id, |key| {
-            if key.origin != KeyOrigin::External {
-                return Err(ApplyError::WrongOrigin {
-                    key_id: key_id.clone(),
-                    origin: key.origin,
-                    reason: "only keys created with origin EXTERNAL accept imported material"
-                        .into(),
-                });
-            }
-            if !matches!(key.state, KeyState::Enabled | KeyState::PendingImport) {
-                return Err(invalid_state(key, "given import parameters"));
-            }
+            check_importable(key, "given import parameters")?;
             key.import_token = Some(token.clone());
             Ok(())
         })?;
@@ -412,17 +418,7 @@ impl State {
         at_ms: u64,
     ) -> Result<Response, ApplyError> {
         self.update_key(key_id, |key| {
-            if key.origin != KeyOrigin::External {
-                return Err(ApplyError::WrongOrigin {
-                    key_id: key_id.clone(),
-                    origin: key.origin,
-                    reason: "only keys created with origin EXTERNAL accept imported material"
-                        .into(),
-                });
-            }
-            if !matches!(key.state, KeyState::Enabled | KeyState::PendingImport) {
-                return Err(invalid_state(key, "given imported material"));
-            }
+            check_importable(key, "given imported material")?;
             let token = key
                 .import_token
                 .as_ref()

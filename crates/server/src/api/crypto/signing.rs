@@ -89,20 +89,32 @@ fn check_message(message: &[u8], max: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `version`, or the primary version when it is 0.
-fn version_or_primary(record: &KeyRecord, version: u32) -> u32 {
-    if version == 0 {
-        record.primary_version
-    } else {
-        version
-    }
-}
-
 fn crypto_input_error(field: &'static str, e: tessera_crypto::Error) -> ApiError {
     ApiError::invalid(field, e)
 }
 
 impl CryptoService {
+    /// The version a verify-style request names (0: the primary) with its material: the key's
+    /// state is checked first, a version missing here is confirmed with the leader.
+    async fn requested_version(
+        &self,
+        record: KeyRecord,
+        version: u32,
+    ) -> Result<(KeyRecord, u32, tessera_crypto::SecretBytes), ApiError> {
+        record.check_usable()?;
+        let version = if version == 0 {
+            record.primary_version
+        } else {
+            version
+        };
+        let record = self
+            .node
+            .resolve_key_version(record.key_id.as_str(), version)
+            .await?;
+        let (version, material) = self.readable_material(&record, version)?;
+        Ok((record, version, material))
+    }
+
     pub(super) async fn sign(&self, req: pb::SignRequest) -> Result<pb::SignResponse, ApiError> {
         check_message(&req.message, MAX_SIGN_MESSAGE_BYTES)?;
         let message_type = message_type(&req.message_type)?;
@@ -138,13 +150,7 @@ impl CryptoService {
             .key_for(&req.key, KeyUsage::SignVerify, "verify")
             .await?;
         let algorithm = signing_algorithm(&record, &req.algorithm)?;
-        record.check_usable()?;
-        let version = version_or_primary(&record, req.version);
-        let record = self
-            .node
-            .resolve_key_version(record.key_id.as_str(), version)
-            .await?;
-        let (version, material) = self.readable_material(&record, version)?;
+        let (record, version, material) = self.requested_version(record, req.version).await?;
         let public_key = sign::public_key_der(record.spec, material.as_slice())
             .map_err(|_| ApiError::Internal("public key derivation failed"))?;
         let valid = sign::verify(
@@ -176,13 +182,7 @@ impl CryptoService {
         let record = self
             .key_for(&req.key, KeyUsage::SignVerify, "have a public key")
             .await?;
-        record.check_usable()?;
-        let version = version_or_primary(&record, req.version);
-        let record = self
-            .node
-            .resolve_key_version(record.key_id.as_str(), version)
-            .await?;
-        let (version, material) = self.readable_material(&record, version)?;
+        let (record, version, material) = self.requested_version(record, req.version).await?;
         let public_key = sign::public_key_der(record.spec, material.as_slice())
             .map_err(|_| ApiError::Internal("public key derivation failed"))?;
         let public_key_pem = sign::public_key_pem(record.spec, material.as_slice())
@@ -234,13 +234,7 @@ impl CryptoService {
             .key_for(&req.key, KeyUsage::GenerateVerifyMac, "verify MACs")
             .await?;
         mac_algorithm(&record, &req.algorithm)?;
-        record.check_usable()?;
-        let version = version_or_primary(&record, req.version);
-        let record = self
-            .node
-            .resolve_key_version(record.key_id.as_str(), version)
-            .await?;
-        let (version, material) = self.readable_material(&record, version)?;
+        let (record, version, material) = self.requested_version(record, req.version).await?;
         let valid = mac::verify_mac(record.spec, material.as_slice(), &req.message, &req.mac)
             .map_err(|e| crypto_input_error("message", e))?;
         Ok(pb::VerifyMacResponse {
