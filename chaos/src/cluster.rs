@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use tessera_client::{Client, ClientConfig};
+use tessera_testkit::disk::{self, Tmpfs};
 use tessera_testkit::process::{tail, NodeProcess};
 
 use crate::proxy::{LinkFault, Proxy};
@@ -37,6 +38,8 @@ pub struct ClusterSpec {
     pub lease_ms: u64,
     /// Deliberate bugs to switch on (`[faults]` keys of a fault-injection build).
     pub inject: Vec<String>,
+    /// If set, each node's data directory is a tmpfs of this many MiB (for disk faults).
+    pub data_quota_mib: Option<u64>,
 }
 
 /// One node.
@@ -52,6 +55,8 @@ pub struct ChaosNode {
     /// The proxy clients use to reach it.
     pub client_proxy: Proxy,
     process: Option<NodeProcess>,
+    /// Declared after `process`, so the node is stopped before its data is unmounted.
+    data_mount: Option<Tmpfs>,
 }
 
 impl ChaosNode {
@@ -193,6 +198,13 @@ write_timeout_ms = 8000
         std::fs::create_dir_all(&dir)?;
         let config = dir.join("config.toml");
         std::fs::write(&config, self.config_text(id, "127.0.0.1:0", "127.0.0.1:0"))?;
+        let data_mount = match self.spec.data_quota_mib {
+            Some(mib) => Some(Tmpfs::mount(&dir.join("data"), mib).context(
+                "the disk fault puts each node's data on a tmpfs of its own: run as root or \
+                 leave `disk` out of --faults",
+            )?),
+            None => None,
+        };
         let process = NodeProcess::spawn(&self.spec.binary, &config, &dir.join("server.log"));
         let published = dir.join("data").join("addresses.json");
         let deadline = std::time::Instant::now() + WAIT;
@@ -236,6 +248,7 @@ write_timeout_ms = 8000
             cluster,
             client_proxy,
             process: Some(process),
+            data_mount,
         });
         Ok(())
     }
@@ -377,6 +390,47 @@ write_timeout_ms = 8000
             node.process = Some(NodeProcess::spawn(&binary, &node.config(), &node.log()));
         }
         Ok(())
+    }
+
+    fn data_mount(&self, id: u64) -> Result<PathBuf> {
+        Ok(self
+            .node(id)?
+            .data_mount
+            .as_ref()
+            .with_context(|| format!("node {id}'s data is not on a tmpfs of its own"))?
+            .path()
+            .to_path_buf())
+    }
+
+    /// Fills node `id`'s data filesystem until writes fail; returns the bytes it took.
+    ///
+    /// # Errors
+    /// If the node's data is not on a tmpfs of its own or the ballast cannot be written.
+    pub async fn fill_disk(&self, id: u64) -> Result<u64> {
+        let path = self.data_mount(id)?;
+        // Filling writes hundreds of MiB: keep it off the async workers.
+        tokio::task::spawn_blocking(move || disk::fill(&path)).await?
+    }
+
+    /// Frees node `id`'s data filesystem.
+    ///
+    /// # Errors
+    /// If the node's data is not on a tmpfs of its own or the ballast cannot be removed.
+    pub fn free_disk(&self, id: u64) -> Result<()> {
+        disk::free(&self.data_mount(id)?)
+    }
+
+    /// Whether node `id`'s process has exited on its own (its exit is then collected).
+    ///
+    /// # Errors
+    /// For an unknown node.
+    pub fn has_exited(&mut self, id: u64) -> Result<bool> {
+        let node = self.node_mut(id)?;
+        let exited = node.process.as_mut().is_some_and(NodeProcess::has_exited);
+        if exited {
+            node.process = None;
+        }
+        Ok(exited)
     }
 
     /// Pauses (`true`) or resumes node `id`.

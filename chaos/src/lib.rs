@@ -4,7 +4,7 @@
 //! routes every node-to-node link and every client link through an in-process
 //! [`proxy::Proxy`], drives a recorded workload of concurrent clients, and injects faults
 //! from a seeded schedule: process kills and restarts, pauses (SIGSTOP/SIGCONT), partitions of
-//! any shape (including one-way and bridge), delay and loss. At the end it heals everything,
+//! any shape (including one-way and bridge), delay, loss and full disks. At the end it heals everything,
 //! restarts and unseals every node like an operator would, collects the final state, and runs
 //! the [`invariants`] checkers over the history. The report (text, JSON, SVG timeline) says
 //! what broke and how to reproduce it.

@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Run one seeded scenario and write its report.
     Run(RunArgs),
+    /// Print the fault schedule of a scenario without running it.
+    Plan(Scenario),
     /// Re-run the checkers over the files of an earlier run.
     Check {
         /// The run's report directory.
@@ -28,9 +30,10 @@ enum Command {
     },
 }
 
+/// What fixes a run's fault schedule.
 #[derive(Debug, clap::Args)]
-struct RunArgs {
-    /// Seed of the fault schedule and the workload (default: random, printed).
+struct Scenario {
+    /// Seed of the fault schedule and the workload (`run`: default random, printed).
     #[arg(long)]
     seed: Option<u64>,
     /// Length of the faulty phase, e.g. 60s or 10m.
@@ -39,9 +42,15 @@ struct RunArgs {
     /// Number of nodes (3 or 5 are typical).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
     nodes: u64,
-    /// Faults to inject: kill,pause,partition,delay,drop,rolling or all.
+    /// Faults to inject: kill,pause,partition,delay,drop,rolling,disk or all (disk needs root).
     #[arg(long, default_value = "kill,pause,partition,delay")]
     faults: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    scenario: Scenario,
     /// Concurrent clients.
     #[arg(long, default_value_t = 4)]
     clients: u32,
@@ -99,28 +108,44 @@ fn tessera_binary(given: Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
+fn print_plan(scenario: &Scenario) -> Result<ExitCode> {
+    let seed = scenario.seed.ok_or_else(|| anyhow!("plan needs --seed"))?;
+    let faults = FaultKind::parse_list(&scenario.faults).map_err(|e| anyhow!(e))?;
+    let plan = tessera_chaos::schedule::plan(seed, scenario.nodes, scenario.duration, &faults);
+    for fault in &plan {
+        println!(
+            "{:>7.1}s  for {:>4.1}s  {}",
+            fault.at.as_secs_f64(),
+            fault.duration.as_secs_f64(),
+            fault.action.describe()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn execute(args: RunArgs) -> Result<ExitCode> {
-    let seed = args.seed.unwrap_or_else(|| {
+    let scenario = args.scenario;
+    let seed = scenario.seed.unwrap_or_else(|| {
         // Any value will do: it is printed so the run can be repeated.
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         u64::from(nanos) ^ (u64::from(std::process::id()) << 32)
     });
-    let faults = FaultKind::parse_list(&args.faults).map_err(|e| anyhow!(e))?;
+    let faults = FaultKind::parse_list(&scenario.faults).map_err(|e| anyhow!(e))?;
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from(format!("chaos-report-{seed}")));
     println!(
         "tessera-chaos: seed {seed}, {} nodes, {}, faults {}",
-        args.nodes,
-        humantime::format_duration(args.duration),
-        args.faults
+        scenario.nodes,
+        humantime::format_duration(scenario.duration),
+        scenario.faults
     );
     let config = RunConfig {
         seed,
-        duration: args.duration,
-        nodes: args.nodes,
+        duration: scenario.duration,
+        nodes: scenario.nodes,
         faults,
         clients: args.clients,
         keys: args.keys,
@@ -178,6 +203,7 @@ fn main() -> ExitCode {
     };
     let result = match command {
         Command::Run(args) => runtime.block_on(execute(args)),
+        Command::Plan(scenario) => print_plan(&scenario),
         Command::Check { dir } => tessera_chaos::run::recheck(&dir).map(|verdicts| {
             print_verdicts(&verdicts);
             ExitCode::from(u8::from(!verdicts.iter().all(|v| v.ok)))

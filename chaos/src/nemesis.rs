@@ -125,6 +125,28 @@ pub async fn run(
                 set_links(&*cluster.lock().await, links, LinkFault::Up);
                 recorder.fault(kind, "end", "healed".into(), nodes);
             }
+            Action::DiskFull { target } => {
+                let id = resolve(*target, &admins).await;
+                let filled = cluster.lock().await.fill_disk(id).await?;
+                recorder.fault(
+                    kind,
+                    "start",
+                    format!("fill node {id}'s disk ({} MiB of ballast)", filled >> 20),
+                    vec![id],
+                );
+                tokio::time::sleep(fault.duration).await;
+                let mut c = cluster.lock().await;
+                c.free_disk(id)?;
+                // A node whose storage failed has exited (crash-only): the operator restarts it.
+                let outcome = if c.has_exited(id)? {
+                    c.restart(id)?;
+                    c.unseal(id).await?;
+                    format!("disk freed; node {id} had stopped on its storage error and was restarted and unsealed")
+                } else {
+                    format!("disk freed; node {id} kept running")
+                };
+                recorder.fault(kind, "end", outcome, vec![id]);
+            }
             Action::Rolling => {
                 for (id, admin) in &admins {
                     recorder.fault("restart", "start", format!("restart node {id}"), vec![*id]);

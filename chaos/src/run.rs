@@ -20,6 +20,10 @@ use crate::workload::{self, Pools, Worker};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
+/// Size of each node's data filesystem in runs with disk faults: room for a long run's data,
+/// small enough that filling it is quick.
+const DATA_QUOTA_MIB: u64 = 256;
+
 /// Everything that defines a run.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
@@ -85,6 +89,10 @@ pub async fn run(config: RunConfig) -> Result<Outcome> {
         election_timeout_ms: (1000, 2000),
         lease_ms: config.lease_ms,
         inject: config.inject.clone(),
+        data_quota_mib: config
+            .faults
+            .contains(&FaultKind::Disk)
+            .then_some(DATA_QUOTA_MIB),
     };
     tracing::info!(
         seed = config.seed,

@@ -28,17 +28,21 @@ pub enum FaultKind {
     Drop,
     /// Restart every node in turn (SIGTERM, restart, unseal).
     Rolling,
+    /// Fill a node's data filesystem until writes fail, then free it (needs root: each
+    /// node's data is then on a size-limited tmpfs of its own).
+    Disk,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 7] = [
         Self::Kill,
         Self::Pause,
         Self::Partition,
         Self::Delay,
         Self::Drop,
         Self::Rolling,
+        Self::Disk,
     ];
 
     /// The kind's name on the command line.
@@ -50,6 +54,7 @@ impl FaultKind {
             Self::Delay => "delay",
             Self::Drop => "drop",
             Self::Rolling => "rolling",
+            Self::Disk => "disk",
         }
     }
 
@@ -68,7 +73,7 @@ impl FaultKind {
                     .into_iter()
                     .find(|k| k.name() == name)
                     .ok_or_else(|| {
-                        format!("unknown fault {name:?}: use kill, pause, partition, delay, drop, rolling or all")
+                        format!("unknown fault {name:?}: use kill, pause, partition, delay, drop, rolling, disk or all")
                     })
             })
             .collect()
@@ -133,6 +138,12 @@ pub enum Action {
     },
     /// Restart every node in turn.
     Rolling,
+    /// Fill a node's data filesystem; free it when the fault ends (and restart and unseal the
+    /// node if its storage failure stopped it).
+    DiskFull {
+        /// The node.
+        target: Target,
+    },
 }
 
 impl Action {
@@ -145,6 +156,7 @@ impl Action {
             Self::Delay { .. } => FaultKind::Delay,
             Self::Drop { .. } => FaultKind::Drop,
             Self::Rolling => FaultKind::Rolling,
+            Self::DiskFull { .. } => FaultKind::Disk,
         }
     }
 
@@ -170,6 +182,7 @@ impl Action {
                 probability,
             } => format!("drop p={probability:.2} on {}", links(l)),
             Self::Rolling => "rolling restart of every node".into(),
+            Self::DiskFull { target } => format!("fill the disk of {target}"),
         }
     }
 }
@@ -293,6 +306,9 @@ pub fn plan(seed: u64, nodes: u64, duration: Duration, kinds: &[FaultKind]) -> V
                 probability: rng.random_range(0.02..0.2),
             },
             FaultKind::Rolling => Action::Rolling,
+            FaultKind::Disk => Action::DiskFull {
+                target: target(&mut rng, nodes),
+            },
         };
         out.push(Planned {
             at,
@@ -346,7 +362,7 @@ mod tests {
 
     #[test]
     fn fault_lists_parse() {
-        assert_eq!(FaultKind::parse_list("all").unwrap().len(), 6);
+        assert_eq!(FaultKind::parse_list("all").unwrap().len(), 7);
         assert_eq!(
             FaultKind::parse_list("kill,partition").unwrap(),
             vec![FaultKind::Kill, FaultKind::Partition]

@@ -94,7 +94,7 @@ fn classify(op: &Op, error: &tessera_client::Error) -> EventKind {
     match error {
         tessera_client::Error::Connect { .. } => EventKind::Info,
         e => match (e.tessera_code(), e.code()) {
-            (Some("WRITE_OUTCOME_UNKNOWN"), _) => EventKind::Info,
+            (Some("WRITE_OUTCOME_UNKNOWN" | "RAFT_STOPPED"), _) => EventKind::Info,
             (Some(_), _) => EventKind::Fail,
             (
                 None,

@@ -1,5 +1,5 @@
 //! The chaos harness tears everything down when a run is cancelled (what Ctrl-C does): no node
-//! process, no listening port and no temporary directory survives it.
+//! process, no listening port, no mount and no temporary directory survives it.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -47,12 +47,18 @@ async fn t90_a_cancelled_chaos_run_leaves_no_process_port_or_directory() {
     )
     .await;
     let parent = tempfile::tempdir().unwrap();
+    let mut faults = vec![FaultKind::Partition, FaultKind::Pause];
+    // Where it may mount (as root, in CI), every node's data is on a tmpfs of its own.
+    let disk = tessera_testkit::disk::mounting_allowed();
+    if disk {
+        faults.push(FaultKind::Disk);
+    }
     let report = tempfile::tempdir().unwrap();
     let config = RunConfig {
         seed: 5,
         duration: Duration::from_secs(120),
         nodes: 3,
-        faults: vec![FaultKind::Partition, FaultKind::Pause],
+        faults,
         clients: 2,
         keys: 2,
         binary: PathBuf::from(tessera()),
@@ -83,6 +89,12 @@ async fn t90_a_cancelled_chaos_run_leaves_no_process_port_or_directory() {
         },
     )
     .await;
+    let mounts_seen_during_run = std::fs::read_to_string("/proc/self/mounts")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(parent_path.to_string_lossy().as_ref()))
+        .count()
+        == 3;
     // Let the workload and the first faults run a little, then cancel like Ctrl-C does.
     tokio::time::sleep(Duration::from_secs(6)).await;
     running.abort();
@@ -104,6 +116,19 @@ async fn t90_a_cancelled_chaos_run_leaves_no_process_port_or_directory() {
         assert!(
             std::net::TcpStream::connect(&api).is_err(),
             "{api} still accepts connections"
+        );
+    }
+    let parent_name = parent.path().to_string_lossy().into_owned();
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let mounted: Vec<&str> = mounts
+        .lines()
+        .filter(|l| l.contains(parent_name.as_str()))
+        .collect();
+    assert!(mounted.is_empty(), "mounts left behind: {mounted:?}");
+    if disk {
+        assert!(
+            mounts_seen_during_run,
+            "the data directories were on their own tmpfs"
         );
     }
     let left: Vec<_> = std::fs::read_dir(parent.path()).unwrap().collect();

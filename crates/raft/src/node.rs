@@ -120,8 +120,9 @@ pub enum ProposeError {
     /// application writes).
     #[error("Raft refused the write: {0}")]
     Refused(String),
-    /// The Raft core stopped.
-    #[error("the Raft core has stopped: {0}")]
+    /// The Raft core stopped (for example on a storage failure). A write in flight may or
+    /// may not be applied: its entry may have been replicated before the core stopped.
+    #[error("the Raft core of this node has stopped ({0}); a write's outcome is unknown — retry with the same request id on another node")]
     Fatal(String),
 }
 
@@ -274,6 +275,23 @@ impl RaftNode {
     /// The latest Raft metrics.
     pub fn metrics(&self) -> RaftMetrics {
         self.raft.metrics().borrow().clone()
+    }
+
+    /// Resolves when the Raft core stops on its own (a storage write failed, a disk is full,
+    /// a task panicked), with the reason. A node whose core stopped can no longer vote, apply
+    /// or serve; the process should exit so that a supervisor restarts it on its data
+    /// directory, which recovers from the durable log.
+    pub async fn stopped(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            let running = metrics.borrow().running_state.clone();
+            if let Err(fatal) = running {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return "the Raft core exited".to_owned();
+            }
+        }
     }
 
     /// Whether this node has Raft state (bootstrapped, or joined and replicated).

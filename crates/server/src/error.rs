@@ -181,7 +181,9 @@ impl ApiError {
                 ProposeError::NoLeader { .. } => (Code::Unavailable, "NO_LEADER"),
                 ProposeError::Unknown => (Code::Unavailable, "WRITE_OUTCOME_UNKNOWN"),
                 ProposeError::Refused(_) => (Code::Internal, "RAFT_REFUSED"),
-                _ => (Code::Internal, "RAFT_STOPPED"),
+                // Node-local: another node may take the request (and a write whose entry
+                // was appended before the core stopped may still commit).
+                _ => (Code::Unavailable, "RAFT_STOPPED"),
             },
             Self::ReadIndex(_) => (Code::Unavailable, "NO_READ_INDEX"),
             Self::Seal(e) => match e {
@@ -230,5 +232,15 @@ mod tests {
         }));
         assert_eq!(e.codes().0, Code::Unavailable);
         assert!(e.to_string().contains("applied 3 of 9"), "{e}");
+    }
+
+    #[test]
+    fn a_stopped_raft_core_sends_writes_elsewhere_with_an_unknown_outcome() {
+        let e = ApiError::Propose(ProposeError::Fatal("disk full".into()));
+        assert_eq!(e.codes(), (Code::Unavailable, "RAFT_STOPPED"));
+        let message = e.to_string();
+        assert!(message.contains("disk full"), "{message}");
+        assert!(message.contains("outcome is unknown"), "{message}");
+        assert!(message.contains("same request id"), "{message}");
     }
 }

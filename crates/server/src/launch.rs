@@ -57,6 +57,10 @@ pub enum LaunchError {
     /// Raft could not start.
     #[error(transparent)]
     Raft(#[from] StartError),
+    /// The Raft core stopped while the node ran (for example a full disk made a log write
+    /// fail). The node exits; restarting it on its data directory recovers the durable log.
+    #[error("the Raft core stopped ({0}); restart the node once the cause is fixed")]
+    RaftStopped(String),
 }
 
 /// The addresses a running node publishes in [`ADDRESSES_FILE`].
@@ -101,10 +105,11 @@ fn write_addresses(data_dir: &Path, addresses: &Addresses) -> Result<(), LaunchE
     std::fs::rename(&tmp, data_dir.join(ADDRESSES_FILE)).map_err(err)
 }
 
-/// Runs a node until `shutdown` resolves.
+/// Runs a node until `shutdown` resolves or its Raft core stops.
 ///
 /// # Errors
-/// [`LaunchError`] if the node cannot start.
+/// [`LaunchError`] if the node cannot start, or [`LaunchError::RaftStopped`] if its Raft core
+/// stopped while it ran.
 pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
@@ -228,8 +233,17 @@ pub async fn run(
         })
     };
 
-    shutdown.await;
-    tracing::info!("shutting down");
+    let raft_stopped = tokio::select! {
+        () = shutdown => None,
+        reason = node.raft().stopped() => Some(reason),
+    };
+    match &raft_stopped {
+        None => tracing::info!("shutting down"),
+        Some(reason) => tracing::error!(
+            %reason,
+            "the Raft core stopped; shutting down so that the node can be restarted on its data directory"
+        ),
+    }
     enter.abort();
     jobs.abort();
     let _ = jobs.await;
@@ -252,5 +266,5 @@ pub async fn run(
         }
         Err(_) => tracing::warn!("API handlers still hold the node; exiting without Raft shutdown"),
     }
-    Ok(())
+    raft_stopped.map_or(Ok(()), |reason| Err(LaunchError::RaftStopped(reason)))
 }

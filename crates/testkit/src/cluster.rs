@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tessera_client::{Client, ClientConfig};
 
+use crate::disk::{self, Tmpfs};
 use crate::process::{tail, NodeProcess};
 use crate::wait::wait_for;
 
@@ -35,6 +36,9 @@ pub struct ClusterOptions {
     pub logs_kept_after_snapshot: u64,
     /// Lifetime of BYOK import tokens.
     pub import_token_ttl_seconds: u64,
+    /// If set, each node's data directory is a tmpfs of this many MiB that a test can fill
+    /// (see [`TestCluster::fill_disk`]); mounting needs root.
+    pub data_quota_mib: Option<u64>,
 }
 
 impl Default for ClusterOptions {
@@ -48,6 +52,7 @@ impl Default for ClusterOptions {
             snapshot_after_logs: 10_000,
             logs_kept_after_snapshot: 1_000,
             import_token_ttl_seconds: 600,
+            data_quota_mib: None,
         }
     }
 }
@@ -63,6 +68,8 @@ pub struct TestNode {
     /// Cluster endpoint, `127.0.0.1:PORT`.
     pub cluster_addr: String,
     process: Option<NodeProcess>,
+    /// Declared after `process`, so the node is stopped before its data is unmounted.
+    data_mount: Option<Tmpfs>,
 }
 
 impl TestNode {
@@ -245,6 +252,10 @@ impl TestCluster {
             config_text(&self.options, &pki, id, "127.0.0.1:0", "127.0.0.1:0", seed),
         )
         .unwrap();
+        let data_mount = self
+            .options
+            .data_quota_mib
+            .map(|mib| Tmpfs::mount(&dir.join("data"), mib).unwrap());
         let process = NodeProcess::spawn(&self.binary, &config, &dir.join("server.log"));
         let addresses = dir.join("data").join("addresses.json");
         let published: serde_json::Value = wait_for(
@@ -273,6 +284,7 @@ impl TestCluster {
             api_addr: format!("https://{api}"),
             cluster_addr: cluster,
             process: Some(process),
+            data_mount,
         });
     }
 
@@ -430,6 +442,50 @@ impl TestCluster {
             .is_some_and(|p| p.stop(Duration::from_secs(15)))
     }
 
+    /// Whether node `id`'s process has exited on its own.
+    pub fn has_exited(&mut self, id: u64) -> bool {
+        self.node_mut(id)
+            .process
+            .as_mut()
+            .is_some_and(NodeProcess::has_exited)
+    }
+
+    /// Waits until node `id` exits on its own and returns how it exited.
+    pub async fn wait_exited(&mut self, id: u64) -> std::process::ExitStatus {
+        let node = self.node_mut(id);
+        let process = node.process.as_mut().expect("node is running");
+        let deadline = std::time::Instant::now() + WAIT;
+        let status = loop {
+            if let Some(status) = process.exit_status() {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {id} did not exit within {WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        node.process = None;
+        status
+    }
+
+    fn data_mount(&self, id: u64) -> &Tmpfs {
+        self.node(id)
+            .data_mount
+            .as_ref()
+            .expect("the cluster was started with data_quota_mib")
+    }
+
+    /// Fills node `id`'s data filesystem until writes fail ("no space left on device").
+    pub fn fill_disk(&self, id: u64) {
+        disk::fill(self.data_mount(id).path()).unwrap();
+    }
+
+    /// Frees node `id`'s data filesystem again.
+    pub fn free_disk(&self, id: u64) {
+        disk::free(self.data_mount(id).path()).unwrap();
+    }
+
     /// Restarts a stopped or killed node on its data directory and waits for its API.
     pub async fn restart(&mut self, id: u64) {
         let binary = self.binary.clone();
@@ -450,6 +506,8 @@ impl Drop for TestCluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
             node.process.take();
+            // Unmounted before the temporary root is removed, which cannot remove mount points.
+            node.data_mount.take();
         }
         if std::thread::panicking() {
             for node in &self.nodes {

@@ -16,6 +16,7 @@
 )]
 
 pub mod cluster;
+pub mod disk;
 pub mod process;
 pub mod scan;
 pub mod wait;
