@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 pub struct Lease {
     window: Duration,
     last: Mutex<Option<Contact>>,
+    /// Rate of this node's lease clock against real time (fault injection only), as f64 bits.
+    #[cfg(feature = "fault-injection")]
+    clock_rate: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -48,7 +51,31 @@ impl Lease {
         Self {
             window,
             last: Mutex::new(None),
+            #[cfg(feature = "fault-injection")]
+            clock_rate: std::sync::atomic::AtomicU64::new(1.0_f64.to_bits()),
         }
+    }
+
+    /// Makes this node's lease clock run at `rate` times real time (fault-injection builds
+    /// only). Below 1 the node measures too little elapsed time and holds leases too long, as a
+    /// node whose clock runs slow would.
+    #[cfg(feature = "fault-injection")]
+    pub fn set_clock_rate(&self, rate: f64) {
+        self.clock_rate
+            .store(rate.to_bits(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Time elapsed since `since`, as this node's lease clock measures it.
+    #[cfg(not(feature = "fault-injection"))]
+    fn elapsed(&self, now: Instant, since: Instant) -> Duration {
+        now.saturating_duration_since(since)
+    }
+
+    /// Time elapsed since `since`, as this node's (possibly skewed) lease clock measures it.
+    #[cfg(feature = "fault-injection")]
+    fn elapsed(&self, now: Instant, since: Instant) -> Duration {
+        let rate = f64::from_bits(self.clock_rate.load(std::sync::atomic::Ordering::Relaxed));
+        now.saturating_duration_since(since).mul_f64(rate)
     }
 
     /// The lease window.
@@ -88,7 +115,7 @@ impl Lease {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match last {
-            Some(c) if now.saturating_duration_since(c.at) < self.window => {
+            Some(c) if self.elapsed(now, c.at) < self.window => {
                 if applied >= c.commit_index {
                     LeaseState::Valid
                 } else {
@@ -126,6 +153,23 @@ mod tests {
         );
         assert_eq!(
             lease.check(t0 + Duration::from_millis(100), 5),
+            LeaseState::Expired
+        );
+    }
+
+    #[cfg(feature = "fault-injection")]
+    #[test]
+    fn a_slow_lease_clock_holds_the_lease_too_long() {
+        let lease = Lease::new(Duration::from_millis(100));
+        let t0 = Instant::now();
+        lease.renew(t0, 1);
+        lease.set_clock_rate(0.25);
+        assert_eq!(
+            lease.check(t0 + Duration::from_millis(390), 1),
+            LeaseState::Valid
+        );
+        assert_eq!(
+            lease.check(t0 + Duration::from_millis(400), 1),
             LeaseState::Expired
         );
     }

@@ -524,6 +524,13 @@ impl RaftNode {
         self.raft.metrics().borrow().state == ServerState::Leader
     }
 
+    /// Runs this node's lease clock at `rate` times real time (fault-injection builds only;
+    /// see [`Lease::set_clock_rate`]).
+    #[cfg(feature = "fault-injection")]
+    pub fn set_lease_clock_rate(&self, rate: f64) {
+        self.lease.set_clock_rate(rate);
+    }
+
     /// Whether this node may serve requests from its own applied state now.
     pub fn lease_state(&self) -> LeaseState {
         let single_voter_leader = {

@@ -83,6 +83,9 @@ pub struct FaultSection {
     /// Serve crypto from local state without holding the leader lease: a partitioned node
     /// keeps using keys that were disabled elsewhere.
     pub serve_without_lease: bool,
+    /// Run this node's lease clock at a tenth of real time: it holds leases ten times too
+    /// long, as a node whose clock runs slow would (a clock fault).
+    pub slow_lease_clock: bool,
 }
 
 /// Key lifecycle limits and the leader's background jobs.

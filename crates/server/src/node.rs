@@ -59,6 +59,10 @@ client_requests!(
 /// Request ids of the leader's background jobs start with this; clients may not use it.
 pub const JOB_REQUEST_PREFIX: &str = "job-";
 
+/// Rate of the lease clock under the `slow_lease_clock` fault.
+#[cfg(feature = "fault-injection")]
+const SLOW_LEASE_CLOCK_RATE: f64 = 0.1;
+
 /// Shared state of a running node.
 pub struct Node {
     raft: RaftNode,
@@ -85,6 +89,10 @@ impl Node {
     pub fn with_faults(mut self, faults: crate::config::FaultSection) -> Self {
         if faults.serve_without_lease {
             tracing::warn!("FAULT INJECTION: serving crypto without a leader lease");
+        }
+        if faults.slow_lease_clock {
+            tracing::warn!("FAULT INJECTION: the lease clock runs at a tenth of real time");
+            self.raft.set_lease_clock_rate(SLOW_LEASE_CLOCK_RATE);
         }
         self.faults = faults;
         self
