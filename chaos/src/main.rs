@@ -155,12 +155,19 @@ async fn execute(args: RunArgs) -> Result<ExitCode> {
         lease_ms: args.lease_ms,
         work_parent: None,
     };
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
     let outcome = tokio::select! {
         outcome = run(config) => outcome?,
+        // Dropping the run future kills the nodes, unmounts their data and removes the
+        // working directory.
         _ = tokio::signal::ctrl_c() => {
-            // Dropping the run future kills the nodes and removes the working directory.
             eprintln!("interrupted; the cluster was torn down");
             return Ok(ExitCode::from(130));
+        }
+        _ = terminate.recv() => {
+            eprintln!("terminated; the cluster was torn down");
+            return Ok(ExitCode::from(143));
         }
     };
     print_verdicts(&outcome.verdicts);

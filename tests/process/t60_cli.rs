@@ -286,9 +286,17 @@ async fn t61_dev_starts_a_three_node_cluster_and_stops_it_on_sigterm() {
         .arg(dir.path().join("dev"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Every stderr line, drained so that dev never blocks on a full pipe.
+    let (err_tx, err_rx) = std::sync::mpsc::channel::<String>();
+    let stderr = dev.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = err_tx.send(line);
+        }
+    });
     struct KillOnDrop(std::process::Child);
     impl Drop for KillOnDrop {
         fn drop(&mut self) {
@@ -359,6 +367,26 @@ async fn t61_dev_starts_a_three_node_cluster_and_stops_it_on_sigterm() {
         );
         assert_eq!(status["sealed"], false);
     }
+
+    // A node that dies is reported, with its log and how to start it again.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pids[2]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let report = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = err_rx
+            .recv_timeout(left)
+            .expect("tessera dev reports the killed node");
+        if line.contains("node 3 exited") {
+            break line;
+        }
+    };
+    assert!(report.contains("node3/server.log"), "{report}");
+    assert!(report.contains("tessera server --config"), "{report}");
+    assert!(!dev_dir.join("node3.pid").exists(), "its pid file is gone");
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(dev.0.id() as i32),

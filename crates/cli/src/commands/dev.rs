@@ -65,6 +65,29 @@ impl Nodes {
     }
 }
 
+impl Nodes {
+    /// Reports, on stderr, every node that exited on its own since the last call (killed, or
+    /// stopped on a storage failure), with where to look and how to bring it back.
+    fn report_exits(&mut self) {
+        for node in &mut self.0 {
+            let Some(child) = node.child.as_mut() else {
+                continue;
+            };
+            if let Ok(Some(status)) = child.try_wait() {
+                node.child = None;
+                let _ = std::fs::remove_file(&node.pid_file);
+                eprintln!(
+                    "node {} exited ({status}); its log is {}. Start it again with \
+                     `tessera server --config {}` and unseal it, or restart `tessera dev`.",
+                    node.id,
+                    node.log.display(),
+                    node.config.display()
+                );
+            }
+        }
+    }
+}
+
 impl Drop for Nodes {
     fn drop(&mut self) {
         for node in &mut self.0 {
@@ -409,9 +432,16 @@ pub async fn run(args: DevArgs) -> Result<(), Failure> {
         }
     }
 
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+    let mut interrupt = signal(SignalKind::interrupt())
+        .context("cannot install the SIGINT handler")
+        .map_err(Failure::Local)?;
+    let mut watch = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
+            _ = watch.tick() => nodes.report_exits(),
+        }
     }
     eprintln!("stopping the dev cluster…");
     nodes.stop().await;
