@@ -14,7 +14,7 @@ use tessera_testkit::scan::find_needles;
 use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
 use tonic::Code;
 
-use crate::api::{assert_status, create, crypto, keys, version_req, write};
+use crate::api::{assert_status, create, crypto, keys, past_unavailability, version_req, write};
 use crate::tessera;
 
 /// The sealed blob of `key`'s `version`, read from a stopped node's store.
@@ -160,12 +160,16 @@ async fn t79_destroyed_version_bytes_are_gone_after_compaction() {
 
     restart_all(&mut cluster).await;
     for id in cluster.ids() {
-        let mut c = crypto(&cluster, id);
-        let err = c
-            .decrypt(pb::DecryptRequest {
-                ciphertext: old.ciphertext.clone(),
+        let c = crypto(&cluster, id);
+        let decrypt = |ciphertext: &[u8]| {
+            let mut c = c.clone();
+            let request = pb::DecryptRequest {
+                ciphertext: ciphertext.to_vec(),
                 context: BTreeMap::new(),
-            })
+            };
+            async move { c.decrypt(request).await }
+        };
+        let err = past_unavailability("decrypt under v1", || decrypt(&old.ciphertext))
             .await
             .unwrap_err();
         assert_status(
@@ -174,11 +178,7 @@ async fn t79_destroyed_version_bytes_are_gone_after_compaction() {
             "VERSION_DESTROYED",
             "can never be decrypted",
         );
-        let opened = c
-            .decrypt(pb::DecryptRequest {
-                ciphertext: fresh.ciphertext.clone(),
-                context: BTreeMap::new(),
-            })
+        let opened = past_unavailability("decrypt under v2", || decrypt(&fresh.ciphertext))
             .await
             .unwrap()
             .into_inner();
