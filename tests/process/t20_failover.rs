@@ -101,19 +101,29 @@ async fn t21_restarted_node_is_sealed_then_catches_up_from_the_log() {
     cluster.unseal(victim).await;
     cluster.wait_serving(victim).await;
     let client = cluster.client(victim);
+    let other = cluster.client(others[0]);
     let context = ctx(&[("n", "1")]);
+    // Each call is retried while a node is between leases (`UNAVAILABLE`, retry by contract).
     for name in &names {
-        let key = client.describe_key(name).await.unwrap();
-        let sealed = client
-            .encrypt(name, b"served by the restarted node", &context)
-            .await
-            .unwrap();
+        let key = wait_for(&format!("describe {name}"), WAIT, || async {
+            client.describe_key(name).await.map_err(|e| e.to_string())
+        })
+        .await;
+        let sealed = wait_for(&format!("encrypt under {name}"), WAIT, || async {
+            client
+                .encrypt(name, b"served by the restarted node", &context)
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await;
         assert_eq!(sealed.key_id, key.key_id);
-        let opened = cluster
-            .client(others[0])
-            .decrypt(&sealed.ciphertext, &context)
-            .await
-            .unwrap();
+        let opened = wait_for("decrypt on another node", WAIT, || async {
+            other
+                .decrypt(&sealed.ciphertext, &context)
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await;
         assert_eq!(opened.plaintext, b"served by the restarted node");
     }
 }
@@ -173,7 +183,10 @@ async fn t22_restarted_node_catches_up_by_snapshot_after_log_compaction() {
     cluster.wait_serving(victim).await;
     let client = cluster.client(victim);
     for name in &names {
-        client.describe_key(name).await.unwrap();
+        wait_for(&format!("describe {name}"), WAIT, || async {
+            client.describe_key(name).await.map_err(|e| e.to_string())
+        })
+        .await;
     }
     let status = client.status().await.unwrap();
     assert!(
@@ -182,15 +195,21 @@ async fn t22_restarted_node_catches_up_by_snapshot_after_log_compaction() {
         status.snapshot_index
     );
     let context = ctx(&[]);
-    let sealed = client
-        .encrypt(&names[11], b"after snapshot install", &context)
-        .await
-        .unwrap();
-    let opened = cluster
-        .client(others[0])
-        .decrypt(&sealed.ciphertext, &context)
-        .await
-        .unwrap();
+    let sealed = wait_for("encrypt after snapshot install", WAIT, || async {
+        client
+            .encrypt(&names[11], b"after snapshot install", &context)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    let other = cluster.client(others[0]);
+    let opened = wait_for("decrypt on another node", WAIT, || async {
+        other
+            .decrypt(&sealed.ciphertext, &context)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
     assert_eq!(opened.plaintext, b"after snapshot install");
 }
 

@@ -73,7 +73,14 @@ async fn t41_acked_writes_survive_sigkill_of_all_nodes_at_once() {
         let ids = cluster.ids();
         restart_and_unseal(&mut cluster, &ids).await;
         assert_keys_everywhere(&cluster, &acked).await;
-        let after = cluster.client(1).describe_key(&acked[0]).await.unwrap();
+        let first = cluster.client(1);
+        let after = wait_for("describe after the restart", WAIT, || async {
+            first
+                .describe_key(&acked[0])
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await;
         assert!(after.primary_version >= rotated.primary_version);
     }
 }

@@ -102,13 +102,16 @@ async fn t79_destroyed_version_bytes_are_gone_after_compaction() {
     }
     restart_all(&mut cluster).await;
 
-    let key = keys(&cluster, 2)
-        .destroy_key_version(version_req("shred", 1))
-        .await
-        .unwrap()
-        .into_inner()
-        .key
-        .unwrap();
+    let destroyer = keys(&cluster, 2);
+    let key = past_unavailability("destroy version 1", || {
+        let mut destroyer = destroyer.clone();
+        async move { destroyer.destroy_key_version(version_req("shred", 1)).await }
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .key
+    .unwrap();
     assert_eq!(key.versions[0].state, "DESTROYED");
     let destroyed_at = cluster.client(2).status().await.unwrap().applied_index;
     // Enough writes for every node to snapshot past the destruction and purge its log.
