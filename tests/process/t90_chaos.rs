@@ -35,6 +35,17 @@ fn published(parent: &std::path::Path) -> Vec<(i32, String)> {
     out
 }
 
+/// The lines of `/proc/self/mounts` that name a path under `parent`.
+fn mounts_under(parent: &std::path::Path) -> Vec<String> {
+    let parent = parent.to_string_lossy();
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(parent.as_ref()))
+        .map(str::to_owned)
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t90_a_cancelled_chaos_run_leaves_no_process_port_or_directory() {
     // Shares the cluster lock: a chaos cluster is as heavy as a test cluster.
@@ -89,12 +100,7 @@ async fn t90_a_cancelled_chaos_run_leaves_no_process_port_or_directory() {
         },
     )
     .await;
-    let mounts_seen_during_run = std::fs::read_to_string("/proc/self/mounts")
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains(parent_path.to_string_lossy().as_ref()))
-        .count()
-        == 3;
+    let mounts_seen_during_run = mounts_under(&parent_path).len() == 3;
     // Let the workload and the first faults run a little, then cancel like Ctrl-C does.
     tokio::time::sleep(Duration::from_secs(6)).await;
     running.abort();
@@ -118,12 +124,7 @@ async fn t90_a_cancelled_chaos_run_leaves_no_process_port_or_directory() {
             "{api} still accepts connections"
         );
     }
-    let parent_name = parent.path().to_string_lossy().into_owned();
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    let mounted: Vec<&str> = mounts
-        .lines()
-        .filter(|l| l.contains(parent_name.as_str()))
-        .collect();
+    let mounted = mounts_under(parent.path());
     assert!(mounted.is_empty(), "mounts left behind: {mounted:?}");
     if disk {
         assert!(

@@ -454,17 +454,11 @@ impl TestCluster {
     pub async fn wait_exited(&mut self, id: u64) -> std::process::ExitStatus {
         let node = self.node_mut(id);
         let process = node.process.as_mut().expect("node is running");
-        let deadline = std::time::Instant::now() + WAIT;
-        let status = loop {
-            if let Some(status) = process.exit_status() {
-                break status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "node {id} did not exit within {WAIT:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let status = wait_for(&format!("node {id} to exit"), WAIT, || {
+            let status = process.exit_status();
+            async move { status.ok_or("still running") }
+        })
+        .await;
         node.process = None;
         status
     }
