@@ -108,7 +108,7 @@ async fn t50_no_secret_bytes_in_any_file_of_any_node() {
                     .expect("no version is destroyed");
                 let material = unsealed
                     .keyring
-                    .open(&version_aad(&key.key_id, *version), &sealed)
+                    .open(&version_aad(&key.key_id, *version, key.spec), &sealed)
                     .unwrap();
                 assert_eq!(material.len(), 32);
                 needles.push((

@@ -38,7 +38,7 @@ fn sealed_version(cluster: &TestCluster, node: u64, key: &str, version: u32) -> 
     let material = unsealed
         .keyring
         .open(
-            &tessera_state::key::version_aad(&record.key_id, version),
+            &tessera_state::key::version_aad(&record.key_id, version, record.spec),
             &sealed,
         )
         .unwrap();

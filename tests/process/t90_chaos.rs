@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tessera_chaos::run::{run, RunConfig};
 use tessera_chaos::schedule::FaultKind;
-use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
+use tessera_testkit::{exclusive, wait_for};
 
 use crate::tessera;
 
@@ -48,15 +48,8 @@ fn mounts_under(parent: &std::path::Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t90_a_cancelled_chaos_run_leaves_no_process_port_or_directory() {
-    // Shares the cluster lock: a chaos cluster is as heavy as a test cluster.
-    let _serial = TestCluster::start(
-        tessera(),
-        ClusterOptions {
-            nodes: 1,
-            ..ClusterOptions::default()
-        },
-    )
-    .await;
+    // A chaos cluster is as heavy as a test cluster: one at a time.
+    let _serial = exclusive();
     let parent = tempfile::tempdir().unwrap();
     let mut faults = vec![FaultKind::Partition, FaultKind::Pause];
     // Where it may mount (as root, in CI), every node's data is on a tmpfs of its own.

@@ -12,6 +12,11 @@ pub(crate) fn caller<T>(request: &tonic::Request<T>) -> String {
     tessera_raft::tls::peer_identity(request).unwrap_or_else(|| "unknown".into())
 }
 
+/// The caller's identity and the message of a request.
+pub(crate) fn split<T>(request: tonic::Request<T>) -> (String, T) {
+    (caller(&request), request.into_inner())
+}
+
 /// The API view of a key.
 pub(crate) fn key_to_proto(meta: &KeyMetadata) -> pb::Key {
     pb::Key {

@@ -86,6 +86,9 @@ pub struct FaultSection {
     /// Run this node's lease clock at a tenth of real time: it holds leases ten times too
     /// long, as a node whose clock runs slow would (a clock fault).
     pub slow_lease_clock: bool,
+    /// Offset this node's wall clock by this many milliseconds (negative: behind), as a bad
+    /// NTP source or a VM restored from an old image would.
+    pub clock_skew_ms: i64,
 }
 
 /// Key lifecycle limits and the leader's background jobs.
@@ -102,7 +105,8 @@ pub struct LifecycleSection {
     pub min_rotation_period_seconds: u64,
     /// How long an import token stays valid (default 24 hours).
     pub import_token_ttl_seconds: u64,
-    /// How often the leader looks for due rotations and deletions (default 10 s).
+    /// How often the leader looks for due rotations and deletions, and every node reports its
+    /// wall clock to cluster time (default 10 s).
     pub job_interval_ms: u64,
 }
 

@@ -176,6 +176,7 @@ impl ApiError {
                 ApplyError::InvalidRotationPeriod { .. } => {
                     (Code::InvalidArgument, "INVALID_ROTATION_PERIOD")
                 }
+                ApplyError::StaleReference { .. } => (Code::Aborted, "REFERENCE_CHANGED"),
             },
             Self::Propose(e) => match e {
                 ProposeError::NoLeader { .. } => (Code::Unavailable, "NO_LEADER"),

@@ -12,20 +12,49 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tessera_state::{Command, KeyId, Request, RequestId};
+use tessera_state::{CallerId, Command, KeyId, Request, RequestId};
 
 use crate::error::ApiError;
-use crate::node::{now_ms, Node, JOB_REQUEST_PREFIX};
+use crate::node::{Node, CLUSTER_CALLER, JOB_REQUEST_PREFIX};
 
-/// Runs the jobs every `interval` until the task is aborted.
+/// Runs the jobs every `interval` until the task is aborted: every node reports its clock to
+/// cluster time; the leader also rotates and destroys what is due.
 pub async fn run(node: Arc<Node>, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        report_clock(&node).await;
         if node.raft().is_leader() {
             run_once(&node).await;
         }
+    }
+}
+
+/// Proposes this node's wall-clock reading (see `tessera_state::clock`), once the cluster is
+/// initialised. A failed report is only logged: the next tick sends a fresh one.
+async fn report_clock(node: &Node) {
+    if !node.raft().shared().read().state.is_initialized() {
+        return;
+    }
+    let voters = node
+        .raft()
+        .metrics()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .count();
+    let command = Command::ReportClock {
+        node_id: node.raft().id(),
+        at_ms: node.now_ms(),
+        voters: u32::try_from(voters).unwrap_or(u32::MAX),
+    };
+    let result = match job_request("clock".into(), command) {
+        Ok(request) => node.propose(request).await.map(drop),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "reporting the clock to cluster time failed");
     }
 }
 
@@ -38,22 +67,23 @@ fn job_request(what: String, command: Command) -> Result<Request, ApiError> {
     let request_id = RequestId::parse(&id).map_err(|_| ApiError::Internal("job request id"))?;
     Ok(Request {
         request_id,
+        caller: CallerId::of(CLUSTER_CALLER),
         fingerprint,
+        bindings: Vec::new(),
         command,
     })
 }
 
 async fn run_once(node: &Node) {
-    let now = now_ms();
     let (rotations, deletions) = {
         let applied = node.raft().shared().read();
         (
-            applied.state.due_rotations(now),
-            applied.state.due_deletions(now),
+            applied.state.due_rotations(node.now_ms()),
+            applied.state.due_deletions(),
         )
     };
     for key_id in deletions {
-        let result = destroy(node, &key_id, now).await;
+        let result = destroy(node, &key_id).await;
         match result {
             Ok(()) => tracing::info!(%key_id, "key destroyed after its deletion window"),
             Err(e) => tracing::warn!(%key_id, error = %e, "scheduled key destruction failed"),
@@ -77,12 +107,11 @@ async fn run_once(node: &Node) {
     }
 }
 
-async fn destroy(node: &Node, key_id: &KeyId, at_ms: u64) -> Result<(), ApiError> {
+async fn destroy(node: &Node, key_id: &KeyId) -> Result<(), ApiError> {
     let request = job_request(
         format!("destroy-{key_id}"),
         Command::DestroyKey {
             key_id: key_id.clone(),
-            at_ms,
         },
     )?;
     node.propose(request).await.map(drop)
@@ -103,8 +132,8 @@ async fn rotate(node: &Node, key_id: &KeyId, version: u32) -> Result<(), ApiErro
         Command::RotateKey {
             key_id: key_id.clone(),
             version,
-            sealed_material: node.seal_material(key_id, version, material.as_slice())?,
-            at_ms: now_ms(),
+            sealed_material: node.seal_material(key_id, version, spec, material.as_slice())?,
+            at_ms: node.now_ms(),
         },
     )?;
     node.propose(request).await.map(drop)

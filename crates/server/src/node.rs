@@ -4,10 +4,11 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
-use tessera_crypto::SecretBytes;
+use tessera_crypto::{KeySpec, SecretBytes};
 use tessera_raft::{LeaseState, RaftNode};
 use tessera_state::{
-    key::version_aad, Command, KeyId, KeyRecord, KeyRef, Request, RequestId, Response, Unusable,
+    key::version_aad, CallerId, Command, KeyBinding, KeyId, KeyRecord, KeyRef, Request, RequestId,
+    Response, Unusable,
 };
 
 use crate::config::LifecycleSection;
@@ -59,6 +60,35 @@ client_requests!(
 /// Request ids of the leader's background jobs start with this; clients may not use it.
 pub const JOB_REQUEST_PREFIX: &str = "job-";
 
+/// The identity the cluster's own writes (jobs, clock reports) are de-duplicated under.
+pub const CLUSTER_CALLER: &str = "tessera/cluster";
+
+/// How often a key write is prepared again when it loses a race (another rotation took its
+/// version number, or its key reference moved) before the caller gets the conflict. Every
+/// round has a winner, so this converges.
+const WRITE_ATTEMPTS: usize = 64;
+
+/// A client write as it arrived: what makes it idempotent and who sent it.
+pub struct WriteCall<'a, M> {
+    /// The RPC, e.g. `Keys/RotateKey` (part of the fingerprint).
+    pub method: &'static str,
+    /// The caller's identity (request ids are de-duplicated per caller).
+    pub caller: &'a str,
+    /// The request as the client sent it.
+    pub request: &'a M,
+}
+
+impl<'a, M> WriteCall<'a, M> {
+    /// A call of `method` by `caller`.
+    pub fn new(method: &'static str, caller: &'a str, request: &'a M) -> Self {
+        Self {
+            method,
+            caller,
+            request,
+        }
+    }
+}
+
 /// Rate of the lease clock under the `slow_lease_clock` fault.
 #[cfg(feature = "fault-injection")]
 const SLOW_LEASE_CLOCK_RATE: f64 = 0.1;
@@ -90,12 +120,29 @@ impl Node {
         if faults.serve_without_lease {
             tracing::warn!("FAULT INJECTION: serving crypto without a leader lease");
         }
+        if faults.clock_skew_ms != 0 {
+            tracing::warn!(
+                skew_ms = faults.clock_skew_ms,
+                "FAULT INJECTION: this node's wall clock is skewed"
+            );
+        }
         if faults.slow_lease_clock {
             tracing::warn!("FAULT INJECTION: the lease clock runs at a tenth of real time");
             self.raft.set_lease_clock_rate(SLOW_LEASE_CLOCK_RATE);
         }
         self.faults = faults;
         self
+    }
+
+    /// This node's wall clock, milliseconds since the Unix epoch: the timestamp it puts in
+    /// the commands it proposes and the reading it reports to cluster time. Under the
+    /// `clock_skew_ms` fault it is off by that much.
+    pub fn now_ms(&self) -> u64 {
+        #[cfg(feature = "fault-injection")]
+        if self.faults.clock_skew_ms != 0 {
+            return system_now_ms().saturating_add_signed(self.faults.clock_skew_ms);
+        }
+        system_now_ms()
     }
 
     /// Lifecycle limits from the configuration.
@@ -153,12 +200,15 @@ impl Node {
     /// # Errors
     /// [`ApiError::InvalidArgument`] for a malformed reference, [`ApiError::KeyNotFound`].
     pub async fn resolve_key(&self, key: &str) -> Result<KeyRecord, ApiError> {
-        let key_ref = KeyRef::parse(key).map_err(|e| ApiError::invalid("key", e))?;
-        if let Some(record) = self.lookup(&key_ref) {
+        self.resolve_ref(&parse_key_ref(key)?).await
+    }
+
+    async fn resolve_ref(&self, key_ref: &KeyRef) -> Result<KeyRecord, ApiError> {
+        if let Some(record) = self.lookup(key_ref) {
             return Ok(record);
         }
         self.raft.read_barrier().await?;
-        self.lookup(&key_ref).ok_or_else(|| ApiError::KeyNotFound {
+        self.lookup(key_ref).ok_or_else(|| ApiError::KeyNotFound {
             key: key_ref.to_string(),
         })
     }
@@ -210,9 +260,10 @@ impl Node {
         &self,
         key_id: &KeyId,
         version: u32,
+        spec: KeySpec,
         sealed: &[u8],
     ) -> Result<SecretBytes, ApiError> {
-        let aad = version_aad(key_id, version);
+        let aad = version_aad(key_id, version, spec);
         self.seal
             .with_keyring(|keyring| keyring.open(&aad, sealed))
             .ok_or(ApiError::Sealed)?
@@ -227,9 +278,10 @@ impl Node {
         &self,
         key_id: &KeyId,
         version: u32,
+        spec: KeySpec,
         material: &[u8],
     ) -> Result<Vec<u8>, ApiError> {
-        self.seal_with_aad(&version_aad(key_id, version), material)
+        self.seal_with_aad(&version_aad(key_id, version, spec), material)
     }
 
     /// Seals a secret under the active barrier term with the given AAD.
@@ -246,56 +298,89 @@ impl Node {
     }
 
     /// Runs a client write: checks the seal, validates the request id, fingerprints the
-    /// client-visible request and proposes `command`.
+    /// client-visible request and proposes `command`, valid only while every binding holds.
     ///
     /// # Errors
     /// [`ApiError::Sealed`], [`ApiError::InvalidArgument`] for a bad request id, and as
     /// [`Node::propose`].
     pub async fn write<M: ClientRequest>(
         &self,
-        method: &'static str,
-        request: &M,
+        call: &WriteCall<'_, M>,
+        bindings: Vec<KeyBinding>,
         command: Command,
     ) -> Result<Response, ApiError> {
         self.require_unsealed()?;
-        if request.request_id().starts_with(JOB_REQUEST_PREFIX) {
+        let client_id = call.request.request_id();
+        if client_id.starts_with(JOB_REQUEST_PREFIX) {
             return Err(ApiError::invalid(
                 "request_id",
                 format!("the prefix {JOB_REQUEST_PREFIX:?} is reserved for the cluster's own jobs"),
             ));
         }
-        let request_id = request_id(request.request_id())?;
-        let fingerprint = fingerprint(method, &request.without_request_id());
         self.propose(Request {
-            request_id,
-            fingerprint,
+            request_id: request_id(client_id)?,
+            caller: CallerId::of(call.caller),
+            fingerprint: fingerprint(call.method, &call.request.without_request_id()),
+            bindings,
             command,
         })
         .await
     }
 
-    /// The remembered result of an earlier attempt of `request` (same id and arguments), if
-    /// this node has applied it. Lets a handler answer a retry before re-checking
-    /// preconditions that the first attempt consumed (an import token, for example).
+    /// Runs a client write on the key `key` names: resolves it, builds the command for that
+    /// key and proposes it bound to the resolution, so `apply` refuses it if `key` names
+    /// another key by then (an alias moved, a name was reused). A refused attempt, or one
+    /// that lost a race for a version number, is prepared again after a read barrier, so the
+    /// write acts on the key the reference names when the write is applied, never on the one
+    /// a lagging node believed it named.
     ///
     /// # Errors
-    /// [`ApiError::Rejected`] if the first attempt was refused.
-    pub fn previous_result<M: ClientRequest>(
+    /// As [`Node::resolve_key`] and [`Node::write`]; the last transient rejection after
+    /// [`WRITE_ATTEMPTS`] attempts.
+    pub async fn write_for_key<M: ClientRequest>(
         &self,
-        method: &'static str,
-        request: &M,
-    ) -> Result<Option<Response>, ApiError> {
-        let Ok(request_id) = RequestId::parse(request.request_id()) else {
-            return Ok(None);
-        };
-        let fingerprint = fingerprint(method, &request.without_request_id());
-        let applied = self.raft.shared().read();
-        match applied.state.dedup().check(&request_id, &fingerprint) {
-            tessera_state::dedup::DedupHit::Retry(Response::Rejected(e)) => {
-                Err(ApiError::Rejected(e.clone()))
+        call: &WriteCall<'_, M>,
+        key: &str,
+        mut build: impl FnMut(&KeyRecord) -> Result<Command, ApiError>,
+    ) -> Result<Response, ApiError> {
+        self.require_unsealed()?;
+        let key_ref = parse_key_ref(key)?;
+        let mut attempt = 1;
+        loop {
+            let record = self.resolve_ref(&key_ref).await?;
+            let command = build(&record)?;
+            let bindings = match &key_ref {
+                KeyRef::Id(_) => Vec::new(),
+                reference => vec![KeyBinding {
+                    reference: reference.clone(),
+                    key_id: record.key_id.clone(),
+                }],
+            };
+            match self.write(call, bindings, command).await {
+                Err(ApiError::Rejected(e)) if e.is_transient() && attempt < WRITE_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "preparing a key write again");
+                    self.raft.read_barrier().await?;
+                }
+                other => return other,
             }
-            tessera_state::dedup::DedupHit::Retry(first) => Ok(Some(first.clone())),
-            _ => Ok(None),
+        }
+    }
+
+    /// The remembered result of an earlier attempt of `call` (same caller, id and arguments),
+    /// if this node has applied it. Lets a handler answer a retry before re-checking
+    /// preconditions that the first attempt consumed (an import token, for example).
+    pub fn previous_result<M: ClientRequest>(&self, call: &WriteCall<'_, M>) -> Option<Response> {
+        let request_id = RequestId::parse(call.request.request_id()).ok()?;
+        let fingerprint = fingerprint(call.method, &call.request.without_request_id());
+        let applied = self.raft.shared().read();
+        match applied
+            .state
+            .dedup()
+            .check(&CallerId::of(call.caller), &request_id, &fingerprint)
+        {
+            tessera_state::dedup::DedupHit::Retry(first) => Some(first.clone()),
+            _ => None,
         }
     }
 
@@ -312,8 +397,13 @@ impl Node {
     }
 }
 
-/// Milliseconds since the Unix epoch, from this node's clock (the proposer's timestamp).
-pub fn now_ms() -> u64 {
+/// Parses a key reference from a request's `key` field.
+fn parse_key_ref(key: &str) -> Result<KeyRef, ApiError> {
+    KeyRef::parse(key).map_err(|e| ApiError::invalid("key", e))
+}
+
+/// Milliseconds since the Unix epoch from the system clock.
+fn system_now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

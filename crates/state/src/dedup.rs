@@ -1,32 +1,57 @@
-//! The bounded request-id de-duplication table.
+//! The request-id de-duplication table.
 //!
-//! A retried write (same request id, same fingerprint) gets the response of its first
-//! application instead of being applied again. The table keeps the most recent
-//! [`DEDUP_CAPACITY`] requests by log index; eviction order depends only on the log, so every
-//! node evicts the same entries.
+//! A retried write (same caller, same request id, same fingerprint) gets the response of its
+//! first application instead of being applied again. Request ids are namespaced by the
+//! caller's identity ([`CallerId`]), so clients cannot collide with or evict each other's ids.
+//!
+//! The guarantee (documented in `docs/api.md`): an entry is kept for at least
+//! [`DEDUP_MIN_RETENTION_MS`] of cluster time after its first application, unless its caller
+//! made more than [`DEDUP_CAPACITY_PER_CALLER`] other successful writes in the meantime, or the
+//! whole cluster more than [`DEDUP_CAPACITY`]. Only writes that changed the state are
+//! remembered: a refused write changed nothing, so applying its retry cannot apply it twice,
+//! and a flood of refused writes evicts nothing. Eviction depends only on the log and on
+//! cluster time, so every node evicts the same entries.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::command::Response;
-use crate::ids::RequestId;
+use crate::ids::{CallerId, RequestId};
 
-/// How many request ids are remembered. Part of the replicated model: changing it changes
-/// which retries are recognised, so it changes only with a new state format.
-pub const DEDUP_CAPACITY: usize = 10_000;
+/// How long an entry is kept at least, in milliseconds of cluster time (10 minutes).
+pub const DEDUP_MIN_RETENTION_MS: u64 = 10 * 60 * 1000;
+/// Most entries kept for one caller; beyond it the caller's own oldest entries go first.
+pub const DEDUP_CAPACITY_PER_CALLER: usize = 50_000;
+/// Most entries kept in all; beyond it the oldest entries go first, whoever made them.
+pub const DEDUP_CAPACITY: usize = 200_000;
+
+/// What identifies a remembered request: its caller and its request id.
+pub type DedupKey = (CallerId, RequestId);
 
 /// One remembered request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DedupEntry {
+    /// Who sent it.
+    pub caller: CallerId,
     /// The request id.
     pub request_id: RequestId,
     /// Log index at which the request was first applied.
     pub index: u64,
+    /// Cluster time when it was applied (0 while no node had reported its clock yet; such
+    /// entries are stamped when cluster time is first established).
+    pub applied_at_ms: u64,
     /// Fingerprint of the first request.
     pub fingerprint: [u8; 32],
     /// Its response.
     pub response: Response,
+}
+
+impl DedupEntry {
+    /// The table key of this entry.
+    pub fn key(&self) -> DedupKey {
+        (self.caller, self.request_id.clone())
+    }
 }
 
 /// What a lookup found.
@@ -40,44 +65,126 @@ pub enum DedupHit<'a> {
     Reused,
 }
 
-/// Request id → first response, bounded by [`DEDUP_CAPACITY`].
+/// (caller, request id) → first response, bounded in time and size.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DedupTable {
-    entries: BTreeMap<RequestId, DedupEntry>,
-    by_index: BTreeMap<u64, RequestId>,
+    entries: BTreeMap<DedupKey, DedupEntry>,
+    /// Log order, for expiry and the global bound.
+    by_index: BTreeMap<u64, DedupKey>,
+    /// Log order per caller, for the per-caller bound.
+    by_caller: BTreeMap<(CallerId, u64), RequestId>,
+    /// Entries per caller.
+    counts: BTreeMap<CallerId, usize>,
 }
 
 impl DedupTable {
     /// Looks up a request.
-    pub fn check(&self, request_id: &RequestId, fingerprint: &[u8; 32]) -> DedupHit<'_> {
-        match self.entries.get(request_id) {
+    pub fn check(
+        &self,
+        caller: &CallerId,
+        request_id: &RequestId,
+        fingerprint: &[u8; 32],
+    ) -> DedupHit<'_> {
+        match self.entries.get(&(*caller, request_id.clone())) {
             None => DedupHit::New,
             Some(entry) if &entry.fingerprint == fingerprint => DedupHit::Retry(&entry.response),
             Some(_) => DedupHit::Reused,
         }
     }
 
-    /// Remembers a request; returns the ids evicted to stay within capacity.
-    pub fn insert(&mut self, entry: DedupEntry) -> Vec<RequestId> {
-        self.by_index.insert(entry.index, entry.request_id.clone());
-        self.entries.insert(entry.request_id.clone(), entry);
+    /// Remembers a request applied at cluster time `now_ms`; returns the keys evicted to stay
+    /// within the bounds (expired entries first, then the caller's oldest, then the oldest).
+    pub fn insert(&mut self, entry: DedupEntry, now_ms: u64) -> Vec<DedupKey> {
+        let caller = entry.caller;
+        self.restore(entry);
         let mut evicted = Vec::new();
-        while self.entries.len() > DEDUP_CAPACITY {
-            let Some((_, oldest)) = self.by_index.pop_first() else {
+        while let Some((_, key)) = self.by_index.first_key_value() {
+            let expired = self.entries.get(key).is_some_and(|oldest| {
+                oldest.applied_at_ms > 0
+                    && oldest.applied_at_ms.saturating_add(DEDUP_MIN_RETENTION_MS) <= now_ms
+            });
+            if !expired {
+                break;
+            }
+            let key = key.clone();
+            self.remove(&key);
+            evicted.push(key);
+        }
+        while self.counts.get(&caller).copied().unwrap_or(0) > DEDUP_CAPACITY_PER_CALLER {
+            let Some(((_, _), request_id)) = self
+                .by_caller
+                .range((caller, 0)..=(caller, u64::MAX))
+                .next()
+            else {
                 break;
             };
-            self.entries.remove(&oldest);
-            evicted.push(oldest);
+            let key = (caller, request_id.clone());
+            self.remove(&key);
+            evicted.push(key);
+        }
+        while self.entries.len() > DEDUP_CAPACITY {
+            let Some((_, key)) = self.by_index.first_key_value() else {
+                break;
+            };
+            let key = key.clone();
+            self.remove(&key);
+            evicted.push(key);
         }
         evicted
     }
 
-    /// The entry for a request id.
-    pub fn get(&self, request_id: &RequestId) -> Option<&DedupEntry> {
-        self.entries.get(request_id)
+    /// Puts back a persisted entry without evicting anything (the table it came from was
+    /// already within bounds).
+    pub(crate) fn restore(&mut self, entry: DedupEntry) {
+        let key = entry.key();
+        if let Some(previous) = self.entries.get(&key) {
+            let index = previous.index;
+            self.unindex(&key, index);
+        }
+        self.by_index.insert(entry.index, key.clone());
+        self.by_caller
+            .insert((entry.caller, entry.index), entry.request_id.clone());
+        *self.counts.entry(entry.caller).or_default() += 1;
+        self.entries.insert(key, entry);
     }
 
-    /// All entries in request-id order.
+    /// Stamps entries applied before cluster time existed with the first cluster time, so
+    /// their retention starts then; returns their keys.
+    pub(crate) fn stamp_unstamped(&mut self, now_ms: u64) -> Vec<DedupKey> {
+        let mut stamped = Vec::new();
+        for (key, entry) in &mut self.entries {
+            if entry.applied_at_ms == 0 {
+                entry.applied_at_ms = now_ms;
+                stamped.push(key.clone());
+            }
+        }
+        stamped
+    }
+
+    fn remove(&mut self, key: &DedupKey) {
+        if let Some(entry) = self.entries.remove(key) {
+            self.unindex(key, entry.index);
+        }
+    }
+
+    fn unindex(&mut self, key: &DedupKey, index: u64) {
+        let (caller, _) = key;
+        self.by_index.remove(&index);
+        self.by_caller.remove(&(*caller, index));
+        if let Some(count) = self.counts.get_mut(caller) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.counts.remove(caller);
+            }
+        }
+    }
+
+    /// The entry for a caller's request id.
+    pub fn get(&self, caller: &CallerId, request_id: &RequestId) -> Option<&DedupEntry> {
+        self.entries.get(&(*caller, request_id.clone()))
+    }
+
+    /// All entries in (caller, request id) order.
     pub fn entries(&self) -> impl Iterator<Item = &DedupEntry> {
         self.entries.values()
     }
@@ -97,37 +204,115 @@ impl DedupTable {
 mod tests {
     use super::*;
 
-    fn entry(n: u64) -> DedupEntry {
+    const MINUTE: u64 = 60_000;
+
+    fn caller(n: u8) -> CallerId {
+        CallerId::of(&format!("client-{n}"))
+    }
+
+    fn entry(who: u8, n: u64, at_ms: u64) -> DedupEntry {
         DedupEntry {
+            caller: caller(who),
             request_id: RequestId::parse(&format!("r{n}")).unwrap(),
             index: n,
+            applied_at_ms: at_ms,
             fingerprint: [n as u8; 32],
             response: Response::Noop,
         }
     }
 
-    #[test]
-    fn retry_same_fingerprint_hits_and_other_fingerprint_is_reuse() {
-        let mut t = DedupTable::default();
-        t.insert(entry(1));
-        let id = RequestId::parse("r1").unwrap();
-        assert_eq!(t.check(&id, &[1; 32]), DedupHit::Retry(&Response::Noop));
-        assert_eq!(t.check(&id, &[2; 32]), DedupHit::Reused);
-        assert_eq!(
-            t.check(&RequestId::parse("r2").unwrap(), &[1; 32]),
-            DedupHit::New
-        );
+    fn id(n: u64) -> RequestId {
+        RequestId::parse(&format!("r{n}")).unwrap()
     }
 
     #[test]
-    fn evicts_oldest_by_index_beyond_capacity() {
+    fn retry_same_fingerprint_hits_and_other_fingerprint_is_reuse() {
         let mut t = DedupTable::default();
-        for n in 1..=DEDUP_CAPACITY as u64 {
-            assert!(t.insert(entry(n)).is_empty());
+        t.insert(entry(1, 1, MINUTE), MINUTE);
+        assert_eq!(
+            t.check(&caller(1), &id(1), &[1; 32]),
+            DedupHit::Retry(&Response::Noop)
+        );
+        assert_eq!(t.check(&caller(1), &id(1), &[2; 32]), DedupHit::Reused);
+        assert_eq!(t.check(&caller(1), &id(2), &[1; 32]), DedupHit::New);
+    }
+
+    #[test]
+    fn request_ids_are_namespaced_by_caller() {
+        let mut t = DedupTable::default();
+        t.insert(entry(1, 1, MINUTE), MINUTE);
+        assert_eq!(t.check(&caller(2), &id(1), &[1; 32]), DedupHit::New);
+        assert_eq!(t.check(&caller(2), &id(1), &[9; 32]), DedupHit::New);
+    }
+
+    #[test]
+    fn entries_live_at_least_the_minimum_retention_whatever_the_count() {
+        let mut t = DedupTable::default();
+        t.insert(entry(1, 1, MINUTE), MINUTE);
+        // Many writes, all within the retention window.
+        for n in 2..1_000 {
+            t.insert(entry(1, n, MINUTE + n), MINUTE + n);
         }
-        let evicted = t.insert(entry(DEDUP_CAPACITY as u64 + 1));
-        assert_eq!(evicted, vec![RequestId::parse("r1").unwrap()]);
+        assert!(t.get(&caller(1), &id(1)).is_some());
+        // Just before the window closes the entry is still there; after it, it is gone.
+        t.insert(
+            entry(1, 1_000, MINUTE + DEDUP_MIN_RETENTION_MS - 1),
+            MINUTE + DEDUP_MIN_RETENTION_MS - 1,
+        );
+        assert!(t.get(&caller(1), &id(1)).is_some());
+        let evicted = t.insert(
+            entry(1, 1_001, MINUTE + DEDUP_MIN_RETENTION_MS),
+            MINUTE + DEDUP_MIN_RETENTION_MS,
+        );
+        assert_eq!(evicted, vec![(caller(1), id(1))]);
+        assert!(t.get(&caller(1), &id(2)).is_some());
+    }
+
+    #[test]
+    fn a_flooding_caller_evicts_only_its_own_entries() {
+        let mut t = DedupTable::default();
+        t.insert(entry(1, 1, MINUTE), MINUTE);
+        let flood = DEDUP_CAPACITY_PER_CALLER as u64 + 10;
+        for n in 2..=flood {
+            t.insert(entry(2, n, MINUTE), MINUTE);
+        }
+        assert!(
+            t.get(&caller(1), &id(1)).is_some(),
+            "another caller's flood"
+        );
+        assert!(
+            t.get(&caller(2), &id(2)).is_none(),
+            "the flooder's oldest went"
+        );
+        assert_eq!(t.len(), DEDUP_CAPACITY_PER_CALLER + 1);
+    }
+
+    #[test]
+    fn the_table_is_bounded_overall() {
+        let mut t = DedupTable::default();
+        let per_caller = DEDUP_CAPACITY_PER_CALLER as u64;
+        let mut n = 0;
+        for who in 0..=(DEDUP_CAPACITY as u64 / per_caller) {
+            for _ in 0..per_caller {
+                n += 1;
+                t.insert(entry(who as u8, n, MINUTE), MINUTE);
+            }
+        }
         assert_eq!(t.len(), DEDUP_CAPACITY);
-        assert!(t.get(&RequestId::parse("r1").unwrap()).is_none());
+        assert!(t.get(&caller(0), &id(1)).is_none(), "the oldest went first");
+    }
+
+    #[test]
+    fn unstamped_entries_start_their_retention_when_cluster_time_begins() {
+        let mut t = DedupTable::default();
+        t.insert(entry(1, 1, 0), 0);
+        assert_eq!(t.stamp_unstamped(5 * MINUTE), vec![(caller(1), id(1))]);
+        t.insert(entry(1, 2, 6 * MINUTE), 6 * MINUTE);
+        assert!(t.get(&caller(1), &id(1)).is_some());
+        t.insert(
+            entry(1, 3, 5 * MINUTE + DEDUP_MIN_RETENTION_MS),
+            5 * MINUTE + DEDUP_MIN_RETENTION_MS,
+        );
+        assert!(t.get(&caller(1), &id(1)).is_none());
     }
 }

@@ -198,6 +198,32 @@ impl fmt::Display for RequestId {
     }
 }
 
+/// Who sent a write, as far as de-duplication is concerned: the SHA-256 of the caller's
+/// identity (from its client certificate). Request ids are namespaced by it, so one client can
+/// neither collide with nor evict another client's ids, and no identity text is stored.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CallerId([u8; 32]);
+
+impl CallerId {
+    /// The caller id of an identity.
+    pub fn of(identity: &str) -> Self {
+        use sha2::Digest;
+        Self(sha2::Sha256::digest(identity.as_bytes()).into())
+    }
+
+    /// The digest, e.g. for a storage key.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CallerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, ..] = self.0;
+        write!(f, "CallerId({a:02x}{b:02x}{c:02x}{d:02x}…)")
+    }
+}
+
 /// Longest accepted alias name (without the `alias/` prefix), in bytes.
 pub const MAX_ALIAS_LEN: usize = 256;
 
@@ -260,7 +286,7 @@ impl fmt::Display for AliasName {
 }
 
 /// How a caller names a key: by id, by name, or through an alias.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KeyRef {
     /// A key id.
     Id(KeyId),

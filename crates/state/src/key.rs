@@ -95,7 +95,7 @@ impl VersionState {
 }
 
 /// One version of a key: its material, sealed by the barrier with AAD
-/// `key/<key_id>/v<version>` (see [`version_aad`]), until the version is destroyed.
+/// `key/<key_id>/v<version>/<spec>` (see [`version_aad`]), until the version is destroyed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyVersionRecord {
     /// Version number, from 1.
@@ -406,10 +406,11 @@ pub struct VersionMetadata {
     pub destroyed_at_ms: Option<u64>,
 }
 
-/// The barrier AAD that binds a version's sealed material to its key and version, so a blob
-/// copied to another key or version fails to open.
-pub fn version_aad(key_id: &KeyId, version: u32) -> Vec<u8> {
-    format!("key/{key_id}/v{version}").into_bytes()
+/// The barrier AAD that binds a version's sealed material to its key, version and key spec,
+/// so a blob copied to another key or version fails to open, and so does material presented
+/// as another algorithm (a record whose spec was altered at rest no longer opens).
+pub fn version_aad(key_id: &KeyId, version: u32, spec: KeySpec) -> Vec<u8> {
+    format!("key/{key_id}/v{version}/{}", spec.name()).into_bytes()
 }
 
 /// The barrier AAD of an import token's sealed private key.
@@ -436,4 +437,20 @@ pub fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_aad_binds_key_version_and_spec() {
+        let key = KeyId::from_random_bytes([1; 16]);
+        let other = KeyId::from_random_bytes([2; 16]);
+        let aad = version_aad(&key, 2, KeySpec::Aes256Gcm);
+        assert_eq!(aad, format!("key/{key}/v2/AES256_GCM").into_bytes());
+        assert_ne!(aad, version_aad(&key, 2, KeySpec::HmacSha256));
+        assert_ne!(aad, version_aad(&key, 3, KeySpec::Aes256Gcm));
+        assert_ne!(aad, version_aad(&other, 2, KeySpec::Aes256Gcm));
+    }
 }

@@ -3,7 +3,9 @@
 //! [`State`] holds what the Raft group replicates: the seal configuration, customer keys with
 //! their lifecycle and barrier-sealed versions, aliases, and a bounded table of applied request
 //! ids. [`State::apply`]
-//! turns a committed [`Request`] into a [`Response`].
+//! turns a committed [`Request`] into a [`Response`]. Time enters only as data: proposers'
+//! timestamps inside commands, and the replicated cluster time ([`clock`]) that decides when
+//! destruction is due.
 //!
 //! What this crate is not: it does no I/O, reads no clock, draws no randomness and never sees
 //! a plaintext secret. Key ids, sealed material and timestamps are produced by the proposing
@@ -11,6 +13,7 @@
 //! node. Persistence (rows and snapshots) is described here as bytes; writing them is the
 //! `raft` crate's job.
 
+pub mod clock;
 pub mod command;
 pub mod dedup;
 pub mod error;
@@ -21,9 +24,10 @@ pub mod rows;
 pub mod seal;
 pub mod snapshot;
 
-pub use command::{ApplyError, Command, NewKey, Request, Response};
+pub use clock::ClusterClock;
+pub use command::{ApplyError, Command, KeyBinding, NewKey, Request, Response};
 pub use error::Error;
-pub use ids::{AliasName, KeyId, KeyName, KeyRef, RequestId};
+pub use ids::{AliasName, CallerId, KeyId, KeyName, KeyRef, RequestId};
 pub use key::{
     ImportToken, KeyMetadata, KeyOrigin, KeyRecord, KeyState, KeyVersionRecord, Unusable,
     VersionState,

@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 
 pub use query::{KeyFilter, KeyPage};
 
-use crate::command::{ApplyError, Command, Request, Response};
+use crate::clock::ClusterClock;
+use crate::command::{ApplyError, Command, KeyBinding, Request, Response};
 use crate::dedup::{DedupEntry, DedupHit, DedupTable};
 use crate::ids::{AliasName, KeyId, KeyName, KeyRef};
 use crate::key::{KeyMetadata, KeyRecord};
@@ -27,6 +28,7 @@ pub struct State {
     pub(crate) keys: BTreeMap<KeyId, KeyRecord>,
     pub(crate) aliases: BTreeMap<AliasName, KeyId>,
     pub(crate) dedup: DedupTable,
+    pub(crate) clock: ClusterClock,
     /// Derived: key name → id.
     pub(crate) names: BTreeMap<KeyName, KeyId>,
     /// Derived: key id → its aliases.
@@ -43,10 +45,20 @@ impl State {
 
     /// Applies a request committed at log `index` and returns its replicated result.
     ///
-    /// A retry of an already-applied request (same id and fingerprint) returns the first
-    /// result without changing anything.
+    /// A retry of an already-applied request (same caller, id and fingerprint) returns the
+    /// first result without changing anything. A request whose key references no longer name
+    /// the keys they named when it was prepared is refused without effect.
     pub fn apply(&mut self, index: u64, request: &Request) -> Response {
-        match self.dedup.check(&request.request_id, &request.fingerprint) {
+        if let Command::ReportClock { .. } = request.command {
+            // A reading is idempotent; remembering it would only crowd out client requests.
+            return self
+                .execute(&request.command)
+                .unwrap_or_else(Response::Rejected);
+        }
+        match self
+            .dedup
+            .check(&request.caller, &request.request_id, &request.fingerprint)
+        {
             DedupHit::Retry(first) => return first.clone(),
             DedupHit::Reused => {
                 return Response::Rejected(ApplyError::RequestIdReused {
@@ -55,24 +67,60 @@ impl State {
             }
             DedupHit::New => {}
         }
-        let response = match self.execute(&request.command) {
+        let executed = self
+            .check_bindings(&request.bindings)
+            .and_then(|()| self.execute(&request.command));
+        // Only changes are remembered: a refused request changed nothing, so applying its
+        // retry cannot apply it twice (and transient refusals must not stick to the id).
+        let response = match executed {
             Ok(response) => response,
-            // A lost rotation race is transient: the proposer retries under the same request
-            // id with the next version, so it must not be remembered as the final answer.
-            Err(rejected @ ApplyError::VersionConflict { .. }) => {
-                return Response::Rejected(rejected)
-            }
-            Err(rejected) => Response::Rejected(rejected),
+            Err(rejected) => return Response::Rejected(rejected),
         };
-        let evicted = self.dedup.insert(DedupEntry {
-            request_id: request.request_id.clone(),
-            index,
-            fingerprint: request.fingerprint,
-            response: response.clone(),
-        });
-        self.dirty.insert(RowKey::Dedup(request.request_id.clone()));
-        self.dirty.extend(evicted.into_iter().map(RowKey::Dedup));
+        let now_ms = self.clock.now_ms();
+        let evicted = self.dedup.insert(
+            DedupEntry {
+                caller: request.caller,
+                request_id: request.request_id.clone(),
+                index,
+                applied_at_ms: now_ms,
+                fingerprint: request.fingerprint,
+                response: response.clone(),
+            },
+            now_ms,
+        );
+        self.dirty
+            .insert(RowKey::Dedup(request.caller, request.request_id.clone()));
+        self.dirty
+            .extend(evicted.into_iter().map(|(c, id)| RowKey::Dedup(c, id)));
         response
+    }
+
+    /// Fails unless every reference still names the key it named when the request was
+    /// prepared.
+    fn check_bindings(&self, bindings: &[KeyBinding]) -> Result<(), ApplyError> {
+        for binding in bindings {
+            let now = self.resolve(&binding.reference).map(|k| &k.key_id);
+            if now != Some(&binding.key_id) {
+                return Err(ApplyError::StaleReference {
+                    reference: binding.reference.clone(),
+                    bound_to: binding.key_id.clone(),
+                    now: now.cloned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn report_clock(&mut self, node_id: u64, at_ms: u64, voters: u32) {
+        let before = self.clock.now_ms();
+        self.clock.report(node_id, at_ms, voters);
+        self.dirty.insert(RowKey::Clock);
+        let now = self.clock.now_ms();
+        if before == 0 && now > 0 {
+            let stamped = self.dedup.stamp_unstamped(now);
+            self.dirty
+                .extend(stamped.into_iter().map(|(c, id)| RowKey::Dedup(c, id)));
+        }
     }
 
     fn execute(&mut self, command: &Command) -> Result<Response, ApplyError> {
@@ -95,10 +143,11 @@ impl State {
             Command::DisableKey { key_id } => self.set_key_enabled(key_id, false),
             Command::ScheduleKeyDeletion {
                 key_id,
-                deletion_date_ms,
-            } => self.schedule_deletion(key_id, *deletion_date_ms),
+                window_ms,
+                at_ms,
+            } => self.schedule_deletion(key_id, *window_ms, *at_ms),
             Command::CancelKeyDeletion { key_id } => self.cancel_deletion(key_id),
-            Command::DestroyKey { key_id, at_ms } => self.destroy_key(key_id, *at_ms),
+            Command::DestroyKey { key_id } => self.destroy_key(key_id),
             Command::SetMinDecryptionVersion { key_id, version } => {
                 self.set_min_decryption_version(key_id, *version)
             }
@@ -140,6 +189,14 @@ impl State {
                 sealed_material,
                 at_ms,
             } => self.import_material(key_id, token_id, *version, sealed_material, *at_ms),
+            Command::ReportClock {
+                node_id,
+                at_ms,
+                voters,
+            } => {
+                self.report_clock(*node_id, *at_ms, *voters);
+                Ok(Response::Noop)
+            }
         }
     }
 
@@ -209,6 +266,11 @@ impl State {
     /// The de-duplication table.
     pub fn dedup(&self) -> &DedupTable {
         &self.dedup
+    }
+
+    /// The replicated cluster clock (see [`crate::clock`]).
+    pub fn clock(&self) -> &ClusterClock {
+        &self.clock
     }
 }
 

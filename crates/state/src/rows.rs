@@ -1,24 +1,28 @@
 //! Row-level persistence of [`State`]: which rows a command changed, and how rows are encoded.
 //!
 //! The Raft state-machine store keeps one row per seal config, key and remembered request, so
-//! applying a command writes only what changed. Keys of rows are ASCII paths; values are
-//! `[ROW_FORMAT_V1] ++ postcard(value)`. Derived indexes (names, dedup order) are rebuilt on
-//! load and are never stored.
+//! applying a command writes only what changed. Keys of rows are ASCII paths (`seal`,
+//! `clock`, `key/<key id>`, `alias/<alias>`, `dedup/<caller hex>/<request id>`); values are
+//! `[ROW_FORMAT_V2] ++ postcard(value)`. Derived indexes (names, dedup order) are rebuilt on
+//! load and are never stored. Format 1 (before cluster time and caller-scoped request ids)
+//! is refused as unsupported.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::clock::ClusterClock;
 use crate::dedup::DedupEntry;
 use crate::error::Error;
-use crate::ids::{AliasName, KeyId, RequestId};
+use crate::ids::{AliasName, CallerId, KeyId, RequestId};
 use crate::key::KeyRecord;
 use crate::machine::State;
 use crate::seal::SealConfig;
 
 /// Version tag of a row value.
-pub const ROW_FORMAT_V1: u8 = 1;
+pub const ROW_FORMAT_V2: u8 = 2;
 
 const SEAL_ROW: &[u8] = b"seal";
+const CLOCK_ROW: &[u8] = b"clock";
 const KEY_PREFIX: &[u8] = b"key/";
 const DEDUP_PREFIX: &[u8] = b"dedup/";
 const ALIAS_PREFIX: &[u8] = b"alias/";
@@ -31,7 +35,9 @@ pub enum RowKey {
     /// A key record.
     Key(KeyId),
     /// A de-duplication entry.
-    Dedup(RequestId),
+    Dedup(CallerId, RequestId),
+    /// The cluster clock.
+    Clock,
     /// An alias and its target.
     Alias(AliasName),
 }
@@ -42,7 +48,14 @@ impl RowKey {
         match self {
             Self::Seal => SEAL_ROW.to_vec(),
             Self::Key(id) => [KEY_PREFIX, id.as_str().as_bytes()].concat(),
-            Self::Dedup(id) => [DEDUP_PREFIX, id.as_str().as_bytes()].concat(),
+            Self::Dedup(caller, id) => [
+                DEDUP_PREFIX,
+                hex_lower(caller.as_bytes()).as_bytes(),
+                b"/",
+                id.as_str().as_bytes(),
+            ]
+            .concat(),
+            Self::Clock => CLOCK_ROW.to_vec(),
             Self::Alias(alias) => [ALIAS_PREFIX, alias.as_str().as_bytes()].concat(),
         }
     }
@@ -60,8 +73,12 @@ pub struct RowChange {
     pub value: Option<Vec<u8>>,
 }
 
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub(crate) fn encode_value<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, Error> {
-    let out = vec![ROW_FORMAT_V1];
+    let out = vec![ROW_FORMAT_V2];
     postcard::to_extend(value, out).map_err(|e| Error::Corrupt {
         what,
         detail: e.to_string(),
@@ -70,7 +87,7 @@ pub(crate) fn encode_value<T: Serialize>(what: &'static str, value: &T) -> Resul
 
 fn decode_value<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, Error> {
     match bytes.split_first() {
-        Some((&ROW_FORMAT_V1, body)) => postcard::from_bytes(body).map_err(|e| Error::Corrupt {
+        Some((&ROW_FORMAT_V2, body)) => postcard::from_bytes(body).map_err(|e| Error::Corrupt {
             what,
             detail: e.to_string(),
         }),
@@ -107,14 +124,15 @@ impl State {
     /// As [`State::take_changes`].
     pub fn all_rows(&self) -> Result<Vec<Row>, Error> {
         let mut rows =
-            Vec::with_capacity(1 + self.keys.len() + self.aliases.len() + self.dedup.len());
-        let keys = std::iter::once(RowKey::Seal)
+            Vec::with_capacity(2 + self.keys.len() + self.aliases.len() + self.dedup.len());
+        let keys = [RowKey::Seal, RowKey::Clock]
+            .into_iter()
             .chain(self.keys.keys().cloned().map(RowKey::Key))
             .chain(self.aliases.keys().cloned().map(RowKey::Alias))
             .chain(
                 self.dedup
                     .entries()
-                    .map(|e| RowKey::Dedup(e.request_id.clone())),
+                    .map(|e| RowKey::Dedup(e.caller, e.request_id.clone())),
             );
         for row in keys {
             if let Some(value) = self.row_value(&row)? {
@@ -136,11 +154,12 @@ impl State {
                 .get(id)
                 .map(|k| encode_value("key row", k))
                 .transpose(),
-            RowKey::Dedup(id) => self
+            RowKey::Dedup(caller, id) => self
                 .dedup
-                .get(id)
+                .get(caller, id)
                 .map(|e| encode_value("dedup row", e))
                 .transpose(),
+            RowKey::Clock => encode_value("clock row", &self.clock).map(Some),
             RowKey::Alias(alias) => self
                 .aliases
                 .get(alias)
@@ -162,9 +181,12 @@ impl State {
         let mut keys = Vec::new();
         let mut aliases = Vec::new();
         let mut dedup = Vec::new();
+        let mut clock = ClusterClock::default();
         for (key, value) in rows {
             if key == SEAL_ROW {
                 seal = Some(decode_value::<SealConfig>("seal row", &value)?);
+            } else if key == CLOCK_ROW {
+                clock = decode_value::<ClusterClock>("clock row", &value)?;
             } else if key.starts_with(KEY_PREFIX) {
                 keys.push(decode_value::<KeyRecord>("key row", &value)?);
             } else if key.starts_with(DEDUP_PREFIX) {
@@ -178,18 +200,20 @@ impl State {
                 });
             }
         }
-        Self::from_parts(seal, keys, aliases, dedup)
+        Self::from_parts(seal, clock, keys, aliases, dedup)
     }
 
     /// Assembles a state and rebuilds its indexes.
     pub(crate) fn from_parts(
         seal: Option<SealConfig>,
+        clock: ClusterClock,
         keys: Vec<KeyRecord>,
         aliases: Vec<(AliasName, KeyId)>,
         dedup: Vec<DedupEntry>,
     ) -> Result<Self, Error> {
         let mut state = State {
             seal,
+            clock,
             ..State::default()
         };
         for key in keys {
@@ -216,7 +240,7 @@ impl State {
             state.aliases.insert(alias, key_id);
         }
         for entry in dedup {
-            state.dedup.insert(entry);
+            state.dedup.restore(entry);
         }
         Ok(state)
     }
@@ -244,7 +268,9 @@ mod tests {
             1,
             &Request {
                 request_id: RequestId::parse("i").unwrap(),
+                caller: CallerId::of("admin"),
                 fingerprint: [0; 32],
+                bindings: Vec::new(),
                 command: init,
             },
         );
@@ -252,7 +278,9 @@ mod tests {
             2,
             &Request {
                 request_id: RequestId::parse("c").unwrap(),
+                caller: CallerId::of("admin"),
                 fingerprint: [1; 32],
+                bindings: Vec::new(),
                 command: Command::CreateKey(NewKey {
                     key_id: KeyId::from_random_bytes([7; 16]),
                     name: KeyName::parse("app").unwrap(),
@@ -272,7 +300,9 @@ mod tests {
             3,
             &Request {
                 request_id: RequestId::parse("a").unwrap(),
+                caller: CallerId::of("admin"),
                 fingerprint: [2; 32],
+                bindings: Vec::new(),
                 command: Command::CreateAlias {
                     alias: AliasName::parse("front").unwrap(),
                     key_id: KeyId::from_random_bytes([7; 16]),
@@ -287,6 +317,27 @@ mod tests {
         let mut s = populated();
         let changes = s.take_changes().unwrap();
         assert_eq!(changes.len(), 6, "seal, key, alias, three dedup rows");
+        s.apply(
+            4,
+            &Request {
+                request_id: RequestId::parse("t").unwrap(),
+                caller: CallerId::of("node"),
+                fingerprint: [3; 32],
+                bindings: Vec::new(),
+                command: Command::ReportClock {
+                    node_id: 1,
+                    at_ms: 700,
+                    voters: 1,
+                },
+            },
+        );
+        let mut changes = changes;
+        changes.extend(s.take_changes().unwrap());
+        assert_eq!(
+            changes.len(),
+            10,
+            "and the clock row, stamping three dedup rows"
+        );
         assert!(s.take_changes().unwrap().is_empty());
         let rows = changes
             .into_iter()
@@ -320,11 +371,11 @@ mod tests {
             Err(Error::UnsupportedFormat { version: 9, .. })
         ));
         assert!(matches!(
-            State::from_rows([(b"seal".to_vec(), vec![1, 0xff])]),
+            State::from_rows([(b"seal".to_vec(), vec![ROW_FORMAT_V2, 0xff])]),
             Err(Error::Corrupt { .. })
         ));
         assert!(matches!(
-            State::from_rows([(b"other".to_vec(), vec![1])]),
+            State::from_rows([(b"other".to_vec(), vec![ROW_FORMAT_V2])]),
             Err(Error::Corrupt { .. })
         ));
     }

@@ -1,13 +1,15 @@
 //! Snapshot encoding of [`State`] and the state digest.
 //!
-//! Layout: `b"TSNP"` magic, one format byte ([`SNAPSHOT_FORMAT_V1`]), then the postcard
-//! encoding of the seal config, the keys in id order, the aliases in alias order and the
-//! de-duplication entries in request-id order. Every collection is ordered, so equal states encode to equal bytes;
-//! secrets inside are barrier-sealed.
+//! Layout: `b"TSNP"` magic, one format byte ([`SNAPSHOT_FORMAT_V2`]), then the postcard
+//! encoding of the seal config, the cluster clock, the keys in id order, the aliases in alias
+//! order and the de-duplication entries in (caller, request id) order. Every collection is
+//! ordered, so equal states encode to equal bytes; secrets inside are barrier-sealed. Format 1
+//! (before cluster time and caller-scoped request ids) is refused as unsupported.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::clock::ClusterClock;
 use crate::dedup::DedupEntry;
 use crate::error::Error;
 use crate::ids::{AliasName, KeyId};
@@ -18,11 +20,12 @@ use crate::seal::SealConfig;
 /// Magic bytes that open a snapshot.
 pub const SNAPSHOT_MAGIC: &[u8; 4] = b"TSNP";
 /// Current snapshot format version.
-pub const SNAPSHOT_FORMAT_V1: u8 = 1;
+pub const SNAPSHOT_FORMAT_V2: u8 = 2;
 
 #[derive(Serialize)]
 struct SnapshotRef<'a> {
     seal: Option<&'a SealConfig>,
+    clock: &'a ClusterClock,
     keys: Vec<&'a KeyRecord>,
     aliases: Vec<(&'a AliasName, &'a KeyId)>,
     dedup: Vec<&'a DedupEntry>,
@@ -31,6 +34,7 @@ struct SnapshotRef<'a> {
 #[derive(Deserialize)]
 struct SnapshotOwned {
     seal: Option<SealConfig>,
+    clock: ClusterClock,
     keys: Vec<KeyRecord>,
     aliases: Vec<(AliasName, KeyId)>,
     dedup: Vec<DedupEntry>,
@@ -44,12 +48,13 @@ impl State {
     pub fn encode_snapshot(&self) -> Result<Vec<u8>, Error> {
         let body = SnapshotRef {
             seal: self.seal.as_ref(),
+            clock: &self.clock,
             keys: self.keys.values().collect(),
             aliases: self.aliases.iter().collect(),
             dedup: self.dedup.entries().collect(),
         };
         let mut out = SNAPSHOT_MAGIC.to_vec();
-        out.push(SNAPSHOT_FORMAT_V1);
+        out.push(SNAPSHOT_FORMAT_V2);
         postcard::to_extend(&body, out).map_err(|e| Error::Corrupt {
             what: "snapshot",
             detail: e.to_string(),
@@ -72,7 +77,7 @@ impl State {
         let (version, body) = rest
             .split_first()
             .ok_or_else(|| corrupt("missing format version".into()))?;
-        if *version != SNAPSHOT_FORMAT_V1 {
+        if *version != SNAPSHOT_FORMAT_V2 {
             return Err(Error::UnsupportedFormat {
                 what: "snapshot",
                 version: *version,
@@ -83,7 +88,13 @@ impl State {
         if !trailing.is_empty() {
             return Err(corrupt(format!("{} trailing bytes", trailing.len())));
         }
-        Self::from_parts(owned.seal, owned.keys, owned.aliases, owned.dedup)
+        Self::from_parts(
+            owned.seal,
+            owned.clock,
+            owned.keys,
+            owned.aliases,
+            owned.dedup,
+        )
     }
 
     /// SHA-256 of the snapshot encoding: equal on two nodes exactly when their states are.
@@ -103,7 +114,7 @@ mod tests {
     fn empty_state_round_trips() {
         let s = State::new();
         let bytes = s.encode_snapshot().unwrap();
-        assert_eq!(bytes.get(..5).unwrap(), b"TSNP\x01");
+        assert_eq!(bytes.get(..5).unwrap(), b"TSNP\x02");
         let back = State::decode_snapshot(&bytes).unwrap();
         assert_eq!(back.encode_snapshot().unwrap(), bytes);
     }
@@ -119,8 +130,8 @@ mod tests {
             Err(Error::Corrupt { .. })
         ));
         assert!(matches!(
-            State::decode_snapshot(b"TSNP\x02"),
-            Err(Error::UnsupportedFormat { version: 2, .. })
+            State::decode_snapshot(b"TSNP\x01"),
+            Err(Error::UnsupportedFormat { version: 1, .. })
         ));
         let mut bytes = State::new().encode_snapshot().unwrap();
         bytes.push(0);

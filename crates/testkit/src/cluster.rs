@@ -14,6 +14,20 @@ use crate::wait::wait_for;
 /// One cluster at a time per test binary: node processes are heavy on a 2-core machine.
 static CLUSTER_LOCK: Mutex<()> = Mutex::new(());
 
+/// The one-cluster-at-a-time slot, held until dropped. Each test runs on its own runtime,
+/// so holding it across `.await` blocks only other tests' clusters, as intended.
+pub struct Exclusive {
+    _guard: MutexGuard<'static, ()>,
+}
+
+/// Takes the one-cluster-at-a-time slot without starting a [`TestCluster`], for tests that
+/// start other multi-process clusters (the chaos harness's).
+pub fn exclusive() -> Exclusive {
+    Exclusive {
+        _guard: CLUSTER_LOCK.lock().unwrap_or_else(PoisonError::into_inner),
+    }
+}
+
 /// Generous bound on cluster-level waits (elections, joins, catch-up) on a loaded machine.
 pub const WAIT: Duration = Duration::from_secs(60);
 
@@ -39,6 +53,9 @@ pub struct ClusterOptions {
     /// If set, each node's data directory is a tmpfs of this many MiB that a test can fill
     /// (see [`TestCluster::fill_disk`]); mounting needs root.
     pub data_quota_mib: Option<u64>,
+    /// Extra TOML appended to one node's configuration: `(node id, text)`, e.g. a `[faults]`
+    /// section for a fault-injection build.
+    pub extra_config: Vec<(u64, String)>,
 }
 
 impl Default for ClusterOptions {
@@ -53,6 +70,7 @@ impl Default for ClusterOptions {
             logs_kept_after_snapshot: 1_000,
             import_token_ttl_seconds: 600,
             data_quota_mib: None,
+            extra_config: Vec::new(),
         }
     }
 }
@@ -107,7 +125,7 @@ pub struct TestCluster {
     /// The nodes, node 1 first.
     pub nodes: Vec<TestNode>,
     shares: Vec<String>,
-    _lock: MutexGuard<'static, ()>,
+    _lock: Exclusive,
 }
 
 fn config_text(
@@ -165,14 +183,19 @@ job_interval_ms = 200
         snap = options.snapshot_after_logs,
         keep = options.logs_kept_after_snapshot,
         ttl = options.import_token_ttl_seconds,
-    )
+    ) + &options
+        .extra_config
+        .iter()
+        .filter(|(node, _)| *node == id)
+        .map(|(_, text)| format!("\n{text}\n"))
+        .collect::<String>()
 }
 
 impl TestCluster {
     /// Starts `options.nodes` processes of `binary`, bootstraps node 1, joins the others and
     /// waits until all are voters. The cluster is not initialised.
     pub async fn start(binary: &Path, options: ClusterOptions) -> Self {
-        let lock = CLUSTER_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+        let lock = exclusive();
         let root = tempfile::Builder::new()
             .prefix("tessera-test-")
             .tempdir()

@@ -21,5 +21,5 @@ pub mod process;
 pub mod scan;
 pub mod wait;
 
-pub use cluster::{ClusterOptions, TestCluster};
+pub use cluster::{exclusive, ClusterOptions, Exclusive, TestCluster};
 pub use wait::wait_for;

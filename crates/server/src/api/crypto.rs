@@ -36,7 +36,8 @@ impl CryptoService {
         let (version, sealed) = record.primary()?;
         Ok((
             version,
-            self.node.unseal_material(&record.key_id, version, sealed)?,
+            self.node
+                .unseal_material(&record.key_id, version, record.spec, sealed)?,
         ))
     }
 
@@ -49,7 +50,8 @@ impl CryptoService {
         let (version, sealed) = record.decryptable(version)?;
         Ok((
             version,
-            self.node.unseal_material(&record.key_id, version, sealed)?,
+            self.node
+                .unseal_material(&record.key_id, version, record.spec, sealed)?,
         ))
     }
 

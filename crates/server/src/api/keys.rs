@@ -14,9 +14,9 @@ use tessera_state::{
 };
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
-use super::{caller, key_to_proto};
+use super::{caller, key_to_proto, split};
 use crate::error::ApiError;
-use crate::node::{now_ms, rand_fill, ClientRequest, Node};
+use crate::node::{rand_fill, ClientRequest, Node, WriteCall};
 
 /// Longest accepted key description, in bytes.
 pub const MAX_DESCRIPTION_BYTES: usize = 8192;
@@ -26,9 +26,6 @@ pub const DEFAULT_PAGE_SIZE: usize = 100;
 pub const MAX_PAGE_SIZE: usize = 1000;
 /// The wrapping construction of export and import (see `tessera_crypto::wrap`).
 pub const WRAPPING_ALGORITHM: &str = "X25519_HKDF_SHA256_AES_256_GCM";
-
-/// How often a new version is retried when another one wins the race for its number.
-const VERSION_ATTEMPTS: usize = 64;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -56,10 +53,20 @@ fn key_response(response: Response) -> Result<pb::KeyResponse, ApiError> {
     }
 }
 
-fn next_version(latest: u32) -> Result<u32, ApiError> {
-    latest.checked_add(1).ok_or_else(|| {
+fn next_version(key: &KeyRecord) -> Result<u32, ApiError> {
+    key.latest_version().checked_add(1).ok_or_else(|| {
         ApiError::invalid("key", "the key has reached the maximum number of versions")
     })
+}
+
+fn alias_response(response: Response) -> Result<pb::AliasResponse, ApiError> {
+    match response {
+        Response::Alias { alias, key_id } => Ok(pb::AliasResponse {
+            alias: alias.to_string(),
+            key_id: key_id.to_string(),
+        }),
+        _ => Err(ApiError::Internal("an alias command returned no alias")),
+    }
 }
 
 fn tags(map: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
@@ -94,7 +101,7 @@ impl KeysService {
     async fn create(
         &self,
         req: pb::CreateKeyRequest,
-        identity: String,
+        identity: &str,
     ) -> Result<pb::KeyResponse, ApiError> {
         self.node.require_unsealed()?;
         let name = KeyName::parse(&req.name).map_err(|e| ApiError::invalid("name", e))?;
@@ -125,7 +132,10 @@ impl KeysService {
         let sealed_material = match origin {
             KeyOrigin::Tessera => {
                 let material = spec.generate_material(&mut tessera_crypto::os_rng());
-                Some(self.node.seal_material(&key_id, 1, material.as_slice())?)
+                Some(
+                    self.node
+                        .seal_material(&key_id, 1, spec, material.as_slice())?,
+                )
             }
             KeyOrigin::External => None,
         };
@@ -139,60 +149,32 @@ impl KeysService {
             rotation_period_ms: self.rotation_period(req.rotation_period_ms)?,
             exportable: req.exportable,
             tags: tags(&req.tags)?,
-            at_ms: now_ms(),
-            created_by: identity,
+            at_ms: self.node.now_ms(),
+            created_by: identity.to_owned(),
         });
-        let response = self.node.write("Keys/CreateKey", &req, command).await?;
-        key_response(response)
+        let call = WriteCall::new("Keys/CreateKey", identity, &req);
+        key_response(self.node.write(&call, Vec::new(), command).await?)
     }
 
-    /// Resolves `key` and proposes the command `build` makes for it.
+    /// Proposes the command `build` makes for the key `key` names (see
+    /// [`Node::write_for_key`]) and answers with the key.
     async fn key_write<M: ClientRequest>(
         &self,
-        method: &'static str,
-        request: &M,
+        call: &WriteCall<'_, M>,
         key: &str,
-        build: impl FnOnce(&KeyRecord) -> Result<Command, ApiError>,
+        build: impl FnMut(&KeyRecord) -> Result<Command, ApiError>,
     ) -> Result<pb::KeyResponse, ApiError> {
-        self.node.require_unsealed()?;
-        let record = self.node.resolve_key(key).await?;
-        let command = build(&record)?;
-        let response = self.node.write(method, request, command).await?;
-        key_response(response)
+        key_response(self.node.write_for_key(call, key, build).await?)
     }
 
-    /// Proposes a new version made by `command_for(version)`, retrying with the next number
-    /// while other writers win the race: every round has a winner, so this converges.
-    async fn add_version<M: ClientRequest>(
+    async fn rotate(
         &self,
-        method: &'static str,
-        request: &M,
-        record: &KeyRecord,
-        mut command_for: impl FnMut(u32) -> Result<Command, ApiError>,
+        req: pb::KeyWriteRequest,
+        identity: &str,
     ) -> Result<pb::KeyResponse, ApiError> {
-        let mut version = next_version(record.latest_version())?;
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match self
-                .node
-                .write(method, request, command_for(version)?)
-                .await
-            {
-                Err(ApiError::Rejected(ApplyError::VersionConflict { latest, .. }))
-                    if attempts < VERSION_ATTEMPTS =>
-                {
-                    version = next_version(latest)?;
-                }
-                other => return key_response(other?),
-            }
-        }
-    }
-
-    async fn rotate(&self, req: pb::KeyWriteRequest) -> Result<pb::KeyResponse, ApiError> {
-        self.node.require_unsealed()?;
-        let record = self.node.resolve_key(&req.key).await?;
-        self.add_version("Keys/RotateKey", &req, &record, |version| {
+        let call = WriteCall::new("Keys/RotateKey", identity, &req);
+        self.key_write(&call, &req.key, |record| {
+            let version = next_version(record)?;
             let material = record.spec.generate_material(&mut tessera_crypto::os_rng());
             Ok(Command::RotateKey {
                 key_id: record.key_id.clone(),
@@ -200,9 +182,10 @@ impl KeysService {
                 sealed_material: self.node.seal_material(
                     &record.key_id,
                     version,
+                    record.spec,
                     material.as_slice(),
                 )?,
-                at_ms: now_ms(),
+                at_ms: self.node.now_ms(),
             })
         })
         .await
@@ -211,6 +194,7 @@ impl KeysService {
     async fn schedule_deletion(
         &self,
         req: pb::ScheduleKeyDeletionRequest,
+        identity: &str,
     ) -> Result<pb::KeyResponse, ApiError> {
         let lifecycle = self.node.lifecycle();
         let window = if req.pending_window_seconds == 0 {
@@ -236,11 +220,12 @@ impl KeysService {
                 ),
             ));
         }
-        let deletion_date_ms = now_ms().saturating_add(window.saturating_mul(1000));
-        self.key_write("Keys/ScheduleKeyDeletion", &req, &req.key, |k| {
+        let call = WriteCall::new("Keys/ScheduleKeyDeletion", identity, &req);
+        self.key_write(&call, &req.key, |k| {
             Ok(Command::ScheduleKeyDeletion {
                 key_id: k.key_id.clone(),
-                deletion_date_ms,
+                window_ms: window.saturating_mul(1000),
+                at_ms: self.node.now_ms(),
             })
         })
         .await
@@ -251,50 +236,50 @@ impl KeysService {
         &self,
         method: &'static str,
         request: GrpcRequest<pb::KeyWriteRequest>,
-        make: impl FnOnce(KeyId) -> Command,
+        make: impl Fn(KeyId) -> Command,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let req = request.into_inner();
+        let (identity, req) = split(request);
+        let call = WriteCall::new(method, &identity, &req);
         let response = self
-            .key_write(method, &req, &req.key, |k| Ok(make(k.key_id.clone())))
+            .key_write(&call, &req.key, |k| Ok(make(k.key_id.clone())))
             .await?;
         Ok(GrpcResponse::new(response))
     }
 
+    /// A write to one version of a key (enable, disable, destroy, minimum version).
     async fn version_write(
         &self,
         method: &'static str,
-        req: &pb::KeyVersionRequest,
-        make: impl FnOnce(KeyId, u32) -> Command,
-    ) -> Result<pb::KeyResponse, ApiError> {
+        request: GrpcRequest<pb::KeyVersionRequest>,
+        make: impl Fn(KeyId, u32) -> Command,
+    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
+        let (identity, req) = split(request);
         if req.version == 0 {
-            return Err(ApiError::invalid("version", "must be at least 1"));
+            return Err(ApiError::invalid("version", "must be at least 1").into());
         }
-        self.key_write(method, req, &req.key, |k| {
-            Ok(make(k.key_id.clone(), req.version))
-        })
-        .await
+        let call = WriteCall::new(method, &identity, &req);
+        let response = self
+            .key_write(&call, &req.key, |k| Ok(make(k.key_id.clone(), req.version)))
+            .await?;
+        Ok(GrpcResponse::new(response))
     }
 
     async fn alias_write(
         &self,
         method: &'static str,
-        req: &pb::AliasRequest,
-        make: impl FnOnce(AliasName, KeyId) -> Command,
-    ) -> Result<pb::AliasResponse, ApiError> {
-        self.node.require_unsealed()?;
+        request: GrpcRequest<pb::AliasRequest>,
+        make: impl Fn(AliasName, KeyId) -> Command,
+    ) -> Result<GrpcResponse<pb::AliasResponse>, Status> {
+        let (identity, req) = split(request);
         let alias = AliasName::parse(&req.alias).map_err(|e| ApiError::invalid("alias", e))?;
-        let target = self.node.resolve_key(&req.key).await?;
-        match self
+        let call = WriteCall::new(method, &identity, &req);
+        let response = self
             .node
-            .write(method, req, make(alias, target.key_id))
-            .await?
-        {
-            Response::Alias { alias, key_id } => Ok(pb::AliasResponse {
-                alias: alias.to_string(),
-                key_id: key_id.to_string(),
-            }),
-            _ => Err(ApiError::Internal("an alias command returned no alias")),
-        }
+            .write_for_key(&call, &req.key, |target| {
+                Ok(make(alias.clone(), target.key_id.clone()))
+            })
+            .await?;
+        Ok(GrpcResponse::new(alias_response(response)?))
     }
 
     fn list(&self, req: &pb::ListKeysRequest) -> Result<pb::ListKeysResponse, ApiError> {
@@ -355,38 +340,39 @@ impl KeysService {
     async fn import_parameters(
         &self,
         req: pb::KeyWriteRequest,
+        identity: &str,
     ) -> Result<pb::ImportParameters, ApiError> {
-        self.node.require_unsealed()?;
-        let record = self.node.resolve_key(&req.key).await?;
-        let mut token_bytes = [0u8; 16];
-        rand_fill(&mut token_bytes);
-        let token_id = B64.encode(token_bytes);
-        let (private_key, public_key) = wrap::generate_wrapping_key(&mut tessera_crypto::os_rng());
-        let sealed_private_key = self.node.seal_with_aad(
-            &import_token_aad(&record.key_id, &token_id),
-            private_key.as_bytes(),
-        )?;
         let ttl_ms = self
             .node
             .lifecycle()
             .import_token_ttl_seconds
             .saturating_mul(1000);
-        let token = ImportToken {
-            token_id,
-            public_key: public_key.to_vec(),
-            sealed_private_key,
-            expires_at_ms: now_ms().saturating_add(ttl_ms),
-        };
-        let command = Command::CreateImportToken {
-            key_id: record.key_id.clone(),
-            token,
-        };
-        // A retried request returns the first token, not the one made for this attempt.
-        match self
+        let call = WriteCall::new("Keys/GetImportParameters", identity, &req);
+        let response = self
             .node
-            .write("Keys/GetImportParameters", &req, command)
-            .await?
-        {
+            .write_for_key(&call, &req.key, |record| {
+                let mut token_bytes = [0u8; 16];
+                rand_fill(&mut token_bytes);
+                let token_id = B64.encode(token_bytes);
+                let (private_key, public_key) =
+                    wrap::generate_wrapping_key(&mut tessera_crypto::os_rng());
+                let sealed_private_key = self.node.seal_with_aad(
+                    &import_token_aad(&record.key_id, &token_id),
+                    private_key.as_bytes(),
+                )?;
+                Ok(Command::CreateImportToken {
+                    key_id: record.key_id.clone(),
+                    token: ImportToken {
+                        token_id,
+                        public_key: public_key.to_vec(),
+                        sealed_private_key,
+                        expires_at_ms: self.node.now_ms().saturating_add(ttl_ms),
+                    },
+                })
+            })
+            .await?;
+        // A retried request returns the first token, not the one made for this attempt.
+        match response {
             Response::ImportParameters {
                 key_id,
                 token_id,
@@ -414,12 +400,13 @@ impl KeysService {
     async fn import_material(
         &self,
         req: pb::ImportKeyMaterialRequest,
+        identity: &str,
     ) -> Result<pb::KeyResponse, ApiError> {
         self.node.require_unsealed()?;
-        const METHOD: &str = "Keys/ImportKeyMaterial";
+        let call = WriteCall::new("Keys/ImportKeyMaterial", identity, &req);
         // A retry of an import that succeeded finds its token consumed: answer with the
         // first result instead.
-        if let Some(first) = self.node.previous_result(METHOD, &req)? {
+        if let Some(first) = self.node.previous_result(&call) {
             return key_response(first);
         }
         let mut record = self.node.resolve_key(&req.key).await?;
@@ -430,7 +417,7 @@ impl KeysService {
         {
             // The token may have been created through another node a moment ago.
             self.node.raft().read_barrier().await?;
-            if let Some(first) = self.node.previous_result(METHOD, &req)? {
+            if let Some(first) = self.node.previous_result(&call) {
                 return key_response(first);
             }
             record = self.node.resolve_key(record.key_id.as_str()).await?;
@@ -481,7 +468,15 @@ impl KeysService {
                 )
             })?;
         let token_id = token.token_id.clone();
-        self.add_version(METHOD, &req, &record, |version| {
+        // The material was unwrapped for `record`; if the reference names another key by the
+        // time the write is prepared again, its token does not apply there.
+        self.key_write(&call, &req.key, |current| {
+            if current.key_id != record.key_id {
+                return Err(ApiError::Rejected(ApplyError::ImportTokenInvalid {
+                    key_id: current.key_id.clone(),
+                }));
+            }
+            let version = next_version(current)?;
             Ok(Command::ImportKeyMaterial {
                 key_id: record.key_id.clone(),
                 token_id: token_id.clone(),
@@ -489,9 +484,10 @@ impl KeysService {
                 sealed_material: self.node.seal_material(
                     &record.key_id,
                     version,
+                    record.spec,
                     material.as_slice(),
                 )?,
-                at_ms: now_ms(),
+                at_ms: self.node.now_ms(),
             })
         })
         .await
@@ -524,7 +520,9 @@ impl KeysService {
             .resolve_key_version(record.key_id.as_str(), version)
             .await?;
         let (version, sealed) = record.exportable_version(version)?;
-        let material = self.node.unseal_material(&record.key_id, version, sealed)?;
+        let material = self
+            .node
+            .unseal_material(&record.key_id, version, record.spec, sealed)?;
         let wrapped = wrap::wrap(
             &recipient,
             &export_aad(&record.key_id, version),
@@ -550,7 +548,7 @@ impl Keys for KeysService {
         request: GrpcRequest<pb::CreateKeyRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
         let identity = caller(&request);
-        let response = self.create(request.into_inner(), identity).await?;
+        let response = self.create(request.into_inner(), &identity).await?;
         if let Some(key) = &response.key {
             tracing::info!(key_id = %key.key_id, name = %key.name, spec = %key.spec, "key created");
         }
@@ -596,7 +594,10 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::KeyWriteRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        Ok(GrpcResponse::new(self.rotate(request.into_inner()).await?))
+        let identity = caller(&request);
+        Ok(GrpcResponse::new(
+            self.rotate(request.into_inner(), &identity).await?,
+        ))
     }
 
     async fn enable_key(
@@ -623,8 +624,10 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::ScheduleKeyDeletionRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
+        let identity = caller(&request);
         Ok(GrpcResponse::new(
-            self.schedule_deletion(request.into_inner()).await?,
+            self.schedule_deletion(request.into_inner(), &identity)
+                .await?,
         ))
     }
 
@@ -642,57 +645,50 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::KeyVersionRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let req = request.into_inner();
-        let response = self
-            .version_write("Keys/SetMinDecryptionVersion", &req, |key_id, version| {
-                Command::SetMinDecryptionVersion { key_id, version }
-            })
-            .await?;
-        Ok(GrpcResponse::new(response))
+        self.version_write(
+            "Keys/SetMinDecryptionVersion",
+            request,
+            |key_id, version| Command::SetMinDecryptionVersion { key_id, version },
+        )
+        .await
     }
 
     async fn enable_key_version(
         &self,
         request: GrpcRequest<pb::KeyVersionRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let req = request.into_inner();
-        let response = self
-            .version_write("Keys/EnableKeyVersion", &req, |key_id, version| {
-                Command::SetVersionEnabled {
-                    key_id,
-                    version,
-                    enabled: true,
-                }
-            })
-            .await?;
-        Ok(GrpcResponse::new(response))
+        self.version_write("Keys/EnableKeyVersion", request, |key_id, version| {
+            Command::SetVersionEnabled {
+                key_id,
+                version,
+                enabled: true,
+            }
+        })
+        .await
     }
 
     async fn disable_key_version(
         &self,
         request: GrpcRequest<pb::KeyVersionRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let req = request.into_inner();
-        let response = self
-            .version_write("Keys/DisableKeyVersion", &req, |key_id, version| {
-                Command::SetVersionEnabled {
-                    key_id,
-                    version,
-                    enabled: false,
-                }
-            })
-            .await?;
-        Ok(GrpcResponse::new(response))
+        self.version_write("Keys/DisableKeyVersion", request, |key_id, version| {
+            Command::SetVersionEnabled {
+                key_id,
+                version,
+                enabled: false,
+            }
+        })
+        .await
     }
 
     async fn destroy_key_version(
         &self,
         request: GrpcRequest<pb::KeyVersionRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let req = request.into_inner();
-        let at_ms = now_ms();
+        let at_ms = self.node.now_ms();
+        let version = request.get_ref().version;
         let response = self
-            .version_write("Keys/DestroyKeyVersion", &req, |key_id, version| {
+            .version_write("Keys/DestroyKeyVersion", request, |key_id, version| {
                 Command::DestroyKeyVersion {
                     key_id,
                     version,
@@ -700,15 +696,17 @@ impl Keys for KeysService {
                 }
             })
             .await?;
-        tracing::info!(key = %req.key, version = req.version, "key version destroyed");
-        Ok(GrpcResponse::new(response))
+        if let Some(key) = &response.get_ref().key {
+            tracing::info!(key_id = %key.key_id, version, "key version destroyed");
+        }
+        Ok(response)
     }
 
     async fn update_key_description(
         &self,
         request: GrpcRequest<pb::UpdateKeyDescriptionRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let req = request.into_inner();
+        let (identity, req) = split(request);
         if req.description.len() > MAX_DESCRIPTION_BYTES {
             return Err(ApiError::invalid(
                 "description",
@@ -717,12 +715,16 @@ impl Keys for KeysService {
             .into());
         }
         let response = self
-            .key_write("Keys/UpdateKeyDescription", &req, &req.key, |k| {
-                Ok(Command::UpdateDescription {
-                    key_id: k.key_id.clone(),
-                    description: req.description.clone(),
-                })
-            })
+            .key_write(
+                &WriteCall::new("Keys/UpdateKeyDescription", &identity, &req),
+                &req.key,
+                |k| {
+                    Ok(Command::UpdateDescription {
+                        key_id: k.key_id.clone(),
+                        description: req.description.clone(),
+                    })
+                },
+            )
             .await?;
         Ok(GrpcResponse::new(response))
     }
@@ -731,18 +733,22 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::TagKeyRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let req = request.into_inner();
+        let (identity, req) = split(request);
         let new_tags = tags(&req.tags)?;
         if new_tags.is_empty() {
             return Err(ApiError::invalid("tags", "give at least one tag").into());
         }
         let response = self
-            .key_write("Keys/TagKey", &req, &req.key, |k| {
-                Ok(Command::TagKey {
-                    key_id: k.key_id.clone(),
-                    tags: new_tags,
-                })
-            })
+            .key_write(
+                &WriteCall::new("Keys/TagKey", &identity, &req),
+                &req.key,
+                |k| {
+                    Ok(Command::TagKey {
+                        key_id: k.key_id.clone(),
+                        tags: new_tags.clone(),
+                    })
+                },
+            )
             .await?;
         Ok(GrpcResponse::new(response))
     }
@@ -751,17 +757,21 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::UntagKeyRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let req = request.into_inner();
+        let (identity, req) = split(request);
         if req.tag_keys.is_empty() {
             return Err(ApiError::invalid("tag_keys", "give at least one tag key").into());
         }
         let response = self
-            .key_write("Keys/UntagKey", &req, &req.key, |k| {
-                Ok(Command::UntagKey {
-                    key_id: k.key_id.clone(),
-                    tag_keys: req.tag_keys.clone(),
-                })
-            })
+            .key_write(
+                &WriteCall::new("Keys/UntagKey", &identity, &req),
+                &req.key,
+                |k| {
+                    Ok(Command::UntagKey {
+                        key_id: k.key_id.clone(),
+                        tag_keys: req.tag_keys.clone(),
+                    })
+                },
+            )
             .await?;
         Ok(GrpcResponse::new(response))
     }
@@ -770,15 +780,19 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::SetRotationPeriodRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let req = request.into_inner();
+        let (identity, req) = split(request);
         let period_ms = self.rotation_period(req.rotation_period_ms)?;
         let response = self
-            .key_write("Keys/SetRotationPeriod", &req, &req.key, |k| {
-                Ok(Command::SetRotationPeriod {
-                    key_id: k.key_id.clone(),
-                    period_ms,
-                })
-            })
+            .key_write(
+                &WriteCall::new("Keys/SetRotationPeriod", &identity, &req),
+                &req.key,
+                |k| {
+                    Ok(Command::SetRotationPeriod {
+                        key_id: k.key_id.clone(),
+                        period_ms,
+                    })
+                },
+            )
             .await?;
         Ok(GrpcResponse::new(response))
     }
@@ -787,37 +801,32 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::AliasRequest>,
     ) -> Result<GrpcResponse<pb::AliasResponse>, Status> {
-        let req = request.into_inner();
-        let response = self
-            .alias_write("Keys/CreateAlias", &req, |alias, key_id| {
-                Command::CreateAlias { alias, key_id }
-            })
-            .await?;
-        Ok(GrpcResponse::new(response))
+        self.alias_write("Keys/CreateAlias", request, |alias, key_id| {
+            Command::CreateAlias { alias, key_id }
+        })
+        .await
     }
 
     async fn update_alias(
         &self,
         request: GrpcRequest<pb::AliasRequest>,
     ) -> Result<GrpcResponse<pb::AliasResponse>, Status> {
-        let req = request.into_inner();
-        let response = self
-            .alias_write("Keys/UpdateAlias", &req, |alias, key_id| {
-                Command::UpdateAlias { alias, key_id }
-            })
-            .await?;
-        Ok(GrpcResponse::new(response))
+        self.alias_write("Keys/UpdateAlias", request, |alias, key_id| {
+            Command::UpdateAlias { alias, key_id }
+        })
+        .await
     }
 
     async fn delete_alias(
         &self,
         request: GrpcRequest<pb::DeleteAliasRequest>,
     ) -> Result<GrpcResponse<pb::DeleteAliasResponse>, Status> {
-        let req = request.into_inner();
+        let (identity, req) = split(request);
         let alias = AliasName::parse(&req.alias).map_err(|e| ApiError::invalid("alias", e))?;
+        let call = WriteCall::new("Keys/DeleteAlias", &identity, &req);
         match self
             .node
-            .write("Keys/DeleteAlias", &req, Command::DeleteAlias { alias })
+            .write(&call, Vec::new(), Command::DeleteAlias { alias })
             .await?
         {
             Response::AliasDeleted { alias } => Ok(GrpcResponse::new(pb::DeleteAliasResponse {
@@ -855,8 +864,9 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::KeyWriteRequest>,
     ) -> Result<GrpcResponse<pb::ImportParameters>, Status> {
+        let (identity, req) = split(request);
         Ok(GrpcResponse::new(
-            self.import_parameters(request.into_inner()).await?,
+            self.import_parameters(req, &identity).await?,
         ))
     }
 
@@ -864,7 +874,8 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::ImportKeyMaterialRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let response = self.import_material(request.into_inner()).await?;
+        let (identity, req) = split(request);
+        let response = self.import_material(req, &identity).await?;
         if let Some(key) = &response.key {
             tracing::info!(key_id = %key.key_id, version = key.primary_version, "key material imported");
         }

@@ -6,11 +6,11 @@ use sha2::{Digest, Sha256};
 use tessera_crypto::{root, UnsealShare};
 use tessera_proto::v1 as pb;
 use tessera_proto::v1::system_server::System;
-use tessera_state::{Command, Request, Response, SealConfig};
+use tessera_state::{CallerId, Command, Request, Response, SealConfig};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
 use crate::error::ApiError;
-use crate::node::{fingerprint, now_ms, request_id, Node};
+use crate::node::{fingerprint, request_id, Node};
 
 /// Most shares an unseal key can be split into (Shamir over GF(256)).
 pub const MAX_SHARES: u32 = 255;
@@ -26,7 +26,11 @@ impl SystemService {
         Self { node }
     }
 
-    async fn init(&self, req: pb::InitRequest) -> Result<pb::InitResponse, ApiError> {
+    async fn init(
+        &self,
+        req: pb::InitRequest,
+        identity: &str,
+    ) -> Result<pb::InitResponse, ApiError> {
         if req.shares == 0 || req.shares > MAX_SHARES {
             return Err(ApiError::invalid(
                 "shares",
@@ -72,13 +76,15 @@ impl SystemService {
             threshold,
             sealed_root_key: material.sealed_root_key,
             sealed_keyring: material.sealed_keyring,
-            initialized_at_ms: now_ms(),
+            initialized_at_ms: self.node.now_ms(),
         });
         let response = self
             .node
             .propose(Request {
                 request_id,
+                caller: CallerId::of(identity),
                 fingerprint: fp,
+                bindings: Vec::new(),
                 command,
             })
             .await?;
@@ -197,7 +203,8 @@ impl System for SystemService {
         &self,
         request: GrpcRequest<pb::InitRequest>,
     ) -> Result<GrpcResponse<pb::InitResponse>, Status> {
-        let response = self.init(request.into_inner()).await?;
+        let (identity, req) = super::split(request);
+        let response = self.init(req, &identity).await?;
         tracing::info!(
             shares = response.shares.len(),
             threshold = response.threshold,

@@ -222,11 +222,16 @@ impl State {
         })
     }
 
+    /// Schedules destruction `window_ms` after the later of cluster time and the proposer's
+    /// clock: a proposer whose clock runs ahead delays the date, one that runs behind is
+    /// overruled by cluster time.
     pub(super) fn schedule_deletion(
         &mut self,
         key_id: &KeyId,
-        deletion_date_ms: u64,
+        window_ms: u64,
+        at_ms: u64,
     ) -> Result<Response, ApplyError> {
+        let deletion_date_ms = self.clock.now_ms().max(at_ms).saturating_add(window_ms);
         self.update_key(key_id, |key| {
             if key.state == KeyState::PendingDeletion {
                 return Err(invalid_state(key, "scheduled for deletion again"));
@@ -254,11 +259,8 @@ impl State {
         })
     }
 
-    pub(super) fn destroy_key(
-        &mut self,
-        key_id: &KeyId,
-        at_ms: u64,
-    ) -> Result<Response, ApplyError> {
+    /// Destroys a key whose deletion date has passed in cluster time.
+    pub(super) fn destroy_key(&mut self, key_id: &KeyId) -> Result<Response, ApplyError> {
         let key = self
             .keys
             .get(key_id)
@@ -269,7 +271,7 @@ impl State {
             return Err(invalid_state(key, "destroyed without a scheduled deletion"));
         }
         let deletion_date_ms = key.deletion_date_ms.unwrap_or(u64::MAX);
-        if at_ms < deletion_date_ms {
+        if self.clock.now_ms() < deletion_date_ms {
             return Err(ApplyError::DeletionNotDue {
                 key_id: key_id.clone(),
                 deletion_date_ms,

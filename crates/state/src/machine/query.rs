@@ -82,8 +82,10 @@ impl State {
             .collect()
     }
 
-    /// Keys pending deletion whose deletion date has passed at `now_ms`.
-    pub fn due_deletions(&self, now_ms: u64) -> Vec<KeyId> {
+    /// Keys pending deletion whose deletion date has passed in cluster time (see
+    /// [`crate::clock`]); no single node's clock decides it.
+    pub fn due_deletions(&self) -> Vec<KeyId> {
+        let now_ms = self.clock.now_ms();
         self.keys
             .values()
             .filter(|k| k.state == KeyState::PendingDeletion)

@@ -4,15 +4,29 @@ use tessera_crypto::spec::KeySpec;
 
 use super::*;
 use crate::command::NewKey;
-use crate::ids::RequestId;
+use crate::ids::{CallerId, RequestId};
 use crate::key::{ImportToken, KeyOrigin, KeyState, Unusable, VersionState};
 
 fn request(id: &str, command: Command) -> Request {
     Request {
         request_id: RequestId::parse(id).unwrap(),
+        caller: CallerId::of("admin"),
         fingerprint: [id.len() as u8; 32],
+        bindings: Vec::new(),
         command,
     }
+}
+
+/// A clock reading from `node_id` in a cluster of as many voters as have reported so far.
+fn clock(node_id: u64, at_ms: u64) -> Request {
+    request(
+        "clock",
+        Command::ReportClock {
+            node_id,
+            at_ms,
+            voters: 1,
+        },
+    )
 }
 
 fn init() -> Command {
@@ -235,9 +249,10 @@ fn enable_disable_and_state_checks() {
 #[test]
 fn deletion_schedule_cancel_and_destroy() {
     let (mut s, i) = with_key();
+    s.apply(i, &clock(1, 400));
     apply_ok(
         &mut s,
-        i,
+        i + 1,
         Command::CreateAlias {
             alias: AliasName::parse("doomed").unwrap(),
             key_id: id(1),
@@ -245,10 +260,11 @@ fn deletion_schedule_cancel_and_destroy() {
     );
     apply_ok(
         &mut s,
-        i + 1,
+        i + 2,
         Command::ScheduleKeyDeletion {
             key_id: id(1),
-            deletion_date_ms: 1000,
+            window_ms: 600,
+            at_ms: 300,
         },
     );
     let key = s.key(&id(1)).unwrap();
@@ -259,57 +275,229 @@ fn deletion_schedule_cancel_and_destroy() {
             ..
         })
     ));
-    assert_eq!(s.due_deletions(999), Vec::<KeyId>::new());
-    assert_eq!(s.due_deletions(1000), vec![id(1)]);
-    apply_ok(&mut s, i + 2, Command::CancelKeyDeletion { key_id: id(1) });
-    assert_eq!(s.key(&id(1)).unwrap().state, KeyState::Disabled);
-    assert_eq!(s.key(&id(1)).unwrap().deletion_date_ms, None);
-    assert!(matches!(
-        apply_err(
-            &mut s,
-            i + 3,
-            Command::DestroyKey {
-                key_id: id(1),
-                at_ms: 5000
-            }
-        ),
-        ApplyError::InvalidKeyState { .. }
-    ));
-    apply_ok(
-        &mut s,
-        i + 4,
-        Command::ScheduleKeyDeletion {
-            key_id: id(1),
-            deletion_date_ms: 1000,
-        },
-    );
+    s.apply(i + 3, &clock(1, 999));
+    assert_eq!(s.due_deletions(), Vec::<KeyId>::new());
     assert_eq!(
-        apply_err(
-            &mut s,
-            i + 5,
-            Command::DestroyKey {
-                key_id: id(1),
-                at_ms: 999
-            }
-        ),
+        apply_err(&mut s, i + 4, Command::DestroyKey { key_id: id(1) }),
         ApplyError::DeletionNotDue {
             key_id: id(1),
             deletion_date_ms: 1000
         }
     );
+    s.apply(i + 5, &clock(1, 1000));
+    assert_eq!(s.due_deletions(), vec![id(1)]);
+    apply_ok(&mut s, i + 6, Command::CancelKeyDeletion { key_id: id(1) });
+    assert_eq!(s.key(&id(1)).unwrap().state, KeyState::Disabled);
+    assert_eq!(s.key(&id(1)).unwrap().deletion_date_ms, None);
+    assert!(matches!(
+        apply_err(&mut s, i + 7, Command::DestroyKey { key_id: id(1) }),
+        ApplyError::InvalidKeyState { .. }
+    ));
     apply_ok(
         &mut s,
-        i + 6,
-        Command::DestroyKey {
+        i + 8,
+        Command::ScheduleKeyDeletion {
             key_id: id(1),
-            at_ms: 1000,
+            window_ms: 1000,
+            at_ms: 0,
         },
     );
+    assert_eq!(s.key(&id(1)).unwrap().deletion_date_ms, Some(2000));
+    s.apply(i + 9, &clock(1, 2000));
+    apply_ok(&mut s, i + 10, Command::DestroyKey { key_id: id(1) });
     assert_eq!(s.key_count(), 0);
     assert!(s.resolve(&KeyRef::parse("app").unwrap()).is_none());
     assert_eq!(s.aliases().count(), 0);
     // The name is free again.
-    apply_ok(&mut s, i + 7, create(2, "app"));
+    apply_ok(&mut s, i + 11, create(2, "app"));
+}
+
+#[test]
+fn one_node_clock_running_ahead_cannot_bring_destruction_forward() {
+    const DAY: u64 = 24 * 3_600_000;
+    let (mut s, i) = with_key();
+    for node in 1..=3 {
+        s.apply(i, &clock(node, 1_000 * DAY));
+    }
+    apply_ok(
+        &mut s,
+        i + 1,
+        Command::ScheduleKeyDeletion {
+            key_id: id(1),
+            window_ms: 7 * DAY,
+            at_ms: 1_000 * DAY,
+        },
+    );
+    // The leader's clock jumps a year ahead; it reports and proposes destruction at once.
+    s.apply(i + 2, &clock(1, 1_365 * DAY));
+    assert_eq!(s.due_deletions(), Vec::<KeyId>::new());
+    assert!(matches!(
+        apply_err(&mut s, i + 3, Command::DestroyKey { key_id: id(1) }),
+        ApplyError::DeletionNotDue { .. }
+    ));
+    // Its writes carry the skewed time too, and still cannot move cluster time.
+    apply_ok(&mut s, i + 4, create(2, "other"));
+    assert_eq!(s.clock().now_ms(), 1_000 * DAY);
+    // Honest time passes; the key goes once an honest clock reaches the date.
+    s.apply(i + 5, &clock(2, 1_006 * DAY));
+    assert!(s.due_deletions().is_empty());
+    s.apply(i + 6, &clock(2, 1_007 * DAY));
+    assert_eq!(s.due_deletions(), vec![id(1)]);
+    apply_ok(&mut s, i + 7, Command::DestroyKey { key_id: id(1) });
+}
+
+#[test]
+fn a_proposer_clock_running_behind_cannot_shorten_the_window() {
+    let (mut s, i) = with_key();
+    s.apply(i, &clock(1, 50_000));
+    apply_ok(
+        &mut s,
+        i + 1,
+        Command::ScheduleKeyDeletion {
+            key_id: id(1),
+            window_ms: 1_000,
+            at_ms: 0,
+        },
+    );
+    assert_eq!(s.key(&id(1)).unwrap().deletion_date_ms, Some(51_000));
+}
+
+#[test]
+fn a_write_prepared_on_a_stale_alias_is_refused_and_the_right_key_is_untouched() {
+    // Key 1 and key 2; alias/prod points at key 1; both keys have a version 1 and 2.
+    let (mut s, i) = with_key();
+    apply_ok(&mut s, i, create(2, "second"));
+    apply_ok(&mut s, i + 1, rotate(1, 2));
+    apply_ok(&mut s, i + 2, rotate(2, 2));
+    let prod = AliasName::parse("prod").unwrap();
+    apply_ok(
+        &mut s,
+        i + 3,
+        Command::CreateAlias {
+            alias: prod.clone(),
+            key_id: id(1),
+        },
+    );
+    // A lagging node resolves alias/prod from a snapshot taken now...
+    let stale = State::decode_snapshot(&s.encode_snapshot().unwrap()).unwrap();
+    // ...while the alias moves to key 2 through another node.
+    apply_ok(
+        &mut s,
+        i + 4,
+        Command::UpdateAlias {
+            alias: prod.clone(),
+            key_id: id(2),
+        },
+    );
+    let reference = KeyRef::Alias(prod.clone());
+    let resolved = stale.resolve(&reference).unwrap().key_id.clone();
+    assert_eq!(resolved, id(1));
+    let destroy = Request {
+        bindings: vec![KeyBinding {
+            reference: reference.clone(),
+            key_id: resolved,
+        }],
+        ..request(
+            "destroy-v1",
+            Command::DestroyKeyVersion {
+                key_id: id(1),
+                version: 1,
+                at_ms: 99,
+            },
+        )
+    };
+    assert_eq!(
+        s.apply(i + 5, &destroy),
+        Response::Rejected(ApplyError::StaleReference {
+            reference: reference.clone(),
+            bound_to: id(1),
+            now: Some(id(2)),
+        })
+    );
+    let v1 = |s: &State, key| s.key(&id(key)).unwrap().versions[&1].state;
+    assert_eq!(
+        v1(&s, 1),
+        VersionState::Enabled,
+        "the wrong key is untouched"
+    );
+    // The refusal is not remembered: the proposer resolves again and retries under the same
+    // request id, which now destroys version 1 of the key the alias names.
+    let retry = Request {
+        bindings: vec![KeyBinding {
+            reference,
+            key_id: id(2),
+        }],
+        ..request(
+            "destroy-v1",
+            Command::DestroyKeyVersion {
+                key_id: id(2),
+                version: 1,
+                at_ms: 99,
+            },
+        )
+    };
+    apply_ok_request(&mut s, i + 6, &retry);
+    assert_eq!(v1(&s, 2), VersionState::Destroyed);
+    assert_eq!(v1(&s, 1), VersionState::Enabled);
+}
+
+#[test]
+fn a_name_reused_by_a_new_key_is_a_stale_reference() {
+    let (mut s, i) = with_key();
+    let reference = KeyRef::parse("app").unwrap();
+    s.apply(i, &clock(1, 10));
+    apply_ok(
+        &mut s,
+        i + 1,
+        Command::ScheduleKeyDeletion {
+            key_id: id(1),
+            window_ms: 0,
+            at_ms: 0,
+        },
+    );
+    apply_ok(&mut s, i + 2, Command::DestroyKey { key_id: id(1) });
+    apply_ok(&mut s, i + 3, create(2, "app"));
+    let disable = Request {
+        bindings: vec![KeyBinding {
+            reference: reference.clone(),
+            key_id: id(1),
+        }],
+        ..request("d", Command::DisableKey { key_id: id(1) })
+    };
+    assert!(matches!(
+        s.apply(i + 4, &disable),
+        Response::Rejected(ApplyError::StaleReference { now: Some(_), .. })
+    ));
+    assert_eq!(s.key(&id(2)).unwrap().state, KeyState::Enabled);
+}
+
+#[test]
+fn refused_writes_are_not_remembered_and_evict_nothing() {
+    let (mut s, i) = with_key();
+    s.apply(i, &clock(1, 60_000));
+    apply_ok(&mut s, i + 1, rotate(1, 2));
+    let remembered = RequestId::parse(&format!("r{}", i + 1)).unwrap();
+    let admin = CallerId::of("admin");
+    assert!(s.dedup().get(&admin, &remembered).is_some());
+    let before = s.dedup().len();
+    for n in 0..(crate::dedup::DEDUP_CAPACITY_PER_CALLER as u64 + 10) {
+        let response = s.apply(
+            i + 2 + n,
+            &request(&format!("flood-{n}"), Command::EnableKey { key_id: id(9) }),
+        );
+        assert!(matches!(response, Response::Rejected(_)));
+    }
+    assert_eq!(s.dedup().len(), before);
+    assert!(s.dedup().get(&admin, &remembered).is_some());
+}
+
+fn apply_ok_request(s: &mut State, index: u64, request: &Request) -> Response {
+    let response = s.apply(index, request);
+    assert!(
+        !matches!(response, Response::Rejected(_)),
+        "expected success, got {response:?}"
+    );
+    response
 }
 
 #[test]
@@ -668,15 +856,9 @@ fn refused_commands_change_nothing() {
         let response = s.apply(i + n as u64, &request("same-id", command));
         assert!(matches!(response, Response::Rejected(_)), "{response:?}");
     }
-    // Only the dedup entry for the first remembered rejection differs.
-    let mut after = s.clone();
-    after.dedup = crate::dedup::DedupTable::default();
-    let mut reference = State::decode_snapshot(&before).unwrap();
-    reference.dedup = crate::dedup::DedupTable::default();
-    assert_eq!(
-        after.encode_snapshot().unwrap(),
-        reference.encode_snapshot().unwrap()
-    );
+    // Refusals are not even remembered for their request id.
+    assert_eq!(s.encode_snapshot().unwrap(), before);
+    assert!(s.take_changes().unwrap().is_empty());
 }
 
 mod determinism {
@@ -731,15 +913,22 @@ mod determinism {
             }),
             key_id_strategy().prop_map(|key_id| Command::EnableKey { key_id }),
             key_id_strategy().prop_map(|key_id| Command::DisableKey { key_id }),
-            (key_id_strategy(), 0u64..2000).prop_map(|(key_id, deletion_date_ms)| {
+            (key_id_strategy(), 0u64..2000, 0u64..2000).prop_map(|(key_id, window_ms, at_ms)| {
                 Command::ScheduleKeyDeletion {
                     key_id,
-                    deletion_date_ms,
+                    window_ms,
+                    at_ms,
                 }
             }),
             key_id_strategy().prop_map(|key_id| Command::CancelKeyDeletion { key_id }),
-            (key_id_strategy(), 0u64..2000)
-                .prop_map(|(key_id, at_ms)| Command::DestroyKey { key_id, at_ms }),
+            key_id_strategy().prop_map(|key_id| Command::DestroyKey { key_id }),
+            (1u64..4, 0u64..3000, 1u32..4).prop_map(|(node_id, at_ms, voters)| {
+                Command::ReportClock {
+                    node_id,
+                    at_ms,
+                    voters,
+                }
+            }),
             (key_id_strategy(), 0u32..5).prop_map(|(key_id, version)| {
                 Command::SetMinDecryptionVersion { key_id, version }
             }),
@@ -793,17 +982,79 @@ mod determinism {
         ]
     }
 
+    fn reference_strategy() -> impl Strategy<Value = KeyRef> {
+        prop_oneof![
+            (0u8..5).prop_map(|n| KeyRef::Name(KeyName::parse(&format!("key-{n}")).unwrap())),
+            (0u8..3).prop_map(|n| KeyRef::Alias(AliasName::parse(&format!("a{n}")).unwrap())),
+        ]
+    }
+
     fn requests() -> impl Strategy<Value = Vec<Request>> {
-        prop::collection::vec((command_strategy(), 0u8..40), 1..120).prop_map(|commands| {
+        let one = (
+            command_strategy(),
+            0u8..40,
+            0u8..2,
+            0u8..2,
+            prop::option::of((reference_strategy(), key_id_strategy())),
+        );
+        prop::collection::vec(one, 1..120).prop_map(|commands| {
             let mut out = vec![request("init", init())];
-            out.extend(commands.into_iter().map(|(command, rid)| Request {
-                // A small id pool makes retries and id reuse happen.
-                request_id: RequestId::parse(&format!("req-{rid}")).unwrap(),
-                fingerprint: [rid % 3; 32],
-                command,
-            }));
+            out.extend(
+                commands
+                    .into_iter()
+                    .map(|(command, rid, fingerprint, caller, binding)| Request {
+                        // A small id pool, and fingerprints drawn independently of the id, make
+                        // retries (same id and fingerprint) and id reuse (same id, other
+                        // fingerprint) happen, for two callers that share the id space.
+                        request_id: RequestId::parse(&format!("req-{rid}")).unwrap(),
+                        caller: CallerId::of(&format!("caller-{caller}")),
+                        fingerprint: [fingerprint; 32],
+                        bindings: binding
+                            .map(|(reference, key_id)| KeyBinding { reference, key_id })
+                            .into_iter()
+                            .collect(),
+                        command,
+                    }),
+            );
             out
         })
+    }
+
+    /// Applies a log and collects what kinds of results it produced.
+    fn outcomes(log: &[Request]) -> (bool, bool, bool) {
+        let mut s = State::new();
+        let (mut reused, mut retried, mut stale) = (false, false, false);
+        for (i, req) in log.iter().enumerate() {
+            let before = s
+                .dedup()
+                .check(&req.caller, &req.request_id, &req.fingerprint);
+            retried |= matches!(before, crate::dedup::DedupHit::Retry(_));
+            match s.apply(i as u64 + 1, req) {
+                Response::Rejected(ApplyError::RequestIdReused { .. }) => reused = true,
+                Response::Rejected(ApplyError::StaleReference { .. }) => stale = true,
+                _ => {}
+            }
+        }
+        (reused, retried, stale)
+    }
+
+    #[test]
+    fn the_generated_logs_exercise_reuse_retries_and_stale_references() {
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let mut runner = TestRunner::deterministic();
+        let strategy = requests();
+        let (mut reused, mut retried, mut stale) = (0, 0, 0);
+        for _ in 0..96 {
+            let log = strategy.new_tree(&mut runner).unwrap().current();
+            let (r, t, s) = outcomes(&log);
+            reused += usize::from(r);
+            retried += usize::from(t);
+            stale += usize::from(s);
+        }
+        assert!(reused > 10, "request id reuse in {reused} of 96 logs");
+        assert!(retried > 10, "retries in {retried} of 96 logs");
+        assert!(stale > 10, "stale references in {stale} of 96 logs");
     }
 
     proptest! {
