@@ -18,6 +18,7 @@ mod api;
 mod t10_basic;
 mod t20_failover;
 mod t30_bad_input;
+mod t34_oversized_input;
 mod t40_durability;
 mod t50_secrets_at_rest;
 mod t60_cli;

@@ -258,13 +258,7 @@ impl Node {
         command: Command,
     ) -> Result<Response, ApiError> {
         self.require_unsealed()?;
-        if request.request_id().starts_with(JOB_REQUEST_PREFIX) {
-            return Err(ApiError::invalid(
-                "request_id",
-                format!("the prefix {JOB_REQUEST_PREFIX:?} is reserved for the cluster's own jobs"),
-            ));
-        }
-        let request_id = request_id(request.request_id())?;
+        let request_id = client_request_id(request.request_id())?;
         let fingerprint = fingerprint(method, &request.without_request_id());
         self.propose(Request {
             request_id,
@@ -317,6 +311,21 @@ pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The request id of a client's write: as [`request_id`], and outside the prefix reserved for
+/// the cluster's own jobs.
+///
+/// # Errors
+/// [`ApiError::InvalidArgument`] if the id is malformed or reserved.
+pub fn client_request_id(client: &str) -> Result<RequestId, ApiError> {
+    if client.starts_with(JOB_REQUEST_PREFIX) {
+        return Err(ApiError::invalid(
+            "request_id",
+            format!("the prefix {JOB_REQUEST_PREFIX:?} is reserved for the cluster's own jobs"),
+        ));
+    }
+    request_id(client)
 }
 
 /// The request id to use: the client's, validated, or a fresh random one.
