@@ -22,6 +22,7 @@ mod t25_stale_references;
 #[cfg(feature = "fault-injection")]
 mod t26_clock_skew;
 mod t30_bad_input;
+mod t34_oversized_input;
 mod t40_durability;
 mod t50_secrets_at_rest;
 mod t60_cli;

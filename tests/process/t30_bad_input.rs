@@ -1,6 +1,7 @@
 //! Bad input gets a precise status and message, never a panic or a hang: TLS refusals at the
 //! handshake, malformed and tampered ciphertexts, wrong context, unknown keys, size limits,
-//! crypto on a sealed node, and wrong unseal shares.
+//! crypto on a sealed node, wrong unseal shares, and a configuration whose two ports would
+//! trust the same CA.
 
 use std::time::Duration;
 
@@ -414,6 +415,61 @@ async fn t33_wrong_unseal_shares_reset_progress_and_right_ones_still_unseal() {
     }
     assert!(!client.status().await.unwrap().sealed);
     cluster.wait_serving(1).await;
+}
+
+#[tokio::test]
+async fn t35_a_node_refuses_to_start_when_both_ports_would_trust_one_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let out = std::process::Command::new(tessera())
+        .args(["pki", "init", "--nodes", "1", "--dir"])
+        .arg(&pki)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // The node CA named as the client CA too: client certificates would be node certificates.
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"node_id = 1
+data_dir = "data"
+[api]
+listen = "127.0.0.1:0"
+[cluster]
+listen = "127.0.0.1:0"
+bootstrap = true
+[tls]
+node_ca = "{pki}/ca.pem"
+node_cert = "{pki}/node1.pem"
+node_key = "{pki}/node1-key.pem"
+client_ca = "{pki}/ca.pem"
+"#,
+            pki = pki.display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("server.log");
+    let mut node = tessera_testkit::process::NodeProcess::spawn(tessera(), &config, &log);
+    let status = tessera_testkit::wait_for(
+        "the node to refuse to start",
+        Duration::from_secs(30),
+        || {
+            let status = node.exit_status();
+            async move { status.ok_or("still running") }
+        },
+    )
+    .await;
+    assert!(!status.success(), "{status:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let ca = pki.join("ca.pem").display().to_string();
+    assert!(
+        text.contains(&format!(
+            "tls.node_ca {ca} and tls.client_ca {ca} share a certificate"
+        )),
+        "{text}"
+    );
+    assert!(!dir.path().join("data").join("addresses.json").exists());
 }
 
 /// Shares of an unrelated unseal key: they decode fine but combine to the wrong key.

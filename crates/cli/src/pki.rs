@@ -2,9 +2,14 @@
 //! client certificates.
 //!
 //! Two CAs keep the ports apart: the cluster port trusts only the node CA, so a client
-//! certificate is refused there at the handshake; the API port trusts only the client CA.
-//! Node certificates carry the subject CN `node-<id>`, which the cluster checks when a node
-//! joins. Private keys are written with mode 0600.
+//! certificate is refused there at the handshake; the API port trusts only the client CA, so a
+//! node certificate is refused there (a node refuses to start if the two CA files share a
+//! certificate or a key). Node certificates carry the subject CN `node-<id>`, which the
+//! cluster checks when a node joins. Private keys are written with mode 0600.
+//!
+//! Usages: node certificates carry server auth (they serve both ports) and client auth (a node
+//! presents its node certificate when it dials a peer's cluster port, whose mutual TLS demands
+//! that usage); client certificates carry client auth only.
 
 use std::path::{Path, PathBuf};
 
@@ -100,6 +105,7 @@ fn issue(
     let mut params = CertificateParams::new(sans.to_vec())?;
     params.distinguished_name = name(identity);
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    // A node is also a TLS client: it dials its peers' cluster ports with this certificate.
     params.extended_key_usages = if server {
         vec![
             ExtendedKeyUsagePurpose::ServerAuth,
@@ -210,4 +216,98 @@ pub fn issue_client(dir: &Path, identity: &str) -> Result<Issued> {
     let issuer = Issuer::from_ca_cert_pem(&read(CLIENT_CA)?, key)
         .context("client CA certificate is not valid PEM")?;
     issue(dir, identity, identity, &[], false, &issuer)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::client::WebPkiServerVerifier;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::server::WebPkiClientVerifier;
+    use rustls::RootCertStore;
+
+    use super::*;
+
+    fn certificate(path: &Path) -> CertificateDer<'static> {
+        CertificateDer::from_pem_file(path).unwrap()
+    }
+
+    /// (server auth, client auth) in the certificate's extended key usage.
+    fn usages(der: &CertificateDer<'_>) -> (bool, bool) {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        (eku.server_auth, eku.client_auth)
+    }
+
+    fn roots(ca: &CertificateDer<'static>) -> Arc<RootCertStore> {
+        let mut roots = RootCertStore::empty();
+        roots.add(ca.clone()).unwrap();
+        Arc::new(roots)
+    }
+
+    /// Whether a port trusting `ca` accepts `cert` as a client certificate (as the servers'
+    /// TLS setup verifies them).
+    fn accepted_as_client(ca: &CertificateDer<'static>, cert: &CertificateDer<'_>) -> bool {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        WebPkiClientVerifier::builder_with_provider(roots(ca), provider)
+            .build()
+            .unwrap()
+            .verify_client_cert(cert, &[], UnixTime::now())
+            .is_ok()
+    }
+
+    /// Whether a client trusting `ca` accepts `cert` as the server `localhost`.
+    fn accepted_as_server(ca: &CertificateDer<'static>, cert: &CertificateDer<'_>) -> bool {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let name = ServerName::try_from("localhost").unwrap();
+        WebPkiServerVerifier::builder_with_provider(roots(ca), provider)
+            .build()
+            .unwrap()
+            .verify_server_cert(cert, &[], &name, &[], UnixTime::now())
+            .is_ok()
+    }
+
+    #[test]
+    fn each_certificate_gets_the_usages_its_ports_need_and_no_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = init(dir.path(), 2, &[]).unwrap();
+        let node_ca = certificate(&pki.ca_cert);
+        let client_ca = certificate(&pki.client_ca_cert);
+
+        for node in &pki.nodes {
+            let cert = certificate(&node.cert);
+            assert_eq!(usages(&cert), (true, true), "{}", node.identity);
+            // Clients and peers verify it as a server.
+            assert!(accepted_as_server(&node_ca, &cert));
+            // A peer's cluster port accepts it when this node dials.
+            assert!(accepted_as_client(&node_ca, &cert));
+            // The API port, which trusts only the client CA, refuses it.
+            assert!(!accepted_as_client(&client_ca, &cert));
+        }
+
+        let mut clients = vec![pki.admin.clone()];
+        clients.push(issue_client(dir.path(), "app-1").unwrap());
+        for client in &clients {
+            let cert = certificate(&client.cert);
+            assert_eq!(usages(&cert), (false, true), "{}", client.identity);
+            assert!(accepted_as_client(&client_ca, &cert));
+            // Refused on the cluster port, and never good as a server.
+            assert!(!accepted_as_client(&node_ca, &cert));
+            assert!(!accepted_as_server(&client_ca, &cert));
+        }
+
+        // The two CAs pass the check every node runs at start.
+        let node = pki.nodes.first().unwrap();
+        tessera_server::config::TlsSection {
+            node_ca: pki.ca_cert.clone(),
+            node_cert: node.cert.clone(),
+            node_key: node.key.clone(),
+            client_ca: pki.client_ca_cert.clone(),
+        }
+        .check_ca_separation()
+        .unwrap();
+    }
 }

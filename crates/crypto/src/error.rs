@@ -116,7 +116,7 @@ pub enum Error {
     /// A key spec name that this build does not know.
     #[error("unknown key spec {name:?}")]
     UnknownKeySpec {
-        /// The name that was supplied.
+        /// The name that was supplied, cut by [`crate::truncate_for_message`].
         name: String,
     },
 
@@ -143,14 +143,14 @@ pub enum Error {
     /// A signing or MAC algorithm name that this build does not know.
     #[error("unknown algorithm {name:?}")]
     UnknownAlgorithm {
-        /// The name that was supplied.
+        /// The name that was supplied, cut by [`crate::truncate_for_message`].
         name: String,
     },
 
     /// A message type name that this build does not know.
     #[error("unknown message type {name:?}")]
     UnknownMessageType {
-        /// The name that was supplied.
+        /// The name that was supplied, cut by [`crate::truncate_for_message`].
         name: String,
     },
 
@@ -252,5 +252,23 @@ mod tests {
             Error::Unseal.to_string(),
             "barrier blob could not be opened"
         );
+    }
+
+    #[test]
+    fn unknown_names_are_echoed_cut() {
+        let huge = "N".repeat(1 << 20);
+        for error in [
+            crate::KeySpec::parse(&huge).map(drop),
+            crate::SigningAlgorithm::parse(&huge).map(drop),
+            crate::MacAlgorithm::parse(&huge).map(drop),
+            crate::MessageType::parse(&huge).map(drop),
+        ] {
+            let message = error.unwrap_err().to_string();
+            assert!(message.len() < 200, "{} bytes", message.len());
+            assert!(
+                message.contains(&"N".repeat(crate::echo::MAX_ECHO_BYTES)),
+                "{message}"
+            );
+        }
     }
 }

@@ -20,6 +20,8 @@
 //!   SubjectPublicKeyInfo; [`mac`]: HMAC-SHA-256/512 tags.
 //! - [`wrap`]: X25519 ECIES key wrapping, for exporting key material and
 //!   for BYOK imports; [`keypair`]: data key pairs in PKCS#8 and SPKI.
+//! - [`echo`]: the one length limit on caller input repeated in error
+//!   messages, used by every Tessera crate.
 //!
 //! # What it is not
 //!
@@ -47,6 +49,7 @@
 pub mod barrier;
 pub mod ciphertext;
 pub mod context;
+pub mod echo;
 mod error;
 mod gcm;
 pub mod kdf;
@@ -63,6 +66,7 @@ pub mod wrap;
 
 pub use ciphertext::CiphertextHeader;
 pub use context::EncryptionContext;
+pub use echo::truncate_for_message;
 pub use error::Error;
 pub use keyring::Keyring;
 pub use mac::MacAlgorithm;

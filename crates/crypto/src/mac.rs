@@ -49,7 +49,7 @@ impl MacAlgorithm {
             .copied()
             .find(|algorithm| algorithm.name() == name)
             .ok_or_else(|| Error::UnknownAlgorithm {
-                name: name.to_owned(),
+                name: crate::truncate_for_message(name),
             })
     }
 

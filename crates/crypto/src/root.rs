@@ -57,10 +57,11 @@ impl fmt::Debug for SealMaterial {
     }
 }
 
-/// The keys an unsealed node holds in memory.
+/// What [`unseal`] recovers.
 #[derive(Debug)]
 pub struct Unsealed {
-    /// Root key: seals the keyring.
+    /// Root key: seals the keyring. Only [`reseal_keyring`] needs it again (after a keyring
+    /// rotation); a caller that does not rotate should drop it at once.
     pub root_key: SecretKey256,
     /// Barrier keys: seal everything else.
     pub keyring: Keyring,

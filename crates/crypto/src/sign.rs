@@ -84,7 +84,7 @@ impl SigningAlgorithm {
             .copied()
             .find(|algorithm| algorithm.name() == name)
             .ok_or_else(|| Error::UnknownAlgorithm {
-                name: name.to_owned(),
+                name: crate::truncate_for_message(name),
             })
     }
 
@@ -121,7 +121,7 @@ impl MessageType {
             "RAW" => Ok(Self::Raw),
             "DIGEST" => Ok(Self::Digest),
             _ => Err(Error::UnknownMessageType {
-                name: name.to_owned(),
+                name: crate::truncate_for_message(name),
             }),
         }
     }

@@ -115,7 +115,7 @@ impl KeySpec {
             .copied()
             .find(|spec| spec.name() == name)
             .ok_or_else(|| Error::UnknownKeySpec {
-                name: name.to_owned(),
+                name: crate::truncate_for_message(name),
             })
     }
 

@@ -40,6 +40,74 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// A CA bundle (`tls.node_ca` or `tls.client_ca`) cannot be read as certificates.
+    #[error("CA bundle {path}: {problem}")]
+    CaBundle {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        problem: CaBundleError,
+    },
+    /// The node CA and client CA bundles have a certificate or a public key in common, so one
+    /// CA would be trusted on both ports.
+    #[error(
+        "tls.node_ca {node_ca} and tls.client_ca {client_ca} share a {shared} (node CA \"{node_subject}\", client CA \"{client_subject}\"): the two ports must trust different CAs, or a client certificate could act as a node on the cluster port and a node certificate as a client on the API port; create a separate client CA (`tessera pki init` makes one)"
+    )]
+    SharedCa {
+        /// The node CA bundle.
+        node_ca: PathBuf,
+        /// The client CA bundle.
+        client_ca: PathBuf,
+        /// What they share.
+        shared: SharedCaMaterial,
+        /// Subject of the shared certificate, or of the node CA certificate holding the key.
+        node_subject: String,
+        /// Subject of the client CA certificate holding the same certificate or key.
+        client_subject: String,
+    },
+}
+
+/// Why a CA bundle cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaBundleError {
+    /// The file cannot be read.
+    #[error("cannot read it: {0}")]
+    Read(#[source] std::io::Error),
+    /// A PEM block is malformed.
+    #[error("invalid PEM: {0}")]
+    Pem(#[source] x509_parser::error::PEMError),
+    /// A `CERTIFICATE` block does not hold an X.509 certificate.
+    #[error("certificate {index} (counting from 1) is not valid X.509: {source}")]
+    Certificate {
+        /// Position of the certificate in the bundle.
+        index: usize,
+        /// The parser's error.
+        #[source]
+        source: x509_parser::nom::Err<x509_parser::error::X509Error>,
+    },
+    /// The file holds no `CERTIFICATE` block.
+    #[error("no certificate found")]
+    Empty,
+}
+
+/// What a node CA bundle and a client CA bundle were found to share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SharedCaMaterial {
+    /// The same certificate (byte for byte).
+    Certificate,
+    /// Different certificates for the same key pair (for example a re-issued or renamed CA).
+    PublicKey,
+}
+
+impl std::fmt::Display for SharedCaMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Certificate => "certificate",
+            Self::PublicKey => "public key",
+        })
+    }
 }
 
 /// A node's configuration.
@@ -170,6 +238,82 @@ pub struct TlsSection {
     pub node_key: PathBuf,
     /// CA of client certificates: the only CA the API port trusts.
     pub client_ca: PathBuf,
+}
+
+/// One certificate of a CA bundle: its DER bytes, public key (SubjectPublicKeyInfo DER) and
+/// subject.
+struct CaCertificate {
+    der: Vec<u8>,
+    public_key: Vec<u8>,
+    subject: String,
+}
+
+impl TlsSection {
+    /// Checks that the node CA and client CA bundles have no certificate and no public key in
+    /// common.
+    ///
+    /// The two ports are kept apart only by trusting different CAs: the cluster port accepts
+    /// node certificates (which carry the client-auth usage, because nodes present them when
+    /// they dial each other), the API port client certificates. A CA in both bundles, or one
+    /// key under two certificates, would let a client certificate act as a node and a node
+    /// certificate call the API.
+    ///
+    /// # Errors
+    /// [`ConfigError::CaBundle`] if a bundle cannot be read, [`ConfigError::SharedCa`] naming
+    /// both files and what they share.
+    pub fn check_ca_separation(&self) -> Result<(), ConfigError> {
+        let node = ca_bundle(&self.node_ca)?;
+        let client = ca_bundle(&self.client_ca)?;
+        for shared in [SharedCaMaterial::Certificate, SharedCaMaterial::PublicKey] {
+            let same = |n: &CaCertificate, c: &CaCertificate| match shared {
+                SharedCaMaterial::Certificate => n.der == c.der,
+                SharedCaMaterial::PublicKey => n.public_key == c.public_key,
+            };
+            for n in &node {
+                if let Some(c) = client.iter().find(|c| same(n, c)) {
+                    return Err(ConfigError::SharedCa {
+                        node_ca: self.node_ca.clone(),
+                        client_ca: self.client_ca.clone(),
+                        shared,
+                        node_subject: n.subject.clone(),
+                        client_subject: c.subject.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every certificate in the PEM bundle at `path` (blocks other than `CERTIFICATE` are
+/// skipped).
+fn ca_bundle(path: &Path) -> Result<Vec<CaCertificate>, ConfigError> {
+    let error = |problem| ConfigError::CaBundle {
+        path: path.to_owned(),
+        problem,
+    };
+    let pem = std::fs::read(path).map_err(|e| error(CaBundleError::Read(e)))?;
+    let mut certificates = Vec::new();
+    for block in x509_parser::pem::Pem::iter_from_buffer(&pem) {
+        let block = block.map_err(|e| error(CaBundleError::Pem(e)))?;
+        if block.label != "CERTIFICATE" {
+            continue;
+        }
+        let index = certificates.len() + 1;
+        let parsed = block
+            .parse_x509()
+            .map_err(|source| error(CaBundleError::Certificate { index, source }))?;
+        let certificate = CaCertificate {
+            public_key: parsed.public_key().raw.to_vec(),
+            subject: parsed.subject().to_string(),
+            der: block.contents.clone(),
+        };
+        certificates.push(certificate);
+    }
+    if certificates.is_empty() {
+        return Err(error(CaBundleError::Empty));
+    }
+    Ok(certificates)
 }
 
 /// Raft timing, in milliseconds.
@@ -404,6 +548,113 @@ client_ca = "pki/client-ca.pem"
         let text = format!("{MINIMAL}[raft]\nlease_ms = 5000\n");
         let err = ServerConfig::parse(&text, Path::new("x.toml")).unwrap_err();
         assert!(err.to_string().contains("lease_ms"), "{err}");
+    }
+
+    /// A self-signed CA certificate (PEM) named `name` for `key`.
+    fn ca(name: &str, key: &rcgen::KeyPair) -> String {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(key).unwrap().pem()
+    }
+
+    /// Runs the CA separation check on the two bundles, written to files in `dir`.
+    fn separation(dir: &Path, node_ca: &str, client_ca: &str) -> Result<(), ConfigError> {
+        let tls = TlsSection {
+            node_ca: dir.join("node-ca.pem"),
+            node_cert: dir.join("node.pem"),
+            node_key: dir.join("node-key.pem"),
+            client_ca: dir.join("client-ca.pem"),
+        };
+        std::fs::write(&tls.node_ca, node_ca).unwrap();
+        std::fs::write(&tls.client_ca, client_ca).unwrap();
+        tls.check_ca_separation()
+    }
+
+    #[test]
+    fn node_and_client_cas_must_share_no_certificate_and_no_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let node_key = rcgen::KeyPair::generate().unwrap();
+        let client_key = rcgen::KeyPair::generate().unwrap();
+        let node_ca = ca("node CA", &node_key);
+        let client_ca = ca("client CA", &client_key);
+        separation(dir.path(), &node_ca, &client_ca).unwrap();
+
+        // The same certificate, alone or inside a bundle.
+        for client_bundle in [node_ca.clone(), format!("{client_ca}{node_ca}")] {
+            let err = separation(dir.path(), &node_ca, &client_bundle).unwrap_err();
+            let ConfigError::SharedCa {
+                shared,
+                node_subject,
+                client_subject,
+                ..
+            } = &err
+            else {
+                panic!("{err}");
+            };
+            assert_eq!(*shared, SharedCaMaterial::Certificate);
+            assert_eq!(node_subject, "CN=node CA");
+            assert_eq!(client_subject, "CN=node CA");
+            let message = err.to_string();
+            for file in ["node-ca.pem", "client-ca.pem"] {
+                let path = dir.path().join(file).display().to_string();
+                assert!(message.contains(&path), "{message}");
+            }
+            assert!(message.contains("share a certificate"), "{message}");
+        }
+
+        // Another certificate for the node CA's key.
+        let renamed = ca("renamed CA", &node_key);
+        let err = separation(dir.path(), &node_ca, &renamed).unwrap_err();
+        let ConfigError::SharedCa {
+            shared,
+            node_subject,
+            client_subject,
+            ..
+        } = &err
+        else {
+            panic!("{err}");
+        };
+        assert_eq!(*shared, SharedCaMaterial::PublicKey);
+        assert_eq!(
+            (node_subject.as_str(), client_subject.as_str()),
+            ("CN=node CA", "CN=renamed CA")
+        );
+        assert!(err.to_string().contains("share a public key"), "{err}");
+    }
+
+    #[test]
+    fn unusable_ca_bundles_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = ca("client CA", &rcgen::KeyPair::generate().unwrap());
+        let not_der = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        for (bundle, expected) in [
+            ("", "no certificate found"),
+            ("-----BEGIN CERTIFICATE-----\nAAAA\n", "invalid PEM"),
+            (
+                not_der,
+                "certificate 1 (counting from 1) is not valid X.509",
+            ),
+        ] {
+            let err = separation(dir.path(), bundle, &good).unwrap_err();
+            assert!(matches!(err, ConfigError::CaBundle { .. }), "{err}");
+            let message = err.to_string();
+            assert!(message.contains("node-ca.pem"), "{message}");
+            assert!(message.contains(expected), "{message}");
+        }
+        let missing = TlsSection {
+            node_ca: dir.path().join("absent.pem"),
+            node_cert: dir.path().join("node.pem"),
+            node_key: dir.path().join("node-key.pem"),
+            client_ca: dir.path().join("client-ca.pem"),
+        };
+        let err = missing.check_ca_separation().unwrap_err();
+        assert!(
+            err.to_string().contains("absent.pem: cannot read it"),
+            "{err}"
+        );
     }
 
     #[test]

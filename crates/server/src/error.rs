@@ -5,6 +5,7 @@
 //! lease without parsing messages. Messages name the problem and what to do; they never carry
 //! key material or plaintext.
 
+use tessera_crypto::truncate_for_message;
 use tessera_raft::{LeaseState, ProposeError, ReadIndexError};
 use tessera_state::{ApplyError, Unusable};
 use tonic::{Code, Status};
@@ -109,6 +110,16 @@ impl ApiError {
             field,
             reason: reason.to_string(),
         }
+    }
+
+    /// An invalid-argument error for a `value` that is none of the names `expected` lists. The
+    /// value is echoed cut by [`truncate_for_message`], so an oversized one cannot push the
+    /// status beyond the HTTP/2 header limits.
+    pub fn not_one_of(field: &'static str, value: &str, expected: &'static str) -> Self {
+        Self::invalid(
+            field,
+            format!("{:?} is not {expected}", truncate_for_message(value)),
+        )
     }
 
     /// The gRPC code and stable Tessera code of this error.
@@ -222,6 +233,18 @@ mod tests {
         assert_eq!(
             status.metadata().get(ERROR_CODE_METADATA).unwrap(),
             "SEALED"
+        );
+    }
+
+    #[test]
+    fn unknown_names_are_echoed_cut() {
+        let e = ApiError::not_one_of("origin", &"o".repeat(1 << 20), "TESSERA or EXTERNAL");
+        assert_eq!(e.codes(), (Code::InvalidArgument, "INVALID_ARGUMENT"));
+        let message = e.to_string();
+        assert!(message.len() < 200, "{} bytes", message.len());
+        assert!(
+            message.ends_with("…\" is not TESSERA or EXTERNAL"),
+            "{message}"
         );
     }
 

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use crate::api::crypto::CryptoService;
 use crate::api::keys::KeysService;
 use crate::api::system::SystemService;
-use crate::config::ServerConfig;
+use crate::config::{ConfigError, ServerConfig};
 use crate::node::Node;
 
 /// Name of the file, in the data directory, where a running node publishes its addresses.
@@ -31,6 +31,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LaunchError {
+    /// The configuration cannot be used (checks that need the files it names).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The data directory cannot be created or written.
     #[error("data directory {path}: {source}")]
     DataDir {
@@ -107,6 +110,9 @@ fn write_addresses(data_dir: &Path, addresses: &Addresses) -> Result<(), LaunchE
 
 /// Runs a node until `shutdown` resolves or its Raft core stops.
 ///
+/// Refuses to start when the node CA and client CA bundles share a certificate or a public
+/// key ([`crate::config::TlsSection::check_ca_separation`]).
+///
 /// # Errors
 /// [`LaunchError`] if the node cannot start, or [`LaunchError::RaftStopped`] if its Raft core
 /// stopped while it ran.
@@ -114,6 +120,7 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), LaunchError> {
+    config.tls.check_ca_separation()?;
     tls::install_crypto_provider();
     create_data_dir(&config.data_dir)?;
     let stale = config.data_dir.join(ADDRESSES_FILE);

@@ -310,15 +310,8 @@ impl Node {
         command: Command,
     ) -> Result<Response, ApiError> {
         self.require_unsealed()?;
-        let client_id = call.request.request_id();
-        if client_id.starts_with(JOB_REQUEST_PREFIX) {
-            return Err(ApiError::invalid(
-                "request_id",
-                format!("the prefix {JOB_REQUEST_PREFIX:?} is reserved for the cluster's own jobs"),
-            ));
-        }
         self.propose(Request {
-            request_id: request_id(client_id)?,
+            request_id: client_request_id(call.request.request_id())?,
             caller: CallerId::of(call.caller),
             fingerprint: fingerprint(call.method, &call.request.without_request_id()),
             bindings,
@@ -407,6 +400,21 @@ fn system_now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The request id of a client's write: as [`request_id`], and outside the prefix reserved for
+/// the cluster's own jobs.
+///
+/// # Errors
+/// [`ApiError::InvalidArgument`] if the id is malformed or reserved.
+pub fn client_request_id(client: &str) -> Result<RequestId, ApiError> {
+    if client.starts_with(JOB_REQUEST_PREFIX) {
+        return Err(ApiError::invalid(
+            "request_id",
+            format!("the prefix {JOB_REQUEST_PREFIX:?} is reserved for the cluster's own jobs"),
+        ));
+    }
+    request_id(client)
 }
 
 /// The request id to use: the client's, validated, or a fresh random one.

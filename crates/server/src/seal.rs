@@ -3,13 +3,24 @@
 //! Every node starts sealed after every restart. Operators submit unseal shares one at a
 //! time; when `threshold` distinct shares are in, they are combined and checked by opening the
 //! sealed root key. A wrong combination resets the progress and leaves the node sealed.
-//! Sealing drops the root key and keyring (their types zeroize on drop).
+//!
+//! What stays in memory is as little as the node needs: the pending shares (in a buffer that
+//! never reallocates, see [`pending`]) until the attempt, then only the keyring. The root key
+//! is dropped as soon as it has opened the keyring: nothing on a running node uses it (there
+//! is no keyring rotation or rekey command; one would need to bring the shares again, or to
+//! keep the root key on purpose). Sealing drops the keyring. Every one of these types wipes
+//! itself when dropped.
 
+mod pending;
+
+use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use subtle::ConstantTimeEq;
-use tessera_crypto::{root, Keyring, SecretKey256, UnsealShare};
+use tessera_crypto::{root, Keyring, UnsealShare};
 use tessera_state::SealConfig;
+
+pub use pending::PendingShares;
 
 /// Why an unseal step failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -54,19 +65,25 @@ pub struct SealStatus {
     pub progress: u32,
 }
 
+/// The secrets a node holds in each seal state; `Debug` names them without their values.
+#[derive(Debug)]
 enum Inner {
-    Sealed {
-        pending: Vec<UnsealShare>,
-    },
-    Unsealed {
-        keyring: Keyring,
-        _root_key: SecretKey256,
-    },
+    Sealed { pending: PendingShares },
+    Unsealed { keyring: Keyring },
 }
 
 /// Holds the seal state of this node.
 pub struct SealManager {
     inner: Mutex<Inner>,
+}
+
+/// Shows what the node holds in memory (share count, keyring terms), never a secret value.
+impl fmt::Debug for SealManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealManager")
+            .field("state", &*self.lock())
+            .finish()
+    }
 }
 
 impl Default for SealManager {
@@ -80,7 +97,7 @@ impl SealManager {
     pub fn new() -> Self {
         Self {
             inner: Mutex::new(Inner::Sealed {
-                pending: Vec::new(),
+                pending: PendingShares::new(),
             }),
         }
     }
@@ -94,7 +111,7 @@ impl SealManager {
         match &*self.lock() {
             Inner::Sealed { pending } => SealStatus {
                 sealed: true,
-                progress: count(pending),
+                progress: pending.count(),
             },
             Inner::Unsealed { .. } => SealStatus {
                 sealed: false,
@@ -116,35 +133,40 @@ impl SealManager {
                 progress: 0,
             });
         };
-        for held in pending.iter() {
+        for held in pending.as_slice() {
             if bool::from(held.ct_eq(&share)) {
                 return Err(SealError::DuplicateShare {
-                    progress: count(pending),
+                    progress: pending.count(),
                     threshold,
                 });
             }
             if held.identifier() == share.identifier() {
                 return Err(SealError::ConflictingShare {
                     identifier: share.identifier(),
-                    progress: count(pending),
+                    progress: pending.count(),
                     threshold,
                 });
             }
         }
-        pending.push(share);
-        if count(pending) < threshold {
+        pending.push(share, usize::from(config.threshold));
+        if pending.count() < threshold {
             return Ok(SealStatus {
                 sealed: true,
-                progress: count(pending),
+                progress: pending.count(),
             });
         }
-        let attempt = std::mem::take(pending);
-        match root::unseal(&attempt, &config.sealed_root_key, &config.sealed_keyring) {
-            Ok(unsealed) => {
-                *inner = Inner::Unsealed {
-                    keyring: unsealed.keyring,
-                    _root_key: unsealed.root_key,
-                };
+        let attempt = root::unseal(
+            pending.as_slice(),
+            &config.sealed_root_key,
+            &config.sealed_keyring,
+        );
+        // Whatever the outcome, this attempt is over: its shares are wiped now.
+        pending.clear();
+        match attempt {
+            Ok(root::Unsealed { keyring, root_key }) => {
+                // Nothing uses the root key once it has opened the keyring: wipe it now.
+                drop(root_key);
+                *inner = Inner::Unsealed { keyring };
                 Ok(SealStatus {
                     sealed: false,
                     progress: 0,
@@ -162,10 +184,10 @@ impl SealManager {
         }
     }
 
-    /// Seals the node: drops the keyring and root key, and any unseal progress.
+    /// Seals the node: drops the keyring and any unseal progress.
     pub fn seal(&self) {
         *self.lock() = Inner::Sealed {
-            pending: Vec::new(),
+            pending: PendingShares::new(),
         };
     }
 
@@ -176,10 +198,6 @@ impl SealManager {
             Inner::Sealed { .. } => None,
         }
     }
-}
-
-fn count(pending: &[UnsealShare]) -> u32 {
-    u32::try_from(pending.len()).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -251,6 +269,48 @@ mod tests {
             m.submit(s.clone(), &config).unwrap();
         }
         assert!(!m.status().sealed);
+    }
+
+    #[test]
+    fn only_the_keyring_stays_in_memory_after_unseal() {
+        let (shares, config) = setup(3, 2);
+        let m = SealManager::new();
+        m.submit(shares[0].clone(), &config).unwrap();
+        assert_eq!(
+            format!("{m:?}"),
+            "SealManager { state: Sealed { pending: PendingShares { count: 1, capacity: 2 } } }"
+        );
+        m.submit(shares[2].clone(), &config).unwrap();
+        let held = format!("{m:?}");
+        assert_eq!(
+            held,
+            "SealManager { state: Unsealed { keyring: Keyring { active: 1, terms: [1], .. } } }"
+        );
+        assert!(!held.contains("SecretKey256"), "a root key is held: {held}");
+    }
+
+    #[test]
+    fn the_share_buffer_is_sized_for_the_threshold_and_wiped_after_an_attempt() {
+        let (shares, config) = setup(7, 5);
+        let (foreign, _) = setup(7, 5);
+        let m = SealManager::new();
+        let buffer_state = || match &*m.lock() {
+            Inner::Sealed { pending } => (pending.as_slice().as_ptr(), pending.count()),
+            Inner::Unsealed { .. } => panic!("unsealed"),
+        };
+        m.submit(shares[0].clone(), &config).unwrap();
+        let (buffer, _) = buffer_state();
+        for share in &shares[1..4] {
+            m.submit(share.clone(), &config).unwrap();
+            assert_eq!(buffer_state().0, buffer, "the share buffer moved");
+        }
+        assert!(format!("{m:?}").contains("count: 4, capacity: 5"), "{m:?}");
+        // A failed attempt empties the buffer in place.
+        assert_eq!(
+            m.submit(foreign[4].clone(), &config),
+            Err(SealError::WrongShares { threshold: 5 })
+        );
+        assert_eq!(buffer_state(), (buffer, 0));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use tessera_crypto::truncate_for_message;
 
 use crate::error::Error;
 
@@ -328,19 +329,6 @@ impl fmt::Display for KeyRef {
             Self::Alias(alias) => write!(f, "{alias}"),
         }
     }
-}
-
-/// Caps user input echoed in error messages so an oversized value cannot bloat a response.
-fn truncate_for_message(s: &str) -> String {
-    const MAX: usize = 80;
-    if s.len() <= MAX {
-        return s.to_owned();
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", s.get(..end).unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use tessera_crypto::spec::{KeySpec, KeyUsage};
+use tessera_crypto::truncate_for_message;
 
 use crate::ids::{AliasName, KeyId, KeyName};
 
@@ -421,20 +422,42 @@ pub fn import_token_aad(key_id: &KeyId, token_id: &str) -> Vec<u8> {
 /// Checks tags against the limits: at most [`MAX_TAGS`], keys 1..=128 bytes, values up to 256.
 ///
 /// # Errors
-/// A message naming the offending tag.
+/// A message naming the offending tag (cut by [`truncate_for_message`]).
 pub fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), String> {
     if tags.len() > MAX_TAGS {
         return Err(format!("at most {MAX_TAGS} tags, got {}", tags.len()));
     }
     for (k, v) in tags {
-        if k.is_empty() || k.len() > MAX_TAG_KEY_LEN {
-            return Err(format!("tag key {k:?} must be 1..={MAX_TAG_KEY_LEN} bytes"));
-        }
-        if v.len() > MAX_TAG_VALUE_LEN {
-            return Err(format!(
-                "tag {k:?}: value must be at most {MAX_TAG_VALUE_LEN} bytes"
-            ));
-        }
+        validate_tag_key(k)?;
+        validate_tag_value(k, v)?;
+    }
+    Ok(())
+}
+
+/// Checks one tag key (1..=128 bytes), as given to `UntagKey` or a `ListKeys` filter.
+///
+/// # Errors
+/// A message naming the key (cut by [`truncate_for_message`]).
+pub fn validate_tag_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > MAX_TAG_KEY_LEN {
+        return Err(format!(
+            "tag key {:?} must be 1..={MAX_TAG_KEY_LEN} bytes",
+            truncate_for_message(key)
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the value of tag `key` (at most 256 bytes).
+///
+/// # Errors
+/// A message naming the key (cut by [`truncate_for_message`]); never the value.
+pub fn validate_tag_value(key: &str, value: &str) -> Result<(), String> {
+    if value.len() > MAX_TAG_VALUE_LEN {
+        return Err(format!(
+            "tag {:?}: value must be at most {MAX_TAG_VALUE_LEN} bytes",
+            truncate_for_message(key)
+        ));
     }
     Ok(())
 }

@@ -7,7 +7,9 @@ use base64::Engine;
 use tessera_crypto::{wrap, KeySpec};
 use tessera_proto::v1 as pb;
 use tessera_proto::v1::keys_server::Keys;
-use tessera_state::key::{import_token_aad, validate_tags, KeyOrigin, KeyState};
+use tessera_state::key::{
+    import_token_aad, validate_tag_key, validate_tag_value, validate_tags, KeyOrigin, KeyState,
+};
 use tessera_state::{
     AliasName, ApplyError, Command, ImportToken, KeyFilter, KeyId, KeyName, KeyRecord, NewKey,
     Response,
@@ -16,7 +18,7 @@ use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
 use super::{caller, key_to_proto, split};
 use crate::error::ApiError;
-use crate::node::{rand_fill, ClientRequest, Node, WriteCall};
+use crate::node::{client_request_id, rand_fill, ClientRequest, Node, WriteCall};
 
 /// Longest accepted key description, in bytes.
 pub const MAX_DESCRIPTION_BYTES: usize = 8192;
@@ -74,6 +76,20 @@ fn tags(map: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiE
     Ok(map.clone())
 }
 
+/// The `ListKeys` tag filter: a tag key (no filter if empty) and optionally a value, both
+/// within the limits of tags themselves (a longer one could match nothing).
+fn tag_filter(key: &str, value: &str) -> Result<Option<(String, Option<String>)>, ApiError> {
+    validate_tag_value(key, value).map_err(|reason| ApiError::invalid("tag_value", reason))?;
+    if key.is_empty() {
+        return Ok(None);
+    }
+    validate_tag_key(key).map_err(|reason| ApiError::invalid("tag_key", reason))?;
+    Ok(Some((
+        key.to_owned(),
+        (!value.is_empty()).then(|| value.to_owned()),
+    )))
+}
+
 impl KeysService {
     /// A service over `node`.
     pub fn new(node: Arc<Node>) -> Self {
@@ -113,12 +129,7 @@ impl KeysService {
         let origin = match req.origin.as_str() {
             "" | "TESSERA" => KeyOrigin::Tessera,
             "EXTERNAL" => KeyOrigin::External,
-            other => {
-                return Err(ApiError::invalid(
-                    "origin",
-                    format!("{other:?} is not TESSERA or EXTERNAL"),
-                ))
-            }
+            other => return Err(ApiError::not_one_of("origin", other, "TESSERA or EXTERNAL")),
         };
         if req.description.len() > MAX_DESCRIPTION_BYTES {
             return Err(ApiError::invalid(
@@ -307,20 +318,16 @@ impl KeysService {
         let filter = KeyFilter {
             state: match req.state.as_str() {
                 "" => None,
-                s => Some(KeyState::parse(s).ok_or_else(|| {
-                    ApiError::invalid("state", format!("{s:?} is not a key state"))
-                })?),
+                s => Some(
+                    KeyState::parse(s)
+                        .ok_or_else(|| ApiError::not_one_of("state", s, "a key state"))?,
+                ),
             },
             spec: match req.spec.as_str() {
                 "" => None,
                 s => Some(KeySpec::parse(s).map_err(|e| ApiError::invalid("spec", e))?),
             },
-            tag: (!req.tag_key.is_empty()).then(|| {
-                (
-                    req.tag_key.clone(),
-                    (!req.tag_value.is_empty()).then(|| req.tag_value.clone()),
-                )
-            }),
+            tag: tag_filter(&req.tag_key, &req.tag_value)?,
         };
         let shared = self.node.raft().shared().read();
         let page = shared.state.list_keys(&filter, after.as_ref(), limit);
@@ -404,6 +411,8 @@ impl KeysService {
     ) -> Result<pb::KeyResponse, ApiError> {
         self.node.require_unsealed()?;
         let call = WriteCall::new("Keys/ImportKeyMaterial", identity, &req);
+        // Arguments first: the token checks below would otherwise answer for a bad id.
+        client_request_id(&req.request_id)?;
         // A retry of an import that succeeded finds its token consumed: answer with the
         // first result instead.
         if let Some(first) = self.node.previous_result(&call) {
@@ -570,11 +579,9 @@ impl Keys for KeysService {
                 .await
                 .map_err(ApiError::from)?,
             other => {
-                return Err(ApiError::invalid(
-                    "consistency",
-                    format!("{other:?} is not LEASE or LINEARIZABLE"),
+                return Err(
+                    ApiError::not_one_of("consistency", other, "LEASE or LINEARIZABLE").into(),
                 )
-                .into())
             }
         }
         let record = self.node.resolve_key(&req.key).await?;
@@ -760,6 +767,9 @@ impl Keys for KeysService {
         let (identity, req) = split(request);
         if req.tag_keys.is_empty() {
             return Err(ApiError::invalid("tag_keys", "give at least one tag key").into());
+        }
+        for key in &req.tag_keys {
+            validate_tag_key(key).map_err(|reason| ApiError::invalid("tag_keys", reason))?;
         }
         let response = self
             .key_write(

@@ -52,12 +52,12 @@ impl SystemService {
                 "a threshold of 1 with several shares would make every share the whole unseal key; use at least 2",
             ));
         }
+        let request_id = request_id(&req.request_id)?;
         if self.node.raft().shared().read().state.is_initialized() {
             return Err(ApiError::Rejected(
                 tessera_state::ApplyError::AlreadyInitialized,
             ));
         }
-        let request_id = request_id(&req.request_id)?;
         let fp = fingerprint(
             "System/Init",
             &pb::InitRequest {

@@ -731,6 +731,24 @@ fn tags_and_listing_with_filters_and_pages() {
 }
 
 #[test]
+fn an_oversized_tag_key_is_echoed_cut_in_the_rejection() {
+    let (mut s, i) = with_key();
+    let huge = "k".repeat(1 << 20);
+    let rejection = apply_err(
+        &mut s,
+        i,
+        Command::TagKey {
+            key_id: id(1),
+            tags: BTreeMap::from([(huge, "v".into())]),
+        },
+    );
+    assert!(matches!(rejection, ApplyError::InvalidTags { .. }));
+    let message = rejection.to_string();
+    assert!(message.len() < 300, "{} bytes", message.len());
+    assert!(message.contains("must be 1..=128 bytes"), "{message}");
+}
+
+#[test]
 fn rotation_schedule() {
     let (mut s, i) = with_key();
     apply_ok(

@@ -177,9 +177,10 @@ impl CryptoService {
             "" | "AES_256" => 32,
             "AES_128" => 16,
             other => {
-                return Err(ApiError::invalid(
+                return Err(ApiError::not_one_of(
                     "data_key_spec",
-                    format!("{other:?} is not AES_256 or AES_128"),
+                    other,
+                    "AES_256 or AES_128",
                 ))
             }
         };
@@ -212,9 +213,10 @@ impl CryptoService {
             "ECC_NIST_P384" => KeySpec::EcdsaP384,
             "ED25519" => KeySpec::Ed25519,
             other => {
-                return Err(ApiError::invalid(
+                return Err(ApiError::not_one_of(
                     "key_pair_spec",
-                    format!("{other:?} is not ECC_NIST_P256, ECC_NIST_P384 or ED25519"),
+                    other,
+                    "ECC_NIST_P256, ECC_NIST_P384 or ED25519",
                 ))
             }
         };

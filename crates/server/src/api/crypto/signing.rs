@@ -13,10 +13,7 @@ fn message_type(name: &str) -> Result<MessageType, ApiError> {
     match name {
         "" | "RAW" => Ok(MessageType::Raw),
         "DIGEST" => Ok(MessageType::Digest),
-        other => Err(ApiError::invalid(
-            "message_type",
-            format!("{other:?} is not RAW or DIGEST"),
-        )),
+        other => Err(ApiError::not_one_of("message_type", other, "RAW or DIGEST")),
     }
 }
 
