@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ServerState, SnapshotPolicy};
-use tessera_proto::cluster::v1::cluster_server::ClusterServer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::lease::{Lease, LeaseState};
+use crate::limits;
 use crate::log_store::LogStore;
 use crate::network::Peers;
 use crate::rpc::{ForwardReply, LeaderHint, ReadIndexReply};
@@ -201,6 +201,9 @@ impl RaftNode {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_after_logs),
             max_in_snapshot_log_to_keep: settings.logs_kept_after_snapshot,
             purge_batch_size: 1,
+            // The cluster port's message cap is sized for these (see `limits`).
+            max_payload_entries: limits::MAX_PAYLOAD_ENTRIES,
+            snapshot_max_chunk_size: limits::SNAPSHOT_CHUNK_BYTES,
             ..Default::default()
         }
         .validate()
@@ -219,15 +222,12 @@ impl RaftNode {
 
         let lease = Arc::new(Lease::new(settings.lease));
         let server_tls = tls::server_config(&config.tls)?;
-        let service = ClusterService::new(raft.clone(), settings.write_timeout);
+        let service =
+            ClusterService::new(raft.clone(), Arc::clone(&shared), settings.write_timeout);
         let incoming = TlsIncoming::new(cluster_listener, server_tls, "cluster");
         let server = tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
-                .add_service(
-                    ClusterServer::new(service)
-                        .max_decoding_message_size(usize::MAX)
-                        .max_encoding_message_size(usize::MAX),
-                )
+                .add_service(service.into_server())
                 .serve_with_incoming(incoming)
                 .await;
             if let Err(e) = result {
