@@ -21,6 +21,7 @@
 
 pub mod codec;
 pub mod compact;
+pub mod error;
 pub mod lease;
 pub mod limits;
 pub mod log_store;
@@ -34,9 +35,7 @@ mod storage_error;
 pub mod tls;
 pub mod typ;
 
+pub use error::{CoreStopped, EnterError, ProposeError, ReadIndexError, StartError};
 pub use lease::LeaseState;
-pub use node::{
-    role_name, Applied, NodeConfig, ProposeError, RaftNode, RaftSettings, ReadIndexError,
-    StartError,
-};
+pub use node::{role_name, Applied, NodeConfig, RaftNode, RaftSettings};
 pub use typ::{NodeId, NodeInfo};

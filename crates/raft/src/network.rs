@@ -31,7 +31,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A failed call to a peer.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum PeerError {
     /// The peer could not be reached (connection refused, TLS failure, timeout).
     #[error("peer {addr} unreachable: {status}")]
@@ -65,12 +64,13 @@ pub enum PeerError {
         limit: usize,
     },
     /// The peer address is not a valid endpoint.
-    #[error("invalid peer address {addr}: {reason}")]
+    #[error("invalid peer address {addr}: {source}")]
     BadAddress {
         /// The address.
         addr: String,
-        /// Why it is invalid.
-        reason: String,
+        /// tonic's error.
+        #[source]
+        source: tonic::transport::Error,
     },
 }
 
@@ -137,15 +137,15 @@ impl Peers {
         if let Some(channel) = channels.get(addr) {
             return Ok(cluster_client(channel.clone()));
         }
-        let bad = |reason: String| PeerError::BadAddress {
+        let bad = |source| PeerError::BadAddress {
             addr: addr.to_owned(),
-            reason,
+            source,
         };
         let target = self.dial.get(addr).map_or(addr, String::as_str);
         let channel = Endpoint::from_shared(format!("https://{target}"))
-            .map_err(|e| bad(e.to_string()))?
+            .map_err(bad)?
             .tls_config(self.tls.clone())
-            .map_err(|e| bad(e.to_string()))?
+            .map_err(bad)?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .connect_lazy();
@@ -336,5 +336,31 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
             |mut c, r| async move { c.vote(r).await },
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_invalid_peer_address_keeps_tonic_s_error_and_was_not_delivered() {
+        let peers = Peers::new(ClientTlsConfig::new(), BTreeMap::new());
+        let e = peers
+            .read_index("not a host:port", Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, PeerError::BadAddress { addr, .. } if addr == "not a host:port"),
+            "{e:?}"
+        );
+        let source = e.source().expect("a source");
+        assert!(
+            source.downcast_ref::<tonic::transport::Error>().is_some(),
+            "{source:?}"
+        );
+        assert!(!e.may_have_been_delivered());
     }
 }
