@@ -29,8 +29,7 @@ pub fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, Co
 /// # Errors
 /// [`CodecError`] for truncated, malformed or over-long input.
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, rest) =
-        postcard::take_from_bytes(bytes).map_err(|source| CodecError { what, source })?;
+    let (value, rest) = take(what, bytes)?;
     if rest.is_empty() {
         Ok(value)
     } else {
@@ -39,4 +38,23 @@ pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T
             source: postcard::Error::DeserializeBadEncoding,
         })
     }
+}
+
+/// Decodes the value at the start of `bytes` and ignores what follows: the leading fields of
+/// a larger record, read without decoding the rest (postcard writes struct fields in order).
+///
+/// # Errors
+/// [`CodecError`] for truncated or malformed input.
+pub fn decode_prefix<T: DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, CodecError> {
+    take(what, bytes).map(|(value, _)| value)
+}
+
+fn take<'a, T: DeserializeOwned>(
+    what: &'static str,
+    bytes: &'a [u8],
+) -> Result<(T, &'a [u8]), CodecError> {
+    postcard::take_from_bytes(bytes).map_err(|source| CodecError { what, source })
 }

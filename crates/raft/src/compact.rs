@@ -17,7 +17,6 @@ const OLD_DIR: &str = "raft.pre-compact";
 
 /// A compaction failure.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum CompactError {
     /// The database cannot be opened (a running node holds its lock, or it does not exist).
     #[error("cannot open the database in {path} (is the node stopped?): {source}")]

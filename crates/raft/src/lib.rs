@@ -6,6 +6,8 @@
 //!   database per node. A log append or vote is acknowledged only after sled has flushed it.
 //! - [`network`] and [`service`]: the cluster port, where peers exchange AppendEntries, Vote
 //!   and InstallSnapshot, followers forward writes to the leader, and new nodes join.
+//!   [`membership_guard`] admits only current members to it (but for `Join`), and [`limits`]
+//!   caps its message size.
 //! - [`node`]: a running member and the operations the API layer needs (propose from any
 //!   node, read barrier, lease check).
 //! - [`tls`]: rustls configuration shared by the cluster and API ports.
@@ -19,8 +21,11 @@
 
 pub mod codec;
 pub mod compact;
+pub mod error;
 pub mod lease;
+pub mod limits;
 pub mod log_store;
+pub mod membership_guard;
 pub mod network;
 pub mod node;
 pub mod rpc;
@@ -30,9 +35,7 @@ mod storage_error;
 pub mod tls;
 pub mod typ;
 
+pub use error::{CoreStopped, EnterError, ProposeError, ReadIndexError, StartError};
 pub use lease::LeaseState;
-pub use node::{
-    role_name, Applied, NodeConfig, ProposeError, RaftNode, RaftSettings, ReadIndexError,
-    StartError,
-};
+pub use node::{role_name, Applied, NodeConfig, RaftNode, RaftSettings};
 pub use typ::{NodeId, NodeInfo};

@@ -14,6 +14,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use prost::Message;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tessera_proto::cluster::v1::cluster_client::ClusterClient;
@@ -21,6 +22,7 @@ use tessera_proto::cluster::v1::{JoinRequest, JoinResponse, RaftPayload};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::codec;
+use crate::limits::MAX_CLUSTER_MESSAGE_BYTES;
 use crate::rpc::{ForwardReply, ReadIndexReply};
 use crate::typ::{NodeId, NodeInfo, TypeConfig};
 
@@ -29,7 +31,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A failed call to a peer.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum PeerError {
     /// The peer could not be reached (connection refused, TLS failure, timeout).
     #[error("peer {addr} unreachable: {status}")]
@@ -50,13 +51,26 @@ pub enum PeerError {
     /// A payload could not be encoded or decoded.
     #[error(transparent)]
     Codec(#[from] codec::CodecError),
+    /// The message is larger than the cluster port accepts; it was not sent.
+    #[error("{what} for {addr} is {len} bytes, over the cluster port's limit of {limit} bytes")]
+    TooLarge {
+        /// The peer's cluster address.
+        addr: String,
+        /// What was being sent.
+        what: &'static str,
+        /// The encoded message size.
+        len: usize,
+        /// [`MAX_CLUSTER_MESSAGE_BYTES`].
+        limit: usize,
+    },
     /// The peer address is not a valid endpoint.
-    #[error("invalid peer address {addr}: {reason}")]
+    #[error("invalid peer address {addr}: {source}")]
     BadAddress {
         /// The address.
         addr: String,
-        /// Why it is invalid.
-        reason: String,
+        /// tonic's error.
+        #[source]
+        source: tonic::transport::Error,
     },
 }
 
@@ -67,7 +81,7 @@ impl PeerError {
         match self {
             Self::Unreachable { status, .. } => status.code() != tonic::Code::Unavailable,
             Self::Status { .. } => true,
-            Self::Codec(_) | Self::BadAddress { .. } => false,
+            Self::Codec(_) | Self::TooLarge { .. } | Self::BadAddress { .. } => false,
         }
     }
 
@@ -85,6 +99,14 @@ impl PeerError {
             },
         }
     }
+}
+
+/// A cluster-port client on `channel` that sends and accepts messages up to
+/// [`MAX_CLUSTER_MESSAGE_BYTES`].
+fn cluster_client(channel: Channel) -> ClusterClient<Channel> {
+    ClusterClient::new(channel)
+        .max_decoding_message_size(MAX_CLUSTER_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_CLUSTER_MESSAGE_BYTES)
 }
 
 /// Lazily connected gRPC channels to peers' cluster ports, keyed by advertised address.
@@ -113,26 +135,22 @@ impl Peers {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(channel) = channels.get(addr) {
-            return Ok(ClusterClient::new(channel.clone())
-                .max_decoding_message_size(usize::MAX)
-                .max_encoding_message_size(usize::MAX));
+            return Ok(cluster_client(channel.clone()));
         }
-        let bad = |reason: String| PeerError::BadAddress {
+        let bad = |source| PeerError::BadAddress {
             addr: addr.to_owned(),
-            reason,
+            source,
         };
         let target = self.dial.get(addr).map_or(addr, String::as_str);
         let channel = Endpoint::from_shared(format!("https://{target}"))
-            .map_err(|e| bad(e.to_string()))?
+            .map_err(bad)?
             .tls_config(self.tls.clone())
-            .map_err(|e| bad(e.to_string()))?
+            .map_err(bad)?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .connect_lazy();
         channels.insert(addr.to_owned(), channel.clone());
-        Ok(ClusterClient::new(channel)
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX))
+        Ok(cluster_client(channel))
     }
 
     async fn call<Req, Resp, F, Fut>(
@@ -149,8 +167,20 @@ impl Peers {
         F: FnOnce(ClusterClient<Channel>, tonic::Request<RaftPayload>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<RaftPayload>, tonic::Status>>,
     {
-        let data = codec::encode(what, request)?;
-        let mut req = tonic::Request::new(RaftPayload { data });
+        let payload = RaftPayload {
+            data: codec::encode(what, request)?,
+        };
+        // tonic would refuse it too, but only by resetting the stream (an opaque INTERNAL).
+        let len = payload.encoded_len();
+        if len > MAX_CLUSTER_MESSAGE_BYTES {
+            return Err(PeerError::TooLarge {
+                addr: addr.to_owned(),
+                what,
+                len,
+                limit: MAX_CLUSTER_MESSAGE_BYTES,
+            });
+        }
+        let mut req = tonic::Request::new(payload);
         req.set_timeout(timeout);
         let client = self.client(addr)?;
         let reply = rpc(client, req)
@@ -306,5 +336,31 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
             |mut c, r| async move { c.vote(r).await },
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_invalid_peer_address_keeps_tonic_s_error_and_was_not_delivered() {
+        let peers = Peers::new(ClientTlsConfig::new(), BTreeMap::new());
+        let e = peers
+            .read_index("not a host:port", Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, PeerError::BadAddress { addr, .. } if addr == "not a host:port"),
+            "{e:?}"
+        );
+        let source = e.source().expect("a source");
+        assert!(
+            source.downcast_ref::<tonic::transport::Error>().is_some(),
+            "{source:?}"
+        );
+        assert!(!e.may_have_been_delivered());
     }
 }

@@ -9,18 +9,19 @@ use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ServerState, SnapshotPolicy};
-use tessera_proto::cluster::v1::cluster_server::ClusterServer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use crate::error::{CoreStopped, EnterError, ProposeError, ReadIndexError, StartError};
 use crate::lease::{Lease, LeaseState};
+use crate::limits;
 use crate::log_store::LogStore;
 use crate::network::Peers;
 use crate::rpc::{ForwardReply, LeaderHint, ReadIndexReply};
 use crate::service::ClusterService;
 use crate::state_machine::{SharedState, StateMachineStore};
 use crate::tls::{self, TlsFiles, TlsIncoming};
-use crate::typ::{NodeId, NodeInfo, Raft, RaftMetrics};
+use crate::typ::{Fatal, NodeId, NodeInfo, Raft, RaftMetrics};
 
 /// Upper bound on one join attempt (adding a learner waits for it to catch up).
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -75,66 +76,6 @@ pub struct NodeConfig {
     pub dial: BTreeMap<String, String>,
 }
 
-/// Failure to start a node.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StartError {
-    /// The data directory's database cannot be opened.
-    #[error("cannot open the database in {path}: {source}")]
-    Storage {
-        /// The database path.
-        path: PathBuf,
-        /// The sled error.
-        #[source]
-        source: sled::Error,
-    },
-    /// Stored Raft state does not load.
-    #[error("stored state does not load: {0}")]
-    State(String),
-    /// TLS material is unusable.
-    #[error(transparent)]
-    Tls(#[from] tls::TlsError),
-    /// The Raft settings are inconsistent.
-    #[error("invalid raft settings: {0}")]
-    Settings(String),
-    /// openraft failed to start.
-    #[error("raft failed to start: {0}")]
-    Raft(String),
-}
-
-/// Why a write could not be completed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ProposeError {
-    /// No leader could be found or reached before the deadline; the write was not applied.
-    #[error("no Raft leader is reachable (waited {waited:?}); the write was not applied")]
-    NoLeader {
-        /// How long the node tried.
-        waited: Duration,
-    },
-    /// The write was handed to a leader but its commit was not confirmed in time. It may or
-    /// may not be applied; retrying with the same request id is safe.
-    #[error("the write was not confirmed in time; its outcome is unknown — retry with the same request id")]
-    Unknown,
-    /// Raft refused the write for a reason other than leadership (not expected for
-    /// application writes).
-    #[error("Raft refused the write: {0}")]
-    Refused(String),
-    /// The Raft core stopped (for example on a storage failure). A write in flight may or
-    /// may not be applied: its entry may have been replicated before the core stopped.
-    #[error("the Raft core of this node has stopped ({0}); a write's outcome is unknown — retry with the same request id on another node")]
-    Fatal(String),
-}
-
-/// Why a linearizable read barrier failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ReadIndexError {
-    /// The leader could not be reached or could not confirm leadership in time.
-    #[error("cannot confirm the latest state with the leader: {0}")]
-    Unavailable(String),
-}
-
 /// A committed and applied write.
 #[derive(Clone, Debug)]
 pub struct Applied {
@@ -168,14 +109,12 @@ impl RaftNode {
     ) -> Result<Self, StartError> {
         let settings = config.settings.clone();
         if settings.lease >= settings.election_timeout_min {
-            return Err(StartError::Settings(format!(
-                "lease ({:?}) must be shorter than the minimum election timeout ({:?})",
-                settings.lease, settings.election_timeout_min
-            )));
+            return Err(StartError::LeaseTooLong {
+                lease: settings.lease,
+                election_timeout_min: settings.election_timeout_min,
+            });
         }
-        crate::compact::recover(&config.data_dir).map_err(|e| {
-            StartError::State(format!("cannot recover an interrupted compaction: {e}"))
-        })?;
+        crate::compact::recover(&config.data_dir).map_err(StartError::Recover)?;
         let db_path = config.data_dir.join(crate::compact::DB_DIR);
         let db = sled::Config::new()
             .path(&db_path)
@@ -189,7 +128,7 @@ impl RaftNode {
             source,
         })?;
         let state_machine =
-            StateMachineStore::open(&db).map_err(|e| StartError::State(e.to_string()))?;
+            StateMachineStore::open(&db).map_err(|e| StartError::State(Box::new(e)))?;
         let shared = state_machine.shared();
 
         let raft_config = openraft::Config {
@@ -201,10 +140,13 @@ impl RaftNode {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_after_logs),
             max_in_snapshot_log_to_keep: settings.logs_kept_after_snapshot,
             purge_batch_size: 1,
+            // The cluster port's message cap is sized for these (see `limits`).
+            max_payload_entries: limits::MAX_PAYLOAD_ENTRIES,
+            snapshot_max_chunk_size: limits::SNAPSHOT_CHUNK_BYTES,
             ..Default::default()
         }
         .validate()
-        .map_err(|e| StartError::Settings(e.to_string()))?;
+        .map_err(|e| StartError::Settings(Box::new(e)))?;
 
         let peers = Peers::new(tls::client_config(&config.tls)?, config.dial.clone());
         let raft = Raft::new(
@@ -215,19 +157,16 @@ impl RaftNode {
             state_machine,
         )
         .await
-        .map_err(|e| StartError::Raft(e.to_string()))?;
+        .map_err(|e| StartError::Raft(Box::new(e)))?;
 
         let lease = Arc::new(Lease::new(settings.lease));
         let server_tls = tls::server_config(&config.tls)?;
-        let service = ClusterService::new(raft.clone(), settings.write_timeout);
+        let service =
+            ClusterService::new(raft.clone(), Arc::clone(&shared), settings.write_timeout);
         let incoming = TlsIncoming::new(cluster_listener, server_tls, "cluster");
         let server = tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
-                .add_service(
-                    ClusterServer::new(service)
-                        .max_decoding_message_size(usize::MAX)
-                        .max_encoding_message_size(usize::MAX),
-                )
+                .add_service(service.into_server())
                 .serve_with_incoming(incoming)
                 .await;
             if let Err(e) = result {
@@ -281,15 +220,15 @@ impl RaftNode {
     /// a task panicked), with the reason. A node whose core stopped can no longer vote, apply
     /// or serve; the process should exit so that a supervisor restarts it on its data
     /// directory, which recovers from the durable log.
-    pub async fn stopped(&self) -> String {
+    pub async fn stopped(&self) -> CoreStopped {
         let mut metrics = self.raft.metrics();
         loop {
             let running = metrics.borrow().running_state.clone();
             if let Err(fatal) = running {
-                return fatal.to_string();
+                return CoreStopped::Fatal(Box::new(fatal));
             }
             if metrics.changed().await.is_err() {
-                return "the Raft core exited".to_owned();
+                return CoreStopped::Exited;
             }
         }
     }
@@ -297,26 +236,30 @@ impl RaftNode {
     /// Whether this node has Raft state (bootstrapped, or joined and replicated).
     ///
     /// # Errors
-    /// [`ProposeError::Fatal`] if the Raft core has stopped.
-    pub async fn is_initialized(&self) -> Result<bool, ProposeError> {
-        self.raft
-            .is_initialized()
-            .await
-            .map_err(|e| ProposeError::Fatal(e.to_string()))
+    /// [`Fatal`] if the Raft core has stopped.
+    pub async fn is_initialized(&self) -> Result<bool, Fatal> {
+        self.raft.is_initialized().await
     }
 
     /// Makes this node a one-member cluster, unless it already has Raft state.
     ///
     /// # Errors
-    /// [`ProposeError::Fatal`] if openraft refuses.
-    pub async fn bootstrap(&self) -> Result<(), ProposeError> {
-        if self.is_initialized().await? {
+    /// [`EnterError`] if the Raft core has stopped or openraft refuses.
+    pub async fn bootstrap(&self) -> Result<(), EnterError> {
+        if self
+            .is_initialized()
+            .await
+            .map_err(|e| EnterError::Fatal(Box::new(e)))?
+        {
             return Ok(());
         }
         self.raft
             .initialize(BTreeMap::from([(self.id, self.info.clone())]))
             .await
-            .map_err(|e| ProposeError::Fatal(e.to_string()))
+            .map_err(|e| match e {
+                RaftError::APIError(refused) => EnterError::Initialize(Box::new(refused)),
+                RaftError::Fatal(fatal) => EnterError::Fatal(Box::new(fatal)),
+            })
     }
 
     /// Asks the cluster (through any of `seeds`, following leader redirects) to admit this
@@ -324,9 +267,13 @@ impl RaftNode {
     /// state.
     ///
     /// # Errors
-    /// [`ProposeError::Fatal`] if the Raft core has stopped.
-    pub async fn join(&self, seeds: &[String]) -> Result<(), ProposeError> {
-        if self.is_initialized().await? {
+    /// [`EnterError::Fatal`] if the Raft core has stopped.
+    pub async fn join(&self, seeds: &[String]) -> Result<(), EnterError> {
+        if self
+            .is_initialized()
+            .await
+            .map_err(|e| EnterError::Fatal(Box::new(e)))?
+        {
             return Ok(());
         }
         let mut backoff = Duration::from_millis(100);
@@ -415,10 +362,10 @@ impl RaftNode {
                         }
                         Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {}
                         Ok(Err(RaftError::APIError(e))) => {
-                            return Err(ProposeError::Refused(e.to_string()))
+                            return Err(ProposeError::Refused(Box::new(e)))
                         }
                         Ok(Err(RaftError::Fatal(e))) => {
-                            return Err(ProposeError::Fatal(e.to_string()))
+                            return Err(ProposeError::Fatal(Box::new(e)))
                         }
                         Err(_) => return Err(ProposeError::Unknown),
                     }
@@ -471,24 +418,23 @@ impl RaftNode {
     /// before the call.
     ///
     /// # Errors
-    /// [`ReadIndexError::Unavailable`] if no leader confirms in time.
+    /// [`ReadIndexError`] if no leader confirms in time, this node does not apply up to the
+    /// read index in time, or its Raft core has stopped.
     pub async fn read_barrier(&self) -> Result<(), ReadIndexError> {
         let deadline = Instant::now() + self.settings.write_timeout;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(ReadIndexError::Unavailable(
-                    "no leader confirmed a read index in time".into(),
-                ));
+                return Err(ReadIndexError::NoLeader {
+                    timeout: self.settings.write_timeout,
+                });
             }
             let hint = self.leader_hint();
             let index = match (hint.leader_id, hint.leader) {
                 (Some(id), _) if id == self.id => match self.raft.get_read_log_id().await {
                     Ok((read, _)) => Some(read.map_or(0, |l| l.index)),
                     Err(RaftError::APIError(_)) => None,
-                    Err(RaftError::Fatal(e)) => {
-                        return Err(ReadIndexError::Unavailable(e.to_string()))
-                    }
+                    Err(RaftError::Fatal(e)) => return Err(ReadIndexError::Fatal(Box::new(e))),
                 },
                 (Some(_), Some(leader)) => {
                     match self.peers.read_index(&leader.cluster_addr, remaining).await {
@@ -510,9 +456,7 @@ impl RaftNode {
                 return if self.shared.wait_applied(index, remaining).await {
                     Ok(())
                 } else {
-                    Err(ReadIndexError::Unavailable(format!(
-                        "this node did not apply up to index {index} in time"
-                    )))
+                    Err(ReadIndexError::NotApplied { index })
                 };
             }
             self.wait_for_leader_change(deadline).await;
@@ -559,13 +503,9 @@ impl RaftNode {
     /// Triggers a snapshot now and waits (bounded) until it is built.
     ///
     /// # Errors
-    /// [`ProposeError::Fatal`] if the Raft core has stopped.
-    pub async fn snapshot(&self) -> Result<(), ProposeError> {
-        self.raft
-            .trigger()
-            .snapshot()
-            .await
-            .map_err(|e| ProposeError::Fatal(e.to_string()))
+    /// [`Fatal`] if the Raft core has stopped.
+    pub async fn snapshot(&self) -> Result<(), Fatal> {
+        self.raft.trigger().snapshot().await
     }
 
     /// Stops Raft and the cluster port.

@@ -1,38 +1,51 @@
 //! The server side of the cluster port: openraft RPCs from peers, writes forwarded by
 //! followers, read-index requests and join requests.
+//!
+//! Every RPC but `Join` is admitted only from a current member ([`MembershipGuard`]); `Join`
+//! requires the certificate to name the node id being joined. Messages are capped at
+//! [`MAX_CLUSTER_MESSAGE_BYTES`] in both directions.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::ChangeMembers;
 use serde::Serialize;
-use tessera_proto::cluster::v1::cluster_server::Cluster;
+use tessera_proto::cluster::v1::cluster_server::{Cluster, ClusterServer};
 use tessera_proto::cluster::v1::{JoinRequest, JoinResponse, RaftPayload};
 use tonic::{Request, Response, Status};
 
 use crate::codec;
+use crate::limits::MAX_CLUSTER_MESSAGE_BYTES;
+use crate::membership_guard::{node_identity, MembershipGuard};
 use crate::rpc::{ForwardReply, LeaderHint, ReadIndexReply};
+use crate::state_machine::SharedState;
 use crate::tls;
 use crate::typ::{NodeId, NodeInfo, Raft};
-
-/// The identity a node certificate must carry to act as node `id` (its subject CN).
-pub fn node_identity(id: NodeId) -> String {
-    format!("node-{id}")
-}
 
 /// Implements the `tessera.cluster.v1.Cluster` gRPC service.
 pub struct ClusterService {
     raft: Raft,
+    guard: MembershipGuard,
     write_timeout: std::time::Duration,
 }
 
 impl ClusterService {
-    /// A service driving `raft`; forwarded writes wait at most `write_timeout` for commit.
-    pub fn new(raft: Raft, write_timeout: std::time::Duration) -> Self {
+    /// A service driving `raft`, whose applied state is `shared`; forwarded writes wait at
+    /// most `write_timeout` for commit.
+    pub fn new(raft: Raft, shared: Arc<SharedState>, write_timeout: std::time::Duration) -> Self {
         Self {
+            guard: MembershipGuard::new(raft.clone(), shared),
             raft,
             write_timeout,
         }
+    }
+
+    /// The gRPC server for this service, with the cluster port's message size limits.
+    pub fn into_server(self) -> ClusterServer<Self> {
+        ClusterServer::new(self)
+            .max_decoding_message_size(MAX_CLUSTER_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_CLUSTER_MESSAGE_BYTES)
     }
 
     fn leader_hint(&self) -> LeaderHint {
@@ -120,6 +133,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
+        self.guard.admit(&request)?;
         let rpc: openraft::raft::AppendEntriesRequest<crate::typ::TypeConfig> =
             decode("append entries", request)?;
         let result = self.raft.append_entries(rpc).await;
@@ -127,6 +141,7 @@ impl Cluster for ClusterService {
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        self.guard.admit(&request)?;
         let rpc = decode("vote", request)?;
         let result = self.raft.vote(rpc).await;
         reply("vote result", &result)
@@ -136,6 +151,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
+        self.guard.admit(&request)?;
         let rpc = decode("install snapshot", request)?;
         let result = self.raft.install_snapshot(rpc).await;
         reply("install snapshot result", &result)
@@ -145,6 +161,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
+        self.guard.admit(&request)?;
         let write: tessera_state::Request = decode("forwarded write", request)?;
         let outcome = tokio::time::timeout(self.write_timeout, self.raft.client_write(write)).await;
         let answer = match outcome {
@@ -167,8 +184,9 @@ impl Cluster for ClusterService {
 
     async fn read_index(
         &self,
-        _request: Request<RaftPayload>,
+        request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
+        self.guard.admit(&request)?;
         let answer = match self.raft.get_read_log_id().await {
             Ok((read_log_id, _)) => ReadIndexReply::Index(read_log_id.map_or(0, |id| id.index)),
             Err(RaftError::APIError(_)) => ReadIndexReply::NotLeader(self.leader_hint()),

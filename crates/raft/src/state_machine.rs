@@ -4,6 +4,12 @@
 //! (`m/last_applied`, `m/membership`) beside them; each applied batch of entries is written
 //! with one atomic `apply_batch`. Tree `sm_snapshot` holds the latest snapshot (`current`).
 //! This module only decodes, calls `State::apply` and persists: no domain logic lives here.
+//!
+//! The stored snapshot never goes backwards: openraft builds snapshots in a task of their own,
+//! so a build of older state can finish after a newer snapshot was installed, and the log may
+//! already be purged past the older one. A snapshot therefore replaces the stored one only if
+//! its last log id is at least the stored one's, checked and written in one sled transaction;
+//! an install writes its rows, pointers and snapshot in one transaction across both trees.
 
 use std::io::Cursor;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
@@ -12,10 +18,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
+use sled::transaction::{
+    ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
+    TransactionalTree,
+};
+use sled::Transactional;
 use tessera_state::{Response, State};
 use tokio::sync::watch;
 
-use crate::codec;
+use crate::codec::{self, CodecError};
 use crate::storage_error;
 use crate::typ::{
     Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
@@ -87,10 +98,53 @@ impl SharedState {
     }
 }
 
+/// One encoded `m/` pointer: its key and value.
+type PointerRow = (&'static [u8], Vec<u8>);
+
+/// The value under `current` in the snapshot tree.
 #[derive(Serialize, Deserialize)]
 struct StoredSnapshot {
     meta: SnapshotMeta,
     data: Vec<u8>,
+}
+
+/// The leading field of a [`StoredSnapshot`], decoded without the (large) data to compare the
+/// stored snapshot with a new one.
+#[derive(Deserialize)]
+struct StoredSnapshotHead {
+    meta: SnapshotMeta,
+}
+
+/// Inside a transaction on the snapshot tree: stores `encoded` (the encoding of a snapshot
+/// described by `meta`) as the current snapshot unless the stored one is newer. Returns
+/// whether it was stored.
+fn store_if_not_older(
+    snapshots: &TransactionalTree,
+    meta: &SnapshotMeta,
+    encoded: &[u8],
+) -> ConflictableTransactionResult<bool, CodecError> {
+    if let Some(current) = snapshots.get(CURRENT_SNAPSHOT_KEY)? {
+        let head: StoredSnapshotHead = codec::decode_prefix("stored snapshot", &current)
+            .map_err(ConflictableTransactionError::Abort)?;
+        if head.meta.last_log_id > meta.last_log_id {
+            return Ok(false);
+        }
+    }
+    snapshots.insert(CURRENT_SNAPSHOT_KEY, encoded)?;
+    Ok(true)
+}
+
+/// A failed snapshot transaction as openraft's storage error: an undecodable stored snapshot
+/// is a read error, anything sled reports a write error.
+fn snapshot_transaction_error(
+    meta: &SnapshotMeta,
+    error: &TransactionError<CodecError>,
+) -> StorageError {
+    let signature = Some(meta.signature());
+    match error {
+        TransactionError::Abort(e) => storage_error::read_snapshot(signature, e),
+        TransactionError::Storage(e) => storage_error::write_snapshot(signature, e),
+    }
 }
 
 /// The sled-backed state machine store.
@@ -140,18 +194,16 @@ impl StateMachineStore {
         Arc::clone(&self.shared)
     }
 
-    fn pointer_batch(
-        batch: &mut sled::Batch,
+    /// The encoded `m/` pointers, as (key, value) pairs to write beside the rows.
+    fn pointer_rows(
         last_applied: &Option<LogId>,
         membership: &StoredMembership,
-    ) -> Result<(), StorageError> {
+    ) -> Result<[PointerRow; 2], StorageError> {
         let applied = codec::encode("last applied", last_applied)
             .map_err(|e| storage_error::write_state_machine(&e))?;
         let membership = codec::encode("membership", membership)
             .map_err(|e| storage_error::write_state_machine(&e))?;
-        batch.insert(LAST_APPLIED_KEY, applied);
-        batch.insert(MEMBERSHIP_KEY, membership);
-        Ok(())
+        Ok([(LAST_APPLIED_KEY, applied), (MEMBERSHIP_KEY, membership)])
     }
 
     fn read_current_snapshot(&self) -> Result<Option<StoredSnapshot>, StorageError> {
@@ -167,17 +219,26 @@ impl StateMachineStore {
             .map_err(|e| storage_error::read_snapshot(None, &e))
     }
 
-    async fn save_snapshot(&self, stored: &StoredSnapshot) -> Result<(), StorageError> {
-        let signature = Some(stored.meta.signature());
-        let bytes = codec::encode("snapshot", stored)
-            .map_err(|e| storage_error::write_snapshot(signature.clone(), &e))?;
-        self.snapshots
-            .insert(CURRENT_SNAPSHOT_KEY, bytes)
-            .map_err(|e| storage_error::write_snapshot(signature.clone(), &e))?;
+    /// Stores `stored` as the current snapshot unless a newer one is stored already, and
+    /// flushes. Returns whether it was stored.
+    async fn save_snapshot(&self, stored: &StoredSnapshot) -> Result<bool, StorageError> {
+        let encoded = codec::encode("snapshot", stored)
+            .map_err(|e| storage_error::write_snapshot(Some(stored.meta.signature()), &e))?;
+        let saved = self
+            .snapshots
+            .transaction(|snapshots| store_if_not_older(snapshots, &stored.meta, &encoded))
+            .map_err(|e| snapshot_transaction_error(&stored.meta, &e))?;
+        if saved {
+            self.flush_snapshot(&stored.meta).await?;
+        }
+        Ok(saved)
+    }
+
+    async fn flush_snapshot(&self, meta: &SnapshotMeta) -> Result<(), StorageError> {
         self.db
             .flush_async()
             .await
-            .map_err(|e| storage_error::write_snapshot(signature, &e))?;
+            .map_err(|e| storage_error::write_snapshot(Some(meta.signature()), &e))?;
         Ok(())
     }
 }
@@ -242,7 +303,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     None => batch.remove(row_key(&change.key)),
                 }
             }
-            Self::pointer_batch(&mut batch, &applied.last_applied, &applied.membership)?;
+            for (key, value) in Self::pointer_rows(&applied.last_applied, &applied.membership)? {
+                batch.insert(key, value);
+            }
             self.tree
                 .apply_batch(batch)
                 .map_err(|e| storage_error::write_state_machine(&e))?;
@@ -271,26 +334,49 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let signature = Some(meta.signature());
         let state = State::decode_snapshot(&data)
             .map_err(|e| storage_error::read_snapshot(signature.clone(), &e))?;
-        let mut batch = sled::Batch::default();
-        for item in self.tree.scan_prefix(ROW_PREFIX) {
-            let (key, _) = item.map_err(|e| storage_error::read_state_machine(&e))?;
-            batch.remove(key);
-        }
-        for (key, value) in state
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = state
             .all_rows()
             .map_err(|e| storage_error::write_state_machine(&e))?
-        {
-            batch.insert(row_key(&key), value);
+            .into_iter()
+            .map(|(key, value)| (row_key(&key), value))
+            .collect();
+        let mut stale = Vec::new();
+        for item in self.tree.scan_prefix(ROW_PREFIX) {
+            let (key, _) = item.map_err(|e| storage_error::read_state_machine(&e))?;
+            stale.push(key);
         }
-        Self::pointer_batch(&mut batch, &meta.last_log_id, &meta.last_membership)?;
-        self.tree
-            .apply_batch(batch)
-            .map_err(|e| storage_error::write_state_machine(&e))?;
-        self.save_snapshot(&StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        })
-        .await?;
+        let pointers = Self::pointer_rows(&meta.last_log_id, &meta.last_membership)?;
+        let encoded = codec::encode(
+            "snapshot",
+            &StoredSnapshot {
+                meta: meta.clone(),
+                data,
+            },
+        )
+        .map_err(|e| storage_error::write_snapshot(signature, &e))?;
+        // Rows, pointers and snapshot in one transaction: a crash leaves either the old state
+        // with its snapshot or the installed one with its snapshot.
+        let saved = (&self.tree, &self.snapshots)
+            .transaction(|(rows_tree, snapshots)| {
+                for key in &stale {
+                    rows_tree.remove(key)?;
+                }
+                for (key, value) in &rows {
+                    rows_tree.insert(key.as_slice(), value.as_slice())?;
+                }
+                for (key, value) in &pointers {
+                    rows_tree.insert(*key, value.as_slice())?;
+                }
+                store_if_not_older(snapshots, meta, &encoded)
+            })
+            .map_err(|e| snapshot_transaction_error(meta, &e))?;
+        if !saved {
+            tracing::info!(
+                installed = ?meta.last_log_id,
+                "a newer snapshot is already stored; installed the state and kept that snapshot"
+            );
+        }
+        self.flush_snapshot(meta).await?;
         {
             let mut applied = self.shared.write();
             applied.state = state;
@@ -315,8 +401,10 @@ pub struct SnapshotBuilder {
     store: StateMachineStore,
 }
 
-impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
-    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+impl SnapshotBuilder {
+    /// Encodes the applied state as it is now, with its metadata: the part of a build that
+    /// reads the state. Storing it may happen after other snapshots were stored or installed.
+    fn capture(&self) -> Result<StoredSnapshot, StorageError> {
         let (data, last_applied, membership) = {
             let applied = self.store.shared.read();
             let data = applied
@@ -337,11 +425,26 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             last_membership: membership,
             snapshot_id,
         };
-        let stored = StoredSnapshot { meta, data };
-        self.store.save_snapshot(&stored).await?;
+        Ok(StoredSnapshot { meta, data })
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        let stored = self.capture()?;
+        if !self.store.save_snapshot(&stored).await? {
+            // openraft ignores a built snapshot older than the one it knows of.
+            tracing::info!(
+                built = ?stored.meta.last_log_id,
+                "a newer snapshot was stored while this one was built; keeping the newer one"
+            );
+        }
         Ok(Snapshot {
             meta: stored.meta,
             snapshot: Box::new(Cursor::new(stored.data)),
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::Stream;
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
@@ -26,9 +26,8 @@ use tokio_rustls::TlsAcceptor;
 /// Upper bound on one TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A TLS setup failure, naming the file at fault.
+/// A TLS setup failure, naming the file at fault where there is one.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum TlsError {
     /// A PEM file could not be read.
     #[error("cannot read {path}: {source}")]
@@ -39,17 +38,45 @@ pub enum TlsError {
         #[source]
         source: io::Error,
     },
-    /// A PEM file holds no usable certificate or key.
-    #[error("{path}: {reason}")]
+    /// A certificate file is not valid PEM.
+    #[error("{path}: {source}")]
     Pem {
         /// The file.
         path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
+        /// The PEM parser's error.
+        #[source]
+        source: pem::Error,
     },
+    /// A certificate file holds no certificate.
+    #[error("{path}: no certificate found")]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A key file holds no usable private key.
+    #[error("{path}: no usable private key: {source}")]
+    PrivateKey {
+        /// The file.
+        path: PathBuf,
+        /// The PEM parser's error.
+        #[source]
+        source: pem::Error,
+    },
+    /// A CA file holds a certificate that cannot be a trust anchor.
+    #[error("{path}: {source}")]
+    TrustAnchor {
+        /// The file.
+        path: PathBuf,
+        /// rustls's error.
+        #[source]
+        source: rustls::Error,
+    },
+    /// The client certificate verifier cannot be built from the CA certificates.
+    #[error("invalid TLS configuration: {0}")]
+    Verifier(#[source] rustls::server::VerifierBuilderError),
     /// rustls refused the configuration (e.g. key does not match certificate).
     #[error("invalid TLS configuration: {0}")]
-    Config(String),
+    Config(#[source] rustls::Error),
 }
 
 /// PEM material of one TLS identity and the CA it trusts for peers.
@@ -74,14 +101,13 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read(path)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Pem {
+        .map_err(|source| TlsError::Pem {
             path: path.to_owned(),
-            reason: e.to_string(),
+            source,
         })?;
     if certs.is_empty() {
-        return Err(TlsError::Pem {
+        return Err(TlsError::NoCertificate {
             path: path.to_owned(),
-            reason: "no certificate found".into(),
         });
     }
     Ok(certs)
@@ -89,18 +115,18 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 
 fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let pem = read(path)?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| TlsError::Pem {
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|source| TlsError::PrivateKey {
         path: path.to_owned(),
-        reason: format!("no usable private key: {e}"),
+        source,
     })
 }
 
 fn roots(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
     let mut store = RootCertStore::empty();
     for cert in certificates(path)? {
-        store.add(cert).map_err(|e| TlsError::Pem {
+        store.add(cert).map_err(|source| TlsError::TrustAnchor {
             path: path.to_owned(),
-            reason: e.to_string(),
+            source,
         })?;
     }
     Ok(Arc::new(store))
@@ -122,13 +148,13 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     let verifier =
         WebPkiClientVerifier::builder_with_provider(roots(&files.trusted_ca)?, provider.clone())
             .build()
-            .map_err(|e| TlsError::Config(e.to_string()))?;
+            .map_err(TlsError::Verifier)?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| TlsError::Config(e.to_string()))?
+        .map_err(TlsError::Config)?
         .with_client_cert_verifier(verifier)
         .with_single_cert(certificates(&files.cert)?, private_key(&files.key)?)
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+        .map_err(TlsError::Config)?;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
 }
@@ -233,4 +259,53 @@ pub fn identity_of(der: &[u8]) -> Option<String> {
         .and_then(|cn| cn.as_str().ok())
         .map(str::to_owned);
     common_name
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    fn files(dir: &Path, cert: &str, key: &str) -> TlsFiles {
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        TlsFiles {
+            trusted_ca: write("ca.pem", cert),
+            cert: write("cert.pem", cert),
+            key: write("key.pem", key),
+        }
+    }
+
+    #[test]
+    fn malformed_pem_keeps_the_parser_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n";
+        let e = server_config(&files(dir.path(), bad, "")).unwrap_err();
+        assert!(
+            matches!(&e, TlsError::Pem { path, .. } if path.ends_with("ca.pem")),
+            "{e:?}"
+        );
+        let source = e.source().expect("a source");
+        assert!(source.downcast_ref::<pem::Error>().is_some(), "{source:?}");
+    }
+
+    #[test]
+    fn a_file_without_certificates_or_keys_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = server_config(&files(dir.path(), "no pem here\n", "")).unwrap_err();
+        assert!(
+            matches!(&e, TlsError::NoCertificate { path } if path.ends_with("ca.pem")),
+            "{e:?}"
+        );
+        let e = private_key(&dir.path().join("key.pem")).unwrap_err();
+        assert!(
+            matches!(&e, TlsError::PrivateKey { path, source: pem::Error::NoItemsFound }
+                if path.ends_with("key.pem")),
+            "{e:?}"
+        );
+    }
 }

@@ -60,6 +60,12 @@ pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, NodeInfo>;
 pub type Snapshot = openraft::Snapshot<TypeConfig>;
 /// A storage error.
 pub type StorageError = openraft::StorageError<NodeId>;
+/// Why the Raft core stopped (or cannot run).
+pub type Fatal = openraft::error::Fatal<NodeId>;
+/// openraft's refusal of a write.
+pub type ClientWriteError = openraft::error::ClientWriteError<NodeId, NodeInfo>;
+/// openraft's refusal to initialise a cluster.
+pub type InitializeError = openraft::error::InitializeError<NodeId, NodeInfo>;
 /// Raft metrics.
 pub type RaftMetrics = openraft::RaftMetrics<NodeId, NodeInfo>;
 /// A node's Raft role.

@@ -195,14 +195,18 @@ impl ApiError {
                 ProposeError::Refused(_) => (Code::Internal, "RAFT_REFUSED"),
                 // Node-local: another node may take the request (and a write whose entry
                 // was appended before the core stopped may still commit).
-                _ => (Code::Unavailable, "RAFT_STOPPED"),
+                ProposeError::Fatal(_) => (Code::Unavailable, "RAFT_STOPPED"),
             },
-            Self::ReadIndex(_) => (Code::Unavailable, "NO_READ_INDEX"),
+            Self::ReadIndex(e) => match e {
+                ReadIndexError::NoLeader { .. }
+                | ReadIndexError::NotApplied { .. }
+                | ReadIndexError::Fatal(_) => (Code::Unavailable, "NO_READ_INDEX"),
+            },
             Self::Seal(e) => match e {
                 SealError::DuplicateShare { .. } => (Code::InvalidArgument, "DUPLICATE_SHARE"),
                 SealError::ConflictingShare { .. } => (Code::InvalidArgument, "CONFLICTING_SHARE"),
                 SealError::WrongShares { .. } => (Code::InvalidArgument, "WRONG_SHARES"),
-                _ => (Code::DataLoss, "CORRUPT_SEAL"),
+                SealError::CorruptSeal => (Code::DataLoss, "CORRUPT_SEAL"),
             },
             Self::Internal(_) => (Code::Internal, "INTERNAL"),
         }
@@ -223,6 +227,8 @@ impl From<ApiError> for Status {
 
 #[cfg(test)]
 mod tests {
+    use tessera_raft::typ::Fatal;
+
     use super::*;
 
     #[test]
@@ -260,11 +266,52 @@ mod tests {
 
     #[test]
     fn a_stopped_raft_core_sends_writes_elsewhere_with_an_unknown_outcome() {
-        let e = ApiError::Propose(ProposeError::Fatal("disk full".into()));
+        let e = ApiError::Propose(ProposeError::Fatal(Box::new(Fatal::Panicked)));
         assert_eq!(e.codes(), (Code::Unavailable, "RAFT_STOPPED"));
         let message = e.to_string();
-        assert!(message.contains("disk full"), "{message}");
+        assert!(message.contains("panicked"), "{message}");
         assert!(message.contains("outcome is unknown"), "{message}");
         assert!(message.contains("same request id"), "{message}");
+    }
+
+    #[test]
+    fn raft_and_seal_errors_keep_their_documented_codes() {
+        let cases = [
+            (
+                ApiError::Propose(ProposeError::NoLeader {
+                    waited: std::time::Duration::ZERO,
+                }),
+                (Code::Unavailable, "NO_LEADER"),
+            ),
+            (
+                ApiError::Propose(ProposeError::Unknown),
+                (Code::Unavailable, "WRITE_OUTCOME_UNKNOWN"),
+            ),
+            (
+                ApiError::Propose(ProposeError::Fatal(Box::new(Fatal::Stopped))),
+                (Code::Unavailable, "RAFT_STOPPED"),
+            ),
+            (
+                ApiError::ReadIndex(ReadIndexError::NoLeader {
+                    timeout: std::time::Duration::ZERO,
+                }),
+                (Code::Unavailable, "NO_READ_INDEX"),
+            ),
+            (
+                ApiError::ReadIndex(ReadIndexError::NotApplied { index: 7 }),
+                (Code::Unavailable, "NO_READ_INDEX"),
+            ),
+            (
+                ApiError::ReadIndex(ReadIndexError::Fatal(Box::new(Fatal::Panicked))),
+                (Code::Unavailable, "NO_READ_INDEX"),
+            ),
+            (
+                ApiError::Seal(SealError::CorruptSeal),
+                (Code::DataLoss, "CORRUPT_SEAL"),
+            ),
+        ];
+        for (error, codes) in cases {
+            assert_eq!(error.codes(), codes, "{error}");
+        }
     }
 }

@@ -12,7 +12,7 @@ use tessera_proto::v1::crypto_server::CryptoServer;
 use tessera_proto::v1::keys_server::KeysServer;
 use tessera_proto::v1::system_server::SystemServer;
 use tessera_raft::tls::{self, TlsFiles, TlsIncoming};
-use tessera_raft::{NodeConfig, NodeInfo, RaftNode, StartError};
+use tessera_raft::{CoreStopped, NodeConfig, NodeInfo, RaftNode, StartError};
 use tokio::net::TcpListener;
 
 use crate::api::crypto::CryptoService;
@@ -63,7 +63,7 @@ pub enum LaunchError {
     /// The Raft core stopped while the node ran (for example a full disk made a log write
     /// fail). The node exits; restarting it on its data directory recovers the durable log.
     #[error("the Raft core stopped ({0}); restart the node once the cause is fixed")]
-    RaftStopped(String),
+    RaftStopped(#[source] CoreStopped),
 }
 
 /// The addresses a running node publishes in [`ADDRESSES_FILE`].

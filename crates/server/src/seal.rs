@@ -24,7 +24,6 @@ pub use pending::PendingShares;
 
 /// Why an unseal step failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum SealError {
     /// The same share was submitted twice in this attempt.
     #[error("this unseal share was already submitted; progress {progress}/{threshold}")]

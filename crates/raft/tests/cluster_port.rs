@@ -1,0 +1,380 @@
+//! The cluster port against real nodes over mutual TLS: only current members may call it (a
+//! node joining is admitted as before), and messages over the size cap are refused on both
+//! sides without harming the node.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::ServerState;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use tessera_proto::cluster::v1::cluster_client::ClusterClient;
+use tessera_proto::cluster::v1::cluster_server::{Cluster, ClusterServer};
+use tessera_proto::cluster::v1::{JoinRequest, JoinResponse, RaftPayload};
+use tessera_raft::limits::MAX_CLUSTER_MESSAGE_BYTES;
+use tessera_raft::network::{PeerError, Peers};
+use tessera_raft::tls::{self, TlsFiles, TlsIncoming};
+use tessera_raft::typ::{SnapshotMeta, TypeConfig, Vote};
+use tessera_raft::{NodeConfig, NodeId, NodeInfo, RaftNode, RaftSettings};
+use tessera_state::{CallerId, Command, KeyId, Request, RequestId};
+use tonic::transport::{Channel, Endpoint};
+use tonic::Code;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A node CA and node certificates for `ids`, as `tessera pki init` lays them out.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new(ids: &[NodeId]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "test node CA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        for id in ids {
+            let mut params =
+                CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                    .unwrap();
+            params
+                .distinguished_name
+                .push(DnType::CommonName, format!("node-{id}"));
+            let key = KeyPair::generate().unwrap();
+            let cert = params.signed_by(&key, &issuer).unwrap();
+            std::fs::write(dir.path().join(format!("node{id}.pem")), cert.pem()).unwrap();
+            std::fs::write(
+                dir.path().join(format!("node{id}-key.pem")),
+                key.serialize_pem(),
+            )
+            .unwrap();
+        }
+        Self { dir }
+    }
+
+    fn files(&self, id: NodeId) -> TlsFiles {
+        let path = |name: String| -> PathBuf { self.dir.path().join(name) };
+        TlsFiles {
+            trusted_ca: path("ca.pem".into()),
+            cert: path(format!("node{id}.pem")),
+            key: path(format!("node{id}-key.pem")),
+        }
+    }
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + WAIT;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn start_node(pki: &Pki, id: NodeId, data: &Path) -> (RaftNode, String) {
+    tls::install_crypto_provider();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let config = NodeConfig {
+        id,
+        info: NodeInfo {
+            api_addr: "127.0.0.1:1".into(),
+            cluster_addr: addr.clone(),
+            region: String::new(),
+            zone: String::new(),
+        },
+        data_dir: data.join(format!("node{id}")),
+        tls: pki.files(id),
+        settings: RaftSettings {
+            heartbeat: Duration::from_millis(50),
+            election_timeout_min: Duration::from_millis(500),
+            election_timeout_max: Duration::from_millis(1000),
+            lease: Duration::from_millis(300),
+            ..RaftSettings::default()
+        },
+        dial: Default::default(),
+    };
+    (RaftNode::start(config, listener).await.unwrap(), addr)
+}
+
+async fn bootstrapped_leader(pki: &Pki, data: &Path) -> (RaftNode, String) {
+    let (node, addr) = start_node(pki, 1, data).await;
+    node.bootstrap().await.unwrap();
+    eventually("node 1 to lead", || async {
+        node.metrics().state == ServerState::Leader
+    })
+    .await;
+    (node, addr)
+}
+
+/// A raw cluster-port client presenting node `id`'s certificate, without size limits of its own.
+fn client_as(pki: &Pki, id: NodeId, addr: &str) -> ClusterClient<Channel> {
+    let channel = Endpoint::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(tls::client_config(&pki.files(id)).unwrap())
+        .unwrap()
+        .connect_lazy();
+    ClusterClient::new(channel)
+        .max_encoding_message_size(usize::MAX)
+        .max_decoding_message_size(usize::MAX)
+}
+
+fn payload<T: serde::Serialize>(value: &T) -> tonic::Request<RaftPayload> {
+    tonic::Request::new(RaftPayload {
+        data: tessera_raft::codec::encode("test payload", value).unwrap(),
+    })
+}
+
+fn forwarded_write(description: String) -> Request {
+    Request {
+        request_id: RequestId::parse("test-write").unwrap(),
+        caller: CallerId::of("test"),
+        fingerprint: [0; 32],
+        bindings: Vec::new(),
+        command: Command::UpdateDescription {
+            key_id: KeyId::from_random_bytes([1; 16]),
+            description,
+        },
+    }
+}
+
+fn high_vote(from: NodeId) -> Vote {
+    Vote::new_committed(1000, from)
+}
+
+fn code_of<T>(result: Result<T, tonic::Status>) -> (Code, String) {
+    match result {
+        Ok(_) => (Code::Ok, String::new()),
+        Err(status) => (status.code(), status.message().to_owned()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_of_a_non_member_is_refused_on_every_cluster_rpc() {
+    // Node 9 holds a valid certificate from the node CA but was never added.
+    let pki = Pki::new(&[1, 9]);
+    let data = tempfile::tempdir().unwrap();
+    let (node, addr) = bootstrapped_leader(&pki, data.path()).await;
+    let term = node.metrics().current_term;
+    let mut spare = client_as(&pki, 9, &addr);
+
+    let append = AppendEntriesRequest::<TypeConfig> {
+        vote: high_vote(9),
+        prev_log_id: None,
+        entries: Vec::new(),
+        leader_commit: None,
+    };
+    let calls = [
+        (
+            "AppendEntries",
+            code_of(spare.append_entries(payload(&append)).await),
+        ),
+        (
+            "Vote",
+            code_of(
+                spare
+                    .vote(payload(&VoteRequest::new(high_vote(9), None)))
+                    .await,
+            ),
+        ),
+        (
+            "InstallSnapshot",
+            code_of(
+                spare
+                    .install_snapshot(payload(&InstallSnapshotRequest::<TypeConfig> {
+                        vote: high_vote(9),
+                        meta: SnapshotMeta::default(),
+                        offset: 0,
+                        data: Vec::new(),
+                        done: false,
+                    }))
+                    .await,
+            ),
+        ),
+        (
+            "Forward",
+            code_of(spare.forward(payload(&forwarded_write("x".into()))).await),
+        ),
+        ("ReadIndex", code_of(spare.read_index(payload(&())).await)),
+    ];
+    for (rpc, (code, message)) in calls {
+        assert_eq!(code, Code::PermissionDenied, "{rpc}: {message}");
+        assert!(
+            message.contains("node 9 is not a member"),
+            "{rpc}: {message}"
+        );
+    }
+    let metrics = node.metrics();
+    assert_eq!(metrics.state, ServerState::Leader);
+    assert_eq!(
+        metrics.current_term, term,
+        "a refused vote changed the term"
+    );
+
+    // A member passes the guard: its vote request reaches Raft and is answered.
+    let mut member = client_as(&pki, 1, &addr);
+    let stale = VoteRequest::<u64>::new(Vote::new(0, 1), None);
+    assert_eq!(code_of(member.vote(payload(&stale)).await).0, Code::Ok);
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_node_is_added_and_then_admitted_as_a_member() {
+    let pki = Pki::new(&[1, 2]);
+    let data = tempfile::tempdir().unwrap();
+    let (leader, leader_addr) = bootstrapped_leader(&pki, data.path()).await;
+    let (joiner, joiner_addr) = start_node(&pki, 2, data.path()).await;
+    tokio::time::timeout(WAIT, joiner.join(std::slice::from_ref(&leader_addr)))
+        .await
+        .expect("node 2 joins in time")
+        .unwrap();
+    eventually("node 2 to become a voter on both nodes", || async {
+        [&leader, &joiner].iter().all(|node| {
+            let metrics = node.metrics();
+            metrics
+                .membership_config
+                .membership()
+                .voter_ids()
+                .eq([1, 2])
+                && metrics.current_leader == Some(1)
+        })
+    })
+    .await;
+    // Now each accepts the other's certificate.
+    let stale = VoteRequest::<u64>::new(Vote::new(0, 2), None);
+    let mut to_leader = client_as(&pki, 2, &leader_addr);
+    assert_eq!(code_of(to_leader.vote(payload(&stale)).await).0, Code::Ok);
+    let stale = VoteRequest::<u64>::new(Vote::new(0, 1), None);
+    let mut to_joiner = client_as(&pki, 1, &joiner_addr);
+    assert_eq!(code_of(to_joiner.vote(payload(&stale)).await).0, Code::Ok);
+    joiner.shutdown().await;
+    leader.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_message_is_refused_and_the_node_keeps_serving() {
+    let pki = Pki::new(&[1]);
+    let data = tempfile::tempdir().unwrap();
+    let (node, addr) = bootstrapped_leader(&pki, data.path()).await;
+    let mut member = client_as(&pki, 1, &addr);
+
+    let oversized = tonic::Request::new(RaftPayload {
+        data: vec![0; MAX_CLUSTER_MESSAGE_BYTES + 1],
+    });
+    let (code, message) = code_of(member.append_entries(oversized).await);
+    assert_eq!(code, Code::OutOfRange, "{message}");
+    assert!(message.contains("message length too large"), "{message}");
+
+    let stale = VoteRequest::<u64>::new(Vote::new(0, 1), None);
+    assert_eq!(code_of(member.vote(payload(&stale)).await).0, Code::Ok);
+    assert_eq!(node.metrics().state, ServerState::Leader);
+
+    // The node's own client does not send an oversized message, and knows it was not sent.
+    let peers = Peers::new(
+        tls::client_config(&pki.files(1)).unwrap(),
+        Default::default(),
+    );
+    let huge = forwarded_write("d".repeat(MAX_CLUSTER_MESSAGE_BYTES));
+    match peers.forward(&addr, &huge, WAIT).await {
+        Err(e @ PeerError::TooLarge { len, limit, .. }) => {
+            assert!(len > limit && limit == MAX_CLUSTER_MESSAGE_BYTES, "{e}");
+            assert!(!e.may_have_been_delivered());
+        }
+        other => panic!("expected a refusal to send, got {other:?}"),
+    }
+    node.shutdown().await;
+}
+
+/// A cluster port that answers every read index with more than the cap.
+struct OversizedReplies;
+
+fn oversized_reply() -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+    Ok(tonic::Response::new(RaftPayload {
+        data: vec![0; MAX_CLUSTER_MESSAGE_BYTES + 1],
+    }))
+}
+
+#[tonic::async_trait]
+impl Cluster for OversizedReplies {
+    async fn append_entries(
+        &self,
+        _: tonic::Request<RaftPayload>,
+    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        oversized_reply()
+    }
+    async fn vote(
+        &self,
+        _: tonic::Request<RaftPayload>,
+    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        oversized_reply()
+    }
+    async fn install_snapshot(
+        &self,
+        _: tonic::Request<RaftPayload>,
+    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        oversized_reply()
+    }
+    async fn forward(
+        &self,
+        _: tonic::Request<RaftPayload>,
+    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        oversized_reply()
+    }
+    async fn read_index(
+        &self,
+        _: tonic::Request<RaftPayload>,
+    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        oversized_reply()
+    }
+    async fn join(
+        &self,
+        _: tonic::Request<JoinRequest>,
+    ) -> Result<tonic::Response<JoinResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in this test"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_reply_is_refused_by_the_client() {
+    tls::install_crypto_provider();
+    let pki = Pki::new(&[1, 2]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let incoming = TlsIncoming::new(
+        listener,
+        tls::server_config(&pki.files(2)).unwrap(),
+        "cluster",
+    );
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(ClusterServer::new(OversizedReplies).max_encoding_message_size(usize::MAX))
+            .serve_with_incoming(incoming),
+    );
+    let peers = Peers::new(
+        tls::client_config(&pki.files(1)).unwrap(),
+        Default::default(),
+    );
+    match peers.read_index(&addr, WAIT).await {
+        Err(PeerError::Status { status, .. }) => {
+            assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+            assert!(status
+                .message()
+                .contains("decoded message length too large"));
+        }
+        other => panic!("expected an OUT_OF_RANGE refusal, got {other:?}"),
+    }
+    server.abort();
+}
