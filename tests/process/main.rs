@@ -1,7 +1,7 @@
 //! Black-box tests against real `tessera server` processes on loopback.
 //!
 //! Files are numbered by area: t10 basic flows, t20 leader failure, restarts, lagging nodes
-//! and clock faults (t26 needs a fault-injection build), t30 bad
+//! and clock faults (t29 needs a fault-injection build), t30 bad
 //! input, t40 durability, t50 secrets at rest, t60 the CLI contract (t62 the full API), t70
 //! key lifecycle, t72 crypto operations, t74 import/export and background jobs, t78
 //! interoperability, t79 crypto-shredding, t90 the chaos harness. Every test starts its own
@@ -18,9 +18,9 @@
 mod api;
 mod t10_basic;
 mod t20_failover;
-mod t25_stale_references;
+mod t28_stale_references;
 #[cfg(feature = "fault-injection")]
-mod t26_clock_skew;
+mod t29_clock_skew;
 mod t30_bad_input;
 mod t34_oversized_input;
 mod t40_durability;

@@ -10,7 +10,7 @@ use crate::tessera;
 const YEAR_MS: i64 = 365 * 24 * 3_600_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn t26_a_leader_whose_clock_jumps_a_year_ahead_destroys_nothing_early() {
+async fn t29_a_leader_whose_clock_jumps_a_year_ahead_destroys_nothing_early() {
     let mut cluster = TestCluster::start_unsealed(
         tessera(),
         ClusterOptions {

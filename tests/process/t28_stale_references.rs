@@ -18,7 +18,7 @@ fn version_state(key: &tessera_proto::v1::Key, version: u32) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn t25_a_destroy_through_a_lagging_node_never_hits_the_key_an_alias_used_to_name() {
+async fn t28_a_destroy_through_a_lagging_node_never_hits_the_key_an_alias_used_to_name() {
     let _serial = exclusive();
     let root = tempfile::tempdir().unwrap();
     let spec = ClusterSpec {
