@@ -1,11 +1,11 @@
 //! Black-box tests against real `tessera server` processes on loopback.
 //!
-//! Files are numbered by area: t10 basic flows, t20 leader failure and restarts, t30 bad
-//! input, t40 durability, t50 secrets at rest, t60 the CLI contract (t62 the full API), t70
-//! key lifecycle, t72 crypto operations, t74 import/export and background jobs, t78
-//! interoperability, t79 crypto-shredding, t90 the chaos harness. Every test starts its own
-//! cluster (one at a time; see `tessera_testkit`), bounds every wait, and kills its processes
-//! when it ends.
+//! Files are numbered by area: t10 basic flows, t20 leader failure and restarts, t24
+//! leadership (forwarding backoff), t30 bad input, t40 durability, t50 secrets
+//! at rest, t60 the CLI contract (t62 the full API), t70 key lifecycle, t72 crypto operations,
+//! t74 import/export and background jobs, t78 interoperability, t79 crypto-shredding, t90 the
+//! chaos harness. Every test starts its own cluster (one at a time; see `tessera_testkit`),
+//! bounds every wait, and kills its processes when it ends.
 
 #![allow(
     clippy::unwrap_used,
@@ -17,6 +17,7 @@
 mod api;
 mod t10_basic;
 mod t20_failover;
+mod t24_leadership;
 mod t30_bad_input;
 mod t40_durability;
 mod t50_secrets_at_rest;

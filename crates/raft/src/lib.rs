@@ -23,6 +23,7 @@ pub mod lease;
 pub mod log_store;
 pub mod network;
 pub mod node;
+mod retry;
 pub mod rpc;
 pub mod service;
 pub mod state_machine;

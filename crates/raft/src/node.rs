@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::lease::{Lease, LeaseState};
 use crate::log_store::LogStore;
 use crate::network::Peers;
+use crate::retry::{self, Backoff, LogLimiter};
 use crate::rpc::{ForwardReply, LeaderHint, ReadIndexReply};
 use crate::service::ClusterService;
 use crate::state_machine::{SharedState, StateMachineStore};
@@ -153,6 +154,10 @@ pub struct RaftNode {
     lease: Arc<Lease>,
     peers: Peers,
     settings: RaftSettings,
+    /// Repeated failures to reach the leader, logged at most once a second each.
+    forward_failures: LogLimiter,
+    leader_failures: LogLimiter,
+    read_index_failures: LogLimiter,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -253,6 +258,9 @@ impl RaftNode {
             lease,
             peers,
             settings,
+            forward_failures: LogLimiter::new(retry::LOG_INTERVAL),
+            leader_failures: LogLimiter::new(retry::LOG_INTERVAL),
+            read_index_failures: LogLimiter::new(retry::LOG_INTERVAL),
             tasks: vec![server, leader_lease, follower_lease],
         })
     }
@@ -387,6 +395,8 @@ impl RaftNode {
         let started = Instant::now();
         let deadline = started + self.settings.write_timeout;
         let mut handed_over = false;
+        let mut backoff = Backoff::new(retry::BACKOFF_BASE, retry::BACKOFF_CAP);
+        let mut metrics = self.raft.metrics();
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
@@ -443,28 +453,32 @@ impl RaftNode {
                             Ok(ForwardReply::NotLeader(_)) => {}
                             Ok(ForwardReply::Failed { reason }) => {
                                 handed_over = true;
-                                tracing::warn!(%reason, "leader failed a forwarded write; retrying");
+                                if let Some(failures) = self.leader_failures.admit(Instant::now()) {
+                                    tracing::warn!(
+                                        failures,
+                                        %reason,
+                                        "leader failed a forwarded write; retrying"
+                                    );
+                                }
                             }
                             Err(e) => {
                                 handed_over |= e.may_have_been_delivered();
-                                tracing::info!(error = %e, "forwarding a write failed; retrying");
+                                if let Some(failures) = self.forward_failures.admit(Instant::now())
+                                {
+                                    tracing::warn!(
+                                        failures,
+                                        error = %e,
+                                        "forwarding a write failed; retrying"
+                                    );
+                                }
                             }
                         }
                     }
                 }
                 None => {}
             }
-            self.wait_for_leader_change(deadline).await;
+            retry::pause(&mut backoff, &mut metrics, hint.leader_id, deadline).await;
         }
-    }
-
-    /// Waits (bounded) for the next metrics change, e.g. a new leader.
-    async fn wait_for_leader_change(&self, deadline: Instant) {
-        let mut rx = self.raft.metrics();
-        let pause =
-            Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now()));
-        // Either a change or the pause elapsing is a reason to look again.
-        let _ = tokio::time::timeout(pause, rx.changed()).await;
     }
 
     /// A linearizable read barrier: returns once this node has applied everything committed
@@ -474,6 +488,8 @@ impl RaftNode {
     /// [`ReadIndexError::Unavailable`] if no leader confirms in time.
     pub async fn read_barrier(&self) -> Result<(), ReadIndexError> {
         let deadline = Instant::now() + self.settings.write_timeout;
+        let mut backoff = Backoff::new(retry::BACKOFF_BASE, retry::BACKOFF_CAP);
+        let mut metrics = self.raft.metrics();
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
@@ -495,11 +511,11 @@ impl RaftNode {
                         Ok(ReadIndexReply::Index(index)) => Some(index),
                         Ok(ReadIndexReply::NotLeader(_)) => None,
                         Ok(ReadIndexReply::Failed { reason }) => {
-                            tracing::info!(%reason, "read index failed; retrying");
+                            self.note_read_index_failure(&reason);
                             None
                         }
                         Err(e) => {
-                            tracing::info!(error = %e, "read index request failed; retrying");
+                            self.note_read_index_failure(&e);
                             None
                         }
                     }
@@ -515,7 +531,13 @@ impl RaftNode {
                     )))
                 };
             }
-            self.wait_for_leader_change(deadline).await;
+            retry::pause(&mut backoff, &mut metrics, hint.leader_id, deadline).await;
+        }
+    }
+
+    fn note_read_index_failure(&self, error: &dyn std::fmt::Display) {
+        if let Some(failures) = self.read_index_failures.admit(Instant::now()) {
+            tracing::info!(failures, %error, "read index request failed; retrying");
         }
     }
 
