@@ -1,7 +1,7 @@
 //! Black-box tests against real `tessera server` processes on loopback.
 //!
 //! Files are numbered by area: t10 basic flows, t20 leader failure and restarts, t24
-//! leadership (forwarding backoff), t30 bad input, t40 durability, t50 secrets
+//! leadership (forwarding backoff, sealed leaders), t30 bad input, t40 durability, t50 secrets
 //! at rest, t60 the CLI contract (t62 the full API), t70 key lifecycle, t72 crypto operations,
 //! t74 import/export and background jobs, t78 interoperability, t79 crypto-shredding, t90 the
 //! chaos harness. Every test starts its own cluster (one at a time; see `tessera_testkit`),

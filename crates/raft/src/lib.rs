@@ -8,6 +8,8 @@
 //!   and InstallSnapshot, followers forward writes to the leader, and new nodes join.
 //! - [`node`]: a running member and the operations the API layer needs (propose from any
 //!   node, read barrier, lease check).
+//! - [`leadership`]: a sealed node hands leadership to an unsealed voter and does not
+//!   campaign while one can win.
 //! - [`tls`]: rustls configuration shared by the cluster and API ports.
 //!
 //! What it is not: it holds no domain logic. Commands are applied by
@@ -19,6 +21,7 @@
 
 pub mod codec;
 pub mod compact;
+pub mod leadership;
 pub mod lease;
 pub mod log_store;
 pub mod network;

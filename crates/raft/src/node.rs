@@ -13,6 +13,7 @@ use tessera_proto::cluster::v1::cluster_server::ClusterServer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::leadership::{self, Leadership};
 use crate::lease::{Lease, LeaseState};
 use crate::log_store::LogStore;
 use crate::network::Peers;
@@ -152,6 +153,7 @@ pub struct RaftNode {
     raft: Raft,
     shared: Arc<SharedState>,
     lease: Arc<Lease>,
+    leadership: Arc<Leadership>,
     peers: Peers,
     settings: RaftSettings,
     /// Repeated failures to reach the leader, logged at most once a second each.
@@ -223,8 +225,13 @@ impl RaftNode {
         .map_err(|e| StartError::Raft(e.to_string()))?;
 
         let lease = Arc::new(Lease::new(settings.lease));
+        let leadership = Arc::new(Leadership::new(Arc::clone(&shared)));
         let server_tls = tls::server_config(&config.tls)?;
-        let service = ClusterService::new(raft.clone(), settings.write_timeout);
+        let service = ClusterService::new(
+            raft.clone(),
+            settings.write_timeout,
+            Arc::clone(&leadership),
+        );
         let incoming = TlsIncoming::new(cluster_listener, server_tls, "cluster");
         let server = tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
@@ -249,6 +256,13 @@ impl RaftNode {
             peers.clone(),
             Arc::clone(&lease),
         ));
+        let supervisor = tokio::spawn(leadership::supervise(
+            raft.clone(),
+            peers.clone(),
+            Arc::clone(&lease),
+            Arc::clone(&leadership),
+            leadership::Timing::new(&settings),
+        ));
 
         Ok(Self {
             id: config.id,
@@ -256,12 +270,13 @@ impl RaftNode {
             raft,
             shared,
             lease,
+            leadership,
             peers,
             settings,
             forward_failures: LogLimiter::new(retry::LOG_INTERVAL),
             leader_failures: LogLimiter::new(retry::LOG_INTERVAL),
             read_index_failures: LogLimiter::new(retry::LOG_INTERVAL),
-            tasks: vec![server, leader_lease, follower_lease],
+            tasks: vec![server, leader_lease, follower_lease, supervisor],
         })
     }
 
@@ -273,6 +288,13 @@ impl RaftNode {
     /// This node's advertised addresses and labels.
     pub fn info(&self) -> &NodeInfo {
         &self.info
+    }
+
+    /// Tells the Raft side whether this node is sealed. A sealed node of an initialised cluster
+    /// cannot do the leader's work, so it hands leadership to an unsealed voter and does not
+    /// campaign while one can win (see [`crate::leadership`]). Nodes start sealed.
+    pub fn set_sealed(&self, sealed: bool) {
+        self.leadership.set_sealed(sealed);
     }
 
     /// The applied state.
@@ -410,7 +432,8 @@ impl RaftNode {
             }
             let hint = self.leader_hint();
             match hint.leader_id {
-                Some(leader) if leader == self.id => {
+                // A leader handing over takes no new writes; the next leader will.
+                Some(leader) if leader == self.id && !self.leadership.refuses_writes() => {
                     // From here on the entry may be in the log: a retry relies on the request
                     // id to apply it at most once.
                     handed_over = true;
@@ -433,7 +456,7 @@ impl RaftNode {
                         Err(_) => return Err(ProposeError::Unknown),
                     }
                 }
-                Some(_) => {
+                Some(leader) if leader != self.id => {
                     if let Some(leader) = hint.leader {
                         match self
                             .peers
@@ -475,7 +498,7 @@ impl RaftNode {
                         }
                     }
                 }
-                None => {}
+                _ => {}
             }
             retry::pause(&mut backoff, &mut metrics, hint.leader_id, deadline).await;
         }
