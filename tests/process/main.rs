@@ -1,12 +1,12 @@
 //! Black-box tests against real `tessera server` processes on loopback.
 //!
-//! Files are numbered by area: t10 basic flows, t20 leader failure, restarts, lagging nodes
-//! and clock faults (t29 needs a fault-injection build), t30 bad
-//! input, t40 durability, t50 secrets at rest, t60 the CLI contract (t62 the full API), t70
-//! key lifecycle, t72 crypto operations, t74 import/export and background jobs, t78
-//! interoperability, t79 crypto-shredding, t90 the chaos harness. Every test starts its own
-//! cluster (one at a time; see `tessera_testkit`), bounds every wait, and kills its processes
-//! when it ends.
+//! Files are numbered by area: t10 basic flows, t20 leader failure and restarts, t24
+//! leadership (forwarding backoff, sealed leaders), t28 lagging nodes, t29 clock faults (needs a
+//! fault-injection build), t30 bad input, t40 durability, t50 secrets at rest, t60 the CLI
+//! contract (t62 the full API), t70 key lifecycle, t72 crypto operations, t74 import/export and
+//! background jobs, t78 interoperability, t79 crypto-shredding, t90 the chaos harness. Every
+//! test starts its own cluster (one at a time; see `tessera_testkit`), bounds every wait, and
+//! kills its processes when it ends.
 
 #![allow(
     clippy::unwrap_used,
@@ -18,6 +18,7 @@
 mod api;
 mod t10_basic;
 mod t20_failover;
+mod t24_leadership;
 mod t28_stale_references;
 #[cfg(feature = "fault-injection")]
 mod t29_clock_skew;

@@ -10,6 +10,8 @@
 //!   caps its message size.
 //! - [`node`]: a running member and the operations the API layer needs (propose from any
 //!   node, read barrier, lease check).
+//! - [`leadership`]: a sealed node hands leadership to an unsealed voter and does not
+//!   campaign while one can win.
 //! - [`tls`]: rustls configuration shared by the cluster and API ports.
 //!
 //! What it is not: it holds no domain logic. Commands are applied by
@@ -22,12 +24,14 @@
 pub mod codec;
 pub mod compact;
 pub mod error;
+pub mod leadership;
 pub mod lease;
 pub mod limits;
 pub mod log_store;
 pub mod membership_guard;
 pub mod network;
 pub mod node;
+mod retry;
 pub mod rpc;
 pub mod service;
 pub mod state_machine;

@@ -1,6 +1,6 @@
 //! The client side of the cluster port: openraft's network (AppendEntries, Vote,
-//! InstallSnapshot) and Tessera's own calls (forward a write, read index, join), all over
-//! mutual-TLS gRPC.
+//! InstallSnapshot) and Tessera's own calls (forward a write, read index, leadership handover,
+//! join), all over mutual-TLS gRPC.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -23,7 +23,7 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::codec;
 use crate::limits::MAX_CLUSTER_MESSAGE_BYTES;
-use crate::rpc::{ForwardReply, ReadIndexReply};
+use crate::rpc::{ForwardReply, ReadIndexReply, TimeoutNowReply, TimeoutNowRequest};
 use crate::typ::{NodeId, NodeInfo, TypeConfig};
 
 /// How long to wait for a TCP+TLS connection to a peer.
@@ -221,6 +221,26 @@ impl Peers {
         self.call(addr, "read index", &(), timeout, |mut c, r| async move {
             c.read_index(r).await
         })
+        .await
+    }
+
+    /// Asks the voter at `addr` to take over leadership from this (sealed) leader.
+    ///
+    /// # Errors
+    /// [`PeerError`] if the voter cannot be reached or answers with an error status.
+    pub async fn timeout_now(
+        &self,
+        addr: &str,
+        request: &TimeoutNowRequest,
+        timeout: Duration,
+    ) -> Result<TimeoutNowReply, PeerError> {
+        self.call(
+            addr,
+            "timeout-now request",
+            request,
+            timeout,
+            |mut c, r| async move { c.timeout_now(r).await },
+        )
         .await
     }
 

@@ -13,10 +13,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use crate::error::{CoreStopped, EnterError, ProposeError, ReadIndexError, StartError};
+use crate::leadership::{self, Leadership};
 use crate::lease::{Lease, LeaseState};
 use crate::limits;
 use crate::log_store::LogStore;
 use crate::network::Peers;
+use crate::retry::{self, Backoff, LogLimiter};
 use crate::rpc::{ForwardReply, LeaderHint, ReadIndexReply};
 use crate::service::ClusterService;
 use crate::state_machine::{SharedState, StateMachineStore};
@@ -92,8 +94,13 @@ pub struct RaftNode {
     raft: Raft,
     shared: Arc<SharedState>,
     lease: Arc<Lease>,
+    leadership: Arc<Leadership>,
     peers: Peers,
     settings: RaftSettings,
+    /// Repeated failures to reach the leader, logged at most once a second each.
+    forward_failures: LogLimiter,
+    leader_failures: LogLimiter,
+    read_index_failures: LogLimiter,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -160,9 +167,14 @@ impl RaftNode {
         .map_err(|e| StartError::Raft(Box::new(e)))?;
 
         let lease = Arc::new(Lease::new(settings.lease));
+        let leadership = Arc::new(Leadership::new(Arc::clone(&shared)));
         let server_tls = tls::server_config(&config.tls)?;
-        let service =
-            ClusterService::new(raft.clone(), Arc::clone(&shared), settings.write_timeout);
+        let service = ClusterService::new(
+            raft.clone(),
+            Arc::clone(&shared),
+            settings.write_timeout,
+            Arc::clone(&leadership),
+        );
         let incoming = TlsIncoming::new(cluster_listener, server_tls, "cluster");
         let server = tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
@@ -183,6 +195,13 @@ impl RaftNode {
             peers.clone(),
             Arc::clone(&lease),
         ));
+        let supervisor = tokio::spawn(leadership::supervise(
+            raft.clone(),
+            peers.clone(),
+            Arc::clone(&lease),
+            Arc::clone(&leadership),
+            leadership::Timing::new(&settings),
+        ));
 
         Ok(Self {
             id: config.id,
@@ -190,9 +209,13 @@ impl RaftNode {
             raft,
             shared,
             lease,
+            leadership,
             peers,
             settings,
-            tasks: vec![server, leader_lease, follower_lease],
+            forward_failures: LogLimiter::new(retry::LOG_INTERVAL),
+            leader_failures: LogLimiter::new(retry::LOG_INTERVAL),
+            read_index_failures: LogLimiter::new(retry::LOG_INTERVAL),
+            tasks: vec![server, leader_lease, follower_lease, supervisor],
         })
     }
 
@@ -204,6 +227,13 @@ impl RaftNode {
     /// This node's advertised addresses and labels.
     pub fn info(&self) -> &NodeInfo {
         &self.info
+    }
+
+    /// Tells the Raft side whether this node is sealed. A sealed node of an initialised cluster
+    /// cannot do the leader's work, so it hands leadership to an unsealed voter and does not
+    /// campaign while one can win (see [`crate::leadership`]). Nodes start sealed.
+    pub fn set_sealed(&self, sealed: bool) {
+        self.leadership.set_sealed(sealed);
     }
 
     /// The applied state.
@@ -334,6 +364,8 @@ impl RaftNode {
         let started = Instant::now();
         let deadline = started + self.settings.write_timeout;
         let mut handed_over = false;
+        let mut backoff = Backoff::new(retry::BACKOFF_BASE, retry::BACKOFF_CAP);
+        let mut metrics = self.raft.metrics();
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
@@ -347,7 +379,8 @@ impl RaftNode {
             }
             let hint = self.leader_hint();
             match hint.leader_id {
-                Some(leader) if leader == self.id => {
+                // A leader handing over takes no new writes; the next leader will.
+                Some(leader) if leader == self.id && !self.leadership.refuses_writes() => {
                     // From here on the entry may be in the log: a retry relies on the request
                     // id to apply it at most once.
                     handed_over = true;
@@ -370,7 +403,7 @@ impl RaftNode {
                         Err(_) => return Err(ProposeError::Unknown),
                     }
                 }
-                Some(_) => {
+                Some(leader) if leader != self.id => {
                     if let Some(leader) = hint.leader {
                         match self
                             .peers
@@ -390,28 +423,32 @@ impl RaftNode {
                             Ok(ForwardReply::NotLeader(_)) => {}
                             Ok(ForwardReply::Failed { reason }) => {
                                 handed_over = true;
-                                tracing::warn!(%reason, "leader failed a forwarded write; retrying");
+                                if let Some(failures) = self.leader_failures.admit(Instant::now()) {
+                                    tracing::warn!(
+                                        failures,
+                                        %reason,
+                                        "leader failed a forwarded write; retrying"
+                                    );
+                                }
                             }
                             Err(e) => {
                                 handed_over |= e.may_have_been_delivered();
-                                tracing::info!(error = %e, "forwarding a write failed; retrying");
+                                if let Some(failures) = self.forward_failures.admit(Instant::now())
+                                {
+                                    tracing::warn!(
+                                        failures,
+                                        error = %e,
+                                        "forwarding a write failed; retrying"
+                                    );
+                                }
                             }
                         }
                     }
                 }
-                None => {}
+                _ => {}
             }
-            self.wait_for_leader_change(deadline).await;
+            retry::pause(&mut backoff, &mut metrics, hint.leader_id, deadline).await;
         }
-    }
-
-    /// Waits (bounded) for the next metrics change, e.g. a new leader.
-    async fn wait_for_leader_change(&self, deadline: Instant) {
-        let mut rx = self.raft.metrics();
-        let pause =
-            Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now()));
-        // Either a change or the pause elapsing is a reason to look again.
-        let _ = tokio::time::timeout(pause, rx.changed()).await;
     }
 
     /// A linearizable read barrier: returns once this node has applied everything committed
@@ -422,6 +459,8 @@ impl RaftNode {
     /// read index in time, or its Raft core has stopped.
     pub async fn read_barrier(&self) -> Result<(), ReadIndexError> {
         let deadline = Instant::now() + self.settings.write_timeout;
+        let mut backoff = Backoff::new(retry::BACKOFF_BASE, retry::BACKOFF_CAP);
+        let mut metrics = self.raft.metrics();
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
@@ -441,11 +480,11 @@ impl RaftNode {
                         Ok(ReadIndexReply::Index(index)) => Some(index),
                         Ok(ReadIndexReply::NotLeader(_)) => None,
                         Ok(ReadIndexReply::Failed { reason }) => {
-                            tracing::info!(%reason, "read index failed; retrying");
+                            self.note_read_index_failure(&reason);
                             None
                         }
                         Err(e) => {
-                            tracing::info!(error = %e, "read index request failed; retrying");
+                            self.note_read_index_failure(&e);
                             None
                         }
                     }
@@ -459,7 +498,13 @@ impl RaftNode {
                     Err(ReadIndexError::NotApplied { index })
                 };
             }
-            self.wait_for_leader_change(deadline).await;
+            retry::pause(&mut backoff, &mut metrics, hint.leader_id, deadline).await;
+        }
+    }
+
+    fn note_read_index_failure(&self, error: &dyn std::fmt::Display) {
+        if let Some(failures) = self.read_index_failures.admit(Instant::now()) {
+            tracing::info!(failures, %error, "read index request failed; retrying");
         }
     }
 

@@ -1,5 +1,6 @@
-//! Replies of Tessera's own cluster RPCs (write forwarding and read index), postcard-encoded
-//! inside `RaftPayload`. The Raft RPCs carry openraft's own request and result types.
+//! Messages of Tessera's own cluster RPCs (write forwarding, read index, leadership handover),
+//! postcard-encoded inside `RaftPayload`. The Raft RPCs carry openraft's own request and result
+//! types.
 
 use serde::{Deserialize, Serialize};
 use tessera_state::Response;
@@ -46,4 +47,34 @@ pub enum ReadIndexReply {
         /// What went wrong.
         reason: String,
     },
+}
+
+/// A sealed leader's request to a voter to take over leadership (Raft's `TimeoutNow`): start an
+/// election at once, if it may lead and is up to date.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutNowRequest {
+    /// The asking leader; the voter must follow it (a stale request changes nothing).
+    pub leader_id: NodeId,
+    /// The leader's term.
+    pub term: u64,
+    /// The leader's last log index; the voter must have reached it to win the election.
+    pub last_log_index: u64,
+}
+
+/// A voter's answer to [`TimeoutNowRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimeoutNowReply {
+    /// The voter started an election.
+    Campaigning,
+    /// The voter could lead but lacks part of the leader's log; ask again once it caught up.
+    Behind {
+        /// Its last log index.
+        last_log_index: u64,
+    },
+    /// The voter is sealed too and does not campaign.
+    Sealed,
+    /// The voter does not follow the asking leader in its term (or is not a voter).
+    NotFollowing,
+    /// The voter's Raft core has stopped.
+    Stopped,
 }

@@ -1,8 +1,9 @@
 //! The server side of the cluster port: openraft RPCs from peers, writes forwarded by
-//! followers, read-index requests and join requests.
+//! followers, read-index requests, leadership handover requests and join requests.
 //!
 //! Every RPC but `Join` is admitted only from a current member ([`MembershipGuard`]); `Join`
-//! requires the certificate to name the node id being joined. Messages are capped at
+//! requires the certificate to name the node id being joined, and `TimeoutNow` the leader
+//! asking. Messages are capped at
 //! [`MAX_CLUSTER_MESSAGE_BYTES`] in both directions.
 
 use std::collections::BTreeSet;
@@ -16,28 +17,50 @@ use tessera_proto::cluster::v1::{JoinRequest, JoinResponse, RaftPayload};
 use tonic::{Request, Response, Status};
 
 use crate::codec;
+use crate::leadership::Leadership;
 use crate::limits::MAX_CLUSTER_MESSAGE_BYTES;
 use crate::membership_guard::{node_identity, MembershipGuard};
-use crate::rpc::{ForwardReply, LeaderHint, ReadIndexReply};
+use crate::rpc::{ForwardReply, LeaderHint, ReadIndexReply, TimeoutNowRequest};
 use crate::state_machine::SharedState;
 use crate::tls;
 use crate::typ::{NodeId, NodeInfo, Raft};
+
+/// Fails with `PERMISSION_DENIED` unless the caller's node certificate names node `id`, the
+/// node it claims to act as (`acting`, for the message).
+fn require_identity(peer: Option<String>, id: NodeId, acting: &str) -> Result<(), Status> {
+    let expected = node_identity(id);
+    if peer.as_deref() == Some(expected.as_str()) {
+        Ok(())
+    } else {
+        Err(Status::permission_denied(format!(
+            "a node {acting} {id} must present a certificate for {expected:?}, got {peer:?}"
+        )))
+    }
+}
 
 /// Implements the `tessera.cluster.v1.Cluster` gRPC service.
 pub struct ClusterService {
     raft: Raft,
     guard: MembershipGuard,
     write_timeout: std::time::Duration,
+    leadership: Arc<Leadership>,
 }
 
 impl ClusterService {
     /// A service driving `raft`, whose applied state is `shared`; forwarded writes wait at
-    /// most `write_timeout` for commit.
-    pub fn new(raft: Raft, shared: Arc<SharedState>, write_timeout: std::time::Duration) -> Self {
+    /// most `write_timeout` for commit, and are refused while `leadership` hands leadership
+    /// over.
+    pub fn new(
+        raft: Raft,
+        shared: Arc<SharedState>,
+        write_timeout: std::time::Duration,
+        leadership: Arc<Leadership>,
+    ) -> Self {
         Self {
             guard: MembershipGuard::new(raft.clone(), shared),
             raft,
             write_timeout,
+            leadership,
         }
     }
 
@@ -64,6 +87,9 @@ impl ClusterService {
 
     /// Admits a node as a voter; must run on the leader.
     async fn admit(&self, id: NodeId, node: NodeInfo) -> Result<(), AdmitError> {
+        if self.leadership.refuses_writes() {
+            return Err(AdmitError::NotLeader);
+        }
         let known = {
             let metrics = self.raft.metrics();
             let metrics = metrics.borrow();
@@ -163,6 +189,13 @@ impl Cluster for ClusterService {
     ) -> Result<Response<RaftPayload>, Status> {
         self.guard.admit(&request)?;
         let write: tessera_state::Request = decode("forwarded write", request)?;
+        if self.leadership.refuses_writes() {
+            // Handing leadership over: the follower retries and reaches the next leader.
+            return reply(
+                "forward reply",
+                &ForwardReply::NotLeader(self.leader_hint()),
+            );
+        }
         let outcome = tokio::time::timeout(self.write_timeout, self.raft.client_write(write)).await;
         let answer = match outcome {
             Ok(Ok(written)) => ForwardReply::Applied {
@@ -197,16 +230,22 @@ impl Cluster for ClusterService {
         reply("read index reply", &answer)
     }
 
+    async fn timeout_now(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        self.guard.admit(&request)?;
+        let peer = tls::peer_identity(&request);
+        let ask: TimeoutNowRequest = decode("timeout-now request", request)?;
+        require_identity(peer, ask.leader_id, "asking for a handover as leader")?;
+        let answer = self.leadership.answer_timeout_now(&self.raft, &ask).await;
+        reply("timeout-now reply", &answer)
+    }
+
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
         let peer = tls::peer_identity(&request);
         let req = request.into_inner();
-        let expected = node_identity(req.node_id);
-        if peer.as_deref() != Some(expected.as_str()) {
-            return Err(Status::permission_denied(format!(
-                "a node joining as {} must present a certificate for {expected:?}, got {peer:?}",
-                req.node_id
-            )));
-        }
+        require_identity(peer, req.node_id, "joining as")?;
         let node = NodeInfo {
             api_addr: req.api_addr.clone(),
             cluster_addr: req.cluster_addr.clone(),

@@ -16,6 +16,7 @@ use tessera_proto::cluster::v1::cluster_server::{Cluster, ClusterServer};
 use tessera_proto::cluster::v1::{JoinRequest, JoinResponse, RaftPayload};
 use tessera_raft::limits::MAX_CLUSTER_MESSAGE_BYTES;
 use tessera_raft::network::{PeerError, Peers};
+use tessera_raft::rpc::TimeoutNowRequest;
 use tessera_raft::tls::{self, TlsFiles, TlsIncoming};
 use tessera_raft::typ::{SnapshotMeta, TypeConfig, Vote};
 use tessera_raft::{NodeConfig, NodeId, NodeInfo, RaftNode, RaftSettings};
@@ -209,6 +210,18 @@ async fn a_certificate_of_a_non_member_is_refused_on_every_cluster_rpc() {
             code_of(spare.forward(payload(&forwarded_write("x".into()))).await),
         ),
         ("ReadIndex", code_of(spare.read_index(payload(&())).await)),
+        (
+            "TimeoutNow",
+            code_of(
+                spare
+                    .timeout_now(payload(&TimeoutNowRequest {
+                        leader_id: 9,
+                        term: 1000,
+                        last_log_index: 0,
+                    }))
+                    .await,
+            ),
+        ),
     ];
     for (rpc, (code, message)) in calls {
         assert_eq!(code, Code::PermissionDenied, "{rpc}: {message}");
@@ -334,6 +347,12 @@ impl Cluster for OversizedReplies {
         oversized_reply()
     }
     async fn read_index(
+        &self,
+        _: tonic::Request<RaftPayload>,
+    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        oversized_reply()
+    }
+    async fn timeout_now(
         &self,
         _: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {

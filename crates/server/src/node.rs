@@ -4,16 +4,16 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
-use tessera_crypto::{KeySpec, SecretBytes};
+use tessera_crypto::{KeySpec, SecretBytes, UnsealShare};
 use tessera_raft::{LeaseState, RaftNode};
 use tessera_state::{
     key::version_aad, CallerId, Command, KeyBinding, KeyId, KeyRecord, KeyRef, Request, RequestId,
-    Response, Unusable,
+    Response, SealConfig, Unusable,
 };
 
 use crate::config::LifecycleSection;
 use crate::error::{ApiError, LeaseProblem};
-use crate::seal::SealManager;
+use crate::seal::{SealError, SealManager, SealStatus};
 
 /// A client request that carries a request id (every write does).
 pub trait ClientRequest: prost::Message + Clone {
@@ -163,6 +163,28 @@ impl Node {
     /// The seal manager.
     pub fn seal(&self) -> &SealManager {
         &self.seal
+    }
+
+    /// Seals this node: drops the keyring, and makes the node hand Raft leadership to an
+    /// unsealed voter (a sealed leader cannot seal material for the rotation job).
+    pub fn seal_now(&self) {
+        self.seal.seal();
+        self.raft.set_sealed(true);
+    }
+
+    /// Submits an unseal share (see [`SealManager::submit`]); once the node is unsealed it may
+    /// lead the cluster again.
+    ///
+    /// # Errors
+    /// [`SealError`].
+    pub fn submit_share(
+        &self,
+        share: UnsealShare,
+        config: &SealConfig,
+    ) -> Result<SealStatus, SealError> {
+        let status = self.seal.submit(share, config)?;
+        self.raft.set_sealed(status.sealed);
+        Ok(status)
     }
 
     /// Fails unless the node is unsealed.

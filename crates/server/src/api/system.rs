@@ -127,7 +127,7 @@ impl SystemService {
         } else {
             let share =
                 UnsealShare::decode(req.share.trim()).map_err(|e| ApiError::invalid("share", e))?;
-            self.node.seal().submit(share, &config)?;
+            self.node.submit_share(share, &config)?;
         }
         let status = self.node.seal().status();
         Ok(pb::UnsealResponse {
@@ -234,7 +234,7 @@ impl System for SystemService {
         &self,
         _request: GrpcRequest<pb::SealRequest>,
     ) -> Result<GrpcResponse<pb::SealResponse>, Status> {
-        self.node.seal().seal();
+        self.node.seal_now();
         tracing::info!("node sealed by request");
         Ok(GrpcResponse::new(pb::SealResponse { sealed: true }))
     }
