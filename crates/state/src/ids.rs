@@ -331,7 +331,8 @@ impl fmt::Display for KeyRef {
 }
 
 /// Caps user input echoed in error messages so an oversized value cannot bloat a response.
-fn truncate_for_message(s: &str) -> String {
+/// A value cut to 80 bytes (at a character boundary) for an error message.
+pub(crate) fn truncate_for_message(s: &str) -> String {
     const MAX: usize = 80;
     if s.len() <= MAX {
         return s.to_owned();
