@@ -387,3 +387,42 @@ fn versions_go_up_and_deleted_policies_stop_applying() {
         DENY_NOTHING_MATCHES
     );
 }
+
+#[test]
+fn the_first_worked_example_of_the_security_doc_decides_as_documented() {
+    let mut access = with_policy(
+        "billing",
+        r#"{ "statements": [
+          { "sid": "billing-use", "effect": "allow",
+            "identities": ["spiffe://prod/billing/*"],
+            "actions": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*"],
+            "keys": ["alias/billing-*"],
+            "conditions": { "context": [ { "key": "tenant", "glob": "eu-*" } ] } },
+          { "sid": "no-export", "effect": "deny", "identities": ["*"],
+            "actions": ["kms:ExportKey"], "keys": ["*"],
+            "conditions": { "tags": [ { "key": "class", "equals": "restricted" } ] } } ] }"#,
+    );
+    access.bind_admin(&identity("root"));
+    let billing_key = KeyAttributes {
+        aliases: vec![AliasName::parse("billing-main").unwrap()],
+        tags: BTreeMap::from([("class".to_owned(), "restricted".to_owned())]),
+        ..key()
+    };
+    let mut r = request("spiffe://prod/billing/api", Action::Encrypt);
+    r.key = Some(billing_key.clone());
+    r.context.insert("tenant".into(), "eu-west".into());
+    assert_eq!(
+        by_statement(&access.authorize(&r, 0)),
+        Some(("billing".into(), 0))
+    );
+    r.context.insert("tenant".into(), "us-east".into());
+    assert_eq!(access.authorize(&r, 0), DENY_NOTHING_MATCHES);
+    r.context.clear();
+    assert_eq!(access.authorize(&r, 0), DENY_NOTHING_MATCHES);
+    let mut export = request("root", Action::ExportKey);
+    export.key = Some(billing_key);
+    assert_eq!(
+        by_statement(&access.authorize(&export, 0)),
+        Some(("billing".into(), 1))
+    );
+}
