@@ -188,6 +188,16 @@ impl ApiError {
                     (Code::InvalidArgument, "INVALID_ROTATION_PERIOD")
                 }
                 ApplyError::StaleReference { .. } => (Code::Aborted, "REFERENCE_CHANGED"),
+                ApplyError::ReservedPolicyName { .. } => {
+                    (Code::InvalidArgument, "RESERVED_POLICY_NAME")
+                }
+                ApplyError::PolicyNotFound { .. } => (Code::NotFound, "POLICY_NOT_FOUND"),
+                ApplyError::TooManyPolicies { .. } => {
+                    (Code::ResourceExhausted, "TOO_MANY_POLICIES")
+                }
+                ApplyError::GrantIdTaken { .. } => (Code::Aborted, "GRANT_ID_COLLISION"),
+                ApplyError::GrantNotFound { .. } => (Code::NotFound, "GRANT_NOT_FOUND"),
+                ApplyError::InvalidGrant { .. } => (Code::InvalidArgument, "INVALID_GRANT"),
             },
             Self::Propose(e) => match e {
                 ProposeError::NoLeader { .. } => (Code::Unavailable, "NO_LEADER"),

@@ -13,6 +13,10 @@ use tessera_crypto::spec::KeySpec;
 
 use crate::ids::{AliasName, CallerId, KeyId, KeyName, KeyRef, RequestId};
 use crate::key::{ImportToken, KeyMetadata, KeyOrigin, KeyState};
+use crate::policy::{
+    Grant, GrantId, GrantProblem, Identity, PolicyDocument, PolicyName, Revocation,
+    RevokedCertificate,
+};
 use crate::seal::SealConfig;
 
 /// A write as it travels through Raft: the command plus what makes it idempotent.
@@ -228,6 +232,39 @@ pub enum Command {
         /// time moves only once a majority of them have reported.
         voters: u32,
     },
+    /// Store the seal configuration and bind the initialising identity to the built-in
+    /// `admin` policy, in one step; allowed once. Supersedes [`Command::InitSeal`], which
+    /// binds nobody.
+    Initialize {
+        /// The seal configuration.
+        seal: SealConfig,
+        /// The identity that ran `operator init`.
+        admin: Identity,
+    },
+    /// Create or replace a policy; its version goes up by one. The name `admin` is reserved.
+    PutPolicy {
+        /// The policy's name.
+        name: PolicyName,
+        /// The validated document.
+        document: PolicyDocument,
+    },
+    /// Delete a policy.
+    DeletePolicy {
+        /// The policy's name.
+        name: PolicyName,
+    },
+    /// Create a grant on an existing key; its expiry must lie ahead of cluster time.
+    CreateGrant(Grant),
+    /// Revoke (delete) a grant.
+    RevokeGrant {
+        /// The grant.
+        grant_id: GrantId,
+    },
+    /// Add a client certificate to the deny-list (idempotent).
+    RevokeCertificate {
+        /// The certificate.
+        certificate: RevokedCertificate,
+    },
 }
 
 impl Command {
@@ -255,6 +292,12 @@ impl Command {
             Self::CreateImportToken { .. } => "create_import_token",
             Self::ImportKeyMaterial { .. } => "import_key_material",
             Self::ReportClock { .. } => "report_clock",
+            Self::Initialize { .. } => "initialize",
+            Self::PutPolicy { .. } => "put_policy",
+            Self::DeletePolicy { .. } => "delete_policy",
+            Self::CreateGrant(_) => "create_grant",
+            Self::RevokeGrant { .. } => "revoke_grant",
+            Self::RevokeCertificate { .. } => "revoke_certificate",
         }
     }
 }
@@ -302,6 +345,32 @@ pub enum Response {
         /// When the token expires.
         expires_at_ms: u64,
     },
+    /// A policy was stored.
+    PolicyStored {
+        /// Its name.
+        name: PolicyName,
+        /// Its new version.
+        version: u64,
+    },
+    /// A policy was deleted.
+    PolicyDeleted {
+        /// Its name.
+        name: PolicyName,
+    },
+    /// A grant was created.
+    GrantCreated {
+        /// The grant.
+        grant_id: GrantId,
+        /// Its key.
+        key_id: KeyId,
+    },
+    /// A grant was revoked.
+    GrantRevoked {
+        /// The grant.
+        grant_id: GrantId,
+    },
+    /// The certificate is on the deny-list (with the time it was first added).
+    CertificateRevoked(Revocation),
 }
 
 /// Why `apply` refused a command. Part of the replicated result, so it must be deterministic.
@@ -483,6 +552,44 @@ pub enum ApplyError {
         bound_to: KeyId,
         /// The key it names now.
         now: Option<KeyId>,
+    },
+    /// `PutPolicy` or `DeletePolicy` on the built-in `admin` policy.
+    #[error("the policy name {name} is reserved for the built-in policy")]
+    ReservedPolicyName {
+        /// The name.
+        name: PolicyName,
+    },
+    /// A command naming a policy that does not exist.
+    #[error("policy {name} not found")]
+    PolicyNotFound {
+        /// The name.
+        name: PolicyName,
+    },
+    /// `PutPolicy` of a new policy when the state holds the most it may.
+    #[error("at most {max} policies can be stored")]
+    TooManyPolicies {
+        /// The limit.
+        max: u32,
+    },
+    /// `CreateGrant` with an id another grant has (a random-id collision).
+    #[error("grant id {grant_id} is already in use")]
+    GrantIdTaken {
+        /// The id.
+        grant_id: GrantId,
+    },
+    /// A command naming a grant that does not exist.
+    #[error("grant {grant_id} not found")]
+    GrantNotFound {
+        /// The id.
+        grant_id: GrantId,
+    },
+    /// `CreateGrant` with a grant that breaks a rule.
+    #[error("invalid grant {grant_id}: {problem}")]
+    InvalidGrant {
+        /// The id.
+        grant_id: GrantId,
+        /// The rule broken.
+        problem: GrantProblem,
     },
 }
 

@@ -20,6 +20,7 @@ pub mod error;
 pub mod ids;
 pub mod key;
 pub mod machine;
+pub mod policy;
 pub mod rows;
 pub mod seal;
 pub mod snapshot;

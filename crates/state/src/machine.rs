@@ -1,12 +1,11 @@
 //! [`State`]: the replicated model and its pure, deterministic `apply`.
 
+mod access;
 mod aliases;
 mod keys;
 mod query;
 
 use std::collections::{BTreeMap, BTreeSet};
-
-use sha2::{Digest, Sha256};
 
 pub use query::{KeyFilter, KeyPage};
 
@@ -15,6 +14,7 @@ use crate::command::{ApplyError, Command, KeyBinding, Request, Response};
 use crate::dedup::{DedupEntry, DedupHit, DedupTable};
 use crate::ids::{AliasName, KeyId, KeyName, KeyRef};
 use crate::key::{KeyMetadata, KeyRecord};
+use crate::policy::AccessControl;
 use crate::rows::RowKey;
 use crate::seal::SealConfig;
 
@@ -29,6 +29,7 @@ pub struct State {
     pub(crate) aliases: BTreeMap<AliasName, KeyId>,
     pub(crate) dedup: DedupTable,
     pub(crate) clock: ClusterClock,
+    pub(crate) access: AccessControl,
     /// Derived: key name → id.
     pub(crate) names: BTreeMap<KeyName, KeyId>,
     /// Derived: key id → its aliases.
@@ -124,14 +125,18 @@ impl State {
     }
 
     fn execute(&mut self, command: &Command) -> Result<Response, ApplyError> {
-        if let Command::InitSeal(config) = command {
-            return self.init_seal(config);
+        match command {
+            Command::InitSeal(config) => return self.init_seal(config, None),
+            Command::Initialize { seal, admin } => return self.init_seal(seal, Some(admin)),
+            _ => {}
         }
         if self.seal.is_none() {
             return Err(ApplyError::NotInitialized);
         }
         match command {
-            Command::InitSeal(_) => Err(ApplyError::AlreadyInitialized),
+            Command::InitSeal(_) | Command::Initialize { .. } => {
+                Err(ApplyError::AlreadyInitialized)
+            }
             Command::CreateKey(new) => self.create_key(new),
             Command::RotateKey {
                 key_id,
@@ -197,24 +202,12 @@ impl State {
                 self.report_clock(*node_id, *at_ms, *voters);
                 Ok(Response::Noop)
             }
+            Command::PutPolicy { name, document } => self.put_policy(name, document),
+            Command::DeletePolicy { name } => self.delete_policy(name),
+            Command::CreateGrant(grant) => self.create_grant(grant),
+            Command::RevokeGrant { grant_id } => self.revoke_grant(grant_id),
+            Command::RevokeCertificate { certificate } => Ok(self.revoke_certificate(certificate)),
         }
-    }
-
-    fn init_seal(&mut self, config: &SealConfig) -> Result<Response, ApplyError> {
-        if self.seal.is_some() {
-            return Err(ApplyError::AlreadyInitialized);
-        }
-        if config.threshold == 0 || config.threshold > config.shares {
-            return Err(ApplyError::InvalidSealConfig {
-                shares: config.shares,
-                threshold: config.threshold,
-            });
-        }
-        self.seal = Some(config.clone());
-        self.dirty.insert(RowKey::Seal);
-        Ok(Response::Initialized {
-            sealed_root_key_digest: Sha256::digest(&config.sealed_root_key).into(),
-        })
     }
 
     /// The API view of a stored key.

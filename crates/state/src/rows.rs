@@ -2,7 +2,8 @@
 //!
 //! The Raft state-machine store keeps one row per seal config, key and remembered request, so
 //! applying a command writes only what changed. Keys of rows are ASCII paths (`seal`,
-//! `clock`, `key/<key id>`, `alias/<alias>`, `dedup/<caller hex>/<request id>`); values are
+//! `clock`, `key/<key id>`, `alias/<alias>`, `dedup/<caller hex>/<request id>`, `admins`,
+//! `policy/<name>`, `grant/<grant id>`, `revoked/serial/<hex>`, `revoked/sha256/<hex>`); values are
 //! `[ROW_FORMAT_V2] ++ postcard(value)`. Derived indexes (names, dedup order) are rebuilt on
 //! load and are never stored. Format 1 (before cluster time and caller-scoped request ids)
 //! is refused as unsupported.
@@ -16,6 +17,10 @@ use crate::error::Error;
 use crate::ids::{AliasName, CallerId, KeyId, RequestId};
 use crate::key::KeyRecord;
 use crate::machine::State;
+use crate::policy::{
+    AccessControl, Grant, GrantId, Identity, PolicyName, Revocation, RevokedCertificate,
+    StoredPolicy,
+};
 use crate::seal::SealConfig;
 
 /// Version tag of a row value.
@@ -26,6 +31,10 @@ const CLOCK_ROW: &[u8] = b"clock";
 const KEY_PREFIX: &[u8] = b"key/";
 const DEDUP_PREFIX: &[u8] = b"dedup/";
 const ALIAS_PREFIX: &[u8] = b"alias/";
+const ADMINS_ROW: &[u8] = b"admins";
+const POLICY_PREFIX: &[u8] = b"policy/";
+const GRANT_PREFIX: &[u8] = b"grant/";
+const REVOKED_PREFIX: &[u8] = b"revoked/";
 
 /// The identity of a persisted row.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -40,6 +49,14 @@ pub enum RowKey {
     Clock,
     /// An alias and its target.
     Alias(AliasName),
+    /// The identities bound to the built-in `admin` policy.
+    Admins,
+    /// A stored policy.
+    Policy(PolicyName),
+    /// A grant.
+    Grant(GrantId),
+    /// A deny-list entry.
+    Revoked(RevokedCertificate),
 }
 
 impl RowKey {
@@ -57,6 +74,10 @@ impl RowKey {
             .concat(),
             Self::Clock => CLOCK_ROW.to_vec(),
             Self::Alias(alias) => [ALIAS_PREFIX, alias.as_str().as_bytes()].concat(),
+            Self::Admins => ADMINS_ROW.to_vec(),
+            Self::Policy(name) => [POLICY_PREFIX, name.as_str().as_bytes()].concat(),
+            Self::Grant(id) => [GRANT_PREFIX, id.as_str().as_bytes()].concat(),
+            Self::Revoked(cert) => [REVOKED_PREFIX, cert.row_name().as_bytes()].concat(),
         }
     }
 }
@@ -125,7 +146,8 @@ impl State {
     pub fn all_rows(&self) -> Result<Vec<Row>, Error> {
         let mut rows =
             Vec::with_capacity(2 + self.keys.len() + self.aliases.len() + self.dedup.len());
-        let keys = [RowKey::Seal, RowKey::Clock]
+        let access = &self.access;
+        let keys = [RowKey::Seal, RowKey::Clock, RowKey::Admins]
             .into_iter()
             .chain(self.keys.keys().cloned().map(RowKey::Key))
             .chain(self.aliases.keys().cloned().map(RowKey::Alias))
@@ -133,6 +155,13 @@ impl State {
                 self.dedup
                     .entries()
                     .map(|e| RowKey::Dedup(e.caller, e.request_id.clone())),
+            )
+            .chain(access.policies().map(|p| RowKey::Policy(p.name.clone())))
+            .chain(access.grants().map(|g| RowKey::Grant(g.grant_id.clone())))
+            .chain(
+                access
+                    .revocations()
+                    .map(|r| RowKey::Revoked(r.certificate.clone())),
             );
         for row in keys {
             if let Some(value) = self.row_value(&row)? {
@@ -165,6 +194,28 @@ impl State {
                 .get(alias)
                 .map(|target| encode_value("alias row", &(alias, target)))
                 .transpose(),
+            RowKey::Admins => {
+                let admins: Vec<&Identity> = self.access.admins().collect();
+                (!admins.is_empty())
+                    .then(|| encode_value("admins row", &admins))
+                    .transpose()
+            }
+            RowKey::Policy(name) => self
+                .access
+                .policy(name)
+                .map(|p| encode_value("policy row", p))
+                .transpose(),
+            RowKey::Grant(id) => self
+                .access
+                .grant(id)
+                .map(|g| encode_value("grant row", g))
+                .transpose(),
+            RowKey::Revoked(cert) => self
+                .access
+                .revocations()
+                .find(|r| &r.certificate == cert)
+                .map(|r| encode_value("revoked row", r))
+                .transpose(),
         }
     }
 
@@ -182,6 +233,8 @@ impl State {
         let mut aliases = Vec::new();
         let mut dedup = Vec::new();
         let mut clock = ClusterClock::default();
+        let (mut admins, mut policies, mut grants, mut revoked) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (key, value) in rows {
             if key == SEAL_ROW {
                 seal = Some(decode_value::<SealConfig>("seal row", &value)?);
@@ -193,6 +246,14 @@ impl State {
                 dedup.push(decode_value::<DedupEntry>("dedup row", &value)?);
             } else if key.starts_with(ALIAS_PREFIX) {
                 aliases.push(decode_value::<(AliasName, KeyId)>("alias row", &value)?);
+            } else if key == ADMINS_ROW {
+                admins = decode_value::<Vec<Identity>>("admins row", &value)?;
+            } else if key.starts_with(POLICY_PREFIX) {
+                policies.push(decode_value::<StoredPolicy>("policy row", &value)?);
+            } else if key.starts_with(GRANT_PREFIX) {
+                grants.push(decode_value::<Grant>("grant row", &value)?);
+            } else if key.starts_with(REVOKED_PREFIX) {
+                revoked.push(decode_value::<Revocation>("revoked row", &value)?);
             } else {
                 return Err(Error::Corrupt {
                     what: "state row",
@@ -200,7 +261,8 @@ impl State {
                 });
             }
         }
-        Self::from_parts(seal, clock, keys, aliases, dedup)
+        let access = AccessControl::from_parts(policies, admins, grants, revoked);
+        Self::from_parts(seal, clock, keys, aliases, dedup, access)
     }
 
     /// Assembles a state and rebuilds its indexes.
@@ -210,10 +272,12 @@ impl State {
         keys: Vec<KeyRecord>,
         aliases: Vec<(AliasName, KeyId)>,
         dedup: Vec<DedupEntry>,
+        access: AccessControl,
     ) -> Result<Self, Error> {
         let mut state = State {
             seal,
             clock,
+            access,
             ..State::default()
         };
         for key in keys {
@@ -241,6 +305,19 @@ impl State {
         }
         for entry in dedup {
             state.dedup.restore(entry);
+        }
+        if let Some(grant) = state
+            .access
+            .grants()
+            .find(|g| !state.keys.contains_key(&g.key_id))
+        {
+            return Err(Error::Corrupt {
+                what: "state",
+                detail: format!(
+                    "grant {} is on missing key {}",
+                    grant.grant_id, grant.key_id
+                ),
+            });
         }
         Ok(state)
     }

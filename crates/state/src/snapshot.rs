@@ -2,7 +2,9 @@
 //!
 //! Layout: `b"TSNP"` magic, one format byte ([`SNAPSHOT_FORMAT_V2`]), then the postcard
 //! encoding of the seal config, the cluster clock, the keys in id order, the aliases in alias
-//! order and the de-duplication entries in (caller, request id) order. Every collection is
+//! order, the de-duplication entries in (caller, request id) order, then the access model: the
+//! admin identities, the policies by name, the grants by id and the certificate deny-list in
+//! entry order. Every collection is
 //! ordered, so equal states encode to equal bytes; secrets inside are barrier-sealed. Format 1
 //! (before cluster time and caller-scoped request ids) is refused as unsupported.
 
@@ -15,6 +17,7 @@ use crate::error::Error;
 use crate::ids::{AliasName, KeyId};
 use crate::key::KeyRecord;
 use crate::machine::State;
+use crate::policy::{AccessControl, Grant, Identity, Revocation, StoredPolicy};
 use crate::seal::SealConfig;
 
 /// Magic bytes that open a snapshot.
@@ -29,6 +32,10 @@ struct SnapshotRef<'a> {
     keys: Vec<&'a KeyRecord>,
     aliases: Vec<(&'a AliasName, &'a KeyId)>,
     dedup: Vec<&'a DedupEntry>,
+    admins: Vec<&'a Identity>,
+    policies: Vec<&'a StoredPolicy>,
+    grants: Vec<&'a Grant>,
+    revoked: Vec<&'a Revocation>,
 }
 
 #[derive(Deserialize)]
@@ -38,6 +45,10 @@ struct SnapshotOwned {
     keys: Vec<KeyRecord>,
     aliases: Vec<(AliasName, KeyId)>,
     dedup: Vec<DedupEntry>,
+    admins: Vec<Identity>,
+    policies: Vec<StoredPolicy>,
+    grants: Vec<Grant>,
+    revoked: Vec<Revocation>,
 }
 
 impl State {
@@ -52,6 +63,10 @@ impl State {
             keys: self.keys.values().collect(),
             aliases: self.aliases.iter().collect(),
             dedup: self.dedup.entries().collect(),
+            admins: self.access.admins().collect(),
+            policies: self.access.policies().collect(),
+            grants: self.access.grants().collect(),
+            revoked: self.access.revocations().collect(),
         };
         let mut out = SNAPSHOT_MAGIC.to_vec();
         out.push(SNAPSHOT_FORMAT_V2);
@@ -94,6 +109,7 @@ impl State {
             owned.keys,
             owned.aliases,
             owned.dedup,
+            AccessControl::from_parts(owned.policies, owned.admins, owned.grants, owned.revoked),
         )
     }
 

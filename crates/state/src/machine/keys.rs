@@ -285,6 +285,7 @@ impl State {
             self.aliases.remove(&alias);
             self.dirty.insert(RowKey::Alias(alias));
         }
+        self.drop_grants_of(key_id);
         Ok(Response::KeyDestroyed {
             key_id: key_id.clone(),
         })

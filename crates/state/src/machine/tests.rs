@@ -879,6 +879,8 @@ fn refused_commands_change_nothing() {
     assert!(s.take_changes().unwrap().is_empty());
 }
 
+mod access;
+
 mod determinism {
     //! Random command sequences: two states fed the same log, and a third rebuilt from a
     //! snapshot midway (and a fourth from persisted rows), must end byte-identical.
@@ -997,6 +999,50 @@ mod determinism {
                     at_ms: t.saturating_sub(1),
                 }
             }),
+            access_command_strategy(),
+        ]
+    }
+
+    /// The access commands: policies, grants (some expiring within the generated cluster
+    /// times) and certificate revocations.
+    fn access_command_strategy() -> impl Strategy<Value = Command> {
+        use crate::policy::{
+            Action, CertificateSerial, Format, Grant, GrantId, Identity, PolicyDocument,
+            PolicyName, RevokedCertificate,
+        };
+        let policy = (0u8..3).prop_map(|n| PolicyName::parse(&format!("p{n}")).unwrap());
+        let grant_id = (0u8..3).prop_map(|n| GrantId::parse(&format!("g{n}")).unwrap());
+        prop_oneof![
+            (policy.clone(), any::<bool>(), 0u8..2).prop_map(|(name, deny, who)| {
+                let effect = if deny { "deny" } else { "allow" };
+                let text = format!(
+                    r#"{{"statements":[{{"effect":"{effect}","identities":["id-{who}*"],"actions":["kms:Encrypt"]}}]}}"#
+                );
+                Command::PutPolicy {
+                    name,
+                    document: PolicyDocument::parse(&text, Format::Json).unwrap(),
+                }
+            }),
+            policy.prop_map(|name| Command::DeletePolicy { name }),
+            (grant_id.clone(), key_id_strategy(), prop::option::of(0u64..3000)).prop_map(
+                |(grant_id, key_id, expires_at_ms)| Command::CreateGrant(Grant {
+                    grant_id,
+                    key_id,
+                    grantee: Identity::parse("id-1").unwrap(),
+                    actions: vec![Action::Decrypt],
+                    constraint: None,
+                    expires_at_ms,
+                    created_by: Identity::parse("root").unwrap(),
+                })
+            ),
+            grant_id.prop_map(|grant_id| Command::RevokeGrant { grant_id }),
+            (0u8..3, any::<bool>()).prop_map(|(n, by_serial)| Command::RevokeCertificate {
+                certificate: if by_serial {
+                    RevokedCertificate::Serial(CertificateSerial::from_bytes(&[n]).unwrap())
+                } else {
+                    RevokedCertificate::Fingerprint([n; 32])
+                },
+            }),
         ]
     }
 
@@ -1016,7 +1062,11 @@ mod determinism {
             prop::option::of((reference_strategy(), key_id_strategy())),
         );
         prop::collection::vec(one, 1..120).prop_map(|commands| {
-            let mut out = vec![request("init", init())];
+            let Command::InitSeal(seal) = init() else {
+                unreachable!("init() is InitSeal")
+            };
+            let admin = crate::policy::Identity::parse("root").unwrap();
+            let mut out = vec![request("init", Command::Initialize { seal, admin })];
             out.extend(
                 commands
                     .into_iter()
