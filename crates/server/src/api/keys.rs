@@ -914,10 +914,14 @@ impl Keys for KeysService {
     ) -> Result<GrpcResponse<pb::DeleteAliasResponse>, Status> {
         let (identity, req) = split(request)?;
         let alias = AliasName::parse(&req.alias).map_err(|e| ApiError::invalid("alias", e))?;
-        let target = self
-            .node
-            .resolve_key(&format!("{}{}", tessera_state::ids::ALIAS_PREFIX, alias))
-            .await?;
+        // Arguments first, then the alias' key, which the caller must be allowed to act on.
+        client_request_id(&req.request_id)?;
+        let target = match self.node.resolve_key(&alias.to_string()).await {
+            Err(ApiError::KeyNotFound { .. }) => {
+                return Err(ApiError::Rejected(ApplyError::AliasNotFound { alias }).into())
+            }
+            other => other?,
+        };
         self.node.authorize(
             &identity,
             Action::DeleteAlias,
