@@ -455,3 +455,98 @@ async fn t36_grants_and_revoked_certificates_apply_on_every_node() {
         .into_inner();
     assert_eq!(listed.certificates.len(), 1);
 }
+
+#[tokio::test]
+async fn t36_access_state_survives_leader_kill_and_restart() {
+    let mut cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
+    create_key(&cluster, "kept", &[]).await;
+    put_policy(
+        &cluster,
+        "kept-policy",
+        r#"{ "statements": [ { "effect": "allow", "identities": ["app"],
+            "actions": ["kms:Encrypt"], "keys": ["kept"] } ] }"#,
+    )
+    .await;
+    let grant = access(&cluster, 1)
+        .create_grant(pb::CreateGrantRequest {
+            key: "kept".into(),
+            grantee: "app".into(),
+            actions: vec!["kms:Decrypt".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let serial = AccessClient::new(cluster.channel_with_cert(1, "app"))
+        .who_am_i(pb::WhoAmIRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .certificate_serial;
+    access(&cluster, 1)
+        .revoke_certificate(pb::RevokeCertificateRequest {
+            certificate: Some(pb::revoke_certificate_request::Certificate::SerialHex(
+                serial.clone(),
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // 6: SIGKILL the leader, bring it back, and every node holds the same access state.
+    let leader = cluster.leader().await;
+    cluster.kill(leader);
+    cluster.restart(leader).await;
+    cluster.unseal(leader).await;
+    let digests = wait_for("every node to reach the same state digest", WAIT, || {
+        let cluster = &cluster;
+        async move {
+            let mut seen = Vec::new();
+            for id in cluster.ids() {
+                let status = cluster
+                    .client(id)
+                    .status_with_digest()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                seen.push((status.applied_index, status.state_digest));
+            }
+            let first = seen.first().cloned().unwrap_or_default();
+            if !first.1.is_empty() && seen.iter().all(|s| *s == first) {
+                Ok(first)
+            } else {
+                Err(format!("{seen:?}"))
+            }
+        }
+    })
+    .await;
+    assert_eq!(digests.1.len(), 64);
+    cluster.wait_serving(leader).await;
+    let mut restarted = access(&cluster, leader);
+    let policy = restarted
+        .get_policy(pb::GetPolicyRequest {
+            name: "kept-policy".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(policy.version, 1);
+    assert!(policy.document.contains("kms:Encrypt"), "{policy:?}");
+    let grants = restarted
+        .list_grants(pb::ListGrantsRequest { key: "kept".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(grants.grants, vec![grant]);
+    let revoked = restarted
+        .list_revoked_certificates(pb::ListRevokedCertificatesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(revoked.certificates.len(), 1);
+    assert!(revoked.certificates[0].entry.starts_with("serial/"));
+    // The revoked certificate is refused by the restarted node.
+    let s = encrypt(&mut app_crypto(&cluster, leader), "kept", ctx(&[]))
+        .await
+        .unwrap_err();
+    assert_status(&s, Code::PermissionDenied, "CERTIFICATE_REVOKED", "revoked");
+}
