@@ -442,6 +442,12 @@ async fn t36_grants_and_revoked_certificates_apply_on_every_node() {
             .await
             .unwrap_err();
         assert_status(&s, Code::PermissionDenied, "CERTIFICATE_REVOKED", "revoked");
+        // Not even the calls every identity may make are answered.
+        let s = SystemClient::new(cluster.channel_with_cert(id, "app"))
+            .status(pb::StatusRequest::default())
+            .await
+            .unwrap_err();
+        assert_status(&s, Code::PermissionDenied, "CERTIFICATE_REVOKED", "revoked");
         // The admin is unaffected.
         CryptoClient::new(cluster.channel(id))
             .generate_random(pb::GenerateRandomRequest { number_of_bytes: 8 })

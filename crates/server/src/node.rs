@@ -155,6 +155,20 @@ impl Node {
         )
     }
 
+    /// Fails if `caller`'s certificate is on the deny-list: for the calls every identity may
+    /// make (`Unseal`, basic `Status`), which no policy decides.
+    ///
+    /// # Errors
+    /// [`ApiError::CertificateRevoked`].
+    pub fn require_not_revoked(&self, caller: &Caller) -> Result<(), ApiError> {
+        let applied = self.raft.shared().read();
+        if applied.state.access().is_revoked(caller.certificate()) {
+            Err(ApiError::CertificateRevoked)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Fails unless `caller` may perform `action` (on `key`, with encryption `context`).
     ///
     /// # Errors

@@ -131,6 +131,7 @@ impl SystemService {
         caller: &Caller,
     ) -> Result<pb::UnsealResponse, ApiError> {
         // Share holders need no policy, but guessing shares is slowed down per identity.
+        self.node.require_not_revoked(caller)?;
         self.node.authorizer().check_unseal(caller.identity())?;
         let config = self
             .node
@@ -278,6 +279,7 @@ impl System for SystemService {
         request: GrpcRequest<pb::StatusRequest>,
     ) -> Result<GrpcResponse<pb::StatusResponse>, Status> {
         let caller = Caller::of(&request)?;
+        self.node.require_not_revoked(&caller)?;
         // Before `Init` there is no access model yet: whoever may join the cluster's formation
         // sees it; afterwards the details need `operator:Status`.
         let initialized = self.node.raft().shared().read().state.is_initialized();
