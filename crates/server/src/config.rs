@@ -541,6 +541,22 @@ client_ca = "pki/client-ca.pem"
     }
 
     #[test]
+    fn init_identities_default_to_anyone_and_must_be_identities() {
+        let c = ServerConfig::parse(MINIMAL, Path::new("x.toml")).unwrap();
+        assert!(c.init_identities().is_empty());
+        let text = MINIMAL.replace(
+            "node_id = 1",
+            "node_id = 1\ninit_identities = [\"admin\", \"spiffe://prod/ops\"]",
+        );
+        let c = ServerConfig::parse(&text, Path::new("x.toml")).unwrap();
+        let names: Vec<String> = c.init_identities().iter().map(|i| i.to_string()).collect();
+        assert_eq!(names, ["admin", "spiffe://prod/ops"]);
+        let text = MINIMAL.replace("node_id = 1", "node_id = 1\ninit_identities = [\"\"]");
+        let err = ServerConfig::parse(&text, Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("init_identities"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         let text = MINIMAL.replace("node_id = 1", "node_id = 1\nnode_idd = 2");
         let err = ServerConfig::parse(&text, Path::new("x.toml")).unwrap_err();
