@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "tessera/v1/system.proto",
         "tessera/v1/keys.proto",
         "tessera/v1/crypto.proto",
+        "tessera/v1/access.proto",
         "tessera/cluster/v1/cluster.proto",
     ];
     for file in &files {
