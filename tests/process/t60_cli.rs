@@ -17,12 +17,17 @@ pub struct Cli {
 
 impl Cli {
     pub fn for_cluster(cluster: &TestCluster) -> Self {
-        let pki = cluster.pki();
-        let addrs: Vec<String> = cluster.nodes.iter().map(|n| n.api_addr.clone()).collect();
-        Self::with_env(&addrs.join(","), &pki)
+        Self::for_cluster_as(cluster, "admin")
     }
 
-    fn with_env(addr: &str, pki: &Path) -> Self {
+    /// The CLI with the client certificate `pki/<identity>.pem`.
+    pub fn for_cluster_as(cluster: &TestCluster, identity: &str) -> Self {
+        let pki = cluster.pki();
+        let addrs: Vec<String> = cluster.nodes.iter().map(|n| n.api_addr.clone()).collect();
+        Self::with_env(&addrs.join(","), &pki, identity)
+    }
+
+    fn with_env(addr: &str, pki: &Path, identity: &str) -> Self {
         Self {
             env: vec![
                 ("TESSERA_ADDR".into(), addr.to_owned()),
@@ -32,11 +37,13 @@ impl Cli {
                 ),
                 (
                     "TESSERA_CLIENT_CERT".into(),
-                    pki.join("admin.pem").display().to_string(),
+                    pki.join(format!("{identity}.pem")).display().to_string(),
                 ),
                 (
                     "TESSERA_CLIENT_KEY".into(),
-                    pki.join("admin-key.pem").display().to_string(),
+                    pki.join(format!("{identity}-key.pem"))
+                        .display()
+                        .to_string(),
                 ),
             ],
         }
@@ -236,7 +243,7 @@ async fn t60_json_documents_exit_codes_and_errors() {
     );
 
     // An unreachable node: exit 1 with UNAVAILABLE.
-    let dead = Cli::with_env("https://127.0.0.1:1", &cluster.pki());
+    let dead = Cli::with_env("https://127.0.0.1:1", &cluster.pki(), "admin");
     let out = dead.run(&["operator", "status", "-o", "json"], b"");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(error_document(&out)["error"]["code"], "UNAVAILABLE");
