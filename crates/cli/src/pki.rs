@@ -27,8 +27,12 @@ pub const NODE_CA_KEY: &str = "ca-key.pem";
 pub const CLIENT_CA: &str = "client-ca.pem";
 /// Client CA key file name.
 pub const CLIENT_CA_KEY: &str = "client-ca-key.pem";
-/// Identity of the client certificate `pki init` issues.
+/// Identity of the client certificate `pki init` issues to the operator (it runs `operator
+/// init`, which makes it the cluster's administrator).
 pub const ADMIN_IDENTITY: &str = "admin";
+/// Identity of the second, unprivileged client certificate `pki init` issues, to show (and
+/// test) policies and grants.
+pub const APP_IDENTITY: &str = "app";
 
 /// Paths of one issued certificate.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -52,6 +56,8 @@ pub struct Pki {
     pub nodes: Vec<Issued>,
     /// The admin client certificate.
     pub admin: Issued,
+    /// The unprivileged `app` client certificate (no policy names it until one is written).
+    pub app: Issued,
 }
 
 /// CA parameters. The common name carries a random tag so two PKIs never share an issuer
@@ -127,7 +133,7 @@ fn issue(
 }
 
 /// Creates the CAs, `nodes` node certificates (SANs: localhost, 127.0.0.1, ::1 and `extra_sans`)
-/// and the admin client certificate in `dir`. Refuses to overwrite an existing PKI.
+/// and the `admin` and `app` client certificates in `dir`. Refuses to overwrite an existing PKI.
 ///
 /// # Errors
 /// If `dir` already holds a CA, or a file cannot be written.
@@ -182,11 +188,13 @@ pub fn init(dir: &Path, nodes: u64, extra_sans: &[String]) -> Result<Pki> {
         false,
         &client_issuer,
     )?;
+    let app = issue(dir, APP_IDENTITY, APP_IDENTITY, &[], false, &client_issuer)?;
     Ok(Pki {
         ca_cert: dir.join(NODE_CA),
         client_ca_cert: dir.join(CLIENT_CA),
         nodes,
         admin,
+        app,
     })
 }
 
@@ -288,7 +296,9 @@ mod tests {
             assert!(!accepted_as_client(&client_ca, &cert));
         }
 
-        let mut clients = vec![pki.admin.clone()];
+        assert!(pki.app.cert.ends_with("app.pem"), "{:?}", pki.app.cert);
+        assert!(pki.app.key.ends_with("app-key.pem"), "{:?}", pki.app.key);
+        let mut clients = vec![pki.admin.clone(), pki.app.clone()];
         clients.push(issue_client(dir.path(), "app-1").unwrap());
         for client in &clients {
             let cert = certificate(&client.cert);

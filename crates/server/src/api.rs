@@ -1,21 +1,12 @@
 //! The public gRPC services of the API port.
 
+pub mod access;
 pub mod crypto;
 pub mod keys;
 pub mod system;
 
 use tessera_proto::v1 as pb;
 use tessera_state::KeyMetadata;
-
-/// The caller's identity from its client certificate (URI SAN, else CN).
-pub(crate) fn caller<T>(request: &tonic::Request<T>) -> String {
-    tessera_raft::tls::peer_identity(request).unwrap_or_else(|| "unknown".into())
-}
-
-/// The caller's identity and the message of a request.
-pub(crate) fn split<T>(request: tonic::Request<T>) -> (String, T) {
-    (caller(&request), request.into_inner())
-}
 
 /// The API view of a key.
 pub(crate) fn key_to_proto(meta: &KeyMetadata) -> pb::Key {

@@ -136,6 +136,11 @@ pub struct ServerConfig {
     /// Key lifecycle limits and background jobs.
     #[serde(default)]
     pub lifecycle: LifecycleSection,
+    /// Client identities allowed to run `operator init` on an uninitialised cluster; empty
+    /// (the default) allows any holder of a client certificate, with a warning at startup.
+    /// The initialiser becomes the cluster's first administrator.
+    #[serde(default)]
+    pub init_identities: Vec<String>,
     /// Deliberate bugs for the chaos harness (only in builds with the `fault-injection`
     /// feature; the section is rejected as unknown otherwise).
     #[cfg(feature = "fault-injection")]
@@ -419,9 +424,25 @@ impl ServerConfig {
         }
     }
 
+    /// The identities `init_identities` names (validated by [`ServerConfig::load`]; an
+    /// invalid one, possible only in a config built in code, is left out).
+    pub fn init_identities(&self) -> Vec<tessera_state::policy::Identity> {
+        self.init_identities
+            .iter()
+            .filter_map(|i| tessera_state::policy::Identity::parse(i).ok())
+            .collect()
+    }
+
     fn validate(&self) -> Result<(), String> {
         if self.node_id == 0 {
             return Err("node_id must be at least 1".into());
+        }
+        if let Some(e) = self
+            .init_identities
+            .iter()
+            .find_map(|i| tessera_state::policy::Identity::parse(i).err())
+        {
+            return Err(format!("init_identities: {e}"));
         }
         if self.cluster.bootstrap && !self.cluster.join.is_empty() {
             return Err("cluster.bootstrap and cluster.join are mutually exclusive".into());

@@ -7,6 +7,7 @@
 
 use tessera_crypto::truncate_for_message;
 use tessera_raft::{LeaseState, ProposeError, ReadIndexError};
+use tessera_state::policy::{Action, PolicyError};
 use tessera_state::{ApplyError, Unusable};
 use tonic::{Code, Status};
 
@@ -76,6 +77,30 @@ pub enum ApiError {
     /// An unseal step failed.
     #[error("{0}")]
     Seal(#[from] SealError),
+    /// The caller's identity may not perform the action (on the key). The message names the
+    /// action and the key only, never which statement decided or other identities' policies.
+    #[error("access denied: {action}{}", key.as_ref().map(|k| format!(" on key {k}")).unwrap_or_default())]
+    PermissionDenied {
+        /// The action refused.
+        action: Action,
+        /// The key's id (its name for a key being created), if the action names one.
+        key: Option<String>,
+    },
+    /// The client certificate is on the cluster's deny-list.
+    #[error("access denied: this client certificate has been revoked")]
+    CertificateRevoked,
+    /// The request carries no client certificate naming an identity.
+    #[error("the request carries no client certificate naming an identity")]
+    Unauthenticated,
+    /// Too many attempts of a rate-limited action by this identity; retry later.
+    #[error("too many {action} attempts by this identity; retry in a minute")]
+    RateLimited {
+        /// The action.
+        action: Action,
+    },
+    /// A policy document was refused (the message points at the statement).
+    #[error("{0}")]
+    Policy(#[from] PolicyError),
     /// A server-side invariant broke; the message names it and carries no secret.
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -218,6 +243,11 @@ impl ApiError {
                 SealError::WrongShares { .. } => (Code::InvalidArgument, "WRONG_SHARES"),
                 SealError::CorruptSeal => (Code::DataLoss, "CORRUPT_SEAL"),
             },
+            Self::PermissionDenied { .. } => (Code::PermissionDenied, "ACCESS_DENIED"),
+            Self::CertificateRevoked => (Code::PermissionDenied, "CERTIFICATE_REVOKED"),
+            Self::Unauthenticated => (Code::Unauthenticated, "UNAUTHENTICATED"),
+            Self::RateLimited { .. } => (Code::ResourceExhausted, "RATE_LIMITED"),
+            Self::Policy(_) => (Code::InvalidArgument, "INVALID_POLICY"),
             Self::Internal(_) => (Code::Internal, "INTERNAL"),
         }
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+use tessera_proto::v1::access_server::AccessServer;
 use tessera_proto::v1::crypto_server::CryptoServer;
 use tessera_proto::v1::keys_server::KeysServer;
 use tessera_proto::v1::system_server::SystemServer;
@@ -15,6 +16,7 @@ use tessera_raft::tls::{self, TlsFiles, TlsIncoming};
 use tessera_raft::{CoreStopped, NodeConfig, NodeInfo, RaftNode, StartError};
 use tokio::net::TcpListener;
 
+use crate::api::access::AccessService;
 use crate::api::crypto::CryptoService;
 use crate::api::keys::KeysService;
 use crate::api::system::SystemService;
@@ -176,7 +178,13 @@ pub async fn run(
         cluster_listener,
     )
     .await?;
-    let node = Node::new(raft, config.lifecycle.clone());
+    let init_identities = config.init_identities();
+    if init_identities.is_empty() {
+        tracing::warn!(
+            "init_identities is empty: any holder of a client certificate may initialise an uninitialised cluster and become its administrator"
+        );
+    }
+    let node = Node::new(raft, config.lifecycle.clone()).with_init_identities(init_identities);
     #[cfg(feature = "fault-injection")]
     let node = node.with_faults(config.faults.clone());
     let node = Arc::new(node);
@@ -197,6 +205,7 @@ pub async fn run(
             let result = tonic::transport::Server::builder()
                 .add_service(SystemServer::new(SystemService::new(Arc::clone(&node))))
                 .add_service(KeysServer::new(KeysService::new(Arc::clone(&node))))
+                .add_service(AccessServer::new(AccessService::new(Arc::clone(&node))))
                 .add_service(CryptoServer::new(CryptoService::new(node)))
                 .serve_with_incoming_shutdown(
                     TlsIncoming::new(api_listener, api_tls, "api"),

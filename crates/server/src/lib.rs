@@ -10,6 +10,7 @@
 //! status in one place ([`error`]).
 
 pub mod api;
+pub mod authz;
 pub mod config;
 pub mod error;
 pub mod jobs;

@@ -6,11 +6,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 use tessera_crypto::{KeySpec, SecretBytes, UnsealShare};
 use tessera_raft::{LeaseState, RaftNode};
+use tessera_state::policy::{AccessRequest, Action, Decision, Identity, KeyAttributes};
 use tessera_state::{
     key::version_aad, CallerId, Command, KeyBinding, KeyId, KeyRecord, KeyRef, Request, RequestId,
     Response, SealConfig, Unusable,
 };
 
+use crate::authz::{self, Authorizer, Caller};
 use crate::config::LifecycleSection;
 use crate::error::{ApiError, LeaseProblem};
 use crate::seal::{SealError, SealManager, SealStatus};
@@ -55,6 +57,11 @@ client_requests!(
     tessera_proto::v1::AliasRequest,
     tessera_proto::v1::DeleteAliasRequest,
     tessera_proto::v1::ImportKeyMaterialRequest,
+    tessera_proto::v1::PutPolicyRequest,
+    tessera_proto::v1::DeletePolicyRequest,
+    tessera_proto::v1::CreateGrantRequest,
+    tessera_proto::v1::RevokeGrantRequest,
+    tessera_proto::v1::RevokeCertificateRequest,
 );
 
 /// Request ids of the leader's background jobs start with this; clients may not use it.
@@ -68,21 +75,24 @@ pub const CLUSTER_CALLER: &str = "tessera/cluster";
 /// round has a winner, so this converges.
 const WRITE_ATTEMPTS: usize = 64;
 
-/// A client write as it arrived: what makes it idempotent and who sent it.
+/// A client write as it arrived: what makes it idempotent, who sent it and what it needs.
 pub struct WriteCall<'a, M> {
     /// The RPC, e.g. `Keys/RotateKey` (part of the fingerprint).
     pub method: &'static str,
-    /// The caller's identity (request ids are de-duplicated per caller).
-    pub caller: &'a str,
+    /// The action authorised (on the key, for [`Node::write_for_key`]).
+    pub action: Action,
+    /// The caller (request ids are de-duplicated per caller identity).
+    pub caller: &'a Caller,
     /// The request as the client sent it.
     pub request: &'a M,
 }
 
 impl<'a, M> WriteCall<'a, M> {
-    /// A call of `method` by `caller`.
-    pub fn new(method: &'static str, caller: &'a str, request: &'a M) -> Self {
+    /// A call of `method`, authorised as `action`, by `caller`.
+    pub fn new(method: &'static str, action: Action, caller: &'a Caller, request: &'a M) -> Self {
         Self {
             method,
+            action,
             caller,
             request,
         }
@@ -98,6 +108,8 @@ pub struct Node {
     raft: RaftNode,
     seal: SealManager,
     lifecycle: LifecycleSection,
+    authz: Authorizer,
+    init_identities: Vec<Identity>,
     #[cfg(feature = "fault-injection")]
     faults: crate::config::FaultSection,
 }
@@ -109,8 +121,75 @@ impl Node {
             raft,
             seal: SealManager::new(),
             lifecycle,
+            authz: Authorizer::default(),
+            init_identities: Vec::new(),
             #[cfg(feature = "fault-injection")]
             faults: crate::config::FaultSection::default(),
+        }
+    }
+
+    /// Restricts `Init` on an uninitialised node to these identities (empty: anyone).
+    pub fn with_init_identities(mut self, identities: Vec<Identity>) -> Self {
+        self.init_identities = identities;
+        self
+    }
+
+    /// The identities allowed to run `Init` (empty: anyone).
+    pub fn init_identities(&self) -> &[Identity] {
+        &self.init_identities
+    }
+
+    /// The unseal rate limit and decision cache.
+    pub fn authorizer(&self) -> &Authorizer {
+        &self.authz
+    }
+
+    /// Decides an access request against the applied state at cluster time. Local: no Raft
+    /// round trip.
+    pub fn decide(&self, request: &AccessRequest) -> Decision {
+        let applied = self.raft.shared().read();
+        self.authz.decide(
+            applied.state.access(),
+            request,
+            applied.state.clock().now_ms(),
+        )
+    }
+
+    /// Fails unless `caller` may perform `action` (on `key`, with encryption `context`).
+    ///
+    /// # Errors
+    /// [`ApiError::PermissionDenied`] or [`ApiError::CertificateRevoked`].
+    pub fn authorize(
+        &self,
+        caller: &Caller,
+        action: Action,
+        key: Option<&KeyRecord>,
+        context: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), ApiError> {
+        let attributes = key.map(|record| {
+            let applied = self.raft.shared().read();
+            authz::key_attributes(&applied.state, record)
+        });
+        self.authorize_attributes(caller, action, attributes, context)
+    }
+
+    /// As [`Node::authorize`] for a key known by its attributes (a key being created).
+    ///
+    /// # Errors
+    /// As [`Node::authorize`].
+    pub fn authorize_attributes(
+        &self,
+        caller: &Caller,
+        action: Action,
+        key: Option<KeyAttributes>,
+        context: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), ApiError> {
+        let request = authz::request(caller, action, key, context);
+        let decision = self.decide(&request);
+        if decision.is_allowed() {
+            Ok(())
+        } else {
+            Err(authz::denial(&decision, action, request.key.as_ref()))
         }
     }
 
@@ -334,7 +413,7 @@ impl Node {
         self.require_unsealed()?;
         self.propose(Request {
             request_id: client_request_id(call.request.request_id())?,
-            caller: CallerId::of(call.caller),
+            caller: CallerId::of(call.caller.name()),
             fingerprint: fingerprint(call.method, &call.request.without_request_id()),
             bindings,
             command,
@@ -363,6 +442,7 @@ impl Node {
         let mut attempt = 1;
         loop {
             let record = self.resolve_ref(&key_ref).await?;
+            self.authorize(call.caller, call.action, Some(&record), &Default::default())?;
             let command = build(&record)?;
             let bindings = match &key_ref {
                 KeyRef::Id(_) => Vec::new(),
@@ -389,11 +469,11 @@ impl Node {
         let request_id = RequestId::parse(call.request.request_id()).ok()?;
         let fingerprint = fingerprint(call.method, &call.request.without_request_id());
         let applied = self.raft.shared().read();
-        match applied
-            .state
-            .dedup()
-            .check(&CallerId::of(call.caller), &request_id, &fingerprint)
-        {
+        match applied.state.dedup().check(
+            &CallerId::of(call.caller.name()),
+            &request_id,
+            &fingerprint,
+        ) {
             tessera_state::dedup::DedupHit::Retry(first) => Some(first.clone()),
             _ => None,
         }

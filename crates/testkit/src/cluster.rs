@@ -346,13 +346,19 @@ impl TestCluster {
     /// A raw gRPC channel to one node with the admin certificate, for calling the generated
     /// `tessera_proto` clients directly.
     pub fn channel(&self, id: u64) -> tonic::transport::Channel {
+        self.channel_with_cert(id, "admin")
+    }
+
+    /// A raw gRPC channel to one node with the certificate `pki/<identity>.pem` (`admin`, or
+    /// the unprivileged `app`).
+    pub fn channel_with_cert(&self, id: u64, identity: &str) -> tonic::transport::Channel {
         let pki = self.pki();
         let read = |f: &str| std::fs::read(pki.join(f)).expect("pki file");
         let tls = tonic::transport::ClientTlsConfig::new()
             .ca_certificate(tonic::transport::Certificate::from_pem(read("ca.pem")))
             .identity(tonic::transport::Identity::from_pem(
-                read("admin.pem"),
-                read("admin-key.pem"),
+                read(&format!("{identity}.pem")),
+                read(&format!("{identity}-key.pem")),
             ));
         tonic::transport::Endpoint::from_shared(self.node(id).api_addr.clone())
             .expect("endpoint")

@@ -9,9 +9,11 @@ use std::sync::Arc;
 use tessera_crypto::{EncryptionContext, KeyUsage, SecretBytes};
 use tessera_proto::v1 as pb;
 use tessera_proto::v1::crypto_server::Crypto;
+use tessera_state::policy::Action;
 use tessera_state::KeyRecord;
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
+use crate::authz::{split, Caller};
 use crate::error::ApiError;
 use crate::node::Node;
 
@@ -55,16 +57,55 @@ impl CryptoService {
         ))
     }
 
-    /// Resolves a key and checks it has `usage`.
+    /// Resolves a key, checks `caller` may perform `action` on it with `context`, and checks
+    /// the key has `usage`.
     async fn key_for(
         &self,
+        access: Access<'_>,
         key: &str,
         usage: KeyUsage,
         operation: &'static str,
     ) -> Result<KeyRecord, ApiError> {
         let record = self.node.resolve_key(key).await?;
+        access.check(&self.node, &record)?;
         require_usage(&record, usage, operation)?;
         Ok(record)
+    }
+}
+
+/// Who asks for which action with which encryption context: checked once the key is known.
+#[derive(Clone, Copy)]
+struct Access<'a> {
+    caller: &'a Caller,
+    action: Action,
+    context: &'a BTreeMap<String, String>,
+}
+
+/// The context of calls that have none.
+static NO_CONTEXT: BTreeMap<String, String> = BTreeMap::new();
+
+impl<'a> Access<'a> {
+    /// `action` by `caller` with encryption `context`.
+    fn new(caller: &'a Caller, action: Action, context: &'a EncryptionContext) -> Self {
+        Self {
+            caller,
+            action,
+            context: context.as_map(),
+        }
+    }
+
+    /// `action` by `caller`, with no encryption context.
+    fn without_context(caller: &'a Caller, action: Action) -> Self {
+        Self {
+            caller,
+            action,
+            context: &NO_CONTEXT,
+        }
+    }
+
+    /// Fails unless the access is allowed on `record`.
+    fn check(self, node: &Node, record: &KeyRecord) -> Result<(), ApiError> {
+        node.authorize(self.caller, self.action, Some(record), self.context)
     }
 }
 
@@ -117,9 +158,8 @@ impl Crypto for CryptoService {
         request: GrpcRequest<pb::EncryptRequest>,
     ) -> Result<GrpcResponse<pb::EncryptResponse>, Status> {
         self.node.require_serving()?;
-        Ok(GrpcResponse::new(
-            self.encrypt_one(request.into_inner()).await?,
-        ))
+        let (caller, req) = split(request)?;
+        Ok(GrpcResponse::new(self.encrypt_one(req, &caller).await?))
     }
 
     async fn decrypt(
@@ -127,9 +167,8 @@ impl Crypto for CryptoService {
         request: GrpcRequest<pb::DecryptRequest>,
     ) -> Result<GrpcResponse<pb::DecryptResponse>, Status> {
         self.node.require_serving()?;
-        Ok(GrpcResponse::new(
-            self.decrypt_one(request.into_inner()).await?,
-        ))
+        let (caller, req) = split(request)?;
+        Ok(GrpcResponse::new(self.decrypt_one(req, &caller).await?))
     }
 
     async fn re_encrypt(
@@ -137,9 +176,8 @@ impl Crypto for CryptoService {
         request: GrpcRequest<pb::ReEncryptRequest>,
     ) -> Result<GrpcResponse<pb::ReEncryptResponse>, Status> {
         self.node.require_serving()?;
-        Ok(GrpcResponse::new(
-            self.re_encrypt(request.into_inner()).await?,
-        ))
+        let (caller, req) = split(request)?;
+        Ok(GrpcResponse::new(self.re_encrypt(req, &caller).await?))
     }
 
     async fn batch_encrypt(
@@ -147,9 +185,8 @@ impl Crypto for CryptoService {
         request: GrpcRequest<pb::BatchEncryptRequest>,
     ) -> Result<GrpcResponse<pb::BatchEncryptResponse>, Status> {
         self.node.require_serving()?;
-        Ok(GrpcResponse::new(
-            self.batch_encrypt(request.into_inner()).await?,
-        ))
+        let (caller, req) = split(request)?;
+        Ok(GrpcResponse::new(self.batch_encrypt(req, &caller).await?))
     }
 
     async fn batch_decrypt(
@@ -157,9 +194,8 @@ impl Crypto for CryptoService {
         request: GrpcRequest<pb::BatchDecryptRequest>,
     ) -> Result<GrpcResponse<pb::BatchDecryptResponse>, Status> {
         self.node.require_serving()?;
-        Ok(GrpcResponse::new(
-            self.batch_decrypt(request.into_inner()).await?,
-        ))
+        let (caller, req) = split(request)?;
+        Ok(GrpcResponse::new(self.batch_decrypt(req, &caller).await?))
     }
 
     async fn generate_data_key(
@@ -167,9 +203,8 @@ impl Crypto for CryptoService {
         request: GrpcRequest<pb::GenerateDataKeyRequest>,
     ) -> Result<GrpcResponse<pb::GenerateDataKeyResponse>, Status> {
         self.node.require_serving()?;
-        Ok(GrpcResponse::new(
-            self.data_key(request.into_inner(), true).await?,
-        ))
+        let (caller, req) = split(request)?;
+        Ok(GrpcResponse::new(self.data_key(req, true, &caller).await?))
     }
 
     async fn generate_data_key_without_plaintext(
@@ -177,9 +212,8 @@ impl Crypto for CryptoService {
         request: GrpcRequest<pb::GenerateDataKeyRequest>,
     ) -> Result<GrpcResponse<pb::GenerateDataKeyResponse>, Status> {
         self.node.require_serving()?;
-        Ok(GrpcResponse::new(
-            self.data_key(request.into_inner(), false).await?,
-        ))
+        let (caller, req) = split(request)?;
+        Ok(GrpcResponse::new(self.data_key(req, false, &caller).await?))
     }
 
     async fn generate_data_key_pair(
@@ -187,9 +221,8 @@ impl Crypto for CryptoService {
         request: GrpcRequest<pb::GenerateDataKeyPairRequest>,
     ) -> Result<GrpcResponse<pb::GenerateDataKeyPairResponse>, Status> {
         self.node.require_serving()?;
-        Ok(GrpcResponse::new(
-            self.data_key_pair(request.into_inner()).await?,
-        ))
+        let (caller, req) = split(request)?;
+        Ok(GrpcResponse::new(self.data_key_pair(req, &caller).await?))
     }
 
     async fn sign(
@@ -197,7 +230,8 @@ impl Crypto for CryptoService {
         request: GrpcRequest<pb::SignRequest>,
     ) -> Result<GrpcResponse<pb::SignResponse>, Status> {
         self.node.require_serving()?;
-        Ok(GrpcResponse::new(self.sign(request.into_inner()).await?))
+        let (caller, req) = split(request)?;
+        Ok(GrpcResponse::new(self.sign(req, &caller).await?))
     }
 
     async fn verify(
@@ -205,7 +239,8 @@ impl Crypto for CryptoService {
         request: GrpcRequest<pb::VerifyRequest>,
     ) -> Result<GrpcResponse<pb::VerifyResponse>, Status> {
         self.node.require_serving()?;
-        Ok(GrpcResponse::new(self.verify(request.into_inner()).await?))
+        let (caller, req) = split(request)?;
+        Ok(GrpcResponse::new(self.verify(req, &caller).await?))
     }
 
     async fn get_public_key(
@@ -213,9 +248,8 @@ impl Crypto for CryptoService {
         request: GrpcRequest<pb::GetPublicKeyRequest>,
     ) -> Result<GrpcResponse<pb::GetPublicKeyResponse>, Status> {
         self.node.require_serving()?;
-        Ok(GrpcResponse::new(
-            self.public_key(request.into_inner()).await?,
-        ))
+        let (caller, req) = split(request)?;
+        Ok(GrpcResponse::new(self.public_key(req, &caller).await?))
     }
 
     async fn generate_mac(
@@ -223,9 +257,8 @@ impl Crypto for CryptoService {
         request: GrpcRequest<pb::GenerateMacRequest>,
     ) -> Result<GrpcResponse<pb::GenerateMacResponse>, Status> {
         self.node.require_serving()?;
-        Ok(GrpcResponse::new(
-            self.generate_mac(request.into_inner()).await?,
-        ))
+        let (caller, req) = split(request)?;
+        Ok(GrpcResponse::new(self.generate_mac(req, &caller).await?))
     }
 
     async fn verify_mac(
@@ -233,9 +266,8 @@ impl Crypto for CryptoService {
         request: GrpcRequest<pb::VerifyMacRequest>,
     ) -> Result<GrpcResponse<pb::VerifyMacResponse>, Status> {
         self.node.require_serving()?;
-        Ok(GrpcResponse::new(
-            self.verify_mac(request.into_inner()).await?,
-        ))
+        let (caller, req) = split(request)?;
+        Ok(GrpcResponse::new(self.verify_mac(req, &caller).await?))
     }
 
     async fn generate_random(
@@ -243,7 +275,10 @@ impl Crypto for CryptoService {
         request: GrpcRequest<pb::GenerateRandomRequest>,
     ) -> Result<GrpcResponse<pb::GenerateRandomResponse>, Status> {
         self.node.require_unsealed()?;
-        let n = request.get_ref().number_of_bytes;
+        let (caller, req) = split(request)?;
+        self.node
+            .authorize(&caller, Action::GenerateRandom, None, &BTreeMap::new())?;
+        let n = req.number_of_bytes;
         if n == 0 || n > MAX_RANDOM_BYTES {
             return Err(ApiError::invalid(
                 "number_of_bytes",

@@ -16,9 +16,11 @@ use tessera_state::{
 };
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
-use super::{caller, key_to_proto, split};
+use super::key_to_proto;
+use crate::authz::{split, Caller};
 use crate::error::ApiError;
 use crate::node::{client_request_id, rand_fill, ClientRequest, Node, WriteCall};
+use tessera_state::policy::{Action, KeyAttributes};
 
 /// Longest accepted key description, in bytes.
 pub const MAX_DESCRIPTION_BYTES: usize = 8192;
@@ -117,10 +119,21 @@ impl KeysService {
     async fn create(
         &self,
         req: pb::CreateKeyRequest,
-        identity: &str,
+        identity: &Caller,
     ) -> Result<pb::KeyResponse, ApiError> {
         self.node.require_unsealed()?;
         let name = KeyName::parse(&req.name).map_err(|e| ApiError::invalid("name", e))?;
+        self.node.authorize_attributes(
+            identity,
+            Action::CreateKey,
+            Some(KeyAttributes {
+                id: None,
+                name: Some(name.clone()),
+                aliases: Vec::new(),
+                tags: req.tags.clone(),
+            }),
+            &BTreeMap::new(),
+        )?;
         let spec = if req.spec.is_empty() {
             KeySpec::Aes256Gcm
         } else {
@@ -161,9 +174,9 @@ impl KeysService {
             exportable: req.exportable,
             tags: tags(&req.tags)?,
             at_ms: self.node.now_ms(),
-            created_by: identity.to_owned(),
+            created_by: identity.name().to_owned(),
         });
-        let call = WriteCall::new("Keys/CreateKey", identity, &req);
+        let call = WriteCall::new("Keys/CreateKey", Action::CreateKey, identity, &req);
         key_response(self.node.write(&call, Vec::new(), command).await?)
     }
 
@@ -181,9 +194,9 @@ impl KeysService {
     async fn rotate(
         &self,
         req: pb::KeyWriteRequest,
-        identity: &str,
+        identity: &Caller,
     ) -> Result<pb::KeyResponse, ApiError> {
-        let call = WriteCall::new("Keys/RotateKey", identity, &req);
+        let call = WriteCall::new("Keys/RotateKey", Action::RotateKey, identity, &req);
         self.key_write(&call, &req.key, |record| {
             let version = next_version(record)?;
             let material = record.spec.generate_material(&mut tessera_crypto::os_rng());
@@ -205,7 +218,7 @@ impl KeysService {
     async fn schedule_deletion(
         &self,
         req: pb::ScheduleKeyDeletionRequest,
-        identity: &str,
+        identity: &Caller,
     ) -> Result<pb::KeyResponse, ApiError> {
         let lifecycle = self.node.lifecycle();
         let window = if req.pending_window_seconds == 0 {
@@ -231,7 +244,12 @@ impl KeysService {
                 ),
             ));
         }
-        let call = WriteCall::new("Keys/ScheduleKeyDeletion", identity, &req);
+        let call = WriteCall::new(
+            "Keys/ScheduleKeyDeletion",
+            Action::ScheduleKeyDeletion,
+            identity,
+            &req,
+        );
         self.key_write(&call, &req.key, |k| {
             Ok(Command::ScheduleKeyDeletion {
                 key_id: k.key_id.clone(),
@@ -246,11 +264,12 @@ impl KeysService {
     async fn state_change(
         &self,
         method: &'static str,
+        action: Action,
         request: GrpcRequest<pb::KeyWriteRequest>,
         make: impl Fn(KeyId) -> Command,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let (identity, req) = split(request);
-        let call = WriteCall::new(method, &identity, &req);
+        let (identity, req) = split(request)?;
+        let call = WriteCall::new(method, action, &identity, &req);
         let response = self
             .key_write(&call, &req.key, |k| Ok(make(k.key_id.clone())))
             .await?;
@@ -261,14 +280,15 @@ impl KeysService {
     async fn version_write(
         &self,
         method: &'static str,
+        action: Action,
         request: GrpcRequest<pb::KeyVersionRequest>,
         make: impl Fn(KeyId, u32) -> Command,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let (identity, req) = split(request);
+        let (identity, req) = split(request)?;
         if req.version == 0 {
             return Err(ApiError::invalid("version", "must be at least 1").into());
         }
-        let call = WriteCall::new(method, &identity, &req);
+        let call = WriteCall::new(method, action, &identity, &req);
         let response = self
             .key_write(&call, &req.key, |k| Ok(make(k.key_id.clone(), req.version)))
             .await?;
@@ -278,12 +298,13 @@ impl KeysService {
     async fn alias_write(
         &self,
         method: &'static str,
+        action: Action,
         request: GrpcRequest<pb::AliasRequest>,
         make: impl Fn(AliasName, KeyId) -> Command,
     ) -> Result<GrpcResponse<pb::AliasResponse>, Status> {
-        let (identity, req) = split(request);
+        let (identity, req) = split(request)?;
         let alias = AliasName::parse(&req.alias).map_err(|e| ApiError::invalid("alias", e))?;
-        let call = WriteCall::new(method, &identity, &req);
+        let call = WriteCall::new(method, action, &identity, &req);
         let response = self
             .node
             .write_for_key(&call, &req.key, |target| {
@@ -347,14 +368,19 @@ impl KeysService {
     async fn import_parameters(
         &self,
         req: pb::KeyWriteRequest,
-        identity: &str,
+        identity: &Caller,
     ) -> Result<pb::ImportParameters, ApiError> {
         let ttl_ms = self
             .node
             .lifecycle()
             .import_token_ttl_seconds
             .saturating_mul(1000);
-        let call = WriteCall::new("Keys/GetImportParameters", identity, &req);
+        let call = WriteCall::new(
+            "Keys/GetImportParameters",
+            Action::GetImportParameters,
+            identity,
+            &req,
+        );
         let response = self
             .node
             .write_for_key(&call, &req.key, |record| {
@@ -407,10 +433,15 @@ impl KeysService {
     async fn import_material(
         &self,
         req: pb::ImportKeyMaterialRequest,
-        identity: &str,
+        identity: &Caller,
     ) -> Result<pb::KeyResponse, ApiError> {
         self.node.require_unsealed()?;
-        let call = WriteCall::new("Keys/ImportKeyMaterial", identity, &req);
+        let call = WriteCall::new(
+            "Keys/ImportKeyMaterial",
+            Action::ImportKeyMaterial,
+            identity,
+            &req,
+        );
         // Arguments first: the token checks below would otherwise answer for a bad id.
         client_request_id(&req.request_id)?;
         // A retry of an import that succeeded finds its token consumed: answer with the
@@ -419,6 +450,12 @@ impl KeysService {
             return key_response(first);
         }
         let mut record = self.node.resolve_key(&req.key).await?;
+        self.node.authorize(
+            identity,
+            Action::ImportKeyMaterial,
+            Some(&record),
+            &BTreeMap::new(),
+        )?;
         if record
             .import_token
             .as_ref()
@@ -502,11 +539,17 @@ impl KeysService {
         .await
     }
 
-    async fn export(&self, req: pb::ExportKeyRequest) -> Result<pb::ExportKeyResponse, ApiError> {
+    async fn export(
+        &self,
+        req: pb::ExportKeyRequest,
+        caller: &Caller,
+    ) -> Result<pb::ExportKeyResponse, ApiError> {
         self.node.require_serving()?;
         let recipient = wrap::parse_x25519_public_key(&req.wrapping_public_key)
             .map_err(|e| ApiError::invalid("wrapping_public_key", e))?;
         let record = self.node.resolve_key(&req.key).await?;
+        self.node
+            .authorize(caller, Action::ExportKey, Some(&record), &BTreeMap::new())?;
         if !record.exportable {
             return Err(ApiError::NotExportable {
                 key_id: record.key_id.to_string(),
@@ -556,7 +599,7 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::CreateKeyRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let identity = caller(&request);
+        let identity = Caller::of(&request)?;
         let response = self.create(request.into_inner(), &identity).await?;
         if let Some(key) = &response.key {
             tracing::info!(key_id = %key.key_id, name = %key.name, spec = %key.spec, "key created");
@@ -569,7 +612,7 @@ impl Keys for KeysService {
         request: GrpcRequest<pb::DescribeKeyRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
         self.node.require_serving()?;
-        let req = request.into_inner();
+        let (caller, req) = split(request)?;
         match req.consistency.as_str() {
             "" | "LEASE" => {}
             "LINEARIZABLE" => self
@@ -585,6 +628,12 @@ impl Keys for KeysService {
             }
         }
         let record = self.node.resolve_key(&req.key).await?;
+        self.node.authorize(
+            &caller,
+            Action::DescribeKey,
+            Some(&record),
+            &BTreeMap::new(),
+        )?;
         Ok(GrpcResponse::new(pb::KeyResponse {
             key: Some(key_to_proto(&self.node.key_metadata(&record))),
         }))
@@ -594,14 +643,17 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::ListKeysRequest>,
     ) -> Result<GrpcResponse<pb::ListKeysResponse>, Status> {
-        Ok(GrpcResponse::new(self.list(request.get_ref())?))
+        let (caller, req) = split(request)?;
+        self.node
+            .authorize(&caller, Action::ListKeys, None, &BTreeMap::new())?;
+        Ok(GrpcResponse::new(self.list(&req)?))
     }
 
     async fn rotate_key(
         &self,
         request: GrpcRequest<pb::KeyWriteRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let identity = caller(&request);
+        let identity = Caller::of(&request)?;
         Ok(GrpcResponse::new(
             self.rotate(request.into_inner(), &identity).await?,
         ))
@@ -611,8 +663,8 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::KeyWriteRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.state_change("Keys/EnableKey", request, |key_id| Command::EnableKey {
-            key_id,
+        self.state_change("Keys/EnableKey", Action::EnableKey, request, |key_id| {
+            Command::EnableKey { key_id }
         })
         .await
     }
@@ -621,8 +673,8 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::KeyWriteRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.state_change("Keys/DisableKey", request, |key_id| Command::DisableKey {
-            key_id,
+        self.state_change("Keys/DisableKey", Action::DisableKey, request, |key_id| {
+            Command::DisableKey { key_id }
         })
         .await
     }
@@ -631,7 +683,7 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::ScheduleKeyDeletionRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let identity = caller(&request);
+        let identity = Caller::of(&request)?;
         Ok(GrpcResponse::new(
             self.schedule_deletion(request.into_inner(), &identity)
                 .await?,
@@ -642,9 +694,12 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::KeyWriteRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.state_change("Keys/CancelKeyDeletion", request, |key_id| {
-            Command::CancelKeyDeletion { key_id }
-        })
+        self.state_change(
+            "Keys/CancelKeyDeletion",
+            Action::CancelKeyDeletion,
+            request,
+            |key_id| Command::CancelKeyDeletion { key_id },
+        )
         .await
     }
 
@@ -654,6 +709,7 @@ impl Keys for KeysService {
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
         self.version_write(
             "Keys/SetMinDecryptionVersion",
+            Action::SetMinDecryptionVersion,
             request,
             |key_id, version| Command::SetMinDecryptionVersion { key_id, version },
         )
@@ -664,13 +720,16 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::KeyVersionRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.version_write("Keys/EnableKeyVersion", request, |key_id, version| {
-            Command::SetVersionEnabled {
+        self.version_write(
+            "Keys/EnableKeyVersion",
+            Action::EnableKeyVersion,
+            request,
+            |key_id, version| Command::SetVersionEnabled {
                 key_id,
                 version,
                 enabled: true,
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -678,13 +737,16 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::KeyVersionRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.version_write("Keys/DisableKeyVersion", request, |key_id, version| {
-            Command::SetVersionEnabled {
+        self.version_write(
+            "Keys/DisableKeyVersion",
+            Action::DisableKeyVersion,
+            request,
+            |key_id, version| Command::SetVersionEnabled {
                 key_id,
                 version,
                 enabled: false,
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -695,13 +757,16 @@ impl Keys for KeysService {
         let at_ms = self.node.now_ms();
         let version = request.get_ref().version;
         let response = self
-            .version_write("Keys/DestroyKeyVersion", request, |key_id, version| {
-                Command::DestroyKeyVersion {
+            .version_write(
+                "Keys/DestroyKeyVersion",
+                Action::DestroyKeyVersion,
+                request,
+                |key_id, version| Command::DestroyKeyVersion {
                     key_id,
                     version,
                     at_ms,
-                }
-            })
+                },
+            )
             .await?;
         if let Some(key) = &response.get_ref().key {
             tracing::info!(key_id = %key.key_id, version, "key version destroyed");
@@ -713,7 +778,7 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::UpdateKeyDescriptionRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let (identity, req) = split(request);
+        let (identity, req) = split(request)?;
         if req.description.len() > MAX_DESCRIPTION_BYTES {
             return Err(ApiError::invalid(
                 "description",
@@ -723,7 +788,12 @@ impl Keys for KeysService {
         }
         let response = self
             .key_write(
-                &WriteCall::new("Keys/UpdateKeyDescription", &identity, &req),
+                &WriteCall::new(
+                    "Keys/UpdateKeyDescription",
+                    Action::UpdateKeyDescription,
+                    &identity,
+                    &req,
+                ),
                 &req.key,
                 |k| {
                     Ok(Command::UpdateDescription {
@@ -740,14 +810,14 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::TagKeyRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let (identity, req) = split(request);
+        let (identity, req) = split(request)?;
         let new_tags = tags(&req.tags)?;
         if new_tags.is_empty() {
             return Err(ApiError::invalid("tags", "give at least one tag").into());
         }
         let response = self
             .key_write(
-                &WriteCall::new("Keys/TagKey", &identity, &req),
+                &WriteCall::new("Keys/TagKey", Action::TagKey, &identity, &req),
                 &req.key,
                 |k| {
                     Ok(Command::TagKey {
@@ -764,7 +834,7 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::UntagKeyRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let (identity, req) = split(request);
+        let (identity, req) = split(request)?;
         if req.tag_keys.is_empty() {
             return Err(ApiError::invalid("tag_keys", "give at least one tag key").into());
         }
@@ -773,7 +843,7 @@ impl Keys for KeysService {
         }
         let response = self
             .key_write(
-                &WriteCall::new("Keys/UntagKey", &identity, &req),
+                &WriteCall::new("Keys/UntagKey", Action::UntagKey, &identity, &req),
                 &req.key,
                 |k| {
                     Ok(Command::UntagKey {
@@ -790,11 +860,16 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::SetRotationPeriodRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let (identity, req) = split(request);
+        let (identity, req) = split(request)?;
         let period_ms = self.rotation_period(req.rotation_period_ms)?;
         let response = self
             .key_write(
-                &WriteCall::new("Keys/SetRotationPeriod", &identity, &req),
+                &WriteCall::new(
+                    "Keys/SetRotationPeriod",
+                    Action::SetRotationPeriod,
+                    &identity,
+                    &req,
+                ),
                 &req.key,
                 |k| {
                     Ok(Command::SetRotationPeriod {
@@ -811,9 +886,12 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::AliasRequest>,
     ) -> Result<GrpcResponse<pb::AliasResponse>, Status> {
-        self.alias_write("Keys/CreateAlias", request, |alias, key_id| {
-            Command::CreateAlias { alias, key_id }
-        })
+        self.alias_write(
+            "Keys/CreateAlias",
+            Action::CreateAlias,
+            request,
+            |alias, key_id| Command::CreateAlias { alias, key_id },
+        )
         .await
     }
 
@@ -821,9 +899,12 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::AliasRequest>,
     ) -> Result<GrpcResponse<pb::AliasResponse>, Status> {
-        self.alias_write("Keys/UpdateAlias", request, |alias, key_id| {
-            Command::UpdateAlias { alias, key_id }
-        })
+        self.alias_write(
+            "Keys/UpdateAlias",
+            Action::UpdateAlias,
+            request,
+            |alias, key_id| Command::UpdateAlias { alias, key_id },
+        )
         .await
     }
 
@@ -831,9 +912,19 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::DeleteAliasRequest>,
     ) -> Result<GrpcResponse<pb::DeleteAliasResponse>, Status> {
-        let (identity, req) = split(request);
+        let (identity, req) = split(request)?;
         let alias = AliasName::parse(&req.alias).map_err(|e| ApiError::invalid("alias", e))?;
-        let call = WriteCall::new("Keys/DeleteAlias", &identity, &req);
+        let target = self
+            .node
+            .resolve_key(&format!("{}{}", tessera_state::ids::ALIAS_PREFIX, alias))
+            .await?;
+        self.node.authorize(
+            &identity,
+            Action::DeleteAlias,
+            Some(&target),
+            &BTreeMap::new(),
+        )?;
+        let call = WriteCall::new("Keys/DeleteAlias", Action::DeleteAlias, &identity, &req);
         match self
             .node
             .write(&call, Vec::new(), Command::DeleteAlias { alias })
@@ -851,7 +942,9 @@ impl Keys for KeysService {
         request: GrpcRequest<pb::ListAliasesRequest>,
     ) -> Result<GrpcResponse<pb::ListAliasesResponse>, Status> {
         self.node.require_serving()?;
-        let req = request.into_inner();
+        let (caller, req) = split(request)?;
+        self.node
+            .authorize(&caller, Action::ListAliases, None, &BTreeMap::new())?;
         let only = if req.key.is_empty() {
             None
         } else {
@@ -874,7 +967,7 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::KeyWriteRequest>,
     ) -> Result<GrpcResponse<pb::ImportParameters>, Status> {
-        let (identity, req) = split(request);
+        let (identity, req) = split(request)?;
         Ok(GrpcResponse::new(
             self.import_parameters(req, &identity).await?,
         ))
@@ -884,7 +977,7 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::ImportKeyMaterialRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let (identity, req) = split(request);
+        let (identity, req) = split(request)?;
         let response = self.import_material(req, &identity).await?;
         if let Some(key) = &response.key {
             tracing::info!(key_id = %key.key_id, version = key.primary_version, "key material imported");
@@ -896,6 +989,7 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::ExportKeyRequest>,
     ) -> Result<GrpcResponse<pb::ExportKeyResponse>, Status> {
-        Ok(GrpcResponse::new(self.export(request.into_inner()).await?))
+        let (caller, req) = split(request)?;
+        Ok(GrpcResponse::new(self.export(req, &caller).await?))
     }
 }

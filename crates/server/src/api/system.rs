@@ -1,14 +1,17 @@
 //! `tessera.v1.System`: init, unseal, seal, status.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tessera_crypto::{root, UnsealShare};
 use tessera_proto::v1 as pb;
 use tessera_proto::v1::system_server::System;
+use tessera_state::policy::Action;
 use tessera_state::{CallerId, Command, Request, Response, SealConfig};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
+use crate::authz::{split, Caller};
 use crate::error::ApiError;
 use crate::node::{fingerprint, request_id, Node};
 
@@ -29,8 +32,15 @@ impl SystemService {
     async fn init(
         &self,
         req: pb::InitRequest,
-        identity: &str,
+        caller: &Caller,
     ) -> Result<pb::InitResponse, ApiError> {
+        let allowed = self.node.init_identities();
+        if !allowed.is_empty() && !allowed.contains(caller.identity()) {
+            return Err(ApiError::PermissionDenied {
+                action: Action::Init,
+                key: None,
+            });
+        }
         if req.shares == 0 || req.shares > MAX_SHARES {
             return Err(ApiError::invalid(
                 "shares",
@@ -71,18 +81,22 @@ impl SystemService {
         let material = root::initialize(shares, threshold, &mut tessera_crypto::os_rng())
             .map_err(|e| ApiError::invalid("shares", e))?;
         let ours: [u8; 32] = Sha256::digest(&material.sealed_root_key).into();
-        let command = Command::InitSeal(SealConfig {
-            shares,
-            threshold,
-            sealed_root_key: material.sealed_root_key,
-            sealed_keyring: material.sealed_keyring,
-            initialized_at_ms: self.node.now_ms(),
-        });
+        // The initialiser is bound to the built-in admin policy in the same entry.
+        let command = Command::Initialize {
+            seal: SealConfig {
+                shares,
+                threshold,
+                sealed_root_key: material.sealed_root_key,
+                sealed_keyring: material.sealed_keyring,
+                initialized_at_ms: self.node.now_ms(),
+            },
+            admin: caller.identity().clone(),
+        };
         let response = self
             .node
             .propose(Request {
                 request_id,
-                caller: CallerId::of(identity),
+                caller: CallerId::of(caller.name()),
                 fingerprint: fp,
                 bindings: Vec::new(),
                 command,
@@ -111,7 +125,13 @@ impl SystemService {
         })
     }
 
-    fn unseal(&self, req: &pb::UnsealRequest) -> Result<pb::UnsealResponse, ApiError> {
+    fn unseal(
+        &self,
+        req: &pb::UnsealRequest,
+        caller: &Caller,
+    ) -> Result<pb::UnsealResponse, ApiError> {
+        // Share holders need no policy, but guessing shares is slowed down per identity.
+        self.node.authorizer().check_unseal(caller.identity())?;
         let config = self
             .node
             .raft()
@@ -125,9 +145,15 @@ impl SystemService {
         if req.reset {
             self.node.seal().reset();
         } else {
-            let share =
-                UnsealShare::decode(req.share.trim()).map_err(|e| ApiError::invalid("share", e))?;
-            self.node.submit_share(share, &config)?;
+            let submitted = UnsealShare::decode(req.share.trim())
+                .map_err(|e| ApiError::invalid("share", e))
+                .and_then(|share| Ok(self.node.submit_share(share, &config)?));
+            if let Err(e) = submitted {
+                self.node
+                    .authorizer()
+                    .record_unseal_failure(caller.identity());
+                return Err(e);
+            }
         }
         let status = self.node.seal().status();
         Ok(pb::UnsealResponse {
@@ -137,7 +163,10 @@ impl SystemService {
         })
     }
 
-    fn status(&self, with_state_digest: bool) -> pb::StatusResponse {
+    /// The node's status. `detailed` (the caller is allowed `operator:Status`) adds the
+    /// member addresses and the state digest; everyone else gets the basic fields.
+    fn status(&self, with_state_digest: bool, detailed: bool) -> pb::StatusResponse {
+        let with_state_digest = with_state_digest && detailed;
         let raft = self.node.raft();
         let metrics = raft.metrics();
         // Index and digest are read under one lock, so they describe the same state.
@@ -158,6 +187,7 @@ impl SystemService {
         let membership = metrics.membership_config.membership();
         let members = membership
             .nodes()
+            .filter(|_| detailed)
             .map(|(id, info)| pb::Member {
                 node_id: *id,
                 api_addr: info.api_addr.clone(),
@@ -203,8 +233,8 @@ impl System for SystemService {
         &self,
         request: GrpcRequest<pb::InitRequest>,
     ) -> Result<GrpcResponse<pb::InitResponse>, Status> {
-        let (identity, req) = super::split(request);
-        let response = self.init(req, &identity).await?;
+        let (caller, req) = split(request)?;
+        let response = self.init(req, &caller).await?;
         tracing::info!(
             shares = response.shares.len(),
             threshold = response.threshold,
@@ -217,7 +247,8 @@ impl System for SystemService {
         &self,
         request: GrpcRequest<pb::UnsealRequest>,
     ) -> Result<GrpcResponse<pb::UnsealResponse>, Status> {
-        let result = self.unseal(request.get_ref());
+        let caller = Caller::of(&request)?;
+        let result = self.unseal(request.get_ref(), &caller);
         match &result {
             Ok(r) if !r.sealed => tracing::info!("node unsealed"),
             Ok(r) => tracing::info!(
@@ -232,8 +263,11 @@ impl System for SystemService {
 
     async fn seal(
         &self,
-        _request: GrpcRequest<pb::SealRequest>,
+        request: GrpcRequest<pb::SealRequest>,
     ) -> Result<GrpcResponse<pb::SealResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        self.node
+            .authorize(&caller, Action::Seal, None, &BTreeMap::new())?;
         self.node.seal_now();
         tracing::info!("node sealed by request");
         Ok(GrpcResponse::new(pb::SealResponse { sealed: true }))
@@ -243,8 +277,17 @@ impl System for SystemService {
         &self,
         request: GrpcRequest<pb::StatusRequest>,
     ) -> Result<GrpcResponse<pb::StatusResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        // Before `Init` there is no access model yet: whoever may join the cluster's formation
+        // sees it; afterwards the details need `operator:Status`.
+        let initialized = self.node.raft().shared().read().state.is_initialized();
+        let detailed = !initialized
+            || self
+                .node
+                .authorize(&caller, Action::Status, None, &BTreeMap::new())
+                .is_ok();
         Ok(GrpcResponse::new(
-            self.status(request.get_ref().with_state_digest),
+            self.status(request.get_ref().with_state_digest, detailed),
         ))
     }
 }

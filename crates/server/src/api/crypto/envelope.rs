@@ -5,8 +5,10 @@ use tessera_crypto::{keypair, EncryptionContext, KeySpec, KeyUsage, SecretBytes,
 use tessera_proto::v1 as pb;
 use tessera_state::{KeyId, KeyRecord};
 
-use super::{context, context_field, item_error, CryptoService, MAX_BATCH_ITEMS};
+use super::{context, context_field, item_error, Access, CryptoService, MAX_BATCH_ITEMS};
+use crate::authz::Caller;
 use crate::error::ApiError;
+use tessera_state::policy::Action;
 
 fn aes_key(material: &SecretBytes) -> Result<SecretKey256, ApiError> {
     SecretKey256::try_from_slice(material.as_slice())
@@ -50,11 +52,14 @@ impl CryptoService {
         Ok((ciphertext, version))
     }
 
-    /// Decrypts a ciphertext, finding the key from its header.
+    /// Decrypts a ciphertext, finding the key from its header; `caller` must be allowed
+    /// `action` on that key with `context`.
     async fn open(
         &self,
         ciphertext: &[u8],
         context: &EncryptionContext,
+        caller: &Caller,
+        action: Action,
     ) -> Result<(SecretBytes, KeyRecord, u32), ApiError> {
         let header =
             ciphertext::parse_header(ciphertext).map_err(|e| ApiError::invalid("ciphertext", e))?;
@@ -65,6 +70,7 @@ impl CryptoService {
             .node
             .resolve_key_version(key_id.as_str(), header.version)
             .await?;
+        Access::new(caller, action, context).check(&self.node, &record)?;
         super::require_usage(&record, KeyUsage::EncryptDecrypt, "decrypt")?;
         let (version, material) = self.readable_material(&record, header.version)?;
         let plaintext = ciphertext::decrypt(&aes_key(&material)?, ciphertext, context).map_err(
@@ -79,11 +85,17 @@ impl CryptoService {
     pub(super) async fn encrypt_one(
         &self,
         req: pb::EncryptRequest,
+        caller: &Caller,
     ) -> Result<pb::EncryptResponse, ApiError> {
         check_plaintext("plaintext", &req.plaintext)?;
         let context = context(req.context)?;
         let record = self
-            .key_for(&req.key, KeyUsage::EncryptDecrypt, "encrypt")
+            .key_for(
+                Access::new(caller, Action::Encrypt, &context),
+                &req.key,
+                KeyUsage::EncryptDecrypt,
+                "encrypt",
+            )
             .await?;
         let (ciphertext, version) = self.seal_under(&record, &context, &req.plaintext)?;
         Ok(pb::EncryptResponse {
@@ -96,9 +108,12 @@ impl CryptoService {
     pub(super) async fn decrypt_one(
         &self,
         req: pb::DecryptRequest,
+        caller: &Caller,
     ) -> Result<pb::DecryptResponse, ApiError> {
         let context = context(req.context)?;
-        let (plaintext, record, version) = self.open(&req.ciphertext, &context).await?;
+        let (plaintext, record, version) = self
+            .open(&req.ciphertext, &context, caller, Action::Decrypt)
+            .await?;
         Ok(pb::DecryptResponse {
             plaintext: plaintext.as_slice().to_vec(),
             key_id: record.key_id.to_string(),
@@ -109,17 +124,32 @@ impl CryptoService {
     pub(super) async fn re_encrypt(
         &self,
         req: pb::ReEncryptRequest,
+        caller: &Caller,
     ) -> Result<pb::ReEncryptResponse, ApiError> {
         let source_context = context_field("source_context", req.source_context)?;
         let destination_context = context_field("destination_context", req.destination_context)?;
-        let (plaintext, source, source_version) =
-            self.open(&req.ciphertext, &source_context).await?;
+        let (plaintext, source, source_version) = self
+            .open(
+                &req.ciphertext,
+                &source_context,
+                caller,
+                Action::ReEncryptFrom,
+            )
+            .await?;
+        let to = Access::new(caller, Action::ReEncryptTo, &destination_context);
         let destination = if req.destination_key.is_empty() {
             // The primary version may have moved since; use the freshest view.
-            self.node.resolve_key(source.key_id.as_str()).await?
+            let record = self.node.resolve_key(source.key_id.as_str()).await?;
+            to.check(&self.node, &record)?;
+            record
         } else {
-            self.key_for(&req.destination_key, KeyUsage::EncryptDecrypt, "encrypt")
-                .await?
+            self.key_for(
+                to,
+                &req.destination_key,
+                KeyUsage::EncryptDecrypt,
+                "encrypt",
+            )
+            .await?
         };
         let (ciphertext, version) =
             self.seal_under(&destination, &destination_context, plaintext.as_slice())?;
@@ -135,11 +165,12 @@ impl CryptoService {
     pub(super) async fn batch_encrypt(
         &self,
         req: pb::BatchEncryptRequest,
+        caller: &Caller,
     ) -> Result<pb::BatchEncryptResponse, ApiError> {
         check_batch(req.items.len())?;
         let mut results = Vec::with_capacity(req.items.len());
         for item in req.items {
-            let result = match self.encrypt_one(item).await {
+            let result = match self.encrypt_one(item, caller).await {
                 Ok(ok) => pb::batch_encrypt_result::Result::Ok(ok),
                 Err(e) => pb::batch_encrypt_result::Result::Error(item_error(e)),
             };
@@ -153,11 +184,12 @@ impl CryptoService {
     pub(super) async fn batch_decrypt(
         &self,
         req: pb::BatchDecryptRequest,
+        caller: &Caller,
     ) -> Result<pb::BatchDecryptResponse, ApiError> {
         check_batch(req.items.len())?;
         let mut results = Vec::with_capacity(req.items.len());
         for item in req.items {
-            let result = match self.decrypt_one(item).await {
+            let result = match self.decrypt_one(item, caller).await {
                 Ok(ok) => pb::batch_decrypt_result::Result::Ok(ok),
                 Err(e) => pb::batch_decrypt_result::Result::Error(item_error(e)),
             };
@@ -172,6 +204,7 @@ impl CryptoService {
         &self,
         req: pb::GenerateDataKeyRequest,
         with_plaintext: bool,
+        caller: &Caller,
     ) -> Result<pb::GenerateDataKeyResponse, ApiError> {
         let len = match req.data_key_spec.as_str() {
             "" | "AES_256" => 32,
@@ -186,7 +219,20 @@ impl CryptoService {
         };
         let context = context(req.context)?;
         let record = self
-            .key_for(&req.key, KeyUsage::EncryptDecrypt, "generate data keys")
+            .key_for(
+                Access::new(
+                    caller,
+                    if with_plaintext {
+                        Action::GenerateDataKey
+                    } else {
+                        Action::GenerateDataKeyWithoutPlaintext
+                    },
+                    &context,
+                ),
+                &req.key,
+                KeyUsage::EncryptDecrypt,
+                "generate data keys",
+            )
             .await?;
         let mut data_key = vec![0u8; len];
         crate::node::rand_fill(&mut data_key);
@@ -207,6 +253,7 @@ impl CryptoService {
     pub(super) async fn data_key_pair(
         &self,
         req: pb::GenerateDataKeyPairRequest,
+        caller: &Caller,
     ) -> Result<pb::GenerateDataKeyPairResponse, ApiError> {
         let spec = match req.key_pair_spec.as_str() {
             "ECC_NIST_P256" => KeySpec::EcdsaP256,
@@ -223,6 +270,7 @@ impl CryptoService {
         let context = context(req.context)?;
         let record = self
             .key_for(
+                Access::new(caller, Action::GenerateDataKeyPair, &context),
                 &req.key,
                 KeyUsage::EncryptDecrypt,
                 "generate data key pairs",

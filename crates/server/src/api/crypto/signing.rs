@@ -6,8 +6,10 @@ use tessera_crypto::KeyUsage;
 use tessera_proto::v1 as pb;
 use tessera_state::KeyRecord;
 
-use super::CryptoService;
+use super::{Access, CryptoService};
+use crate::authz::Caller;
 use crate::error::ApiError;
+use tessera_state::policy::Action;
 
 fn message_type(name: &str) -> Result<MessageType, ApiError> {
     match name {
@@ -112,10 +114,21 @@ impl CryptoService {
         Ok((record, version, material))
     }
 
-    pub(super) async fn sign(&self, req: pb::SignRequest) -> Result<pb::SignResponse, ApiError> {
+    pub(super) async fn sign(
+        &self,
+        req: pb::SignRequest,
+        caller: &Caller,
+    ) -> Result<pb::SignResponse, ApiError> {
         check_message(&req.message, MAX_SIGN_MESSAGE_BYTES)?;
         let message_type = message_type(&req.message_type)?;
-        let record = self.key_for(&req.key, KeyUsage::SignVerify, "sign").await?;
+        let record = self
+            .key_for(
+                Access::without_context(caller, Action::Sign),
+                &req.key,
+                KeyUsage::SignVerify,
+                "sign",
+            )
+            .await?;
         let algorithm = signing_algorithm(&record, &req.algorithm)?;
         let (version, material) = self.primary_material(&record)?;
         let signature = sign::sign(
@@ -137,6 +150,7 @@ impl CryptoService {
     pub(super) async fn verify(
         &self,
         req: pb::VerifyRequest,
+        caller: &Caller,
     ) -> Result<pb::VerifyResponse, ApiError> {
         check_message(&req.message, MAX_SIGN_MESSAGE_BYTES)?;
         if req.signature.is_empty() {
@@ -144,7 +158,12 @@ impl CryptoService {
         }
         let message_type = message_type(&req.message_type)?;
         let record = self
-            .key_for(&req.key, KeyUsage::SignVerify, "verify")
+            .key_for(
+                Access::without_context(caller, Action::Verify),
+                &req.key,
+                KeyUsage::SignVerify,
+                "verify",
+            )
             .await?;
         let algorithm = signing_algorithm(&record, &req.algorithm)?;
         let (record, version, material) = self.requested_version(record, req.version).await?;
@@ -175,9 +194,15 @@ impl CryptoService {
     pub(super) async fn public_key(
         &self,
         req: pb::GetPublicKeyRequest,
+        caller: &Caller,
     ) -> Result<pb::GetPublicKeyResponse, ApiError> {
         let record = self
-            .key_for(&req.key, KeyUsage::SignVerify, "have a public key")
+            .key_for(
+                Access::without_context(caller, Action::GetPublicKey),
+                &req.key,
+                KeyUsage::SignVerify,
+                "have a public key",
+            )
             .await?;
         let (record, version, material) = self.requested_version(record, req.version).await?;
         let public_key = sign::public_key_der(record.spec, material.as_slice())
@@ -202,10 +227,16 @@ impl CryptoService {
     pub(super) async fn generate_mac(
         &self,
         req: pb::GenerateMacRequest,
+        caller: &Caller,
     ) -> Result<pb::GenerateMacResponse, ApiError> {
         check_message(&req.message, MAX_MAC_MESSAGE_BYTES)?;
         let record = self
-            .key_for(&req.key, KeyUsage::GenerateVerifyMac, "generate MACs")
+            .key_for(
+                Access::without_context(caller, Action::GenerateMac),
+                &req.key,
+                KeyUsage::GenerateVerifyMac,
+                "generate MACs",
+            )
             .await?;
         let algorithm = mac_algorithm(&record, &req.algorithm)?;
         let (version, material) = self.primary_material(&record)?;
@@ -222,13 +253,19 @@ impl CryptoService {
     pub(super) async fn verify_mac(
         &self,
         req: pb::VerifyMacRequest,
+        caller: &Caller,
     ) -> Result<pb::VerifyMacResponse, ApiError> {
         check_message(&req.message, MAX_MAC_MESSAGE_BYTES)?;
         if req.mac.is_empty() {
             return Err(ApiError::invalid("mac", "must not be empty"));
         }
         let record = self
-            .key_for(&req.key, KeyUsage::GenerateVerifyMac, "verify MACs")
+            .key_for(
+                Access::without_context(caller, Action::VerifyMac),
+                &req.key,
+                KeyUsage::GenerateVerifyMac,
+                "verify MACs",
+            )
             .await?;
         mac_algorithm(&record, &req.algorithm)?;
         let (record, version, material) = self.requested_version(record, req.version).await?;

@@ -1,0 +1,524 @@
+//! `tessera.v1.Access`: policies, grants, the certificate deny-list and `WhoAmI`.
+//!
+//! Writes propose the access commands of the replicated state through [`Node::write`] (so
+//! request ids and fingerprints work as for key writes); reads are answered from the node's
+//! applied state under its lease. Every call is itself authorised like any other.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tessera_proto::v1 as pb;
+use tessera_proto::v1::access_server::Access;
+use tessera_state::policy::{
+    Action, ContextConstraint, Format, Grant, GrantId, Identity, PolicyDocument, PolicyName,
+    RevokedCertificate,
+};
+use tessera_state::{ApplyError, Command, Response};
+use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
+
+use crate::authz::{self, split, Caller};
+use crate::error::ApiError;
+use crate::node::{rand_fill, Node, WriteCall};
+
+/// Implements `tessera.v1.Access`.
+pub struct AccessService {
+    node: Arc<Node>,
+}
+
+/// Calls with no encryption context.
+static NO_CONTEXT: BTreeMap<String, String> = BTreeMap::new();
+
+fn policy_name(name: &str) -> Result<PolicyName, ApiError> {
+    PolicyName::parse(name).map_err(|e| ApiError::invalid("name", e))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The document format a `PutPolicy` names, or guesses from the text when it names none.
+fn document_format(format: &str, text: &str) -> Result<Format, ApiError> {
+    match format {
+        "json" => Ok(Format::Json),
+        "toml" => Ok(Format::Toml),
+        "" if text.trim_start().starts_with('{') => Ok(Format::Json),
+        "" => Ok(Format::Toml),
+        other => Err(ApiError::not_one_of("format", other, "json, toml or empty")),
+    }
+}
+
+/// The API view of a grant.
+fn grant_to_proto(grant: &Grant) -> pb::Grant {
+    let (context, context_subset) = match &grant.constraint {
+        None => (BTreeMap::new(), false),
+        Some(ContextConstraint::Equals(pairs)) => (pairs.clone(), false),
+        Some(ContextConstraint::Subset(pairs)) => (pairs.clone(), true),
+    };
+    pb::Grant {
+        grant_id: grant.grant_id.to_string(),
+        key_id: grant.key_id.to_string(),
+        grantee: grant.grantee.to_string(),
+        actions: grant.actions.iter().map(|a| a.name().to_owned()).collect(),
+        context,
+        context_subset,
+        expires_at_ms: grant.expires_at_ms.unwrap_or_default(),
+        created_by: grant.created_by.to_string(),
+    }
+}
+
+impl AccessService {
+    /// A service over `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+
+    /// Authorises an action that names no key.
+    fn allow(&self, caller: &Caller, action: Action) -> Result<(), ApiError> {
+        self.node.authorize(caller, action, None, &NO_CONTEXT)
+    }
+
+    fn who_am_i(&self, caller: &Caller) -> Result<pb::WhoAmIResponse, ApiError> {
+        self.allow(caller, Action::WhoAmI)?;
+        let applied = self.node.raft().shared().read();
+        let access = applied.state.access();
+        let admin = access.admins().any(|a| a == caller.identity());
+        let named = access
+            .policies()
+            .filter(|p| {
+                p.document
+                    .statements()
+                    .iter()
+                    .any(|s| s.names(caller.identity()))
+            })
+            .map(|p| p.name.to_string());
+        let policies = admin
+            .then(|| tessera_state::policy::ADMIN_POLICY.to_owned())
+            .into_iter()
+            .chain(named)
+            .collect();
+        Ok(pb::WhoAmIResponse {
+            identity: caller.name().to_owned(),
+            certificate_fingerprint_sha256: hex(&caller.certificate().fingerprint),
+            certificate_serial: hex(caller.certificate().serial.as_bytes()),
+            policies,
+            admin,
+        })
+    }
+
+    async fn put_policy(
+        &self,
+        req: pb::PutPolicyRequest,
+        caller: &Caller,
+    ) -> Result<pb::PutPolicyResponse, ApiError> {
+        self.allow(caller, Action::PutPolicy)?;
+        let name = policy_name(&req.name)?;
+        let document =
+            PolicyDocument::parse(&req.document, document_format(&req.format, &req.document)?)?;
+        let call = WriteCall::new("Access/PutPolicy", Action::PutPolicy, caller, &req);
+        match self
+            .node
+            .write(&call, Vec::new(), Command::PutPolicy { name, document })
+            .await?
+        {
+            Response::PolicyStored { name, version } => Ok(pb::PutPolicyResponse {
+                name: name.to_string(),
+                version,
+            }),
+            _ => Err(ApiError::Internal("a policy write returned no policy")),
+        }
+    }
+
+    fn get_policy(
+        &self,
+        req: &pb::GetPolicyRequest,
+        caller: &Caller,
+    ) -> Result<pb::Policy, ApiError> {
+        self.node.require_serving()?;
+        self.allow(caller, Action::GetPolicy)?;
+        let name = policy_name(&req.name)?;
+        let applied = self.node.raft().shared().read();
+        let policy = applied
+            .state
+            .access()
+            .policy(&name)
+            .ok_or(ApiError::Rejected(ApplyError::PolicyNotFound { name }))?;
+        Ok(pb::Policy {
+            name: policy.name.to_string(),
+            version: policy.version,
+            document: policy.document.to_json()?,
+        })
+    }
+
+    fn list_policies(&self, caller: &Caller) -> Result<pb::ListPoliciesResponse, ApiError> {
+        self.node.require_serving()?;
+        self.allow(caller, Action::ListPolicies)?;
+        let applied = self.node.raft().shared().read();
+        let policies = applied
+            .state
+            .access()
+            .policies()
+            .map(|p| pb::PolicySummary {
+                name: p.name.to_string(),
+                version: p.version,
+                statements: u32::try_from(p.document.statements().len()).unwrap_or(u32::MAX),
+            })
+            .collect();
+        Ok(pb::ListPoliciesResponse { policies })
+    }
+
+    async fn delete_policy(
+        &self,
+        req: pb::DeletePolicyRequest,
+        caller: &Caller,
+    ) -> Result<pb::DeletePolicyResponse, ApiError> {
+        self.allow(caller, Action::DeletePolicy)?;
+        let name = policy_name(&req.name)?;
+        let call = WriteCall::new("Access/DeletePolicy", Action::DeletePolicy, caller, &req);
+        match self
+            .node
+            .write(&call, Vec::new(), Command::DeletePolicy { name })
+            .await?
+        {
+            Response::PolicyDeleted { name } => Ok(pb::DeletePolicyResponse {
+                name: name.to_string(),
+            }),
+            _ => Err(ApiError::Internal("a policy delete returned no policy")),
+        }
+    }
+
+    async fn check_policy(
+        &self,
+        req: pb::CheckPolicyRequest,
+        caller: &Caller,
+    ) -> Result<pb::CheckPolicyResponse, ApiError> {
+        self.node.require_serving()?;
+        self.allow(caller, Action::CheckPolicy)?;
+        let identity =
+            Identity::parse(&req.identity).map_err(|e| ApiError::invalid("identity", e))?;
+        let action = Action::parse(&req.action).map_err(|e| ApiError::invalid("action", e))?;
+        let key = if req.key.is_empty() {
+            None
+        } else {
+            let record = self.node.resolve_key(&req.key).await?;
+            let applied = self.node.raft().shared().read();
+            Some(authz::key_attributes(&applied.state, &record))
+        };
+        let decision = self.node.decide(&tessera_state::policy::AccessRequest {
+            identity,
+            certificate: None,
+            action,
+            key,
+            context: req.context,
+        });
+        Ok(pb::CheckPolicyResponse {
+            allowed: decision.is_allowed(),
+            decided_by: authz::explain(&decision),
+        })
+    }
+
+    async fn create_grant(
+        &self,
+        req: pb::CreateGrantRequest,
+        caller: &Caller,
+    ) -> Result<pb::Grant, ApiError> {
+        let grantee = Identity::parse(&req.grantee).map_err(|e| ApiError::invalid("grantee", e))?;
+        let actions = req
+            .actions
+            .iter()
+            .map(|a| Action::parse(a).map_err(|e| ApiError::invalid("actions", e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let constraint = match (req.context_equals.is_empty(), req.context_subset) {
+            (true, _) => None,
+            (false, false) => Some(ContextConstraint::Equals(req.context_equals.clone())),
+            (false, true) => Some(ContextConstraint::Subset(req.context_equals.clone())),
+        };
+        let mut id = [0u8; 16];
+        rand_fill(&mut id);
+        let grant_id = GrantId::parse(&hex(&id)).map_err(|_| ApiError::Internal("grant id"))?;
+        let call = WriteCall::new("Access/CreateGrant", Action::CreateGrant, caller, &req);
+        let mut proposed = None;
+        let response = self
+            .node
+            .write_for_key(&call, &req.key, |record| {
+                let expires_at_ms = (req.expires_in_seconds > 0).then(|| {
+                    let now = self.node.raft().shared().read().state.clock().now_ms();
+                    now.saturating_add(req.expires_in_seconds.saturating_mul(1000))
+                });
+                let grant = Grant {
+                    grant_id: grant_id.clone(),
+                    key_id: record.key_id.clone(),
+                    grantee: grantee.clone(),
+                    actions: actions.clone(),
+                    constraint: constraint.clone(),
+                    expires_at_ms,
+                    created_by: caller.identity().clone(),
+                };
+                proposed = Some(grant.clone());
+                Ok(Command::CreateGrant(grant))
+            })
+            .await?;
+        let Response::GrantCreated { grant_id, .. } = response else {
+            return Err(ApiError::Internal("a grant write returned no grant"));
+        };
+        // A retried request id answers with the first attempt's grant.
+        match proposed.filter(|g| g.grant_id == grant_id) {
+            Some(grant) => Ok(grant_to_proto(&grant)),
+            None => self
+                .node
+                .raft()
+                .shared()
+                .read()
+                .state
+                .access()
+                .grant(&grant_id)
+                .map(grant_to_proto)
+                .ok_or(ApiError::Rejected(ApplyError::GrantNotFound { grant_id })),
+        }
+    }
+
+    async fn list_grants(
+        &self,
+        req: pb::ListGrantsRequest,
+        caller: &Caller,
+    ) -> Result<pb::ListGrantsResponse, ApiError> {
+        self.node.require_serving()?;
+        let key = if req.key.is_empty() {
+            self.allow(caller, Action::ListGrants)?;
+            None
+        } else {
+            let record = self.node.resolve_key(&req.key).await?;
+            self.node
+                .authorize(caller, Action::ListGrants, Some(&record), &NO_CONTEXT)?;
+            Some(record.key_id)
+        };
+        let applied = self.node.raft().shared().read();
+        let access = applied.state.access();
+        let grants = match &key {
+            Some(key_id) => access.grants_for_key(key_id).map(grant_to_proto).collect(),
+            None => access.grants().map(grant_to_proto).collect(),
+        };
+        Ok(pb::ListGrantsResponse { grants })
+    }
+
+    async fn revoke_grant(
+        &self,
+        req: pb::RevokeGrantRequest,
+        caller: &Caller,
+    ) -> Result<pb::RevokeGrantResponse, ApiError> {
+        self.node.require_unsealed()?;
+        let grant_id =
+            GrantId::parse(&req.grant_id).map_err(|e| ApiError::invalid("grant_id", e))?;
+        let key_of = || {
+            self.node
+                .raft()
+                .shared()
+                .read()
+                .state
+                .access()
+                .grant(&grant_id)
+                .map(|g| g.key_id.clone())
+        };
+        let key_id = match key_of() {
+            Some(key_id) => Some(key_id),
+            None => {
+                // It may have been created through another node a moment ago.
+                self.node.raft().read_barrier().await?;
+                key_of()
+            }
+        };
+        let call = WriteCall::new("Access/RevokeGrant", Action::RevokeGrant, caller, &req);
+        let response = match key_id {
+            Some(key_id) => {
+                let record = self.node.resolve_key(key_id.as_str()).await?;
+                self.node
+                    .authorize(caller, Action::RevokeGrant, Some(&record), &NO_CONTEXT)?;
+                self.node
+                    .write(&call, Vec::new(), Command::RevokeGrant { grant_id })
+                    .await?
+            }
+            // A retry of a revocation that succeeded finds the grant gone.
+            None => self
+                .node
+                .previous_result(&call)
+                .ok_or(ApiError::Rejected(ApplyError::GrantNotFound { grant_id }))?,
+        };
+        match response {
+            Response::GrantRevoked { grant_id } => Ok(pb::RevokeGrantResponse {
+                grant_id: grant_id.to_string(),
+            }),
+            _ => Err(ApiError::Internal("a grant revocation returned no grant")),
+        }
+    }
+
+    async fn revoke_certificate(
+        &self,
+        req: pb::RevokeCertificateRequest,
+        caller: &Caller,
+    ) -> Result<pb::RevokeCertificateResponse, ApiError> {
+        self.allow(caller, Action::RevokeCertificate)?;
+        use pb::revoke_certificate_request::Certificate;
+        let certificate = match &req.certificate {
+            Some(Certificate::SerialHex(serial)) => RevokedCertificate::Serial(
+                tessera_state::policy::CertificateSerial::from_hex(serial)
+                    .map_err(|e| ApiError::invalid("serial_hex", e))?,
+            ),
+            Some(Certificate::FingerprintSha256Hex(digest)) => {
+                RevokedCertificate::fingerprint_hex(digest)
+                    .map_err(|e| ApiError::invalid("fingerprint_sha256_hex", e))?
+            }
+            None => {
+                return Err(ApiError::invalid(
+                    "certificate",
+                    "give serial_hex or fingerprint_sha256_hex",
+                ))
+            }
+        };
+        let call = WriteCall::new(
+            "Access/RevokeCertificate",
+            Action::RevokeCertificate,
+            caller,
+            &req,
+        );
+        match self
+            .node
+            .write(
+                &call,
+                Vec::new(),
+                Command::RevokeCertificate { certificate },
+            )
+            .await?
+        {
+            Response::CertificateRevoked(entry) => Ok(pb::RevokeCertificateResponse {
+                certificate: Some(pb::RevokedCertificate {
+                    entry: entry.certificate.row_name(),
+                }),
+            }),
+            _ => Err(ApiError::Internal("a revocation returned no certificate")),
+        }
+    }
+
+    fn list_revoked(
+        &self,
+        caller: &Caller,
+    ) -> Result<pb::ListRevokedCertificatesResponse, ApiError> {
+        self.node.require_serving()?;
+        self.allow(caller, Action::ListRevoked)?;
+        let applied = self.node.raft().shared().read();
+        let certificates = applied
+            .state
+            .access()
+            .revocations()
+            .map(|r| pb::RevokedCertificate {
+                entry: r.certificate.row_name(),
+            })
+            .collect();
+        Ok(pb::ListRevokedCertificatesResponse { certificates })
+    }
+}
+
+/// Runs one handler on the caller and message of a request.
+macro_rules! handle {
+    ($request:expr, |$caller:ident, $req:ident| $body:expr) => {{
+        let ($caller, $req) = split($request)?;
+        Ok(GrpcResponse::new($body?))
+    }};
+}
+
+#[tonic::async_trait]
+impl Access for AccessService {
+    async fn who_am_i(
+        &self,
+        request: GrpcRequest<pb::WhoAmIRequest>,
+    ) -> Result<GrpcResponse<pb::WhoAmIResponse>, Status> {
+        handle!(request, |caller, _req| self.who_am_i(&caller))
+    }
+
+    async fn put_policy(
+        &self,
+        request: GrpcRequest<pb::PutPolicyRequest>,
+    ) -> Result<GrpcResponse<pb::PutPolicyResponse>, Status> {
+        handle!(request, |caller, req| self.put_policy(req, &caller).await)
+    }
+
+    async fn get_policy(
+        &self,
+        request: GrpcRequest<pb::GetPolicyRequest>,
+    ) -> Result<GrpcResponse<pb::Policy>, Status> {
+        handle!(request, |caller, req| self.get_policy(&req, &caller))
+    }
+
+    async fn list_policies(
+        &self,
+        request: GrpcRequest<pb::ListPoliciesRequest>,
+    ) -> Result<GrpcResponse<pb::ListPoliciesResponse>, Status> {
+        handle!(request, |caller, _req| self.list_policies(&caller))
+    }
+
+    async fn delete_policy(
+        &self,
+        request: GrpcRequest<pb::DeletePolicyRequest>,
+    ) -> Result<GrpcResponse<pb::DeletePolicyResponse>, Status> {
+        handle!(request, |caller, req| self
+            .delete_policy(req, &caller)
+            .await)
+    }
+
+    async fn check_policy(
+        &self,
+        request: GrpcRequest<pb::CheckPolicyRequest>,
+    ) -> Result<GrpcResponse<pb::CheckPolicyResponse>, Status> {
+        handle!(request, |caller, req| self.check_policy(req, &caller).await)
+    }
+
+    async fn create_grant(
+        &self,
+        request: GrpcRequest<pb::CreateGrantRequest>,
+    ) -> Result<GrpcResponse<pb::Grant>, Status> {
+        handle!(request, |caller, req| self.create_grant(req, &caller).await)
+    }
+
+    async fn list_grants(
+        &self,
+        request: GrpcRequest<pb::ListGrantsRequest>,
+    ) -> Result<GrpcResponse<pb::ListGrantsResponse>, Status> {
+        handle!(request, |caller, req| self.list_grants(req, &caller).await)
+    }
+
+    async fn revoke_grant(
+        &self,
+        request: GrpcRequest<pb::RevokeGrantRequest>,
+    ) -> Result<GrpcResponse<pb::RevokeGrantResponse>, Status> {
+        handle!(request, |caller, req| self.revoke_grant(req, &caller).await)
+    }
+
+    async fn revoke_certificate(
+        &self,
+        request: GrpcRequest<pb::RevokeCertificateRequest>,
+    ) -> Result<GrpcResponse<pb::RevokeCertificateResponse>, Status> {
+        handle!(request, |caller, req| self
+            .revoke_certificate(req, &caller)
+            .await)
+    }
+
+    async fn list_revoked_certificates(
+        &self,
+        request: GrpcRequest<pb::ListRevokedCertificatesRequest>,
+    ) -> Result<GrpcResponse<pb::ListRevokedCertificatesResponse>, Status> {
+        handle!(request, |caller, _req| self.list_revoked(&caller))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn formats_are_named_or_guessed() {
+        assert_eq!(document_format("json", "x").unwrap(), Format::Json);
+        assert_eq!(document_format("", "  {\"a\":1}").unwrap(), Format::Json);
+        assert_eq!(document_format("", "[[statements]]").unwrap(), Format::Toml);
+        assert!(document_format("yaml", "").is_err());
+    }
+}
