@@ -239,7 +239,10 @@ async fn t64_cli_access_policies_grants_and_revocation() {
     );
     assert_eq!(grant["created_by"], "admin");
     let list = admin.json(&["grant", "list", "--key", "demo", "-o", "json"], b"");
-    assert_eq!(names(&list, "grants", "grant_id"), [grant_id.clone()]);
+    assert_eq!(
+        names(&list, "grants", "grant_id"),
+        std::slice::from_ref(&grant_id)
+    );
     // The grant lets app decrypt under its context.
     wait_for("the grant to apply", REVOCATION_WINDOW, || {
         let out = app.run(&["decrypt", "--context", "tenant=a"], &ciphertext);
