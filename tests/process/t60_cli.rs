@@ -17,12 +17,17 @@ pub struct Cli {
 
 impl Cli {
     pub fn for_cluster(cluster: &TestCluster) -> Self {
-        let pki = cluster.pki();
-        let addrs: Vec<String> = cluster.nodes.iter().map(|n| n.api_addr.clone()).collect();
-        Self::with_env(&addrs.join(","), &pki)
+        Self::for_cluster_as(cluster, "admin")
     }
 
-    fn with_env(addr: &str, pki: &Path) -> Self {
+    /// The CLI with the client certificate `pki/<identity>.pem`.
+    pub fn for_cluster_as(cluster: &TestCluster, identity: &str) -> Self {
+        let pki = cluster.pki();
+        let addrs: Vec<String> = cluster.nodes.iter().map(|n| n.api_addr.clone()).collect();
+        Self::with_env(&addrs.join(","), &pki, identity)
+    }
+
+    fn with_env(addr: &str, pki: &Path, identity: &str) -> Self {
         Self {
             env: vec![
                 ("TESSERA_ADDR".into(), addr.to_owned()),
@@ -32,11 +37,13 @@ impl Cli {
                 ),
                 (
                     "TESSERA_CLIENT_CERT".into(),
-                    pki.join("admin.pem").display().to_string(),
+                    pki.join(format!("{identity}.pem")).display().to_string(),
                 ),
                 (
                     "TESSERA_CLIENT_KEY".into(),
-                    pki.join("admin-key.pem").display().to_string(),
+                    pki.join(format!("{identity}-key.pem"))
+                        .display()
+                        .to_string(),
                 ),
             ],
         }
@@ -236,7 +243,7 @@ async fn t60_json_documents_exit_codes_and_errors() {
     );
 
     // An unreachable node: exit 1 with UNAVAILABLE.
-    let dead = Cli::with_env("https://127.0.0.1:1", &cluster.pki());
+    let dead = Cli::with_env("https://127.0.0.1:1", &cluster.pki(), "admin");
     let out = dead.run(&["operator", "status", "-o", "json"], b"");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(error_document(&out)["error"]["code"], "UNAVAILABLE");
@@ -344,6 +351,42 @@ async fn t61_dev_starts_a_three_node_cluster_and_stops_it_on_sigterm() {
     assert_eq!(shares["shares"].as_array().unwrap().len(), 5);
     assert_eq!(shares["threshold"], 3);
     cli.json(&["key", "create", "--name", "dev-key", "-o", "json"], b"");
+
+    // The walkthrough's access control: env.sh names the unprivileged app certificate, and
+    // the example policy lets it encrypt with `demo`.
+    assert_eq!(summary["app"]["identity"], "app", "{summary}");
+    let example = summary["app"]["example_policy"].as_str().unwrap();
+    cli.json(&["key", "create", "--name", "demo", "-o", "json"], b"");
+    cli.json(&["policy", "put", "app-demo", example, "-o", "json"], b"");
+    let app = Cli {
+        env: cli
+            .env
+            .iter()
+            .map(|(k, v)| match k.as_str() {
+                "TESSERA_CLIENT_CERT" => (k.clone(), get("TESSERA_APP_CERT")),
+                "TESSERA_CLIENT_KEY" => (k.clone(), get("TESSERA_APP_KEY")),
+                _ => (k.clone(), v.clone()),
+            })
+            .collect(),
+    };
+    assert_eq!(app.json(&["whoami", "-o", "json"], b"")["identity"], "app");
+    wait_for(
+        "app to encrypt under the example policy",
+        Duration::from_secs(30),
+        || {
+            let out = app.run(&["encrypt", "--key", "demo"], b"hi");
+            async move {
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    Err(String::from_utf8_lossy(&out.stderr).into_owned())
+                }
+            }
+        },
+    )
+    .await;
+    let out = app.run(&["encrypt", "--key", "dev-key", "-o", "json"], b"hi");
+    assert_eq!(error_document(&out)["error"]["code"], "PERMISSION_DENIED");
     let pids: Vec<i32> = (1..=3)
         .map(|i| {
             std::fs::read_to_string(dev_dir.join(format!("node{i}.pid")))

@@ -1,6 +1,7 @@
 //! The command-line grammar. Names, flags and JSON fields are a contract scripts rely on
 //! (see `docs/operations.md`): extend, never rename.
 
+mod access;
 mod alias;
 mod crypto;
 mod key;
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use access::{CertCommand, CertRevokeArgs, GrantCommand, PolicyCheckArgs, PolicyCommand};
 pub use alias::AliasCommand;
 pub use crypto::{
     DataKeyArgs, DataKeyPairArgs, DecryptArgs, DecryptBatchArgs, EncryptArgs, EncryptBatchArgs,
@@ -161,6 +163,21 @@ pub enum Command {
     VerifyMac(VerifyMacArgs),
     /// Random bytes from a node's CSPRNG.
     Random(RandomArgs),
+    /// The identity this client certificate authenticates as, its fingerprint and the
+    /// policies that apply to it.
+    Whoami {
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Access policies: named JSON or TOML documents of allow and deny statements.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Grants: some operations on one key for one identity.
+    #[command(subcommand)]
+    Grant(GrantCommand),
+    /// The replicated deny-list of client certificates.
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// Maintenance of a stopped node's storage.
     #[command(subcommand)]
     Storage(StorageCommand),
@@ -211,6 +228,10 @@ impl Command {
             Self::Mac(args) => args.connect.output.format,
             Self::VerifyMac(args) => args.connect.output.format,
             Self::Random(args) => args.connect.output.format,
+            Self::Whoami { connect } => connect.output.format,
+            Self::Policy(command) => command.output_format(),
+            Self::Grant(command) => command.output_format(),
+            Self::Cert(command) => command.output_format(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The implementation of each command.
 
+pub mod access;
 pub mod alias;
 pub mod batch;
 pub mod crypto;
@@ -8,6 +9,7 @@ pub mod dev;
 pub mod key;
 pub mod operator;
 pub mod pki;
+pub mod policy;
 pub mod server;
 pub mod signing;
 pub mod storage;

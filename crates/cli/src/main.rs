@@ -51,6 +51,10 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Mac(args) => commands::signing::mac(args).await,
         Command::VerifyMac(args) => commands::signing::verify_mac(args).await,
         Command::Random(args) => commands::crypto::random(args).await,
+        Command::Whoami { connect } => commands::access::whoami(connect).await,
+        Command::Policy(command) => commands::policy::run(command).await,
+        Command::Grant(command) => commands::access::grant(command).await,
+        Command::Cert(command) => commands::access::cert(command).await,
     }
 }
 
@@ -142,6 +146,59 @@ mod tests {
     }
 
     #[test]
+    fn cert_revoke_takes_a_serial_or_a_fingerprint_not_both() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|_| ());
+        assert!(parse(&["tessera", "cert", "revoke", "--serial", "0a"]).is_ok());
+        assert!(parse(&["tessera", "cert", "revoke", "--fingerprint", "ab"]).is_ok());
+        assert!(parse(&["tessera", "cert", "revoke"]).is_err());
+        assert!(parse(&[
+            "tessera",
+            "cert",
+            "revoke",
+            "--serial",
+            "0a",
+            "--fingerprint",
+            "ab"
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn grant_operations_split_at_commas() {
+        let cli = Cli::try_parse_from([
+            "tessera",
+            "grant",
+            "create",
+            "--key",
+            "k",
+            "--grantee",
+            "app",
+            "--operations",
+            "kms:Decrypt,kms:Encrypt",
+            "--expires",
+            "1h",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Grant(cli::GrantCommand::Create(args)) => {
+                assert_eq!(args.operations, ["kms:Decrypt", "kms:Encrypt"]);
+                assert_eq!(args.expires, Some(std::time::Duration::from_secs(3600)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from([
+            "tessera",
+            "grant",
+            "create",
+            "--key",
+            "k",
+            "--grantee",
+            "app"
+        ])
+        .is_err());
+    }
+
+    #[test]
     fn commands_with_a_key_flag_take_the_client_key_as_client_key() {
         for args in [
             vec!["tessera", "sign", "--key", "k", "--client-key", "c.pem"],
@@ -156,6 +213,42 @@ mod tests {
                 "c.pem",
             ],
             vec!["tessera", "key", "describe", "k", "--key", "c.pem"],
+            vec![
+                "tessera",
+                "grant",
+                "create",
+                "--key",
+                "k",
+                "--grantee",
+                "app",
+                "--operations",
+                "kms:Decrypt,kms:Encrypt",
+                "--client-key",
+                "c.pem",
+            ],
+            vec![
+                "tessera",
+                "grant",
+                "list",
+                "--key",
+                "k",
+                "--client-key",
+                "c.pem",
+            ],
+            vec![
+                "tessera",
+                "policy",
+                "check",
+                "--identity",
+                "app",
+                "--action",
+                "kms:Encrypt",
+                "--key",
+                "k",
+                "--client-key",
+                "c.pem",
+            ],
+            vec!["tessera", "policy", "get", "p", "--key", "c.pem"],
         ] {
             assert!(Cli::try_parse_from(&args).is_ok(), "{args:?}");
         }

@@ -2,8 +2,10 @@
 //!
 //! The calls are grouped by what they touch: [`keys`] (key lifecycle), [`aliases`],
 //! [`material`] (import and export of key material), [`crypto`] (encryption, data keys,
-//! randomness) and [`signing`] (signatures and MACs).
+//! randomness), [`signing`] (signatures and MACs) and [`access`] (identity, policies, grants
+//! and the certificate deny-list).
 
+pub mod access;
 pub mod aliases;
 pub mod crypto;
 pub mod keys;
@@ -16,6 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tessera_proto::v1 as pb;
+use tessera_proto::v1::access_client::AccessClient;
 use tessera_proto::v1::crypto_client::CryptoClient;
 use tessera_proto::v1::keys_client::KeysClient;
 use tessera_proto::v1::system_client::SystemClient;
@@ -263,6 +266,19 @@ impl Client {
     {
         self.with_failover(|channel| {
             call(CryptoClient::new(channel), self.request(message.clone()))
+        })
+        .await
+    }
+
+    /// An `Access` call with failover; `message` is cloned for each attempt.
+    async fn access_call<M, T, F, Fut>(&self, message: M, call: F) -> Result<T, Error>
+    where
+        M: Clone,
+        F: Fn(AccessClient<Channel>, tonic::Request<M>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.with_failover(|channel| {
+            call(AccessClient::new(channel), self.request(message.clone()))
         })
         .await
     }

@@ -3,7 +3,8 @@
 //! [`Client`] talks mutual-TLS gRPC to the nodes of a cluster. Calls about keys and crypto
 //! fail over across the configured endpoints when a node is unreachable or cannot serve, and
 //! every write carries a request id so that a retry is applied at most once. Calls about one
-//! node's seal (status, unseal, seal) go to the first endpoint only.
+//! node's seal (status, unseal, seal) go to the first endpoint only. Access control (identity,
+//! policies, grants, the certificate deny-list) is in [`client::access`].
 //!
 //! Signatures can also be checked without the cluster: [`verify_offline`] takes a public key
 //! fetched once with [`Client::get_public_key`].
@@ -15,6 +16,7 @@ pub mod client;
 pub mod error;
 mod verify;
 
+pub use client::access::{CreateGrantOptions, PolicyFormat};
 pub use client::aliases::{alias_name, ALIAS_PREFIX};
 pub use client::keys::{CreateKeyOptions, ORIGIN_EXTERNAL, ORIGIN_TESSERA};
 pub use client::{new_request_id, Client, ClientConfig};

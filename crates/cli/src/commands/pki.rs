@@ -32,6 +32,7 @@ pub fn run(command: PkiCommand) -> Result<(), Failure> {
                         );
                     }
                     println!("admin client: {}", created.admin.cert.display());
+                    println!("app client:   {}", created.app.cert.display());
                 }
             }
         }
