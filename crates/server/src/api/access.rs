@@ -241,8 +241,8 @@ impl AccessService {
             .node
             .write_for_key(&call, &req.key, |record| {
                 let expires_at_ms = (req.expires_in_seconds > 0).then(|| {
-                    let now = self.node.raft().shared().read().state.clock().now_ms();
-                    now.saturating_add(req.expires_in_seconds.saturating_mul(1000))
+                    let cluster_now = self.node.raft().shared().read().state.clock().now_ms();
+                    grant_expiry(cluster_now, self.node.now_ms(), req.expires_in_seconds)
                 });
                 let grant = Grant {
                     grant_id: grant_id.clone(),
@@ -508,6 +508,19 @@ impl Access for AccessService {
     }
 }
 
+/// When a grant made now for `seconds` expires: `seconds` after cluster time, the clock grants
+/// expire by. Until cluster time exists (no majority of nodes has reported its clock yet, in
+/// the first moments of a cluster) this node's clock stands in, so an early grant does not get
+/// a date in 1970 and expire at once.
+fn grant_expiry(cluster_now_ms: u64, node_now_ms: u64, seconds: u64) -> u64 {
+    let now = if cluster_now_ms == 0 {
+        node_now_ms
+    } else {
+        cluster_now_ms
+    };
+    now.saturating_add(seconds.saturating_mul(1000))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -520,5 +533,12 @@ mod tests {
         assert_eq!(document_format("", "  {\"a\":1}").unwrap(), Format::Json);
         assert_eq!(document_format("", "[[statements]]").unwrap(), Format::Toml);
         assert!(document_format("yaml", "").is_err());
+    }
+
+    #[test]
+    fn grants_made_before_cluster_time_exists_expire_after_their_duration() {
+        assert_eq!(super::grant_expiry(0, 1_000_000, 60), 1_060_000);
+        assert_eq!(super::grant_expiry(2_000_000, 1_000_000, 60), 2_060_000);
+        assert_eq!(super::grant_expiry(5, 0, u64::MAX), u64::MAX);
     }
 }
