@@ -270,6 +270,7 @@ write_timeout_ms = 8000
     fn client_to(
         &self,
         endpoint: String,
+        identity: &str,
         timeout: Duration,
         retry_for: Duration,
     ) -> Result<Client> {
@@ -277,8 +278,8 @@ write_timeout_ms = 8000
         let mut config = ClientConfig::from_files(
             vec![endpoint],
             &pki.join("ca.pem"),
-            &pki.join("admin.pem"),
-            &pki.join("admin-key.pem"),
+            &pki.join(format!("{identity}.pem")),
+            &pki.join(format!("{identity}-key.pem")),
         )?;
         config.request_timeout = timeout;
         config.connect_timeout = Duration::from_secs(2);
@@ -291,10 +292,24 @@ write_timeout_ms = 8000
     /// # Errors
     /// If the PKI files cannot be read.
     pub fn client(&self, id: u64, timeout: Duration) -> Result<Client> {
+        self.proxied_client(id, "admin", timeout)
+    }
+
+    /// A workload client for node `id` holding the unprivileged `app` certificate, through
+    /// the node's client proxy: what it may do depends on the policies the workload puts.
+    ///
+    /// # Errors
+    /// If the PKI files cannot be read.
+    pub fn app_client(&self, id: u64, timeout: Duration) -> Result<Client> {
+        self.proxied_client(id, "app", timeout)
+    }
+
+    fn proxied_client(&self, id: u64, identity: &str, timeout: Duration) -> Result<Client> {
         let node = self.node(id)?;
         // Each attempt is recorded on its own: the SDK must not retry behind the history's back.
         self.client_to(
             format!("https://{}", node.client_proxy.addr()),
+            identity,
             timeout,
             Duration::ZERO,
         )
@@ -309,6 +324,7 @@ write_timeout_ms = 8000
         // Operator calls wait out elections and lease gaps, like a patient operator.
         self.client_to(
             format!("https://{}", node.api),
+            "admin",
             Duration::from_secs(10),
             Duration::from_secs(60),
         )

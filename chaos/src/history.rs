@@ -77,6 +77,24 @@ pub enum Op {
         /// Whether the read was linearizable (confirmed with the leader).
         linearizable: bool,
     },
+    /// Put the key's access policy allowing identity `app` `kms:Encrypt` on it (admin client).
+    AllowApp {
+        /// Key name.
+        name: String,
+    },
+    /// Revoke that access: put the key's access policy denying identity `app` `kms:Encrypt`
+    /// on it (admin client).
+    DenyApp {
+        /// Key name.
+        name: String,
+    },
+    /// Encrypt `plaintext` under a key as identity `app`.
+    AppEncrypt {
+        /// Key name.
+        name: String,
+        /// Base64 plaintext.
+        plaintext: String,
+    },
 }
 
 impl Op {
@@ -90,7 +108,10 @@ impl Op {
             | Self::Encrypt { name, .. }
             | Self::Decrypt { name, .. }
             | Self::ReEncrypt { name, .. }
-            | Self::Describe { name, .. } => name,
+            | Self::Describe { name, .. }
+            | Self::AllowApp { name }
+            | Self::DenyApp { name }
+            | Self::AppEncrypt { name, .. } => name,
         }
     }
 
@@ -102,6 +123,8 @@ impl Op {
                 | Self::RotateKey { .. }
                 | Self::DisableKey { .. }
                 | Self::EnableKey { .. }
+                | Self::AllowApp { .. }
+                | Self::DenyApp { .. }
         )
     }
 
@@ -109,7 +132,10 @@ impl Op {
     pub fn is_crypto(&self) -> bool {
         matches!(
             self,
-            Self::Encrypt { .. } | Self::Decrypt { .. } | Self::ReEncrypt { .. }
+            Self::Encrypt { .. }
+                | Self::Decrypt { .. }
+                | Self::ReEncrypt { .. }
+                | Self::AppEncrypt { .. }
         )
     }
 }

@@ -11,6 +11,7 @@ pub mod disabled_keys;
 pub mod idempotency;
 pub mod linearizable;
 pub mod lost_writes;
+pub mod revoked_access;
 pub mod single_leader;
 
 use std::collections::{BTreeMap, HashMap};
@@ -101,6 +102,7 @@ pub fn all() -> Vec<Box<dyn Checker>> {
         Box::new(lost_writes::LostWrites),
         Box::new(decryptable::Decryptable),
         Box::new(disabled_keys::DisabledKeys),
+        Box::new(revoked_access::RevokedAccess),
         Box::new(single_leader::SingleLeader),
         Box::new(idempotency::Idempotency),
         Box::new(linearizable::Linearizable),
@@ -253,6 +255,85 @@ pub fn operations(history: &[Event]) -> Vec<Operation> {
     ops
 }
 
+/// An `ok` use of a key invoked after a revocation of it should have held everywhere.
+#[derive(Clone, Copy, Debug)]
+pub struct StaleUse<'a> {
+    /// The acknowledged revocation.
+    pub revocation: &'a Operation,
+    /// When it was acknowledged, microseconds.
+    pub acked_us: u64,
+    /// The use that succeeded anyway.
+    pub used: &'a Operation,
+}
+
+/// Which operations revoke, restore and use something about a key, for
+/// [`stale_uses`].
+#[derive(Clone, Copy, Debug)]
+pub struct RevocationRule {
+    /// An operation that, acknowledged, revokes the use.
+    pub revokes: fn(&Op) -> bool,
+    /// An operation that, whatever its outcome, may give the use back.
+    pub restores: fn(&Op) -> bool,
+    /// The use.
+    pub uses: fn(&Op) -> bool,
+}
+
+/// Per key, every `ok` use invoked more than `grace_us` after an acknowledged revocation and
+/// before the use could have been restored; also the number of acknowledged revocations.
+///
+/// "Could have been restored" is conservative: the revocation's protection ends at the earliest
+/// instant any restoring operation (whatever its outcome) may have taken effect after it —
+/// `max(restore invoke, revocation invoke)` over every restore that did not complete before the
+/// revocation was invoked. Shared by the checkers of revocations bounded by the lease window.
+pub fn stale_uses<'a>(
+    ops: &'a [Operation],
+    rule: RevocationRule,
+    grace_us: u64,
+) -> (usize, Vec<StaleUse<'a>>) {
+    let mut per_key: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
+    for op in ops {
+        per_key.entry(op.op.key_name()).or_default().push(op);
+    }
+    let mut revocations = 0usize;
+    let mut stale = Vec::new();
+    for ops in per_key.values() {
+        let restores: Vec<&Operation> = ops
+            .iter()
+            .copied()
+            .filter(|o| (rule.restores)(&o.op))
+            .collect();
+        for revocation in ops
+            .iter()
+            .copied()
+            .filter(|o| (rule.revokes)(&o.op) && o.is_ok())
+        {
+            let Some(acked_us) = revocation.complete_us else {
+                continue;
+            };
+            revocations += 1;
+            let deadline = acked_us.saturating_add(grace_us);
+            let restored = restores
+                .iter()
+                .filter(|r| r.complete_us.is_none_or(|c| c > revocation.invoke_us))
+                .map(|r| r.invoke_us.max(revocation.invoke_us))
+                .min()
+                .unwrap_or(u64::MAX);
+            stale.extend(
+                ops.iter()
+                    .copied()
+                    .filter(|o| (rule.uses)(&o.op) && o.is_ok())
+                    .filter(|o| o.invoke_us > deadline && o.invoke_us < restored)
+                    .map(|used| StaleUse {
+                        revocation,
+                        acked_us,
+                        used,
+                    }),
+            );
+        }
+    }
+    (revocations, stale)
+}
+
 /// The snake-case name of an operation type, as in the history (`create_key`, `encrypt`, …).
 pub fn op_name(op: &Op) -> &'static str {
     match op {
@@ -264,6 +345,9 @@ pub fn op_name(op: &Op) -> &'static str {
         Op::Decrypt { .. } => "decrypt",
         Op::ReEncrypt { .. } => "re_encrypt",
         Op::Describe { .. } => "describe",
+        Op::AllowApp { .. } => "allow_app",
+        Op::DenyApp { .. } => "deny_app",
+        Op::AppEncrypt { .. } => "app_encrypt",
     }
 }
 
@@ -535,6 +619,21 @@ pub(crate) mod testing {
 
     pub fn encrypt(name: &str, plaintext: &str) -> Op {
         Op::Encrypt {
+            name: name.into(),
+            plaintext: plaintext.into(),
+        }
+    }
+
+    pub fn allow_app(name: &str) -> Op {
+        Op::AllowApp { name: name.into() }
+    }
+
+    pub fn deny_app(name: &str) -> Op {
+        Op::DenyApp { name: name.into() }
+    }
+
+    pub fn app_encrypt(name: &str, plaintext: &str) -> Op {
+        Op::AppEncrypt {
             name: name.into(),
             plaintext: plaintext.into(),
         }

@@ -121,13 +121,23 @@ pub async fn run(config: RunConfig) -> Result<Outcome> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut workers = Vec::new();
     for process in 1..=config.clients {
-        let clients = {
+        let (clients, app_clients) = {
             let c = cluster.lock().await;
-            ids.iter()
-                .map(|id| c.client(*id, op_timeout).map(|client| (*id, client)))
-                .collect::<Result<Vec<_>>>()?
+            let connect = |identity: fn(&ChaosCluster, u64, Duration) -> Result<Client>| {
+                ids.iter()
+                    .map(|id| identity(&c, *id, op_timeout).map(|client| (*id, client)))
+                    .collect::<Result<Vec<_>>>()
+            };
+            (
+                connect(ChaosCluster::client)?,
+                connect(ChaosCluster::app_client)?,
+            )
         };
-        let worker = Worker { process, clients };
+        let worker = Worker {
+            process,
+            clients,
+            app_clients,
+        };
         workers.push(tokio::spawn(worker.run(
             recorder.clone(),
             Arc::clone(&pools),

@@ -1,6 +1,7 @@
 //! The workload: concurrent clients creating, rotating, disabling and enabling keys,
-//! encrypting, decrypting and re-encrypting, and reading key metadata linearizably — each
-//! operation recorded as invoke + ok/fail/info.
+//! encrypting, decrypting and re-encrypting, reading key metadata linearizably, and allowing
+//! then revoking the unprivileged `app` identity's `kms:Encrypt` on keys while `app` encrypts —
+//! each operation recorded as invoke + ok/fail/info.
 //!
 //! Each client sends one operation at a time to a node of its choosing (through that node's
 //! client proxy, so partitions can cut clients off too) and retries a create whose outcome is
@@ -12,7 +13,7 @@ use std::time::Duration;
 use base64::Engine;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tessera_client::Client;
+use tessera_client::{Client, PolicyFormat};
 use tokio::sync::watch;
 
 use crate::history::{ErrorInfo, EventKind, OkValue, Op, Recorder};
@@ -77,12 +78,14 @@ impl Pools {
     }
 }
 
-/// One client's connections (one per node) and identity.
+/// One client's connections (one per node, per identity).
 pub struct Worker {
     /// Client number.
     pub process: u32,
-    /// `(node id, client through that node's proxy)`.
+    /// `(node id, admin client through that node's proxy)`.
     pub clients: Vec<(u64, Client)>,
+    /// `(node id, `app` client through that node's proxy)`.
+    pub app_clients: Vec<(u64, Client)>,
 }
 
 /// Whether an error means "certainly not applied" (`Fail`) or "unknown" (`Info`).
@@ -163,6 +166,61 @@ async fn key_write(client: &Client, op: &Op) -> Result<OkValue, tessera_client::
     key.map(|k| key_value(&k))
 }
 
+/// Puts the access policy of key `name` (policy `app-NAME`): one statement allowing or
+/// denying identity `app` `kms:Encrypt` on the key. Both directions replace the same policy, so
+/// the last one applied decides.
+async fn app_policy(client: &Client, op: &Op) -> Result<OkValue, tessera_client::Error> {
+    let (name, effect) = match op {
+        Op::AllowApp { name } => (name, "allow"),
+        Op::DenyApp { name } => (name, "deny"),
+        _ => {
+            return Err(tessera_client::Error::Config {
+                reason: "not an access policy write".into(),
+            })
+        }
+    };
+    let document = serde_json::json!({ "statements": [{
+        "sid": "app-encrypt",
+        "effect": effect,
+        "identities": ["app"],
+        "actions": ["kms:Encrypt"],
+        "keys": [name],
+    }]});
+    client
+        .put_policy(
+            &format!("app-{name}"),
+            &document.to_string(),
+            PolicyFormat::Json,
+        )
+        .await?;
+    Ok(OkValue::default())
+}
+
+/// Encrypts under key `name` through `client` and records `op` (an encrypt as either
+/// identity); returns the base64 ciphertext on success.
+async fn encrypt(
+    recorder: &Recorder,
+    process: u32,
+    node: u64,
+    client: &Client,
+    op: Op,
+    plaintext: &str,
+) -> Option<String> {
+    let name = op.key_name().to_owned();
+    let bytes = B64.decode(plaintext).unwrap_or_default();
+    let value = record(recorder, process, node, op, || async {
+        let out = client.encrypt(&name, &bytes, &Default::default()).await?;
+        Ok(OkValue {
+            key_id: Some(out.key_id),
+            version: Some(out.version),
+            ciphertext: Some(B64.encode(&out.ciphertext)),
+            ..OkValue::default()
+        })
+    })
+    .await;
+    value.and_then(|v| v.ciphertext)
+}
+
 /// Creates a key under a fixed request id, retrying while the outcome is unknown. Returns
 /// whether the key certainly exists.
 pub async fn create_key(
@@ -233,9 +291,9 @@ impl Worker {
                 return;
             };
             // Mix (percent): create 4, rotate 6, disable 2, enable 2, encrypt 40, decrypt 23,
-            // re-encrypt 7, linearizable describe 16. State changes are rare enough that a
-            // disabled key stays disabled for longer than a lease window, so a node that
-            // serves a disabled key is caught.
+            // re-encrypt 7, linearizable describe 10, allow app 1, deny app 1, encrypt as app
+            // 4. State changes are rare enough that a disabled key (or a revoked `app`) stays
+            // so for longer than a lease window, so a node that still serves it is caught.
             let roll = rng.random_range(0..100u32);
             let p = self.process;
             let request_id = format!("w{p}-{}", rng.random::<u64>());
@@ -271,18 +329,9 @@ impl Worker {
                         name: name.clone(),
                         plaintext: plaintext.clone(),
                     };
-                    let bytes = B64.decode(&plaintext).unwrap_or_default();
-                    let value = record(&recorder, p, *node, op, || async {
-                        let out = client.encrypt(&name, &bytes, &Default::default()).await?;
-                        Ok(OkValue {
-                            key_id: Some(out.key_id),
-                            version: Some(out.version),
-                            ciphertext: Some(B64.encode(&out.ciphertext)),
-                            ..OkValue::default()
-                        })
-                    })
-                    .await;
-                    if let Some(ciphertext) = value.and_then(|v| v.ciphertext) {
+                    if let Some(ciphertext) =
+                        encrypt(&recorder, p, *node, client, op, &plaintext).await
+                    {
                         pools.add_ciphertext(&mut rng, (name, ciphertext, plaintext));
                     }
                 }
@@ -331,6 +380,27 @@ impl Worker {
                     if let Some(ciphertext) = value.and_then(|v| v.ciphertext) {
                         pools.add_ciphertext(&mut rng, (key, ciphertext, plaintext));
                     }
+                }
+                94..=95 => {
+                    let op = if roll == 94 {
+                        Op::AllowApp { name }
+                    } else {
+                        Op::DenyApp { name }
+                    };
+                    record(&recorder, p, *node, op.clone(), || app_policy(client, &op)).await;
+                }
+                96..=99 => {
+                    // The `app` connection to the same node: its ciphertexts are not kept, the
+                    // outcome (ok or ACCESS_DENIED) is what matters.
+                    let Some((_, app)) = self.app_clients.iter().find(|(id, _)| id == node) else {
+                        continue;
+                    };
+                    let plaintext = B64.encode(rng.random::<[u8; 16]>());
+                    let op = Op::AppEncrypt {
+                        name,
+                        plaintext: plaintext.clone(),
+                    };
+                    encrypt(&recorder, p, *node, app, op, &plaintext).await;
                 }
                 _ => {
                     let op = Op::Describe {

@@ -14,9 +14,9 @@
 //! disable — `max(enable invoke, disable invoke)` over every enable that did not complete before
 //! the disable was invoked.
 
-use std::collections::BTreeMap;
-
-use super::{operations, verdict, CheckInput, Checker, Operation, Verdict, Violation};
+use super::{
+    operations, stale_uses, verdict, CheckInput, Checker, RevocationRule, Verdict, Violation,
+};
 use crate::history::Op;
 
 /// Tolerance added to the lease window, in microseconds (100 ms): clock reads, scheduling and
@@ -39,62 +39,35 @@ impl Checker for DisabledKeys {
     fn check(&self, input: &CheckInput<'_>) -> Verdict {
         let ops = operations(input.history);
         let window_us = input.lease_window_ms.saturating_mul(1000);
-        let mut per_key: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
-        for op in &ops {
-            per_key.entry(op.op.key_name()).or_default().push(op);
-        }
-        let mut violations = Vec::new();
-        let mut disables = 0usize;
-        for (name, ops) in &per_key {
-            let crypto: Vec<&Operation> = ops
-                .iter()
-                .copied()
-                .filter(|o| o.op.is_crypto() && o.is_ok())
-                .collect();
-            let enables: Vec<&Operation> = ops
-                .iter()
-                .copied()
-                .filter(|o| matches!(o.op, Op::EnableKey { .. }))
-                .collect();
-            for disable in ops
-                .iter()
-                .filter(|o| matches!(o.op, Op::DisableKey { .. }) && o.is_ok())
-            {
-                let Some(acked) = disable.complete_us else {
-                    continue;
-                };
-                disables += 1;
-                let deadline = acked.saturating_add(window_us).saturating_add(SLACK_US);
-                let enabled_again = enables
-                    .iter()
-                    .filter(|e| e.complete_us.is_none_or(|c| c > disable.invoke_us))
-                    .map(|e| e.invoke_us.max(disable.invoke_us))
-                    .min()
-                    .unwrap_or(u64::MAX);
-                for op in &crypto {
-                    if op.invoke_us <= deadline || op.invoke_us >= enabled_again {
-                        continue;
-                    }
-                    let beyond_ms = op.invoke_us.saturating_sub(acked.saturating_add(window_us))
-                        as f64
-                        / 1000.0;
-                    let mut events = disable.events();
-                    events.extend(op.events());
-                    violations.push(Violation {
-                        message: format!(
-                            "key {name:?} was disabled (acknowledged at {:.3} s) but node {} served {} on it \
-                             invoked at {:.3} s, {beyond_ms:.1} ms beyond the {} ms lease window",
-                            seconds(acked),
-                            op.node,
-                            super::op_name(&op.op),
-                            seconds(op.invoke_us),
-                            input.lease_window_ms
-                        ),
-                        events,
-                    });
+        let rule = RevocationRule {
+            revokes: |op| matches!(op, Op::DisableKey { .. }),
+            restores: |op| matches!(op, Op::EnableKey { .. }),
+            uses: Op::is_crypto,
+        };
+        let (disables, stale) = stale_uses(&ops, rule, window_us.saturating_add(SLACK_US));
+        let violations = stale
+            .iter()
+            .map(|s| {
+                let beyond_ms = s.used.invoke_us.saturating_sub(s.acked_us.saturating_add(window_us))
+                    as f64
+                    / 1000.0;
+                let mut events = s.revocation.events();
+                events.extend(s.used.events());
+                Violation {
+                    message: format!(
+                        "key {:?} was disabled (acknowledged at {:.3} s) but node {} served {} on it \
+                         invoked at {:.3} s, {beyond_ms:.1} ms beyond the {} ms lease window",
+                        s.used.op.key_name(),
+                        seconds(s.acked_us),
+                        s.used.node,
+                        super::op_name(&s.used.op),
+                        seconds(s.used.invoke_us),
+                        input.lease_window_ms
+                    ),
+                    events,
                 }
-            }
-        }
+            })
+            .collect();
         let summary = format!(
             "checked {disables} acknowledged disables against {} acknowledged crypto operations \
              (lease window {} ms + {} ms slack)",
@@ -106,7 +79,8 @@ impl Checker for DisabledKeys {
     }
 }
 
-fn seconds(us: u64) -> f64 {
+/// `us` microseconds in seconds.
+pub(super) fn seconds(us: u64) -> f64 {
     us as f64 / 1e6
 }
 
