@@ -476,7 +476,20 @@ pub fn abbreviate(text: &str) -> String {
 /// Helpers to build synthetic histories in tests.
 #[cfg(test)]
 pub(crate) mod testing {
+    use super::{CheckInput, Checker, FinalState, Verdict};
     use crate::history::{ErrorInfo, Event, EventKind, OkValue, Op};
+
+    /// Runs `checker` on a history alone: no status samples, no faults, an empty final state
+    /// and a 1000 ms lease window.
+    pub fn check_history(checker: &dyn Checker, h: &HistoryBuilder) -> Verdict {
+        checker.check(&CheckInput {
+            history: &h.events,
+            statuses: &[],
+            faults: &[],
+            final_state: &FinalState::default(),
+            lease_window_ms: 1000,
+        })
+    }
 
     /// Builds a history event by event; indexes are assigned in order.
     #[derive(Default)]

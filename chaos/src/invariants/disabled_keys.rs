@@ -87,18 +87,11 @@ pub(super) fn seconds(us: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use super::super::FinalState;
     use super::*;
     use crate::history::OkValue;
 
     fn run(h: &HistoryBuilder) -> Verdict {
-        DisabledKeys.check(&CheckInput {
-            history: &h.events,
-            statuses: &[],
-            faults: &[],
-            final_state: &FinalState::default(),
-            lease_window_ms: 1000,
-        })
+        check_history(&DisabledKeys, h)
     }
 
     #[test]

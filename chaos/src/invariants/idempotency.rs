@@ -128,17 +128,10 @@ fn is_name_conflict(error: &ErrorInfo) -> bool {
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use super::super::FinalState;
     use super::*;
 
     fn run(h: &HistoryBuilder) -> Verdict {
-        Idempotency.check(&CheckInput {
-            history: &h.events,
-            statuses: &[],
-            faults: &[],
-            final_state: &FinalState::default(),
-            lease_window_ms: 1000,
-        })
+        check_history(&Idempotency, h)
     }
 
     #[test]
