@@ -95,7 +95,7 @@ pub fn key_attributes(state: &State, record: &KeyRecord) -> KeyAttributes {
     KeyAttributes {
         id: Some(record.key_id.clone()),
         name: Some(record.name.clone()),
-        aliases: state.metadata(record).aliases,
+        aliases: state.aliases_of(&record.key_id).cloned().collect(),
         tags: record.tags.clone(),
     }
 }

@@ -246,6 +246,11 @@ impl State {
         self.names.values().filter_map(|id| self.keys.get(id))
     }
 
+    /// The aliases pointing at a key, in order.
+    pub fn aliases_of(&self, key_id: &KeyId) -> impl Iterator<Item = &AliasName> {
+        self.aliases_by_key.get(key_id).into_iter().flatten()
+    }
+
     /// All aliases with their targets, ordered by alias.
     pub fn aliases(&self) -> impl Iterator<Item = (&AliasName, &KeyId)> {
         self.aliases.iter()
