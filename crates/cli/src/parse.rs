@@ -118,22 +118,13 @@ pub fn base64_or_raw(input: &[u8]) -> Zeroizing<Vec<u8>> {
     Zeroizing::new(input.to_vec())
 }
 
-/// Decodes hex text (either case), or `None` if it is not an even number of hex digits.
-fn hex(text: &[u8]) -> Option<Vec<u8>> {
-    if text.is_empty() || text.len() % 2 != 0 {
+/// Decodes hex text (either case), or `None` if it is empty or not an even number of hex
+/// digits.
+fn decode_hex(text: &[u8]) -> Option<Vec<u8>> {
+    if text.is_empty() {
         return None;
     }
-    let digit = |c: u8| {
-        char::from(c)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
-    };
-    text.chunks_exact(2)
-        .map(|pair| match pair {
-            [hi, lo] => Some(digit(*hi)? << 4 | digit(*lo)?),
-            _ => None,
-        })
-        .collect()
+    hex::decode(text).ok()
 }
 
 /// A digest given on input: its hex text (as `sha256sum` prints it), its base64 text, or the
@@ -147,7 +138,7 @@ pub fn digest(input: &[u8]) -> Vec<u8> {
         .skip_while(u8::is_ascii_whitespace)
         .take_while(|b| !b.is_ascii_whitespace())
         .collect();
-    if let Some(bytes) = hex(&first_word) {
+    if let Some(bytes) = decode_hex(&first_word) {
         return bytes;
     }
     if !compact.is_empty() {

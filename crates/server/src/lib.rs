@@ -17,7 +17,8 @@ pub mod jobs;
 pub mod launch;
 pub mod node;
 pub mod seal;
-pub mod storage;
 
 pub use config::ServerConfig;
 pub use launch::{run, Addresses, LaunchError, ADDRESSES_FILE};
+/// Offline compaction of a stopped node's database (`tessera storage compact`).
+pub use tessera_raft::compact;

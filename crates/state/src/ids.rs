@@ -29,15 +29,9 @@ pub struct KeyId(String);
 
 impl KeyId {
     /// Builds a version-4 UUID key id from 16 random bytes.
-    pub fn from_random_bytes(mut bytes: [u8; 16]) -> Self {
-        bytes[6] = (bytes[6] & 0x0f) | 0x40;
-        bytes[8] = (bytes[8] & 0x3f) | 0x80;
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let (a, rest) = hex.split_at(8);
-        let (b, rest) = rest.split_at(4);
-        let (c, rest) = rest.split_at(4);
-        let (d, e) = rest.split_at(4);
-        Self(format!("{a}-{b}-{c}-{d}-{e}"))
+    pub fn from_random_bytes(bytes: [u8; 16]) -> Self {
+        let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+        Self(id.hyphenated().to_string())
     }
 
     /// Parses a key id, accepting only the canonical lowercase UUID form.

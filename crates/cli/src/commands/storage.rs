@@ -15,7 +15,8 @@ use crate::output::{print_json, Failure};
 pub fn compact(config: &Path, format: OutputFormat) -> Result<(), Failure> {
     let config =
         tessera_server::ServerConfig::load(config).map_err(|e| Failure::Usage(e.into()))?;
-    let report = tessera_server::storage::compact(&config).map_err(|e| Failure::Local(e.into()))?;
+    let report =
+        tessera_server::compact::compact(&config.data_dir).map_err(|e| Failure::Local(e.into()))?;
     match format {
         OutputFormat::Json => print_json(&json!({
             "data_dir": config.data_dir,
