@@ -63,6 +63,8 @@ pub mod shamir;
 pub mod sign;
 pub mod spec;
 pub mod wrap;
+#[cfg(test)]
+mod wycheproof;
 
 pub use ciphertext::CiphertextHeader;
 pub use context::EncryptionContext;

@@ -36,6 +36,7 @@ use rand_core::CryptoRng;
 use spki::der::Decode;
 use spki::{ObjectIdentifier, SubjectPublicKeyInfoRef};
 use x25519_dalek::{EphemeralSecret, PublicKey, StaticSecret};
+use zeroize::Zeroizing;
 
 use crate::gcm::{self, NONCE_LEN, TAG_LEN};
 use crate::secret::KEY_LEN;
@@ -75,6 +76,15 @@ pub fn generate_wrapping_key(rng: &mut (impl CryptoRng + ?Sized)) -> (SecretKey2
 /// The X25519 public key of a private key.
 fn x25519_public_key(secret: &SecretKey256) -> [u8; 32] {
     PublicKey::from(&StaticSecret::from(*secret.as_bytes())).to_bytes()
+}
+
+/// X25519 (RFC 7748) of a stored private key with a peer's public key, or `None` when the
+/// result is all zero: a peer key of small order, whose "shared" secret anyone could compute.
+pub(crate) fn x25519_agree(secret: &SecretKey256, peer: &[u8; 32]) -> Option<Zeroizing<[u8; 32]>> {
+    let shared = StaticSecret::from(*secret.as_bytes()).diffie_hellman(&PublicKey::from(*peer));
+    shared
+        .was_contributory()
+        .then(|| Zeroizing::new(*shared.as_bytes()))
 }
 
 /// Reads a recipient's X25519 public key, as customers tend to have it:
@@ -228,13 +238,9 @@ pub fn unwrap(
         what: "wrapped key body",
     })?;
 
-    let secret = StaticSecret::from(*recipient_secret.as_bytes());
-    let recipient_public = PublicKey::from(&secret).to_bytes();
-    let shared = secret.diffie_hellman(&PublicKey::from(*ephemeral_public));
-    if !shared.was_contributory() {
-        return Err(Error::Decrypt);
-    }
-    let key = wrapping_key(shared.as_bytes(), ephemeral_public, &recipient_public)?;
+    let recipient_public = x25519_public_key(recipient_secret);
+    let shared = x25519_agree(recipient_secret, ephemeral_public).ok_or(Error::Decrypt)?;
+    let key = wrapping_key(&shared, ephemeral_public, &recipient_public)?;
     gcm::open_detached(&key, nonce, &gcm_aad(header, aad), ciphertext, tag)
         .map_err(|_| Error::Decrypt)
 }
