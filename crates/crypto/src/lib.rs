@@ -46,6 +46,7 @@
 //!   truncation, trailing bytes and unknown versions are errors, never
 //!   panics.
 
+pub mod audit;
 pub mod barrier;
 pub mod ciphertext;
 pub mod context;
@@ -64,6 +65,7 @@ pub mod sign;
 pub mod spec;
 pub mod wrap;
 
+pub use audit::AuditKey;
 pub use ciphertext::CiphertextHeader;
 pub use context::EncryptionContext;
 pub use echo::truncate_for_message;
