@@ -146,6 +146,12 @@ pub struct ServerConfig {
     #[cfg(feature = "fault-injection")]
     #[serde(default)]
     pub faults: FaultSection,
+    /// The audit trail (`[audit]`), off unless enabled.
+    #[serde(default)]
+    pub audit: crate::audit::AuditSection,
+    /// Per-identity rate limits (`[rate_limits]`), on with generous defaults.
+    #[serde(default)]
+    pub rate_limits: crate::ratelimit::RateLimitSection,
 }
 
 /// Deliberate bugs, to prove the chaos harness's checkers catch them.
