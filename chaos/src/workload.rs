@@ -97,7 +97,10 @@ fn classify(op: &Op, error: &tessera_client::Error) -> EventKind {
     match error {
         tessera_client::Error::Connect { .. } => EventKind::Info,
         e => match (e.tessera_code(), e.code()) {
-            (Some("WRITE_OUTCOME_UNKNOWN" | "RAFT_STOPPED"), _) => EventKind::Info,
+            // The audit trail fails a request after its handler ran: a write may be applied.
+            (Some("WRITE_OUTCOME_UNKNOWN" | "RAFT_STOPPED" | "AUDIT_UNAVAILABLE"), _) => {
+                EventKind::Info
+            }
             (Some(_), _) => EventKind::Fail,
             (
                 None,

@@ -428,6 +428,9 @@ impl ServerConfig {
                 *p = base.join(&*p);
             }
         }
+        if let Some(p) = self.audit.path.as_mut().filter(|p| p.is_relative()) {
+            *p = base.join(&*p);
+        }
     }
 
     /// The identities `init_identities` names (validated by [`ServerConfig::load`]; an
