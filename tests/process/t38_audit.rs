@@ -192,7 +192,6 @@ async fn t38_every_call_is_recorded_once_on_its_node_without_values_and_verifies
                     key: key_name.into(),
                     data_key_spec: "AES_256".into(),
                     context: context.clone(),
-                    ..Default::default()
                 })
                 .await;
             log.push(seen(

@@ -192,8 +192,7 @@ impl Verifier {
     /// # Errors
     /// [`VerifyError::Broken`], also for a last line without its newline (a torn write).
     pub fn file(&mut self, file: &Path, text: &str) -> Result<(), VerifyError> {
-        let mut lines = text.split_inclusive('\n').enumerate().peekable();
-        while let Some((index, line)) = lines.next() {
+        for (index, line) in text.split_inclusive('\n').enumerate() {
             let line_no = index + 1;
             let Some(line) = line.strip_suffix('\n') else {
                 return Err(VerifyError::Broken {
