@@ -13,7 +13,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HashedValue {
     /// What the value was: `context_key`, `context_value`, `key_ref` (a key reference that
-    /// did not resolve), `key_name`, `tag_key`, `tag_value`, `audit_value`.
+    /// did not resolve), `key_name`, `tag_key`, `tag_value`, `alias`, `audit_value`.
     pub field: &'static str,
     /// Lowercase hex HMAC-SHA256.
     pub hmac: String,
