@@ -314,6 +314,39 @@ async fn t38_every_call_is_recorded_once_on_its_node_without_values_and_verifies
         );
     }
 
+    // The CLI asks a node for the same HMAC.
+    let pki = cluster.pki();
+    let out = Command::new(tessera())
+        .args([
+            "audit",
+            "hash",
+            "-o",
+            "json",
+            "--value",
+            &context_value,
+            "--addr",
+        ])
+        .arg(&cluster.node(2).api_addr)
+        .arg("--ca-cert")
+        .arg(pki.join("ca.pem"))
+        .arg("--cert")
+        .arg(pki.join("admin.pem"))
+        .arg("--key")
+        .arg(pki.join("admin-key.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let document: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        document["hmac"],
+        hmac.as_str(),
+        "one audit key on every node"
+    );
+
     // Tampering with a copy of node 1's chain: the CLI names the line.
     let copy = tempfile::tempdir().unwrap();
     let files: Vec<PathBuf> = audit_files(&cluster, 1)
@@ -436,7 +469,7 @@ async fn t38_one_identity_past_its_rate_limit_does_not_slow_another() {
     let unloaded = p99(timed_encrypts(&mut b, key, 200).await);
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let hammers: Vec<_> = (0..8)
+    let hammers: Vec<_> = (0..2)
         .map(|_| {
             let mut a = CryptoClient::new(cluster.channel_with_cert(1, "app"));
             let stop = std::sync::Arc::clone(&stop);
