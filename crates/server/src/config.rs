@@ -550,6 +550,29 @@ client_ca = "pki/client-ca.pem"
     }
 
     #[test]
+    fn audit_and_rate_limit_sections_have_defaults_and_resolve_paths() {
+        let c = ServerConfig::parse(MINIMAL, Path::new("/etc/tessera/node.toml")).unwrap();
+        assert!(!c.audit.enabled);
+        assert_eq!(
+            c.audit.dir(&c.data_dir),
+            Path::new("/etc/tessera/data/audit")
+        );
+        assert!(c.rate_limits.enabled);
+        let text = format!(
+            "{MINIMAL}[audit]\nenabled = true\npath = \"trail\"\nsync = true\n\
+             [rate_limits]\ncrypto = {{ rate = 10.0, burst = 20.0 }}\n\
+             [[rate_limits.overrides]]\nidentity = \"batch-*\"\nkeys = {{ rate = 1, burst = 1 }}\n"
+        );
+        let c = ServerConfig::parse(&text, Path::new("/etc/tessera/node.toml")).unwrap();
+        assert!(c.audit.enabled && c.audit.sync && c.audit.file && !c.audit.stdout);
+        assert_eq!(c.audit.dir(&c.data_dir), Path::new("/etc/tessera/trail"));
+        assert_eq!(c.rate_limits.limits.crypto.burst, 20.0);
+        assert_eq!(c.rate_limits.overrides.len(), 1);
+        let text = format!("{MINIMAL}[audit]\nenabeld = true\n");
+        assert!(ServerConfig::parse(&text, Path::new("x.toml")).is_err());
+    }
+
+    #[test]
     fn init_identities_default_to_anyone_and_must_be_identities() {
         let c = ServerConfig::parse(MINIMAL, Path::new("x.toml")).unwrap();
         assert!(c.init_identities().is_empty());

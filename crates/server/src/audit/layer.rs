@@ -203,3 +203,36 @@ fn outcome(headers: &HeaderMap) -> (Code, Option<String>) {
         .map(str::to_owned);
     (code, tessera)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn outcomes_are_read_from_error_and_success_headers() {
+        let denied: Response<Body> = tonic::Status::from(ApiError::PermissionDenied {
+            action: Action::Decrypt,
+            key: None,
+        })
+        .into_http();
+        assert_eq!(
+            outcome(denied.headers()),
+            (Code::PermissionDenied, Some("ACCESS_DENIED".to_owned()))
+        );
+        assert_eq!(outcome(&HeaderMap::new()), (Code::Ok, None));
+    }
+
+    #[test]
+    fn a_refusal_says_when_to_retry_in_whole_seconds() {
+        let refused = rate_limited(Action::Encrypt, Duration::from_millis(1200));
+        assert_eq!(refused.headers().get(RETRY_AFTER_METADATA).unwrap(), "2");
+        assert_eq!(
+            outcome(refused.headers()),
+            (Code::ResourceExhausted, Some("RATE_LIMITED".to_owned()))
+        );
+        let soon = rate_limited(Action::Encrypt, Duration::from_millis(3));
+        assert_eq!(soon.headers().get(RETRY_AFTER_METADATA).unwrap(), "1");
+    }
+}
