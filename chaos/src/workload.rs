@@ -438,3 +438,38 @@ pub async fn seed_keys(recorder: &Recorder, pools: &Pools, node: u64, client: &C
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(code: tonic::Code, tessera_code: &str) -> tessera_client::Error {
+        tessera_client::Error::Status {
+            code,
+            message: String::new(),
+            tessera_code: Some(tessera_code.to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_write_whose_audit_record_failed_has_an_unknown_outcome() {
+        let create = Op::CreateKey {
+            name: "k".into(),
+            request_id: "r".into(),
+        };
+        assert_eq!(
+            classify(
+                &create,
+                &refused(tonic::Code::Unavailable, "AUDIT_UNAVAILABLE")
+            ),
+            EventKind::Info
+        );
+        assert_eq!(
+            classify(
+                &create,
+                &refused(tonic::Code::ResourceExhausted, "RATE_LIMITED")
+            ),
+            EventKind::Fail
+        );
+    }
+}
