@@ -18,6 +18,7 @@ use tessera_client::{Client, ClientConfig};
 use tessera_testkit::disk::{self, Tmpfs};
 use tessera_testkit::process::{tail, NodeProcess};
 
+use crate::invariants::AuditVerification;
 use crate::proxy::{LinkFault, Proxy};
 
 /// Bound on start-up and recovery waits.
@@ -182,6 +183,9 @@ lease_ms = {lease}
 snapshot_after_logs = 500
 logs_kept_after_snapshot = 100
 write_timeout_ms = 8000
+
+[audit]
+enabled = true
 {faults}"#,
             region = (id - 1) % 3 + 1,
             advertise = logical(id),
@@ -191,6 +195,43 @@ write_timeout_ms = 8000
             emax = self.spec.election_timeout_ms.1,
             lease = self.spec.lease_ms,
         )
+    }
+
+    /// Verifies every node's audit files with `tessera audit verify` (run once no client
+    /// calls are in flight, so no record is half-written).
+    ///
+    /// # Errors
+    /// If the files cannot be listed or the binary cannot run.
+    pub fn verify_audit(&self) -> Result<BTreeMap<u64, AuditVerification>> {
+        let mut results = BTreeMap::new();
+        for node in &self.nodes {
+            let dir = node.dir.join("data").join("audit");
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .with_context(|| format!("cannot list {}", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+                .collect();
+            files.sort();
+            let out = Command::new(&self.spec.binary)
+                .args(["audit", "verify", "-o", "json"])
+                .args(&files)
+                .output()
+                .with_context(|| format!("cannot run {}", self.spec.binary.display()))?;
+            let detail = if out.status.success() {
+                String::from_utf8_lossy(&out.stdout).trim().to_owned()
+            } else {
+                String::from_utf8_lossy(&out.stderr).trim().to_owned()
+            };
+            results.insert(
+                node.id,
+                AuditVerification {
+                    files: files.len(),
+                    ok: out.status.success(),
+                    detail,
+                },
+            );
+        }
+        Ok(results)
     }
 
     async fn add_node(&mut self, id: u64, seed: u64) -> Result<()> {

@@ -5,6 +5,7 @@
 //! [`Verdict`]. Writes whose outcome is unknown (`info`) are treated as possibly applied: they
 //! never count as lost, and may or may not appear in the final state.
 
+pub mod audit_chain;
 pub mod convergence;
 pub mod decryptable;
 pub mod disabled_keys;
@@ -45,6 +46,21 @@ pub struct FinalState {
     /// Node → (applied index, state digest), sampled once all nodes reported the same applied
     /// index.
     pub digests: BTreeMap<u64, (u64, String)>,
+    /// Node → the result of `tessera audit verify` over its audit files, once no calls were in
+    /// flight (absent in runs recorded before the audit trail existed).
+    #[serde(default)]
+    pub audit: BTreeMap<u64, AuditVerification>,
+}
+
+/// `tessera audit verify` over one node's audit files.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditVerification {
+    /// Files verified.
+    pub files: usize,
+    /// Whether they form one unbroken chain.
+    pub ok: bool,
+    /// The command's result document, or its error.
+    pub detail: String,
 }
 
 /// Everything a checker may look at.
@@ -107,6 +123,7 @@ pub fn all() -> Vec<Box<dyn Checker>> {
         Box::new(idempotency::Idempotency),
         Box::new(linearizable::Linearizable),
         Box::new(convergence::Convergence),
+        Box::new(audit_chain::AuditChain),
     ]
 }
 

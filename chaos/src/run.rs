@@ -197,8 +197,10 @@ pub async fn run(config: RunConfig) -> Result<Outcome> {
         wait_serving(*id, admin).await?;
     }
     let records = recorder.snapshot();
-    let final_state = collect_final_state(&records, &final_admins).await?;
+    let mut final_state = collect_final_state(&records, &final_admins).await?;
     sampler.abort();
+    let _ = sampler.await;
+    final_state.audit = cluster.lock().await.verify_audit()?;
     let records = recorder.snapshot();
 
     let verdicts: Vec<Verdict> = {

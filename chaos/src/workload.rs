@@ -97,7 +97,10 @@ fn classify(op: &Op, error: &tessera_client::Error) -> EventKind {
     match error {
         tessera_client::Error::Connect { .. } => EventKind::Info,
         e => match (e.tessera_code(), e.code()) {
-            (Some("WRITE_OUTCOME_UNKNOWN" | "RAFT_STOPPED"), _) => EventKind::Info,
+            // The audit trail fails a request after its handler ran: a write may be applied.
+            (Some("WRITE_OUTCOME_UNKNOWN" | "RAFT_STOPPED" | "AUDIT_UNAVAILABLE"), _) => {
+                EventKind::Info
+            }
             (Some(_), _) => EventKind::Fail,
             (
                 None,
@@ -433,5 +436,40 @@ pub async fn seed_keys(recorder: &Recorder, pools: &Pools, node: u64, client: &C
         if create_key(recorder, 0, node, client, &name, &format!("seed-{i}")).await {
             pools.add_key(name);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(code: tonic::Code, tessera_code: &str) -> tessera_client::Error {
+        tessera_client::Error::Status {
+            code,
+            message: String::new(),
+            tessera_code: Some(tessera_code.to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_write_whose_audit_record_failed_has_an_unknown_outcome() {
+        let create = Op::CreateKey {
+            name: "k".into(),
+            request_id: "r".into(),
+        };
+        assert_eq!(
+            classify(
+                &create,
+                &refused(tonic::Code::Unavailable, "AUDIT_UNAVAILABLE")
+            ),
+            EventKind::Info
+        );
+        assert_eq!(
+            classify(
+                &create,
+                &refused(tonic::Code::ResourceExhausted, "RATE_LIMITED")
+            ),
+            EventKind::Fail
+        );
     }
 }

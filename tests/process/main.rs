@@ -26,6 +26,7 @@ mod t29_clock_skew;
 mod t30_bad_input;
 mod t34_oversized_input;
 mod t36_access;
+mod t38_audit;
 mod t40_durability;
 mod t50_secrets_at_rest;
 mod t60_cli;

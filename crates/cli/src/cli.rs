@@ -181,6 +181,34 @@ pub enum Command {
     /// Maintenance of a stopped node's storage.
     #[command(subcommand)]
     Storage(StorageCommand),
+    /// The audit trail: verify a node's files, compute the HMAC of a value to search them.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `tessera audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check that audit files form one unbroken hash chain; names the first broken record by
+    /// file and line. Give a node's rotated files oldest first (name order).
+    ///
+    /// Exit status 1 when the chain is broken.
+    Verify {
+        /// The files, oldest first (e.g. `data/audit/audit-*.jsonl`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// The audit HMAC of a value (computed by a node; needs `audit:Hash`), to search records'
+    /// `hmac` fields for it.
+    Hash {
+        /// The value, e.g. an encryption-context value or a key name.
+        #[arg(long)]
+        value: String,
+        #[command(flatten)]
+        connect: Connect,
+    },
 }
 
 /// `tessera storage …`.
@@ -203,6 +231,8 @@ impl Command {
         match self {
             Self::Server { .. } => OutputFormat::Text,
             Self::Storage(StorageCommand::Compact { output, .. }) => output.format,
+            Self::Audit(AuditCommand::Verify { output, .. }) => output.format,
+            Self::Audit(AuditCommand::Hash { connect, .. }) => connect.output.format,
             Self::Dev(args) => args.output.format,
             Self::Pki(PkiCommand::Init { output, .. } | PkiCommand::IssueClient { output, .. }) => {
                 output.format

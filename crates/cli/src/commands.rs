@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod alias;
+pub mod audit;
 pub mod batch;
 pub mod crypto;
 pub mod datakey;

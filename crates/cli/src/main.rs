@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command, StorageCommand};
+use crate::cli::{AuditCommand, Cli, Command, StorageCommand};
 use crate::output::Failure;
 
 fn init_tracing(default: &str) {
@@ -32,6 +32,12 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
         } => commands::server::run(&config, stop_on_stdin_eof).await,
         Command::Storage(StorageCommand::Compact { config, output }) => {
             commands::storage::compact(&config, output.format)
+        }
+        Command::Audit(AuditCommand::Verify { files, output }) => {
+            commands::audit::verify(&files, output.format)
+        }
+        Command::Audit(AuditCommand::Hash { value, connect }) => {
+            commands::audit::hash(&value, connect).await
         }
         Command::Dev(args) => commands::dev::run(args).await,
         Command::Pki(command) => commands::pki::run(command),

@@ -355,6 +355,20 @@ impl Client {
         self.on_first(|c| async move { SystemClient::new(c).seal(req).await })
             .await
     }
+
+    /// The audit HMAC of `value` (hex), to search audit records for it. Needs `audit:Hash`.
+    ///
+    /// # Errors
+    /// [`Error`]; `PERMISSION_DENIED` without the action, `FAILED_PRECONDITION` on a sealed
+    /// node.
+    pub async fn audit_hash(&self, value: &str) -> Result<String, Error> {
+        let req = self.request(pb::AuditHashRequest {
+            value: value.to_owned(),
+        });
+        self.on_first(|c| async move { SystemClient::new(c).audit_hash(req).await })
+            .await
+            .map(|r| r.hmac)
+    }
 }
 
 fn missing_key() -> Error {

@@ -54,6 +54,12 @@ impl Keyring {
         self.active
     }
 
+    /// The key of the oldest term held (term 1 unless terms are ever dropped): the root of
+    /// derivations that must not change when the keyring rotates, such as the audit key.
+    pub fn first_key(&self) -> Option<&SecretKey256> {
+        self.terms.values().next()
+    }
+
     /// All terms held, ascending.
     pub fn terms(&self) -> impl Iterator<Item = u32> + '_ {
         self.terms.keys().copied()

@@ -46,6 +46,7 @@
 //!   truncation, trailing bytes and unknown versions are errors, never
 //!   panics.
 
+pub mod audit;
 pub mod barrier;
 pub mod ciphertext;
 pub mod context;
@@ -66,6 +67,7 @@ pub mod wrap;
 #[cfg(test)]
 mod wycheproof;
 
+pub use audit::AuditKey;
 pub use ciphertext::CiphertextHeader;
 pub use context::EncryptionContext;
 pub use echo::truncate_for_message;

@@ -146,6 +146,12 @@ pub struct ServerConfig {
     #[cfg(feature = "fault-injection")]
     #[serde(default)]
     pub faults: FaultSection,
+    /// The audit trail (`[audit]`), off unless enabled.
+    #[serde(default)]
+    pub audit: crate::audit::AuditSection,
+    /// Per-identity rate limits (`[rate_limits]`), on with generous defaults.
+    #[serde(default)]
+    pub rate_limits: crate::ratelimit::RateLimitSection,
 }
 
 /// Deliberate bugs, to prove the chaos harness's checkers catch them.
@@ -422,6 +428,9 @@ impl ServerConfig {
                 *p = base.join(&*p);
             }
         }
+        if let Some(p) = self.audit.path.as_mut().filter(|p| p.is_relative()) {
+            *p = base.join(&*p);
+        }
     }
 
     /// The identities `init_identities` names (validated by [`ServerConfig::load`]; an
@@ -538,6 +547,29 @@ client_ca = "pki/client-ca.pem"
         assert_eq!(c.raft.lease_ms, 1200);
         assert_eq!(c.lifecycle.min_deletion_window_seconds, 7 * 24 * 3600);
         assert_eq!(c.lifecycle.default_deletion_window_seconds, 30 * 24 * 3600);
+    }
+
+    #[test]
+    fn audit_and_rate_limit_sections_have_defaults_and_resolve_paths() {
+        let c = ServerConfig::parse(MINIMAL, Path::new("/etc/tessera/node.toml")).unwrap();
+        assert!(!c.audit.enabled);
+        assert_eq!(
+            c.audit.dir(&c.data_dir),
+            Path::new("/etc/tessera/data/audit")
+        );
+        assert!(c.rate_limits.enabled);
+        let text = format!(
+            "{MINIMAL}[audit]\nenabled = true\npath = \"trail\"\nsync = true\n\
+             [rate_limits]\ncrypto = {{ rate = 10.0, burst = 20.0 }}\n\
+             [[rate_limits.overrides]]\nidentity = \"batch-*\"\nkeys = {{ rate = 1, burst = 1 }}\n"
+        );
+        let c = ServerConfig::parse(&text, Path::new("/etc/tessera/node.toml")).unwrap();
+        assert!(c.audit.enabled && c.audit.sync && c.audit.file && !c.audit.stdout);
+        assert_eq!(c.audit.dir(&c.data_dir), Path::new("/etc/tessera/trail"));
+        assert_eq!(c.rate_limits.limits.crypto.burst, 20.0);
+        assert_eq!(c.rate_limits.overrides.len(), 1);
+        let text = format!("{MINIMAL}[audit]\nenabeld = true\n");
+        assert!(ServerConfig::parse(&text, Path::new("x.toml")).is_err());
     }
 
     #[test]

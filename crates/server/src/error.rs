@@ -98,6 +98,19 @@ pub enum ApiError {
         /// The action.
         action: Action,
     },
+    /// The caller's identity used up its rate limit for the action's class; the
+    /// `retry-after` metadata says how many seconds to wait.
+    #[error("rate limit exceeded: too many {class} calls by this identity; retry after {retry_after_s} s")]
+    Throttled {
+        /// The class: `crypto`, `keys` or `operator`.
+        class: &'static str,
+        /// Seconds until a call is allowed again.
+        retry_after_s: u64,
+    },
+    /// The audit record of the request could not be written, so the request fails (the
+    /// audit trail fails closed).
+    #[error("the request could not be recorded in the audit trail; retry, or use another node")]
+    AuditUnavailable,
     /// A policy document was refused (the message points at the statement).
     #[error("{0}")]
     Policy(#[from] PolicyError),
@@ -247,6 +260,8 @@ impl ApiError {
             Self::CertificateRevoked => (Code::PermissionDenied, "CERTIFICATE_REVOKED"),
             Self::Unauthenticated => (Code::Unauthenticated, "UNAUTHENTICATED"),
             Self::RateLimited { .. } => (Code::ResourceExhausted, "RATE_LIMITED"),
+            Self::Throttled { .. } => (Code::ResourceExhausted, "RATE_LIMITED"),
+            Self::AuditUnavailable => (Code::Unavailable, "AUDIT_UNAVAILABLE"),
             Self::Policy(_) => (Code::InvalidArgument, "INVALID_POLICY"),
             Self::Internal(_) => (Code::Internal, "INTERNAL"),
         }

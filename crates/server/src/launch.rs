@@ -20,8 +20,11 @@ use crate::api::access::AccessService;
 use crate::api::crypto::CryptoService;
 use crate::api::keys::KeysService;
 use crate::api::system::SystemService;
+use crate::audit::layer::{AuditLayer, Shared};
+use crate::audit::Auditor;
 use crate::config::{ConfigError, ServerConfig};
 use crate::node::Node;
+use crate::ratelimit::RateLimiter;
 
 /// Name of the file, in the data directory, where a running node publishes its addresses.
 pub const ADDRESSES_FILE: &str = "addresses.json";
@@ -59,6 +62,9 @@ pub enum LaunchError {
     /// TLS material is unusable.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The audit trail cannot be opened.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::sink::OpenError),
     /// Raft could not start.
     #[error(transparent)]
     Raft(#[from] StartError),
@@ -132,6 +138,13 @@ pub async fn run(
             source,
         })?;
     }
+    // Opened before anything serves, so a node whose audit trail cannot continue never starts.
+    let auditor = Auditor::start(
+        &config.audit,
+        &config.data_dir,
+        config.node_id,
+        &config.region,
+    )?;
     let api_listener = bind(config.api.listen, "api").await?;
     let cluster_listener = bind(config.cluster.listen, "cluster").await?;
     let api_addr = api_listener
@@ -193,6 +206,11 @@ pub async fn run(
         Duration::from_millis(config.lifecycle.job_interval_ms),
     ));
 
+    let audit = AuditLayer::new(Shared {
+        auditor,
+        limiter: RateLimiter::new(&config.rate_limits),
+        node: Arc::clone(&node),
+    });
     let api_tls = tls::server_config(&TlsFiles {
         trusted_ca: config.tls.client_ca.clone(),
         cert: config.tls.node_cert.clone(),
@@ -203,6 +221,7 @@ pub async fn run(
         let node = Arc::clone(&node);
         async move {
             let result = tonic::transport::Server::builder()
+                .layer(audit)
                 .add_service(SystemServer::new(SystemService::new(Arc::clone(&node))))
                 .add_service(KeysServer::new(KeysService::new(Arc::clone(&node))))
                 .add_service(AccessServer::new(AccessService::new(Arc::clone(&node))))

@@ -10,12 +10,14 @@
 //! status in one place ([`error`]).
 
 pub mod api;
+pub mod audit;
 pub mod authz;
 pub mod config;
 pub mod error;
 pub mod jobs;
 pub mod launch;
 pub mod node;
+pub mod ratelimit;
 pub mod seal;
 
 pub use config::ServerConfig;

@@ -12,6 +12,7 @@ use tessera_state::{
     Response, SealConfig, Unusable,
 };
 
+use crate::audit;
 use crate::authz::{self, Authorizer, Caller};
 use crate::config::LifecycleSection;
 use crate::error::{ApiError, LeaseProblem};
@@ -181,6 +182,7 @@ impl Node {
         context: &std::collections::BTreeMap<String, String>,
     ) -> Result<(), ApiError> {
         let attributes = key.map(|record| {
+            audit::notes::key(record.key_id.as_str());
             let applied = self.raft.shared().read();
             authz::key_attributes(&applied.state, record)
         });
@@ -198,6 +200,7 @@ impl Node {
         key: Option<KeyAttributes>,
         context: &std::collections::BTreeMap<String, String>,
     ) -> Result<(), ApiError> {
+        audit::note_access(key.as_ref(), context);
         let request = authz::request(caller, action, key, context);
         let decision = self.decide(&request);
         if decision.is_allowed() {
@@ -251,6 +254,13 @@ impl Node {
     /// Gives up the node, returning its Raft member (for shutdown).
     pub fn into_raft(self) -> RaftNode {
         self.raft
+    }
+
+    /// The key of audit HMACs, while the node is unsealed.
+    pub fn audit_key(&self) -> Option<tessera_crypto::AuditKey> {
+        self.seal
+            .with_keyring(|keyring| tessera_crypto::AuditKey::derive(keyring).ok())
+            .flatten()
     }
 
     /// The seal manager.
@@ -323,8 +333,10 @@ impl Node {
             return Ok(record);
         }
         self.raft.read_barrier().await?;
-        self.lookup(key_ref).ok_or_else(|| ApiError::KeyNotFound {
-            key: key_ref.to_string(),
+        self.lookup(key_ref).ok_or_else(|| {
+            let key = key_ref.to_string();
+            audit::notes::value("key_ref", &key);
+            ApiError::KeyNotFound { key }
         })
     }
 
@@ -378,6 +390,7 @@ impl Node {
         spec: KeySpec,
         sealed: &[u8],
     ) -> Result<SecretBytes, ApiError> {
+        audit::notes::key_version(key_id.as_str(), version);
         let aad = version_aad(key_id, version, spec);
         self.seal
             .with_keyring(|keyring| keyring.open(&aad, sealed))
@@ -425,8 +438,10 @@ impl Node {
         command: Command,
     ) -> Result<Response, ApiError> {
         self.require_unsealed()?;
+        let request_id = client_request_id(call.request.request_id())?;
+        audit::notes::request_id(request_id.as_str());
         self.propose(Request {
-            request_id: client_request_id(call.request.request_id())?,
+            request_id,
             caller: CallerId::of(call.caller.name()),
             fingerprint: fingerprint(call.method, &call.request.without_request_id()),
             bindings,

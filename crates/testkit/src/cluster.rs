@@ -173,6 +173,10 @@ min_deletion_window_seconds = 1
 min_rotation_period_seconds = 1
 import_token_ttl_seconds = {ttl}
 job_interval_ms = 200
+
+# Every test node keeps an audit trail in data/audit/.
+[audit]
+enabled = true
 "#,
         region = (id - 1) % 3 + 1,
         pki = pki.display(),

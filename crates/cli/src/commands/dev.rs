@@ -123,6 +123,10 @@ node_ca = "{ca}"
 node_cert = "{cert}"
 node_key = "{key}"
 client_ca = "{client_ca}"
+
+# One hash-chained record per request in data/audit/ (verify: tessera audit verify FILE…).
+[audit]
+enabled = true
 "#,
         ca = pki.join(pki::NODE_CA).display(),
         cert = pki.join(format!("node{id}.pem")).display(),
@@ -218,6 +222,11 @@ impl AppExample {
             "  tessera decrypt --in app.b64 --cert \"$TESSERA_APP_CERT\" \
              --key \"$TESSERA_APP_KEY\"   # PERMISSION_DENIED"
         );
+        println!(
+            "\nAudit trail (one record per request, on every node, both calls above included):"
+        );
+        println!("  tessera audit verify node1/data/audit/audit-*.jsonl   # in the dev directory, one node at a time");
+        println!("  tessera audit hash --value demo   # the HMAC that stands for the name `demo`");
     }
 }
 

@@ -17,6 +17,7 @@ use tessera_state::{
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
 use super::key_to_proto;
+use crate::audit;
 use crate::authz::{split, Caller};
 use crate::error::ApiError;
 use crate::node::{client_request_id, rand_fill, ClientRequest, Node, WriteCall};
@@ -74,6 +75,10 @@ fn alias_response(response: Response) -> Result<pb::AliasResponse, ApiError> {
 }
 
 fn tags(map: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
+    for (key, value) in map {
+        audit::notes::value("tag_key", key);
+        audit::notes::value("tag_value", value);
+    }
     validate_tags(map).map_err(|reason| ApiError::invalid("tags", reason))?;
     Ok(map.clone())
 }
@@ -303,6 +308,7 @@ impl KeysService {
         make: impl Fn(AliasName, KeyId) -> Command,
     ) -> Result<GrpcResponse<pb::AliasResponse>, Status> {
         let (identity, req) = split(request)?;
+        audit::notes::value("alias", &req.alias);
         let alias = AliasName::parse(&req.alias).map_err(|e| ApiError::invalid("alias", e))?;
         let call = WriteCall::new(method, action, &identity, &req);
         let response = self
@@ -839,6 +845,7 @@ impl Keys for KeysService {
             return Err(ApiError::invalid("tag_keys", "give at least one tag key").into());
         }
         for key in &req.tag_keys {
+            audit::notes::value("tag_key", key);
             validate_tag_key(key).map_err(|reason| ApiError::invalid("tag_keys", reason))?;
         }
         let response = self
@@ -913,6 +920,7 @@ impl Keys for KeysService {
         request: GrpcRequest<pb::DeleteAliasRequest>,
     ) -> Result<GrpcResponse<pb::DeleteAliasResponse>, Status> {
         let (identity, req) = split(request)?;
+        audit::notes::value("alias", &req.alias);
         let alias = AliasName::parse(&req.alias).map_err(|e| ApiError::invalid("alias", e))?;
         // Arguments first, then the alias' key, which the caller must be allowed to act on.
         client_request_id(&req.request_id)?;

@@ -292,4 +292,18 @@ impl System for SystemService {
             self.status(request.get_ref().with_state_digest, detailed),
         ))
     }
+
+    async fn audit_hash(
+        &self,
+        request: GrpcRequest<pb::AuditHashRequest>,
+    ) -> Result<GrpcResponse<pb::AuditHashResponse>, Status> {
+        let (caller, req) = split(request)?;
+        crate::audit::notes::value("audit_value", &req.value);
+        self.node
+            .authorize(&caller, Action::AuditHash, None, &BTreeMap::new())?;
+        let key = self.node.audit_key().ok_or(ApiError::Sealed)?;
+        Ok(GrpcResponse::new(pb::AuditHashResponse {
+            hmac: hex::encode(key.hmac(req.value.as_bytes())),
+        }))
+    }
 }

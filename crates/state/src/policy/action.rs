@@ -95,6 +95,7 @@ actions! {
     ListPolicies => "policy:List", Cluster, "List policies.";
     DeletePolicy => "policy:Delete", Cluster, "Delete a policy.";
     CheckPolicy => "policy:Check", Cluster, "Explain a decision (which statement decided).";
+    AuditHash => "audit:Hash", Cluster, "Compute the audit HMAC of a value, to search audit records for it.";
 }
 
 // An `ActionSet` is a bit mask over `Action::ALL`.

@@ -1,0 +1,536 @@
+//! The audit trail and per-identity rate limits against real clusters: one record per call on
+//! the node that served it, no caller-supplied value or secret in the files, a chain that
+//! verifies (and names a tampered line), failing closed when the audit directory disappears,
+//! and one identity's rate limit not touching another's calls.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use tessera_proto::v1 as pb;
+use tessera_proto::v1::access_client::AccessClient;
+use tessera_proto::v1::crypto_client::CryptoClient;
+use tessera_proto::v1::keys_client::KeysClient;
+use tessera_proto::v1::system_client::SystemClient;
+use tessera_testkit::scan::find_needles;
+use tessera_testkit::{ClusterOptions, TestCluster};
+use tonic::transport::Channel;
+use tonic::Code;
+
+use crate::{ctx, tessera};
+
+/// Node `id`'s audit files, oldest first.
+fn audit_files(cluster: &TestCluster, id: u64) -> Vec<PathBuf> {
+    let dir = cluster.node(id).data_dir().join("audit");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Node `id`'s audit records, oldest first.
+fn records(cluster: &TestCluster, id: u64) -> Vec<serde_json::Value> {
+    audit_files(cluster, id)
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// `tessera audit verify -o json FILES…`: exit status and the result document.
+fn verify(files: &[PathBuf]) -> (bool, serde_json::Value) {
+    let out = Command::new(tessera())
+        .args(["audit", "verify", "-o", "json"])
+        .args(files)
+        .output()
+        .unwrap();
+    let document = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify printed no JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), document)
+}
+
+async fn create_key(cluster: &TestCluster, name: &str) -> String {
+    KeysClient::new(cluster.channel(1))
+        .create_key(pb::CreateKeyRequest {
+            name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .key
+        .unwrap()
+        .key_id
+}
+
+async fn allow_app(cluster: &TestCluster, actions: &str, key: &str) {
+    AccessClient::new(cluster.channel(1))
+        .put_policy(pb::PutPolicyRequest {
+            name: "app-audit".into(),
+            document: format!(
+                r#"{{"statements":[{{"effect":"allow","identities":["app"],"actions":[{actions}],"keys":["{key}"]}}]}}"#
+            ),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+fn code_name<T>(result: &Result<T, tonic::Status>) -> &'static str {
+    match result {
+        Ok(_) => "OK",
+        Err(status) => tessera_proto::code_name(status.code()),
+    }
+}
+
+/// One call of the workload as the client saw it: method and gRPC code name.
+type Seen = (String, String);
+
+fn seen(method: &str, code: &str) -> Seen {
+    (method.to_owned(), code.to_owned())
+}
+
+#[tokio::test]
+async fn t38_every_call_is_recorded_once_on_its_node_without_values_and_verifies() {
+    let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
+    let key_name = "audited-key-name-needle";
+    let key_id = create_key(&cluster, key_name).await;
+    allow_app(&cluster, r#""kms:Encrypt""#, key_name).await;
+    // Every node applied the policy (a poll that is itself audited, before the baseline).
+    for id in cluster.ids() {
+        tessera_testkit::wait_for(
+            "the policy on every node",
+            tessera_testkit::cluster::WAIT,
+            || async {
+                CryptoClient::new(cluster.channel_with_cert(id, "app"))
+                    .encrypt(pb::EncryptRequest {
+                        key: key_name.into(),
+                        plaintext: b"warm-up".to_vec(),
+                        context: BTreeMap::new(),
+                    })
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            },
+        )
+        .await;
+    }
+    let before: BTreeMap<u64, usize> = cluster
+        .ids()
+        .into_iter()
+        .map(|id| (id, records(&cluster, id).len()))
+        .collect();
+
+    let mut calls: BTreeMap<u64, Vec<Seen>> = BTreeMap::new();
+    let mut needles: Vec<(String, Vec<u8>)> = vec![
+        ("key name".into(), key_name.as_bytes().to_vec()),
+        ("missing name".into(), b"missing-name-needle".to_vec()),
+        ("hash input".into(), b"hash-input-needle".to_vec()),
+    ];
+    let mut context_value = String::new();
+    for round in 0..3 {
+        for id in cluster.ids() {
+            let log = calls.entry(id).or_default();
+            let mut admin = CryptoClient::new(cluster.channel(id));
+            let mut app = CryptoClient::new(cluster.channel_with_cert(id, "app"));
+            let plaintext = format!("plaintext-needle-{id}-{round}");
+            context_value = format!("context-value-needle-{id}-{round}");
+            let context = ctx(&[("tenant-key-needle", &context_value)]);
+            needles.push((
+                format!("plaintext {id}/{round}"),
+                plaintext.clone().into_bytes(),
+            ));
+            needles.push((
+                format!("context {id}/{round}"),
+                context_value.clone().into_bytes(),
+            ));
+            let encrypted = admin
+                .encrypt(pb::EncryptRequest {
+                    key: key_name.into(),
+                    plaintext: plaintext.into_bytes(),
+                    context: context.clone(),
+                })
+                .await;
+            log.push(seen("/tessera.v1.Crypto/Encrypt", code_name(&encrypted)));
+            let ciphertext = encrypted.unwrap().into_inner().ciphertext;
+            // app may encrypt but not decrypt: one allowed, one denied.
+            let denied = app
+                .decrypt(pb::DecryptRequest {
+                    ciphertext: ciphertext.clone(),
+                    context: context.clone(),
+                })
+                .await
+                .map(|_| ());
+            assert_eq!(code_name(&denied), "PERMISSION_DENIED");
+            log.push(seen("/tessera.v1.Crypto/Decrypt", code_name(&denied)));
+            let allowed = app
+                .encrypt(pb::EncryptRequest {
+                    key: key_name.into(),
+                    plaintext: b"app-plaintext-needle".to_vec(),
+                    context: BTreeMap::new(),
+                })
+                .await
+                .map(|_| ());
+            log.push(seen("/tessera.v1.Crypto/Encrypt", code_name(&allowed)));
+            let data_key = admin
+                .generate_data_key(pb::GenerateDataKeyRequest {
+                    key: key_name.into(),
+                    data_key_spec: "AES_256".into(),
+                    context: context.clone(),
+                })
+                .await;
+            log.push(seen(
+                "/tessera.v1.Crypto/GenerateDataKey",
+                code_name(&data_key),
+            ));
+            let material = data_key.unwrap().into_inner().plaintext;
+            needles.push((format!("data key {id}/{round}"), material.clone()));
+            needles.push((
+                format!("data key b64 {id}/{round}"),
+                base64::engine::general_purpose::STANDARD
+                    .encode(&material)
+                    .into_bytes(),
+            ));
+            needles.push((
+                format!("data key hex {id}/{round}"),
+                hex::encode(&material).into_bytes(),
+            ));
+            let missing = KeysClient::new(cluster.channel(id))
+                .describe_key(pb::DescribeKeyRequest {
+                    key: "missing-name-needle".into(),
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ());
+            assert_eq!(code_name(&missing), "NOT_FOUND");
+            log.push(seen("/tessera.v1.Keys/DescribeKey", code_name(&missing)));
+            let app_status = SystemClient::new(cluster.channel_with_cert(id, "app"))
+                .audit_hash(pb::AuditHashRequest {
+                    value: "hash-input-needle".into(),
+                })
+                .await
+                .map(|_| ());
+            assert_eq!(code_name(&app_status), "PERMISSION_DENIED");
+            log.push(seen("/tessera.v1.System/AuditHash", code_name(&app_status)));
+        }
+    }
+    // The investigator's HMAC of the last context value, from an admin call (also audited).
+    let hmac = SystemClient::new(cluster.channel(1))
+        .audit_hash(pb::AuditHashRequest {
+            value: context_value.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .hmac;
+    calls
+        .get_mut(&1)
+        .unwrap()
+        .push(seen("/tessera.v1.System/AuditHash", "OK"));
+
+    let mut hmac_found = false;
+    for id in cluster.ids() {
+        let all = records(&cluster, id);
+        let new = &all[before[&id]..];
+        let mut recorded: Vec<Seen> = new
+            .iter()
+            .map(|r| {
+                seen(
+                    r["method"].as_str().unwrap(),
+                    r["grpc_code"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        let mut expected = calls[&id].clone();
+        recorded.sort();
+        expected.sort();
+        assert_eq!(
+            recorded, expected,
+            "node {id}: one record per call, with its outcome"
+        );
+        for r in new {
+            assert_eq!(r["v"], 1);
+            assert_eq!(r["node"], id);
+            assert!(r["identity"] == "admin" || r["identity"] == "app", "{r}");
+            assert_eq!(r["cert_sha256"].as_str().unwrap().len(), 64);
+            if r["method"] == "/tessera.v1.Crypto/Encrypt"
+                || r["method"] == "/tessera.v1.Crypto/Decrypt"
+            {
+                assert_eq!(r["key_id"], key_id.as_str(), "{r}");
+            }
+            if r["method"] == "/tessera.v1.Crypto/Decrypt" {
+                assert_eq!(r["action"], "kms:Decrypt");
+                assert_eq!(r["tessera_code"], "ACCESS_DENIED");
+            }
+            if r["method"] == "/tessera.v1.Keys/DescribeKey" {
+                assert!(
+                    r["hmac"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|h| h["field"] == "key_ref"),
+                    "{r}"
+                );
+            }
+            hmac_found |= r["hmac"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|h| h["field"] == "context_value" && h["hmac"] == hmac.as_str());
+        }
+        let (ok, document) = verify(&audit_files(&cluster, id));
+        assert!(ok, "node {id}: {document}");
+        assert_eq!(document["records"].as_u64().unwrap(), all.len() as u64);
+    }
+    assert!(
+        hmac_found,
+        "audit hash finds the records of a context value"
+    );
+
+    let mut audit_dirs = Vec::new();
+    for id in cluster.ids() {
+        audit_dirs.push(cluster.node(id).data_dir().join("audit"));
+    }
+    for dir in &audit_dirs {
+        let found = find_needles(dir, &needles);
+        assert!(
+            found.is_empty(),
+            "caller values or secrets in audit files: {found:?}"
+        );
+    }
+
+    // The CLI asks a node for the same HMAC.
+    let pki = cluster.pki();
+    let out = Command::new(tessera())
+        .args([
+            "audit",
+            "hash",
+            "-o",
+            "json",
+            "--value",
+            &context_value,
+            "--addr",
+        ])
+        .arg(&cluster.node(2).api_addr)
+        .arg("--ca-cert")
+        .arg(pki.join("ca.pem"))
+        .arg("--cert")
+        .arg(pki.join("admin.pem"))
+        .arg("--key")
+        .arg(pki.join("admin-key.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let document: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        document["hmac"],
+        hmac.as_str(),
+        "one audit key on every node"
+    );
+
+    // Tampering with a copy of node 1's chain: the CLI names the line.
+    let copy = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = audit_files(&cluster, 1)
+        .iter()
+        .map(|f| {
+            let to = copy.path().join(f.file_name().unwrap());
+            std::fs::copy(f, &to).unwrap();
+            to
+        })
+        .collect();
+    let last = files.last().unwrap();
+    let text = std::fs::read_to_string(last).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let target = lines.len() / 2;
+    let edited = lines[target].replacen("\"latency_us\":", "\"latency_us\":1", 1);
+    lines[target] = &edited;
+    std::fs::write(last, lines.join("\n") + "\n").unwrap();
+    let (ok, document) = verify(&files);
+    assert!(!ok);
+    assert_eq!(document["valid"], false);
+    assert_eq!(
+        document["line"].as_u64().unwrap(),
+        target as u64 + 1,
+        "{document}"
+    );
+    assert_eq!(
+        Path::new(document["file"].as_str().unwrap()),
+        last.as_path()
+    );
+}
+
+#[tokio::test]
+async fn t38_a_node_that_cannot_write_its_audit_trail_fails_closed() {
+    let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
+    let key = "fail-closed";
+    create_key(&cluster, key).await;
+    let encrypt = |id: u64| {
+        let mut client = CryptoClient::new(cluster.channel(id));
+        async move {
+            client
+                .encrypt(pb::EncryptRequest {
+                    key: key.into(),
+                    plaintext: b"x".to_vec(),
+                    context: BTreeMap::new(),
+                })
+                .await
+        }
+    };
+    for id in cluster.ids() {
+        tessera_testkit::wait_for(
+            "encrypt on every node",
+            tessera_testkit::cluster::WAIT,
+            || async { encrypt(id).await.map(|_| ()).map_err(|e| e.to_string()) },
+        )
+        .await;
+    }
+    let dir = cluster.node(2).data_dir().join("audit");
+    let moved = cluster.node(2).data_dir().join("audit.moved");
+    std::fs::rename(&dir, &moved).unwrap();
+    for _ in 0..3 {
+        let status = encrypt(2).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        assert_eq!(
+            status.metadata().get("tessera-error").unwrap(),
+            "AUDIT_UNAVAILABLE"
+        );
+        encrypt(1).await.unwrap();
+        encrypt(3).await.unwrap();
+    }
+    std::fs::rename(&moved, &dir).unwrap();
+    encrypt(2).await.unwrap();
+    for id in cluster.ids() {
+        let (ok, document) = verify(&audit_files(&cluster, id));
+        assert!(ok, "node {id}: {document}");
+    }
+    let codes: Vec<String> = records(&cluster, 2)
+        .iter()
+        .map(|r| r["grpc_code"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.last().map(String::as_str), Some("OK"));
+}
+
+fn p99(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[(samples.len() * 99 / 100).min(samples.len() - 1)]
+}
+
+async fn timed_encrypts(client: &mut CryptoClient<Channel>, key: &str, n: usize) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        client
+            .encrypt(pb::EncryptRequest {
+                key: key.into(),
+                plaintext: b"b".to_vec(),
+                context: BTreeMap::new(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("identity B refused: {e:?}"));
+        samples.push(start.elapsed());
+    }
+    samples
+}
+
+#[tokio::test]
+async fn t38_one_identity_past_its_rate_limit_does_not_slow_another() {
+    let limits =
+        "[[rate_limits.overrides]]\nidentity = \"app\"\ncrypto = { rate = 20.0, burst = 20.0 }\n";
+    let options = ClusterOptions {
+        nodes: 1,
+        extra_config: vec![(1, limits.to_owned())],
+        ..ClusterOptions::default()
+    };
+    let cluster = TestCluster::start_unsealed(tessera(), options).await;
+    let key = "rate-limited";
+    create_key(&cluster, key).await;
+    allow_app(&cluster, r#""kms:Encrypt""#, key).await;
+    let mut b = CryptoClient::new(cluster.channel(1));
+    timed_encrypts(&mut b, key, 20).await;
+    let unloaded = p99(timed_encrypts(&mut b, key, 200).await);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hammers: Vec<_> = (0..2)
+        .map(|_| {
+            let mut a = CryptoClient::new(cluster.channel_with_cert(1, "app"));
+            let stop = std::sync::Arc::clone(&stop);
+            tokio::spawn(async move {
+                let (mut ok, mut limited, mut retry_after) = (0u64, 0u64, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match a
+                        .encrypt(pb::EncryptRequest {
+                            key: "rate-limited".into(),
+                            plaintext: b"a".to_vec(),
+                            context: BTreeMap::new(),
+                        })
+                        .await
+                    {
+                        Ok(_) => ok += 1,
+                        Err(status) => {
+                            assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                            assert_eq!(
+                                status.metadata().get("tessera-error").unwrap(),
+                                "RATE_LIMITED"
+                            );
+                            limited += 1;
+                            retry_after.push(
+                                status
+                                    .metadata()
+                                    .get("retry-after")
+                                    .unwrap()
+                                    .to_str()
+                                    .unwrap()
+                                    .parse::<u64>()
+                                    .unwrap(),
+                            );
+                        }
+                    }
+                }
+                (ok, limited, retry_after)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let loaded = p99(timed_encrypts(&mut b, key, 200).await);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut limited) = (0, 0);
+    for hammer in hammers {
+        let (o, l, retry_after) = hammer.await.unwrap();
+        ok += o;
+        limited += l;
+        assert!(
+            retry_after.iter().all(|s| *s >= 1),
+            "retry-after in whole seconds"
+        );
+    }
+    println!(
+        "identity B encrypt p99: unloaded {unloaded:?}, while A is rate-limited {loaded:?} ({:.2}x); A: {ok} served, {limited} RESOURCE_EXHAUSTED",
+        loaded.as_secs_f64() / unloaded.as_secs_f64()
+    );
+    assert!(limited > 0, "A went past its limit");
+    assert!(ok >= 20, "A's burst was served");
+    let throttled = records(&cluster, 1)
+        .iter()
+        .filter(|r| r["tessera_code"] == "RATE_LIMITED" && r["identity"] == "app")
+        .count();
+    assert_eq!(throttled as u64, limited, "every refusal is audited");
+}
