@@ -2,7 +2,7 @@
 //!
 //! Files are numbered by area: t10 basic flows, t20 leader failure and restarts, t24
 //! leadership (forwarding backoff, sealed leaders), t28 lagging nodes, t29 clock faults (needs a
-//! fault-injection build), t30 bad input, t36 access control, t40 durability, t50 secrets at
+//! fault-injection build), t30 bad input, t32 connection floods, t36 access control, t40 durability, t50 secrets at
 //! rest, t60 the CLI contract (t62 the full API, t64 the access-control commands), t70 key
 //! lifecycle, t72 crypto operations, t74 import/export and background jobs, t78
 //! interoperability, t79 crypto-shredding, t90 the chaos harness. Every test starts its own
@@ -24,6 +24,7 @@ mod t28_stale_references;
 #[cfg(feature = "fault-injection")]
 mod t29_clock_skew;
 mod t30_bad_input;
+mod t32_connection_flood;
 mod t34_oversized_input;
 mod t36_access;
 mod t40_durability;

@@ -135,6 +135,7 @@ mod tests {
             },
             settings,
             dial: Default::default(),
+            accept: Default::default(),
         }
     }
 

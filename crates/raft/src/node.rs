@@ -22,7 +22,7 @@ use crate::retry::{self, Backoff, LogLimiter};
 use crate::rpc::{ForwardReply, LeaderHint, ReadIndexReply};
 use crate::service::ClusterService;
 use crate::state_machine::{SharedState, StateMachineStore};
-use crate::tls::{self, TlsFiles, TlsIncoming};
+use crate::tls::{self, AcceptLimits, TlsFiles, TlsIncoming};
 use crate::typ::{Fatal, NodeId, NodeInfo, Raft, RaftMetrics};
 
 /// Upper bound on one join attempt (adding a learner waits for it to catch up).
@@ -76,6 +76,9 @@ pub struct NodeConfig {
     pub settings: RaftSettings,
     /// Advertised peer address → address to dial (see [`Peers::new`]).
     pub dial: BTreeMap<String, String>,
+    /// What the cluster port's accept loop takes on (no connection budget: the cluster port
+    /// is what the descriptor reserve is kept for).
+    pub accept: AcceptLimits,
 }
 
 /// A committed and applied write.
@@ -175,7 +178,12 @@ impl RaftNode {
             settings.write_timeout,
             Arc::clone(&leadership),
         );
-        let incoming = TlsIncoming::new(cluster_listener, server_tls, "cluster");
+        let incoming = TlsIncoming::new(
+            cluster_listener,
+            server_tls,
+            "cluster",
+            config.accept.clone(),
+        );
         let server = tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
                 .add_service(service.into_server())

@@ -107,6 +107,7 @@ async fn start_node(pki: &Pki, id: NodeId, data: &Path) -> (RaftNode, String) {
             ..RaftSettings::default()
         },
         dial: Default::default(),
+        accept: Default::default(),
     };
     (RaftNode::start(config, listener).await.unwrap(), addr)
 }
@@ -376,6 +377,7 @@ async fn an_oversized_reply_is_refused_by_the_client() {
         listener,
         tls::server_config(&pki.files(2)).unwrap(),
         "cluster",
+        tls::AcceptLimits::default(),
     );
     let server = tokio::spawn(
         tonic::transport::Server::builder()

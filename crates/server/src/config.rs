@@ -136,6 +136,9 @@ pub struct ServerConfig {
     /// Key lifecycle limits and background jobs.
     #[serde(default)]
     pub lifecycle: LifecycleSection,
+    /// Connection and request limits of both ports.
+    #[serde(default)]
+    pub limits: crate::limits::LimitsSection,
     /// Client identities allowed to run `operator init` on an uninitialised cluster; empty
     /// (the default) allows any holder of a client certificate, with a warning at startup.
     /// The initialiser becomes the cluster's first administrator.
@@ -481,6 +484,7 @@ impl ServerConfig {
         if r.write_timeout_ms == 0 {
             return Err("raft.write_timeout_ms must be positive".into());
         }
+        self.limits.validate(r.write_timeout_ms)?;
         let l = &self.lifecycle;
         if l.min_deletion_window_seconds == 0 {
             return Err("lifecycle.min_deletion_window_seconds must be positive".into());
