@@ -23,6 +23,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod accept;
+mod coalesce;
 pub mod codec;
 pub mod compact;
 pub mod error;

@@ -12,6 +12,7 @@ use openraft::{ServerState, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::coalesce::Coalescer;
 pub use crate::error::{CoreStopped, EnterError, ProposeError, ReadIndexError, StartError};
 use crate::leadership::{self, Leadership};
 use crate::lease::{Lease, LeaseState};
@@ -104,6 +105,8 @@ pub struct RaftNode {
     forward_failures: LogLimiter,
     leader_failures: LogLimiter,
     read_index_failures: LogLimiter,
+    /// Merges concurrent read barriers.
+    barriers: Coalescer<ReadIndexError>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -223,6 +226,7 @@ impl RaftNode {
             forward_failures: LogLimiter::new(retry::LOG_INTERVAL),
             leader_failures: LogLimiter::new(retry::LOG_INTERVAL),
             read_index_failures: LogLimiter::new(retry::LOG_INTERVAL),
+            barriers: Coalescer::new(),
             tasks: vec![server, leader_lease, follower_lease, supervisor],
         })
     }
@@ -462,10 +466,19 @@ impl RaftNode {
     /// A linearizable read barrier: returns once this node has applied everything committed
     /// before the call.
     ///
+    /// Concurrent callers share barriers (see [`crate::coalesce`]): one runs at a time, and
+    /// everyone who arrived while it ran shares the next, so a burst of reads of unknown keys
+    /// costs two round trips to the leader, not one each.
+    ///
     /// # Errors
     /// [`ReadIndexError`] if no leader confirms in time, this node does not apply up to the
     /// read index in time, or its Raft core has stopped.
     pub async fn read_barrier(&self) -> Result<(), ReadIndexError> {
+        self.barriers.run(|| self.confirm_read_index()).await
+    }
+
+    /// One read barrier: asks the leader for its read index and waits to apply up to it.
+    async fn confirm_read_index(&self) -> Result<(), ReadIndexError> {
         let deadline = Instant::now() + self.settings.write_timeout;
         let mut backoff = Backoff::new(retry::BACKOFF_BASE, retry::BACKOFF_CAP);
         let mut metrics = self.raft.metrics();
