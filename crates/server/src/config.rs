@@ -162,6 +162,9 @@ pub struct FaultSection {
     /// Run this node's lease clock at a tenth of real time: it holds leases ten times too
     /// long, as a node whose clock runs slow would (a clock fault).
     pub slow_lease_clock: bool,
+    /// Remember every allowed (identity, action, key) and keep allowing it: authorization
+    /// that ignores a later deny or a removed allow, as a never-invalidated cache would.
+    pub sticky_access_decisions: bool,
     /// Offset this node's wall clock by this many milliseconds (negative: behind), as a bad
     /// NTP source or a VM restored from an old image would.
     pub clock_skew_ms: i64,
