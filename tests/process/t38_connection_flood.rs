@@ -97,7 +97,7 @@ async fn flood(source: [u8; 4], target: SocketAddr, count: usize, first: &[u8]) 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn t32_a_connection_flood_leaves_the_node_up_and_serving() {
+async fn t38_a_connection_flood_leaves_the_node_up_and_serving() {
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
     setrlimit(Resource::RLIMIT_NOFILE, USUAL_OPEN_FILES.min(hard), hard).unwrap();
     let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
