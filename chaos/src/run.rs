@@ -123,14 +123,9 @@ pub async fn run(config: RunConfig) -> Result<Outcome> {
     for process in 1..=config.clients {
         let (clients, app_clients) = {
             let c = cluster.lock().await;
-            let connect = |identity: fn(&ChaosCluster, u64, Duration) -> Result<Client>| {
-                ids.iter()
-                    .map(|id| identity(&c, *id, op_timeout).map(|client| (*id, client)))
-                    .collect::<Result<Vec<_>>>()
-            };
             (
-                connect(ChaosCluster::client)?,
-                connect(ChaosCluster::app_client)?,
+                connections(&c, &ids, op_timeout, ChaosCluster::client)?,
+                connections(&c, &ids, op_timeout, ChaosCluster::app_client)?,
             )
         };
         let worker = Worker {
@@ -145,6 +140,16 @@ pub async fn run(config: RunConfig) -> Result<Outcome> {
             stop_rx.clone(),
         )));
     }
+    let prober = {
+        let c = cluster.lock().await;
+        workload::AccessProber {
+            process: config.clients.saturating_add(1),
+            clients: connections(&c, &ids, op_timeout, ChaosCluster::client)?,
+            app_clients: connections(&c, &ids, op_timeout, ChaosCluster::app_client)?,
+            settle: Duration::from_millis(config.lease_ms.saturating_mul(2).saturating_add(200)),
+        }
+    };
+    workers.push(tokio::spawn(prober.run(recorder.clone(), stop_rx.clone())));
     let sampler = tokio::spawn(crate::nemesis::sample_statuses(
         sampler_admins,
         recorder.clone(),
@@ -421,4 +426,17 @@ async fn collect_final_state(records: &Records, admins: &[(u64, Client)]) -> Res
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Ok(state)
+}
+
+/// One client per node in `ids`, made by `identity` (admin or `app`), each through that node's
+/// client proxy.
+fn connections(
+    cluster: &ChaosCluster,
+    ids: &[u64],
+    op_timeout: Duration,
+    identity: fn(&ChaosCluster, u64, Duration) -> Result<Client>,
+) -> Result<Vec<(u64, Client)>> {
+    ids.iter()
+        .map(|id| identity(cluster, *id, op_timeout).map(|client| (*id, client)))
+        .collect()
 }

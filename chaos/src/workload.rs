@@ -1,7 +1,9 @@
 //! The workload: concurrent clients creating, rotating, disabling and enabling keys,
 //! encrypting, decrypting and re-encrypting, reading key metadata linearizably, and allowing
 //! then revoking the unprivileged `app` identity's `kms:Encrypt` on keys while `app` encrypts —
-//! each operation recorded as invoke + ok/fail/info.
+//! each operation recorded as invoke + ok/fail/info. An [`AccessProber`] revokes `app`'s
+//! access on a key of its own and uses it through every node after the lease window, so every
+//! run tests revocation on every node.
 //!
 //! Each client sends one operation at a time to a node of its choosing (through that node's
 //! client proxy, so partitions can cut clients off too) and retries a create whose outcome is
@@ -17,6 +19,9 @@ use tessera_client::{Client, PolicyFormat};
 use tokio::sync::watch;
 
 use crate::history::{ErrorInfo, EventKind, OkValue, Op, Recorder};
+
+mod probe;
+pub use probe::{AccessProber, PROBE_KEY};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 

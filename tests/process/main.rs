@@ -2,8 +2,8 @@
 //!
 //! Files are numbered by area: t10 basic flows, t20 leader failure and restarts, t24
 //! leadership (forwarding backoff, sealed leaders), t28 lagging nodes, t29 clock faults (needs a
-//! fault-injection build), t30 bad input, t36 access control, t40 durability, t50 secrets at
-//! rest, t60 the CLI contract (t62 the full API, t64 the access-control commands), t70 key
+//! fault-injection build), t30 bad input, t36 access control, t38 connection floods, t40
+//! durability, t50 secrets at rest, t60 the CLI contract (t62 the full API, t64 the access-control commands), t70 key
 //! lifecycle, t72 crypto operations, t74 import/export and background jobs, t78
 //! interoperability, t79 crypto-shredding, t90 the chaos harness. Every test starts its own
 //! cluster (one at a time; see `tessera_testkit`), bounds every wait, and kills its processes
@@ -27,6 +27,7 @@ mod t30_bad_input;
 mod t34_oversized_input;
 mod t36_access;
 mod t38_audit;
+mod t39_connection_flood;
 mod t40_durability;
 mod t50_secrets_at_rest;
 mod t60_cli;

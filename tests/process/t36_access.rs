@@ -189,6 +189,18 @@ async fn t36_policy_allows_only_encrypt_on_app_keys_everywhere() {
             .await
             .unwrap_err();
         assert_status(&s, Code::PermissionDenied, "ACCESS_DENIED", "operator:Seal");
+        // Status answers everyone, but the full-state digest only operators.
+        let status = SystemClient::new(cluster.channel_with_cert(id, "app"))
+            .status(pb::StatusRequest {
+                with_state_digest: true,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            status.get_ref().state_digest,
+            "",
+            "node {id} showed app the digest"
+        );
     }
     // 5: the node stays unsealed, and the admin (the initialiser) may still seal it.
     for id in cluster.ids() {
@@ -555,4 +567,59 @@ async fn t36_access_state_survives_leader_kill_and_restart() {
         .await
         .unwrap_err();
     assert_status(&s, Code::PermissionDenied, "CERTIFICATE_REVOKED", "revoked");
+}
+
+/// `init_identities` in a node's configuration: `Init` through that node from another identity
+/// is refused with `PERMISSION_DENIED` and initialises nothing; a listed identity initialises.
+#[tokio::test]
+async fn t36_init_identities_refuse_other_initialisers() {
+    let mut cluster = TestCluster::start(tessera(), ClusterOptions::default()).await;
+    cluster.stop(1);
+    let config = cluster.node(1).config();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("init_identities = [\"admin\"]\n{text}")).unwrap();
+    cluster.restart(1).await;
+
+    let init = pb::InitRequest {
+        shares: 3,
+        threshold: 2,
+        request_id: "init-by-app".into(),
+    };
+    let s = SystemClient::new(cluster.channel_with_cert(1, "app"))
+        .init(init)
+        .await
+        .unwrap_err();
+    assert_status(&s, Code::PermissionDenied, "ACCESS_DENIED", "operator:Init");
+    for id in cluster.ids() {
+        let status = cluster.client(id).status().await.unwrap();
+        assert!(
+            !status.initialized,
+            "node {id} initialised by a refused Init"
+        );
+    }
+
+    let shares = cluster.init().await;
+    assert_eq!(
+        shares.len(),
+        5,
+        "the listed identity initialises the cluster"
+    );
+    wait_for(
+        "every node to see the cluster initialised",
+        WAIT,
+        || async {
+            for id in cluster.ids() {
+                let status = cluster
+                    .client(id)
+                    .status()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !status.initialized {
+                    return Err(format!("node {id} not initialised yet"));
+                }
+            }
+            Ok(())
+        },
+    )
+    .await;
 }

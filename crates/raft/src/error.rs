@@ -71,8 +71,8 @@ pub enum ProposeError {
     Fatal(#[source] Box<Fatal>),
 }
 
-/// Why a linearizable read barrier failed.
-#[derive(Debug, thiserror::Error)]
+/// Why a linearizable read barrier failed (cloned to every caller a merged barrier answers).
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ReadIndexError {
     /// No leader confirmed a read index before the deadline.
     #[error("cannot confirm the latest state with the leader: no leader confirmed a read index within {timeout:?}")]
@@ -135,6 +135,7 @@ mod tests {
             },
             settings,
             dial: Default::default(),
+            accept: Default::default(),
         }
     }
 

@@ -12,7 +12,8 @@
 //!   node, read barrier, lease check).
 //! - [`leadership`]: a sealed node hands leadership to an unsealed voter and does not
 //!   campaign while one can win.
-//! - [`tls`]: rustls configuration shared by the cluster and API ports.
+//! - [`tls`]: rustls configuration shared by the cluster and API ports, and [`accept`]: the
+//!   limits on what a port's accept loop takes on.
 //!
 //! What it is not: it holds no domain logic. Commands are applied by
 //! [`tessera_state::State::apply`]; this crate decodes, applies and persists.
@@ -21,6 +22,8 @@
 // helpers would only add conversions at every trait boundary.
 #![allow(clippy::result_large_err)]
 
+pub mod accept;
+mod coalesce;
 pub mod codec;
 pub mod compact;
 pub mod error;

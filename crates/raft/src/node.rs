@@ -12,6 +12,7 @@ use openraft::{ServerState, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::coalesce::Coalescer;
 pub use crate::error::{CoreStopped, EnterError, ProposeError, ReadIndexError, StartError};
 use crate::leadership::{self, Leadership};
 use crate::lease::{Lease, LeaseState};
@@ -22,7 +23,7 @@ use crate::retry::{self, Backoff, LogLimiter};
 use crate::rpc::{ForwardReply, LeaderHint, ReadIndexReply};
 use crate::service::ClusterService;
 use crate::state_machine::{SharedState, StateMachineStore};
-use crate::tls::{self, TlsFiles, TlsIncoming};
+use crate::tls::{self, AcceptLimits, TlsFiles, TlsIncoming};
 use crate::typ::{Fatal, NodeId, NodeInfo, Raft, RaftMetrics};
 
 /// Upper bound on one join attempt (adding a learner waits for it to catch up).
@@ -76,6 +77,9 @@ pub struct NodeConfig {
     pub settings: RaftSettings,
     /// Advertised peer address → address to dial (see [`Peers::new`]).
     pub dial: BTreeMap<String, String>,
+    /// What the cluster port's accept loop takes on (no connection budget: the cluster port
+    /// is what the descriptor reserve is kept for).
+    pub accept: AcceptLimits,
 }
 
 /// A committed and applied write.
@@ -101,6 +105,8 @@ pub struct RaftNode {
     forward_failures: LogLimiter,
     leader_failures: LogLimiter,
     read_index_failures: LogLimiter,
+    /// Merges concurrent read barriers.
+    barriers: Coalescer<ReadIndexError>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -175,7 +181,12 @@ impl RaftNode {
             settings.write_timeout,
             Arc::clone(&leadership),
         );
-        let incoming = TlsIncoming::new(cluster_listener, server_tls, "cluster");
+        let incoming = TlsIncoming::new(
+            cluster_listener,
+            server_tls,
+            "cluster",
+            config.accept.clone(),
+        );
         let server = tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
                 .add_service(service.into_server())
@@ -215,6 +226,7 @@ impl RaftNode {
             forward_failures: LogLimiter::new(retry::LOG_INTERVAL),
             leader_failures: LogLimiter::new(retry::LOG_INTERVAL),
             read_index_failures: LogLimiter::new(retry::LOG_INTERVAL),
+            barriers: Coalescer::new(),
             tasks: vec![server, leader_lease, follower_lease, supervisor],
         })
     }
@@ -454,10 +466,19 @@ impl RaftNode {
     /// A linearizable read barrier: returns once this node has applied everything committed
     /// before the call.
     ///
+    /// Concurrent callers share barriers (see [`crate::coalesce`]): one runs at a time, and
+    /// everyone who arrived while it ran shares the next, so a burst of reads of unknown keys
+    /// costs two round trips to the leader, not one each.
+    ///
     /// # Errors
     /// [`ReadIndexError`] if no leader confirms in time, this node does not apply up to the
     /// read index in time, or its Raft core has stopped.
     pub async fn read_barrier(&self) -> Result<(), ReadIndexError> {
+        self.barriers.run(|| self.confirm_read_index()).await
+    }
+
+    /// One read barrier: asks the leader for its read index and waits to apply up to it.
+    async fn confirm_read_index(&self) -> Result<(), ReadIndexError> {
         let deadline = Instant::now() + self.settings.write_timeout;
         let mut backoff = Backoff::new(retry::BACKOFF_BASE, retry::BACKOFF_CAP);
         let mut metrics = self.raft.metrics();

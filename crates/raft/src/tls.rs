@@ -2,8 +2,10 @@
 //!
 //! Servers use rustls directly, so the policy is explicit: TLS 1.3 only, ring provider, and a
 //! client certificate chaining to the configured CA is required at the handshake. Each
-//! accepted connection completes its handshake in its own task (bounded by
-//! [`HANDSHAKE_TIMEOUT`]) so a slow or hostile peer cannot stall the accept loop.
+//! accepted connection completes its handshake in its own task, within the port's
+//! [`AcceptLimits`] (handshake timeout, handshakes at once per port and per source address,
+//! connection budget), so slow or hostile peers can neither stall the accept loop nor exhaust
+//! the node.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -17,14 +19,14 @@ use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::AbortHandle;
-use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-/// Upper bound on one TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::accept::SourceCounts;
+pub use crate::accept::{AcceptLimits, LimitedStream};
+use crate::retry::{self, LogLimiter};
 
 /// A TLS setup failure, naming the file at fault where there is one.
 #[derive(Debug, thiserror::Error)]
@@ -176,17 +178,42 @@ pub fn client_config(files: &TlsFiles) -> Result<tonic::transport::ClientTlsConf
 ///
 /// Dropping it stops the accept loop.
 pub struct TlsIncoming {
-    rx: mpsc::Receiver<Result<TlsStream<TcpStream>, io::Error>>,
+    rx: mpsc::Receiver<Result<LimitedStream, io::Error>>,
     accept_loop: AbortHandle,
 }
 
 impl TlsIncoming {
-    /// Starts accepting on `listener`; handshakes that fail are logged and dropped.
-    pub fn new(listener: TcpListener, config: Arc<ServerConfig>, port_name: &'static str) -> Self {
+    /// Starts accepting on `listener` within `limits`; handshakes that fail are logged and
+    /// dropped.
+    pub fn new(
+        listener: TcpListener,
+        config: Arc<ServerConfig>,
+        port_name: &'static str,
+        limits: AcceptLimits,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(64);
         let acceptor = TlsAcceptor::from(config);
+        let handshakes = Arc::new(Semaphore::new(limits.max_handshakes.max(1)));
+        let connections = limits
+            .max_connections
+            .map(|n| Arc::new(Semaphore::new(n.max(1))));
+        let sources = SourceCounts::new(limits.max_handshakes_per_source);
+        let turned_away = Arc::new(LogLimiter::new(retry::LOG_INTERVAL));
+        let timeout = limits.handshake_timeout;
         let accept_loop = tokio::spawn(async move {
             loop {
+                // At either limit the loop waits here: new connections stay in the kernel's
+                // backlog and cost this process nothing.
+                let connection = match &connections {
+                    Some(budget) => match Arc::clone(budget).acquire_owned().await {
+                        Ok(slot) => Some(slot),
+                        Err(_) => return,
+                    },
+                    None => None,
+                };
+                let Ok(handshake) = Arc::clone(&handshakes).acquire_owned().await else {
+                    return;
+                };
                 let (tcp, peer) = match listener.accept().await {
                     Ok(conn) => conn,
                     Err(e) => {
@@ -195,19 +222,30 @@ impl TlsIncoming {
                         continue;
                     }
                 };
+                let Some(source) = sources.admit(peer.ip()) else {
+                    if let Some(count) = turned_away.admit(std::time::Instant::now()) {
+                        tracing::info!(port = port_name, %peer, count, "too many handshakes from one address; connections closed");
+                    }
+                    continue;
+                };
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
+                let turned_away = Arc::clone(&turned_away);
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    let outcome = tokio::time::timeout(timeout, acceptor.accept(tcp)).await;
+                    drop((handshake, source));
+                    match outcome {
                         Ok(Ok(stream)) => {
                             // The server is gone if the receiver is closed; nothing to do.
-                            let _ = tx.send(Ok(stream)).await;
+                            let _ = tx.send(Ok(LimitedStream::new(stream, connection))).await;
                         }
                         Ok(Err(e)) => {
                             tracing::info!(port = port_name, %peer, error = %e, "TLS handshake refused");
                         }
                         Err(_) => {
-                            tracing::info!(port = port_name, %peer, "TLS handshake timed out");
+                            if let Some(count) = turned_away.admit(std::time::Instant::now()) {
+                                tracing::info!(port = port_name, %peer, count, "TLS handshake timed out");
+                            }
                         }
                     }
                 });
@@ -225,7 +263,7 @@ impl Drop for TlsIncoming {
 }
 
 impl Stream for TlsIncoming {
-    type Item = Result<TlsStream<TcpStream>, io::Error>;
+    type Item = Result<LimitedStream, io::Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.rx.poll_recv(cx)

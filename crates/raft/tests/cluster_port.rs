@@ -1,6 +1,7 @@
 //! The cluster port against real nodes over mutual TLS: only current members may call it (a
 //! node joining is admitted as before), and messages over the size cap are refused on both
-//! sides without harming the node.
+//! sides without harming the node. Also the accept loop's connection budget, which the API
+//! port uses.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -107,6 +108,7 @@ async fn start_node(pki: &Pki, id: NodeId, data: &Path) -> (RaftNode, String) {
             ..RaftSettings::default()
         },
         dial: Default::default(),
+        accept: Default::default(),
     };
     (RaftNode::start(config, listener).await.unwrap(), addr)
 }
@@ -376,6 +378,7 @@ async fn an_oversized_reply_is_refused_by_the_client() {
         listener,
         tls::server_config(&pki.files(2)).unwrap(),
         "cluster",
+        tls::AcceptLimits::default(),
     );
     let server = tokio::spawn(
         tonic::transport::Server::builder()
@@ -396,4 +399,87 @@ async fn an_oversized_reply_is_refused_by_the_client() {
         other => panic!("expected an OUT_OF_RANGE refusal, got {other:?}"),
     }
     server.abort();
+}
+
+/// A TLS client presenting node `id`'s certificate.
+fn tls_connector(pki: &Pki, id: NodeId) -> tokio_rustls::TlsConnector {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let files = pki.files(id);
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&files.trusted_ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let chain = CertificateDer::pem_file_iter(&files.cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(&files.key).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+}
+
+/// Connects to `addr` and completes a TLS handshake.
+async fn handshake(
+    connector: &tokio_rustls::TlsConnector,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    connector.connect(name, tcp).await
+}
+
+/// A port at its connection budget stops accepting: a further client's handshake is not
+/// answered while the budget is used, and completes once a connection closes. (The API port
+/// gets such a budget so that descriptors remain for the cluster port.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_at_its_connection_budget_accepts_again_once_a_connection_closes() {
+    use futures::StreamExt;
+
+    tls::install_crypto_provider();
+    let pki = Pki::new(&[1, 2]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut incoming = TlsIncoming::new(
+        listener,
+        tls::server_config(&pki.files(2)).unwrap(),
+        "api",
+        tls::AcceptLimits {
+            max_connections: Some(1),
+            ..tls::AcceptLimits::default()
+        },
+    );
+    let connector = tls_connector(&pki, 1);
+    let first_client = handshake(&connector, addr).await.unwrap();
+    let first = incoming.next().await.unwrap().unwrap();
+
+    let second_client = tokio::spawn({
+        let connector = connector.clone();
+        async move { handshake(&connector, addr).await }
+    });
+    // Whatever the machine's load, the port does not answer while its budget is used.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !second_client.is_finished(),
+        "a handshake completed beyond the connection budget"
+    );
+
+    drop((first, first_client));
+    let second_client = tokio::time::timeout(WAIT, second_client)
+        .await
+        .expect("the second handshake completes once the first connection closed")
+        .unwrap()
+        .unwrap();
+    let second = tokio::time::timeout(WAIT, incoming.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    drop((second, second_client));
 }

@@ -136,6 +136,9 @@ pub struct ServerConfig {
     /// Key lifecycle limits and background jobs.
     #[serde(default)]
     pub lifecycle: LifecycleSection,
+    /// Connection and request limits of both ports.
+    #[serde(default)]
+    pub limits: crate::limits::LimitsSection,
     /// Client identities allowed to run `operator init` on an uninitialised cluster; empty
     /// (the default) allows any holder of a client certificate, with a warning at startup.
     /// The initialiser becomes the cluster's first administrator.
@@ -165,6 +168,9 @@ pub struct FaultSection {
     /// Run this node's lease clock at a tenth of real time: it holds leases ten times too
     /// long, as a node whose clock runs slow would (a clock fault).
     pub slow_lease_clock: bool,
+    /// Remember every allowed (identity, action, key) and keep allowing it: authorization
+    /// that ignores a later deny or a removed allow, as a never-invalidated cache would.
+    pub sticky_access_decisions: bool,
     /// Offset this node's wall clock by this many milliseconds (negative: behind), as a bad
     /// NTP source or a VM restored from an old image would.
     pub clock_skew_ms: i64,
@@ -490,6 +496,7 @@ impl ServerConfig {
         if r.write_timeout_ms == 0 {
             return Err("raft.write_timeout_ms must be positive".into());
         }
+        self.limits.validate(r.write_timeout_ms)?;
         let l = &self.lifecycle;
         if l.min_deletion_window_seconds == 0 {
             return Err("lifecycle.min_deletion_window_seconds must be positive".into());

@@ -130,6 +130,7 @@ pub async fn run(
 ) -> Result<(), LaunchError> {
     config.tls.check_ca_separation()?;
     tls::install_crypto_provider();
+    let open_files = crate::limits::raise_open_file_limit();
     create_data_dir(&config.data_dir)?;
     let stale = config.data_dir.join(ADDRESSES_FILE);
     if stale.exists() {
@@ -187,6 +188,7 @@ pub async fn run(
             },
             settings: config.raft.settings(),
             dial: config.cluster.dial.clone(),
+            accept: config.limits.cluster_accept(),
         },
         cluster_listener,
     )
@@ -216,18 +218,25 @@ pub async fn run(
         cert: config.tls.node_cert.clone(),
         key: config.tls.node_key.clone(),
     })?;
+    let api_accept = config.limits.api_accept(open_files);
+    tracing::info!(
+        max_connections = ?api_accept.max_connections,
+        reserve = config.limits.fd_reserve,
+        "API port connection budget"
+    );
+    let api_server = config.limits.api_server();
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let api = tokio::spawn({
         let node = Arc::clone(&node);
         async move {
-            let result = tonic::transport::Server::builder()
+            let result = api_server
                 .layer(audit)
                 .add_service(SystemServer::new(SystemService::new(Arc::clone(&node))))
                 .add_service(KeysServer::new(KeysService::new(Arc::clone(&node))))
                 .add_service(AccessServer::new(AccessService::new(Arc::clone(&node))))
                 .add_service(CryptoServer::new(CryptoService::new(node)))
                 .serve_with_incoming_shutdown(
-                    TlsIncoming::new(api_listener, api_tls, "api"),
+                    TlsIncoming::new(api_listener, api_tls, "api", api_accept),
                     async {
                         // Either an explicit stop or the sender being dropped ends serving.
                         let _ = api_stopped.await;

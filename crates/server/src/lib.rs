@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod jobs;
 pub mod launch;
+pub mod limits;
 pub mod node;
 pub mod ratelimit;
 pub mod seal;

@@ -113,6 +113,9 @@ pub struct Node {
     init_identities: Vec<Identity>,
     #[cfg(feature = "fault-injection")]
     faults: crate::config::FaultSection,
+    /// Under the `sticky_access_decisions` fault: (identity, action, key id) once allowed.
+    #[cfg(feature = "fault-injection")]
+    remembered_allows: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Node {
@@ -126,6 +129,8 @@ impl Node {
             init_identities: Vec::new(),
             #[cfg(feature = "fault-injection")]
             faults: crate::config::FaultSection::default(),
+            #[cfg(feature = "fault-injection")]
+            remembered_allows: Default::default(),
         }
     }
 
@@ -203,10 +208,32 @@ impl Node {
         audit::note_access(key.as_ref(), context);
         let request = authz::request(caller, action, key, context);
         let decision = self.decide(&request);
+        #[cfg(feature = "fault-injection")]
+        if self.faults.sticky_access_decisions && self.remember_allow(&request, &decision) {
+            return Ok(());
+        }
         if decision.is_allowed() {
             Ok(())
         } else {
             Err(authz::denial(&decision, action, request.key.as_ref()))
+        }
+    }
+
+    /// The `sticky_access_decisions` fault: a cache of allow decisions that nothing
+    /// invalidates. Records an allow; answers whether `request` was allowed before.
+    #[cfg(feature = "fault-injection")]
+    fn remember_allow(&self, request: &AccessRequest, decision: &Decision) -> bool {
+        let key = request.key.as_ref().and_then(|k| k.id.as_ref());
+        let entry = format!("{}|{:?}|{key:?}", request.identity, request.action);
+        let mut remembered = self
+            .remembered_allows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if decision.is_allowed() {
+            remembered.insert(entry);
+            false
+        } else {
+            remembered.contains(&entry)
         }
     }
 
@@ -220,6 +247,11 @@ impl Node {
             tracing::warn!(
                 skew_ms = faults.clock_skew_ms,
                 "FAULT INJECTION: this node's wall clock is skewed"
+            );
+        }
+        if faults.sticky_access_decisions {
+            tracing::warn!(
+                "FAULT INJECTION: access decisions, once allowed, ignore later policy changes"
             );
         }
         if faults.slow_lease_clock {

@@ -1,5 +1,6 @@
 //! Symmetric operations: encrypt, decrypt, re-encrypt, batches and data keys.
 
+use futures::future::join_all;
 use tessera_crypto::ciphertext::{self, MAX_PLAINTEXT_BYTES};
 use tessera_crypto::{keypair, EncryptionContext, KeySpec, KeyUsage, SecretBytes, SecretKey256};
 use tessera_proto::v1 as pb;
@@ -168,16 +169,23 @@ impl CryptoService {
         caller: &Caller,
     ) -> Result<pb::BatchEncryptResponse, ApiError> {
         check_batch(req.items.len())?;
-        let mut results = Vec::with_capacity(req.items.len());
-        for item in req.items {
-            let result = match self.encrypt_one(item, caller).await {
-                Ok(ok) => pb::batch_encrypt_result::Result::Ok(ok),
-                Err(e) => pb::batch_encrypt_result::Result::Error(item_error(e)),
-            };
-            results.push(pb::BatchEncryptResult {
-                result: Some(result),
-            });
-        }
+        // Items run concurrently so that those naming keys this node has not seen yet share
+        // read barriers instead of waiting for one each in turn.
+        let outcomes = join_all(
+            req.items
+                .into_iter()
+                .map(|item| self.encrypt_one(item, caller)),
+        );
+        let results = outcomes
+            .await
+            .into_iter()
+            .map(|outcome| pb::BatchEncryptResult {
+                result: Some(match outcome {
+                    Ok(ok) => pb::batch_encrypt_result::Result::Ok(ok),
+                    Err(e) => pb::batch_encrypt_result::Result::Error(item_error(e)),
+                }),
+            })
+            .collect();
         Ok(pb::BatchEncryptResponse { results })
     }
 
@@ -187,16 +195,22 @@ impl CryptoService {
         caller: &Caller,
     ) -> Result<pb::BatchDecryptResponse, ApiError> {
         check_batch(req.items.len())?;
-        let mut results = Vec::with_capacity(req.items.len());
-        for item in req.items {
-            let result = match self.decrypt_one(item, caller).await {
-                Ok(ok) => pb::batch_decrypt_result::Result::Ok(ok),
-                Err(e) => pb::batch_decrypt_result::Result::Error(item_error(e)),
-            };
-            results.push(pb::BatchDecryptResult {
-                result: Some(result),
-            });
-        }
+        // As in `batch_encrypt`: unknown key ids share read barriers.
+        let outcomes = join_all(
+            req.items
+                .into_iter()
+                .map(|item| self.decrypt_one(item, caller)),
+        );
+        let results = outcomes
+            .await
+            .into_iter()
+            .map(|outcome| pb::BatchDecryptResult {
+                result: Some(match outcome {
+                    Ok(ok) => pb::batch_decrypt_result::Result::Ok(ok),
+                    Err(e) => pb::batch_decrypt_result::Result::Error(item_error(e)),
+                }),
+            })
+            .collect();
         Ok(pb::BatchDecryptResponse { results })
     }
 
