@@ -429,6 +429,91 @@ async fn t38_a_node_that_cannot_write_its_audit_trail_fails_closed() {
     assert_eq!(codes.last().map(String::as_str), Some("OK"));
 }
 
+/// The same with a full disk: node 2's audit directory is its own small tmpfs, filled with a
+/// ballast file while the node serves. Its calls fail closed, the other nodes (and node 2's
+/// Raft data, on another filesystem) are untouched, and once space is freed calls succeed and
+/// every chain verifies. Mounting needs root (CI runs as root); elsewhere the test says so.
+#[tokio::test]
+async fn t38_a_full_audit_disk_fails_calls_closed_until_space_is_freed() {
+    if !tessera_testkit::disk::mounting_allowed() {
+        eprintln!("t38 full disk needs root to mount the tmpfs it fills; not run as this user");
+        return;
+    }
+    let mut cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
+    let key = "full-disk";
+    create_key(&cluster, key).await;
+    let dir = cluster.node(2).data_dir().join("audit");
+    let kept = cluster.node(2).data_dir().join("audit.kept");
+    cluster.stop(2);
+    std::fs::rename(&dir, &kept).unwrap();
+    let mount = tessera_testkit::disk::Tmpfs::mount(&dir, 4).unwrap();
+    for entry in std::fs::read_dir(&kept).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    cluster.restart(2).await;
+    cluster.unseal(2).await;
+    let encrypt = |id: u64| {
+        let mut client = CryptoClient::new(cluster.channel(id));
+        async move {
+            client
+                .encrypt(pb::EncryptRequest {
+                    key: key.into(),
+                    plaintext: b"x".to_vec(),
+                    context: BTreeMap::new(),
+                })
+                .await
+        }
+    };
+    tessera_testkit::wait_for(
+        "node 2 to serve from its tmpfs audit directory",
+        tessera_testkit::cluster::WAIT,
+        || async { encrypt(2).await.map(|_| ()).map_err(|e| e.to_string()) },
+    )
+    .await;
+
+    tessera_testkit::disk::fill(mount.path()).unwrap();
+    // A record may still fit in the free end of the audit file's last page; once none fits,
+    // every call fails.
+    let mut served_after_fill = 0;
+    loop {
+        match encrypt(2).await {
+            Ok(_) => served_after_fill += 1,
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                break;
+            }
+        }
+        assert!(
+            served_after_fill < 64,
+            "node 2 kept serving with a full audit disk"
+        );
+    }
+    for _ in 0..3 {
+        let status = encrypt(2).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        assert_eq!(
+            status.metadata().get("tessera-error").unwrap(),
+            "AUDIT_UNAVAILABLE"
+        );
+        encrypt(1).await.unwrap();
+        encrypt(3).await.unwrap();
+    }
+    tessera_testkit::disk::free(mount.path()).unwrap();
+    tessera_testkit::wait_for(
+        "node 2 to serve once space is freed",
+        tessera_testkit::cluster::WAIT,
+        || async { encrypt(2).await.map(|_| ()).map_err(|e| e.to_string()) },
+    )
+    .await;
+    for id in cluster.ids() {
+        let (ok, document) = verify(&audit_files(&cluster, id));
+        assert!(ok, "node {id}: {document}");
+    }
+    cluster.stop(2);
+    drop(mount);
+}
+
 fn p99(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[(samples.len() * 99 / 100).min(samples.len() - 1)]
