@@ -331,7 +331,7 @@ async fn t38_every_call_is_recorded_once_on_its_node_without_values_and_verifies
         .arg(pki.join("ca.pem"))
         .arg("--cert")
         .arg(pki.join("admin.pem"))
-        .arg("--key")
+        .arg("--client-key")
         .arg(pki.join("admin-key.pem"))
         .output()
         .unwrap();

@@ -50,45 +50,12 @@ pub struct Connect {
     /// Client certificate (PEM).
     #[arg(long, env = "TESSERA_CLIENT_CERT")]
     pub cert: Option<PathBuf>,
-    /// Client private key (PEM).
-    #[arg(long = "key", env = "TESSERA_CLIENT_KEY")]
-    pub client_key: Option<PathBuf>,
-    /// Output format.
-    #[command(flatten)]
-    pub output: Output,
-}
-
-/// Like [`Connect`], for commands whose `--key` names a Tessera key: the client key is then
-/// given as `--client-key` (or `TESSERA_CLIENT_KEY`).
-#[derive(Debug, Clone, Args)]
-pub struct ConnectForKey {
-    /// Node API endpoints (comma-separated); with several, calls fail over.
-    #[arg(long, env = "TESSERA_ADDR", value_delimiter = ',')]
-    pub addr: Vec<String>,
-    /// CA that signed the server certificates.
-    #[arg(long = "ca-cert", env = "TESSERA_CA_CERT")]
-    pub ca_cert: Option<PathBuf>,
-    /// Client certificate (PEM).
-    #[arg(long, env = "TESSERA_CLIENT_CERT")]
-    pub cert: Option<PathBuf>,
-    /// Client private key (PEM).
+    /// Client private key (PEM). (`--key` always names a Tessera key.)
     #[arg(long = "client-key", env = "TESSERA_CLIENT_KEY")]
     pub client_key: Option<PathBuf>,
     /// Output format.
     #[command(flatten)]
     pub output: Output,
-}
-
-impl From<ConnectForKey> for Connect {
-    fn from(c: ConnectForKey) -> Self {
-        Self {
-            addr: c.addr,
-            ca_cert: c.ca_cert,
-            cert: c.cert,
-            client_key: c.client_key,
-            output: c.output,
-        }
-    }
 }
 
 /// The `-o` flag.

@@ -41,7 +41,7 @@ pub fn client(connect: &Connect) -> Result<Client, Failure> {
     let key = connect
         .client_key
         .as_deref()
-        .ok_or_else(|| missing("--key", "TESSERA_CLIENT_KEY"))?;
+        .ok_or_else(|| missing("--client-key", "TESSERA_CLIENT_KEY"))?;
     let config = ClientConfig::from_files(connect.addr.clone(), ca, cert, key)
         .map_err(|e| Failure::Usage(e.into()))?;
     Client::new(config).map_err(|e| Failure::Usage(e.into()))

@@ -64,8 +64,34 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
     }
 }
 
+/// `--key` once also named the client's private key; where a command has no `--key` flag, the
+/// refusal says what the client key is called now.
+fn renamed_flag_hint(error: &clap::Error) -> Option<&'static str> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) if arg == "--key" || arg.starts_with("--key=") => Some(
+            "the client's private key is given as --client-key (or TESSERA_CLIENT_KEY); \
+             --key names a Tessera key",
+        ),
+        _ => None,
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let hint = renamed_flag_hint(&error);
+            let _ = error.print();
+            if let Some(hint) = hint {
+                eprintln!("\nnote: {hint}");
+            }
+            return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2));
+        }
+    };
     let format = cli.command.output_format();
     match &cli.command {
         Command::Server { .. } => init_tracing("info,openraft=warn,sled=warn"),
@@ -205,7 +231,21 @@ mod tests {
     }
 
     #[test]
-    fn commands_with_a_key_flag_take_the_client_key_as_client_key() {
+    fn the_old_client_key_flag_is_refused_naming_the_new_one() {
+        for args in [
+            vec!["tessera", "key", "describe", "k", "--key", "c.pem"],
+            vec!["tessera", "policy", "get", "p", "--key=c.pem"],
+        ] {
+            let error = Cli::try_parse_from(&args).unwrap_err();
+            let hint = renamed_flag_hint(&error).unwrap_or_default();
+            assert!(hint.contains("--client-key"), "{args:?}: {error}");
+        }
+        let other = Cli::try_parse_from(["tessera", "key", "describe", "k", "--nope"]).unwrap_err();
+        assert_eq!(renamed_flag_hint(&other), None);
+    }
+
+    #[test]
+    fn every_command_takes_the_client_key_as_client_key() {
         for args in [
             vec!["tessera", "sign", "--key", "k", "--client-key", "c.pem"],
             vec!["tessera", "datakey", "--key", "k", "--client-key", "c.pem"],
@@ -218,7 +258,7 @@ mod tests {
                 "--client-key",
                 "c.pem",
             ],
-            vec!["tessera", "key", "describe", "k", "--key", "c.pem"],
+            vec!["tessera", "key", "describe", "k", "--client-key", "c.pem"],
             vec![
                 "tessera",
                 "grant",
@@ -254,7 +294,7 @@ mod tests {
                 "--client-key",
                 "c.pem",
             ],
-            vec!["tessera", "policy", "get", "p", "--key", "c.pem"],
+            vec!["tessera", "policy", "get", "p", "--client-key", "c.pem"],
         ] {
             assert!(Cli::try_parse_from(&args).is_ok(), "{args:?}");
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::{Connect, ConnectForKey, OutputFormat};
+use super::{Connect, OutputFormat};
 use crate::parse;
 
 /// `tessera policy …`.
@@ -62,7 +62,7 @@ pub struct PolicyCheckArgs {
     #[arg(long = "context", value_name = "K=V")]
     pub context: Vec<String>,
     #[command(flatten)]
-    pub connect: ConnectForKey,
+    pub connect: Connect,
 }
 
 /// `tessera grant …`.
@@ -76,7 +76,7 @@ pub enum GrantCommand {
         #[arg(long)]
         key: Option<String>,
         #[command(flatten)]
-        connect: ConnectForKey,
+        connect: Connect,
     },
     /// Revoke grant ID at once.
     Revoke {
@@ -109,7 +109,7 @@ pub struct GrantCreateArgs {
     #[arg(long, requires = "context")]
     pub context_subset: bool,
     #[command(flatten)]
-    pub connect: ConnectForKey,
+    pub connect: Connect,
 }
 
 /// `tessera cert …`.

@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-use super::{Connect, ConnectForKey, OutputFormat};
+use super::{Connect, OutputFormat};
 
 /// `tessera alias …`.
 #[derive(Debug, Subcommand)]
@@ -38,7 +38,7 @@ pub enum AliasCommand {
         #[arg(long)]
         key: Option<String>,
         #[command(flatten)]
-        connect: ConnectForKey,
+        connect: Connect,
     },
 }
 

@@ -3,7 +3,7 @@
 
 use clap::Args;
 
-use super::{Connect, ConnectForKey};
+use super::Connect;
 
 /// `tessera encrypt`.
 #[derive(Debug, Args)]
@@ -18,7 +18,7 @@ pub struct EncryptArgs {
     #[arg(long = "in", default_value = "-")]
     pub input: String,
     #[command(flatten)]
-    pub connect: ConnectForKey,
+    pub connect: Connect,
 }
 
 /// `tessera decrypt`.
@@ -50,7 +50,7 @@ pub struct ReEncryptArgs {
     #[arg(long = "in", default_value = "-")]
     pub input: String,
     #[command(flatten)]
-    pub connect: ConnectForKey,
+    pub connect: Connect,
 }
 
 /// `tessera encrypt-batch`.
@@ -66,7 +66,7 @@ pub struct EncryptBatchArgs {
     #[arg(long = "in", default_value = "-")]
     pub input: String,
     #[command(flatten)]
-    pub connect: ConnectForKey,
+    pub connect: Connect,
 }
 
 /// `tessera decrypt-batch`.
@@ -98,7 +98,7 @@ pub struct DataKeyArgs {
     #[arg(long = "context")]
     pub context: Vec<String>,
     #[command(flatten)]
-    pub connect: ConnectForKey,
+    pub connect: Connect,
 }
 
 /// `tessera datakey-pair`.
@@ -117,7 +117,7 @@ pub struct DataKeyPairArgs {
     #[arg(long = "context")]
     pub context: Vec<String>,
     #[command(flatten)]
-    pub connect: ConnectForKey,
+    pub connect: Connect,
 }
 
 /// `tessera random`.

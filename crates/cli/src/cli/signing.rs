@@ -3,7 +3,7 @@
 
 use clap::{Args, ValueEnum};
 
-use super::{Connect, ConnectForKey};
+use super::Connect;
 
 /// `tessera sign`.
 #[derive(Debug, Args)]
@@ -21,7 +21,7 @@ pub struct SignArgs {
     #[arg(long = "in", default_value = "-")]
     pub input: String,
     #[command(flatten)]
-    pub connect: ConnectForKey,
+    pub connect: Connect,
 }
 
 /// `tessera verify`: exit status 1 when the signature is not valid.
@@ -47,7 +47,7 @@ pub struct VerifyArgs {
     #[arg(long = "in", default_value = "-")]
     pub input: String,
     #[command(flatten)]
-    pub connect: ConnectForKey,
+    pub connect: Connect,
 }
 
 /// How `public-key` prints the key in text mode.
@@ -88,7 +88,7 @@ pub struct MacArgs {
     #[arg(long = "in", default_value = "-")]
     pub input: String,
     #[command(flatten)]
-    pub connect: ConnectForKey,
+    pub connect: Connect,
 }
 
 /// `tessera verify-mac`: exit status 1 when the MAC is not valid.
@@ -111,5 +111,5 @@ pub struct VerifyMacArgs {
     #[arg(long = "in", default_value = "-")]
     pub input: String,
     #[command(flatten)]
-    pub connect: ConnectForKey,
+    pub connect: Connect,
 }

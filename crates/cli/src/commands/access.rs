@@ -91,7 +91,7 @@ pub async fn grant(command: GrantCommand) -> Result<(), Failure> {
                 context_subset: args.context_subset,
                 expires_in: args.expires,
             };
-            let connect: Connect = args.connect.into();
+            let connect = args.connect;
             let grant = client(&connect)?.create_grant(options).await?;
             match connect.output.format {
                 OutputFormat::Json => print_json(&grant_json(&grant)),
@@ -99,7 +99,6 @@ pub async fn grant(command: GrantCommand) -> Result<(), Failure> {
             }
         }
         GrantCommand::List { key, connect } => {
-            let connect: Connect = connect.into();
             let reply = client(&connect)?.list_grants(key.as_deref()).await?;
             match connect.output.format {
                 OutputFormat::Json => print_json(&json!({

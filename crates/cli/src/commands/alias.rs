@@ -3,7 +3,7 @@
 use serde_json::json;
 use tessera_client::proto as pb;
 
-use crate::cli::{AliasCommand, Connect, OutputFormat};
+use crate::cli::{AliasCommand, OutputFormat};
 use crate::commands::client;
 use crate::output::{print_json, Failure};
 
@@ -40,7 +40,6 @@ pub async fn run(command: AliasCommand) -> Result<(), Failure> {
             }
         }
         AliasCommand::List { key, connect } => {
-            let connect: Connect = connect.into();
             let reply = client(&connect)?.list_aliases(key.as_deref()).await?;
             match connect.output.format {
                 OutputFormat::Json => print_json(&json!({

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use tessera_client::proto as pb;
 use zeroize::Zeroizing;
 
-use crate::cli::{Connect, DecryptBatchArgs, EncryptBatchArgs, OutputFormat};
+use crate::cli::{DecryptBatchArgs, EncryptBatchArgs, OutputFormat};
 use crate::commands::client;
 use crate::output::{print_json, Failure};
 use crate::parse::{self, B64};
@@ -86,7 +86,7 @@ fn missing_result() -> Value {
 pub async fn encrypt(args: EncryptBatchArgs) -> Result<(), Failure> {
     let context = parse::context(&args.context)?;
     let items = lines(&parse::read_input(&args.input)?)?;
-    let connect: Connect = args.connect.into();
+    let connect = args.connect;
     let client = client(&connect)?;
     let mut results = Vec::with_capacity(items.len());
     for chunk in items.chunks(MAX_BATCH) {

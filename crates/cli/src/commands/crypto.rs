@@ -6,7 +6,7 @@ use anyhow::Context;
 use base64::Engine;
 use serde_json::json;
 
-use crate::cli::{Connect, DecryptArgs, EncryptArgs, OutputFormat, RandomArgs, ReEncryptArgs};
+use crate::cli::{DecryptArgs, EncryptArgs, OutputFormat, RandomArgs, ReEncryptArgs};
 use crate::commands::client;
 use crate::output::{print_json, Failure};
 use crate::parse::{self, B64};
@@ -18,7 +18,7 @@ use crate::parse::{self, B64};
 pub async fn encrypt(args: EncryptArgs) -> Result<(), Failure> {
     let context = parse::context(&args.context)?;
     let plaintext = parse::read_input(&args.input)?;
-    let connect: Connect = args.connect.into();
+    let connect = args.connect;
     let reply = client(&connect)?
         .encrypt(&args.key, &plaintext, &context)
         .await?;
@@ -79,7 +79,7 @@ pub async fn reencrypt(args: ReEncryptArgs) -> Result<(), Failure> {
     let source_context = parse::pairs("--source-context", &args.source_context)?;
     let input = parse::read_input(&args.input)?;
     let ciphertext = parse::base64("the input", &input)?;
-    let connect: Connect = args.connect.into();
+    let connect = args.connect;
     let reply = client(&connect)?
         .re_encrypt(
             &ciphertext,

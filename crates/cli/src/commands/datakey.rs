@@ -4,7 +4,7 @@ use base64::Engine;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use crate::cli::{Connect, DataKeyArgs, DataKeyPairArgs, OutputFormat};
+use crate::cli::{DataKeyArgs, DataKeyPairArgs, OutputFormat};
 use crate::commands::client;
 use crate::output::{pem, print_json, Failure};
 use crate::parse::{self, B64};
@@ -22,7 +22,7 @@ fn secret_base64(bytes: Vec<u8>) -> Option<Zeroizing<String>> {
 /// [`Failure`] with the exit status to use.
 pub async fn data_key(args: DataKeyArgs) -> Result<(), Failure> {
     let context = parse::context(&args.context)?;
-    let connect: Connect = args.connect.into();
+    let connect = args.connect;
     let client = client(&connect)?;
     let reply = if args.no_plaintext {
         client
@@ -62,7 +62,7 @@ pub async fn data_key(args: DataKeyArgs) -> Result<(), Failure> {
 /// [`Failure`] with the exit status to use.
 pub async fn data_key_pair(args: DataKeyPairArgs) -> Result<(), Failure> {
     let context = parse::context(&args.context)?;
-    let connect: Connect = args.connect.into();
+    let connect = args.connect;
     let reply = client(&connect)?
         .generate_data_key_pair(&args.key, &args.spec, &context, args.no_plaintext)
         .await?;

@@ -108,7 +108,7 @@ async fn put(name: &str, file: &str, connect: &Connect) -> Result<(), Failure> {
 
 async fn check(args: PolicyCheckArgs) -> Result<(), Failure> {
     let context = parse::context(&args.context)?;
-    let connect: Connect = args.connect.into();
+    let connect = args.connect;
     let reply = client(&connect)?
         .check_policy(&args.identity, &args.action, args.key.as_deref(), context)
         .await?;

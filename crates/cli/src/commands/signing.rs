@@ -7,8 +7,7 @@ use base64::Engine;
 use serde_json::json;
 
 use crate::cli::{
-    Connect, MacArgs, OutputFormat, PublicKeyArgs, PublicKeyFormat, SignArgs, VerifyArgs,
-    VerifyMacArgs,
+    MacArgs, OutputFormat, PublicKeyArgs, PublicKeyFormat, SignArgs, VerifyArgs, VerifyMacArgs,
 };
 use crate::commands::client;
 use crate::commands::crypto::write_stdout;
@@ -32,7 +31,7 @@ fn message(input: &str, digest: bool) -> Result<Vec<u8>, Failure> {
 /// [`Failure`] with the exit status to use.
 pub async fn sign(args: SignArgs) -> Result<(), Failure> {
     let message = message(&args.input, args.digest)?;
-    let connect: Connect = args.connect.into();
+    let connect = args.connect;
     let reply = client(&connect)?
         .sign(
             &args.key,
@@ -92,7 +91,7 @@ fn verdict(
 pub async fn verify(args: VerifyArgs) -> Result<(), Failure> {
     let signature = parse::base64("--signature", args.signature.as_bytes())?;
     let message = message(&args.input, args.digest)?;
-    let connect: Connect = args.connect.into();
+    let connect = args.connect;
     let reply = client(&connect)?
         .verify(
             &args.key,
@@ -144,7 +143,7 @@ pub async fn public_key(args: PublicKeyArgs) -> Result<(), Failure> {
 /// [`Failure`] with the exit status to use.
 pub async fn mac(args: MacArgs) -> Result<(), Failure> {
     let message = parse::read_input(&args.input)?;
-    let connect: Connect = args.connect.into();
+    let connect = args.connect;
     let reply = client(&connect)?
         .generate_mac(
             &args.key,
@@ -172,7 +171,7 @@ pub async fn mac(args: MacArgs) -> Result<(), Failure> {
 pub async fn verify_mac(args: VerifyMacArgs) -> Result<(), Failure> {
     let mac = parse::base64("--mac", args.mac.as_bytes())?;
     let message = parse::read_input(&args.input)?;
-    let connect: Connect = args.connect.into();
+    let connect = args.connect;
     let reply = client(&connect)?
         .verify_mac(
             &args.key,
