@@ -4,7 +4,6 @@ mod cli;
 mod commands;
 mod output;
 mod parse;
-mod pki;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
