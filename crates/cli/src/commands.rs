@@ -3,6 +3,7 @@
 pub mod access;
 pub mod alias;
 pub mod batch;
+pub mod bench;
 pub mod crypto;
 pub mod datakey;
 pub mod dev;

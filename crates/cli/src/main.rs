@@ -33,6 +33,7 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             commands::storage::compact(&config, output.format)
         }
         Command::Dev(args) => commands::dev::run(args).await,
+        Command::Bench(args) => commands::bench::run(*args).await,
         Command::Pki(command) => commands::pki::run(command),
         Command::Operator(command) => commands::operator::run(command).await,
         Command::Key(command) => commands::key::run(command).await,
