@@ -60,6 +60,8 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
             .context("cannot encode the report")
             .map_err(Failure::Local)?;
         println!("{json}");
+        // The person who started the run still sees the table.
+        eprint!("{}", report.table());
     } else {
         print!("{}", report.table());
     }
