@@ -13,6 +13,8 @@ const MARGIN_T: f64 = 28.0;
 const PLOT_W: f64 = 250.0;
 const PLOT_H: f64 = 200.0;
 const COLUMNS: usize = 3;
+/// Room right of the last column for its legend.
+const LEGEND_W: f64 = 120.0;
 const COLORS: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
@@ -60,7 +62,7 @@ pub fn chart(report: &Report) -> String {
         }
     }
     let rows = panels.len().div_ceil(COLUMNS).max(1);
-    let width = PANEL_W * COLUMNS as f64;
+    let width = PANEL_W * COLUMNS as f64 + LEGEND_W;
     let height = PANEL_H * rows as f64 + 40.0;
     let mut svg = String::new();
     let _ = writeln!(
