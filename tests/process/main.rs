@@ -5,9 +5,9 @@
 //! fault-injection build), t30 bad input, t36 access control, t38 connection floods, t40
 //! durability, t50 secrets at rest, t60 the CLI contract (t62 the full API, t64 the access-control commands), t70 key
 //! lifecycle, t72 crypto operations, t74 import/export and background jobs, t78
-//! interoperability, t79 crypto-shredding, t90 the chaos harness. Every test starts its own
-//! cluster (one at a time; see `tessera_testkit`), bounds every wait, and kills its processes
-//! when it ends.
+//! interoperability, t79 crypto-shredding, t90 the chaos harness, t95 the benchmark smoke
+//! run. Every test starts its own cluster (one at a time; see `tessera_testkit`), bounds every
+//! wait, and kills its processes when it ends.
 
 #![allow(
     clippy::unwrap_used,
@@ -39,6 +39,7 @@ mod t74_import_export_jobs;
 mod t78_interop;
 mod t79_crypto_shredding;
 mod t90_chaos;
+mod t95_bench;
 
 use std::collections::BTreeMap;
 use std::path::Path;

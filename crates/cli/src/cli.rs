@@ -87,6 +87,8 @@ pub enum Command {
     },
     /// Run a real local cluster of node processes: throw-away PKI, bootstrap, init, unseal.
     Dev(DevArgs),
+    /// Measure a 3-node cluster side by side with a bare mTLS echo server and etcd.
+    Bench(Box<BenchArgs>),
     /// Certificates for tests and demos.
     #[command(subcommand)]
     Pki(PkiCommand),
@@ -201,6 +203,13 @@ impl Command {
             Self::Audit(AuditCommand::Verify { output, .. }) => output.format,
             Self::Audit(AuditCommand::Hash { connect, .. }) => connect.output.format,
             Self::Dev(args) => args.output.format,
+            Self::Bench(args) => {
+                if args.json {
+                    OutputFormat::Json
+                } else {
+                    OutputFormat::Text
+                }
+            }
             Self::Pki(PkiCommand::Init { output, .. } | PkiCommand::IssueClient { output, .. }) => {
                 output.format
             }
@@ -249,6 +258,56 @@ pub struct DevArgs {
     /// Output format of the start-up summary.
     #[command(flatten)]
     pub output: Output,
+}
+
+/// `tessera bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Smoke run (under a minute): every workload with tiny windows and key count, one
+    /// failover, no etcd. Its numbers only show that everything runs.
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the report as JSON (every number) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the latency distributions as an SVG chart to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Workload groups to run, comma-separated: crypto, policy, writes, failover, keys.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(tessera_bench::Group))]
+    pub workloads: Vec<tessera_bench::Group>,
+    /// Measured window of each repetition (default 3s; --quick 250ms).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Warm-up before each window (default 1s; --quick 50ms).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub warmup: Option<std::time::Duration>,
+    /// Repetitions of each workload (default 3; --quick 1).
+    #[arg(long)]
+    pub reps: Option<u32>,
+    /// Keys (N) to create before measuring memory, disk and restart (default 100000;
+    /// --quick 200).
+    #[arg(long)]
+    pub keys: Option<u64>,
+    /// Requests in flight (C) to try, comma-separated (default 1,16,64).
+    #[arg(long, value_delimiter = ',')]
+    pub concurrency: Vec<usize>,
+    /// Leader kills to take the failover median of (default 5; --quick 1).
+    #[arg(long)]
+    pub failover_tries: Option<u32>,
+    /// Request payload in bytes (default 1024).
+    #[arg(long)]
+    pub payload: Option<usize>,
+    /// Do not start etcd even if it is on the PATH.
+    #[arg(long)]
+    pub no_etcd: bool,
+    /// Keep the cluster files in this (new or empty) directory instead of a temporary one.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Serve the echo reference with the PKI in DIR until standard input closes (the bench
+    /// starts itself this way).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub serve_echo: Option<PathBuf>,
 }
 
 /// `tessera pki …`.

@@ -4,6 +4,7 @@ pub mod access;
 pub mod alias;
 pub mod audit;
 pub mod batch;
+pub mod bench;
 pub mod crypto;
 pub mod datakey;
 pub mod dev;

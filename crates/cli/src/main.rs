@@ -4,7 +4,6 @@ mod cli;
 mod commands;
 mod output;
 mod parse;
-mod pki;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -40,6 +39,7 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             commands::audit::hash(&value, connect).await
         }
         Command::Dev(args) => commands::dev::run(args).await,
+        Command::Bench(args) => commands::bench::run(*args).await,
         Command::Pki(command) => commands::pki::run(command),
         Command::Operator(command) => commands::operator::run(command).await,
         Command::Key(command) => commands::key::run(command).await,

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::cli::{OutputFormat, PkiCommand};
 use crate::output::{print_json, Failure};
-use crate::pki;
+use tessera_launcher::pki;
 
 /// Runs a PKI command.
 ///
@@ -18,7 +18,7 @@ pub fn run(command: PkiCommand) -> Result<(), Failure> {
             san,
             output,
         } => {
-            let created = pki::init(&dir, nodes, &san).map_err(Failure::Local)?;
+            let created = pki::init(&dir, nodes, &san).map_err(|e| Failure::Local(e.into()))?;
             match output.format {
                 OutputFormat::Json => print_json(&json!(created)),
                 OutputFormat::Text => {
@@ -37,7 +37,7 @@ pub fn run(command: PkiCommand) -> Result<(), Failure> {
             }
         }
         PkiCommand::IssueClient { dir, name, output } => {
-            let issued = pki::issue_client(&dir, &name).map_err(Failure::Usage)?;
+            let issued = pki::issue_client(&dir, &name).map_err(|e| Failure::Usage(e.into()))?;
             match output.format {
                 OutputFormat::Json => print_json(&json!(issued)),
                 OutputFormat::Text => {

@@ -13,11 +13,58 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
 };
+
+/// Why a PKI could not be created or a certificate issued.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// A PKI needs at least one node certificate.
+    #[error("--nodes must be at least 1")]
+    NoNodes,
+    /// The directory already holds a CA; overwriting it would orphan every certificate.
+    #[error("{} already holds a PKI; refusing to overwrite it", dir.display())]
+    Exists {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A file or directory could not be created, written or read.
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        /// What was attempted.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Key generation, signing or parsing of CA material failed.
+    #[error("certificate operation failed: {0}")]
+    Certificate(#[from] rcgen::Error),
+    /// A client identity that is not a safe file name.
+    #[error("--name must be 1..=64 of A-Z a-z 0-9 . _ - (and not start with '.')")]
+    InvalidIdentity,
+    /// A client identity whose files would clash with the CA or node files.
+    #[error("--name {identity:?} would clash with the CA or node files")]
+    ClashingIdentity {
+        /// The identity asked for.
+        identity: String,
+    },
+}
+
+type Result<T, E = PkiError> = std::result::Result<T, E>;
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PkiError {
+    let path = path.to_owned();
+    move |source| PkiError::Io {
+        action,
+        path,
+        source,
+    }
+}
 
 /// Node CA certificate file name.
 pub const NODE_CA: &str = "ca.pem";
@@ -93,11 +140,9 @@ fn write_file(path: &Path, contents: &str, secret: bool) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(if secret { 0o600 } else { 0o644 });
     }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
+    let mut file = options.open(path).map_err(io_error("create", path))?;
     file.write_all(contents.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
+        .map_err(io_error("write", path))
 }
 
 fn issue(
@@ -139,14 +184,13 @@ fn issue(
 /// If `dir` already holds a CA, or a file cannot be written.
 pub fn init(dir: &Path, nodes: u64, extra_sans: &[String]) -> Result<Pki> {
     if nodes == 0 {
-        bail!("--nodes must be at least 1");
+        return Err(PkiError::NoNodes);
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(io_error("create", dir))?;
     if dir.join(NODE_CA).exists() || dir.join(CLIENT_CA).exists() {
-        bail!(
-            "{} already holds a PKI; refusing to overwrite it",
-            dir.display()
-        );
+        return Err(PkiError::Exists {
+            dir: dir.to_owned(),
+        });
     }
     let node_ca_params = ca_params("Tessera node CA")?;
     let node_ca_key = KeyPair::generate()?;
@@ -210,19 +254,19 @@ pub fn issue_client(dir: &Path, identity: &str) -> Result<Issued> {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         && !identity.starts_with('.');
     if !valid {
-        bail!("--name must be 1..=64 of A-Z a-z 0-9 . _ - (and not start with '.')");
+        return Err(PkiError::InvalidIdentity);
     }
     if identity == "ca" || identity == "client-ca" || identity.starts_with("node") {
-        bail!("--name {identity:?} would clash with the CA or node files");
+        return Err(PkiError::ClashingIdentity {
+            identity: identity.to_owned(),
+        });
     }
     let read = |file: &str| {
         let path = dir.join(file);
-        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
+        std::fs::read_to_string(&path).map_err(io_error("read", &path))
     };
-    let key =
-        KeyPair::from_pem(&read(CLIENT_CA_KEY)?).context("client CA key is not a valid PEM key")?;
-    let issuer = Issuer::from_ca_cert_pem(&read(CLIENT_CA)?, key)
-        .context("client CA certificate is not valid PEM")?;
+    let key = KeyPair::from_pem(&read(CLIENT_CA_KEY)?)?;
+    let issuer = Issuer::from_ca_cert_pem(&read(CLIENT_CA)?, key)?;
     issue(dir, identity, identity, &[], false, &issuer)
 }
 

@@ -1,0 +1,168 @@
+//! The reference a Raft write is compared with: a 3-member etcd on 127.0.0.1, with mutual TLS
+//! on its client and peer ports from the same PKI as the Tessera nodes, loaded through its
+//! gRPC KV API.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tessera_launcher::pki;
+use tokio::process::{Child, Command};
+use tonic::transport::Channel;
+
+use crate::load::{Op, OpError};
+use crate::pb::etcd::kv_client::KvClient;
+use crate::pb::etcd::maintenance_client::MaintenanceClient;
+use crate::pb::etcd::{PutRequest, StatusRequest};
+use crate::Error;
+
+/// Bound on the wait for the members to elect a leader.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `etcd` executable on the PATH, if there is one.
+#[must_use]
+pub fn find() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("etcd"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A running 3-member etcd; dropping it kills the members.
+#[derive(Debug)]
+pub struct Etcd {
+    /// Client addresses (`127.0.0.1:port`), member 1 first.
+    pub client_addrs: Vec<String>,
+    /// The members (killed on drop).
+    members: Vec<Child>,
+    /// The data directory of each member.
+    pub data_dirs: Vec<PathBuf>,
+}
+
+impl Etcd {
+    /// Starts three members of `exe` under `dir`, with node certificates 1–3 of `pki_dir`,
+    /// and waits until they have a leader.
+    ///
+    /// # Errors
+    /// [`Error::Etcd`] if a member cannot start, or [`Error::EtcdNoLeader`] on timeout.
+    pub async fn start(exe: &Path, dir: &Path, pki_dir: &Path) -> Result<Self, Error> {
+        let mut ports = Vec::new();
+        for _ in 0..3 {
+            ports.push(tessera_launcher::cluster::free_ports()?);
+        }
+        let peers: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("m{}=https://127.0.0.1:{peer}", i + 1))
+            .collect();
+        let mut etcd = Self {
+            client_addrs: Vec::new(),
+            members: Vec::new(),
+            data_dirs: Vec::new(),
+        };
+        for (i, (client, peer)) in ports.iter().enumerate() {
+            let n = i + 1;
+            let data = dir.join(format!("etcd{n}"));
+            let log_path = dir.join(format!("etcd{n}.log"));
+            let log = std::fs::File::create(&log_path).map_err(Error::Etcd)?;
+            let log_err = log.try_clone().map_err(Error::Etcd)?;
+            let cert = pki_dir.join(format!("node{n}.pem"));
+            let key = pki_dir.join(format!("node{n}-key.pem"));
+            let child = Command::new(exe)
+                .arg(format!("--name=m{n}"))
+                .arg(format!("--data-dir={}", data.display()))
+                .arg(format!("--listen-client-urls=https://127.0.0.1:{client}"))
+                .arg(format!(
+                    "--advertise-client-urls=https://127.0.0.1:{client}"
+                ))
+                .arg(format!("--listen-peer-urls=https://127.0.0.1:{peer}"))
+                .arg(format!(
+                    "--initial-advertise-peer-urls=https://127.0.0.1:{peer}"
+                ))
+                .arg(format!("--initial-cluster={}", peers.join(",")))
+                .arg("--initial-cluster-state=new")
+                .arg("--initial-cluster-token=tessera-bench")
+                .arg(format!("--cert-file={}", cert.display()))
+                .arg(format!("--key-file={}", key.display()))
+                .arg("--client-cert-auth")
+                .arg(format!(
+                    "--trusted-ca-file={}",
+                    pki_dir.join(pki::CLIENT_CA).display()
+                ))
+                .arg(format!("--peer-cert-file={}", cert.display()))
+                .arg(format!("--peer-key-file={}", key.display()))
+                .arg("--peer-client-cert-auth")
+                .arg(format!(
+                    "--peer-trusted-ca-file={}",
+                    pki_dir.join(pki::NODE_CA).display()
+                ))
+                .arg("--logger=zap")
+                .arg("--log-level=warn")
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(log_err)
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(Error::Etcd)?;
+            etcd.members.push(child);
+            etcd.data_dirs.push(data);
+            etcd.client_addrs.push(format!("127.0.0.1:{client}"));
+        }
+        Ok(etcd)
+    }
+
+    /// The client address of the current leader, once there is one.
+    ///
+    /// # Errors
+    /// [`Error::EtcdNoLeader`] if no member reports a leader in time.
+    pub async fn leader(&self, pki_dir: &Path) -> Result<String, Error> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            for addr in &self.client_addrs {
+                let mut client = MaintenanceClient::new(crate::tls::channel(pki_dir, addr)?);
+                let Ok(reply) = client.status(StatusRequest {}).await else {
+                    continue;
+                };
+                let reply = reply.into_inner();
+                let member = reply.header.map_or(0, |h| h.member_id);
+                if reply.leader != 0 && reply.leader == member {
+                    return Ok(addr.clone());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(Error::EtcdNoLeader)
+    }
+
+    /// Process ids of the members.
+    #[must_use]
+    pub fn pids(&self) -> Vec<u32> {
+        self.members.iter().filter_map(Child::id).collect()
+    }
+}
+
+/// Puts `bench/<seq>` = `value` over `k` connections to `addr`.
+///
+/// # Errors
+/// [`Error`] if the certificates cannot be read.
+pub fn put_op(pki_dir: &Path, addr: &str, k: usize, value: Arc<Vec<u8>>) -> Result<Op, Error> {
+    let clients: Vec<KvClient<Channel>> = (0..k.max(1))
+        .map(|_| crate::tls::channel(pki_dir, addr).map(KvClient::new))
+        .collect::<Result<_, _>>()?;
+    let clients = Arc::new(clients);
+    Ok(Arc::new(move |seq| {
+        let client = crate::pick(&clients, seq).cloned();
+        let value = value.clone();
+        Box::pin(async move {
+            let mut client = client.ok_or(OpError::NoConnection)?;
+            client
+                .put(PutRequest {
+                    key: format!("bench/{seq}").into_bytes(),
+                    value: value.to_vec(),
+                })
+                .await?;
+            Ok(())
+        })
+    }))
+}
