@@ -397,3 +397,50 @@ async fn an_oversized_reply_is_refused_by_the_client() {
     }
     server.abort();
 }
+
+/// A rustls client presenting `files.cert` and trusting `files.trusted_ca`.
+fn tls_connector(files: &TlsFiles) -> tokio_rustls::TlsConnector {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&files.trusted_ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let chain = CertificateDer::pem_file_iter(&files.cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(&files.key).unwrap();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+}
+
+/// Without `TCP_NODELAY` a response written as several small TLS records waits for the
+/// peer's delayed ACK: 1 KiB calls took ~44 ms instead of well under one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_connections_have_nagle_turned_off() {
+    use futures::StreamExt as _;
+    let pki = Pki::new(&[1, 2]);
+    tls::install_crypto_provider();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut incoming = TlsIncoming::new(
+        listener,
+        tls::server_config(&pki.files(1)).unwrap(),
+        "cluster",
+    );
+    let connector = tls_connector(&pki.files(2));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let client = tokio::spawn(async move { connector.connect(name, tcp).await });
+    let accepted = tokio::time::timeout(WAIT, incoming.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(accepted.get_ref().0.nodelay().unwrap());
+    client.await.unwrap().unwrap();
+}
