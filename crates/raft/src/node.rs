@@ -47,13 +47,18 @@ pub struct RaftSettings {
     pub write_timeout: Duration,
 }
 
+/// The defaults bound failover: openraft's follower campaigns once it has heard nothing for
+/// `election_timeout_max` (its leader lease) plus a random election timeout, 1.2–1.6 s here, so
+/// a write through the survivors is acknowledged again about 1.5 s after a leader dies. The
+/// serving lease (300 ms, renewed every 100 ms) stays shorter than `election_timeout_min`, as
+/// the lease argument requires.
 impl Default for RaftSettings {
     fn default() -> Self {
         Self {
-            heartbeat: Duration::from_millis(250),
-            election_timeout_min: Duration::from_millis(1500),
-            election_timeout_max: Duration::from_millis(3000),
-            lease: Duration::from_millis(1200),
+            heartbeat: Duration::from_millis(100),
+            election_timeout_min: Duration::from_millis(400),
+            election_timeout_max: Duration::from_millis(800),
+            lease: Duration::from_millis(300),
             snapshot_after_logs: 10_000,
             logs_kept_after_snapshot: 1_000,
             write_timeout: Duration::from_secs(10),
@@ -649,5 +654,25 @@ async fn track_leader_lease(raft: Raft, lease: Arc<Lease>, id: NodeId) {
             );
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A follower campaigns once it has heard nothing for `election_timeout_max` plus a random
+    /// election timeout (openraft 0.9). With the old defaults (1.5–3 s) that was 4.5–6 s, and a
+    /// leader's death stopped writes for 5–6 s.
+    #[test]
+    fn default_timing_elects_within_two_seconds_and_keeps_the_lease_shorter() {
+        let settings = RaftSettings::default();
+        let latest_campaign = settings.election_timeout_max * 2;
+        assert!(
+            latest_campaign < Duration::from_secs(2),
+            "{latest_campaign:?}"
+        );
+        assert!(settings.lease < settings.election_timeout_min);
+        assert!(settings.heartbeat * 3 < settings.election_timeout_min);
     }
 }
