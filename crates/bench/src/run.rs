@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tessera_client::{Client, PolicyFormat};
 use tessera_launcher::cluster::{self, wait_until};
+use tessera_launcher::config::NodeOptions;
 use tessera_launcher::{LocalCluster, SavedShares};
 
 use crate::echo::EchoProcess;
@@ -94,13 +95,22 @@ struct Bench<'a> {
     keys: u64,
 }
 
+/// The bench measures capacity, so the per-identity rate limits (which would answer its one
+/// identity `RESOURCE_EXHAUSTED` long before the nodes are saturated) are off.
+const NO_RATE_LIMITS: NodeOptions = NodeOptions { rate_limits: false };
+
 impl<'a> Bench<'a> {
     async fn start(options: &'a Options, work: &Path) -> Result<Self, Error> {
         let progress = progress_bar(options);
         progress.set_message("starting a 3-node cluster");
         let dir = work.join("cluster");
-        let mut cluster =
-            cluster::prepare(&dir, NODES, |_| cluster::free_ports(), "tessera bench")?;
+        let mut cluster = cluster::prepare(
+            &dir,
+            NODES,
+            |_| cluster::free_ports(),
+            "tessera bench",
+            NO_RATE_LIMITS,
+        )?;
         cluster.bring_up(&options.exe).await?;
         cluster.poll_interval = TIMED_POLL;
         let pki = dir.join("pki");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tessera_client::{Client, ClientConfig};
 
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, NodeOptions};
 use crate::process::{NodeProcess, Nodes};
 use crate::{pki, Error};
 
@@ -108,6 +108,7 @@ pub fn prepare(
     nodes: u64,
     mut ports: impl FnMut(u64) -> Result<(u16, u16), Error>,
     generator: &str,
+    options: NodeOptions,
 ) -> Result<LocalCluster, Error> {
     let resumed = dir.join(SHARES_FILE).exists();
     let pki_dir = dir.join("pki");
@@ -140,7 +141,7 @@ pub fn prepare(
         if !resumed {
             let (api, cluster) = ports(id)?;
             std::fs::create_dir_all(&node_dir).map_err(Error::io("create", &node_dir))?;
-            let text = NodeConfig::local(&pki_dir, id, api, cluster, seed_port)
+            let text = NodeConfig::local(&pki_dir, id, api, cluster, seed_port, options)
                 .to_toml(generator)
                 .map_err(|source| Error::Encode {
                     path: config.clone(),

@@ -42,6 +42,26 @@ struct Audit {
     enabled: bool,
 }
 
+/// `[rate_limits]`: per-identity token buckets, on by default; a benchmark that measures
+/// capacity turns them off.
+#[derive(Debug, Serialize)]
+struct RateLimits {
+    enabled: bool,
+}
+
+/// What a launcher may choose about its nodes beyond their addresses.
+#[derive(Clone, Copy, Debug)]
+pub struct NodeOptions {
+    /// Whether per-identity rate limits apply (the server's default: yes).
+    pub rate_limits: bool,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        Self { rate_limits: true }
+    }
+}
+
 /// The configuration of node `node_id` of a local cluster whose PKI is in `pki_dir`.
 #[derive(Debug, Serialize)]
 pub struct NodeConfig {
@@ -52,6 +72,7 @@ pub struct NodeConfig {
     cluster: Cluster,
     tls: Tls,
     audit: Audit,
+    rate_limits: RateLimits,
 }
 
 impl NodeConfig {
@@ -65,6 +86,7 @@ impl NodeConfig {
         api_port: u16,
         cluster_port: u16,
         seed: Option<u16>,
+        options: NodeOptions,
     ) -> Self {
         let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
         Self {
@@ -88,6 +110,9 @@ impl NodeConfig {
                 client_ca: pki_dir.join(pki::CLIENT_CA),
             },
             audit: Audit { enabled: true },
+            rate_limits: RateLimits {
+                enabled: options.rate_limits,
+            },
         }
     }
 
@@ -119,6 +144,7 @@ mod tests {
                 7400 + id as u16,
                 7500 + id as u16,
                 seed,
+                NodeOptions::default(),
             )
             .to_toml("tessera dev")
             .unwrap();

@@ -134,6 +134,11 @@ impl LimitedStream {
     pub(crate) fn new(inner: TlsStream<TcpStream>, slot: Option<OwnedSemaphorePermit>) -> Self {
         Self { inner, _slot: slot }
     }
+
+    /// The TCP socket under the TLS session, to read its options.
+    pub fn tcp(&self) -> &TcpStream {
+        self.inner.get_ref().0
+    }
 }
 
 impl AsyncRead for LimitedStream {

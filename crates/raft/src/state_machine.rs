@@ -275,7 +275,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let (responses, last_applied) = {
+        // The rows are written to sled after the lock is released: readers (every crypto call)
+        // wait only for the in-memory apply, not for sled. Entries are applied by one task in
+        // log order, so no other write can slip in between.
+        let (responses, last_applied, batch) = {
             let mut applied = self.shared.write();
             let mut responses = Vec::new();
             for entry in entries {
@@ -306,11 +309,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             for (key, value) in Self::pointer_rows(&applied.last_applied, &applied.membership)? {
                 batch.insert(key, value);
             }
-            self.tree
-                .apply_batch(batch)
-                .map_err(|e| storage_error::write_state_machine(&e))?;
-            (responses, applied.last_applied)
+            (responses, applied.last_applied, batch)
         };
+        self.tree
+            .apply_batch(batch)
+            .map_err(|e| storage_error::write_state_machine(&e))?;
         self.shared.publish(last_applied);
         Ok(responses)
     }

@@ -5,12 +5,14 @@
 //! [`AccessRequest`] and decides it against the node's applied state at cluster time, without
 //! a Raft round trip. The caller is named by its verified client certificate, which is read
 //! from every request (not once per connection), so a certificate revoked while its
-//! connection is open is refused on its next call. Per-identity compiled views are cached;
+//! connection is open is refused on its next call. What a certificate names (identity,
+//! serial, fingerprint) depends only on its bytes, so it is parsed once and cached by those
+//! bytes ([`CallerCache`]); the deny-list is still checked on every call. Per-identity compiled views are cached;
 //! [`AccessControl::decide`] recompiles a view made from older policies, so the cache can
 //! never decide with stale policies.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -24,6 +26,8 @@ use crate::error::ApiError;
 
 /// Most identities whose compiled views are cached; beyond it the cache starts over.
 const MAX_CACHED_VIEWS: usize = 4096;
+/// Most client certificates whose caller is cached; beyond it the cache starts over.
+const MAX_CACHED_CALLERS: usize = 1024;
 /// Failed unseal attempts one identity may make per [`UNSEAL_WINDOW`] before it is refused.
 /// Accepted shares do not count, so share holders are never slowed down.
 pub const UNSEAL_FAILURES: usize = 10;
@@ -46,9 +50,13 @@ impl Caller {
     /// [`ApiError::Unauthenticated`] when the request carries no client certificate that
     /// names an identity (the API port requires one, so only a misconfigured transport can).
     pub fn of<T>(request: &tonic::Request<T>) -> Result<Self, ApiError> {
+        /// Shared by every API service of the process: a client calls several of them.
+        static CALLERS: LazyLock<CallerCache> = LazyLock::new(CallerCache::default);
         let certs = request.peer_certs().ok_or(ApiError::Unauthenticated)?;
         let leaf = certs.first().ok_or(ApiError::Unauthenticated)?;
-        Self::from_der(leaf.as_ref()).ok_or(ApiError::Unauthenticated)
+        CALLERS
+            .caller(leaf.as_ref())
+            .ok_or(ApiError::Unauthenticated)
     }
 
     /// The caller a DER client certificate names (URI SAN, else CN, as
@@ -79,6 +87,40 @@ impl Caller {
     /// The certificate presented.
     pub fn certificate(&self) -> &PresentedCertificate {
         &self.certificate
+    }
+}
+
+/// Callers already derived from client certificates, keyed by the certificate's DER bytes.
+///
+/// Parsing the certificate twice (identity, serial) and hashing it (fingerprint) on every call
+/// was the largest cost of a crypto call after the network. The cached value is a pure
+/// function of the key, so the cache can never name a caller wrongly; revocation is decided
+/// per call from the serial and fingerprint, so caching does not delay it. Bounded by
+/// [`MAX_CACHED_CALLERS`]; certificates that name no caller are not cached.
+#[derive(Default)]
+pub struct CallerCache {
+    callers: Mutex<HashMap<Vec<u8>, Caller>>,
+}
+
+impl CallerCache {
+    /// The caller `der` names, from the cache or parsed (then remembered).
+    pub fn caller(&self, der: &[u8]) -> Option<Caller> {
+        let cached = self
+            .callers
+            .lock()
+            .ok()
+            .and_then(|callers| callers.get(der).cloned());
+        if cached.is_some() {
+            return cached;
+        }
+        let caller = Caller::from_der(der)?;
+        if let Ok(mut callers) = self.callers.lock() {
+            if callers.len() >= MAX_CACHED_CALLERS {
+                callers.clear();
+            }
+            callers.insert(der.to_vec(), caller.clone());
+        }
+        Some(caller)
     }
 }
 
@@ -264,6 +306,32 @@ mod tests {
         assert_eq!(caller.certificate().serial.as_bytes(), [0x0a, 0x1b]);
         let digest: [u8; 32] = Sha256::digest(cert.der()).into();
         assert_eq!(caller.certificate().fingerprint, digest);
+    }
+
+    #[test]
+    fn the_caller_cache_answers_what_parsing_answers() {
+        let cache = CallerCache::default();
+        let mut ders = Vec::new();
+        for (name, serial) in [("app", 7u8), ("other", 9)] {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, name);
+            params.serial_number = Some(rcgen::SerialNumber::from_slice(&[serial]));
+            ders.push(params.self_signed(&key).unwrap().der().to_vec());
+        }
+        for _ in 0..2 {
+            for der in &ders {
+                let cached = cache.caller(der).unwrap();
+                let parsed = Caller::from_der(der).unwrap();
+                assert_eq!(cached.name(), parsed.name());
+                assert_eq!(cached.certificate(), parsed.certificate());
+            }
+        }
+        assert_eq!(cache.callers.lock().unwrap().len(), 2);
+        assert!(cache.caller(b"not a certificate").is_none());
+        assert_eq!(cache.callers.lock().unwrap().len(), 2);
     }
 
     #[test]

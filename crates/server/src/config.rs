@@ -551,7 +551,7 @@ client_ca = "pki/client-ca.pem"
         assert_eq!(c.data_dir, Path::new("/etc/tessera/data"));
         assert_eq!(c.tls.node_ca, Path::new("/etc/tessera/pki/ca.pem"));
         assert_eq!(c.region, "local");
-        assert_eq!(c.raft.lease_ms, 1200);
+        assert_eq!(c.raft.lease_ms, 300);
         assert_eq!(c.lifecycle.min_deletion_window_seconds, 7 * 24 * 3600);
         assert_eq!(c.lifecycle.default_deletion_window_seconds, 30 * 24 * 3600);
     }

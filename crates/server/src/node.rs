@@ -9,7 +9,7 @@ use tessera_raft::{LeaseState, RaftNode};
 use tessera_state::policy::{AccessRequest, Action, Decision, Identity, KeyAttributes};
 use tessera_state::{
     key::version_aad, CallerId, Command, KeyBinding, KeyId, KeyRecord, KeyRef, Request, RequestId,
-    Response, SealConfig, Unusable,
+    Response, SealConfig, State, Unusable,
 };
 
 use crate::audit;
@@ -154,11 +154,13 @@ impl Node {
     /// round trip.
     pub fn decide(&self, request: &AccessRequest) -> Decision {
         let applied = self.raft.shared().read();
-        self.authz.decide(
-            applied.state.access(),
-            request,
-            applied.state.clock().now_ms(),
-        )
+        self.decide_in(&applied.state, request)
+    }
+
+    /// Decides `request` against `state` (the caller holds the applied-state lock).
+    fn decide_in(&self, state: &State, request: &AccessRequest) -> Decision {
+        self.authz
+            .decide(state.access(), request, state.clock().now_ms())
     }
 
     /// Fails if `caller`'s certificate is on the deny-list: for the calls every identity may
@@ -186,12 +188,17 @@ impl Node {
         key: Option<&KeyRecord>,
         context: &std::collections::BTreeMap<String, String>,
     ) -> Result<(), ApiError> {
+        // One lock acquisition for the key's attributes and the decision.
+        let applied = self.raft.shared().read();
         let attributes = key.map(|record| {
             audit::notes::key(record.key_id.as_str());
-            let applied = self.raft.shared().read();
             authz::key_attributes(&applied.state, record)
         });
-        self.authorize_attributes(caller, action, attributes, context)
+        audit::note_access(attributes.as_ref(), context);
+        let request = authz::request(caller, action, attributes, context);
+        let decision = self.decide_in(&applied.state, &request);
+        drop(applied);
+        self.conclude(&request, &decision, action)
     }
 
     /// As [`Node::authorize`] for a key known by its attributes (a key being created).
@@ -208,14 +215,24 @@ impl Node {
         audit::note_access(key.as_ref(), context);
         let request = authz::request(caller, action, key, context);
         let decision = self.decide(&request);
+        self.conclude(&request, &decision, action)
+    }
+
+    /// `Ok` for an allowing decision, else the error the denial gets.
+    fn conclude(
+        &self,
+        request: &AccessRequest,
+        decision: &Decision,
+        action: Action,
+    ) -> Result<(), ApiError> {
         #[cfg(feature = "fault-injection")]
-        if self.faults.sticky_access_decisions && self.remember_allow(&request, &decision) {
+        if self.faults.sticky_access_decisions && self.remember_allow(request, decision) {
             return Ok(());
         }
         if decision.is_allowed() {
             Ok(())
         } else {
-            Err(authz::denial(&decision, action, request.key.as_ref()))
+            Err(authz::denial(decision, action, request.key.as_ref()))
         }
     }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 use serde_json::json;
 use tessera_launcher::cluster::{self, LocalCluster, SHARES, SHARES_FILE, THRESHOLD};
+use tessera_launcher::config::NodeOptions;
 use tessera_launcher::pki;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -142,6 +143,7 @@ pub async fn run(args: DevArgs) -> Result<(), Failure> {
         args.nodes,
         |id| cluster::base_ports(base, id),
         "tessera dev",
+        NodeOptions::default(),
     )
     .map_err(|e| Failure::Local(e.into()))?;
     let resume = dev.resumed;
