@@ -79,6 +79,7 @@ async fn t50_no_secret_bytes_in_any_file_of_any_node() {
             .path(node.data_dir().join("raft"))
             .open()
             .unwrap();
+        let db = tessera_raft::durable::DurableDb::open(db, &node.data_dir().join("raft")).unwrap();
         let store = StateMachineStore::open(&db).unwrap();
         let shared = store.shared();
         let applied = shared.read();

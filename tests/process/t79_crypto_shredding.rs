@@ -23,6 +23,9 @@ fn sealed_version(cluster: &TestCluster, node: u64, key: &str, version: u32) -> 
         .path(cluster.node(node).data_dir().join("raft"))
         .open()
         .unwrap();
+    let db =
+        tessera_raft::durable::DurableDb::open(db, &cluster.node(node).data_dir().join("raft"))
+            .unwrap();
     let store = StateMachineStore::open(&db).unwrap();
     let shared = store.shared();
     let applied = shared.read();

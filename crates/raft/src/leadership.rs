@@ -460,7 +460,8 @@ mod tests {
 
     fn store() -> crate::state_machine::StateMachineStore {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        crate::state_machine::StateMachineStore::open(&db).unwrap()
+        crate::state_machine::StateMachineStore::open(&crate::durable::DurableDb::temporary(db))
+            .unwrap()
     }
 
     fn leadership() -> Leadership {

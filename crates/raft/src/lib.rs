@@ -26,6 +26,7 @@ pub mod accept;
 mod coalesce;
 pub mod codec;
 pub mod compact;
+pub mod durable;
 pub mod error;
 pub mod leadership;
 pub mod lease;

@@ -2,7 +2,8 @@
 //!
 //! Tree `raft_log` maps the big-endian `u64` index (so key order is index order) to a postcard
 //! [`Entry`]. Tree `raft_meta` holds the vote, the last purged log id and the committed log id.
-//! A vote or an append is reported durable only after `sled::Db::flush_async` returns.
+//! A vote or an append is reported durable only after [`DurableDb::flush`] returns (sled's
+//! flush and an `fdatasync` of its data file).
 
 use std::fmt::Debug;
 use std::io;
@@ -14,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec;
+use crate::durable::DurableDb;
 use crate::storage_error;
 use crate::typ::{Entry, LogId, StorageError, TypeConfig, Vote};
 
@@ -26,7 +28,7 @@ const COMMITTED_KEY: &[u8] = b"committed";
 /// The sled-backed log store. Cloning is cheap and shares the same trees.
 #[derive(Clone, Debug)]
 pub struct LogStore {
-    db: sled::Db,
+    db: DurableDb,
     log: sled::Tree,
     meta: sled::Tree,
 }
@@ -36,11 +38,11 @@ impl LogStore {
     ///
     /// # Errors
     /// A sled error if the trees cannot be opened.
-    pub fn open(db: &sled::Db) -> Result<Self, sled::Error> {
+    pub fn open(db: &DurableDb) -> Result<Self, sled::Error> {
         Ok(Self {
             db: db.clone(),
-            log: db.open_tree(LOG_TREE)?,
-            meta: db.open_tree(META_TREE)?,
+            log: db.db().open_tree(LOG_TREE)?,
+            meta: db.db().open_tree(META_TREE)?,
         })
     }
 
@@ -62,7 +64,7 @@ impl LogStore {
     }
 
     async fn flush(&self) -> Result<(), sled::Error> {
-        self.db.flush_async().await.map(drop)
+        self.db.flush().await
     }
 
     fn last_entry_id(&self) -> Result<Option<LogId>, StorageError> {

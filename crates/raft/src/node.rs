@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::coalesce::Coalescer;
+use crate::durable::DurableDb;
 pub use crate::error::{CoreStopped, EnterError, ProposeError, ReadIndexError, StartError};
 use crate::leadership::{self, Leadership};
 use crate::lease::{Lease, LeaseState};
@@ -149,6 +150,10 @@ impl RaftNode {
                 path: db_path.clone(),
                 source,
             })?;
+        let db = DurableDb::open(db, &db_path).map_err(|e| StartError::Storage {
+            path: db_path.clone(),
+            source: sled::Error::Io(e),
+        })?;
         let log_store = LogStore::open(&db).map_err(|source| StartError::Storage {
             path: db_path.clone(),
             source,

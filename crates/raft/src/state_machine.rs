@@ -27,6 +27,7 @@ use tessera_state::{Response, State};
 use tokio::sync::watch;
 
 use crate::codec::{self, CodecError};
+use crate::durable::DurableDb;
 use crate::storage_error;
 use crate::typ::{
     Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
@@ -150,7 +151,7 @@ fn snapshot_transaction_error(
 /// The sled-backed state machine store.
 #[derive(Debug, Clone)]
 pub struct StateMachineStore {
-    db: sled::Db,
+    db: DurableDb,
     tree: sled::Tree,
     snapshots: sled::Tree,
     shared: Arc<SharedState>,
@@ -161,11 +162,13 @@ impl StateMachineStore {
     ///
     /// # Errors
     /// A [`StorageError`] if a row does not decode.
-    pub fn open(db: &sled::Db) -> Result<Self, StorageError> {
+    pub fn open(db: &DurableDb) -> Result<Self, StorageError> {
         let tree = db
+            .db()
             .open_tree(SM_TREE)
             .map_err(|e| storage_error::read_state_machine(&e))?;
         let snapshots = db
+            .db()
             .open_tree(SNAPSHOT_TREE)
             .map_err(|e| storage_error::read_snapshot(None, &e))?;
         let mut rows = Vec::new();
@@ -236,7 +239,7 @@ impl StateMachineStore {
 
     async fn flush_snapshot(&self, meta: &SnapshotMeta) -> Result<(), StorageError> {
         self.db
-            .flush_async()
+            .flush()
             .await
             .map_err(|e| storage_error::write_snapshot(Some(meta.signature()), &e))?;
         Ok(())

@@ -3,6 +3,7 @@
 #![allow(clippy::expect_used)]
 
 use openraft::testing::{StoreBuilder, Suite};
+use tessera_raft::durable::DurableDb;
 use tessera_raft::log_store::LogStore;
 use tessera_raft::state_machine::StateMachineStore;
 use tessera_raft::typ::{StorageError, TypeConfig};
@@ -18,6 +19,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
             .path(dir.path())
             .open()
             .expect("sled opens");
+        let db = DurableDb::open(db, dir.path()).expect("sled's data file opens");
         let log = LogStore::open(&db).expect("log store opens");
         let sm = StateMachineStore::open(&db).expect("state machine opens");
         Ok((dir, log, sm))

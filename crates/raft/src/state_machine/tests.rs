@@ -41,7 +41,8 @@ fn log_id(index: u64) -> LogId<u64> {
 
 fn open(dir: &Path) -> (sled::Db, StateMachineStore) {
     let db = sled::Config::new().path(dir).open().unwrap();
-    let store = StateMachineStore::open(&db).unwrap();
+    let store = StateMachineStore::open(&crate::durable::DurableDb::open(db.clone(), dir).unwrap())
+        .unwrap();
     (db, store)
 }
 
