@@ -104,6 +104,10 @@ impl<'a, M> WriteCall<'a, M> {
 #[cfg(feature = "fault-injection")]
 const SLOW_LEASE_CLOCK_RATE: f64 = 0.1;
 
+/// How long a call waits for this node to apply entries the leader has already committed
+/// before it is refused as `NO_LEASE` (catching up usually takes a few milliseconds).
+pub const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Shared state of a running node.
 pub struct Node {
     raft: RaftNode,
@@ -352,11 +356,32 @@ impl Node {
     }
 
     /// Fails unless the node is unsealed and holds the leader lease, i.e. may answer from its
-    /// own applied state.
+    /// own applied state. A node in contact with the leader that has not yet applied what the
+    /// leader committed (typically a write acknowledged a moment ago) waits up to
+    /// [`CATCH_UP_WAIT`] for it rather than refuse the call.
     ///
     /// # Errors
     /// [`ApiError::Sealed`] or [`ApiError::NoLease`].
-    pub fn require_serving(&self) -> Result<(), ApiError> {
+    pub async fn require_serving(&self) -> Result<(), ApiError> {
+        match self.serving_now() {
+            Err(ApiError::NoLease(LeaseProblem(LeaseState::CatchingUp {
+                commit_index, ..
+            }))) => {
+                self.raft
+                    .shared()
+                    .wait_applied(commit_index, CATCH_UP_WAIT)
+                    .await;
+                self.serving_now()
+            }
+            other => other,
+        }
+    }
+
+    /// As [`Node::require_serving`], without waiting: whether the node may serve right now.
+    ///
+    /// # Errors
+    /// As [`Node::require_serving`].
+    pub fn serving_now(&self) -> Result<(), ApiError> {
         self.require_unsealed()?;
         #[cfg(feature = "fault-injection")]
         if self.faults.serve_without_lease {

@@ -133,7 +133,7 @@ impl AccessService {
         req: &pb::GetPolicyRequest,
         caller: &Caller,
     ) -> Result<pb::Policy, ApiError> {
-        self.node.require_serving()?;
+        self.node.serving_now()?;
         self.allow(caller, Action::GetPolicy)?;
         let name = policy_name(&req.name)?;
         let applied = self.node.raft().shared().read();
@@ -150,7 +150,7 @@ impl AccessService {
     }
 
     fn list_policies(&self, caller: &Caller) -> Result<pb::ListPoliciesResponse, ApiError> {
-        self.node.require_serving()?;
+        self.node.serving_now()?;
         self.allow(caller, Action::ListPolicies)?;
         let applied = self.node.raft().shared().read();
         let policies = applied
@@ -191,7 +191,7 @@ impl AccessService {
         req: pb::CheckPolicyRequest,
         caller: &Caller,
     ) -> Result<pb::CheckPolicyResponse, ApiError> {
-        self.node.require_serving()?;
+        self.node.require_serving().await?;
         self.allow(caller, Action::CheckPolicy)?;
         let identity =
             Identity::parse(&req.identity).map_err(|e| ApiError::invalid("identity", e))?;
@@ -281,7 +281,7 @@ impl AccessService {
         req: pb::ListGrantsRequest,
         caller: &Caller,
     ) -> Result<pb::ListGrantsResponse, ApiError> {
-        self.node.require_serving()?;
+        self.node.require_serving().await?;
         let key = if req.key.is_empty() {
             self.allow(caller, Action::ListGrants)?;
             None
@@ -401,7 +401,7 @@ impl AccessService {
         &self,
         caller: &Caller,
     ) -> Result<pb::ListRevokedCertificatesResponse, ApiError> {
-        self.node.require_serving()?;
+        self.node.serving_now()?;
         self.allow(caller, Action::ListRevoked)?;
         let applied = self.node.raft().shared().read();
         let certificates = applied

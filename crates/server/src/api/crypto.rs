@@ -157,7 +157,7 @@ impl Crypto for CryptoService {
         &self,
         request: GrpcRequest<pb::EncryptRequest>,
     ) -> Result<GrpcResponse<pb::EncryptResponse>, Status> {
-        self.node.require_serving()?;
+        self.node.require_serving().await?;
         let (caller, req) = split(request)?;
         Ok(GrpcResponse::new(self.encrypt_one(req, &caller).await?))
     }
@@ -166,7 +166,7 @@ impl Crypto for CryptoService {
         &self,
         request: GrpcRequest<pb::DecryptRequest>,
     ) -> Result<GrpcResponse<pb::DecryptResponse>, Status> {
-        self.node.require_serving()?;
+        self.node.require_serving().await?;
         let (caller, req) = split(request)?;
         Ok(GrpcResponse::new(self.decrypt_one(req, &caller).await?))
     }
@@ -175,7 +175,7 @@ impl Crypto for CryptoService {
         &self,
         request: GrpcRequest<pb::ReEncryptRequest>,
     ) -> Result<GrpcResponse<pb::ReEncryptResponse>, Status> {
-        self.node.require_serving()?;
+        self.node.require_serving().await?;
         let (caller, req) = split(request)?;
         Ok(GrpcResponse::new(self.re_encrypt(req, &caller).await?))
     }
@@ -184,7 +184,7 @@ impl Crypto for CryptoService {
         &self,
         request: GrpcRequest<pb::BatchEncryptRequest>,
     ) -> Result<GrpcResponse<pb::BatchEncryptResponse>, Status> {
-        self.node.require_serving()?;
+        self.node.require_serving().await?;
         let (caller, req) = split(request)?;
         Ok(GrpcResponse::new(self.batch_encrypt(req, &caller).await?))
     }
@@ -193,7 +193,7 @@ impl Crypto for CryptoService {
         &self,
         request: GrpcRequest<pb::BatchDecryptRequest>,
     ) -> Result<GrpcResponse<pb::BatchDecryptResponse>, Status> {
-        self.node.require_serving()?;
+        self.node.require_serving().await?;
         let (caller, req) = split(request)?;
         Ok(GrpcResponse::new(self.batch_decrypt(req, &caller).await?))
     }
@@ -202,7 +202,7 @@ impl Crypto for CryptoService {
         &self,
         request: GrpcRequest<pb::GenerateDataKeyRequest>,
     ) -> Result<GrpcResponse<pb::GenerateDataKeyResponse>, Status> {
-        self.node.require_serving()?;
+        self.node.require_serving().await?;
         let (caller, req) = split(request)?;
         Ok(GrpcResponse::new(self.data_key(req, true, &caller).await?))
     }
@@ -211,7 +211,7 @@ impl Crypto for CryptoService {
         &self,
         request: GrpcRequest<pb::GenerateDataKeyRequest>,
     ) -> Result<GrpcResponse<pb::GenerateDataKeyResponse>, Status> {
-        self.node.require_serving()?;
+        self.node.require_serving().await?;
         let (caller, req) = split(request)?;
         Ok(GrpcResponse::new(self.data_key(req, false, &caller).await?))
     }
@@ -220,7 +220,7 @@ impl Crypto for CryptoService {
         &self,
         request: GrpcRequest<pb::GenerateDataKeyPairRequest>,
     ) -> Result<GrpcResponse<pb::GenerateDataKeyPairResponse>, Status> {
-        self.node.require_serving()?;
+        self.node.require_serving().await?;
         let (caller, req) = split(request)?;
         Ok(GrpcResponse::new(self.data_key_pair(req, &caller).await?))
     }
@@ -229,7 +229,7 @@ impl Crypto for CryptoService {
         &self,
         request: GrpcRequest<pb::SignRequest>,
     ) -> Result<GrpcResponse<pb::SignResponse>, Status> {
-        self.node.require_serving()?;
+        self.node.require_serving().await?;
         let (caller, req) = split(request)?;
         Ok(GrpcResponse::new(self.sign(req, &caller).await?))
     }
@@ -238,7 +238,7 @@ impl Crypto for CryptoService {
         &self,
         request: GrpcRequest<pb::VerifyRequest>,
     ) -> Result<GrpcResponse<pb::VerifyResponse>, Status> {
-        self.node.require_serving()?;
+        self.node.require_serving().await?;
         let (caller, req) = split(request)?;
         Ok(GrpcResponse::new(self.verify(req, &caller).await?))
     }
@@ -247,7 +247,7 @@ impl Crypto for CryptoService {
         &self,
         request: GrpcRequest<pb::GetPublicKeyRequest>,
     ) -> Result<GrpcResponse<pb::GetPublicKeyResponse>, Status> {
-        self.node.require_serving()?;
+        self.node.require_serving().await?;
         let (caller, req) = split(request)?;
         Ok(GrpcResponse::new(self.public_key(req, &caller).await?))
     }
@@ -256,7 +256,7 @@ impl Crypto for CryptoService {
         &self,
         request: GrpcRequest<pb::GenerateMacRequest>,
     ) -> Result<GrpcResponse<pb::GenerateMacResponse>, Status> {
-        self.node.require_serving()?;
+        self.node.require_serving().await?;
         let (caller, req) = split(request)?;
         Ok(GrpcResponse::new(self.generate_mac(req, &caller).await?))
     }
@@ -265,7 +265,7 @@ impl Crypto for CryptoService {
         &self,
         request: GrpcRequest<pb::VerifyMacRequest>,
     ) -> Result<GrpcResponse<pb::VerifyMacResponse>, Status> {
-        self.node.require_serving()?;
+        self.node.require_serving().await?;
         let (caller, req) = split(request)?;
         Ok(GrpcResponse::new(self.verify_mac(req, &caller).await?))
     }

@@ -321,7 +321,7 @@ impl KeysService {
     }
 
     fn list(&self, req: &pb::ListKeysRequest) -> Result<pb::ListKeysResponse, ApiError> {
-        self.node.require_serving()?;
+        self.node.serving_now()?;
         let limit = match req.page_size {
             0 => DEFAULT_PAGE_SIZE,
             n => usize::try_from(n)
@@ -550,7 +550,7 @@ impl KeysService {
         req: pb::ExportKeyRequest,
         caller: &Caller,
     ) -> Result<pb::ExportKeyResponse, ApiError> {
-        self.node.require_serving()?;
+        self.node.require_serving().await?;
         let recipient = wrap::parse_x25519_public_key(&req.wrapping_public_key)
             .map_err(|e| ApiError::invalid("wrapping_public_key", e))?;
         let record = self.node.resolve_key(&req.key).await?;
@@ -617,7 +617,7 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::DescribeKeyRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.node.require_serving()?;
+        self.node.require_serving().await?;
         let (caller, req) = split(request)?;
         match req.consistency.as_str() {
             "" | "LEASE" => {}
@@ -953,7 +953,7 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::ListAliasesRequest>,
     ) -> Result<GrpcResponse<pb::ListAliasesResponse>, Status> {
-        self.node.require_serving()?;
+        self.node.require_serving().await?;
         let (caller, req) = split(request)?;
         self.node
             .authorize(&caller, Action::ListAliases, None, &BTreeMap::new())?;

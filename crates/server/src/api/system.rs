@@ -219,7 +219,7 @@ impl SystemService {
             snapshot_index: metrics.snapshot.map_or(0, |l| l.index),
             purged_index: metrics.purged.map_or(0, |l| l.index),
             state_digest,
-            serving: self.node.require_serving().is_ok(),
+            serving: self.node.serving_now().is_ok(),
         }
     }
 }
