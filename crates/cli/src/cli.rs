@@ -217,7 +217,12 @@ impl Command {
                 OperatorCommand::Init { connect, .. }
                 | OperatorCommand::Unseal { connect, .. }
                 | OperatorCommand::Seal { connect }
-                | OperatorCommand::Status { connect },
+                | OperatorCommand::Status { connect }
+                | OperatorCommand::Members { connect }
+                | OperatorCommand::AddLearner { connect, .. }
+                | OperatorCommand::Promote(MemberChange { connect, .. })
+                | OperatorCommand::Demote(MemberChange { connect, .. })
+                | OperatorCommand::Remove(MemberChange { connect, .. }),
             ) => connect.output.format,
             Self::Key(command) => command.output_format(),
             Self::Alias(command) => command.output_format(),
@@ -376,4 +381,49 @@ pub enum OperatorCommand {
         #[command(flatten)]
         connect: Connect,
     },
+    /// The cluster's members as the leader sees them: addresses, region, zone, voter or
+    /// learner, match index, lag, last contact, lease.
+    Members {
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Add a running node (empty data directory, neither `bootstrap` nor `join`) as a learner.
+    AddLearner {
+        /// Its node id (its node certificate names node-<ID>).
+        #[arg(long)]
+        id: u64,
+        /// Where clients reach it, host:port.
+        #[arg(long)]
+        api_addr: String,
+        /// Where peers reach it, host:port.
+        #[arg(long)]
+        cluster_addr: String,
+        /// Region label.
+        #[arg(long, default_value = "")]
+        region: String,
+        /// Zone label.
+        #[arg(long, default_value = "")]
+        zone: String,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Make a learner a voter.
+    Promote(MemberChange),
+    /// Make a voter a learner.
+    Demote(MemberChange),
+    /// Remove a voter or learner from the cluster.
+    Remove(MemberChange),
+}
+
+/// A change to one member.
+#[derive(Debug, Args)]
+pub struct MemberChange {
+    /// The member's node id.
+    pub id: u64,
+    /// Apply even if the reachable voters would no longer be a majority (the cluster may then
+    /// stop accepting writes until the missing voters return).
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub connect: Connect,
 }

@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod datakey;
 pub mod dev;
 pub mod key;
+pub mod members;
 pub mod operator;
 pub mod pki;
 pub mod policy;

@@ -2,14 +2,15 @@
 //!
 //! The calls are grouped by what they touch: [`keys`] (key lifecycle), [`aliases`],
 //! [`material`] (import and export of key material), [`crypto`] (encryption, data keys,
-//! randomness), [`signing`] (signatures and MACs) and [`access`] (identity, policies, grants
-//! and the certificate deny-list).
+//! randomness), [`signing`] (signatures and MACs), [`access`] (identity, policies, grants
+//! and the certificate deny-list) and [`members`] (cluster membership).
 
 pub mod access;
 pub mod aliases;
 pub mod crypto;
 pub mod keys;
 pub mod material;
+pub mod members;
 pub mod signing;
 
 use std::future::Future;

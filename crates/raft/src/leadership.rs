@@ -100,7 +100,8 @@ impl Leadership {
         self.is_sealed() && self.shared.read().state.is_initialized()
     }
 
-    fn is_sealed(&self) -> bool {
+    /// Whether this node is sealed.
+    pub fn is_sealed(&self) -> bool {
         *self.sealed.borrow()
     }
 

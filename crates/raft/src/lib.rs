@@ -10,6 +10,8 @@
 //!   caps its message size.
 //! - [`node`]: a running member and the operations the API layer needs (propose from any
 //!   node, read barrier, lease check).
+//! - [`membership`] and [`admin`]: membership administration (list, add a learner, promote,
+//!   demote, remove) with its quorum rules, run on the leader; [`network`] relays it there.
 //! - [`leadership`]: a sealed node hands leadership to an unsealed voter and does not
 //!   campaign while one can win.
 //! - [`tls`]: rustls configuration shared by the cluster and API ports, and [`accept`]: the
@@ -23,6 +25,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod accept;
+pub mod admin;
 mod coalesce;
 pub mod codec;
 pub mod compact;
@@ -32,6 +35,7 @@ pub mod leadership;
 pub mod lease;
 pub mod limits;
 pub mod log_store;
+pub mod membership;
 pub mod membership_guard;
 pub mod network;
 pub mod node;

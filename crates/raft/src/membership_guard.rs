@@ -61,10 +61,33 @@ pub enum Refusal {
     },
 }
 
+/// Metadata key on a refusal naming why, so that a removed node can tell from its leader's
+/// answer that it is no longer a member.
+pub const REFUSAL_METADATA: &str = "tessera-cluster-refusal";
+
+/// [`REFUSAL_METADATA`] value of [`Refusal::NotAMember`].
+const NOT_A_MEMBER: &str = "not-a-member";
+
 impl From<Refusal> for Status {
     fn from(refusal: Refusal) -> Self {
-        Status::permission_denied(refusal.to_string())
+        let mut status = Status::permission_denied(refusal.to_string());
+        if let Refusal::NotAMember { .. } = refusal {
+            status.metadata_mut().insert(
+                REFUSAL_METADATA,
+                tonic::metadata::MetadataValue::from_static(NOT_A_MEMBER),
+            );
+        }
+        status
     }
+}
+
+/// Whether `status` is a peer's refusal because the caller is not in its membership.
+pub fn is_not_a_member(status: &Status) -> bool {
+    status.code() == tonic::Code::PermissionDenied
+        && status
+            .metadata()
+            .get(REFUSAL_METADATA)
+            .is_some_and(|v| v == NOT_A_MEMBER)
 }
 
 /// Whether a caller whose certificate names `identity` may call the cluster port of a node
@@ -170,6 +193,8 @@ mod tests {
         );
         let status = Status::from(Refusal::NotAMember { id: 9 });
         assert_eq!(status.code(), tonic::Code::PermissionDenied);
+        assert!(is_not_a_member(&status));
+        assert!(!is_not_a_member(&Status::from(Refusal::NoIdentity)));
     }
 
     #[test]

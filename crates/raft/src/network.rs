@@ -3,8 +3,9 @@
 //! join), all over mutual-TLS gRPC.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -23,6 +24,8 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::codec;
 use crate::limits::MAX_CLUSTER_MESSAGE_BYTES;
+use crate::membership::{MembershipCall, MembershipReply, ProbeReply};
+use crate::membership_guard::is_not_a_member;
 use crate::rpc::{ForwardReply, ReadIndexReply, TimeoutNowReply, TimeoutNowRequest};
 use crate::typ::{NodeId, NodeInfo, TypeConfig};
 
@@ -115,6 +118,10 @@ pub struct Peers {
     tls: ClientTlsConfig,
     dial: Arc<BTreeMap<String, String>>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// When each peer last answered a Raft RPC (the leader's view of who is reachable).
+    contacts: Arc<Mutex<HashMap<NodeId, Instant>>>,
+    /// Whether the last peer that answered refused this node as not a member of its cluster.
+    refused_as_non_member: Arc<AtomicBool>,
 }
 
 impl Peers {
@@ -126,7 +133,33 @@ impl Peers {
             tls,
             dial: Arc::new(dial),
             channels: Arc::new(Mutex::new(HashMap::new())),
+            contacts: Arc::new(Mutex::new(HashMap::new())),
+            refused_as_non_member: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Whether the peer that answered this node last refused it as not a member (this node
+    /// was removed from the cluster, and its peers' membership says so).
+    pub fn refused_as_non_member(&self) -> bool {
+        self.refused_as_non_member.load(Ordering::Relaxed)
+    }
+
+    fn record_contact(&self, id: NodeId) {
+        self.contacts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, Instant::now());
+    }
+
+    /// How long ago node `id` last answered a Raft RPC from this node (`None`: never since
+    /// this process started). On the leader, heartbeats keep this below the heartbeat interval
+    /// for every reachable member.
+    pub fn last_contact(&self, id: NodeId) -> Option<Duration> {
+        self.contacts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .map(Instant::elapsed)
     }
 
     fn client(&self, addr: &str) -> Result<ClusterClient<Channel>, PeerError> {
@@ -183,9 +216,15 @@ impl Peers {
         let mut req = tonic::Request::new(payload);
         req.set_timeout(timeout);
         let client = self.client(addr)?;
-        let reply = rpc(client, req)
-            .await
-            .map_err(|status| PeerError::from_status(addr, status))?;
+        let answered = rpc(client, req).await;
+        match &answered {
+            Ok(_) => self.refused_as_non_member.store(false, Ordering::Relaxed),
+            Err(status) if is_not_a_member(status) => {
+                self.refused_as_non_member.store(true, Ordering::Relaxed);
+            }
+            Err(_) => {}
+        }
+        let reply = answered.map_err(|status| PeerError::from_status(addr, status))?;
         Ok(codec::decode(what, &reply.into_inner().data)?)
     }
 
@@ -241,6 +280,37 @@ impl Peers {
             timeout,
             |mut c, r| async move { c.timeout_now(r).await },
         )
+        .await
+    }
+
+    /// Relays a membership call to the leader at `addr`.
+    ///
+    /// # Errors
+    /// [`PeerError`] if the leader cannot be reached or answers with an error status.
+    pub async fn membership(
+        &self,
+        addr: &str,
+        call: &MembershipCall,
+        timeout: Duration,
+    ) -> Result<MembershipReply, PeerError> {
+        self.call(
+            addr,
+            "membership call",
+            call,
+            timeout,
+            |mut c, r| async move { c.membership(r).await },
+        )
+        .await
+    }
+
+    /// Asks the node at `addr` who it is and what it holds.
+    ///
+    /// # Errors
+    /// [`PeerError`] if the node cannot be reached or answers with an error status.
+    pub async fn probe(&self, addr: &str, timeout: Duration) -> Result<ProbeReply, PeerError> {
+        self.call(addr, "probe", &(), timeout, |mut c, r| async move {
+            c.probe(r).await
+        })
         .await
     }
 
@@ -314,6 +384,7 @@ impl PeerNetwork {
                 PeerError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&e)),
                 _ => RPCError::Network(NetworkError::new(&e)),
             })?;
+        self.peers.record_contact(self.target);
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }

@@ -12,6 +12,7 @@ use openraft::{ServerState, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::admin::MembershipAdmin;
 use crate::coalesce::Coalescer;
 use crate::durable::DurableDb;
 pub use crate::error::{CoreStopped, EnterError, ProposeError, ReadIndexError, StartError};
@@ -19,6 +20,7 @@ use crate::leadership::{self, Leadership};
 use crate::lease::{Lease, LeaseState};
 use crate::limits;
 use crate::log_store::LogStore;
+use crate::membership::{MemberList, MembershipCall, MembershipError, MembershipReply};
 use crate::network::Peers;
 use crate::retry::{self, Backoff, LogLimiter};
 use crate::rpc::{ForwardReply, LeaderHint, ReadIndexReply};
@@ -112,6 +114,7 @@ pub struct RaftNode {
     shared: Arc<SharedState>,
     lease: Arc<Lease>,
     leadership: Arc<Leadership>,
+    admin: MembershipAdmin,
     peers: Peers,
     settings: RaftSettings,
     /// Repeated failures to reach the leader, logged at most once a second each.
@@ -193,11 +196,21 @@ impl RaftNode {
         let lease = Arc::new(Lease::new(settings.lease));
         let leadership = Arc::new(Leadership::new(Arc::clone(&shared)));
         let server_tls = tls::server_config(&config.tls)?;
+        let admin = MembershipAdmin::new(
+            config.id,
+            raft.clone(),
+            peers.clone(),
+            Arc::clone(&lease),
+            Arc::clone(&shared),
+            Arc::clone(&leadership),
+            settings.election_timeout_max,
+        );
         let service = ClusterService::new(
             raft.clone(),
             Arc::clone(&shared),
             settings.write_timeout,
             Arc::clone(&leadership),
+            admin.clone(),
         );
         let incoming = TlsIncoming::new(
             cluster_listener,
@@ -239,6 +252,7 @@ impl RaftNode {
             shared,
             lease,
             leadership,
+            admin,
             peers,
             settings,
             forward_failures: LogLimiter::new(retry::LOG_INTERVAL),
@@ -561,22 +575,59 @@ impl RaftNode {
 
     /// Whether this node may serve requests from its own applied state now.
     pub fn lease_state(&self) -> LeaseState {
-        let single_voter_leader = {
+        self.admin.lease_state()
+    }
+
+    /// Whether this node was removed from the cluster: its own view of the membership no
+    /// longer contains it, or the last peer it called refused it as not a member (a node
+    /// removed in joint consensus usually never receives the final configuration). A removed
+    /// node must not serve: no leader will renew its lease again.
+    pub fn is_removed(&self) -> bool {
+        let dropped = {
             let metrics = self.raft.metrics();
             let metrics = metrics.borrow();
-            metrics.state == ServerState::Leader
-                && metrics
-                    .membership_config
-                    .membership()
-                    .voter_ids()
-                    .eq([self.id])
-                && metrics.last_applied.map(|l| l.leader_id.term) == Some(metrics.current_term)
+            let membership = metrics.membership_config.membership();
+            membership.nodes().next().is_some() && membership.get_node(&self.id).is_none()
         };
-        if single_voter_leader {
-            return LeaseState::Valid;
+        dropped || self.peers.refused_as_non_member()
+    }
+
+    /// Runs a membership call on the leader, relaying it there from any node, until the leader
+    /// answers or `write_timeout` runs out. Changes are idempotent, so a relay that failed
+    /// after the leader ran the change is simply repeated.
+    ///
+    /// # Errors
+    /// [`MembershipError`]: the leader's refusal, or [`MembershipError::NoLeader`].
+    pub async fn membership(&self, call: MembershipCall) -> Result<MemberList, MembershipError> {
+        let deadline = Instant::now() + self.settings.write_timeout;
+        let mut backoff = Backoff::new(retry::BACKOFF_BASE, retry::BACKOFF_CAP);
+        let mut metrics = self.raft.metrics();
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(MembershipError::NoLeader);
+            }
+            let hint = self.leader_hint();
+            let reply = match (hint.leader_id, hint.leader) {
+                (Some(id), _) if id == self.id => Some(self.admin.run(call.clone()).await),
+                (Some(_), Some(leader)) => self
+                    .peers
+                    .membership(&leader.cluster_addr, &call, remaining)
+                    .await
+                    .inspect_err(|e| tracing::info!(error = %e, "relaying a membership call failed; retrying"))
+                    .ok(),
+                _ => None,
+            };
+            match reply {
+                Some(MembershipReply::Members(list)) => return Ok(list),
+                // The joint configuration of the previous change is about to settle.
+                Some(MembershipReply::Refused(MembershipError::InProgress))
+                | Some(MembershipReply::NotLeader(_))
+                | None => {}
+                Some(MembershipReply::Refused(e)) => return Err(e),
+            }
+            retry::pause(&mut backoff, &mut metrics, hint.leader_id, deadline).await;
         }
-        self.lease
-            .check(Instant::now(), self.shared.applied_index())
     }
 
     /// The lease window.

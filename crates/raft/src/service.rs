@@ -16,10 +16,12 @@ use tessera_proto::cluster::v1::cluster_server::{Cluster, ClusterServer};
 use tessera_proto::cluster::v1::{JoinRequest, JoinResponse, RaftPayload};
 use tonic::{Request, Response, Status};
 
+use crate::admin::MembershipAdmin;
 use crate::codec;
 use crate::leadership::Leadership;
 use crate::limits::MAX_CLUSTER_MESSAGE_BYTES;
-use crate::membership_guard::{node_identity, MembershipGuard};
+use crate::membership::MembershipCall;
+use crate::membership_guard::{node_id_of, node_identity, MembershipGuard};
 use crate::rpc::{ForwardReply, LeaderHint, ReadIndexReply, TimeoutNowRequest};
 use crate::state_machine::SharedState;
 use crate::tls;
@@ -44,23 +46,26 @@ pub struct ClusterService {
     guard: MembershipGuard,
     write_timeout: std::time::Duration,
     leadership: Arc<Leadership>,
+    admin: MembershipAdmin,
 }
 
 impl ClusterService {
     /// A service driving `raft`, whose applied state is `shared`; forwarded writes wait at
     /// most `write_timeout` for commit, and are refused while `leadership` hands leadership
-    /// over.
+    /// over; membership calls and probes are answered by `admin`.
     pub fn new(
         raft: Raft,
         shared: Arc<SharedState>,
         write_timeout: std::time::Duration,
         leadership: Arc<Leadership>,
+        admin: MembershipAdmin,
     ) -> Self {
         Self {
             guard: MembershipGuard::new(raft.clone(), shared),
             raft,
             write_timeout,
             leadership,
+            admin,
         }
     }
 
@@ -268,5 +273,27 @@ impl Cluster for ClusterService {
                 }))
             }
         }
+    }
+
+    async fn membership(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        self.guard.admit(&request)?;
+        let call: MembershipCall = decode("membership call", request)?;
+        let answer = self.admin.run(call).await;
+        reply("membership reply", &answer)
+    }
+
+    async fn probe(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        // The leader probes a node before it is a member: any node certificate will do.
+        let peer = tls::peer_identity(&request);
+        if peer.as_deref().and_then(node_id_of).is_none() {
+            return Err(Status::permission_denied(format!(
+                "a probe must come from a node certificate (node-<id>), got {peer:?}"
+            )));
+        }
+        let () = decode("probe", request)?;
+        reply("probe reply", &self.admin.probe_reply().await)
     }
 }

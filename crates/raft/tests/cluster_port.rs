@@ -366,6 +366,18 @@ impl Cluster for OversizedReplies {
     ) -> Result<tonic::Response<JoinResponse>, tonic::Status> {
         Err(tonic::Status::unimplemented("not in this test"))
     }
+    async fn membership(
+        &self,
+        _: tonic::Request<RaftPayload>,
+    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        oversized_reply()
+    }
+    async fn probe(
+        &self,
+        _: tonic::Request<RaftPayload>,
+    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        oversized_reply()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -283,6 +283,8 @@ pub fn action_of(path: &str) -> Option<Action> {
         ("System", "Seal") => A::Seal,
         ("System", "Status") => A::Status,
         ("System", "AuditHash") => A::AuditHash,
+        ("System", "Members") => A::ListMembers,
+        ("System", "AddLearner" | "Promote" | "Demote" | "RemoveMember") => A::ChangeMembership,
         ("Access", "WhoAmI") => A::WhoAmI,
         ("Access", "PutPolicy") => A::PutPolicy,
         ("Access", "GetPolicy") => A::GetPolicy,

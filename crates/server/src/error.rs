@@ -6,6 +6,7 @@
 //! key material or plaintext.
 
 use tessera_crypto::truncate_for_message;
+use tessera_raft::membership::MembershipError;
 use tessera_raft::{LeaseState, ProposeError, ReadIndexError};
 use tessera_state::policy::{Action, PolicyError};
 use tessera_state::{ApplyError, Unusable};
@@ -114,6 +115,16 @@ pub enum ApiError {
     /// A policy document was refused (the message points at the statement).
     #[error("{0}")]
     Policy(#[from] PolicyError),
+    /// This node was removed from the cluster: it serves nothing, and no leader will renew its
+    /// lease. `UNAVAILABLE`, so clients move on to another node.
+    #[error("node {node_id} was removed from the cluster and serves nothing; use another node. To bring it back, stop it, wipe its data directory, start it with neither `bootstrap` nor `join`, and run `tessera operator add-learner`")]
+    Removed {
+        /// This node's id.
+        node_id: u64,
+    },
+    /// A membership call was refused (or no leader could run it).
+    #[error("{0}")]
+    Membership(#[from] MembershipError),
     /// A server-side invariant broke; the message names it and carries no secret.
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -263,6 +274,22 @@ impl ApiError {
             Self::Throttled { .. } => (Code::ResourceExhausted, "RATE_LIMITED"),
             Self::AuditUnavailable => (Code::Unavailable, "AUDIT_UNAVAILABLE"),
             Self::Policy(_) => (Code::InvalidArgument, "INVALID_POLICY"),
+            Self::Removed { .. } => (Code::Unavailable, "NODE_REMOVED"),
+            Self::Membership(e) => match e {
+                MembershipError::QuorumLoss { .. } => (Code::FailedPrecondition, "QUORUM_LOSS"),
+                MembershipError::LastVoter { .. } => (Code::FailedPrecondition, "LAST_VOTER"),
+                MembershipError::NotAMember { .. } => (Code::NotFound, "NOT_A_MEMBER"),
+                MembershipError::AddressConflict { .. } => {
+                    (Code::AlreadyExists, "MEMBER_ADDRESS_CONFLICT")
+                }
+                MembershipError::StaleData { .. } => (Code::FailedPrecondition, "STALE_NODE_DATA"),
+                MembershipError::WrongNode { .. } => (Code::FailedPrecondition, "WRONG_NODE"),
+                MembershipError::Unreachable { .. } => (Code::Unavailable, "NODE_UNREACHABLE"),
+                MembershipError::Lagging { .. } => (Code::FailedPrecondition, "LEARNER_LAGGING"),
+                MembershipError::InProgress => (Code::Unavailable, "MEMBERSHIP_CHANGE_IN_PROGRESS"),
+                MembershipError::NoLeader => (Code::Unavailable, "NO_LEADER"),
+                MembershipError::Raft { .. } => (Code::Internal, "RAFT_REFUSED"),
+            },
             Self::Internal(_) => (Code::Internal, "INTERNAL"),
         }
     }
@@ -307,6 +334,30 @@ mod tests {
             message.ends_with("…\" is not TESSERA or EXTERNAL"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_removed_node_sends_clients_elsewhere_and_names_the_fix() {
+        let e = ApiError::Removed { node_id: 3 };
+        assert_eq!(e.codes(), (Code::Unavailable, "NODE_REMOVED"));
+        let message = e.to_string();
+        assert!(message.contains("node 3 was removed"), "{message}");
+        assert!(message.contains("wipe its data directory"), "{message}");
+    }
+
+    #[test]
+    fn a_change_that_would_lose_quorum_is_a_failed_precondition() {
+        let e = ApiError::Membership(MembershipError::QuorumLoss {
+            voters_after: vec![1, 3],
+            reachable_after: vec![1],
+        });
+        assert_eq!(e.codes(), (Code::FailedPrecondition, "QUORUM_LOSS"));
+        let e = ApiError::Membership(MembershipError::StaleData {
+            id: 3,
+            addr: "n3:7402".into(),
+        });
+        assert_eq!(e.codes(), (Code::FailedPrecondition, "STALE_NODE_DATA"));
+        assert!(e.to_string().contains("wipe its data directory"), "{e}");
     }
 
     #[test]

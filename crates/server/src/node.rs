@@ -343,6 +343,21 @@ impl Node {
         Ok(status)
     }
 
+    /// Fails if this node was removed from the cluster (see
+    /// [`tessera_raft::RaftNode::is_removed`]).
+    ///
+    /// # Errors
+    /// [`ApiError::Removed`].
+    pub fn require_member(&self) -> Result<(), ApiError> {
+        if self.raft.is_removed() {
+            Err(ApiError::Removed {
+                node_id: self.raft.id(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
     /// Fails unless the node is unsealed.
     ///
     /// # Errors
@@ -361,7 +376,7 @@ impl Node {
     /// [`CATCH_UP_WAIT`] for it rather than refuse the call.
     ///
     /// # Errors
-    /// [`ApiError::Sealed`] or [`ApiError::NoLease`].
+    /// [`ApiError::Removed`], [`ApiError::Sealed`] or [`ApiError::NoLease`].
     pub async fn require_serving(&self) -> Result<(), ApiError> {
         match self.serving_now() {
             Err(ApiError::NoLease(LeaseProblem(LeaseState::CatchingUp {
@@ -382,6 +397,7 @@ impl Node {
     /// # Errors
     /// As [`Node::require_serving`].
     pub fn serving_now(&self) -> Result<(), ApiError> {
+        self.require_member()?;
         self.require_unsealed()?;
         #[cfg(feature = "fault-injection")]
         if self.faults.serve_without_lease {
@@ -585,8 +601,9 @@ impl Node {
     /// Proposes a write and returns its replicated result, turning a rejection into an error.
     ///
     /// # Errors
-    /// [`ApiError::Rejected`] or [`ApiError::Propose`].
+    /// [`ApiError::Removed`], [`ApiError::Rejected`] or [`ApiError::Propose`].
     pub async fn propose(&self, request: Request) -> Result<Response, ApiError> {
+        self.require_member()?;
         let applied = self.raft.propose(request).await?;
         match applied.response {
             Response::Rejected(e) => Err(ApiError::Rejected(e)),

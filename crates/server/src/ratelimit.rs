@@ -70,7 +70,9 @@ impl ActionClass {
             | A::ListPolicies
             | A::DeletePolicy
             | A::CheckPolicy
-            | A::AuditHash => Self::Operator,
+            | A::AuditHash
+            | A::ListMembers
+            | A::ChangeMembership => Self::Operator,
             _ => Self::Keys,
         }
     }

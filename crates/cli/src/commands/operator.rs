@@ -1,4 +1,5 @@
-//! `tessera operator init|unseal|seal|status`.
+//! `tessera operator init|unseal|seal|status`, and the membership commands (see
+//! [`crate::commands::members`]).
 
 use std::io::Read;
 
@@ -7,6 +8,7 @@ use serde_json::json;
 
 use crate::cli::{OperatorCommand, OutputFormat};
 use crate::commands::client;
+use crate::commands::members::{self, ChangeKind};
 use crate::output::{print_json, Failure};
 
 /// Runs an operator command.
@@ -15,6 +17,27 @@ use crate::output::{print_json, Failure};
 /// [`Failure`] with the exit status to use.
 pub async fn run(command: OperatorCommand) -> Result<(), Failure> {
     match command {
+        OperatorCommand::Members { connect } => members::list(&connect).await?,
+        OperatorCommand::AddLearner {
+            id,
+            api_addr,
+            cluster_addr,
+            region,
+            zone,
+            connect,
+        } => {
+            let learner = tessera_client::NewLearner {
+                node_id: id,
+                api_addr,
+                cluster_addr,
+                region,
+                zone,
+            };
+            members::add_learner(&learner, &connect).await?;
+        }
+        OperatorCommand::Promote(args) => members::change(ChangeKind::Promote, &args).await?,
+        OperatorCommand::Demote(args) => members::change(ChangeKind::Demote, &args).await?,
+        OperatorCommand::Remove(args) => members::change(ChangeKind::Remove, &args).await?,
         OperatorCommand::Init {
             shares,
             threshold,

@@ -7,6 +7,8 @@ use sha2::{Digest, Sha256};
 use tessera_crypto::{root, UnsealShare};
 use tessera_proto::v1 as pb;
 use tessera_proto::v1::system_server::System;
+use tessera_raft::membership::{Change, ChangeRequest, MemberList, MembershipCall};
+use tessera_raft::NodeInfo;
 use tessera_state::policy::Action;
 use tessera_state::{CallerId, Command, Request, Response, SealConfig};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
@@ -164,6 +166,39 @@ impl SystemService {
         })
     }
 
+    /// Runs a membership call on the leader for an authorised caller.
+    async fn membership(
+        &self,
+        caller: &Caller,
+        action: Action,
+        call: MembershipCall,
+    ) -> Result<pb::MembersResponse, ApiError> {
+        self.node
+            .authorize(caller, action, None, &BTreeMap::new())?;
+        self.node.require_member()?;
+        if let MembershipCall::Change(request) = &call {
+            tracing::info!(change = ?request.change, force = request.force, "membership change requested");
+        }
+        let list = self.node.raft().membership(call).await?;
+        Ok(members_response(list))
+    }
+
+    async fn change(
+        &self,
+        request: GrpcRequest<pb::MemberChangeRequest>,
+        change: fn(u64) -> Change,
+    ) -> Result<GrpcResponse<pb::MembersResponse>, Status> {
+        let (caller, req) = split(request)?;
+        let call = MembershipCall::Change(ChangeRequest {
+            change: change(req.node_id),
+            force: req.force,
+        });
+        Ok(GrpcResponse::new(
+            self.membership(&caller, Action::ChangeMembership, call)
+                .await?,
+        ))
+    }
+
     /// The node's status. `detailed` (the caller is allowed `operator:Status`) adds the
     /// member addresses and the state digest; everyone else gets the basic fields.
     fn status(&self, with_state_digest: bool, detailed: bool) -> pb::StatusResponse {
@@ -224,6 +259,51 @@ impl SystemService {
     }
 }
 
+/// The API form of the leader's member list.
+fn members_response(list: MemberList) -> pb::MembersResponse {
+    pb::MembersResponse {
+        leader_id: list.leader_id,
+        members: list
+            .members
+            .into_iter()
+            .map(|m| pb::MemberStatus {
+                node_id: m.id,
+                api_addr: m.info.api_addr,
+                cluster_addr: m.info.cluster_addr,
+                region: m.info.region,
+                zone: m.info.zone,
+                role: if m.voter { "voter" } else { "learner" }.into(),
+                match_index: m.match_index,
+                lag: m.lag,
+                last_contact_ms: m.last_contact_ms,
+                lease: m
+                    .probe
+                    .as_ref()
+                    .map_or("unknown", |p| p.lease.name())
+                    .into(),
+                sealed: m.probe.map(|p| p.sealed),
+            })
+            .collect(),
+    }
+}
+
+/// A `host:port` address field of a membership call.
+fn address(field: &'static str, value: &str) -> Result<String, ApiError> {
+    let value = value.trim();
+    match value.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            Ok(value.to_owned())
+        }
+        _ => Err(ApiError::invalid(
+            field,
+            format!(
+                "{:?} is not host:port",
+                tessera_crypto::truncate_for_message(value)
+            ),
+        )),
+    }
+}
+
 fn hex_digest(digest: [u8; 32]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -280,6 +360,7 @@ impl System for SystemService {
     ) -> Result<GrpcResponse<pb::StatusResponse>, Status> {
         let caller = Caller::of(&request)?;
         self.node.require_not_revoked(&caller)?;
+        self.node.require_member()?;
         // Before `Init` there is no access model yet: whoever may join the cluster's formation
         // sees it; afterwards the details need `operator:Status`.
         let initialized = self.node.raft().shared().read().state.is_initialized();
@@ -305,5 +386,61 @@ impl System for SystemService {
         Ok(GrpcResponse::new(pb::AuditHashResponse {
             hmac: hex::encode(key.hmac(req.value.as_bytes())),
         }))
+    }
+
+    async fn members(
+        &self,
+        request: GrpcRequest<pb::MembersRequest>,
+    ) -> Result<GrpcResponse<pb::MembersResponse>, Status> {
+        let (caller, _) = split(request)?;
+        Ok(GrpcResponse::new(
+            self.membership(&caller, Action::ListMembers, MembershipCall::List)
+                .await?,
+        ))
+    }
+
+    async fn add_learner(
+        &self,
+        request: GrpcRequest<pb::AddLearnerRequest>,
+    ) -> Result<GrpcResponse<pb::MembersResponse>, Status> {
+        let (caller, req) = split(request)?;
+        let info = NodeInfo {
+            api_addr: address("api_addr", &req.api_addr)?,
+            cluster_addr: address("cluster_addr", &req.cluster_addr)?,
+            region: req.region,
+            zone: req.zone,
+        };
+        let call = MembershipCall::Change(ChangeRequest {
+            change: Change::AddLearner {
+                id: req.node_id,
+                info,
+            },
+            force: false,
+        });
+        Ok(GrpcResponse::new(
+            self.membership(&caller, Action::ChangeMembership, call)
+                .await?,
+        ))
+    }
+
+    async fn promote(
+        &self,
+        request: GrpcRequest<pb::MemberChangeRequest>,
+    ) -> Result<GrpcResponse<pb::MembersResponse>, Status> {
+        self.change(request, |id| Change::Promote { id }).await
+    }
+
+    async fn demote(
+        &self,
+        request: GrpcRequest<pb::MemberChangeRequest>,
+    ) -> Result<GrpcResponse<pb::MembersResponse>, Status> {
+        self.change(request, |id| Change::Demote { id }).await
+    }
+
+    async fn remove_member(
+        &self,
+        request: GrpcRequest<pb::MemberChangeRequest>,
+    ) -> Result<GrpcResponse<pb::MembersResponse>, Status> {
+        self.change(request, |id| Change::Remove { id }).await
     }
 }

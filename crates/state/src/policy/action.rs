@@ -96,6 +96,8 @@ actions! {
     DeletePolicy => "policy:Delete", Cluster, "Delete a policy.";
     CheckPolicy => "policy:Check", Cluster, "Explain a decision (which statement decided).";
     AuditHash => "audit:Hash", Cluster, "Compute the audit HMAC of a value, to search audit records for it.";
+    ListMembers => "operator:ListMembers", Cluster, "List the cluster's members with their replication progress.";
+    ChangeMembership => "operator:ChangeMembership", Cluster, "Add a learner, promote, demote or remove a member.";
 }
 
 // An `ActionSet` is a bit mask over `Action::ALL`.

@@ -1,0 +1,130 @@
+//! `tessera operator members|add-learner|promote|demote|remove`.
+
+use serde_json::{json, Value};
+use tessera_client::proto as pb;
+use tessera_client::NewLearner;
+
+use crate::cli::{MemberChange, OutputFormat};
+use crate::commands::client;
+use crate::output::{print_json, Failure};
+
+/// Which change to a member.
+#[derive(Clone, Copy, Debug)]
+pub enum ChangeKind {
+    /// Learner → voter.
+    Promote,
+    /// Voter → learner.
+    Demote,
+    /// Out of the cluster.
+    Remove,
+}
+
+/// Lists the members.
+///
+/// # Errors
+/// [`Failure`] with the exit status to use.
+pub async fn list(connect: &crate::cli::Connect) -> Result<(), Failure> {
+    let reply = client(connect)?.members().await?;
+    print_members(&reply, connect.output.format);
+    Ok(())
+}
+
+/// Adds a learner.
+///
+/// # Errors
+/// [`Failure`] with the exit status to use.
+pub async fn add_learner(
+    learner: &NewLearner,
+    connect: &crate::cli::Connect,
+) -> Result<(), Failure> {
+    let reply = client(connect)?.add_learner(learner).await?;
+    print_members(&reply, connect.output.format);
+    Ok(())
+}
+
+/// Promotes, demotes or removes a member.
+///
+/// # Errors
+/// [`Failure`] with the exit status to use.
+pub async fn change(kind: ChangeKind, args: &MemberChange) -> Result<(), Failure> {
+    let client = client(&args.connect)?;
+    let reply = match kind {
+        ChangeKind::Promote => client.promote(args.id, args.force).await?,
+        ChangeKind::Demote => client.demote(args.id, args.force).await?,
+        ChangeKind::Remove => client.remove_member(args.id, args.force).await?,
+    };
+    print_members(&reply, args.connect.output.format);
+    Ok(())
+}
+
+fn member_json(m: &pb::MemberStatus) -> Value {
+    json!({
+        "node_id": m.node_id,
+        "api_addr": m.api_addr,
+        "cluster_addr": m.cluster_addr,
+        "region": m.region,
+        "zone": m.zone,
+        "role": m.role,
+        "match_index": m.match_index,
+        "lag": m.lag,
+        "last_contact_ms": m.last_contact_ms,
+        "lease": m.lease,
+        "sealed": m.sealed,
+    })
+}
+
+fn or_dash(value: Option<u64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+fn print_members(reply: &pb::MembersResponse, format: OutputFormat) {
+    match format {
+        OutputFormat::Json => print_json(&json!({
+            "leader_id": reply.leader_id,
+            "members": reply.members.iter().map(member_json).collect::<Vec<_>>(),
+        })),
+        OutputFormat::Text => {
+            println!(
+                "{:<6} {:<8} {:<12} {:<10} {:>8} {:>6} {:>9} {:<12} {:<22} {:<22}",
+                "ID",
+                "ROLE",
+                "REGION",
+                "ZONE",
+                "MATCH",
+                "LAG",
+                "CONTACT",
+                "LEASE",
+                "API",
+                "CLUSTER"
+            );
+            for m in &reply.members {
+                let role = if m.node_id == reply.leader_id {
+                    format!("{}*", m.role)
+                } else {
+                    m.role.clone()
+                };
+                let contact = m
+                    .last_contact_ms
+                    .map_or_else(|| "-".to_owned(), |ms| format!("{ms}ms"));
+                let lease = match m.sealed {
+                    Some(true) => format!("{} sealed", m.lease),
+                    _ => m.lease.clone(),
+                };
+                println!(
+                    "{:<6} {:<8} {:<12} {:<10} {:>8} {:>6} {:>9} {:<12} {:<22} {:<22}",
+                    m.node_id,
+                    role,
+                    m.region,
+                    m.zone,
+                    or_dash(m.match_index),
+                    or_dash(m.lag),
+                    contact,
+                    lease,
+                    m.api_addr,
+                    m.cluster_addr
+                );
+            }
+            println!("(* the leader that answered)");
+        }
+    }
+}

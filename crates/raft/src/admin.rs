@@ -1,0 +1,371 @@
+//! The leader's side of membership administration: it lists the members with their
+//! replication progress and runs changes as openraft joint-consensus steps, after the checks
+//! of [`crate::membership`]. Followers relay calls here ([`crate::node::RaftNode::membership`]).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
+use openraft::{ChangeMembers, ServerState};
+
+use crate::leadership::Leadership;
+use crate::lease::{Lease, LeaseState};
+use crate::membership::{
+    check_quorum, voters_after, Change, ChangeRequest, LeaseReport, Member, MemberList,
+    MembershipCall, MembershipError, MembershipReply, ProbeReply, PROMOTE_MAX_LAG,
+};
+use crate::network::Peers;
+use crate::rpc::LeaderHint;
+use crate::state_machine::SharedState;
+use crate::typ::{NodeId, NodeInfo, Raft};
+
+/// How long the leader waits for a member's probe answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs membership calls on this node when it leads, and answers probes.
+#[derive(Clone)]
+pub struct MembershipAdmin {
+    id: NodeId,
+    raft: Raft,
+    peers: Peers,
+    lease: Arc<Lease>,
+    shared: Arc<SharedState>,
+    leadership: Arc<Leadership>,
+    /// A voter the leader heard from within this long counts as reachable.
+    reachable_within: Duration,
+}
+
+/// Why a change could not be run here.
+enum Outcome {
+    NotLeader,
+    Refused(MembershipError),
+}
+
+impl From<MembershipError> for Outcome {
+    fn from(e: MembershipError) -> Self {
+        Self::Refused(e)
+    }
+}
+
+impl MembershipAdmin {
+    /// An administrator for node `id`; voters count as reachable if the leader heard from them
+    /// within `reachable_within` (the maximum election timeout).
+    pub fn new(
+        id: NodeId,
+        raft: Raft,
+        peers: Peers,
+        lease: Arc<Lease>,
+        shared: Arc<SharedState>,
+        leadership: Arc<Leadership>,
+        reachable_within: Duration,
+    ) -> Self {
+        Self {
+            id,
+            raft,
+            peers,
+            lease,
+            shared,
+            leadership,
+            reachable_within,
+        }
+    }
+
+    /// Whether this node may serve from its own applied state now.
+    pub fn lease_state(&self) -> LeaseState {
+        let single_voter_leader = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            metrics.state == ServerState::Leader
+                && metrics
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .eq([self.id])
+                && metrics.last_applied.map(|l| l.leader_id.term) == Some(metrics.current_term)
+        };
+        if single_voter_leader {
+            return LeaseState::Valid;
+        }
+        self.lease
+            .check(Instant::now(), self.shared.applied_index())
+    }
+
+    /// What this node says about itself to a probe.
+    pub async fn probe_reply(&self) -> ProbeReply {
+        let member = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&self.id)
+            .is_some();
+        ProbeReply {
+            node_id: self.id,
+            // A stopped core cannot tell; report state held so the node is never re-added.
+            initialized: self.raft.is_initialized().await.unwrap_or(true),
+            member,
+            lease: match self.lease_state() {
+                LeaseState::Valid => LeaseReport::Valid,
+                LeaseState::Expired => LeaseReport::Expired,
+                LeaseState::CatchingUp { .. } => LeaseReport::CatchingUp,
+            },
+            sealed: self.leadership.is_sealed(),
+        }
+    }
+
+    /// Runs `call` if this node leads.
+    pub async fn run(&self, call: MembershipCall) -> MembershipReply {
+        let outcome = match call {
+            MembershipCall::List => self.list().await,
+            MembershipCall::Change(request) => match self.change(request).await {
+                Ok(()) => self.list().await,
+                Err(e) => Err(e),
+            },
+        };
+        match outcome {
+            Ok(list) => MembershipReply::Members(list),
+            Err(Outcome::NotLeader) => MembershipReply::NotLeader(self.leader_hint()),
+            Err(Outcome::Refused(e)) => MembershipReply::Refused(e),
+        }
+    }
+
+    fn leader_hint(&self) -> LeaderHint {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let leader_id = metrics.current_leader;
+        LeaderHint {
+            leader_id,
+            leader: leader_id.and_then(|id| {
+                metrics
+                    .membership_config
+                    .membership()
+                    .get_node(&id)
+                    .cloned()
+            }),
+        }
+    }
+
+    fn require_leader(&self) -> Result<(), Outcome> {
+        let leads = self.raft.metrics().borrow().state == ServerState::Leader;
+        if leads && !self.leadership.refuses_writes() {
+            Ok(())
+        } else {
+            Err(Outcome::NotLeader)
+        }
+    }
+
+    /// The members with the leader's view of their progress, each probed for its lease.
+    async fn list(&self) -> Result<MemberList, Outcome> {
+        self.require_leader()?;
+        let (members, last_log) = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            let membership = metrics.membership_config.membership();
+            let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+            let last_log = metrics.last_log_index.unwrap_or(0);
+            let matched = |id: NodeId| {
+                if id == self.id {
+                    Some(last_log)
+                } else {
+                    metrics
+                        .replication
+                        .as_ref()
+                        .and_then(|r| r.get(&id).copied().flatten())
+                        .map(|l| l.index)
+                }
+            };
+            let members: Vec<(NodeId, NodeInfo, bool, Option<u64>)> = membership
+                .nodes()
+                .map(|(id, info)| (*id, info.clone(), voters.contains(id), matched(*id)))
+                .collect();
+            (members, last_log)
+        };
+        let probes = members.iter().map(|(id, info, _, _)| self.probe(*id, info));
+        let probes = futures::future::join_all(probes).await;
+        let members = members
+            .into_iter()
+            .zip(probes)
+            .map(|((id, info, voter, match_index), probe)| Member {
+                id,
+                info,
+                voter,
+                match_index,
+                lag: match_index.map(|m| last_log.saturating_sub(m)),
+                last_contact_ms: self.last_contact(id).map(millis),
+                probe,
+            })
+            .collect();
+        Ok(MemberList {
+            leader_id: self.id,
+            members,
+        })
+    }
+
+    async fn probe(&self, id: NodeId, info: &NodeInfo) -> Option<ProbeReply> {
+        if id == self.id {
+            return Some(self.probe_reply().await);
+        }
+        self.peers
+            .probe(&info.cluster_addr, PROBE_TIMEOUT)
+            .await
+            .ok()
+            .filter(|reply| reply.node_id == id)
+    }
+
+    fn last_contact(&self, id: NodeId) -> Option<Duration> {
+        if id == self.id {
+            Some(Duration::ZERO)
+        } else {
+            self.peers.last_contact(id)
+        }
+    }
+
+    /// Checks and runs one change. Returns once openraft committed it (or it was a no-op).
+    async fn change(&self, request: ChangeRequest) -> Result<(), Outcome> {
+        self.require_leader()?;
+        let ChangeRequest { change, force } = request;
+        let id = change.node_id();
+        let (voters, existing, lag) = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            let membership = metrics.membership_config.membership();
+            let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+            let lag = metrics
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&id).copied().flatten())
+                .map(|l| metrics.last_log_index.unwrap_or(0).saturating_sub(l.index));
+            (voters, membership.get_node(&id).cloned(), lag)
+        };
+        let ops = match (&change, existing) {
+            (Change::AddLearner { info, .. }, Some(current)) if *info == current => return Ok(()),
+            (Change::AddLearner { .. }, Some(current)) => {
+                return Err(MembershipError::AddressConflict {
+                    id,
+                    existing: current,
+                }
+                .into())
+            }
+            (Change::AddLearner { info, .. }, None) => {
+                self.admissible(id, info).await?;
+                return self.add_learner(id, info.clone()).await;
+            }
+            (Change::Remove { .. }, None) => return Ok(()),
+            (Change::Promote { .. } | Change::Demote { .. }, None) => {
+                return Err(MembershipError::NotAMember { id }.into())
+            }
+            (Change::Promote { .. }, Some(_)) if voters.contains(&id) => return Ok(()),
+            (Change::Demote { .. }, Some(_)) if !voters.contains(&id) => return Ok(()),
+            (Change::Promote { .. }, Some(_)) => {
+                if !force && lag.is_none_or(|l| l > PROMOTE_MAX_LAG) {
+                    return Err(MembershipError::Lagging { id, lag }.into());
+                }
+                ChangeMembers::AddVoterIds(BTreeSet::from([id]))
+            }
+            (Change::Demote { .. }, Some(_)) => ChangeMembers::RemoveVoters(BTreeSet::from([id])),
+            (Change::Remove { .. }, Some(_)) if voters.contains(&id) => {
+                ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+            }
+            (Change::Remove { .. }, Some(_)) => ChangeMembers::RemoveNodes(BTreeSet::from([id])),
+        };
+        if let Some(after) = voters_after(&voters, &change) {
+            check_quorum(id, &voters, &after, &self.reachable(&voters), force)?;
+        }
+        // A demoted voter stays as a learner; a removed one leaves.
+        let retain = matches!(change, Change::Demote { .. });
+        self.raft
+            .change_membership(ops, retain)
+            .await
+            .map(drop)
+            .map_err(refusal)?;
+        if let Change::Remove { .. } = change {
+            // Removing a voter with `retain == false` drops it in the same change; a learner
+            // left behind by an interrupted earlier attempt goes now.
+            self.remove_leftover_learner(id).await?;
+        }
+        Ok(())
+    }
+
+    async fn remove_leftover_learner(&self, id: NodeId) -> Result<(), Outcome> {
+        let still_there = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .is_some();
+        if still_there {
+            self.raft
+                .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
+                .await
+                .map(drop)
+                .map_err(refusal)?;
+        }
+        Ok(())
+    }
+
+    /// The voters (and this leader) heard from recently.
+    fn reachable(&self, voters: &BTreeSet<NodeId>) -> BTreeSet<NodeId> {
+        voters
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.last_contact(*id)
+                    .is_some_and(|since| since <= self.reachable_within)
+            })
+            .collect()
+    }
+
+    /// Refuses a node that is unreachable, another node, or still holds Raft data.
+    async fn admissible(&self, id: NodeId, info: &NodeInfo) -> Result<(), Outcome> {
+        let addr = info.cluster_addr.clone();
+        let reply = self.peers.probe(&addr, PROBE_TIMEOUT).await.map_err(|e| {
+            MembershipError::Unreachable {
+                id,
+                addr: addr.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        if reply.node_id != id {
+            return Err(MembershipError::WrongNode {
+                addr,
+                expected: id,
+                found: reply.node_id,
+            }
+            .into());
+        }
+        if reply.initialized {
+            return Err(MembershipError::StaleData { id, addr }.into());
+        }
+        Ok(())
+    }
+
+    async fn add_learner(&self, id: NodeId, info: NodeInfo) -> Result<(), Outcome> {
+        // Not blocking: the learner catches up (by snapshot if the log was compacted) while
+        // `operator members` shows its lag.
+        self.raft
+            .add_learner(id, info, false)
+            .await
+            .map(drop)
+            .map_err(refusal)
+    }
+}
+
+fn refusal(e: RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>) -> Outcome {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => Outcome::NotLeader,
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            ChangeMembershipError::InProgress(_),
+        )) => Outcome::Refused(MembershipError::InProgress),
+        other => Outcome::Refused(MembershipError::Raft {
+            reason: other.to_string(),
+        }),
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
