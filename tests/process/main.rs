@@ -1,7 +1,8 @@
 //! Black-box tests against real `tessera server` processes on loopback.
 //!
 //! Files are numbered by area: t10 basic flows, t20 leader failure and restarts, t24
-//! leadership (forwarding backoff, sealed leaders), t28 lagging nodes, t29 clock faults (needs a
+//! leadership (forwarding backoff, sealed leaders), t26 membership changes (learners, promote,
+//! remove, quorum refusals), t28 lagging nodes, t29 clock faults (needs a
 //! fault-injection build), t30 bad input, t36 access control, t38 connection floods, t40
 //! durability, t50 secrets at rest, t60 the CLI contract (t62 the full API, t64 the access-control commands), t70 key
 //! lifecycle, t72 crypto operations, t74 import/export and background jobs, t78
@@ -20,6 +21,7 @@ mod api;
 mod t10_basic;
 mod t20_failover;
 mod t24_leadership;
+mod t26_membership;
 mod t28_stale_references;
 #[cfg(feature = "fault-injection")]
 mod t29_clock_skew;

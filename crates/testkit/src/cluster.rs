@@ -53,6 +53,9 @@ pub struct ClusterOptions {
     /// If set, each node's data directory is a tmpfs of this many MiB that a test can fill
     /// (see [`TestCluster::fill_disk`]); mounting needs root.
     pub data_quota_mib: Option<u64>,
+    /// Node certificates issued beyond `nodes`, for nodes a test starts later with
+    /// [`TestCluster::start_spare`] (ids `nodes + 1 ..= nodes + spare_nodes`).
+    pub spare_nodes: u64,
     /// Extra TOML appended to one node's configuration: `(node id, text)`, e.g. a `[faults]`
     /// section for a fault-injection build.
     pub extra_config: Vec<(u64, String)>,
@@ -70,6 +73,7 @@ impl Default for ClusterOptions {
             logs_kept_after_snapshot: 1_000,
             import_token_ttl_seconds: 600,
             data_quota_mib: None,
+            spare_nodes: 0,
             extra_config: Vec::new(),
         }
     }
@@ -128,17 +132,29 @@ pub struct TestCluster {
     _lock: Exclusive,
 }
 
+/// How a node enters the cluster.
+#[derive(Clone, Copy)]
+enum Entry<'a> {
+    /// Starts a one-node cluster.
+    Bootstrap,
+    /// Asks the member at this cluster address to admit it as a voter.
+    Join(&'a str),
+    /// Waits until a member adds it (`operator add-learner`).
+    Wait,
+}
+
 fn config_text(
     options: &ClusterOptions,
     pki: &Path,
     id: u64,
     api: &str,
     cluster: &str,
-    join: Option<&str>,
+    entry: Entry<'_>,
 ) -> String {
-    let entry = match join {
-        None => "bootstrap = true".to_owned(),
-        Some(seed) => format!("join = [\"{seed}\"]"),
+    let entry = match entry {
+        Entry::Bootstrap => "bootstrap = true".to_owned(),
+        Entry::Join(seed) => format!("join = [\"{seed}\"]"),
+        Entry::Wait => String::new(),
     };
     format!(
         r#"node_id = {id}
@@ -210,7 +226,7 @@ impl TestCluster {
                 "pki",
                 "init",
                 "--nodes",
-                &options.nodes.to_string(),
+                &(options.nodes + options.spare_nodes).to_string(),
                 "--dir",
             ])
             .arg(&pki)
@@ -227,7 +243,8 @@ impl TestCluster {
         };
         for id in 1..=cluster.options.nodes {
             let seed = cluster.nodes.first().map(|n| n.cluster_addr.clone());
-            cluster.add_node(id, seed.as_deref()).await;
+            let entry = seed.as_deref().map_or(Entry::Bootstrap, Entry::Join);
+            cluster.add_node(id, entry).await;
         }
         cluster.wait_for_voters().await;
         cluster
@@ -269,14 +286,27 @@ impl TestCluster {
         self.nodes.iter_mut().find(|n| n.id == id).expect("node id")
     }
 
-    async fn add_node(&mut self, id: u64, seed: Option<&str>) {
+    /// Starts node `id` with neither `bootstrap` nor `join`, so it waits until a member adds
+    /// it (`operator add-learner`). A new id needs a certificate from
+    /// [`ClusterOptions::spare_nodes`]; a node of this cluster must be stopped, and starts
+    /// afresh on a wiped data directory (on new ports).
+    pub async fn start_spare(&mut self, id: u64) {
+        if let Some(index) = self.nodes.iter().position(|n| n.id == id) {
+            let node = self.nodes.remove(index);
+            assert!(node.process.is_none(), "node {id} is still running");
+            std::fs::remove_dir_all(node.data_dir()).unwrap();
+        }
+        self.add_node(id, Entry::Wait).await;
+    }
+
+    async fn add_node(&mut self, id: u64, entry: Entry<'_>) {
         let dir = self.root().join(format!("node{id}"));
         std::fs::create_dir_all(&dir).unwrap();
         let pki = self.pki();
         let config = dir.join("config.toml");
         std::fs::write(
             &config,
-            config_text(&self.options, &pki, id, "127.0.0.1:0", "127.0.0.1:0", seed),
+            config_text(&self.options, &pki, id, "127.0.0.1:0", "127.0.0.1:0", entry),
         )
         .unwrap();
         let data_mount = self
@@ -302,7 +332,7 @@ impl TestCluster {
         // Pin the ports the kernel chose, so a restart comes back on the same addresses.
         std::fs::write(
             &config,
-            config_text(&self.options, &pki, id, &api, &cluster, seed),
+            config_text(&self.options, &pki, id, &api, &cluster, entry),
         )
         .unwrap();
         self.nodes.push(TestNode {
