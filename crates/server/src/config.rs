@@ -485,10 +485,13 @@ impl ServerConfig {
             );
         }
         if r.lease_ms == 0 || r.lease_ms >= r.election_timeout_min_ms {
-            return Err(
-                "raft.lease_ms must be positive and shorter than raft.election_timeout_min_ms"
-                    .into(),
-            );
+            return Err(format!(
+                "raft.lease_ms ({}) must be positive and shorter than raft.election_timeout_min_ms ({}): \
+                 a node serves from its own state for one lease after the leader last confirmed it, \
+                 and a new leader may commit changes one minimum election timeout after the old one \
+                 went quiet (see the WAN profile in docs/operations.md)",
+                r.lease_ms, r.election_timeout_min_ms
+            ));
         }
         if r.snapshot_after_logs == 0 {
             return Err("raft.snapshot_after_logs must be positive".into());
@@ -623,7 +626,39 @@ client_ca = "pki/client-ca.pem"
         }
         let text = format!("{MINIMAL}[raft]\nlease_ms = 5000\n");
         let err = ServerConfig::parse(&text, Path::new("x.toml")).unwrap_err();
-        assert!(err.to_string().contains("lease_ms"), "{err}");
+        assert!(err.to_string().contains("lease_ms (5000)"), "{err}");
+        assert!(
+            err.to_string().contains("election_timeout_min_ms (400)"),
+            "{err}"
+        );
+    }
+
+    /// The WAN profile of `docs/operations.md` (about 100 ms between regions), verbatim.
+    const WAN_PROFILE: &str = "[raft]
+heartbeat_ms = 300
+election_timeout_min_ms = 1500
+election_timeout_max_ms = 3000
+lease_ms = 1000
+write_timeout_ms = 15000
+";
+
+    #[test]
+    fn the_documented_wan_profile_is_valid_and_keeps_the_lease_rules() {
+        let c =
+            ServerConfig::parse(&format!("{MINIMAL}{WAN_PROFILE}"), Path::new("x.toml")).unwrap();
+        let r = c.raft.settings();
+        // The lease ends before anyone can be elected in its place.
+        assert!(r.lease < r.election_timeout_min);
+        // A renewal (every third of the lease) survives one lost round trip of 100 ms.
+        let rtt = std::time::Duration::from_millis(100);
+        assert!(r.lease / 3 * 2 + rtt < r.lease);
+        // Several heartbeats fit in the shortest election timeout, even with 100 ms jitter.
+        assert!((r.heartbeat + rtt) * 3 < r.election_timeout_min);
+        let docs = include_str!("../../../docs/operations.md");
+        assert!(
+            docs.contains(WAN_PROFILE),
+            "docs/operations.md lost the WAN profile"
+        );
     }
 
     /// A self-signed CA certificate (PEM) named `name` for `key`.

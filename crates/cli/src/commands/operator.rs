@@ -148,11 +148,12 @@ pub async fn run(command: OperatorCommand) -> Result<(), Failure> {
                     println!("term:          {}", s.term);
                     println!("applied_index: {}", s.applied_index);
                     println!("region:        {}", s.region);
+                    println!("zone:          {}", s.zone);
                     println!("members:");
                     for m in &s.members {
                         println!(
-                            "  {:<4} {:<8} api={} cluster={} region={}",
-                            m.node_id, m.role, m.api_addr, m.cluster_addr, m.region
+                            "  {:<4} {:<8} api={} cluster={} region={} zone={}",
+                            m.node_id, m.role, m.api_addr, m.cluster_addr, m.region, m.zone
                         );
                     }
                 }
