@@ -12,8 +12,8 @@ use openraft::{ChangeMembers, ServerState};
 use crate::leadership::Leadership;
 use crate::lease::{Lease, LeaseState};
 use crate::membership::{
-    check_quorum, voters_after, Change, ChangeRequest, LeaseReport, Member, MemberList,
-    MembershipCall, MembershipError, MembershipReply, ProbeReply, PROMOTE_MAX_LAG,
+    plan, Change, ChangeRequest, Current, LeaseReport, Member, MemberList, MembershipCall,
+    MembershipError, MembershipReply, Plan, ProbeReply,
 };
 use crate::network::Peers;
 use crate::rpc::LeaderHint;
@@ -222,70 +222,50 @@ impl MembershipAdmin {
         }
     }
 
-    /// Checks and runs one change. Returns once openraft committed it (or it was a no-op).
+    /// Checks and runs one change ([`plan`]). Returns once openraft committed it (or it was
+    /// already in effect).
     async fn change(&self, request: ChangeRequest) -> Result<(), Outcome> {
         self.require_leader()?;
-        let ChangeRequest { change, force } = request;
-        let id = change.node_id();
-        let (voters, existing, lag) = {
+        let id = request.change.node_id();
+        let current = {
             let metrics = self.raft.metrics();
             let metrics = metrics.borrow();
             let membership = metrics.membership_config.membership();
             let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-            let lag = metrics
-                .replication
-                .as_ref()
-                .and_then(|r| r.get(&id).copied().flatten())
-                .map(|l| metrics.last_log_index.unwrap_or(0).saturating_sub(l.index));
-            (voters, membership.get_node(&id).cloned(), lag)
+            Current {
+                lag: metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(&id).copied().flatten())
+                    .map(|l| metrics.last_log_index.unwrap_or(0).saturating_sub(l.index)),
+                existing: membership.get_node(&id).cloned(),
+                reachable: self.reachable(&voters),
+                voters,
+            }
         };
-        let ops = match (&change, existing) {
-            (Change::AddLearner { info, .. }, Some(current)) if *info == current => return Ok(()),
-            (Change::AddLearner { .. }, Some(current)) => {
-                return Err(MembershipError::AddressConflict {
-                    id,
-                    existing: current,
+        match plan(&request, &current)? {
+            Plan::Done => Ok(()),
+            Plan::AddLearner => {
+                if let Change::AddLearner { info, .. } = &request.change {
+                    self.admissible(id, info).await?;
+                    self.add_learner(id, info.clone()).await?;
                 }
-                .into())
+                Ok(())
             }
-            (Change::AddLearner { info, .. }, None) => {
-                self.admissible(id, info).await?;
-                return self.add_learner(id, info.clone()).await;
-            }
-            (Change::Remove { .. }, None) => return Ok(()),
-            (Change::Promote { .. } | Change::Demote { .. }, None) => {
-                return Err(MembershipError::NotAMember { id }.into())
-            }
-            (Change::Promote { .. }, Some(_)) if voters.contains(&id) => return Ok(()),
-            (Change::Demote { .. }, Some(_)) if !voters.contains(&id) => return Ok(()),
-            (Change::Promote { .. }, Some(_)) => {
-                if !force && lag.is_none_or(|l| l > PROMOTE_MAX_LAG) {
-                    return Err(MembershipError::Lagging { id, lag }.into());
+            Plan::Change { members, retain } => {
+                self.raft
+                    .change_membership(members, retain)
+                    .await
+                    .map(drop)
+                    .map_err(refusal)?;
+                if let Change::Remove { .. } = request.change {
+                    // Removing a voter with `retain == false` drops it in the same change; a
+                    // learner left behind by an interrupted earlier attempt goes now.
+                    self.remove_leftover_learner(id).await?;
                 }
-                ChangeMembers::AddVoterIds(BTreeSet::from([id]))
+                Ok(())
             }
-            (Change::Demote { .. }, Some(_)) => ChangeMembers::RemoveVoters(BTreeSet::from([id])),
-            (Change::Remove { .. }, Some(_)) if voters.contains(&id) => {
-                ChangeMembers::RemoveVoters(BTreeSet::from([id]))
-            }
-            (Change::Remove { .. }, Some(_)) => ChangeMembers::RemoveNodes(BTreeSet::from([id])),
-        };
-        if let Some(after) = voters_after(&voters, &change) {
-            check_quorum(id, &voters, &after, &self.reachable(&voters), force)?;
         }
-        // A demoted voter stays as a learner; a removed one leaves.
-        let retain = matches!(change, Change::Demote { .. });
-        self.raft
-            .change_membership(ops, retain)
-            .await
-            .map(drop)
-            .map_err(refusal)?;
-        if let Change::Remove { .. } = change {
-            // Removing a voter with `retain == false` drops it in the same change; a learner
-            // left behind by an interrupted earlier attempt goes now.
-            self.remove_leftover_learner(id).await?;
-        }
-        Ok(())
     }
 
     async fn remove_leftover_learner(&self, id: NodeId) -> Result<(), Outcome> {

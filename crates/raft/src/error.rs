@@ -69,6 +69,13 @@ pub enum ProposeError {
     /// may not be applied: its entry may have been replicated before the core stopped.
     #[error("the Raft core of this node has stopped ({0}); a write's outcome is unknown — retry with the same request id on another node")]
     Fatal(#[source] Box<Fatal>),
+    /// This node was removed from the cluster while the write was being proposed; the leader
+    /// no longer accepts it. If the write was already handed over, its outcome is unknown.
+    #[error("node {node_id} was removed from the cluster; if the write was already handed to the leader its outcome is unknown — retry with the same request id on another node")]
+    Removed {
+        /// This node's id.
+        node_id: crate::typ::NodeId,
+    },
 }
 
 /// Why a linearizable read barrier failed (cloned to every caller a merged barrier answers).

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeSet;
 
+use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
 
 use crate::rpc::LeaderHint;
@@ -237,6 +238,92 @@ pub enum MembershipError {
     },
 }
 
+/// What the leader knows when it decides a change.
+#[derive(Clone, Debug, Default)]
+pub struct Current {
+    /// The voters.
+    pub voters: BTreeSet<NodeId>,
+    /// The member the change is about, if it is one.
+    pub existing: Option<NodeInfo>,
+    /// How far that member is behind the leader's log, if known.
+    pub lag: Option<u64>,
+    /// The voters the leader heard from recently (itself included).
+    pub reachable: BTreeSet<NodeId>,
+}
+
+/// What the leader does for a change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// The change is already in effect: answer the current members.
+    Done,
+    /// Probe the node (it must answer with its id and no Raft state), then add it as a learner.
+    AddLearner,
+    /// Ask openraft for this change; `retain` keeps removed voters as learners.
+    Change {
+        /// The openraft change.
+        members: ChangeMembers<NodeId, NodeInfo>,
+        /// Whether removed voters stay as learners.
+        retain: bool,
+    },
+}
+
+/// Decides `request` against the current membership: a no-op for a change already in effect
+/// (so retries succeed), a refusal, or the openraft change to make.
+///
+/// # Errors
+/// [`MembershipError::AddressConflict`], [`MembershipError::NotAMember`],
+/// [`MembershipError::Lagging`], or the refusals of [`check_quorum`].
+pub fn plan(request: &ChangeRequest, current: &Current) -> Result<Plan, MembershipError> {
+    let ChangeRequest { change, force } = request;
+    let id = change.node_id();
+    let is_voter = current.voters.contains(&id);
+    let one = || BTreeSet::from([id]);
+    let plan = match (change, &current.existing) {
+        (Change::AddLearner { info, .. }, Some(existing)) if info == existing => Plan::Done,
+        (Change::AddLearner { .. }, Some(existing)) => {
+            return Err(MembershipError::AddressConflict {
+                id,
+                existing: existing.clone(),
+            })
+        }
+        (Change::AddLearner { .. }, None) => Plan::AddLearner,
+        (Change::Remove { .. }, None) => Plan::Done,
+        (Change::Promote { .. } | Change::Demote { .. }, None) => {
+            return Err(MembershipError::NotAMember { id })
+        }
+        (Change::Promote { .. }, Some(_)) if is_voter => Plan::Done,
+        (Change::Demote { .. }, Some(_)) if !is_voter => Plan::Done,
+        (Change::Promote { .. }, Some(_)) => {
+            if !force && current.lag.is_none_or(|l| l > PROMOTE_MAX_LAG) {
+                return Err(MembershipError::Lagging {
+                    id,
+                    lag: current.lag,
+                });
+            }
+            Plan::Change {
+                members: ChangeMembers::AddVoterIds(one()),
+                retain: false,
+            }
+        }
+        (Change::Demote { .. }, Some(_)) => Plan::Change {
+            members: ChangeMembers::RemoveVoters(one()),
+            retain: true,
+        },
+        (Change::Remove { .. }, Some(_)) if is_voter => Plan::Change {
+            members: ChangeMembers::RemoveVoters(one()),
+            retain: false,
+        },
+        (Change::Remove { .. }, Some(_)) => Plan::Change {
+            members: ChangeMembers::RemoveNodes(one()),
+            retain: false,
+        },
+    };
+    if let (Plan::Change { .. }, Some(after)) = (&plan, voters_after(&current.voters, change)) {
+        check_quorum(id, &current.voters, &after, &current.reachable, *force)?;
+    }
+    Ok(plan)
+}
+
 /// The voters after `change`, given the voters before. `None` if the change does not alter
 /// the voters (adding a learner, removing a learner, promoting a voter, demoting a learner).
 pub fn voters_after(voters: &BTreeSet<NodeId>, change: &Change) -> Option<BTreeSet<NodeId>> {
@@ -369,6 +456,156 @@ mod tests {
             check(&Change::Remove { id: 5 }, &[1, 2, 3, 4, 5], &[1, 2], false),
             Err(MembershipError::QuorumLoss { .. })
         ));
+    }
+
+    fn current(voters: &[NodeId], existing: Option<NodeInfo>, lag: Option<u64>) -> Current {
+        Current {
+            voters: set(voters),
+            existing,
+            lag,
+            reachable: set(voters),
+        }
+    }
+
+    fn request(change: Change) -> ChangeRequest {
+        ChangeRequest {
+            change,
+            force: false,
+        }
+    }
+
+    fn node(addr: &str) -> NodeInfo {
+        NodeInfo {
+            cluster_addr: addr.into(),
+            ..NodeInfo::default()
+        }
+    }
+
+    #[test]
+    fn a_change_already_in_effect_is_done_so_retries_succeed() {
+        let member = Some(node("n4:1"));
+        let add = request(Change::AddLearner {
+            id: 4,
+            info: node("n4:1"),
+        });
+        assert_eq!(
+            plan(&add, &current(&[1, 2, 3], member.clone(), None)),
+            Ok(Plan::Done)
+        );
+        let promote = request(Change::Promote { id: 4 });
+        assert_eq!(
+            plan(&promote, &current(&[1, 4], member.clone(), None)),
+            Ok(Plan::Done)
+        );
+        let demote = request(Change::Demote { id: 4 });
+        assert_eq!(
+            plan(&demote, &current(&[1, 2, 3], member, None)),
+            Ok(Plan::Done)
+        );
+        let remove = request(Change::Remove { id: 4 });
+        assert_eq!(
+            plan(&remove, &current(&[1, 2, 3], None, None)),
+            Ok(Plan::Done)
+        );
+    }
+
+    #[test]
+    fn each_change_maps_to_its_openraft_step() {
+        let member = Some(node("n4:1"));
+        let add = request(Change::AddLearner {
+            id: 4,
+            info: node("n4:1"),
+        });
+        assert_eq!(
+            plan(&add, &current(&[1, 2, 3], None, None)),
+            Ok(Plan::AddLearner)
+        );
+        assert_eq!(
+            plan(
+                &request(Change::Promote { id: 4 }),
+                &current(&[1, 2, 3], member.clone(), Some(0))
+            ),
+            Ok(Plan::Change {
+                members: ChangeMembers::AddVoterIds(set(&[4])),
+                retain: false
+            })
+        );
+        assert_eq!(
+            plan(
+                &request(Change::Demote { id: 4 }),
+                &current(&[1, 2, 3, 4], member.clone(), None)
+            ),
+            Ok(Plan::Change {
+                members: ChangeMembers::RemoveVoters(set(&[4])),
+                retain: true
+            })
+        );
+        assert_eq!(
+            plan(
+                &request(Change::Remove { id: 4 }),
+                &current(&[1, 2, 3, 4], member.clone(), None)
+            ),
+            Ok(Plan::Change {
+                members: ChangeMembers::RemoveVoters(set(&[4])),
+                retain: false
+            })
+        );
+        assert_eq!(
+            plan(
+                &request(Change::Remove { id: 4 }),
+                &current(&[1, 2, 3], member, None)
+            ),
+            Ok(Plan::Change {
+                members: ChangeMembers::RemoveNodes(set(&[4])),
+                retain: false
+            })
+        );
+    }
+
+    #[test]
+    fn conflicts_unknown_nodes_and_lagging_learners_are_refused() {
+        let add = request(Change::AddLearner {
+            id: 4,
+            info: node("elsewhere:1"),
+        });
+        assert!(matches!(
+            plan(&add, &current(&[1], Some(node("n4:1")), None)),
+            Err(MembershipError::AddressConflict { id: 4, .. })
+        ));
+        for change in [Change::Promote { id: 9 }, Change::Demote { id: 9 }] {
+            assert_eq!(
+                plan(&request(change), &current(&[1], None, None)),
+                Err(MembershipError::NotAMember { id: 9 })
+            );
+        }
+        let member = Some(node("n4:1"));
+        for lag in [None, Some(PROMOTE_MAX_LAG + 1)] {
+            assert_eq!(
+                plan(
+                    &request(Change::Promote { id: 4 }),
+                    &current(&[1], member.clone(), lag)
+                ),
+                Err(MembershipError::Lagging { id: 4, lag })
+            );
+        }
+        let forced = ChangeRequest {
+            change: Change::Promote { id: 4 },
+            force: true,
+        };
+        assert!(plan(&forced, &current(&[1], member, None)).is_ok());
+    }
+
+    #[test]
+    fn a_planned_voter_change_passes_the_quorum_check() {
+        let mut now = current(&[1, 2, 3], Some(node("n2:1")), None);
+        now.reachable = set(&[1, 2]);
+        assert!(matches!(
+            plan(&request(Change::Remove { id: 2 }), &now),
+            Err(MembershipError::QuorumLoss { .. })
+        ));
+        // Removing a learner changes no voter and needs no quorum check.
+        now.voters = set(&[1, 3]);
+        assert!(plan(&request(Change::Remove { id: 2 }), &now).is_ok());
     }
 
     #[test]

@@ -411,6 +411,9 @@ impl RaftNode {
         let mut backoff = Backoff::new(retry::BACKOFF_BASE, retry::BACKOFF_CAP);
         let mut metrics = self.raft.metrics();
         loop {
+            if self.is_removed() {
+                return Err(ProposeError::Removed { node_id: self.id });
+            }
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 return Err(if handed_over {

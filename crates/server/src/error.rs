@@ -255,6 +255,8 @@ impl ApiError {
                 // Node-local: another node may take the request (and a write whose entry
                 // was appended before the core stopped may still commit).
                 ProposeError::Fatal(_) => (Code::Unavailable, "RAFT_STOPPED"),
+                // Clients go to another node with the same request id.
+                ProposeError::Removed { .. } => (Code::Unavailable, "NODE_REMOVED"),
             },
             Self::ReadIndex(e) => match e {
                 ReadIndexError::NoLeader { .. }
@@ -414,6 +416,10 @@ mod tests {
             (
                 ApiError::Seal(SealError::CorruptSeal),
                 (Code::DataLoss, "CORRUPT_SEAL"),
+            ),
+            (
+                ApiError::Propose(ProposeError::Removed { node_id: 3 }),
+                (Code::Unavailable, "NODE_REMOVED"),
             ),
         ];
         for (error, codes) in cases {
