@@ -366,3 +366,40 @@ async fn t26_a_change_that_would_lose_quorum_is_refused_unless_forced() {
     assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
     admin.create_key("still-writable", "", "").await.unwrap();
 }
+
+#[tokio::test]
+async fn t26_removing_the_leader_hands_over_and_the_others_stay_writable() {
+    let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
+    let leader = cluster.leader().await;
+    let others: Vec<u64> = cluster
+        .ids()
+        .into_iter()
+        .filter(|id| *id != leader)
+        .collect();
+    let admin = cluster.client_for(&[leader, others[0], others[1]]);
+    admin.create_key("before", "", "").await.unwrap();
+
+    let members = admin.remove_member(leader, false).await.unwrap();
+    assert_eq!(role_of(&members, leader), None, "{members:?}");
+    let after = cluster.client_for(&others);
+    let members = wait_for("a new leader among the others", WAIT, || async {
+        let members = after.members().await.map_err(|e| e.to_string())?;
+        if others.contains(&members.leader_id) {
+            Ok(members)
+        } else {
+            Err(format!("answered by {}", members.leader_id))
+        }
+    })
+    .await;
+    assert_eq!(members.members.len(), 2, "{members:?}");
+    after.create_key("after", "", "").await.unwrap();
+    after.describe_key("before").await.unwrap();
+    let removed = cluster.client(leader);
+    wait_for("the old leader to refuse", WAIT, || async {
+        match removed.describe_key("after").await {
+            Err(e) if e.tessera_code() == Some("NODE_REMOVED") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+}
