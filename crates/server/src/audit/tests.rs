@@ -275,6 +275,17 @@ fn every_method_maps_to_its_action() {
         action_of("/tessera.v1.System/AuditHash"),
         Some(tessera_state::policy::Action::AuditHash)
     );
+    assert_eq!(
+        action_of("/tessera.v1.System/Members"),
+        Some(tessera_state::policy::Action::ListMembers)
+    );
+    for change in ["AddLearner", "Promote", "Demote", "RemoveMember"] {
+        assert_eq!(
+            action_of(&format!("/tessera.v1.System/{change}")),
+            Some(tessera_state::policy::Action::ChangeMembership),
+            "{change}"
+        );
+    }
     assert_eq!(action_of("/tessera.v1.Crypto/Nope"), None);
     assert_eq!(action_of("/grpc.health.v1.Health/Check"), None);
 }
