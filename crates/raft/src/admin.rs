@@ -340,9 +340,7 @@ fn refusal(e: RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>) -> Outcome 
         RaftError::APIError(ClientWriteError::ChangeMembershipError(
             ChangeMembershipError::InProgress(_),
         )) => Outcome::Refused(MembershipError::InProgress),
-        other => Outcome::Refused(MembershipError::Raft {
-            reason: other.to_string(),
-        }),
+        other => Outcome::Refused(MembershipError::Raft(Box::new(other))),
     }
 }
 

@@ -10,11 +10,12 @@
 
 use std::collections::BTreeSet;
 
+use openraft::error::RaftError;
 use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
 
 use crate::rpc::LeaderHint;
-use crate::typ::{NodeId, NodeInfo};
+use crate::typ::{ClientWriteError, NodeId, NodeInfo};
 
 /// Most entries a learner may lag behind the leader's log and still be promoted without
 /// `force`: a voter far behind cannot acknowledge new entries until it caught up, so promoting
@@ -230,12 +231,9 @@ pub enum MembershipError {
     /// No leader could be reached in time.
     #[error("no Raft leader is reachable; the membership was not changed")]
     NoLeader,
-    /// openraft refused the change for another reason.
-    #[error("Raft refused the membership change: {reason}")]
-    Raft {
-        /// openraft's error, as text (it does not cross the network otherwise).
-        reason: String,
-    },
+    /// openraft refused the change for another reason (or its core stopped).
+    #[error("Raft refused the membership change: {0}")]
+    Raft(#[source] Box<RaftError<NodeId, ClientWriteError>>),
 }
 
 /// What the leader knows when it decides a change.

@@ -290,7 +290,7 @@ impl ApiError {
                 MembershipError::Lagging { .. } => (Code::FailedPrecondition, "LEARNER_LAGGING"),
                 MembershipError::InProgress => (Code::Unavailable, "MEMBERSHIP_CHANGE_IN_PROGRESS"),
                 MembershipError::NoLeader => (Code::Unavailable, "NO_LEADER"),
-                MembershipError::Raft { .. } => (Code::Internal, "RAFT_REFUSED"),
+                MembershipError::Raft(_) => (Code::Internal, "RAFT_REFUSED"),
             },
             Self::Internal(_) => (Code::Internal, "INTERNAL"),
         }
