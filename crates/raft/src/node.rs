@@ -600,15 +600,21 @@ impl RaftNode {
     /// after the leader ran the change is simply repeated.
     ///
     /// # Errors
-    /// [`MembershipError`]: the leader's refusal, or [`MembershipError::NoLeader`].
+    /// [`MembershipError`]: the leader's refusal, [`MembershipError::InProgress`] if another
+    /// change was still running at the deadline, else [`MembershipError::NoLeader`].
     pub async fn membership(&self, call: MembershipCall) -> Result<MemberList, MembershipError> {
         let deadline = Instant::now() + self.settings.write_timeout;
         let mut backoff = Backoff::new(retry::BACKOFF_BASE, retry::BACKOFF_CAP);
         let mut metrics = self.raft.metrics();
+        let mut in_progress = false;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(MembershipError::NoLeader);
+                return Err(if in_progress {
+                    MembershipError::InProgress
+                } else {
+                    MembershipError::NoLeader
+                });
             }
             let hint = self.leader_hint();
             let reply = match (hint.leader_id, hint.leader) {
@@ -621,12 +627,12 @@ impl RaftNode {
                     .ok(),
                 _ => None,
             };
+            in_progress = false;
             match reply {
                 Some(MembershipReply::Members(list)) => return Ok(list),
                 // The joint configuration of the previous change is about to settle.
-                Some(MembershipReply::Refused(MembershipError::InProgress))
-                | Some(MembershipReply::NotLeader(_))
-                | None => {}
+                Some(MembershipReply::Refused(MembershipError::InProgress)) => in_progress = true,
+                Some(MembershipReply::NotLeader(_)) | None => {}
                 Some(MembershipReply::Refused(e)) => return Err(e),
             }
             retry::pause(&mut backoff, &mut metrics, hint.leader_id, deadline).await;
