@@ -20,10 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Only the public API is described to reflection clients; the cluster protocol is not.
     let descriptors = protox::compile(public, [&root])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(
-        out.join(DESCRIPTOR_SET_FILE),
-        descriptors.encode_to_vec(),
-    )?;
+    std::fs::write(out.join(DESCRIPTOR_SET_FILE), descriptors.encode_to_vec())?;
     let fds = protox::compile(public.iter().chain([&cluster]), [&root])?;
     tonic_prost_build::configure()
         .build_client(true)

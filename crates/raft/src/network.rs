@@ -133,7 +133,10 @@ impl Peers {
     /// channels are forgotten, so the next call to each peer dials with the new identity; calls
     /// in flight keep the channel they hold and finish on it.
     pub fn set_tls(&self, tls: ClientTlsConfig) {
-        *self.tls.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = tls;
+        *self
+            .tls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = tls;
         self.channels
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

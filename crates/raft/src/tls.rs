@@ -151,10 +151,12 @@ pub fn install_crypto_provider() {
 /// [`TlsError`] naming the file that cannot be read or used.
 pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(trust_anchors(&files.trusted_ca)?, provider.clone())
-            .build()
-            .map_err(TlsError::Verifier)?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(
+        trust_anchors(&files.trusted_ca)?,
+        provider.clone(),
+    )
+    .build()
+    .map_err(TlsError::Verifier)?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(TlsError::Config)?

@@ -295,7 +295,10 @@ pub async fn run(
     let (stop_ops, ops_stopped) = tokio::sync::oneshot::channel::<()>();
     let ops = ops_listener.map(|listener| {
         if ops_addr.is_some_and(|addr| !addr.ip().is_loopback()) {
-            tracing::warn!(?ops_addr, "the ops port (plain HTTP, no authentication) listens beyond loopback");
+            tracing::warn!(
+                ?ops_addr,
+                "the ops port (plain HTTP, no authentication) listens beyond loopback"
+            );
         }
         tokio::spawn(crate::ops::http::serve(
             listener,

@@ -269,8 +269,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair,
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     };
 
     use super::*;

@@ -276,8 +276,9 @@ impl Metrics {
             }
         }
         let status = node.seal().status();
-        self.initialized
-            .set(i64::from(raft.shared().read().state.seal_config().is_some()));
+        self.initialized.set(i64::from(
+            raft.shared().read().state.seal_config().is_some(),
+        ));
         self.sealed.set(i64::from(status.sealed));
         self.ready.set(i64::from(node.serving_now().is_ok()));
         self.lease_age
