@@ -390,6 +390,7 @@ mod tests {
             node_cert: node.cert.clone(),
             node_key: node.key.clone(),
             client_ca: pki.client_ca_cert.clone(),
+            reload_poll_ms: tessera_server::config::DEFAULT_RELOAD_POLL_MS,
         }
         .check_ca_separation()
         .unwrap();

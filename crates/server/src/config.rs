@@ -298,8 +298,11 @@ pub struct TlsSection {
     pub reload_poll_ms: u64,
 }
 
+/// Default of `tls.reload_poll_ms`: how often the TLS files are checked for changes.
+pub const DEFAULT_RELOAD_POLL_MS: u64 = 5_000;
+
 fn default_reload_poll_ms() -> u64 {
-    5_000
+    DEFAULT_RELOAD_POLL_MS
 }
 
 /// One certificate of a CA bundle: its DER bytes, public key (SubjectPublicKeyInfo DER) and
