@@ -43,6 +43,18 @@ pub enum ReloadError {
     /// A file does not make a TLS configuration (PEM, key mismatch, trust anchor).
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The new node certificate names another identity than the one in use: peers admit a
+    /// node's cluster RPCs only under its own identity (`node-<id>`), so the node would be
+    /// cut off from the cluster.
+    #[error("{path} names {found:?}, the certificate in use names {expected:?}")]
+    IdentityChanged {
+        /// The node certificate.
+        path: PathBuf,
+        /// The identity of the certificate in use.
+        expected: Option<String>,
+        /// The identity of the new certificate.
+        found: Option<String>,
+    },
     /// The node certificate does not chain to the node CA, or is not valid now.
     #[error("{path} is not a valid node certificate under {node_ca}: {source}")]
     Untrusted {
@@ -86,6 +98,8 @@ pub struct TlsReloader {
     metrics: Option<Arc<Metrics>>,
     /// Digest of the files in use.
     applied: Option<[u8; 32]>,
+    /// Identity (URI SAN, else CN) of the node certificate in use.
+    identity: Option<String>,
     /// Digest of the files last refused (refused again silently while they do not change).
     refused: Option<[u8; 32]>,
 }
@@ -100,12 +114,14 @@ impl TlsReloader {
         metrics: Option<Arc<Metrics>>,
     ) -> Self {
         let applied = digest(&tls).ok();
+        let identity = leaf_identity(&tls.node_cert);
         Self {
             tls,
             api,
             node,
             metrics,
             applied,
+            identity,
             refused: None,
         }
     }
@@ -137,8 +153,9 @@ impl TlsReloader {
             return Outcome::Unchanged;
         }
         match self.apply() {
-            Ok(()) => {
+            Ok(identity) => {
                 self.applied = Some(current);
+                self.identity = identity;
                 self.refused = None;
                 tracing::info!(
                     cert = %self.tls.node_cert.display(),
@@ -160,15 +177,24 @@ impl TlsReloader {
     }
 
     /// Validates the files together and, only if all of them are good, swaps both ports.
-    fn apply(&self) -> Result<(), ReloadError> {
+    /// Returns the identity of the new node certificate.
+    fn apply(&self) -> Result<Option<String>, ReloadError> {
         self.tls.check_ca_separation()?;
         check_node_certificate(&self.tls.node_cert, &self.tls.node_ca)?;
+        let identity = leaf_identity(&self.tls.node_cert);
+        if identity != self.identity {
+            return Err(ReloadError::IdentityChanged {
+                path: self.tls.node_cert.clone(),
+                expected: self.identity.clone(),
+                found: identity,
+            });
+        }
         let api = tls::server_config(&api_files(&self.tls))?;
         if let Some(node) = &self.node {
             node.raft().reload_tls(&cluster_files(&self.tls))?;
         }
         self.api.send_replace(api);
-        Ok(())
+        Ok(identity)
     }
 
     /// Reloads on every SIGHUP received on `hangups` (see [`hangups`]) and whenever the files
@@ -211,6 +237,14 @@ pub fn cluster_files(tls: &TlsSection) -> TlsFiles {
         cert: tls.node_cert.clone(),
         key: tls.node_key.clone(),
     }
+}
+
+/// The identity the first certificate in the PEM file at `path` names (`None` if it cannot be
+/// read or names none).
+fn leaf_identity(path: &Path) -> Option<String> {
+    let pem = std::fs::read(path).ok()?;
+    let leaf = CertificateDer::pem_slice_iter(&pem).next()?.ok()?;
+    tls::identity_of(leaf.as_ref())
 }
 
 /// SHA-256 over the four files' contents, each with its length.
@@ -284,10 +318,15 @@ mod tests {
         (cert.pem(), Issuer::new(params, key))
     }
 
-    /// A node certificate and key (PEM) signed by `issuer`.
+    /// A certificate and key (PEM) for `node-1` signed by `issuer`.
     fn node_cert(issuer: &Issuer<'_, KeyPair>) -> (String, String) {
+        named_cert(issuer, "node-1")
+    }
+
+    /// A node certificate and key (PEM) naming `identity`, signed by `issuer`.
+    fn named_cert(issuer: &Issuer<'_, KeyPair>, identity: &str) -> (String, String) {
         let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "node-1");
+        params.distinguished_name.push(DnType::CommonName, identity);
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
@@ -367,7 +406,9 @@ mod tests {
         let mismatched = (good.0.clone(), node_cert(&fixture.node_ca).1);
         let garbage = ("not a certificate\n".to_owned(), good.1.clone());
         let truncated = (good.0[..good.0.len() / 2].to_owned(), good.1.clone());
+        let another_node = named_cert(&fixture.node_ca, "node-2");
         for (what, files) in [
+            ("a certificate of another node", another_node),
             ("a certificate of another CA", foreign),
             ("a key that does not match", mismatched),
             ("a file without a certificate", garbage),
