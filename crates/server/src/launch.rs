@@ -96,10 +96,16 @@ pub struct Addresses {
     pub pid: u32,
 }
 
-async fn bind(addr: SocketAddr, port: &'static str) -> Result<TcpListener, LaunchError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| LaunchError::Bind { addr, port, source })
+/// Binds `addr` for `port`; returns the listener and the address it is bound to (the port
+/// the kernel chose, for port 0).
+async fn bind(
+    addr: SocketAddr,
+    port: &'static str,
+) -> Result<(TcpListener, SocketAddr), LaunchError> {
+    let error = |source| LaunchError::Bind { addr, port, source };
+    let listener = TcpListener::bind(addr).await.map_err(error)?;
+    let bound = listener.local_addr().map_err(error)?;
+    Ok((listener, bound))
 }
 
 fn create_data_dir(path: &Path) -> Result<(), LaunchError> {
@@ -157,38 +163,17 @@ pub async fn run(
         config.node_id,
         &config.region,
     )?;
-    let api_listener = bind(config.api.listen, "api").await?;
-    let cluster_listener = bind(config.cluster.listen, "cluster").await?;
-    let ops_listener = match &config.ops {
-        Some(ops) => Some(bind(ops.listen, "ops").await?),
-        None => None,
-    };
-    let ops_addr = match (&ops_listener, &config.ops) {
-        (Some(listener), Some(ops)) => {
-            Some(listener.local_addr().map_err(|source| LaunchError::Bind {
-                addr: ops.listen,
-                port: "ops",
-                source,
-            })?)
+    let (api_listener, api_addr) = bind(config.api.listen, "api").await?;
+    let (cluster_listener, cluster_addr) = bind(config.cluster.listen, "cluster").await?;
+    let (ops_listener, ops_addr) = match &config.ops {
+        Some(ops) => {
+            let (listener, addr) = bind(ops.listen, "ops").await?;
+            (Some(listener), Some(addr))
         }
-        _ => None,
+        None => (None, None),
     };
     let hangups = crate::tls_reload::hangups().map_err(LaunchError::Signal)?;
     let (reflection_v1, reflection_v1alpha) = crate::ops::grpc::reflection()?;
-    let api_addr = api_listener
-        .local_addr()
-        .map_err(|source| LaunchError::Bind {
-            addr: config.api.listen,
-            port: "api",
-            source,
-        })?;
-    let cluster_addr = cluster_listener
-        .local_addr()
-        .map_err(|source| LaunchError::Bind {
-            addr: config.cluster.listen,
-            port: "cluster",
-            source,
-        })?;
     let info = NodeInfo {
         api_addr: config
             .api

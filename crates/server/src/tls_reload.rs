@@ -100,8 +100,18 @@ pub struct TlsReloader {
     applied: Option<[u8; 32]>,
     /// Identity (URI SAN, else CN) of the node certificate in use.
     identity: Option<String>,
-    /// Digest of the files last refused (refused again silently while they do not change).
-    refused: Option<[u8; 32]>,
+    /// The files last refused (not tried again, or logged again, until they change or a
+    /// SIGHUP asks for it).
+    refused: Option<Seen>,
+}
+
+/// What a look at the files found, other than the files in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// Files with this digest.
+    Files([u8; 32]),
+    /// A file that cannot be read (missing, mid-rename, unreadable).
+    Unreadable,
 }
 
 impl TlsReloader {
@@ -143,13 +153,11 @@ impl TlsReloader {
 
     fn attempt(&mut self, forced: bool) -> Outcome {
         let current = match digest(&self.tls) {
+            Ok(current) if Some(current) == self.applied => return Outcome::Unchanged,
             Ok(current) => current,
-            Err(e) => return self.refuse(None, forced, &e),
+            Err(e) => return self.refuse(Seen::Unreadable, forced, &e),
         };
-        if Some(current) == self.applied {
-            return Outcome::Unchanged;
-        }
-        if Some(current) == self.refused && !forced {
+        if !forced && self.refused == Some(Seen::Files(current)) {
             return Outcome::Unchanged;
         }
         match self.apply() {
@@ -163,16 +171,18 @@ impl TlsReloader {
                 );
                 Outcome::Reloaded
             }
-            Err(e) => self.refuse(Some(current), forced, &e),
+            Err(e) => self.refuse(Seen::Files(current), forced, &e),
         }
     }
 
-    fn refuse(&mut self, current: Option<[u8; 32]>, forced: bool, e: &ReloadError) -> Outcome {
-        let repeated = current.is_some() && current == self.refused;
-        if forced || !repeated {
-            tracing::error!(error = %e, "new TLS files refused; the ones in use stay in use");
+    /// Records and logs a refusal of `seen`, unless it was refused already and this is not a
+    /// SIGHUP.
+    fn refuse(&mut self, seen: Seen, forced: bool, e: &ReloadError) -> Outcome {
+        if !forced && self.refused == Some(seen) {
+            return Outcome::Unchanged;
         }
-        self.refused = current;
+        tracing::error!(error = %e, "new TLS files refused; the ones in use stay in use");
+        self.refused = Some(seen);
         Outcome::Refused
     }
 
@@ -423,6 +433,8 @@ mod tests {
         }
         std::fs::remove_file(&fixture.tls.node_key).unwrap();
         assert_eq!(reloader.reload(false), Outcome::Refused, "a missing key");
+        assert_eq!(reloader.reload(false), Outcome::Unchanged, "a missing key");
+        assert_eq!(reloader.reload(true), Outcome::Refused, "a missing key");
         assert!(Arc::ptr_eq(&in_use, &source.current()));
         fixture.install(&good);
         assert_eq!(reloader.reload(false), Outcome::Reloaded);
