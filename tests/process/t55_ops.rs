@@ -361,14 +361,16 @@ async fn t55_json_log_format() {
 }
 
 /// SHA-256 of the leaf certificate the TLS server at `addr` presents to a client holding
-/// `identity` (`pki/<identity>.pem`), trusting `pki/ca.pem`.
+/// `identity` (`pki/<identity>.pem`), trusting every CA in `pki/ca.pem`.
 async fn presented_certificate(pki: &Path, addr: &str, identity: &str) -> Result<String, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
     let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(pki.join("ca.pem")).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
+    for ca in CertificateDer::pem_file_iter(pki.join("ca.pem")).map_err(|e| e.to_string())? {
+        roots
+            .add(ca.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
     let chain = CertificateDer::pem_file_iter(pki.join(format!("{identity}.pem")))
         .map_err(|e| e.to_string())?
         .collect::<Result<Vec<_>, _>>()
@@ -559,5 +561,88 @@ async fn t55_certificates_reload_on_sighup_without_dropping_calls() {
             "tessera_tls_reloads_total",
             &[("outcome", "refused")]
         ) >= 1.0
+    );
+}
+
+/// Sends SIGHUP to every running node and waits until each presents `certs[id]` (a
+/// fingerprint) on both ports.
+async fn reload_all(cluster: &TestCluster, certs: &[(u64, String)]) {
+    for (id, fingerprint) in certs {
+        hang_up(cluster, *id);
+        wait_presented(cluster, *id, fingerprint).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn t55_the_node_ca_rotates_without_a_restart() {
+    let mut cluster = cluster_with_ops_ports(3).await;
+    let pki = cluster.pki();
+    let old_ca = std::fs::read_to_string(pki.join("ca.pem")).unwrap();
+    // A new node CA with certificates for the same node identities.
+    let next = pki.parent().unwrap().join("next-pki");
+    let made = std::process::Command::new(tessera())
+        .args(["pki", "init", "--nodes", "3", "--dir"])
+        .arg(&next)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let new_ca = std::fs::read_to_string(next.join("ca.pem")).unwrap();
+    let old: Vec<(u64, String)> = cluster
+        .ids()
+        .into_iter()
+        .map(|id| (id, file_fingerprint(&pki.join(format!("node{id}.pem")))))
+        .collect();
+
+    // 1. Every node trusts both CAs (the bundle is shared by the test cluster's nodes).
+    std::fs::write(pki.join("ca.pem"), format!("{old_ca}{new_ca}")).unwrap();
+    reload_all(&cluster, &old).await;
+    // 2. Node by node, the certificate from the new CA.
+    let mut new = Vec::new();
+    for id in cluster.ids() {
+        for suffix in ["-key.pem", ".pem"] {
+            let file = format!("node{id}{suffix}");
+            std::fs::copy(next.join(&file), pki.join(format!("{file}.next"))).unwrap();
+            std::fs::rename(pki.join(format!("{file}.next")), pki.join(&file)).unwrap();
+        }
+        let fingerprint = file_fingerprint(&pki.join(format!("node{id}.pem")));
+        reload_all(&cluster, &[(id, fingerprint.clone())]).await;
+        new.push((id, fingerprint));
+        cluster
+            .client(id)
+            .create_key(&format!("during-rotation-{id}"), "", "")
+            .await
+            .unwrap();
+    }
+    // 3. Only the new CA is trusted.
+    std::fs::write(pki.join("ca.pem"), &new_ca).unwrap();
+    reload_all(&cluster, &new).await;
+
+    // A node restarted now is reached only by peers that dial with their new certificates.
+    assert!(cluster.stop(3));
+    cluster
+        .client(1)
+        .create_key("after-rotation", "", "")
+        .await
+        .unwrap();
+    cluster.restart(3).await;
+    cluster.unseal(3).await;
+    cluster.wait_serving(3).await;
+    wait_for("node 3 to catch up after the rotation", WAIT, || async {
+        cluster
+            .client(3)
+            .describe_key("after-rotation")
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    let metrics = scrape(ops_addr(&cluster, 1)).await;
+    assert_eq!(
+        value(
+            &metrics,
+            "tessera_tls_reloads_total",
+            &[("outcome", "refused")]
+        ),
+        0.0,
+        "no step of the runbook is refused"
     );
 }
