@@ -84,6 +84,10 @@ pub enum Command {
         /// other end of a pipe takes its nodes down with it, even if it is killed.
         #[arg(long)]
         stop_on_stdin_eof: bool,
+        /// Log line format, `text` or `json` (one object per line); overrides `log_format` in
+        /// the configuration file.
+        #[arg(long, env = "TESSERA_LOG_FORMAT")]
+        log_format: Option<tessera_server::config::LogFormat>,
     },
     /// Run a real local cluster of node processes: throw-away PKI, bootstrap, init, unseal.
     Dev(DevArgs),

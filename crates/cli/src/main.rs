@@ -9,18 +9,34 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tessera_server::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{AuditCommand, Cli, Command, StorageCommand};
 use crate::output::Failure;
 
-fn init_tracing(default: &str) {
+/// Logs to standard error at the `TESSERA_LOG` filter (else `default`), as text lines or as
+/// one JSON object per line.
+fn init_tracing(default: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+    }
+}
+
+/// The log format of `tessera server`: the flag, else the configuration file's `log_format`
+/// (a file that does not load is reported by the server itself, in text).
+fn server_log_format(config: &std::path::Path, flag: Option<LogFormat>) -> LogFormat {
+    flag.or_else(|| {
+        tessera_server::ServerConfig::load(config)
+            .ok()
+            .map(|c| c.log_format)
+    })
+    .unwrap_or_default()
 }
 
 async fn dispatch(command: Command) -> Result<(), Failure> {
@@ -28,6 +44,7 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Server {
             config,
             stop_on_stdin_eof,
+            ..
         } => commands::server::run(&config, stop_on_stdin_eof).await,
         Command::Storage(StorageCommand::Compact { config, output }) => {
             commands::storage::compact(&config, output.format)
@@ -94,9 +111,14 @@ fn main() -> ExitCode {
     };
     let format = cli.command.output_format();
     match &cli.command {
-        Command::Server { .. } => init_tracing("info,openraft=warn,sled=warn"),
-        Command::Dev(_) => init_tracing("info"),
-        _ => init_tracing("warn"),
+        Command::Server {
+            config, log_format, ..
+        } => init_tracing(
+            "info,openraft=warn,sled=warn",
+            server_log_format(config, *log_format),
+        ),
+        Command::Dev(_) => init_tracing("info", LogFormat::Text),
+        _ => init_tracing("warn", LogFormat::Text),
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -210,8 +210,7 @@ pub fn init(dir: &Path, nodes: u64, extra_sans: &[String]) -> Result<Pki> {
 
     let node_issuer = Issuer::new(node_ca_params, node_ca_key);
     let client_issuer = Issuer::new(client_ca_params, client_ca_key);
-    let mut sans: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
-    sans.extend(extra_sans.iter().cloned());
+    let sans = node_sans(extra_sans);
     let nodes = (1..=nodes)
         .map(|id| {
             issue(
@@ -242,6 +241,42 @@ pub fn init(dir: &Path, nodes: u64, extra_sans: &[String]) -> Result<Pki> {
     })
 }
 
+/// The CA stored in `dir` as `cert_file` and `key_file`, to sign with.
+fn stored_issuer(dir: &Path, cert_file: &str, key_file: &str) -> Result<Issuer<'static, KeyPair>> {
+    let read = |file: &str| {
+        let path = dir.join(file);
+        std::fs::read_to_string(&path).map_err(io_error("read", &path))
+    };
+    let key = KeyPair::from_pem(&read(key_file)?)?;
+    Ok(Issuer::from_ca_cert_pem(&read(cert_file)?, key)?)
+}
+
+/// The SANs of a node certificate: localhost, 127.0.0.1, ::1 and `extra_sans`.
+fn node_sans(extra_sans: &[String]) -> Vec<String> {
+    let mut sans: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    sans.extend(extra_sans.iter().cloned());
+    sans
+}
+
+/// Issues a new certificate and key for node `id` (identity `node-<id>`, SANs as [`init`]),
+/// signed by the node CA in `dir`, as `<file_stem>.pem` and `<file_stem>-key.pem`: what a
+/// certificate rotation installs over the node's files (see the runbook in
+/// `docs/operations.md`).
+///
+/// # Errors
+/// If the node CA cannot be read or the files exist.
+pub fn issue_node(dir: &Path, id: u64, file_stem: &str, extra_sans: &[String]) -> Result<Issued> {
+    let issuer = stored_issuer(dir, NODE_CA, NODE_CA_KEY)?;
+    issue(
+        dir,
+        file_stem,
+        &format!("node-{id}"),
+        &node_sans(extra_sans),
+        true,
+        &issuer,
+    )
+}
+
 /// Issues a client certificate for `identity`, signed by the client CA in `dir`.
 ///
 /// # Errors
@@ -261,12 +296,7 @@ pub fn issue_client(dir: &Path, identity: &str) -> Result<Issued> {
             identity: identity.to_owned(),
         });
     }
-    let read = |file: &str| {
-        let path = dir.join(file);
-        std::fs::read_to_string(&path).map_err(io_error("read", &path))
-    };
-    let key = KeyPair::from_pem(&read(CLIENT_CA_KEY)?)?;
-    let issuer = Issuer::from_ca_cert_pem(&read(CLIENT_CA)?, key)?;
+    let issuer = stored_issuer(dir, CLIENT_CA, CLIENT_CA_KEY)?;
     issue(dir, identity, identity, &[], false, &issuer)
 }
 
@@ -360,6 +390,7 @@ mod tests {
             node_cert: node.cert.clone(),
             node_key: node.key.clone(),
             client_ca: pki.client_ca_cert.clone(),
+            reload_poll_ms: tessera_server::config::DEFAULT_RELOAD_POLL_MS,
         }
         .check_ca_separation()
         .unwrap();

@@ -11,6 +11,12 @@ pub mod v1 {
     tonic::include_proto!("tessera.v1");
 }
 
+/// The encoded `FileDescriptorSet` of the public API (`tessera.v1`, every file and its
+/// imports), for the gRPC server reflection service, so that tools such as `grpcurl` can list
+/// and call the API without the `.proto` files. The cluster protocol is not in it.
+pub const V1_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/tessera_v1_descriptor.bin"));
+
 /// The node-to-node protocol, package `tessera.cluster.v1`.
 pub mod cluster {
     /// Version 1 of the cluster protocol.

@@ -108,6 +108,16 @@ impl Lease {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 
+    /// Time since the last confirmation at `now`, as this node's lease clock measures it, or
+    /// `None` without one.
+    pub fn age(&self, now: Instant) -> Option<Duration> {
+        let last = *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        last.map(|c| self.elapsed(now, c.at))
+    }
+
     /// Whether a follower with `applied` entries may serve at `now`.
     pub fn check(&self, now: Instant, applied: u64) -> LeaseState {
         let last = *self
@@ -133,6 +143,20 @@ impl Lease {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn age_is_the_time_since_the_last_confirmation() {
+        let lease = Lease::new(Duration::from_millis(100));
+        let t0 = Instant::now();
+        assert_eq!(lease.age(t0), None);
+        lease.renew(t0, 1);
+        assert_eq!(
+            lease.age(t0 + Duration::from_millis(30)),
+            Some(Duration::from_millis(30))
+        );
+        lease.revoke();
+        assert_eq!(lease.age(t0 + Duration::from_millis(30)), None);
+    }
 
     #[test]
     fn lease_expires_after_window() {

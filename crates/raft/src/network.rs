@@ -115,7 +115,7 @@ fn cluster_client(channel: Channel) -> ClusterClient<Channel> {
 /// Lazily connected gRPC channels to peers' cluster ports, keyed by advertised address.
 #[derive(Clone)]
 pub struct Peers {
-    tls: ClientTlsConfig,
+    tls: Arc<Mutex<ClientTlsConfig>>,
     dial: Arc<BTreeMap<String, String>>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     /// When each peer last answered a Raft RPC (the leader's view of who is reachable).
@@ -130,7 +130,7 @@ impl Peers {
     /// proxy or NAT between nodes); addresses not in it are dialled as advertised.
     pub fn new(tls: ClientTlsConfig, dial: BTreeMap<String, String>) -> Self {
         Self {
-            tls,
+            tls: Arc::new(Mutex::new(tls)),
             dial: Arc::new(dial),
             channels: Arc::new(Mutex::new(HashMap::new())),
             contacts: Arc::new(Mutex::new(HashMap::new())),
@@ -162,6 +162,20 @@ impl Peers {
             .map(Instant::elapsed)
     }
 
+    /// Replaces the client TLS configuration (a reloaded node certificate or CA bundle). Cached
+    /// channels are forgotten, so the next call to each peer dials with the new identity; calls
+    /// in flight keep the channel they hold and finish on it.
+    pub fn set_tls(&self, tls: ClientTlsConfig) {
+        *self
+            .tls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = tls;
+        self.channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
     fn client(&self, addr: &str) -> Result<ClusterClient<Channel>, PeerError> {
         let mut channels = self
             .channels
@@ -177,7 +191,12 @@ impl Peers {
         let target = self.dial.get(addr).map_or(addr, String::as_str);
         let channel = Endpoint::from_shared(format!("https://{target}"))
             .map_err(bad)?
-            .tls_config(self.tls.clone())
+            .tls_config(
+                self.tls
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone(),
+            )
             .map_err(bad)?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)

@@ -26,7 +26,7 @@ use crate::retry::{self, Backoff, LogLimiter};
 use crate::rpc::{ForwardReply, LeaderHint, ReadIndexReply};
 use crate::service::ClusterService;
 use crate::state_machine::{SharedState, StateMachineStore};
-use crate::tls::{self, AcceptLimits, TlsFiles, TlsIncoming};
+use crate::tls::{self, AcceptLimits, ServerTls, ServerTlsSender, TlsError, TlsFiles, TlsIncoming};
 use crate::typ::{Fatal, NodeId, NodeInfo, Raft, RaftMetrics};
 
 /// sled's page cache. sled's default is 1 GiB, and it fills with every page written, so a
@@ -123,6 +123,8 @@ pub struct RaftNode {
     read_index_failures: LogLimiter,
     /// Merges concurrent read barriers.
     barriers: Coalescer<ReadIndexError>,
+    /// Swaps the cluster port's server TLS configuration (certificate reload).
+    cluster_tls: ServerTlsSender,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -195,7 +197,7 @@ impl RaftNode {
 
         let lease = Arc::new(Lease::new(settings.lease));
         let leadership = Arc::new(Leadership::new(Arc::clone(&shared)));
-        let server_tls = tls::server_config(&config.tls)?;
+        let (cluster_tls, server_tls) = ServerTls::reloadable(tls::server_config(&config.tls)?);
         let admin = MembershipAdmin::new(
             config.id,
             raft.clone(),
@@ -259,6 +261,7 @@ impl RaftNode {
             leader_failures: LogLimiter::new(retry::LOG_INTERVAL),
             read_index_failures: LogLimiter::new(retry::LOG_INTERVAL),
             barriers: Coalescer::new(),
+            cluster_tls,
             tasks: vec![server, leader_lease, follower_lease, supervisor],
         })
     }
@@ -288,6 +291,32 @@ impl RaftNode {
     /// The latest Raft metrics.
     pub fn metrics(&self) -> RaftMetrics {
         self.raft.metrics().borrow().clone()
+    }
+
+    /// A receiver of every change of the Raft metrics (to count leader changes).
+    pub fn watch_metrics(&self) -> tokio::sync::watch::Receiver<RaftMetrics> {
+        self.raft.metrics()
+    }
+
+    /// Time since this node's lease was last confirmed (by a quorum on the leader, by a read
+    /// index on a follower), or `None` if it holds no confirmation.
+    pub fn lease_age(&self) -> Option<Duration> {
+        self.lease.age(Instant::now())
+    }
+
+    /// Loads `files` again (node certificate, key, node CA) and, only if all of them make a
+    /// valid configuration, uses them for connections the cluster port accepts from now on and
+    /// for connections to peers dialled from now on. Established connections keep their
+    /// sessions; on error nothing changes.
+    ///
+    /// # Errors
+    /// [`TlsError`] naming the file that cannot be used.
+    pub fn reload_tls(&self, files: &TlsFiles) -> Result<(), TlsError> {
+        let server = tls::server_config(files)?;
+        let client = tls::client_config(files)?;
+        self.cluster_tls.send_replace(server);
+        self.peers.set_tls(client);
+        Ok(())
     }
 
     /// Resolves when the Raft core stops on its own (a storage write failed, a disk is full,

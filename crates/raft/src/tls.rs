@@ -20,7 +20,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::AbortHandle;
 use tokio_rustls::TlsAcceptor;
 
@@ -123,7 +123,11 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
-fn roots(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
+/// The CA certificates in the PEM bundle at `path`, as trust anchors.
+///
+/// # Errors
+/// [`TlsError`] naming the file if it cannot be read or holds no usable CA certificate.
+pub fn trust_anchors(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
     let mut store = RootCertStore::empty();
     for cert in certificates(path)? {
         store.add(cert).map_err(|source| TlsError::TrustAnchor {
@@ -147,10 +151,12 @@ pub fn install_crypto_provider() {
 /// [`TlsError`] naming the file that cannot be read or used.
 pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(roots(&files.trusted_ca)?, provider.clone())
-            .build()
-            .map_err(TlsError::Verifier)?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(
+        trust_anchors(&files.trusted_ca)?,
+        provider.clone(),
+    )
+    .build()
+    .map_err(TlsError::Verifier)?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(TlsError::Config)?
@@ -174,6 +180,38 @@ pub fn client_config(files: &TlsFiles) -> Result<tonic::transport::ClientTlsConf
         .identity(tonic::transport::Identity::from_pem(cert, key)))
 }
 
+/// The server TLS configuration a port uses for the connections it accepts next.
+///
+/// Each accepted connection takes the configuration current at its accept, so a configuration
+/// swapped in by [`ServerTlsSender`] (a reloaded certificate, key or CA bundle) applies to new
+/// connections while established ones keep the session they negotiated: in-flight requests are
+/// never cut.
+#[derive(Clone, Debug)]
+pub struct ServerTls(watch::Receiver<Arc<ServerConfig>>);
+
+/// Swaps the configuration of the [`ServerTls`] it was made with.
+pub type ServerTlsSender = watch::Sender<Arc<ServerConfig>>;
+
+impl ServerTls {
+    /// A source starting with `config`, and the sender that replaces it.
+    pub fn reloadable(config: Arc<ServerConfig>) -> (ServerTlsSender, Self) {
+        let (tx, rx) = watch::channel(config);
+        (tx, Self(rx))
+    }
+
+    /// The configuration for a connection accepted now.
+    pub fn current(&self) -> Arc<ServerConfig> {
+        Arc::clone(&self.0.borrow())
+    }
+}
+
+impl From<Arc<ServerConfig>> for ServerTls {
+    /// A fixed configuration (nothing can replace it).
+    fn from(config: Arc<ServerConfig>) -> Self {
+        Self(watch::channel(config).1)
+    }
+}
+
 /// A stream of authenticated TLS connections for `Server::serve_with_incoming`.
 ///
 /// Dropping it stops the accept loop.
@@ -183,16 +221,16 @@ pub struct TlsIncoming {
 }
 
 impl TlsIncoming {
-    /// Starts accepting on `listener` within `limits`; handshakes that fail are logged and
-    /// dropped.
+    /// Starts accepting on `listener` within `limits`, each connection with the configuration
+    /// `config` holds when it is accepted; handshakes that fail are logged and dropped.
     pub fn new(
         listener: TcpListener,
-        config: Arc<ServerConfig>,
+        config: impl Into<ServerTls>,
         port_name: &'static str,
         limits: AcceptLimits,
     ) -> Self {
         let (tx, rx) = mpsc::channel(64);
-        let acceptor = TlsAcceptor::from(config);
+        let config = config.into();
         let handshakes = Arc::new(Semaphore::new(limits.max_handshakes.max(1)));
         let connections = limits
             .max_connections
@@ -229,7 +267,7 @@ impl TlsIncoming {
                     continue;
                 };
                 prepare_accepted(&tcp, port_name);
-                let acceptor = acceptor.clone();
+                let acceptor = TlsAcceptor::from(config.current());
                 let tx = tx.clone();
                 let turned_away = Arc::clone(&turned_away);
                 tokio::spawn(async move {

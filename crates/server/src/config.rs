@@ -126,6 +126,13 @@ pub struct ServerConfig {
     pub zone: String,
     /// The client-facing API port.
     pub api: Listener,
+    /// The ops port (`[ops]`: `/metrics`, `/health`, `/ready` over plain HTTP); absent: none.
+    #[serde(default)]
+    pub ops: Option<crate::ops::OpsSection>,
+    /// How the node writes its log lines: `text` (default) or `json` (one object per line).
+    /// `tessera server --log-format` overrides it.
+    #[serde(default)]
+    pub log_format: LogFormat,
     /// The node-to-node port.
     pub cluster: ClusterSection,
     /// Certificates and keys.
@@ -243,7 +250,38 @@ pub struct ClusterSection {
     pub dial: std::collections::BTreeMap<String, String>,
 }
 
+/// The format of the node's log lines.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields), for log pipelines.
+    Json,
+}
+
+/// A log format name other than `text` or `json`.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown log format {0:?} (expected \"text\" or \"json\")")]
+pub struct UnknownLogFormat(String);
+
+impl std::str::FromStr for LogFormat {
+    type Err = UnknownLogFormat;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(UnknownLogFormat(other.to_owned())),
+        }
+    }
+}
+
 /// TLS files. The node certificate serves both ports and authenticates this node to peers.
+///
+/// The files are read again on SIGHUP and whenever their contents change (checked every
+/// `reload_poll_ms`); see [`crate::tls_reload`].
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSection {
@@ -255,6 +293,16 @@ pub struct TlsSection {
     pub node_key: PathBuf,
     /// CA of client certificates: the only CA the API port trusts.
     pub client_ca: PathBuf,
+    /// How often the files are checked for changes, in milliseconds (default 5 s).
+    #[serde(default = "default_reload_poll_ms")]
+    pub reload_poll_ms: u64,
+}
+
+/// Default of `tls.reload_poll_ms`: how often the TLS files are checked for changes.
+pub const DEFAULT_RELOAD_POLL_MS: u64 = 5_000;
+
+fn default_reload_poll_ms() -> u64 {
+    DEFAULT_RELOAD_POLL_MS
 }
 
 /// One certificate of a CA bundle: its DER bytes, public key (SubjectPublicKeyInfo DER) and
@@ -472,6 +520,9 @@ impl ServerConfig {
                 ));
             }
         }
+        if self.tls.reload_poll_ms == 0 {
+            return Err("tls.reload_poll_ms must be positive".into());
+        }
         let r = &self.raft;
         if r.heartbeat_ms == 0 {
             return Err("raft.heartbeat_ms must be positive".into());
@@ -599,6 +650,24 @@ client_ca = "pki/client-ca.pem"
     }
 
     #[test]
+    fn the_ops_port_and_log_format_are_optional() {
+        let c = ServerConfig::parse(MINIMAL, Path::new("x.toml")).unwrap();
+        assert!(c.ops.is_none());
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.tls.reload_poll_ms, 5_000);
+        let text = MINIMAL.replace("node_id = 1", "node_id = 1\nlog_format = \"json\"")
+            + "[ops]\nlisten = \"127.0.0.1:7601\"\n";
+        let c = ServerConfig::parse(&text, Path::new("x.toml")).unwrap();
+        assert_eq!(c.ops.unwrap().listen, "127.0.0.1:7601".parse().unwrap());
+        assert_eq!(c.log_format, LogFormat::Json);
+        let text = MINIMAL.replace("node_id = 1", "node_id = 1\nlog_format = \"xml\"");
+        let err = ServerConfig::parse(&text, Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("log_format"), "{err}");
+        assert_eq!("json".parse::<LogFormat>().unwrap(), LogFormat::Json);
+        assert!("xml".parse::<LogFormat>().is_err());
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         let text = MINIMAL.replace("node_id = 1", "node_id = 1\nnode_idd = 2");
         let err = ServerConfig::parse(&text, Path::new("x.toml")).unwrap_err();
@@ -678,6 +747,7 @@ write_timeout_ms = 15000
             node_cert: dir.join("node.pem"),
             node_key: dir.join("node-key.pem"),
             client_ca: dir.join("client-ca.pem"),
+            reload_poll_ms: default_reload_poll_ms(),
         };
         std::fs::write(&tls.node_ca, node_ca).unwrap();
         std::fs::write(&tls.client_ca, client_ca).unwrap();
@@ -760,6 +830,7 @@ write_timeout_ms = 15000
             node_cert: dir.path().join("node.pem"),
             node_key: dir.path().join("node-key.pem"),
             client_ca: dir.path().join("client-ca.pem"),
+            reload_poll_ms: default_reload_poll_ms(),
         };
         let err = missing.check_ca_separation().unwrap_err();
         assert!(

@@ -131,7 +131,7 @@ pub enum ApiError {
 }
 
 /// Why the lease does not hold.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseProblem(pub LeaseState);
 
 impl std::fmt::Display for LeaseProblem {

@@ -12,7 +12,7 @@ use tessera_proto::v1::access_server::AccessServer;
 use tessera_proto::v1::crypto_server::CryptoServer;
 use tessera_proto::v1::keys_server::KeysServer;
 use tessera_proto::v1::system_server::SystemServer;
-use tessera_raft::tls::{self, TlsFiles, TlsIncoming};
+use tessera_raft::tls::{self, ServerTls, TlsIncoming};
 use tessera_raft::{CoreStopped, NodeConfig, NodeInfo, RaftNode, StartError};
 use tokio::net::TcpListener;
 
@@ -24,7 +24,9 @@ use crate::audit::layer::{AuditLayer, Shared};
 use crate::audit::Auditor;
 use crate::config::{ConfigError, ServerConfig};
 use crate::node::Node;
+use crate::ops::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
+use crate::tls_reload::{api_files, cluster_files, TlsReloader};
 
 /// Name of the file, in the data directory, where a running node publishes its addresses.
 pub const ADDRESSES_FILE: &str = "addresses.json";
@@ -62,6 +64,12 @@ pub enum LaunchError {
     /// TLS material is unusable.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The SIGHUP handler (certificate reload) cannot be installed.
+    #[error("cannot install the SIGHUP handler: {0}")]
+    Signal(#[source] std::io::Error),
+    /// The reflection service cannot be built (a build defect).
+    #[error(transparent)]
+    Reflection(#[from] crate::ops::grpc::ReflectionError),
     /// The audit trail cannot be opened.
     #[error(transparent)]
     Audit(#[from] crate::audit::sink::OpenError),
@@ -81,14 +89,23 @@ pub struct Addresses {
     pub api: SocketAddr,
     /// Bound cluster address.
     pub cluster: SocketAddr,
+    /// Bound ops address, if the node has an ops port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops: Option<SocketAddr>,
     /// Process id.
     pub pid: u32,
 }
 
-async fn bind(addr: SocketAddr, port: &'static str) -> Result<TcpListener, LaunchError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| LaunchError::Bind { addr, port, source })
+/// Binds `addr` for `port`; returns the listener and the address it is bound to (the port
+/// the kernel chose, for port 0).
+async fn bind(
+    addr: SocketAddr,
+    port: &'static str,
+) -> Result<(TcpListener, SocketAddr), LaunchError> {
+    let error = |source| LaunchError::Bind { addr, port, source };
+    let listener = TcpListener::bind(addr).await.map_err(error)?;
+    let bound = listener.local_addr().map_err(error)?;
+    Ok((listener, bound))
 }
 
 fn create_data_dir(path: &Path) -> Result<(), LaunchError> {
@@ -146,22 +163,17 @@ pub async fn run(
         config.node_id,
         &config.region,
     )?;
-    let api_listener = bind(config.api.listen, "api").await?;
-    let cluster_listener = bind(config.cluster.listen, "cluster").await?;
-    let api_addr = api_listener
-        .local_addr()
-        .map_err(|source| LaunchError::Bind {
-            addr: config.api.listen,
-            port: "api",
-            source,
-        })?;
-    let cluster_addr = cluster_listener
-        .local_addr()
-        .map_err(|source| LaunchError::Bind {
-            addr: config.cluster.listen,
-            port: "cluster",
-            source,
-        })?;
+    let (api_listener, api_addr) = bind(config.api.listen, "api").await?;
+    let (cluster_listener, cluster_addr) = bind(config.cluster.listen, "cluster").await?;
+    let (ops_listener, ops_addr) = match &config.ops {
+        Some(ops) => {
+            let (listener, addr) = bind(ops.listen, "ops").await?;
+            (Some(listener), Some(addr))
+        }
+        None => (None, None),
+    };
+    let hangups = crate::tls_reload::hangups().map_err(LaunchError::Signal)?;
+    let (reflection_v1, reflection_v1alpha) = crate::ops::grpc::reflection()?;
     let info = NodeInfo {
         api_addr: config
             .api
@@ -181,11 +193,7 @@ pub async fn run(
             id: config.node_id,
             info,
             data_dir: config.data_dir.clone(),
-            tls: TlsFiles {
-                trusted_ca: config.tls.node_ca.clone(),
-                cert: config.tls.node_cert.clone(),
-                key: config.tls.node_key.clone(),
-            },
+            tls: cluster_files(&config.tls),
             settings: config.raft.settings(),
             dial: config.cluster.dial.clone(),
             accept: config.limits.cluster_accept(),
@@ -208,16 +216,33 @@ pub async fn run(
         Duration::from_millis(config.lifecycle.job_interval_ms),
     ));
 
+    let metrics = Arc::new(Metrics::new(&config.data_dir));
+    let leader_changes = tokio::spawn(crate::ops::metrics::count_leader_changes(
+        Arc::clone(&node),
+        Arc::clone(&metrics),
+    ));
     let audit = AuditLayer::new(Shared {
         auditor,
         limiter: RateLimiter::new(&config.rate_limits),
         node: Arc::clone(&node),
+        metrics: Arc::clone(&metrics),
     });
-    let api_tls = tls::server_config(&TlsFiles {
-        trusted_ca: config.tls.client_ca.clone(),
-        cert: config.tls.node_cert.clone(),
-        key: config.tls.node_key.clone(),
-    })?;
+    let (api_tls_sender, api_tls) =
+        ServerTls::reloadable(tls::server_config(&api_files(&config.tls))?);
+    let reloader = tokio::spawn(
+        TlsReloader::new(
+            config.tls.clone(),
+            api_tls_sender,
+            Some(Arc::clone(&node)),
+            Some(Arc::clone(&metrics)),
+        )
+        .run(hangups),
+    );
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    let health = tokio::spawn(crate::ops::grpc::follow_readiness(
+        Arc::clone(&node),
+        health_reporter,
+    ));
     let api_accept = config.limits.api_accept(open_files);
     tracing::info!(
         max_connections = ?api_accept.max_connections,
@@ -235,6 +260,9 @@ pub async fn run(
                 .add_service(KeysServer::new(KeysService::new(Arc::clone(&node))))
                 .add_service(AccessServer::new(AccessService::new(Arc::clone(&node))))
                 .add_service(CryptoServer::new(CryptoService::new(node)))
+                .add_service(health_service)
+                .add_service(reflection_v1)
+                .add_service(reflection_v1alpha)
                 .serve_with_incoming_shutdown(
                     TlsIncoming::new(api_listener, api_tls, "api", api_accept),
                     async {
@@ -249,15 +277,34 @@ pub async fn run(
         }
     });
 
+    let (stop_ops, ops_stopped) = tokio::sync::oneshot::channel::<()>();
+    let ops = ops_listener.map(|listener| {
+        if ops_addr.is_some_and(|addr| !addr.ip().is_loopback()) {
+            tracing::warn!(
+                ?ops_addr,
+                "the ops port (plain HTTP, no authentication) listens beyond loopback"
+            );
+        }
+        tokio::spawn(crate::ops::http::serve(
+            listener,
+            Arc::clone(&node),
+            Arc::clone(&metrics),
+            async {
+                let _ = ops_stopped.await;
+            },
+        ))
+    });
+
     write_addresses(
         &config.data_dir,
         &Addresses {
             api: api_addr,
             cluster: cluster_addr,
+            ops: ops_addr,
             pid: std::process::id(),
         },
     )?;
-    tracing::info!(node_id = config.node_id, %api_addr, %cluster_addr, region = %config.region, "node started (sealed)");
+    tracing::info!(node_id = config.node_id, %api_addr, %cluster_addr, ?ops_addr, region = %config.region, "node started (sealed)");
 
     let enter = {
         let node = Arc::clone(&node);
@@ -289,8 +336,19 @@ pub async fn run(
         ),
     }
     enter.abort();
-    jobs.abort();
-    let _ = jobs.await;
+    for task in [jobs, reloader, health, leader_changes] {
+        task.abort();
+        let _ = task.await;
+    }
+    let _ = stop_ops.send(());
+    if let Some(ops) = ops {
+        let ops_abort = ops.abort_handle();
+        match tokio::time::timeout(SHUTDOWN_GRACE, ops).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "ops port stopped with an error"),
+            Err(_) => ops_abort.abort(),
+            Ok(_) => {}
+        }
+    }
     // Graceful shutdown waits for open client connections; clients with idle keep-alive
     // connections must not hold the process forever.
     let _ = stop_api.send(());

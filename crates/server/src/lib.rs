@@ -18,8 +18,10 @@ pub mod jobs;
 pub mod launch;
 pub mod limits;
 pub mod node;
+pub mod ops;
 pub mod ratelimit;
 pub mod seal;
+pub mod tls_reload;
 
 pub use config::ServerConfig;
 pub use launch::{run, Addresses, LaunchError, ADDRESSES_FILE};

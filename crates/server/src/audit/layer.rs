@@ -25,6 +25,7 @@ use super::Auditor;
 use crate::authz::Caller;
 use crate::error::{ApiError, ERROR_CODE_METADATA};
 use crate::node::Node;
+use crate::ops::metrics::Metrics;
 use crate::ratelimit::{ActionClass, RateLimiter};
 use tessera_state::policy::Action;
 
@@ -39,6 +40,8 @@ pub struct Shared {
     pub limiter: RateLimiter,
     /// The node (for the audit key, which exists only while it is unsealed).
     pub node: Arc<Node>,
+    /// Request counters and latency histograms.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Audits and rate-limits every request of the services it wraps.
@@ -135,10 +138,13 @@ where
             (response?, notes)
         }
     };
+    let (grpc_code, tessera_code) = outcome(response.headers());
     if !shared.auditor.is_enabled() {
+        shared
+            .metrics
+            .observe_request(action, grpc_code, started.elapsed());
         return Ok(response);
     }
-    let (grpc_code, tessera_code) = outcome(response.headers());
     let audit_key = if notes.has_values() {
         shared.node.audit_key()
     } else {
@@ -167,10 +173,20 @@ where
         hmac_omitted,
     };
     match shared.auditor.record(record).await {
-        Ok(()) => Ok(response),
+        Ok(()) => {
+            shared
+                .metrics
+                .observe_request(action, grpc_code, started.elapsed());
+            Ok(response)
+        }
         Err(e) => {
             tracing::error!(error = %e, "audit record not written; the request fails");
-            Ok(tonic::Status::from(ApiError::AuditUnavailable).into_http())
+            shared.metrics.audit_failure();
+            let refused = ApiError::AuditUnavailable;
+            shared
+                .metrics
+                .observe_request(action, refused.codes().0, started.elapsed());
+            Ok(tonic::Status::from(refused).into_http())
         }
     }
 }
