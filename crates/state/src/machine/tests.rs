@@ -1004,7 +1004,7 @@ mod determinism {
     }
 
     /// The access commands: policies, grants (some expiring within the generated cluster
-    /// times) and certificate revocations.
+    /// times), certificate revocations and rate-limit rules.
     fn access_command_strategy() -> impl Strategy<Value = Command> {
         use crate::policy::{
             Action, CertificateSerial, Format, Grant, GrantId, Identity, PolicyDocument,
@@ -1042,6 +1042,20 @@ mod determinism {
                 } else {
                     RevokedCertificate::Fingerprint([n; 32])
                 },
+            }),
+            (0u8..3, 0u32..3).prop_map(|(n, per_second)| {
+                Command::PutRateLimit(crate::policy::RateLimitRule {
+                    identity: crate::policy::Glob::new(&format!("id-{n}*")),
+                    crypto: Some(crate::policy::Budget {
+                        per_second,
+                        burst: per_second,
+                    }),
+                    keys: None,
+                    operator: None,
+                })
+            }),
+            (0u8..3).prop_map(|n| Command::DeleteRateLimit {
+                identity: crate::policy::Glob::new(&format!("id-{n}*")),
             }),
         ]
     }
