@@ -673,3 +673,223 @@ async fn t38_one_identity_past_its_rate_limit_does_not_slow_another() {
         .count();
     assert_eq!(throttled as u64, limited, "every refusal is audited");
 }
+
+/// Encrypts once as identity `app` through node `id`: the gRPC code name and the Tessera code.
+async fn app_encrypt(cluster: &TestCluster, id: u64, key: &str) -> (&'static str, String) {
+    let result = CryptoClient::new(cluster.channel_with_cert(id, "app"))
+        .encrypt(pb::EncryptRequest {
+            key: key.into(),
+            plaintext: b"x".to_vec(),
+            context: BTreeMap::new(),
+        })
+        .await;
+    let tessera_code = match &result {
+        Ok(_) => String::new(),
+        Err(status) => status
+            .metadata()
+            .get("tessera-error")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    (code_name(&result), tessera_code)
+}
+
+#[tokio::test]
+async fn t38_rate_limit_rules_replicate_to_every_node_and_override_the_configuration() {
+    let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
+    let cluster = &cluster;
+    let key = "budgeted";
+    create_key(cluster, key).await;
+    allow_app(cluster, r#""kms:Encrypt""#, key).await;
+    let admin = crate::t60_cli::Cli::for_cluster(cluster);
+    let app = crate::t60_cli::Cli::for_cluster_as(cluster, "app");
+    for id in cluster.ids() {
+        assert_eq!(app_encrypt(cluster, id, key).await.0, "OK");
+    }
+
+    // A rule with a zero crypto rate refuses app's crypto on every node, once it has applied
+    // there; the admin is not affected.
+    let rule = admin.json(
+        &[
+            "policy",
+            "rate-limit",
+            "put",
+            "app",
+            "--crypto",
+            "0",
+            "-o",
+            "json",
+        ],
+        b"",
+    );
+    assert_eq!(
+        rule,
+        serde_json::json!({"identity": "app", "crypto": {"per_second": 0, "burst": 1},
+                           "keys": null, "operator": null})
+    );
+    for id in cluster.ids() {
+        tessera_testkit::wait_for(
+            "the rule to apply on the node",
+            tessera_testkit::cluster::WAIT,
+            || async move {
+                match app_encrypt(cluster, id, key).await {
+                    ("RESOURCE_EXHAUSTED", code) if code == "RATE_LIMITED" => Ok(()),
+                    other => Err(format!("node {id}: {other:?}")),
+                }
+            },
+        )
+        .await;
+    }
+    let out = admin.run(&["encrypt", "--key", key], b"admin");
+    assert!(out.status.success(), "{out:?}");
+
+    // A more specific rule wins over a glob; its burst bounds a quick run of calls.
+    admin.json(
+        &[
+            "policy",
+            "rate-limit",
+            "put",
+            "ap*",
+            "--crypto",
+            "1000",
+            "-o",
+            "json",
+        ],
+        b"",
+    );
+    admin.json(
+        &[
+            "policy",
+            "rate-limit",
+            "put",
+            "app",
+            "--crypto",
+            "1/3",
+            "--keys",
+            "50/100",
+            "-o",
+            "json",
+        ],
+        b"",
+    );
+    let list = admin.json(&["policy", "rate-limit", "list", "-o", "json"], b"");
+    let patterns: Vec<&str> = list["rate_limits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["identity"].as_str().unwrap())
+        .collect();
+    assert_eq!(patterns, ["ap*", "app"], "{list}");
+    assert_eq!(list["rate_limits"][1]["keys"]["burst"], 100, "{list}");
+    let node = 2;
+    tessera_testkit::wait_for(
+        "the 1/3 rule to apply on node 2",
+        tessera_testkit::cluster::WAIT,
+        || async {
+            match app_encrypt(cluster, node, key).await {
+                ("OK", _) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    let started = Instant::now();
+    let mut served = 1u64;
+    while app_encrypt(cluster, node, key).await.0 == "OK" {
+        served += 1;
+        assert!(
+            served <= 3 + started.elapsed().as_secs() + 1,
+            "app was served {served} calls under a 1/s, burst 3 rule"
+        );
+    }
+
+    // Deleting the rules gives app the node's configured budget back.
+    for pattern in ["app", "ap*"] {
+        let deleted = admin.json(
+            &["policy", "rate-limit", "delete", pattern, "-o", "json"],
+            b"",
+        );
+        assert_eq!(deleted["identity"], pattern);
+    }
+    tessera_testkit::wait_for(
+        "app to be served again",
+        tessera_testkit::cluster::WAIT,
+        || async {
+            match app_encrypt(cluster, node, key).await {
+                ("OK", _) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+
+    // Bad input: each refused with a precise error, nothing stored.
+    let refused = |cli: &crate::t60_cli::Cli, args: &[&str]| {
+        let out = cli.run(args, b"");
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        crate::t60_cli::error_document(&out)
+    };
+    let doc = refused(
+        &admin,
+        &["policy", "rate-limit", "put", "app", "-o", "json"],
+    );
+    assert_eq!(doc["error"]["code"], "INVALID_ARGUMENT", "{doc}");
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at least one of crypto"),
+        "{doc}"
+    );
+    let doc = refused(
+        &admin,
+        &[
+            "policy",
+            "rate-limit",
+            "put",
+            "app",
+            "--crypto",
+            "5/0",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(
+        doc["error"]["message"].as_str().unwrap().contains("burst"),
+        "{doc}"
+    );
+    let doc = refused(
+        &admin,
+        &["policy", "rate-limit", "delete", "nobody", "-o", "json"],
+    );
+    assert_eq!(doc["error"]["code"], "NOT_FOUND", "{doc}");
+    let doc = refused(
+        &app,
+        &[
+            "policy",
+            "rate-limit",
+            "put",
+            "app",
+            "--crypto",
+            "100000",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(doc["error"]["code"], "PERMISSION_DENIED", "{doc}");
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("policy:PutRateLimit"),
+        "{doc}"
+    );
+    let out = admin.run(
+        &["policy", "rate-limit", "put", "app", "--crypto", "fast"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2), "bad usage");
+    let list = admin.json(&["policy", "rate-limit", "list", "-o", "json"], b"");
+    assert_eq!(list, serde_json::json!({"rate_limits": []}));
+}

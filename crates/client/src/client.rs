@@ -10,6 +10,7 @@ pub mod aliases;
 pub mod crypto;
 pub mod keys;
 pub mod material;
+pub mod rate_limits;
 pub mod signing;
 
 use std::future::Future;

@@ -19,6 +19,7 @@ mod verify;
 pub use client::access::{CreateGrantOptions, PolicyFormat};
 pub use client::aliases::{alias_name, ALIAS_PREFIX};
 pub use client::keys::{CreateKeyOptions, ORIGIN_EXTERNAL, ORIGIN_TESSERA};
+pub use client::rate_limits::{Budget, RateLimit};
 pub use client::{new_request_id, Client, ClientConfig};
 pub use error::Error;
 pub use tessera_proto::code_name;

@@ -63,6 +63,8 @@ client_requests!(
     tessera_proto::v1::CreateGrantRequest,
     tessera_proto::v1::RevokeGrantRequest,
     tessera_proto::v1::RevokeCertificateRequest,
+    tessera_proto::v1::PutRateLimitRequest,
+    tessera_proto::v1::DeleteRateLimitRequest,
 );
 
 /// Request ids of the leader's background jobs start with this; clients may not use it.

@@ -130,11 +130,14 @@ where
                 .and_then(|leaf| Caller::from_der(leaf.as_ref()))
         });
     let refused = match (&caller, action) {
-        (Some(caller), Some(action)) => shared
-            .limiter
-            .take(caller.name(), action, started)
-            .err()
-            .map(|wait| (action, wait)),
+        (Some(caller), Some(action)) if shared.limiter.is_enabled() => {
+            let applied = shared.node.raft().shared().read();
+            shared
+                .limiter
+                .take(caller.name(), action, started, applied.state.access())
+                .err()
+                .map(|wait| (action, wait))
+        }
         _ => None,
     };
     let (response, notes) = match refused {

@@ -96,6 +96,9 @@ actions! {
     DeletePolicy => "policy:Delete", Cluster, "Delete a policy.";
     CheckPolicy => "policy:Check", Cluster, "Explain a decision (which statement decided).";
     AuditHash => "audit:Hash", Cluster, "Compute the audit HMAC of a value, to search audit records for it.";
+    PutRateLimit => "policy:PutRateLimit", Cluster, "Create or replace a rate-limit rule.";
+    ListRateLimits => "policy:ListRateLimits", Cluster, "List the rate-limit rules.";
+    DeleteRateLimit => "policy:DeleteRateLimit", Cluster, "Delete a rate-limit rule.";
 }
 
 // An `ActionSet` is a bit mask over `Action::ALL`.
