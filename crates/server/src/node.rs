@@ -427,14 +427,14 @@ impl Node {
         version: u32,
     ) -> Result<KeyRecord, ApiError> {
         let record = self.resolve_key(key).await?;
-        if record.versions.contains_key(&version) {
+        if record.versions.contains(version) {
             return Ok(record);
         }
         self.raft.read_barrier().await?;
         let record = self
             .lookup(&KeyRef::Id(record.key_id.clone()))
             .unwrap_or(record);
-        if record.versions.contains_key(&version) {
+        if record.versions.contains(version) {
             Ok(record)
         } else {
             Err(Unusable::VersionNotFound {

@@ -414,7 +414,7 @@ fn a_write_prepared_on_a_stale_alias_is_refused_and_the_right_key_is_untouched()
             now: Some(id(2)),
         })
     );
-    let v1 = |s: &State, key| s.key(&id(key)).unwrap().versions[&1].state;
+    let v1 = |s: &State, key| s.key(&id(key)).unwrap().versions.get(1).unwrap().state;
     assert_eq!(
         v1(&s, 1),
         VersionState::Enabled,
@@ -573,7 +573,7 @@ fn versions_min_decryption_disable_and_destroy() {
         },
     );
     let key = s.key(&id(1)).unwrap();
-    let v1 = key.versions.get(&1).unwrap();
+    let v1 = key.versions.get(1).unwrap();
     assert_eq!(v1.state, VersionState::Destroyed);
     assert_eq!(
         v1.sealed_material, None,

@@ -258,8 +258,8 @@ mod tests {
         assert_eq!(ActionSet::matching("*").unwrap(), ActionSet::everything());
         assert_eq!(
             ActionSet::matching("policy:*").unwrap().iter().count(),
-            5,
-            "Put, Get, List, Delete, Check"
+            8,
+            "Put, Get, List, Delete, Check, PutRateLimit, ListRateLimits, DeleteRateLimit"
         );
         let one = ActionSet::matching("kms:Encrypt").unwrap();
         assert_eq!(one.iter().collect::<Vec<_>>(), [Action::Encrypt]);
