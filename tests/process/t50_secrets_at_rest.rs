@@ -102,7 +102,8 @@ async fn t50_no_secret_bytes_in_any_file_of_any_node() {
         }
         let mut versions = 0;
         for key in applied.state.keys_by_name() {
-            for (version, stored) in &key.versions {
+            for stored in &key.versions {
+                let version = &stored.version;
                 let sealed = stored
                     .sealed_material
                     .clone()

@@ -37,7 +37,13 @@ fn sealed_version(cluster: &TestCluster, node: u64, key: &str, version: u32) -> 
         .collect();
     let config = applied.state.seal_config().unwrap();
     let unsealed = root::unseal(&shares, &config.sealed_root_key, &config.sealed_keyring).unwrap();
-    let sealed = record.versions[&version].sealed_material.clone().unwrap();
+    let sealed = record
+        .versions
+        .get(version)
+        .unwrap()
+        .sealed_material
+        .clone()
+        .unwrap();
     let material = unsealed
         .keyring
         .open(

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub use access::{CertCommand, CertRevokeArgs, GrantCommand, PolicyCheckArgs, PolicyCommand};
+pub use access::{
+    CertCommand, CertRevokeArgs, GrantCommand, PolicyCheckArgs, PolicyCommand, RateLimitCommand,
+};
 pub use alias::AliasCommand;
 pub use crypto::{
     DataKeyArgs, DataKeyPairArgs, DecryptArgs, DecryptBatchArgs, EncryptArgs, EncryptBatchArgs,

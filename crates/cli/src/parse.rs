@@ -46,6 +46,30 @@ pub fn rotation_period(text: &str) -> Result<RotationPeriod, String> {
     }
 }
 
+/// A rate-limit budget `RATE[/BURST]` in requests per second (clap value parser); the burst
+/// defaults to the rate (at least 1). `0` refuses the class.
+///
+/// # Errors
+/// A message for clap when either part is not a whole number.
+pub fn budget(text: &str) -> Result<tessera_client::Budget, String> {
+    let number = |part: &str, what: &str| {
+        part.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("{text:?}: the {what} must be a whole number (RATE[/BURST])"))
+    };
+    let (rate, burst) = match text.split_once('/') {
+        Some((rate, burst)) => (number(rate, "rate")?, number(burst, "burst")?),
+        None => {
+            let rate = number(text, "rate")?;
+            (rate, rate.max(1))
+        }
+    };
+    Ok(tessera_client::Budget {
+        per_second: rate,
+        burst,
+    })
+}
+
 /// The value of `key set-rotation-period`: `None` turns automatic rotation off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RotationPeriod(pub Option<Duration>);
@@ -178,6 +202,17 @@ mod tests {
         assert_eq!(duration("1h 30m").unwrap(), Duration::from_secs(5400));
         for bad in ["", "soon", "12", "0s", "-3d"] {
             assert!(duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn budgets_parse_with_an_optional_burst() {
+        let b = |per_second, burst| tessera_client::Budget { per_second, burst };
+        assert_eq!(budget("100/200").unwrap(), b(100, 200));
+        assert_eq!(budget("50").unwrap(), b(50, 50));
+        assert_eq!(budget("0").unwrap(), b(0, 1));
+        for bad in ["", "fast", "1/", "/2", "-1", "1.5"] {
+            assert!(budget(bad).is_err(), "{bad}");
         }
     }
 

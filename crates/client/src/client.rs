@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod keys;
 pub mod material;
 pub mod members;
+pub mod rate_limits;
 pub mod signing;
 
 use std::future::Future;

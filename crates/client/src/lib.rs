@@ -20,6 +20,7 @@ pub use client::access::{CreateGrantOptions, PolicyFormat};
 pub use client::aliases::{alias_name, ALIAS_PREFIX};
 pub use client::keys::{CreateKeyOptions, ORIGIN_EXTERNAL, ORIGIN_TESSERA};
 pub use client::members::NewLearner;
+pub use client::rate_limits::{Budget, RateLimit};
 pub use client::{new_request_id, Client, ClientConfig};
 pub use error::Error;
 pub use tessera_proto::code_name;

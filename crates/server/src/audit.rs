@@ -296,6 +296,9 @@ pub fn action_of(path: &str) -> Option<Action> {
         ("Access", "RevokeGrant") => A::RevokeGrant,
         ("Access", "RevokeCertificate") => A::RevokeCertificate,
         ("Access", "ListRevokedCertificates") => A::ListRevoked,
+        ("Access", "PutRateLimit") => A::PutRateLimit,
+        ("Access", "ListRateLimits") => A::ListRateLimits,
+        ("Access", "DeleteRateLimit") => A::DeleteRateLimit,
         _ => return None,
     };
     Some(action)

@@ -247,6 +247,13 @@ impl ApiError {
                 ApplyError::GrantIdTaken { .. } => (Code::Aborted, "GRANT_ID_COLLISION"),
                 ApplyError::GrantNotFound { .. } => (Code::NotFound, "GRANT_NOT_FOUND"),
                 ApplyError::InvalidGrant { .. } => (Code::InvalidArgument, "INVALID_GRANT"),
+                ApplyError::InvalidRateLimit { .. } => {
+                    (Code::InvalidArgument, "INVALID_RATE_LIMIT")
+                }
+                ApplyError::RateLimitNotFound { .. } => (Code::NotFound, "RATE_LIMIT_NOT_FOUND"),
+                ApplyError::TooManyRateLimits { .. } => {
+                    (Code::ResourceExhausted, "TOO_MANY_RATE_LIMITS")
+                }
             },
             Self::Propose(e) => match e {
                 ProposeError::NoLeader { .. } => (Code::Unavailable, "NO_LEADER"),

@@ -249,13 +249,12 @@ pub async fn run(
         reserve = config.limits.fd_reserve,
         "API port connection budget"
     );
-    let api_server = config.limits.api_server();
+    let mut api_server = config.limits.api_server(audit);
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let api = tokio::spawn({
         let node = Arc::clone(&node);
         async move {
             let result = api_server
-                .layer(audit)
                 .add_service(SystemServer::new(SystemService::new(Arc::clone(&node))))
                 .add_service(KeysServer::new(KeysService::new(Arc::clone(&node))))
                 .add_service(AccessServer::new(AccessService::new(Arc::clone(&node))))

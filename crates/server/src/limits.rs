@@ -135,14 +135,20 @@ impl LimitsSection {
     }
 
     /// A gRPC server builder for the API port with these stream, in-flight, timeout and
-    /// keep-alive limits.
-    pub fn api_server(&self) -> Server<Stack<GlobalConcurrencyLimitLayer, Identity>> {
+    /// keep-alive limits. `outer` wraps the global in-flight limit: the audit layer goes there,
+    /// so that a refusal it holds back (see `crate::audit::layer`) never takes a slot that
+    /// other callers' requests need.
+    pub fn api_server<L>(
+        &self,
+        outer: L,
+    ) -> Server<Stack<GlobalConcurrencyLimitLayer, Stack<L, Identity>>> {
         Server::builder()
             .max_concurrent_streams(self.max_concurrent_streams)
             .concurrency_limit_per_connection(self.max_requests_per_connection)
             .timeout(Duration::from_millis(self.request_timeout_ms))
             .http2_keepalive_interval(Some(Duration::from_millis(self.keepalive_interval_ms)))
             .http2_keepalive_timeout(Some(Duration::from_millis(self.keepalive_timeout_ms)))
+            .layer(outer)
             .layer(GlobalConcurrencyLimitLayer::new(self.max_requests))
     }
 }

@@ -63,6 +63,8 @@ client_requests!(
     tessera_proto::v1::CreateGrantRequest,
     tessera_proto::v1::RevokeGrantRequest,
     tessera_proto::v1::RevokeCertificateRequest,
+    tessera_proto::v1::PutRateLimitRequest,
+    tessera_proto::v1::DeleteRateLimitRequest,
 );
 
 /// Request ids of the leader's background jobs start with this; clients may not use it.
@@ -441,14 +443,14 @@ impl Node {
         version: u32,
     ) -> Result<KeyRecord, ApiError> {
         let record = self.resolve_key(key).await?;
-        if record.versions.contains_key(&version) {
+        if record.versions.contains(version) {
             return Ok(record);
         }
         self.raft.read_barrier().await?;
         let record = self
             .lookup(&KeyRef::Id(record.key_id.clone()))
             .unwrap_or(record);
-        if record.versions.contains_key(&version) {
+        if record.versions.contains(version) {
             Ok(record)
         } else {
             Err(Unusable::VersionNotFound {

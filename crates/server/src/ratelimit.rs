@@ -2,9 +2,12 @@
 //!
 //! Buckets live in a sharded map keyed by identity, so callers only contend on the shard of
 //! their own identity and one identity hammering a node never holds a lock others need for
-//! long. Limits come from the node's `[rate_limits]` section; `[[rate_limits.overrides]]`
-//! entries replace them for identities matching a glob (first match wins). A breach is
-//! answered `RESOURCE_EXHAUSTED` with a `retry-after` hint by the audit layer, which records it.
+//! long. An identity's budget for a class comes from, in order: the replicated rate-limit rule
+//! that applies to it (`tessera_state::policy::rate_limit`, set with `PutRateLimit`), the
+//! node's `[[rate_limits.overrides]]` (first matching glob), the node's `[rate_limits]`
+//! defaults. A bucket remembers the rules' fingerprint it was sized under and is resized when
+//! the rules change. A breach is answered `RESOURCE_EXHAUSTED` with a `retry-after` hint by the
+//! audit layer, which records it.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -13,7 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use tessera_state::policy::{Action, Glob};
+use tessera_state::policy::{AccessControl, Action, Budget, Glob};
 
 /// Shards of the bucket map.
 const SHARDS: usize = 64;
@@ -72,7 +75,10 @@ impl ActionClass {
             | A::CheckPolicy
             | A::AuditHash
             | A::ListMembers
-            | A::ChangeMembership => Self::Operator,
+            | A::ChangeMembership
+            | A::PutRateLimit
+            | A::ListRateLimits
+            | A::DeleteRateLimit => Self::Operator,
             _ => Self::Keys,
         }
     }
@@ -181,10 +187,29 @@ impl Default for RateLimitSection {
     }
 }
 
+impl From<Budget> for Limit {
+    fn from(budget: Budget) -> Self {
+        Self {
+            rate: f64::from(budget.per_second),
+            burst: f64::from(budget.burst),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     tokens: f64,
     at: Instant,
+    /// The bucket's size, and the fingerprint of the replicated rules it was resolved under.
+    limit: Limit,
+    rules: [u8; 32],
+}
+
+impl Bucket {
+    fn is_full_at(&self, now: Instant) -> bool {
+        self.tokens + now.saturating_duration_since(self.at).as_secs_f64() * self.limit.rate
+            >= self.limit.burst
+    }
 }
 
 type Shard = Mutex<HashMap<(String, ActionClass), Bucket>>;
@@ -212,7 +237,14 @@ impl RateLimiter {
         }
     }
 
-    fn limit(&self, identity: &str, class: ActionClass) -> Limit {
+    /// Whether requests are limited at all (when not, [`Self::take`] always succeeds).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The node configuration's limit for `identity` (its first matching override, else the
+    /// defaults).
+    fn configured(&self, identity: &str, class: ActionClass) -> Limit {
         self.overrides
             .iter()
             .find(|(glob, _)| glob.matches(identity))
@@ -220,21 +252,37 @@ impl RateLimiter {
             .get(class)
     }
 
-    /// Takes one token from `identity`'s bucket for `action`'s class at `now`. `Err` carries
-    /// how long until a token is available.
+    /// `identity`'s limit for `class`: the replicated rule's budget if one applies and names
+    /// the class, else the configured one.
+    fn resolve(&self, identity: &str, class: ActionClass, access: &AccessControl) -> Limit {
+        access
+            .rate_limit_for(identity)
+            .and_then(|rule| match class {
+                ActionClass::Crypto => rule.crypto,
+                ActionClass::Keys => rule.keys,
+                ActionClass::Operator => rule.operator,
+            })
+            .map_or_else(|| self.configured(identity, class), Limit::from)
+    }
+
+    /// Takes one token from `identity`'s bucket for `action`'s class at `now`, sized by the
+    /// rules in `access` and this node's configuration. `Err` carries how long until a token
+    /// is available.
     ///
     /// # Errors
     /// The wait, when the bucket is empty.
-    pub fn take(&self, identity: &str, action: Action, now: Instant) -> Result<(), Duration> {
+    pub fn take(
+        &self,
+        identity: &str,
+        action: Action,
+        now: Instant,
+        access: &AccessControl,
+    ) -> Result<(), Duration> {
         if !self.enabled {
             return Ok(());
         }
         let class = ActionClass::of(action);
-        let limit = self.limit(identity, class);
-        if !(limit.rate > 0.0 && limit.burst >= 1.0) {
-            // A zero limit refuses the class outright; retry after a minute.
-            return Err(Duration::from_secs(60));
-        }
+        let rules = access.rate_limits_fingerprint();
         let mut hasher = DefaultHasher::new();
         identity.hash(&mut hasher);
         let index = usize::try_from(hasher.finish() % SHARDS as u64).unwrap_or(0);
@@ -245,18 +293,29 @@ impl RateLimiter {
             return Ok(());
         };
         if buckets.len() >= MAX_BUCKETS_PER_SHARD {
-            let limits = |id: &str, class| self.limit(id, class);
-            buckets.retain(|(id, class), b| {
-                b.tokens + now.duration_since(b.at).as_secs_f64() * limits(id, *class).rate
-                    < limits(id, *class).burst
-            });
+            buckets.retain(|_, b| !b.is_full_at(now));
         }
         let bucket = buckets
             .entry((identity.to_owned(), class))
-            .or_insert(Bucket {
-                tokens: limit.burst,
-                at: now,
+            .or_insert_with(|| {
+                let limit = self.resolve(identity, class, access);
+                Bucket {
+                    tokens: limit.burst,
+                    at: now,
+                    limit,
+                    rules,
+                }
             });
+        if bucket.rules != rules {
+            // The rules changed: resize, keeping the tokens saved (up to the new burst).
+            bucket.limit = self.resolve(identity, class, access);
+            bucket.rules = rules;
+        }
+        let limit = bucket.limit;
+        if !(limit.rate > 0.0 && limit.burst >= 1.0) {
+            // A zero limit refuses the class outright; retry after a minute.
+            return Err(Duration::from_secs(60));
+        }
         let refill = now.saturating_duration_since(bucket.at).as_secs_f64() * limit.rate;
         bucket.tokens = (bucket.tokens + refill).min(limit.burst);
         bucket.at = now;
@@ -279,32 +338,101 @@ mod tests {
         RateLimiter::new(&toml::from_str(text).unwrap())
     }
 
+    /// A take with no replicated rules.
+    fn take(limits: &RateLimiter, id: &str, action: Action, now: Instant) -> Result<(), Duration> {
+        limits.take(id, action, now, &AccessControl::default())
+    }
+
+    fn rules(rules: Vec<tessera_state::policy::RateLimitRule>) -> AccessControl {
+        AccessControl::from_parts(Vec::new(), Vec::new(), Vec::new(), Vec::new(), rules)
+    }
+
+    fn crypto_rule(
+        pattern: &str,
+        per_second: u32,
+        burst: u32,
+    ) -> tessera_state::policy::RateLimitRule {
+        tessera_state::policy::RateLimitRule {
+            identity: Glob::new(pattern),
+            crypto: Some(Budget { per_second, burst }),
+            keys: None,
+            operator: None,
+        }
+    }
+
+    #[test]
+    fn replicated_rules_win_over_the_configuration_and_resize_buckets_when_they_change() {
+        let limits = limiter(
+            r#"
+crypto = { rate = 1.0, burst = 1.0 }
+[[overrides]]
+identity = "batch-*"
+crypto = { rate = 1.0, burst = 2.0 }
+"#,
+        );
+        let t0 = Instant::now();
+        let wide = rules(vec![crypto_rule("batch-*", 100, 5)]);
+        for _ in 0..5 {
+            limits.take("batch-1", Action::Encrypt, t0, &wide).unwrap();
+        }
+        assert!(limits.take("batch-1", Action::Encrypt, t0, &wide).is_err());
+        // Classes the rule leaves out keep the configured limit; others are unaffected.
+        assert_eq!(
+            limits.resolve("batch-1", ActionClass::Keys, &wide),
+            default_keys()
+        );
+        limits.take("app", Action::Encrypt, t0, &wide).unwrap();
+        assert!(limits.take("app", Action::Encrypt, t0, &wide).is_err());
+        // A stricter rule applies at once to the existing bucket ...
+        let shut = rules(vec![crypto_rule("batch-*", 0, 0)]);
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!(
+            limits.take("batch-1", Action::Encrypt, later, &shut),
+            Err(Duration::from_secs(60))
+        );
+        // ... and without rules the configured override is back.
+        let none = AccessControl::default();
+        limits
+            .take("batch-1", Action::Encrypt, later, &none)
+            .unwrap();
+        limits
+            .take("batch-1", Action::Encrypt, later, &none)
+            .unwrap();
+        assert!(limits
+            .take("batch-1", Action::Encrypt, later, &none)
+            .is_err());
+    }
+
     #[test]
     fn a_bucket_empties_refills_and_says_when() {
         let limits = limiter("crypto = { rate = 10.0, burst = 3.0 }");
         let t0 = Instant::now();
         for _ in 0..3 {
-            limits.take("a", Action::Encrypt, t0).unwrap();
+            take(&limits, "a", Action::Encrypt, t0).unwrap();
         }
-        let wait = limits.take("a", Action::Encrypt, t0).unwrap_err();
+        let wait = take(&limits, "a", Action::Encrypt, t0).unwrap_err();
         assert!(
             wait > Duration::ZERO && wait <= Duration::from_millis(100),
             "{wait:?}"
         );
-        limits
-            .take("a", Action::Encrypt, t0 + Duration::from_millis(100))
-            .unwrap();
+        take(
+            &limits,
+            "a",
+            Action::Encrypt,
+            t0 + Duration::from_millis(100),
+        )
+        .unwrap();
     }
 
     #[test]
     fn identities_and_classes_have_their_own_buckets() {
         let limits = limiter("crypto = { rate = 1.0, burst = 1.0 }");
         let t0 = Instant::now();
-        limits.take("a", Action::Encrypt, t0).unwrap();
-        assert!(limits.take("a", Action::Decrypt, t0).is_err());
-        limits.take("b", Action::Encrypt, t0).unwrap();
-        limits.take("a", Action::CreateKey, t0).unwrap();
-        limits.take("a", Action::Status, t0).unwrap();
+        take(&limits, "a", Action::Encrypt, t0).unwrap();
+        assert!(take(&limits, "a", Action::Decrypt, t0).is_err());
+        take(&limits, "b", Action::Encrypt, t0).unwrap();
+        take(&limits, "a", Action::CreateKey, t0).unwrap();
+        take(&limits, "a", Action::Status, t0).unwrap();
     }
 
     #[test]
@@ -319,11 +447,14 @@ crypto = { rate = 1000.0, burst = 100.0 }
         );
         let t0 = Instant::now();
         for _ in 0..100 {
-            limits.take("batch-7", Action::Encrypt, t0).unwrap();
+            take(&limits, "batch-7", Action::Encrypt, t0).unwrap();
         }
-        limits.take("app", Action::Encrypt, t0).unwrap();
-        assert!(limits.take("app", Action::Encrypt, t0).is_err());
-        assert_eq!(limits.limit("batch-7", ActionClass::Keys), default_keys());
+        take(&limits, "app", Action::Encrypt, t0).unwrap();
+        assert!(take(&limits, "app", Action::Encrypt, t0).is_err());
+        assert_eq!(
+            limits.configured("batch-7", ActionClass::Keys),
+            default_keys()
+        );
     }
 
     #[test]
@@ -331,7 +462,7 @@ crypto = { rate = 1000.0, burst = 100.0 }
         let limits = limiter("enabled = false\ncrypto = { rate = 1.0, burst = 1.0 }");
         let t0 = Instant::now();
         for _ in 0..10 {
-            limits.take("a", Action::Encrypt, t0).unwrap();
+            take(&limits, "a", Action::Encrypt, t0).unwrap();
         }
     }
 }

@@ -14,8 +14,8 @@ use tessera_crypto::spec::KeySpec;
 use crate::ids::{AliasName, CallerId, KeyId, KeyName, KeyRef, RequestId};
 use crate::key::{ImportToken, KeyMetadata, KeyOrigin, KeyState};
 use crate::policy::{
-    Grant, GrantId, GrantProblem, Identity, PolicyDocument, PolicyName, Revocation,
-    RevokedCertificate,
+    Glob, Grant, GrantId, GrantProblem, Identity, PolicyDocument, PolicyName, RateLimitProblem,
+    RateLimitRule, Revocation, RevokedCertificate,
 };
 use crate::seal::SealConfig;
 
@@ -265,6 +265,13 @@ pub enum Command {
         /// The certificate.
         certificate: RevokedCertificate,
     },
+    /// Create or replace the rate-limit rule for an identity pattern.
+    PutRateLimit(RateLimitRule),
+    /// Delete the rate-limit rule for an identity pattern.
+    DeleteRateLimit {
+        /// The pattern.
+        identity: Glob,
+    },
 }
 
 impl Command {
@@ -298,6 +305,8 @@ impl Command {
             Self::CreateGrant(_) => "create_grant",
             Self::RevokeGrant { .. } => "revoke_grant",
             Self::RevokeCertificate { .. } => "revoke_certificate",
+            Self::PutRateLimit(_) => "put_rate_limit",
+            Self::DeleteRateLimit { .. } => "delete_rate_limit",
         }
     }
 }
@@ -371,6 +380,13 @@ pub enum Response {
     },
     /// The certificate is on the deny-list (with the time it was first added).
     CertificateRevoked(Revocation),
+    /// A rate-limit rule was stored.
+    RateLimitStored(RateLimitRule),
+    /// A rate-limit rule was deleted.
+    RateLimitDeleted {
+        /// Its pattern.
+        identity: Glob,
+    },
 }
 
 /// Why `apply` refused a command. Part of the replicated result, so it must be deterministic.
@@ -590,6 +606,26 @@ pub enum ApplyError {
         grant_id: GrantId,
         /// The rule broken.
         problem: GrantProblem,
+    },
+    /// `PutRateLimit` with a rule that breaks a rule.
+    #[error("invalid rate limit for {identity:?}: {problem}")]
+    InvalidRateLimit {
+        /// The pattern (shortened).
+        identity: String,
+        /// What is wrong.
+        problem: RateLimitProblem,
+    },
+    /// `DeleteRateLimit` of a pattern without a rule.
+    #[error("no rate limit is set for {identity:?}")]
+    RateLimitNotFound {
+        /// The pattern (shortened).
+        identity: String,
+    },
+    /// `PutRateLimit` of a new pattern when the state holds the most rules it may.
+    #[error("at most {max} rate-limit rules can be stored")]
+    TooManyRateLimits {
+        /// The limit.
+        max: u32,
     },
 }
 

@@ -111,6 +111,101 @@ pub struct KeyVersionRecord {
     pub destroyed_at_ms: Option<u64>,
 }
 
+/// A key's versions in version order.
+///
+/// A sorted vector: the usual one or two versions cost a few dozen bytes, where a map would
+/// allocate a whole tree node (about 700 bytes) per key. It is encoded exactly as the map
+/// from version number to record that earlier builds stored, so rows, snapshots and log
+/// entries are unchanged; decoding checks that every entry's number is its record's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyVersions(Vec<KeyVersionRecord>);
+
+impl KeyVersions {
+    /// One version.
+    pub fn one(record: KeyVersionRecord) -> Self {
+        Self(vec![record])
+    }
+
+    fn position(&self, version: u32) -> Result<usize, usize> {
+        self.0.binary_search_by_key(&version, |v| v.version)
+    }
+
+    /// Version `version`.
+    pub fn get(&self, version: u32) -> Option<&KeyVersionRecord> {
+        self.position(version).ok().and_then(|i| self.0.get(i))
+    }
+
+    /// Version `version`, to change it.
+    pub fn get_mut(&mut self, version: u32) -> Option<&mut KeyVersionRecord> {
+        self.position(version).ok().and_then(|i| self.0.get_mut(i))
+    }
+
+    /// Whether version `version` exists.
+    pub fn contains(&self, version: u32) -> bool {
+        self.position(version).is_ok()
+    }
+
+    /// Adds `record` at its place, replacing a record with the same number.
+    pub fn insert(&mut self, record: KeyVersionRecord) {
+        match self.position(record.version) {
+            Ok(i) => {
+                if let Some(slot) = self.0.get_mut(i) {
+                    *slot = record;
+                }
+            }
+            Err(i) => self.0.insert(i, record),
+        }
+    }
+
+    /// The highest-numbered version.
+    pub fn latest(&self) -> Option<&KeyVersionRecord> {
+        self.0.last()
+    }
+
+    /// The versions in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, KeyVersionRecord> {
+        self.0.iter()
+    }
+
+    /// How many versions there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'a> IntoIterator for &'a KeyVersions {
+    type Item = &'a KeyVersionRecord;
+    type IntoIter = std::slice::Iter<'a, KeyVersionRecord>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl Serialize for KeyVersions {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|v| (v.version, v)))
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyVersions {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<u32, KeyVersionRecord>::deserialize(deserializer)?;
+        if let Some((number, record)) = map.iter().find(|(n, r)| **n != r.version) {
+            return Err(serde::de::Error::custom(format!(
+                "version entry {number} holds version {}",
+                record.version
+            )));
+        }
+        Ok(Self(map.into_values().collect()))
+    }
+}
+
 /// An outstanding BYOK import: the wrapping key pair the importer encrypts material to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportToken {
@@ -143,8 +238,8 @@ pub struct KeyRecord {
     pub description: String,
     /// The version new operations use (0 while no version exists).
     pub primary_version: u32,
-    /// All versions by number.
-    pub versions: BTreeMap<u32, KeyVersionRecord>,
+    /// All versions, in order.
+    pub versions: KeyVersions,
     /// Versions below this refuse to decrypt/verify.
     pub min_decryption_version: u32,
     /// Automatic rotation period, if any.
@@ -229,13 +324,13 @@ pub enum Unusable {
 impl KeyRecord {
     /// The highest version number (0 if none).
     pub fn latest_version(&self) -> u32 {
-        self.versions.keys().next_back().copied().unwrap_or(0)
+        self.versions.latest().map_or(0, |v| v.version)
     }
 
     /// When automatic rotation is next due, if configured.
     pub fn next_rotation_ms(&self) -> Option<u64> {
         let period = self.rotation_period_ms?;
-        let latest = self.versions.get(&self.latest_version())?;
+        let latest = self.versions.latest()?;
         Some(latest.created_at_ms.saturating_add(period))
     }
 
@@ -294,7 +389,7 @@ impl KeyRecord {
         let key_id = || self.key_id.clone();
         let stored = self
             .versions
-            .get(&version)
+            .get(version)
             .ok_or_else(|| Unusable::VersionNotFound {
                 key_id: key_id(),
                 version,
@@ -332,7 +427,7 @@ impl KeyRecord {
             primary_version: self.primary_version,
             versions: self
                 .versions
-                .values()
+                .iter()
                 .map(|v| VersionMetadata {
                     version: v.version,
                     state: v.state,
@@ -465,6 +560,48 @@ pub fn validate_tag_value(key: &str, value: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn version(version: u32) -> KeyVersionRecord {
+        KeyVersionRecord {
+            version,
+            state: VersionState::Enabled,
+            sealed_material: Some(vec![u8::try_from(version).unwrap_or(0); 40]),
+            created_at_ms: u64::from(version),
+            destroyed_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn versions_keep_their_order_and_encode_as_the_map_they_replace() {
+        let mut versions = KeyVersions::default();
+        for n in [2, 1, 3] {
+            versions.insert(version(n));
+        }
+        versions.insert(KeyVersionRecord {
+            state: VersionState::Disabled,
+            ..version(2)
+        });
+        let numbers: Vec<u32> = versions.iter().map(|v| v.version).collect();
+        assert_eq!(numbers, [1, 2, 3]);
+        assert_eq!(
+            versions.get(2).map(|v| v.state),
+            Some(VersionState::Disabled)
+        );
+        assert!(versions.contains(3) && !versions.contains(4));
+        assert_eq!(versions.latest().map(|v| v.version), Some(3));
+
+        let map: BTreeMap<u32, KeyVersionRecord> =
+            versions.iter().map(|v| (v.version, v.clone())).collect();
+        let bytes = postcard::to_allocvec(&versions).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&map).unwrap());
+        let back: KeyVersions = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, versions);
+
+        // An entry whose number is not its record's is corrupt.
+        let wrong = BTreeMap::from([(7u32, version(1))]);
+        let bytes = postcard::to_allocvec(&wrong).unwrap();
+        assert!(postcard::from_bytes::<KeyVersions>(&bytes).is_err());
+    }
 
     #[test]
     fn the_version_aad_binds_key_version_and_spec() {

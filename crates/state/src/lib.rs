@@ -30,8 +30,8 @@ pub use command::{ApplyError, Command, KeyBinding, NewKey, Request, Response};
 pub use error::Error;
 pub use ids::{AliasName, CallerId, KeyId, KeyName, KeyRef, RequestId};
 pub use key::{
-    ImportToken, KeyMetadata, KeyOrigin, KeyRecord, KeyState, KeyVersionRecord, Unusable,
-    VersionState,
+    ImportToken, KeyMetadata, KeyOrigin, KeyRecord, KeyState, KeyVersionRecord, KeyVersions,
+    Unusable, VersionState,
 };
 pub use machine::State;
 pub use machine::{KeyFilter, KeyPage};

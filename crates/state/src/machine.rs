@@ -207,6 +207,8 @@ impl State {
             Command::CreateGrant(grant) => self.create_grant(grant),
             Command::RevokeGrant { grant_id } => self.revoke_grant(grant_id),
             Command::RevokeCertificate { certificate } => Ok(self.revoke_certificate(certificate)),
+            Command::PutRateLimit(rule) => self.put_rate_limit(rule),
+            Command::DeleteRateLimit { identity } => self.delete_rate_limit(identity),
         }
     }
 

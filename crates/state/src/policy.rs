@@ -7,6 +7,7 @@
 //! that initialises the cluster is bound to the built-in `admin` policy. All of it lives in
 //! the replicated state, and a decision ([`AccessControl::decide`]) is local and pure:
 //! default deny, an explicit deny wins over every allow, grant and the admin binding.
+//! Rate-limit rules ([`rate_limit`]) give identities their own request budgets cluster-wide.
 //!
 //! Limits (per document): [`MAX_STATEMENTS`] statements; [`MAX_LIST_LEN`] entries in each of a
 //! statement's lists (identities, actions, keys, each condition list) and in a grant's
@@ -20,6 +21,7 @@ pub mod eval;
 pub mod glob;
 pub mod grant;
 pub mod names;
+pub mod rate_limit;
 pub mod revocation;
 
 pub use access::{AccessControl, IdentityView, Revocation, StoredPolicy};
@@ -32,6 +34,7 @@ pub use eval::{AccessRequest, AllowedBy, Decision, DenyReason, KeyAttributes, St
 pub use glob::Glob;
 pub use grant::{ContextConstraint, Grant, GrantProblem};
 pub use names::{GrantId, Identity, NameError, PolicyName, ADMIN_POLICY};
+pub use rate_limit::{Budget, RateLimitProblem, RateLimitRule, MAX_RATE_LIMIT_RULES};
 pub use revocation::{
     CertificateIdError, CertificateSerial, PresentedCertificate, RevokedCertificate,
 };

@@ -3,7 +3,8 @@
 //! The Raft state-machine store keeps one row per seal config, key and remembered request, so
 //! applying a command writes only what changed. Keys of rows are ASCII paths (`seal`,
 //! `clock`, `key/<key id>`, `alias/<alias>`, `dedup/<caller hex>/<request id>`, `admins`,
-//! `policy/<name>`, `grant/<grant id>`, `revoked/serial/<hex>`, `revoked/sha256/<hex>`); values are
+//! `policy/<name>`, `grant/<grant id>`, `revoked/serial/<hex>`, `revoked/sha256/<hex>`,
+//! `ratelimit/<identity pattern>`); values are
 //! `[ROW_FORMAT_V2] ++ postcard(value)`. Derived indexes (names, dedup order) are rebuilt on
 //! load and are never stored. Format 1 (before cluster time and caller-scoped request ids)
 //! is refused as unsupported.
@@ -18,8 +19,8 @@ use crate::ids::{AliasName, CallerId, KeyId, RequestId};
 use crate::key::KeyRecord;
 use crate::machine::State;
 use crate::policy::{
-    AccessControl, Grant, GrantId, Identity, PolicyName, Revocation, RevokedCertificate,
-    StoredPolicy,
+    AccessControl, Glob, Grant, GrantId, Identity, PolicyName, RateLimitRule, Revocation,
+    RevokedCertificate, StoredPolicy,
 };
 use crate::seal::SealConfig;
 
@@ -35,6 +36,7 @@ const ADMINS_ROW: &[u8] = b"admins";
 const POLICY_PREFIX: &[u8] = b"policy/";
 const GRANT_PREFIX: &[u8] = b"grant/";
 const REVOKED_PREFIX: &[u8] = b"revoked/";
+const RATE_LIMIT_PREFIX: &[u8] = b"ratelimit/";
 
 /// The identity of a persisted row.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,6 +59,8 @@ pub enum RowKey {
     Grant(GrantId),
     /// A deny-list entry.
     Revoked(RevokedCertificate),
+    /// A rate-limit rule, by its identity pattern.
+    RateLimit(Glob),
 }
 
 impl RowKey {
@@ -78,6 +82,7 @@ impl RowKey {
             Self::Policy(name) => [POLICY_PREFIX, name.as_str().as_bytes()].concat(),
             Self::Grant(id) => [GRANT_PREFIX, id.as_str().as_bytes()].concat(),
             Self::Revoked(cert) => [REVOKED_PREFIX, cert.row_name().as_bytes()].concat(),
+            Self::RateLimit(identity) => [RATE_LIMIT_PREFIX, identity.as_str().as_bytes()].concat(),
         }
     }
 }
@@ -162,6 +167,11 @@ impl State {
                 access
                     .revocations()
                     .map(|r| RowKey::Revoked(r.certificate.clone())),
+            )
+            .chain(
+                access
+                    .rate_limits()
+                    .map(|r| RowKey::RateLimit(r.identity.clone())),
             );
         for row in keys {
             if let Some(value) = self.row_value(&row)? {
@@ -216,6 +226,11 @@ impl State {
                 .find(|r| &r.certificate == cert)
                 .map(|r| encode_value("revoked row", r))
                 .transpose(),
+            RowKey::RateLimit(identity) => self
+                .access
+                .rate_limit(identity)
+                .map(|r| encode_value("rate limit row", r))
+                .transpose(),
         }
     }
 
@@ -233,8 +248,8 @@ impl State {
         let mut aliases = Vec::new();
         let mut dedup = Vec::new();
         let mut clock = ClusterClock::default();
-        let (mut admins, mut policies, mut grants, mut revoked) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut admins, mut policies, mut grants, mut revoked, mut rate_limits) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (key, value) in rows {
             if key == SEAL_ROW {
                 seal = Some(decode_value::<SealConfig>("seal row", &value)?);
@@ -254,6 +269,8 @@ impl State {
                 grants.push(decode_value::<Grant>("grant row", &value)?);
             } else if key.starts_with(REVOKED_PREFIX) {
                 revoked.push(decode_value::<Revocation>("revoked row", &value)?);
+            } else if key.starts_with(RATE_LIMIT_PREFIX) {
+                rate_limits.push(decode_value::<RateLimitRule>("rate limit row", &value)?);
             } else {
                 return Err(Error::Corrupt {
                     what: "state row",
@@ -261,7 +278,7 @@ impl State {
                 });
             }
         }
-        let access = AccessControl::from_parts(policies, admins, grants, revoked);
+        let access = AccessControl::from_parts(policies, admins, grants, revoked, rate_limits);
         Self::from_parts(seal, clock, keys, aliases, dedup, access)
     }
 

@@ -1,12 +1,13 @@
 //! Snapshot encoding of [`State`] and the state digest.
 //!
-//! Layout: `b"TSNP"` magic, one format byte ([`SNAPSHOT_FORMAT_V2`]), then the postcard
+//! Layout: `b"TSNP"` magic, one format byte ([`SNAPSHOT_FORMAT_V3`]), then the postcard
 //! encoding of the seal config, the cluster clock, the keys in id order, the aliases in alias
 //! order, the de-duplication entries in (caller, request id) order, then the access model: the
-//! admin identities, the policies by name, the grants by id and the certificate deny-list in
-//! entry order. Every collection is
-//! ordered, so equal states encode to equal bytes; secrets inside are barrier-sealed. Format 1
-//! (before cluster time and caller-scoped request ids) is refused as unsupported.
+//! admin identities, the policies by name, the grants by id, the certificate deny-list in
+//! entry order and the rate-limit rules by identity pattern. Every collection is ordered, so
+//! equal states encode to equal bytes; secrets inside are barrier-sealed. Format 2 is the same
+//! without the rate-limit rules and still decodes (with none); format 1 (before cluster time
+//! and caller-scoped request ids) is refused as unsupported.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -17,13 +18,15 @@ use crate::error::Error;
 use crate::ids::{AliasName, KeyId};
 use crate::key::KeyRecord;
 use crate::machine::State;
-use crate::policy::{AccessControl, Grant, Identity, Revocation, StoredPolicy};
+use crate::policy::{AccessControl, Grant, Identity, RateLimitRule, Revocation, StoredPolicy};
 use crate::seal::SealConfig;
 
 /// Magic bytes that open a snapshot.
 pub const SNAPSHOT_MAGIC: &[u8; 4] = b"TSNP";
-/// Current snapshot format version.
+/// Snapshot format version before rate-limit rules; still read.
 pub const SNAPSHOT_FORMAT_V2: u8 = 2;
+/// Current snapshot format version.
+pub const SNAPSHOT_FORMAT_V3: u8 = 3;
 
 #[derive(Serialize)]
 struct SnapshotRef<'a> {
@@ -36,6 +39,21 @@ struct SnapshotRef<'a> {
     policies: Vec<&'a StoredPolicy>,
     grants: Vec<&'a Grant>,
     revoked: Vec<&'a Revocation>,
+    rate_limits: Vec<&'a RateLimitRule>,
+}
+
+/// Format 2's body: format 3's without the rate-limit rules.
+#[derive(Deserialize)]
+struct SnapshotOwnedV2 {
+    seal: Option<SealConfig>,
+    clock: ClusterClock,
+    keys: Vec<KeyRecord>,
+    aliases: Vec<(AliasName, KeyId)>,
+    dedup: Vec<DedupEntry>,
+    admins: Vec<Identity>,
+    policies: Vec<StoredPolicy>,
+    grants: Vec<Grant>,
+    revoked: Vec<Revocation>,
 }
 
 #[derive(Deserialize)]
@@ -49,6 +67,24 @@ struct SnapshotOwned {
     policies: Vec<StoredPolicy>,
     grants: Vec<Grant>,
     revoked: Vec<Revocation>,
+    rate_limits: Vec<RateLimitRule>,
+}
+
+impl From<SnapshotOwnedV2> for SnapshotOwned {
+    fn from(v2: SnapshotOwnedV2) -> Self {
+        Self {
+            seal: v2.seal,
+            clock: v2.clock,
+            keys: v2.keys,
+            aliases: v2.aliases,
+            dedup: v2.dedup,
+            admins: v2.admins,
+            policies: v2.policies,
+            grants: v2.grants,
+            revoked: v2.revoked,
+            rate_limits: Vec::new(),
+        }
+    }
 }
 
 impl State {
@@ -67,9 +103,10 @@ impl State {
             policies: self.access.policies().collect(),
             grants: self.access.grants().collect(),
             revoked: self.access.revocations().collect(),
+            rate_limits: self.access.rate_limits().collect(),
         };
         let mut out = SNAPSHOT_MAGIC.to_vec();
-        out.push(SNAPSHOT_FORMAT_V2);
+        out.push(SNAPSHOT_FORMAT_V3);
         postcard::to_extend(&body, out).map_err(|e| Error::Corrupt {
             what: "snapshot",
             detail: e.to_string(),
@@ -92,14 +129,18 @@ impl State {
         let (version, body) = rest
             .split_first()
             .ok_or_else(|| corrupt("missing format version".into()))?;
-        if *version != SNAPSHOT_FORMAT_V2 {
-            return Err(Error::UnsupportedFormat {
-                what: "snapshot",
-                version: *version,
-            });
+        let (owned, trailing): (SnapshotOwned, &[u8]) = match *version {
+            SNAPSHOT_FORMAT_V3 => postcard::take_from_bytes(body),
+            SNAPSHOT_FORMAT_V2 => postcard::take_from_bytes::<SnapshotOwnedV2>(body)
+                .map(|(v2, trailing)| (v2.into(), trailing)),
+            version => {
+                return Err(Error::UnsupportedFormat {
+                    what: "snapshot",
+                    version,
+                })
+            }
         }
-        let (owned, trailing): (SnapshotOwned, &[u8]) =
-            postcard::take_from_bytes(body).map_err(|e| corrupt(e.to_string()))?;
+        .map_err(|e| corrupt(e.to_string()))?;
         if !trailing.is_empty() {
             return Err(corrupt(format!("{} trailing bytes", trailing.len())));
         }
@@ -109,7 +150,13 @@ impl State {
             owned.keys,
             owned.aliases,
             owned.dedup,
-            AccessControl::from_parts(owned.policies, owned.admins, owned.grants, owned.revoked),
+            AccessControl::from_parts(
+                owned.policies,
+                owned.admins,
+                owned.grants,
+                owned.revoked,
+                owned.rate_limits,
+            ),
         )
     }
 
@@ -130,7 +177,7 @@ mod tests {
     fn empty_state_round_trips() {
         let s = State::new();
         let bytes = s.encode_snapshot().unwrap();
-        assert_eq!(bytes.get(..5).unwrap(), b"TSNP\x02");
+        assert_eq!(bytes.get(..5).unwrap(), b"TSNP\x03");
         let back = State::decode_snapshot(&bytes).unwrap();
         assert_eq!(back.encode_snapshot().unwrap(), bytes);
     }

@@ -44,6 +44,54 @@ pub enum PolicyCommand {
     },
     /// Explain how the policies and grants decide a request (the client key is --client-key).
     Check(PolicyCheckArgs),
+    /// Per-identity request budgets, replicated cluster-wide.
+    #[command(subcommand)]
+    RateLimit(RateLimitCommand),
+}
+
+/// `tessera policy rate-limit …`.
+#[derive(Debug, Subcommand)]
+pub enum RateLimitCommand {
+    /// Set the budgets of the identities IDENTITY (a glob) matches; classes not given keep
+    /// each node's configured budget. The most specific matching rule wins.
+    Put {
+        /// Identity glob, e.g. `app` or `spiffe://prod/batch-*`.
+        identity: String,
+        /// Crypto operations: RATE[/BURST] per second (0 refuses).
+        #[arg(long, value_parser = parse::budget, value_name = "RATE[/BURST]")]
+        crypto: Option<tessera_client::Budget>,
+        /// Key management: RATE[/BURST] per second.
+        #[arg(long, value_parser = parse::budget, value_name = "RATE[/BURST]")]
+        keys: Option<tessera_client::Budget>,
+        /// Operator and access administration: RATE[/BURST] per second.
+        #[arg(long, value_parser = parse::budget, value_name = "RATE[/BURST]")]
+        operator: Option<tessera_client::Budget>,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// List the rules.
+    List {
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Delete the rule whose pattern is exactly IDENTITY.
+    Delete {
+        /// The rule's identity pattern.
+        identity: String,
+        #[command(flatten)]
+        connect: Connect,
+    },
+}
+
+impl RateLimitCommand {
+    /// The output format asked for.
+    pub fn output_format(&self) -> OutputFormat {
+        match self {
+            Self::Put { connect, .. } | Self::List { connect } | Self::Delete { connect, .. } => {
+                connect.output.format
+            }
+        }
+    }
 }
 
 /// `tessera policy check`.
@@ -147,6 +195,7 @@ impl PolicyCommand {
             | Self::List { connect }
             | Self::Delete { connect, .. } => connect.output.format,
             Self::Check(args) => args.connect.output.format,
+            Self::RateLimit(command) => command.output_format(),
         }
     }
 }

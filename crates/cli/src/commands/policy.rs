@@ -1,12 +1,12 @@
-//! `tessera policy put|get|list|delete|check`.
+//! `tessera policy put|get|list|delete|check|rate-limit`.
 
 use std::path::Path;
 
 use anyhow::anyhow;
 use serde_json::{json, Value};
-use tessera_client::PolicyFormat;
+use tessera_client::{Budget, PolicyFormat, RateLimit};
 
-use crate::cli::{Connect, OutputFormat, PolicyCheckArgs, PolicyCommand};
+use crate::cli::{Connect, OutputFormat, PolicyCheckArgs, PolicyCommand, RateLimitCommand};
 use crate::commands::client;
 use crate::output::{print_json, Failure};
 use crate::parse;
@@ -89,7 +89,83 @@ pub async fn run(command: PolicyCommand) -> Result<(), Failure> {
             Ok(())
         }
         PolicyCommand::Check(args) => check(args).await,
+        PolicyCommand::RateLimit(command) => rate_limit(command).await,
     }
+}
+
+/// A rule as JSON: unset classes are `null`.
+fn rule_value(rule: &RateLimit) -> Value {
+    let budget =
+        |b: Option<Budget>| b.map(|b| json!({"per_second": b.per_second, "burst": b.burst}));
+    json!({
+        "identity": rule.identity,
+        "crypto": budget(rule.crypto),
+        "keys": budget(rule.keys),
+        "operator": budget(rule.operator),
+    })
+}
+
+/// A rule as one line: `IDENTITY crypto=R/B keys=- operator=-`.
+fn rule_line(rule: &RateLimit) -> String {
+    let budget = |b: Option<Budget>| {
+        b.map_or_else(
+            || "-".to_owned(),
+            |b| format!("{}/{}", b.per_second, b.burst),
+        )
+    };
+    format!(
+        "{} crypto={} keys={} operator={}",
+        rule.identity,
+        budget(rule.crypto),
+        budget(rule.keys),
+        budget(rule.operator)
+    )
+}
+
+async fn rate_limit(command: RateLimitCommand) -> Result<(), Failure> {
+    match command {
+        RateLimitCommand::Put {
+            identity,
+            crypto,
+            keys,
+            operator,
+            connect,
+        } => {
+            let rule = client(&connect)?
+                .put_rate_limit(RateLimit {
+                    identity,
+                    crypto,
+                    keys,
+                    operator,
+                })
+                .await?;
+            match connect.output.format {
+                OutputFormat::Json => print_json(&rule_value(&rule)),
+                OutputFormat::Text => println!("Rate limit set: {}", rule_line(&rule)),
+            }
+        }
+        RateLimitCommand::List { connect } => {
+            let rules = client(&connect)?.list_rate_limits().await?;
+            match connect.output.format {
+                OutputFormat::Json => print_json(&json!({
+                    "rate_limits": rules.iter().map(rule_value).collect::<Vec<_>>(),
+                })),
+                OutputFormat::Text => {
+                    for rule in &rules {
+                        println!("{}", rule_line(rule));
+                    }
+                }
+            }
+        }
+        RateLimitCommand::Delete { identity, connect } => {
+            client(&connect)?.delete_rate_limit(&identity).await?;
+            match connect.output.format {
+                OutputFormat::Json => print_json(&json!({"identity": identity})),
+                OutputFormat::Text => println!("Deleted the rate limit for {identity}"),
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn put(name: &str, file: &str, connect: &Connect) -> Result<(), Failure> {

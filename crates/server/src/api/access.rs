@@ -10,8 +10,8 @@ use std::sync::Arc;
 use tessera_proto::v1 as pb;
 use tessera_proto::v1::access_server::Access;
 use tessera_state::policy::{
-    Action, ContextConstraint, Format, Grant, GrantId, Identity, PolicyDocument, PolicyName,
-    RevokedCertificate,
+    Action, Budget, ContextConstraint, Format, Glob, Grant, GrantId, Identity, PolicyDocument,
+    PolicyName, RateLimitRule, RevokedCertificate,
 };
 use tessera_state::{ApplyError, Command, Response};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
@@ -64,6 +64,46 @@ fn grant_to_proto(grant: &Grant) -> pb::Grant {
         expires_at_ms: grant.expires_at_ms.unwrap_or_default(),
         created_by: grant.created_by.to_string(),
     }
+}
+
+/// The API view of a rate-limit rule.
+fn rate_limit_to_proto(rule: &RateLimitRule) -> pb::RateLimit {
+    let budget = |b: Option<Budget>| {
+        b.map(|b| pb::Budget {
+            per_second: b.per_second,
+            burst: b.burst,
+        })
+    };
+    pb::RateLimit {
+        identity: rule.identity.as_str().to_owned(),
+        crypto: budget(rule.crypto),
+        keys: budget(rule.keys),
+        operator: budget(rule.operator),
+    }
+}
+
+/// A rule from its API form, validated (so a bad rule is refused before it is proposed).
+fn rate_limit_from_proto(rule: Option<pb::RateLimit>) -> Result<RateLimitRule, ApiError> {
+    let rule = rule.ok_or_else(|| ApiError::invalid("rule", "missing"))?;
+    let budget = |b: Option<pb::Budget>| {
+        b.map(|b| Budget {
+            per_second: b.per_second,
+            burst: b.burst,
+        })
+    };
+    let rule = RateLimitRule {
+        identity: Glob::new(&rule.identity),
+        crypto: budget(rule.crypto),
+        keys: budget(rule.keys),
+        operator: budget(rule.operator),
+    };
+    rule.validate().map_err(|problem| {
+        ApiError::Rejected(ApplyError::InvalidRateLimit {
+            identity: rule.identity_for_message(),
+            problem,
+        })
+    })?;
+    Ok(rule)
 }
 
 impl AccessService {
@@ -397,6 +437,65 @@ impl AccessService {
         }
     }
 
+    async fn put_rate_limit(
+        &self,
+        req: pb::PutRateLimitRequest,
+        caller: &Caller,
+    ) -> Result<pb::RateLimit, ApiError> {
+        self.allow(caller, Action::PutRateLimit)?;
+        let rule = rate_limit_from_proto(req.rule.clone())?;
+        let call = WriteCall::new("Access/PutRateLimit", Action::PutRateLimit, caller, &req);
+        match self
+            .node
+            .write(&call, Vec::new(), Command::PutRateLimit(rule))
+            .await?
+        {
+            Response::RateLimitStored(rule) => Ok(rate_limit_to_proto(&rule)),
+            _ => Err(ApiError::Internal("a rate-limit write returned no rule")),
+        }
+    }
+
+    fn list_rate_limits(&self, caller: &Caller) -> Result<pb::ListRateLimitsResponse, ApiError> {
+        self.node.serving_now()?;
+        self.allow(caller, Action::ListRateLimits)?;
+        let applied = self.node.raft().shared().read();
+        let rules = applied
+            .state
+            .access()
+            .rate_limits()
+            .map(rate_limit_to_proto)
+            .collect();
+        Ok(pb::ListRateLimitsResponse { rules })
+    }
+
+    async fn delete_rate_limit(
+        &self,
+        req: pb::DeleteRateLimitRequest,
+        caller: &Caller,
+    ) -> Result<pb::DeleteRateLimitResponse, ApiError> {
+        self.allow(caller, Action::DeleteRateLimit)?;
+        if req.identity.is_empty() {
+            return Err(ApiError::invalid("identity", "must not be empty"));
+        }
+        let identity = Glob::new(&req.identity);
+        let call = WriteCall::new(
+            "Access/DeleteRateLimit",
+            Action::DeleteRateLimit,
+            caller,
+            &req,
+        );
+        match self
+            .node
+            .write(&call, Vec::new(), Command::DeleteRateLimit { identity })
+            .await?
+        {
+            Response::RateLimitDeleted { identity } => Ok(pb::DeleteRateLimitResponse {
+                identity: identity.as_str().to_owned(),
+            }),
+            _ => Err(ApiError::Internal("a rate-limit delete returned no rule")),
+        }
+    }
+
     fn list_revoked(
         &self,
         caller: &Caller,
@@ -505,6 +604,31 @@ impl Access for AccessService {
         request: GrpcRequest<pb::ListRevokedCertificatesRequest>,
     ) -> Result<GrpcResponse<pb::ListRevokedCertificatesResponse>, Status> {
         handle!(request, |caller, _req| self.list_revoked(&caller))
+    }
+
+    async fn put_rate_limit(
+        &self,
+        request: GrpcRequest<pb::PutRateLimitRequest>,
+    ) -> Result<GrpcResponse<pb::RateLimit>, Status> {
+        handle!(request, |caller, req| self
+            .put_rate_limit(req, &caller)
+            .await)
+    }
+
+    async fn list_rate_limits(
+        &self,
+        request: GrpcRequest<pb::ListRateLimitsRequest>,
+    ) -> Result<GrpcResponse<pb::ListRateLimitsResponse>, Status> {
+        handle!(request, |caller, _req| self.list_rate_limits(&caller))
+    }
+
+    async fn delete_rate_limit(
+        &self,
+        request: GrpcRequest<pb::DeleteRateLimitRequest>,
+    ) -> Result<GrpcResponse<pb::DeleteRateLimitResponse>, Status> {
+        handle!(request, |caller, req| self
+            .delete_rate_limit(req, &caller)
+            .await)
     }
 }
 

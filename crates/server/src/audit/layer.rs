@@ -32,6 +32,15 @@ use tessera_state::policy::Action;
 /// Metadata key of the rate-limit hint: whole seconds to wait before retrying.
 pub const RETRY_AFTER_METADATA: &str = "retry-after";
 
+/// Shortest time a refusal by a rate limit is held back before it is sent. The hold only
+/// occupies the refused caller's own streams (the layer sits outside the node's global
+/// in-flight limit), so it bounds how fast one connection can make the node refuse: at most
+/// `max_requests_per_connection` refusals per hold.
+pub const REFUSAL_HOLD_MIN: Duration = Duration::from_millis(100);
+/// Longest a refusal is held back: it is answered when the bucket would next hold a token,
+/// within [`REFUSAL_HOLD_MIN`]..=[`REFUSAL_HOLD_MAX`].
+pub const REFUSAL_HOLD_MAX: Duration = Duration::from_secs(1);
+
 /// What the layer needs from the node.
 pub struct Shared {
     /// The record writer.
@@ -124,15 +133,24 @@ where
                 .and_then(|leaf| Caller::from_der(leaf.as_ref()))
         });
     let refused = match (&caller, action) {
-        (Some(caller), Some(action)) => shared
-            .limiter
-            .take(caller.name(), action, started)
-            .err()
-            .map(|wait| (action, wait)),
+        (Some(caller), Some(action)) if shared.limiter.is_enabled() => {
+            let applied = shared.node.raft().shared().read();
+            shared
+                .limiter
+                .take(caller.name(), action, started, applied.state.access())
+                .err()
+                .map(|wait| (action, wait))
+        }
         _ => None,
     };
     let (response, notes) = match refused {
-        Some((action, wait)) => (rate_limited(action, wait), Notes::default()),
+        Some((action, wait)) => {
+            // Answered when the bucket would next hold a token (within the hold bounds):
+            // a caller hammering in a loop is paced to its limit instead of making the node
+            // refuse as fast as it can read, which costs every other caller CPU.
+            tokio::time::sleep(wait.clamp(REFUSAL_HOLD_MIN, REFUSAL_HOLD_MAX)).await;
+            (rate_limited(action, wait), Notes::default())
+        }
         None => {
             let (response, notes) = notes::scope(inner.call(request)).await;
             (response?, notes)

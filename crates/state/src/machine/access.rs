@@ -7,8 +7,9 @@ use crate::ids::KeyId;
 use crate::key::KeyRecord;
 use crate::machine::State;
 use crate::policy::{
-    AccessControl, AccessRequest, Decision, Grant, GrantId, Identity, IdentityView, KeyAttributes,
-    PolicyDocument, PolicyName, RevokedCertificate, MAX_POLICIES,
+    AccessControl, AccessRequest, Decision, Glob, Grant, GrantId, Identity, IdentityView,
+    KeyAttributes, PolicyDocument, PolicyName, RateLimitRule, RevokedCertificate, MAX_POLICIES,
+    MAX_RATE_LIMIT_RULES,
 };
 use crate::rows::RowKey;
 use crate::seal::SealConfig;
@@ -69,6 +70,36 @@ impl State {
         }
         self.dirty.insert(RowKey::Policy(name.clone()));
         Ok(Response::PolicyDeleted { name: name.clone() })
+    }
+
+    pub(super) fn put_rate_limit(&mut self, rule: &RateLimitRule) -> Result<Response, ApplyError> {
+        rule.validate()
+            .map_err(|problem| ApplyError::InvalidRateLimit {
+                identity: rule.identity_for_message(),
+                problem,
+            })?;
+        if self.access.rate_limit(&rule.identity).is_none()
+            && self.access.rate_limits().count() >= MAX_RATE_LIMIT_RULES
+        {
+            return Err(ApplyError::TooManyRateLimits {
+                max: u32::try_from(MAX_RATE_LIMIT_RULES).unwrap_or(u32::MAX),
+            });
+        }
+        self.access.put_rate_limit(rule);
+        self.dirty.insert(RowKey::RateLimit(rule.identity.clone()));
+        Ok(Response::RateLimitStored(rule.clone()))
+    }
+
+    pub(super) fn delete_rate_limit(&mut self, identity: &Glob) -> Result<Response, ApplyError> {
+        if !self.access.delete_rate_limit(identity) {
+            return Err(ApplyError::RateLimitNotFound {
+                identity: crate::policy::truncate(identity.as_str()),
+            });
+        }
+        self.dirty.insert(RowKey::RateLimit(identity.clone()));
+        Ok(Response::RateLimitDeleted {
+            identity: identity.clone(),
+        })
     }
 
     pub(super) fn create_grant(&mut self, grant: &Grant) -> Result<Response, ApplyError> {

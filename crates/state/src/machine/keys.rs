@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use crate::command::{ApplyError, NewKey, Response};
 use crate::ids::KeyId;
 use crate::key::{
-    validate_tags, ImportToken, KeyOrigin, KeyRecord, KeyState, KeyVersionRecord, VersionState,
+    validate_tags, ImportToken, KeyOrigin, KeyRecord, KeyState, KeyVersionRecord, KeyVersions,
+    VersionState,
 };
 use crate::machine::State;
 use crate::rows::RowKey;
@@ -55,7 +56,7 @@ fn live_version_mut<'a>(
 ) -> Result<&'a mut KeyVersionRecord, ApplyError> {
     let stored = key
         .versions
-        .get_mut(&version)
+        .get_mut(version)
         .ok_or_else(|| ApplyError::VersionNotFound {
             key_id: key_id.clone(),
             version,
@@ -127,10 +128,10 @@ impl State {
         let (state, versions, primary_version) = match (&new.origin, &new.sealed_material) {
             (KeyOrigin::Tessera, Some(material)) => (
                 KeyState::Enabled,
-                BTreeMap::from([(1, new_version(1, material, new.at_ms))]),
+                KeyVersions::one(new_version(1, material, new.at_ms)),
                 1,
             ),
-            (KeyOrigin::External, None) => (KeyState::PendingImport, BTreeMap::new(), 0),
+            (KeyOrigin::External, None) => (KeyState::PendingImport, KeyVersions::default(), 0),
             (origin, _) => {
                 return Err(ApplyError::WrongOrigin {
                     key_id: new.key_id.clone(),
@@ -192,7 +193,7 @@ impl State {
             }
             check_next_version(key, version)?;
             key.versions
-                .insert(version, new_version(version, sealed_material, at_ms));
+                .insert(new_version(version, sealed_material, at_ms));
             key.primary_version = version;
             Ok(())
         })
@@ -437,7 +438,7 @@ impl State {
             }
             check_next_version(key, version)?;
             key.versions
-                .insert(version, new_version(version, sealed_material, at_ms));
+                .insert(new_version(version, sealed_material, at_ms));
             key.primary_version = version;
             key.state = KeyState::Enabled;
             key.import_token = None;

@@ -414,7 +414,7 @@ fn a_write_prepared_on_a_stale_alias_is_refused_and_the_right_key_is_untouched()
             now: Some(id(2)),
         })
     );
-    let v1 = |s: &State, key| s.key(&id(key)).unwrap().versions[&1].state;
+    let v1 = |s: &State, key| s.key(&id(key)).unwrap().versions.get(1).unwrap().state;
     assert_eq!(
         v1(&s, 1),
         VersionState::Enabled,
@@ -573,7 +573,7 @@ fn versions_min_decryption_disable_and_destroy() {
         },
     );
     let key = s.key(&id(1)).unwrap();
-    let v1 = key.versions.get(&1).unwrap();
+    let v1 = key.versions.get(1).unwrap();
     assert_eq!(v1.state, VersionState::Destroyed);
     assert_eq!(
         v1.sealed_material, None,
@@ -1004,7 +1004,7 @@ mod determinism {
     }
 
     /// The access commands: policies, grants (some expiring within the generated cluster
-    /// times) and certificate revocations.
+    /// times), certificate revocations and rate-limit rules.
     fn access_command_strategy() -> impl Strategy<Value = Command> {
         use crate::policy::{
             Action, CertificateSerial, Format, Grant, GrantId, Identity, PolicyDocument,
@@ -1042,6 +1042,20 @@ mod determinism {
                 } else {
                     RevokedCertificate::Fingerprint([n; 32])
                 },
+            }),
+            (0u8..3, 0u32..3).prop_map(|(n, per_second)| {
+                Command::PutRateLimit(crate::policy::RateLimitRule {
+                    identity: crate::policy::Glob::new(&format!("id-{n}*")),
+                    crypto: Some(crate::policy::Budget {
+                        per_second,
+                        burst: per_second,
+                    }),
+                    keys: None,
+                    operator: None,
+                })
+            }),
+            (0u8..3).prop_map(|n| Command::DeleteRateLimit {
+                identity: crate::policy::Glob::new(&format!("id-{n}*")),
             }),
         ]
     }

@@ -18,8 +18,10 @@ use crate::ids::KeyId;
 use crate::policy::action::Action;
 use crate::policy::document::{Effect, PolicyDocument, Statement};
 use crate::policy::eval::{AccessRequest, AllowedBy, Decision, DenyReason, StatementRef};
+use crate::policy::glob::Glob;
 use crate::policy::grant::Grant;
 use crate::policy::names::{GrantId, Identity, PolicyName};
+use crate::policy::rate_limit::{self, RateLimitRule};
 use crate::policy::revocation::{PresentedCertificate, RevokedCertificate};
 
 /// A named policy as stored: every `PutPolicy` bumps its version.
@@ -84,6 +86,10 @@ pub struct AccessControl {
     admins: BTreeSet<Identity>,
     grants: BTreeMap<GrantId, Grant>,
     revoked: BTreeMap<RevokedCertificate, Revocation>,
+    rate_limits: BTreeMap<Glob, RateLimitRule>,
+    /// Derived: SHA-256 over the rate-limit rules, so a node can tell when budgets it
+    /// resolved are stale.
+    rate_limits_fingerprint: [u8; 32],
     /// Derived: key → its grants.
     grants_by_key: BTreeMap<KeyId, BTreeSet<GrantId>>,
     /// Derived: compiled statements.
@@ -97,8 +103,13 @@ impl AccessControl {
         admins: Vec<Identity>,
         grants: Vec<Grant>,
         revoked: Vec<Revocation>,
+        rate_limits: Vec<RateLimitRule>,
     ) -> Self {
         let mut access = Self {
+            rate_limits: rate_limits
+                .into_iter()
+                .map(|r| (r.identity.clone(), r))
+                .collect(),
             policies: policies.into_iter().map(|p| (p.name.clone(), p)).collect(),
             admins: admins.into_iter().collect(),
             revoked: revoked
@@ -111,7 +122,49 @@ impl AccessControl {
             access.insert_grant(grant);
         }
         access.reindex();
+        access.rehash_rate_limits();
         access
+    }
+
+    /// The rate-limit rules, in pattern order.
+    pub fn rate_limits(&self) -> impl Iterator<Item = &RateLimitRule> {
+        self.rate_limits.values()
+    }
+
+    /// The rule stored for exactly this pattern.
+    pub fn rate_limit(&self, identity: &Glob) -> Option<&RateLimitRule> {
+        self.rate_limits.get(identity)
+    }
+
+    /// The rule that applies to `identity` (see [`rate_limit::most_specific`]).
+    pub fn rate_limit_for(&self, identity: &str) -> Option<&RateLimitRule> {
+        rate_limit::most_specific(self.rate_limits.values(), identity)
+    }
+
+    /// SHA-256 over the rate-limit rules: changes exactly when [`Self::rate_limit_for`] could.
+    pub fn rate_limits_fingerprint(&self) -> [u8; 32] {
+        self.rate_limits_fingerprint
+    }
+
+    /// Stores `rule`, replacing the one with the same pattern.
+    pub(crate) fn put_rate_limit(&mut self, rule: &RateLimitRule) {
+        self.rate_limits.insert(rule.identity.clone(), rule.clone());
+        self.rehash_rate_limits();
+    }
+
+    /// Removes the rule for `identity`; whether it existed.
+    pub(crate) fn delete_rate_limit(&mut self, identity: &Glob) -> bool {
+        let existed = self.rate_limits.remove(identity).is_some();
+        self.rehash_rate_limits();
+        existed
+    }
+
+    fn rehash_rate_limits(&mut self) {
+        let mut digest = Sha256::new();
+        for rule in self.rate_limits.values() {
+            digest.update(postcard::to_allocvec(rule).unwrap_or_default());
+        }
+        self.rate_limits_fingerprint = digest.finalize().into();
     }
 
     /// The stored policies, by name.

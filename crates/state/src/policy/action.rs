@@ -98,6 +98,9 @@ actions! {
     AuditHash => "audit:Hash", Cluster, "Compute the audit HMAC of a value, to search audit records for it.";
     ListMembers => "operator:ListMembers", Cluster, "List the cluster's members with their replication progress.";
     ChangeMembership => "operator:ChangeMembership", Cluster, "Add a learner, promote, demote or remove a member.";
+    PutRateLimit => "policy:PutRateLimit", Cluster, "Create or replace a rate-limit rule.";
+    ListRateLimits => "policy:ListRateLimits", Cluster, "List the rate-limit rules.";
+    DeleteRateLimit => "policy:DeleteRateLimit", Cluster, "Delete a rate-limit rule.";
 }
 
 // An `ActionSet` is a bit mask over `Action::ALL`.
@@ -257,8 +260,8 @@ mod tests {
         assert_eq!(ActionSet::matching("*").unwrap(), ActionSet::everything());
         assert_eq!(
             ActionSet::matching("policy:*").unwrap().iter().count(),
-            5,
-            "Put, Get, List, Delete, Check"
+            8,
+            "Put, Get, List, Delete, Check, PutRateLimit, ListRateLimits, DeleteRateLimit"
         );
         let one = ActionSet::matching("kms:Encrypt").unwrap();
         assert_eq!(one.iter().collect::<Vec<_>>(), [Action::Encrypt]);

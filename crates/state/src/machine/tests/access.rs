@@ -2,9 +2,9 @@
 
 use super::*;
 use crate::policy::{
-    AccessRequest, Action, AllowedBy, ContextConstraint, Decision, DenyReason, Format, Grant,
-    GrantId, GrantProblem, Identity, PolicyDocument, PolicyName, PresentedCertificate,
-    RevokedCertificate,
+    AccessRequest, Action, AllowedBy, Budget, ContextConstraint, Decision, DenyReason, Format,
+    Glob, Grant, GrantId, GrantProblem, Identity, PolicyDocument, PolicyName, PresentedCertificate,
+    RateLimitRule, RevokedCertificate,
 };
 
 fn who(s: &str) -> Identity {
@@ -370,4 +370,118 @@ fn rows_and_snapshots_carry_the_access_model() {
         State::from_rows(rows),
         Err(crate::error::Error::Corrupt { .. })
     ));
+}
+
+fn limit(pattern: &str, per_second: u32) -> RateLimitRule {
+    RateLimitRule {
+        identity: Glob::new(pattern),
+        crypto: Some(Budget {
+            per_second,
+            burst: per_second,
+        }),
+        keys: None,
+        operator: None,
+    }
+}
+
+#[test]
+fn rate_limit_rules_are_stored_replaced_deleted_and_validated() {
+    let (mut s, i) = initialized();
+    let before = s.access().rate_limits_fingerprint();
+    assert_eq!(
+        apply_ok(&mut s, i, Command::PutRateLimit(limit("batch-*", 50))),
+        Response::RateLimitStored(limit("batch-*", 50))
+    );
+    apply_ok(&mut s, i + 1, Command::PutRateLimit(limit("batch-7", 70)));
+    assert_ne!(s.access().rate_limits_fingerprint(), before);
+    let for_id = |s: &State, id: &str| {
+        s.access()
+            .rate_limit_for(id)
+            .and_then(|r| r.crypto)
+            .map(|b| b.per_second)
+    };
+    assert_eq!(for_id(&s, "batch-7"), Some(70));
+    assert_eq!(for_id(&s, "batch-1"), Some(50));
+    assert_eq!(for_id(&s, "app"), None);
+    // Replacing keeps one rule per pattern.
+    apply_ok(&mut s, i + 2, Command::PutRateLimit(limit("batch-*", 5)));
+    assert_eq!(s.access().rate_limits().count(), 2);
+    assert_eq!(for_id(&s, "batch-1"), Some(5));
+    let mut bad = limit("app", 1);
+    bad.crypto = None;
+    assert!(matches!(
+        apply_err(&mut s, i + 3, Command::PutRateLimit(bad)),
+        ApplyError::InvalidRateLimit {
+            problem: crate::policy::RateLimitProblem::NoClass,
+            ..
+        }
+    ));
+    apply_ok(
+        &mut s,
+        i + 4,
+        Command::DeleteRateLimit {
+            identity: Glob::new("batch-7"),
+        },
+    );
+    assert_eq!(for_id(&s, "batch-7"), Some(5));
+    assert!(matches!(
+        apply_err(
+            &mut s,
+            i + 5,
+            Command::DeleteRateLimit {
+                identity: Glob::new("batch-7"),
+            },
+        ),
+        ApplyError::RateLimitNotFound { .. }
+    ));
+}
+
+#[test]
+fn the_number_of_rate_limit_rules_is_bounded() {
+    let (mut s, mut i) = initialized();
+    for n in 0..crate::policy::MAX_RATE_LIMIT_RULES {
+        apply_ok(
+            &mut s,
+            i,
+            Command::PutRateLimit(limit(&format!("id-{n}"), 1)),
+        );
+        i += 1;
+    }
+    assert!(matches!(
+        apply_err(&mut s, i, Command::PutRateLimit(limit("one-more", 1))),
+        ApplyError::TooManyRateLimits { max: 256 }
+    ));
+    // Replacing an existing rule is still possible.
+    apply_ok(&mut s, i + 1, Command::PutRateLimit(limit("id-0", 2)));
+}
+
+#[test]
+fn rate_limit_rules_survive_rows_and_snapshots_and_format_2_still_decodes() {
+    let (mut s, i) = initialized();
+    let v2 = s.encode_snapshot().unwrap();
+    apply_ok(&mut s, i, Command::PutRateLimit(limit("batch-*", 50)));
+    let mut rows: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    for change in s.take_changes().unwrap() {
+        if let Some(value) = change.value {
+            rows.insert(change.key, value);
+        }
+    }
+    assert!(rows.contains_key(&b"ratelimit/batch-*"[..]));
+    let from_rows = State::from_rows(rows).unwrap();
+    let from_snapshot = State::decode_snapshot(&s.encode_snapshot().unwrap()).unwrap();
+    for restored in [&from_rows, &from_snapshot] {
+        assert_eq!(restored.digest().unwrap(), s.digest().unwrap());
+        assert_eq!(
+            restored.access().rate_limits_fingerprint(),
+            s.access().rate_limits_fingerprint()
+        );
+    }
+    // Format 2: the same body without the rule list (one trailing zero-length vector).
+    let (last, body) = v2.split_last().unwrap();
+    assert_eq!(*last, 0);
+    let mut old = body.to_vec();
+    old[4] = crate::snapshot::SNAPSHOT_FORMAT_V2;
+    let restored = State::decode_snapshot(&old).unwrap();
+    assert_eq!(restored.access().rate_limits().count(), 0);
+    assert_eq!(restored.encode_snapshot().unwrap(), v2);
 }
