@@ -185,3 +185,120 @@ fn the_systemd_unit_verifies() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.trim().is_empty(), "{stderr}");
 }
+
+/// Runs the StatefulSet's init script with `sh` for pod `ordinal`, its absolute paths moved
+/// under `root` (the secret's files are stand-ins), and returns the configuration it wrote.
+fn run_init_script(script: &str, template: &Path, root: &Path, ordinal: usize) -> String {
+    let dirs = ["template", "tls-all", "tls", "etc/tessera"];
+    for dir in dirs {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::copy(template, root.join("template/tessera.toml.template")).unwrap();
+    for file in ["ca.pem", "client-ca.pem"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain((1..=3).flat_map(|id| [format!("node{id}.pem"), format!("node{id}-key.pem")]))
+    {
+        std::fs::write(root.join("tls-all").join(file), "stand-in").unwrap();
+    }
+    let mut moved = script.to_owned();
+    for dir in ["/template/", "/tls-all/", "/tls/", "/etc/tessera/"] {
+        moved = moved.replace(dir, &format!("{}{dir}", root.display()));
+    }
+    let out = std::process::Command::new("sh")
+        .args(["-c", &moved])
+        .env("POD_NAME", format!("tessera-{ordinal}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "init script: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(root.join("tls/node.pem").exists());
+    std::fs::read_to_string(root.join("etc/tessera/tessera.toml")).unwrap()
+}
+
+#[test]
+fn the_kubernetes_manifests_fit_together_and_render_valid_node_configurations() {
+    let dir = deploy().join("kubernetes");
+    let statefulset = &yaml(&dir.join("statefulset.yaml"))[0];
+    let spec = &statefulset["spec"];
+    let replicas = usize::try_from(spec["replicas"].as_i64().unwrap()).unwrap();
+    let labels = &spec["template"]["metadata"]["labels"];
+    assert_eq!(spec["selector"]["matchLabels"], *labels);
+
+    // The init script substitutes exactly the placeholders the template has.
+    let script = spec["template"]["spec"]["initContainers"][0]["args"][0]
+        .as_str()
+        .unwrap();
+    let template = dir.join("tessera.toml.template");
+    let container = &spec["template"]["spec"]["containers"][0];
+    let port = |name: &str| {
+        container["ports"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"].as_str() == Some(name))
+            .and_then(|p| p["containerPort"].as_i64())
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or_else(|| panic!("no port {name}"))
+    };
+    let mut ids = BTreeSet::new();
+    for ordinal in 0..replicas {
+        let root = tempfile::tempdir().unwrap();
+        let text = run_init_script(script, &template, root.path(), ordinal);
+        assert!(!text.contains('@'), "unreplaced placeholder:\n{text}");
+        let config = ServerConfig::parse(&text, Path::new("/etc/tessera/tessera.toml"))
+            .unwrap_or_else(|e| panic!("pod {ordinal}: {e}"));
+        assert!(ids.insert(config.node_id));
+        assert_eq!(config.cluster.bootstrap, ordinal == 0);
+        assert_eq!(config.api.listen.port(), port("api"));
+        assert_eq!(config.cluster.listen.port(), port("cluster"));
+        assert_eq!(config.ops.as_ref().unwrap().listen.port(), port("ops"));
+        assert_eq!(
+            config.api.advertise.as_deref(),
+            Some(format!("tessera-{ordinal}.tessera-peer:7401").as_str())
+        );
+    }
+    // Readiness is the node's own /ready (unsealed, lease, caught up); liveness /health.
+    assert_eq!(
+        container["readinessProbe"]["httpGet"]["path"].as_str(),
+        Some("/ready")
+    );
+    assert_eq!(
+        container["livenessProbe"]["httpGet"]["path"].as_str(),
+        Some("/health")
+    );
+
+    // The secret holds every pod's certificate; the services and the budget select the pods.
+    let kustomization = &yaml(&dir.join("kustomization.yaml"))[0];
+    let secret_files = format!("{:?}", kustomization["secretGenerator"][0]["files"]);
+    for id in 1..=replicas {
+        for file in [format!("pki/node{id}.pem"), format!("pki/node{id}-key.pem")] {
+            assert!(secret_files.contains(&file), "secret lacks {file}");
+        }
+    }
+    assert!(
+        !secret_files.contains("ca-key"),
+        "CA keys stay out of the cluster"
+    );
+    let services = yaml(&dir.join("services.yaml"));
+    let headless = services
+        .iter()
+        .find(|s| s["metadata"]["name"].as_str() == spec["serviceName"].as_str())
+        .unwrap();
+    assert_eq!(headless["spec"]["clusterIP"].as_str(), Some("None"));
+    assert_eq!(
+        headless["spec"]["publishNotReadyAddresses"].as_bool(),
+        Some(true)
+    );
+    for service in &services {
+        for (key, value) in service["spec"]["selector"].as_hash().unwrap() {
+            assert_eq!(labels[key.as_str().unwrap()], *value);
+        }
+    }
+    let budget = &yaml(&dir.join("poddisruptionbudget.yaml"))[0];
+    assert_eq!(budget["spec"]["selector"]["matchLabels"], *labels);
+    assert_eq!(budget["spec"]["maxUnavailable"].as_i64(), Some(1));
+}
