@@ -151,8 +151,44 @@ impl NodeProcess {
     /// The addresses the running node published once its ports were bound (none before).
     #[must_use]
     pub fn addresses(&self) -> Option<Addresses> {
-        let bytes = std::fs::read(self.data_dir.join(ADDRESSES_FILE)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        published_addresses(&self.data_dir).ok()
+    }
+}
+
+/// Why a node's published addresses could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum AddressesError {
+    /// The file is not there (yet) or cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not (yet completely) written.
+    #[error("{} is not valid: {source}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The addresses a node with data directory `data_dir` published once it bound its ports
+/// ([`ADDRESSES_FILE`]): the way to learn the ports a node given port 0 was assigned.
+///
+/// # Errors
+/// [`AddressesError`] while the node has not published them.
+pub fn published_addresses(data_dir: &Path) -> Result<Addresses, AddressesError> {
+    let path = data_dir.join(ADDRESSES_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|source| AddressesError::Invalid { path, source }),
+        Err(source) => Err(AddressesError::Read { path, source }),
     }
 }
 
