@@ -14,6 +14,7 @@ use tessera_proto::v1::access_client::AccessClient;
 use tessera_proto::v1::crypto_client::CryptoClient;
 use tessera_proto::v1::keys_client::KeysClient;
 use tessera_proto::v1::system_client::SystemClient;
+use tessera_server::ratelimit::{ClassLimits, Limit, Override, RateLimitSection};
 use tessera_testkit::scan::find_needles;
 use tessera_testkit::{ClusterOptions, TestCluster};
 use tonic::transport::Channel;
@@ -538,11 +539,23 @@ async fn timed_encrypts(client: &mut CryptoClient<Channel>, key: &str, n: usize)
 
 #[tokio::test]
 async fn t38_one_identity_past_its_rate_limit_does_not_slow_another() {
-    let limits =
-        "[[rate_limits.overrides]]\nidentity = \"app\"\ncrypto = { rate = 20.0, burst = 20.0 }\n";
+    let defaults = RateLimitSection::default();
+    let app = Override {
+        identity: "app".to_owned(),
+        limits: ClassLimits {
+            crypto: Limit {
+                rate: 20.0,
+                burst: 20.0,
+            },
+            ..defaults.limits.clone()
+        },
+    };
     let options = ClusterOptions {
         nodes: 1,
-        extra_config: vec![(1, limits.to_owned())],
+        rate_limits: RateLimitSection {
+            overrides: vec![app],
+            ..defaults
+        },
         ..ClusterOptions::default()
     };
     let cluster = TestCluster::start_unsealed(tessera(), options).await;

@@ -22,4 +22,4 @@ pub mod scan;
 pub mod wait;
 
 pub use cluster::{exclusive, ClusterOptions, Exclusive, TestCluster};
-pub use wait::wait_for;
+pub use wait::{past_unavailability, wait_for};

@@ -100,6 +100,12 @@ impl Drop for NodeProcess {
     }
 }
 
+/// Whether a process with this id exists (signal 0 reaches it), to check that nothing a test
+/// started outlives it.
+pub fn alive(pid: u32) -> bool {
+    i32::try_from(pid).is_ok_and(|pid| kill(Pid::from_raw(pid), None).is_ok())
+}
+
 /// The last `lines` lines of a file, for failure reports.
 pub fn tail(path: &PathBuf, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
