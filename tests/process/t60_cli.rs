@@ -7,7 +7,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
+use tessera_testkit::ports::dev_base_port;
+use tessera_testkit::process::alive;
+use tessera_testkit::{exclusive, wait_for, ClusterOptions, TestCluster};
 
 use crate::tessera;
 
@@ -249,36 +251,12 @@ async fn t60_json_documents_exit_codes_and_errors() {
     assert_eq!(error_document(&out)["error"]["code"], "UNAVAILABLE");
 }
 
-fn free_base_port() -> u16 {
-    for base in (20_000u16..40_000).step_by(211) {
-        let ports = [base, base + 1, base + 2, base + 100, base + 101, base + 102];
-        if ports
-            .iter()
-            .all(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        {
-            return base;
-        }
-    }
-    panic!("no free port range for the dev cluster");
-}
-
-fn alive(pid: i32) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
-}
-
 #[tokio::test]
 async fn t61_dev_starts_a_three_node_cluster_and_stops_it_on_sigterm() {
     // Shares the cluster lock: a dev cluster is as heavy as a test cluster.
-    let _serial = TestCluster::start(
-        tessera(),
-        ClusterOptions {
-            nodes: 1,
-            ..ClusterOptions::default()
-        },
-    )
-    .await;
+    let _serial = exclusive();
     let dir = tempfile::tempdir().unwrap();
-    let base = free_base_port();
+    let base = dev_base_port(3);
     let mut dev = Command::new(tessera())
         .args([
             "dev",
@@ -387,7 +365,7 @@ async fn t61_dev_starts_a_three_node_cluster_and_stops_it_on_sigterm() {
     .await;
     let out = app.run(&["encrypt", "--key", "dev-key", "-o", "json"], b"hi");
     assert_eq!(error_document(&out)["error"]["code"], "PERMISSION_DENIED");
-    let pids: Vec<i32> = (1..=3)
+    let pids: Vec<u32> = (1..=3)
         .map(|i| {
             std::fs::read_to_string(dev_dir.join(format!("node{i}.pid")))
                 .unwrap()
@@ -413,7 +391,7 @@ async fn t61_dev_starts_a_three_node_cluster_and_stops_it_on_sigterm() {
 
     // A node that dies is reported, with its log and how to start it again.
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pids[2]),
+        nix::unistd::Pid::from_raw(pids[2] as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
@@ -458,16 +436,9 @@ async fn t61_dev_starts_a_three_node_cluster_and_stops_it_on_sigterm() {
 
 #[tokio::test]
 async fn t63_nodes_exit_when_tessera_dev_is_killed_outright() {
-    let _serial = TestCluster::start(
-        tessera(),
-        ClusterOptions {
-            nodes: 1,
-            ..ClusterOptions::default()
-        },
-    )
-    .await;
+    let _serial = exclusive();
     let dir = tempfile::tempdir().unwrap();
-    let base = free_base_port();
+    let base = dev_base_port(2);
     let mut dev = Command::new(tessera())
         .args([
             "dev",
@@ -493,7 +464,7 @@ async fn t63_nodes_exit_when_tessera_dev_is_killed_outright() {
         let _ = tx.send(line);
     });
     let line = rx.recv_timeout(Duration::from_secs(120));
-    let pids: Vec<i32> = (1..=2)
+    let pids: Vec<u32> = (1..=2)
         .filter_map(|i| std::fs::read_to_string(dir.path().join(format!("dev/node{i}.pid"))).ok())
         .map(|p| p.trim().parse().unwrap())
         .collect();
