@@ -95,6 +95,25 @@ fn logical(id: u64) -> String {
     format!("node{id}.chaos.invalid:7000")
 }
 
+/// Waits until the node `admin` calls (node `id`) reports that it serves (unsealed, with a
+/// lease), bounded by [`WAIT`]; each status call gets 2 s.
+///
+/// # Errors
+/// If it does not serve within [`WAIT`], with what its last status said.
+pub async fn wait_serving(id: u64, admin: &Client) -> Result<()> {
+    RECOVERY
+        .until(&format!("node {id} to serve"), || async {
+            match tokio::time::timeout(Duration::from_secs(2), admin.status()).await {
+                Ok(Ok(status)) if status.serving => Ok(()),
+                Ok(Ok(_)) => Err(anyhow!("not serving")),
+                Ok(Err(e)) => Err(e.into()),
+                Err(_) => Err(anyhow!("no status within 2 s")),
+            }
+        })
+        .await?;
+    Ok(())
+}
+
 /// The `[faults]` section that switches on the deliberate bugs named in `flags` (the section's
 /// keys, `-` or `_` between words); `None` for no flags.
 ///

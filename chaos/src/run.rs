@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use base64::Engine;
 use tessera_client::Client;
 use tessera_launcher::Bound;
 use tokio::sync::{watch, Mutex};
 
-use crate::cluster::{injected, ChaosCluster, ClusterSpec, RECOVERY};
+use crate::cluster::{injected, wait_serving, ChaosCluster, ClusterSpec};
 use crate::history::{write_jsonl, ErrorInfo, EventKind, Op, Recorder, Records};
 use crate::invariants::{self, CheckInput, FinalKey, FinalState, Verdict};
 use crate::report::{self, RunInfo, ScheduledFault};
@@ -275,23 +275,6 @@ pub fn recheck(dir: &Path) -> Result<Vec<Verdict>> {
         lease_window_ms,
     };
     Ok(invariants::all().iter().map(|c| c.check(&input)).collect())
-}
-
-async fn wait_serving(id: u64, admin: &Client) -> Result<()> {
-    RECOVERY
-        .until(
-            &format!("node {id} to serve after the final restart"),
-            || async {
-                match tokio::time::timeout(Duration::from_secs(2), admin.status()).await {
-                    Ok(Ok(status)) if status.serving => Ok(()),
-                    Ok(Ok(_)) => Err(anyhow!("not serving")),
-                    Ok(Err(e)) => Err(e.into()),
-                    Err(_) => Err(anyhow!("no status within 2 s")),
-                }
-            },
-        )
-        .await?;
-    Ok(())
 }
 
 fn write_records(dir: &Path, records: &Records, final_state: &FinalState) -> Result<()> {

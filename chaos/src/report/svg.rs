@@ -240,9 +240,10 @@ pub fn render_svg(info: &RunInfo, records: &Records) -> String {
         let end = interval.end_us.unwrap_or(last);
         let x0 = x(interval.start_us);
         let width = (x(end) - x0).max(2.0);
+        let name = interval.fault.event_name();
         let title = format!(
             "{} {} s – {}: {}",
-            interval.fault,
+            name,
             seconds(interval.start_us),
             interval
                 .end_us
@@ -254,9 +255,9 @@ pub fn render_svg(info: &RunInfo, records: &Records) -> String {
             let _ = writeln!(
                 svg,
                 r#"<rect class="fault {}" x="{x0:.1}" y="{y:.1}" width="{width:.1}" height="{:.1}" fill="{}" fill-opacity="0.8"><title>{}</title></rect>"#,
-                escape(&interval.fault),
+                escape(name),
                 LANE_HEIGHT - 7.0,
-                fault_color(&interval.fault),
+                fault_color(name),
                 escape(&title)
             );
         }
@@ -346,8 +347,9 @@ pub fn render_svg(info: &RunInfo, records: &Records) -> String {
     );
     let mut kinds: Vec<&str> = FAULT_COLORS.iter().map(|(k, _)| *k).collect();
     for interval in &intervals {
-        if !kinds.contains(&interval.fault.as_str()) {
-            kinds.push(&interval.fault);
+        let name = interval.fault.event_name();
+        if !kinds.contains(&name) {
+            kinds.push(name);
         }
     }
     for kind in kinds {

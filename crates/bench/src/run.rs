@@ -259,25 +259,21 @@ impl<'a> Bench<'a> {
 
     /// Index of the leader and of one follower, once a leader is known.
     async fn roles(&self) -> Result<(usize, usize), Error> {
-        let deadline = Instant::now() + RECOVERY_TIMEOUT;
-        loop {
-            let statuses = self.statuses().await;
-            let leader_id = statuses.iter().flatten().find_map(|s| s.leader_id);
-            let leader =
-                leader_id.and_then(|id| self.cluster.nodes.0.iter().position(|n| n.id == id));
-            if let Some(leader) = leader {
-                let follower = (0..self.cluster.nodes.0.len())
-                    .find(|&i| {
-                        i != leader && self.cluster.nodes.0.get(i).is_some_and(|n| n.is_running())
-                    })
-                    .ok_or(Error::NoNode { role: "follower" })?;
-                return Ok((leader, follower));
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::NoNode { role: "leader" });
-            }
-            tokio::time::sleep(TIMED_POLL).await;
-        }
+        let nodes = &self.cluster.nodes.0;
+        let leader = RECOVERY
+            .until("a leader", || async {
+                let statuses = self.statuses().await;
+                let leader_id = statuses.iter().flatten().find_map(|s| s.leader_id);
+                leader_id
+                    .and_then(|id| nodes.iter().position(|n| n.id == id))
+                    .ok_or(())
+            })
+            .await
+            .map_err(|_| Error::NoNode { role: "leader" })?;
+        let follower = (0..nodes.len())
+            .find(|&i| i != leader && nodes.get(i).is_some_and(|n| n.is_running()))
+            .ok_or(Error::NoNode { role: "follower" })?;
+        Ok((leader, follower))
     }
 
     fn endpoint(&self, index: usize) -> Vec<String> {
