@@ -240,63 +240,7 @@ pub fn note_access(
 /// The policy action of a gRPC method path (`/tessera.v1.Crypto/Encrypt` → `kms:Encrypt`);
 /// `None` for a path that is no Tessera method.
 pub fn action_of(path: &str) -> Option<Action> {
-    use Action as A;
-    let (service, method) = path.strip_prefix("/tessera.v1.")?.split_once('/')?;
-    let action = match (service, method) {
-        ("Crypto", "Encrypt" | "BatchEncrypt") => A::Encrypt,
-        ("Crypto", "Decrypt" | "BatchDecrypt") => A::Decrypt,
-        ("Crypto", "ReEncrypt") => A::ReEncryptFrom,
-        ("Crypto", "GenerateDataKey") => A::GenerateDataKey,
-        ("Crypto", "GenerateDataKeyWithoutPlaintext") => A::GenerateDataKeyWithoutPlaintext,
-        ("Crypto", "GenerateDataKeyPair") => A::GenerateDataKeyPair,
-        ("Crypto", "Sign") => A::Sign,
-        ("Crypto", "Verify") => A::Verify,
-        ("Crypto", "GetPublicKey") => A::GetPublicKey,
-        ("Crypto", "GenerateMac") => A::GenerateMac,
-        ("Crypto", "VerifyMac") => A::VerifyMac,
-        ("Crypto", "GenerateRandom") => A::GenerateRandom,
-        ("Keys", "CreateKey") => A::CreateKey,
-        ("Keys", "DescribeKey") => A::DescribeKey,
-        ("Keys", "ListKeys") => A::ListKeys,
-        ("Keys", "RotateKey") => A::RotateKey,
-        ("Keys", "EnableKey") => A::EnableKey,
-        ("Keys", "DisableKey") => A::DisableKey,
-        ("Keys", "ScheduleKeyDeletion") => A::ScheduleKeyDeletion,
-        ("Keys", "CancelKeyDeletion") => A::CancelKeyDeletion,
-        ("Keys", "SetMinDecryptionVersion") => A::SetMinDecryptionVersion,
-        ("Keys", "EnableKeyVersion") => A::EnableKeyVersion,
-        ("Keys", "DisableKeyVersion") => A::DisableKeyVersion,
-        ("Keys", "DestroyKeyVersion") => A::DestroyKeyVersion,
-        ("Keys", "UpdateKeyDescription") => A::UpdateKeyDescription,
-        ("Keys", "TagKey") => A::TagKey,
-        ("Keys", "UntagKey") => A::UntagKey,
-        ("Keys", "SetRotationPeriod") => A::SetRotationPeriod,
-        ("Keys", "CreateAlias") => A::CreateAlias,
-        ("Keys", "UpdateAlias") => A::UpdateAlias,
-        ("Keys", "DeleteAlias") => A::DeleteAlias,
-        ("Keys", "ListAliases") => A::ListAliases,
-        ("Keys", "GetImportParameters") => A::GetImportParameters,
-        ("Keys", "ImportKeyMaterial") => A::ImportKeyMaterial,
-        ("Keys", "ExportKey") => A::ExportKey,
-        ("System", "Init") => A::Init,
-        ("System", "Unseal") => A::Unseal,
-        ("System", "Seal") => A::Seal,
-        ("System", "Status") => A::Status,
-        ("System", "AuditHash") => A::AuditHash,
-        ("Access", "WhoAmI") => A::WhoAmI,
-        ("Access", "PutPolicy") => A::PutPolicy,
-        ("Access", "GetPolicy") => A::GetPolicy,
-        ("Access", "ListPolicies") => A::ListPolicies,
-        ("Access", "DeletePolicy") => A::DeletePolicy,
-        ("Access", "CheckPolicy") => A::CheckPolicy,
-        ("Access", "CreateGrant") => A::CreateGrant,
-        ("Access", "ListGrants") => A::ListGrants,
-        ("Access", "RevokeGrant") => A::RevokeGrant,
-        ("Access", "RevokeCertificate") => A::RevokeCertificate,
-        ("Access", "ListRevokedCertificates") => A::ListRevoked,
-        _ => return None,
-    };
-    Some(action)
+    Action::of_rpc(path.strip_prefix("/tessera.v1.")?)
 }
 
 #[cfg(test)]

@@ -181,7 +181,7 @@ impl KeysService {
             at_ms: self.node.now_ms(),
             created_by: identity.name().to_owned(),
         });
-        let call = WriteCall::new("Keys/CreateKey", Action::CreateKey, identity, &req);
+        let call = WriteCall::new(Action::CreateKey, identity, &req);
         key_response(self.node.write(&call, Vec::new(), command).await?)
     }
 
@@ -201,7 +201,7 @@ impl KeysService {
         req: pb::KeyWriteRequest,
         identity: &Caller,
     ) -> Result<pb::KeyResponse, ApiError> {
-        let call = WriteCall::new("Keys/RotateKey", Action::RotateKey, identity, &req);
+        let call = WriteCall::new(Action::RotateKey, identity, &req);
         self.key_write(&call, &req.key, |record| {
             let version = next_version(record)?;
             let material = record.spec.generate_material(&mut tessera_crypto::os_rng());
@@ -249,12 +249,7 @@ impl KeysService {
                 ),
             ));
         }
-        let call = WriteCall::new(
-            "Keys/ScheduleKeyDeletion",
-            Action::ScheduleKeyDeletion,
-            identity,
-            &req,
-        );
+        let call = WriteCall::new(Action::ScheduleKeyDeletion, identity, &req);
         self.key_write(&call, &req.key, |k| {
             Ok(Command::ScheduleKeyDeletion {
                 key_id: k.key_id.clone(),
@@ -268,13 +263,12 @@ impl KeysService {
     /// A write whose command needs nothing but the key's id (enable, disable, cancel).
     async fn state_change(
         &self,
-        method: &'static str,
         action: Action,
         request: GrpcRequest<pb::KeyWriteRequest>,
         make: impl Fn(KeyId) -> Command,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
         let (identity, req) = split(request)?;
-        let call = WriteCall::new(method, action, &identity, &req);
+        let call = WriteCall::new(action, &identity, &req);
         let response = self
             .key_write(&call, &req.key, |k| Ok(make(k.key_id.clone())))
             .await?;
@@ -284,7 +278,6 @@ impl KeysService {
     /// A write to one version of a key (enable, disable, destroy, minimum version).
     async fn version_write(
         &self,
-        method: &'static str,
         action: Action,
         request: GrpcRequest<pb::KeyVersionRequest>,
         make: impl Fn(KeyId, u32) -> Command,
@@ -293,7 +286,7 @@ impl KeysService {
         if req.version == 0 {
             return Err(ApiError::invalid("version", "must be at least 1").into());
         }
-        let call = WriteCall::new(method, action, &identity, &req);
+        let call = WriteCall::new(action, &identity, &req);
         let response = self
             .key_write(&call, &req.key, |k| Ok(make(k.key_id.clone(), req.version)))
             .await?;
@@ -302,7 +295,6 @@ impl KeysService {
 
     async fn alias_write(
         &self,
-        method: &'static str,
         action: Action,
         request: GrpcRequest<pb::AliasRequest>,
         make: impl Fn(AliasName, KeyId) -> Command,
@@ -310,7 +302,7 @@ impl KeysService {
         let (identity, req) = split(request)?;
         audit::notes::value("alias", &req.alias);
         let alias = AliasName::parse(&req.alias).map_err(|e| ApiError::invalid("alias", e))?;
-        let call = WriteCall::new(method, action, &identity, &req);
+        let call = WriteCall::new(action, &identity, &req);
         let response = self
             .node
             .write_for_key(&call, &req.key, |target| {
@@ -381,12 +373,7 @@ impl KeysService {
             .lifecycle()
             .import_token_ttl_seconds
             .saturating_mul(1000);
-        let call = WriteCall::new(
-            "Keys/GetImportParameters",
-            Action::GetImportParameters,
-            identity,
-            &req,
-        );
+        let call = WriteCall::new(Action::GetImportParameters, identity, &req);
         let response = self
             .node
             .write_for_key(&call, &req.key, |record| {
@@ -442,12 +429,7 @@ impl KeysService {
         identity: &Caller,
     ) -> Result<pb::KeyResponse, ApiError> {
         self.node.require_unsealed()?;
-        let call = WriteCall::new(
-            "Keys/ImportKeyMaterial",
-            Action::ImportKeyMaterial,
-            identity,
-            &req,
-        );
+        let call = WriteCall::new(Action::ImportKeyMaterial, identity, &req);
         // Arguments first: the token checks below would otherwise answer for a bad id.
         client_request_id(&req.request_id)?;
         // A retry of an import that succeeded finds its token consumed: answer with the
@@ -669,8 +651,8 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::KeyWriteRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.state_change("Keys/EnableKey", Action::EnableKey, request, |key_id| {
-            Command::EnableKey { key_id }
+        self.state_change(Action::EnableKey, request, |key_id| Command::EnableKey {
+            key_id,
         })
         .await
     }
@@ -679,8 +661,8 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::KeyWriteRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.state_change("Keys/DisableKey", Action::DisableKey, request, |key_id| {
-            Command::DisableKey { key_id }
+        self.state_change(Action::DisableKey, request, |key_id| Command::DisableKey {
+            key_id,
         })
         .await
     }
@@ -700,12 +682,9 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::KeyWriteRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.state_change(
-            "Keys/CancelKeyDeletion",
-            Action::CancelKeyDeletion,
-            request,
-            |key_id| Command::CancelKeyDeletion { key_id },
-        )
+        self.state_change(Action::CancelKeyDeletion, request, |key_id| {
+            Command::CancelKeyDeletion { key_id }
+        })
         .await
     }
 
@@ -714,7 +693,6 @@ impl Keys for KeysService {
         request: GrpcRequest<pb::KeyVersionRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
         self.version_write(
-            "Keys/SetMinDecryptionVersion",
             Action::SetMinDecryptionVersion,
             request,
             |key_id, version| Command::SetMinDecryptionVersion { key_id, version },
@@ -726,16 +704,13 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::KeyVersionRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.version_write(
-            "Keys/EnableKeyVersion",
-            Action::EnableKeyVersion,
-            request,
-            |key_id, version| Command::SetVersionEnabled {
+        self.version_write(Action::EnableKeyVersion, request, |key_id, version| {
+            Command::SetVersionEnabled {
                 key_id,
                 version,
                 enabled: true,
-            },
-        )
+            }
+        })
         .await
     }
 
@@ -743,16 +718,13 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::KeyVersionRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.version_write(
-            "Keys/DisableKeyVersion",
-            Action::DisableKeyVersion,
-            request,
-            |key_id, version| Command::SetVersionEnabled {
+        self.version_write(Action::DisableKeyVersion, request, |key_id, version| {
+            Command::SetVersionEnabled {
                 key_id,
                 version,
                 enabled: false,
-            },
-        )
+            }
+        })
         .await
     }
 
@@ -763,16 +735,13 @@ impl Keys for KeysService {
         let at_ms = self.node.now_ms();
         let version = request.get_ref().version;
         let response = self
-            .version_write(
-                "Keys/DestroyKeyVersion",
-                Action::DestroyKeyVersion,
-                request,
-                |key_id, version| Command::DestroyKeyVersion {
+            .version_write(Action::DestroyKeyVersion, request, |key_id, version| {
+                Command::DestroyKeyVersion {
                     key_id,
                     version,
                     at_ms,
-                },
-            )
+                }
+            })
             .await?;
         if let Some(key) = &response.get_ref().key {
             tracing::info!(key_id = %key.key_id, version, "key version destroyed");
@@ -794,12 +763,7 @@ impl Keys for KeysService {
         }
         let response = self
             .key_write(
-                &WriteCall::new(
-                    "Keys/UpdateKeyDescription",
-                    Action::UpdateKeyDescription,
-                    &identity,
-                    &req,
-                ),
+                &WriteCall::new(Action::UpdateKeyDescription, &identity, &req),
                 &req.key,
                 |k| {
                     Ok(Command::UpdateDescription {
@@ -823,7 +787,7 @@ impl Keys for KeysService {
         }
         let response = self
             .key_write(
-                &WriteCall::new("Keys/TagKey", Action::TagKey, &identity, &req),
+                &WriteCall::new(Action::TagKey, &identity, &req),
                 &req.key,
                 |k| {
                     Ok(Command::TagKey {
@@ -850,7 +814,7 @@ impl Keys for KeysService {
         }
         let response = self
             .key_write(
-                &WriteCall::new("Keys/UntagKey", Action::UntagKey, &identity, &req),
+                &WriteCall::new(Action::UntagKey, &identity, &req),
                 &req.key,
                 |k| {
                     Ok(Command::UntagKey {
@@ -871,12 +835,7 @@ impl Keys for KeysService {
         let period_ms = self.rotation_period(req.rotation_period_ms)?;
         let response = self
             .key_write(
-                &WriteCall::new(
-                    "Keys/SetRotationPeriod",
-                    Action::SetRotationPeriod,
-                    &identity,
-                    &req,
-                ),
+                &WriteCall::new(Action::SetRotationPeriod, &identity, &req),
                 &req.key,
                 |k| {
                     Ok(Command::SetRotationPeriod {
@@ -893,12 +852,9 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::AliasRequest>,
     ) -> Result<GrpcResponse<pb::AliasResponse>, Status> {
-        self.alias_write(
-            "Keys/CreateAlias",
-            Action::CreateAlias,
-            request,
-            |alias, key_id| Command::CreateAlias { alias, key_id },
-        )
+        self.alias_write(Action::CreateAlias, request, |alias, key_id| {
+            Command::CreateAlias { alias, key_id }
+        })
         .await
     }
 
@@ -906,12 +862,9 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::AliasRequest>,
     ) -> Result<GrpcResponse<pb::AliasResponse>, Status> {
-        self.alias_write(
-            "Keys/UpdateAlias",
-            Action::UpdateAlias,
-            request,
-            |alias, key_id| Command::UpdateAlias { alias, key_id },
-        )
+        self.alias_write(Action::UpdateAlias, request, |alias, key_id| {
+            Command::UpdateAlias { alias, key_id }
+        })
         .await
     }
 
@@ -936,7 +889,7 @@ impl Keys for KeysService {
             Some(&target),
             &BTreeMap::new(),
         )?;
-        let call = WriteCall::new("Keys/DeleteAlias", Action::DeleteAlias, &identity, &req);
+        let call = WriteCall::new(Action::DeleteAlias, &identity, &req);
         match self
             .node
             .write(&call, Vec::new(), Command::DeleteAlias { alias })
