@@ -8,7 +8,8 @@ use tessera_crypto::{wrap, KeySpec};
 use tessera_proto::v1 as pb;
 use tessera_proto::v1::keys_server::Keys;
 use tessera_state::key::{
-    import_token_aad, validate_tag_key, validate_tag_value, validate_tags, KeyOrigin, KeyState,
+    export_aad, import_aad, import_token_aad, validate_tag_key, validate_tag_value, validate_tags,
+    KeyOrigin, KeyState,
 };
 use tessera_state::{
     AliasName, ApplyError, Command, ImportToken, KeyFilter, KeyId, KeyName, KeyRecord, NewKey,
@@ -33,16 +34,6 @@ pub const MAX_PAGE_SIZE: usize = 1000;
 pub const WRAPPING_ALGORITHM: &str = "X25519_HKDF_SHA256_AES_256_GCM";
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-/// AAD binding imported material to its key.
-pub fn import_aad(key_id: &KeyId) -> Vec<u8> {
-    format!("tessera/import/{key_id}").into_bytes()
-}
-
-/// AAD binding exported material to its key and version.
-pub fn export_aad(key_id: &KeyId, version: u32) -> Vec<u8> {
-    format!("tessera/export/{key_id}/v{version}").into_bytes()
-}
 
 /// Implements `tessera.v1.Keys`.
 pub struct KeysService {
