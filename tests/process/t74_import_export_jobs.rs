@@ -79,13 +79,8 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
         let recipient = wrap::parse_x25519_public_key(&params.public_key).unwrap();
         let material = [0x42u8; 32];
         let aad = import_aad(&KeyId::parse(&key.key_id).unwrap());
-        let wrapped = wrap::wrap(
-            &recipient,
-            &aad,
-            &material,
-            &mut tessera_crypto::os_rng(),
-        )
-        .unwrap();
+        let wrapped =
+            wrap::wrap(&recipient, &aad, &material, &mut tessera_crypto::os_rng()).unwrap();
 
         // Wrong token, wrong AAD, wrong length: refused precisely; nothing imported.
         let import = |token: &str, wrapped: Vec<u8>| pb::ImportKeyMaterialRequest {
@@ -121,13 +116,8 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
             "INVALID_ARGUMENT",
             "cannot be unwrapped",
         );
-        let short = wrap::wrap(
-            &recipient,
-            &aad,
-            &[1u8; 16],
-            &mut tessera_crypto::os_rng(),
-        )
-        .unwrap();
+        let short =
+            wrap::wrap(&recipient, &aad, &[1u8; 16], &mut tessera_crypto::os_rng()).unwrap();
         let err = k
             .import_key_material(import(&params.import_token, short))
             .await
