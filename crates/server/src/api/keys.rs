@@ -1,6 +1,7 @@
 //! `tessera.v1.Keys`: key lifecycle, versions, aliases, tags, BYOK import and export.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -88,6 +89,33 @@ fn tag_filter(key: &str, value: &str) -> Result<Option<(String, Option<String>)>
     )))
 }
 
+/// A key description, at most [`MAX_DESCRIPTION_BYTES`] long: the one check for every call
+/// that sets one.
+fn description(text: &str) -> Result<String, ApiError> {
+    if text.len() > MAX_DESCRIPTION_BYTES {
+        return Err(ApiError::invalid(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_BYTES} bytes"),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// The one layer between the generated trait and the handlers: takes the caller and the
+/// message out of the gRPC request, runs `handler`, and answers with its message or its error
+/// as a status. Every handler is an inherent method of [`KeysService`] that owns its checks
+/// (serving, arguments, authorisation) in that order.
+async fn serve<Req, Resp, Fut>(
+    request: GrpcRequest<Req>,
+    handler: impl FnOnce(Req, Caller) -> Fut,
+) -> Result<GrpcResponse<Resp>, Status>
+where
+    Fut: Future<Output = Result<Resp, ApiError>>,
+{
+    let (caller, req) = split(request)?;
+    Ok(GrpcResponse::new(handler(req, caller).await?))
+}
+
 impl KeysService {
     /// A service over `node`.
     pub fn new(node: Arc<Node>) -> Self {
@@ -140,12 +168,7 @@ impl KeysService {
             "EXTERNAL" => KeyOrigin::External,
             other => return Err(ApiError::not_one_of("origin", other, "TESSERA or EXTERNAL")),
         };
-        if req.description.len() > MAX_DESCRIPTION_BYTES {
-            return Err(ApiError::invalid(
-                "description",
-                format!("must be at most {MAX_DESCRIPTION_BYTES} bytes"),
-            ));
-        }
+        let description = description(&req.description)?;
         let mut id_bytes = [0u8; 16];
         rand_fill(&mut id_bytes);
         let key_id = KeyId::from_random_bytes(id_bytes);
@@ -164,7 +187,7 @@ impl KeysService {
             name,
             spec,
             origin,
-            description: req.description.clone(),
+            description,
             sealed_material,
             rotation_period_ms: self.rotation_period(req.rotation_period_ms)?,
             exportable: req.exportable,
@@ -173,7 +196,11 @@ impl KeysService {
             created_by: identity.name().to_owned(),
         });
         let call = WriteCall::new(Action::CreateKey, identity, &req);
-        key_response(self.node.write(&call, Vec::new(), command).await?)
+        let response = key_response(self.node.write(&call, Vec::new(), command).await?)?;
+        if let Some(key) = &response.key {
+            tracing::info!(key_id = %key.key_id, name = %key.name, spec = %key.spec, "key created");
+        }
+        Ok(response)
     }
 
     /// Proposes the command `build` makes for the key `key` names (see
@@ -255,56 +282,241 @@ impl KeysService {
     async fn state_change(
         &self,
         action: Action,
-        request: GrpcRequest<pb::KeyWriteRequest>,
+        req: pb::KeyWriteRequest,
+        identity: &Caller,
         make: impl Fn(KeyId) -> Command,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let (identity, req) = split(request)?;
-        let call = WriteCall::new(action, &identity, &req);
-        let response = self
-            .key_write(&call, &req.key, |k| Ok(make(k.key_id.clone())))
-            .await?;
-        Ok(GrpcResponse::new(response))
+    ) -> Result<pb::KeyResponse, ApiError> {
+        let call = WriteCall::new(action, identity, &req);
+        self.key_write(&call, &req.key, |k| Ok(make(k.key_id.clone())))
+            .await
     }
 
     /// A write to one version of a key (enable, disable, destroy, minimum version).
     async fn version_write(
         &self,
         action: Action,
-        request: GrpcRequest<pb::KeyVersionRequest>,
+        req: pb::KeyVersionRequest,
+        identity: &Caller,
         make: impl Fn(KeyId, u32) -> Command,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let (identity, req) = split(request)?;
+    ) -> Result<pb::KeyResponse, ApiError> {
         if req.version == 0 {
-            return Err(ApiError::invalid("version", "must be at least 1").into());
+            return Err(ApiError::invalid("version", "must be at least 1"));
         }
-        let call = WriteCall::new(action, &identity, &req);
+        let call = WriteCall::new(action, identity, &req);
+        self.key_write(&call, &req.key, |k| Ok(make(k.key_id.clone(), req.version)))
+            .await
+    }
+
+    async fn destroy_version(
+        &self,
+        req: pb::KeyVersionRequest,
+        identity: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        let at_ms = self.node.now_ms();
+        let version = req.version;
         let response = self
-            .key_write(&call, &req.key, |k| Ok(make(k.key_id.clone(), req.version)))
+            .version_write(
+                Action::DestroyKeyVersion,
+                req,
+                identity,
+                |key_id, version| Command::DestroyKeyVersion {
+                    key_id,
+                    version,
+                    at_ms,
+                },
+            )
             .await?;
-        Ok(GrpcResponse::new(response))
+        if let Some(key) = &response.key {
+            tracing::info!(key_id = %key.key_id, version, "key version destroyed");
+        }
+        Ok(response)
+    }
+
+    async fn update_description(
+        &self,
+        req: pb::UpdateKeyDescriptionRequest,
+        identity: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        let description = description(&req.description)?;
+        let call = WriteCall::new(Action::UpdateKeyDescription, identity, &req);
+        self.key_write(&call, &req.key, |k| {
+            Ok(Command::UpdateDescription {
+                key_id: k.key_id.clone(),
+                description: description.clone(),
+            })
+        })
+        .await
+    }
+
+    async fn tag(
+        &self,
+        req: pb::TagKeyRequest,
+        identity: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        let new_tags = tags(&req.tags)?;
+        if new_tags.is_empty() {
+            return Err(ApiError::invalid("tags", "give at least one tag"));
+        }
+        let call = WriteCall::new(Action::TagKey, identity, &req);
+        self.key_write(&call, &req.key, |k| {
+            Ok(Command::TagKey {
+                key_id: k.key_id.clone(),
+                tags: new_tags.clone(),
+            })
+        })
+        .await
+    }
+
+    async fn untag(
+        &self,
+        req: pb::UntagKeyRequest,
+        identity: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        if req.tag_keys.is_empty() {
+            return Err(ApiError::invalid("tag_keys", "give at least one tag key"));
+        }
+        for key in &req.tag_keys {
+            audit::notes::value("tag_key", key);
+            validate_tag_key(key).map_err(|reason| ApiError::invalid("tag_keys", reason))?;
+        }
+        let call = WriteCall::new(Action::UntagKey, identity, &req);
+        self.key_write(&call, &req.key, |k| {
+            Ok(Command::UntagKey {
+                key_id: k.key_id.clone(),
+                tag_keys: req.tag_keys.clone(),
+            })
+        })
+        .await
+    }
+
+    async fn set_rotation(
+        &self,
+        req: pb::SetRotationPeriodRequest,
+        identity: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        let period_ms = self.rotation_period(req.rotation_period_ms)?;
+        let call = WriteCall::new(Action::SetRotationPeriod, identity, &req);
+        self.key_write(&call, &req.key, |k| {
+            Ok(Command::SetRotationPeriod {
+                key_id: k.key_id.clone(),
+                period_ms,
+            })
+        })
+        .await
     }
 
     async fn alias_write(
         &self,
         action: Action,
-        request: GrpcRequest<pb::AliasRequest>,
+        req: pb::AliasRequest,
+        identity: &Caller,
         make: impl Fn(AliasName, KeyId) -> Command,
-    ) -> Result<GrpcResponse<pb::AliasResponse>, Status> {
-        let (identity, req) = split(request)?;
+    ) -> Result<pb::AliasResponse, ApiError> {
         audit::notes::value("alias", &req.alias);
         let alias = AliasName::parse(&req.alias).map_err(|e| ApiError::invalid("alias", e))?;
-        let call = WriteCall::new(action, &identity, &req);
+        let call = WriteCall::new(action, identity, &req);
         let response = self
             .node
             .write_for_key(&call, &req.key, |target| {
                 Ok(make(alias.clone(), target.key_id.clone()))
             })
             .await?;
-        Ok(GrpcResponse::new(alias_response(response)?))
+        alias_response(response)
     }
 
-    fn list(&self, req: &pb::ListKeysRequest) -> Result<pb::ListKeysResponse, ApiError> {
-        self.node.serving_now()?;
+    async fn delete_alias(
+        &self,
+        req: pb::DeleteAliasRequest,
+        identity: &Caller,
+    ) -> Result<pb::DeleteAliasResponse, ApiError> {
+        audit::notes::value("alias", &req.alias);
+        let alias = AliasName::parse(&req.alias).map_err(|e| ApiError::invalid("alias", e))?;
+        // Arguments first, then the alias' key, which the caller must be allowed to act on.
+        client_request_id(&req.request_id)?;
+        let target = match self.node.resolve_key(&alias.to_string()).await {
+            Err(ApiError::KeyNotFound { .. }) => {
+                return Err(ApiError::Rejected(ApplyError::AliasNotFound { alias }))
+            }
+            other => other?,
+        };
+        self.node.authorize(
+            identity,
+            Action::DeleteAlias,
+            Some(&target),
+            &BTreeMap::new(),
+        )?;
+        let call = WriteCall::new(Action::DeleteAlias, identity, &req);
+        match self
+            .node
+            .write(&call, Vec::new(), Command::DeleteAlias { alias })
+            .await?
+        {
+            Response::AliasDeleted { alias } => Ok(pb::DeleteAliasResponse {
+                alias: alias.to_string(),
+            }),
+            _ => Err(ApiError::Internal("an alias command returned no alias")),
+        }
+    }
+
+    async fn describe(
+        &self,
+        req: pb::DescribeKeyRequest,
+        caller: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        self.node.require_serving().await?;
+        match req.consistency.as_str() {
+            "" | "LEASE" => {}
+            "LINEARIZABLE" => self.node.raft().read_barrier().await?,
+            other => {
+                return Err(ApiError::not_one_of(
+                    "consistency",
+                    other,
+                    "LEASE or LINEARIZABLE",
+                ))
+            }
+        }
+        let record = self.node.resolve_key(&req.key).await?;
+        self.node
+            .authorize(caller, Action::DescribeKey, Some(&record), &BTreeMap::new())?;
+        Ok(pb::KeyResponse {
+            key: Some(key_to_proto(&self.node.key_metadata(&record))),
+        })
+    }
+
+    async fn list_aliases(
+        &self,
+        req: pb::ListAliasesRequest,
+        caller: &Caller,
+    ) -> Result<pb::ListAliasesResponse, ApiError> {
+        self.node.require_serving().await?;
+        self.node
+            .authorize(caller, Action::ListAliases, None, &BTreeMap::new())?;
+        let only = if req.key.is_empty() {
+            None
+        } else {
+            Some(self.node.resolve_key(&req.key).await?.key_id)
+        };
+        let shared = self.node.raft().shared().read();
+        let aliases = shared
+            .state
+            .aliases()
+            .filter(|(_, target)| only.as_ref().is_none_or(|k| k == *target))
+            .map(|(alias, key_id)| pb::AliasResponse {
+                alias: alias.to_string(),
+                key_id: key_id.to_string(),
+            })
+            .collect();
+        Ok(pb::ListAliasesResponse { aliases })
+    }
+
+    async fn list(
+        &self,
+        req: pb::ListKeysRequest,
+        caller: &Caller,
+    ) -> Result<pb::ListKeysResponse, ApiError> {
+        self.node.require_serving().await?;
+        self.node
+            .authorize(caller, Action::ListKeys, None, &BTreeMap::new())?;
         let limit = match req.page_size {
             0 => DEFAULT_PAGE_SIZE,
             n => usize::try_from(n)
@@ -415,6 +627,19 @@ impl KeysService {
     }
 
     async fn import_material(
+        &self,
+        req: pb::ImportKeyMaterialRequest,
+        identity: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        let response = self.import_material_once(req, identity).await?;
+        if let Some(key) = &response.key {
+            tracing::info!(key_id = %key.key_id, version = key.primary_version, "key material imported");
+        }
+        Ok(response)
+    }
+
+    /// [`Self::import_material`] without its log line (a retry answers from here too).
+    async fn import_material_once(
         &self,
         req: pb::ImportKeyMaterialRequest,
         identity: &Caller,
@@ -578,72 +803,51 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::CreateKeyRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let identity = Caller::of(&request)?;
-        let response = self.create(request.into_inner(), &identity).await?;
-        if let Some(key) = &response.key {
-            tracing::info!(key_id = %key.key_id, name = %key.name, spec = %key.spec, "key created");
-        }
-        Ok(GrpcResponse::new(response))
+        serve(request, |req, caller| async move {
+            self.create(req, &caller).await
+        })
+        .await
     }
 
     async fn describe_key(
         &self,
         request: GrpcRequest<pb::DescribeKeyRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.node.require_serving().await?;
-        let (caller, req) = split(request)?;
-        match req.consistency.as_str() {
-            "" | "LEASE" => {}
-            "LINEARIZABLE" => self
-                .node
-                .raft()
-                .read_barrier()
-                .await
-                .map_err(ApiError::from)?,
-            other => {
-                return Err(
-                    ApiError::not_one_of("consistency", other, "LEASE or LINEARIZABLE").into(),
-                )
-            }
-        }
-        let record = self.node.resolve_key(&req.key).await?;
-        self.node.authorize(
-            &caller,
-            Action::DescribeKey,
-            Some(&record),
-            &BTreeMap::new(),
-        )?;
-        Ok(GrpcResponse::new(pb::KeyResponse {
-            key: Some(key_to_proto(&self.node.key_metadata(&record))),
-        }))
+        serve(request, |req, caller| async move {
+            self.describe(req, &caller).await
+        })
+        .await
     }
 
     async fn list_keys(
         &self,
         request: GrpcRequest<pb::ListKeysRequest>,
     ) -> Result<GrpcResponse<pb::ListKeysResponse>, Status> {
-        let (caller, req) = split(request)?;
-        self.node
-            .authorize(&caller, Action::ListKeys, None, &BTreeMap::new())?;
-        Ok(GrpcResponse::new(self.list(&req)?))
+        serve(request, |req, caller| async move {
+            self.list(req, &caller).await
+        })
+        .await
     }
 
     async fn rotate_key(
         &self,
         request: GrpcRequest<pb::KeyWriteRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let identity = Caller::of(&request)?;
-        Ok(GrpcResponse::new(
-            self.rotate(request.into_inner(), &identity).await?,
-        ))
+        serve(request, |req, caller| async move {
+            self.rotate(req, &caller).await
+        })
+        .await
     }
 
     async fn enable_key(
         &self,
         request: GrpcRequest<pb::KeyWriteRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.state_change(Action::EnableKey, request, |key_id| Command::EnableKey {
-            key_id,
+        serve(request, |req, caller| async move {
+            self.state_change(Action::EnableKey, req, &caller, |key_id| {
+                Command::EnableKey { key_id }
+            })
+            .await
         })
         .await
     }
@@ -652,8 +856,11 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::KeyWriteRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.state_change(Action::DisableKey, request, |key_id| Command::DisableKey {
-            key_id,
+        serve(request, |req, caller| async move {
+            self.state_change(Action::DisableKey, req, &caller, |key_id| {
+                Command::DisableKey { key_id }
+            })
+            .await
         })
         .await
     }
@@ -662,19 +869,21 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::ScheduleKeyDeletionRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let identity = Caller::of(&request)?;
-        Ok(GrpcResponse::new(
-            self.schedule_deletion(request.into_inner(), &identity)
-                .await?,
-        ))
+        serve(request, |req, caller| async move {
+            self.schedule_deletion(req, &caller).await
+        })
+        .await
     }
 
     async fn cancel_key_deletion(
         &self,
         request: GrpcRequest<pb::KeyWriteRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.state_change(Action::CancelKeyDeletion, request, |key_id| {
-            Command::CancelKeyDeletion { key_id }
+        serve(request, |req, caller| async move {
+            self.state_change(Action::CancelKeyDeletion, req, &caller, |key_id| {
+                Command::CancelKeyDeletion { key_id }
+            })
+            .await
         })
         .await
     }
@@ -683,11 +892,15 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::KeyVersionRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.version_write(
-            Action::SetMinDecryptionVersion,
-            request,
-            |key_id, version| Command::SetMinDecryptionVersion { key_id, version },
-        )
+        serve(request, |req, caller| async move {
+            self.version_write(
+                Action::SetMinDecryptionVersion,
+                req,
+                &caller,
+                |key_id, version| Command::SetMinDecryptionVersion { key_id, version },
+            )
+            .await
+        })
         .await
     }
 
@@ -695,12 +908,15 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::KeyVersionRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.version_write(Action::EnableKeyVersion, request, |key_id, version| {
-            Command::SetVersionEnabled {
-                key_id,
-                version,
-                enabled: true,
-            }
+        serve(request, |req, caller| async move {
+            self.version_write(Action::EnableKeyVersion, req, &caller, |key_id, version| {
+                Command::SetVersionEnabled {
+                    key_id,
+                    version,
+                    enabled: true,
+                }
+            })
+            .await
         })
         .await
     }
@@ -709,12 +925,18 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::KeyVersionRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.version_write(Action::DisableKeyVersion, request, |key_id, version| {
-            Command::SetVersionEnabled {
-                key_id,
-                version,
-                enabled: false,
-            }
+        serve(request, |req, caller| async move {
+            self.version_write(
+                Action::DisableKeyVersion,
+                req,
+                &caller,
+                |key_id, version| Command::SetVersionEnabled {
+                    key_id,
+                    version,
+                    enabled: false,
+                },
+            )
+            .await
         })
         .await
     }
@@ -723,128 +945,61 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::KeyVersionRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let at_ms = self.node.now_ms();
-        let version = request.get_ref().version;
-        let response = self
-            .version_write(Action::DestroyKeyVersion, request, |key_id, version| {
-                Command::DestroyKeyVersion {
-                    key_id,
-                    version,
-                    at_ms,
-                }
-            })
-            .await?;
-        if let Some(key) = &response.get_ref().key {
-            tracing::info!(key_id = %key.key_id, version, "key version destroyed");
-        }
-        Ok(response)
+        serve(request, |req, caller| async move {
+            self.destroy_version(req, &caller).await
+        })
+        .await
     }
 
     async fn update_key_description(
         &self,
         request: GrpcRequest<pb::UpdateKeyDescriptionRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let (identity, req) = split(request)?;
-        if req.description.len() > MAX_DESCRIPTION_BYTES {
-            return Err(ApiError::invalid(
-                "description",
-                format!("must be at most {MAX_DESCRIPTION_BYTES} bytes"),
-            )
-            .into());
-        }
-        let response = self
-            .key_write(
-                &WriteCall::new(Action::UpdateKeyDescription, &identity, &req),
-                &req.key,
-                |k| {
-                    Ok(Command::UpdateDescription {
-                        key_id: k.key_id.clone(),
-                        description: req.description.clone(),
-                    })
-                },
-            )
-            .await?;
-        Ok(GrpcResponse::new(response))
+        serve(request, |req, caller| async move {
+            self.update_description(req, &caller).await
+        })
+        .await
     }
 
     async fn tag_key(
         &self,
         request: GrpcRequest<pb::TagKeyRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let (identity, req) = split(request)?;
-        let new_tags = tags(&req.tags)?;
-        if new_tags.is_empty() {
-            return Err(ApiError::invalid("tags", "give at least one tag").into());
-        }
-        let response = self
-            .key_write(
-                &WriteCall::new(Action::TagKey, &identity, &req),
-                &req.key,
-                |k| {
-                    Ok(Command::TagKey {
-                        key_id: k.key_id.clone(),
-                        tags: new_tags.clone(),
-                    })
-                },
-            )
-            .await?;
-        Ok(GrpcResponse::new(response))
+        serve(request, |req, caller| async move {
+            self.tag(req, &caller).await
+        })
+        .await
     }
 
     async fn untag_key(
         &self,
         request: GrpcRequest<pb::UntagKeyRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let (identity, req) = split(request)?;
-        if req.tag_keys.is_empty() {
-            return Err(ApiError::invalid("tag_keys", "give at least one tag key").into());
-        }
-        for key in &req.tag_keys {
-            audit::notes::value("tag_key", key);
-            validate_tag_key(key).map_err(|reason| ApiError::invalid("tag_keys", reason))?;
-        }
-        let response = self
-            .key_write(
-                &WriteCall::new(Action::UntagKey, &identity, &req),
-                &req.key,
-                |k| {
-                    Ok(Command::UntagKey {
-                        key_id: k.key_id.clone(),
-                        tag_keys: req.tag_keys.clone(),
-                    })
-                },
-            )
-            .await?;
-        Ok(GrpcResponse::new(response))
+        serve(request, |req, caller| async move {
+            self.untag(req, &caller).await
+        })
+        .await
     }
 
     async fn set_rotation_period(
         &self,
         request: GrpcRequest<pb::SetRotationPeriodRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let (identity, req) = split(request)?;
-        let period_ms = self.rotation_period(req.rotation_period_ms)?;
-        let response = self
-            .key_write(
-                &WriteCall::new(Action::SetRotationPeriod, &identity, &req),
-                &req.key,
-                |k| {
-                    Ok(Command::SetRotationPeriod {
-                        key_id: k.key_id.clone(),
-                        period_ms,
-                    })
-                },
-            )
-            .await?;
-        Ok(GrpcResponse::new(response))
+        serve(request, |req, caller| async move {
+            self.set_rotation(req, &caller).await
+        })
+        .await
     }
 
     async fn create_alias(
         &self,
         request: GrpcRequest<pb::AliasRequest>,
     ) -> Result<GrpcResponse<pb::AliasResponse>, Status> {
-        self.alias_write(Action::CreateAlias, request, |alias, key_id| {
-            Command::CreateAlias { alias, key_id }
+        serve(request, |req, caller| async move {
+            self.alias_write(Action::CreateAlias, req, &caller, |alias, key_id| {
+                Command::CreateAlias { alias, key_id }
+            })
+            .await
         })
         .await
     }
@@ -853,8 +1008,11 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::AliasRequest>,
     ) -> Result<GrpcResponse<pb::AliasResponse>, Status> {
-        self.alias_write(Action::UpdateAlias, request, |alias, key_id| {
-            Command::UpdateAlias { alias, key_id }
+        serve(request, |req, caller| async move {
+            self.alias_write(Action::UpdateAlias, req, &caller, |alias, key_id| {
+                Command::UpdateAlias { alias, key_id }
+            })
+            .await
         })
         .await
     }
@@ -863,89 +1021,67 @@ impl Keys for KeysService {
         &self,
         request: GrpcRequest<pb::DeleteAliasRequest>,
     ) -> Result<GrpcResponse<pb::DeleteAliasResponse>, Status> {
-        let (identity, req) = split(request)?;
-        audit::notes::value("alias", &req.alias);
-        let alias = AliasName::parse(&req.alias).map_err(|e| ApiError::invalid("alias", e))?;
-        // Arguments first, then the alias' key, which the caller must be allowed to act on.
-        client_request_id(&req.request_id)?;
-        let target = match self.node.resolve_key(&alias.to_string()).await {
-            Err(ApiError::KeyNotFound { .. }) => {
-                return Err(ApiError::Rejected(ApplyError::AliasNotFound { alias }).into())
-            }
-            other => other?,
-        };
-        self.node.authorize(
-            &identity,
-            Action::DeleteAlias,
-            Some(&target),
-            &BTreeMap::new(),
-        )?;
-        let call = WriteCall::new(Action::DeleteAlias, &identity, &req);
-        match self
-            .node
-            .write(&call, Vec::new(), Command::DeleteAlias { alias })
-            .await?
-        {
-            Response::AliasDeleted { alias } => Ok(GrpcResponse::new(pb::DeleteAliasResponse {
-                alias: alias.to_string(),
-            })),
-            _ => Err(ApiError::Internal("an alias command returned no alias").into()),
-        }
+        serve(request, |req, caller| async move {
+            KeysService::delete_alias(self, req, &caller).await
+        })
+        .await
     }
 
     async fn list_aliases(
         &self,
         request: GrpcRequest<pb::ListAliasesRequest>,
     ) -> Result<GrpcResponse<pb::ListAliasesResponse>, Status> {
-        self.node.require_serving().await?;
-        let (caller, req) = split(request)?;
-        self.node
-            .authorize(&caller, Action::ListAliases, None, &BTreeMap::new())?;
-        let only = if req.key.is_empty() {
-            None
-        } else {
-            Some(self.node.resolve_key(&req.key).await?.key_id)
-        };
-        let shared = self.node.raft().shared().read();
-        let aliases = shared
-            .state
-            .aliases()
-            .filter(|(_, target)| only.as_ref().is_none_or(|k| k == *target))
-            .map(|(alias, key_id)| pb::AliasResponse {
-                alias: alias.to_string(),
-                key_id: key_id.to_string(),
-            })
-            .collect();
-        Ok(GrpcResponse::new(pb::ListAliasesResponse { aliases }))
+        serve(request, |req, caller| async move {
+            KeysService::list_aliases(self, req, &caller).await
+        })
+        .await
     }
 
     async fn get_import_parameters(
         &self,
         request: GrpcRequest<pb::KeyWriteRequest>,
     ) -> Result<GrpcResponse<pb::ImportParameters>, Status> {
-        let (identity, req) = split(request)?;
-        Ok(GrpcResponse::new(
-            self.import_parameters(req, &identity).await?,
-        ))
+        serve(request, |req, caller| async move {
+            self.import_parameters(req, &caller).await
+        })
+        .await
     }
 
     async fn import_key_material(
         &self,
         request: GrpcRequest<pb::ImportKeyMaterialRequest>,
     ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let (identity, req) = split(request)?;
-        let response = self.import_material(req, &identity).await?;
-        if let Some(key) = &response.key {
-            tracing::info!(key_id = %key.key_id, version = key.primary_version, "key material imported");
-        }
-        Ok(GrpcResponse::new(response))
+        serve(request, |req, caller| async move {
+            self.import_material(req, &caller).await
+        })
+        .await
     }
 
     async fn export_key(
         &self,
         request: GrpcRequest<pb::ExportKeyRequest>,
     ) -> Result<GrpcResponse<pb::ExportKeyResponse>, Status> {
-        let (caller, req) = split(request)?;
-        Ok(GrpcResponse::new(self.export(req, &caller).await?))
+        serve(request, |req, caller| async move {
+            self.export(req, &caller).await
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_description_is_checked_against_one_limit() {
+        let longest = "d".repeat(MAX_DESCRIPTION_BYTES);
+        assert_eq!(description(&longest).unwrap(), longest);
+        let err = description(&format!("{longest}d")).unwrap_err();
+        assert!(
+            err.to_string().contains("description"),
+            "names the field: {err}"
+        );
     }
 }
