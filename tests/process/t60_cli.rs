@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tessera_testkit::ports::dev_base_port;
-use tessera_testkit::process::alive;
+use tessera_testkit::process::{alive, wait_gone};
 use tessera_testkit::{exclusive, wait_for, ClusterOptions, TestCluster};
 
 use crate::tessera;
@@ -251,29 +251,35 @@ async fn t60_json_documents_exit_codes_and_errors() {
     assert_eq!(error_document(&out)["error"]["code"], "UNAVAILABLE");
 }
 
+/// `tessera dev` with `nodes` nodes in `dir` from `base_port`, printing its summary as JSON on
+/// a piped standard output.
+fn spawn_dev(dir: &Path, nodes: u64, base_port: u16, stderr: Stdio) -> std::process::Child {
+    Command::new(tessera())
+        .args([
+            "dev",
+            "--nodes",
+            &nodes.to_string(),
+            "-o",
+            "json",
+            "--base-port",
+        ])
+        .arg(base_port.to_string())
+        .arg("--dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn t61_dev_starts_a_three_node_cluster_and_stops_it_on_sigterm() {
     // Shares the cluster lock: a dev cluster is as heavy as a test cluster.
     let _serial = exclusive();
     let dir = tempfile::tempdir().unwrap();
     let base = dev_base_port(3);
-    let mut dev = Command::new(tessera())
-        .args([
-            "dev",
-            "--nodes",
-            "3",
-            "-o",
-            "json",
-            "--base-port",
-            &base.to_string(),
-            "--dir",
-        ])
-        .arg(dir.path().join("dev"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut dev = spawn_dev(&dir.path().join("dev"), 3, base, Stdio::piped());
     // Every stderr line, drained so that dev never blocks on a full pipe.
     let (err_tx, err_rx) = std::sync::mpsc::channel::<String>();
     let stderr = dev.stderr.take().unwrap();
@@ -438,24 +444,7 @@ async fn t61_dev_starts_a_three_node_cluster_and_stops_it_on_sigterm() {
 async fn t63_nodes_exit_when_tessera_dev_is_killed_outright() {
     let _serial = exclusive();
     let dir = tempfile::tempdir().unwrap();
-    let base = dev_base_port(2);
-    let mut dev = Command::new(tessera())
-        .args([
-            "dev",
-            "--nodes",
-            "2",
-            "-o",
-            "json",
-            "--base-port",
-            &base.to_string(),
-            "--dir",
-        ])
-        .arg(dir.path().join("dev"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut dev = spawn_dev(&dir.path().join("dev"), 2, dev_base_port(2), Stdio::null());
     let stdout = dev.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -474,17 +463,6 @@ async fn t63_nodes_exit_when_tessera_dev_is_killed_outright() {
     assert!(line.is_ok(), "dev did not come up");
     assert_eq!(pids.len(), 2);
     for pid in pids {
-        wait_for(
-            &format!("node process {pid} to exit"),
-            Duration::from_secs(60),
-            || async move {
-                if alive(pid) {
-                    Err("alive")
-                } else {
-                    Ok(())
-                }
-            },
-        )
-        .await;
+        wait_gone(pid, Duration::from_secs(60)).await;
     }
 }

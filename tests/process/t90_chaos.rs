@@ -8,7 +8,7 @@ use std::time::Duration;
 use tessera_chaos::run::{run, RunConfig};
 use tessera_chaos::schedule::FaultKind;
 use tessera_launcher::published_addresses;
-use tessera_testkit::process::alive;
+use tessera_testkit::process::wait_gone;
 use tessera_testkit::{exclusive, wait_for};
 
 use crate::tessera;
@@ -95,18 +95,7 @@ async fn t90_a_cancelled_chaos_run_leaves_no_process_port_or_directory() {
     assert!(running.await.unwrap_err().is_cancelled());
 
     for (pid, api) in nodes {
-        wait_for(
-            &format!("node process {pid} to be gone"),
-            Duration::from_secs(30),
-            || async move {
-                if alive(pid) {
-                    Err("alive")
-                } else {
-                    Ok(())
-                }
-            },
-        )
-        .await;
+        wait_gone(pid, Duration::from_secs(30)).await;
         assert!(
             std::net::TcpStream::connect(api).is_err(),
             "{api} still accepts connections"

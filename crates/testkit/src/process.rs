@@ -106,6 +106,21 @@ pub fn alive(pid: u32) -> bool {
     i32::try_from(pid).is_ok_and(|pid| kill(Pid::from_raw(pid), None).is_ok())
 }
 
+/// Waits until no process `pid` exists, for at most `timeout`.
+///
+/// # Panics
+/// If it still exists after `timeout`.
+pub async fn wait_gone(pid: u32, timeout: Duration) {
+    crate::wait_for(&format!("process {pid} to exit"), timeout, || async move {
+        if alive(pid) {
+            Err("alive")
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+}
+
 /// The last `lines` lines of a file, for failure reports.
 pub fn tail(path: &PathBuf, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
