@@ -1,7 +1,6 @@
 //! `tessera.v1.Keys`: key lifecycle, versions, aliases, tags, BYOK import and export.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -99,21 +98,6 @@ fn description(text: &str) -> Result<String, ApiError> {
         ));
     }
     Ok(text.to_owned())
-}
-
-/// The one layer between the generated trait and the handlers: takes the caller and the
-/// message out of the gRPC request, runs `handler`, and answers with its message or its error
-/// as a status. Every handler is an inherent method of [`KeysService`] that owns its checks
-/// (serving, arguments, authorisation) in that order.
-async fn serve<Req, Resp, Fut>(
-    request: GrpcRequest<Req>,
-    handler: impl FnOnce(Req, Caller) -> Fut,
-) -> Result<GrpcResponse<Resp>, Status>
-where
-    Fut: Future<Output = Result<Resp, ApiError>>,
-{
-    let (caller, req) = split(request)?;
-    Ok(GrpcResponse::new(handler(req, caller).await?))
 }
 
 impl KeysService {
@@ -424,7 +408,7 @@ impl KeysService {
         alias_response(response)
     }
 
-    async fn delete_alias(
+    async fn remove_alias(
         &self,
         req: pb::DeleteAliasRequest,
         identity: &Caller,
@@ -483,7 +467,7 @@ impl KeysService {
         })
     }
 
-    async fn list_aliases(
+    async fn aliases(
         &self,
         req: pb::ListAliasesRequest,
         caller: &Caller,
@@ -507,6 +491,113 @@ impl KeysService {
             })
             .collect();
         Ok(pb::ListAliasesResponse { aliases })
+    }
+
+    async fn enable(
+        &self,
+        req: pb::KeyWriteRequest,
+        caller: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        self.state_change(Action::EnableKey, req, caller, |key_id| {
+            Command::EnableKey { key_id }
+        })
+        .await
+    }
+
+    async fn disable(
+        &self,
+        req: pb::KeyWriteRequest,
+        caller: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        self.state_change(Action::DisableKey, req, caller, |key_id| {
+            Command::DisableKey { key_id }
+        })
+        .await
+    }
+
+    async fn cancel_deletion(
+        &self,
+        req: pb::KeyWriteRequest,
+        caller: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        self.state_change(Action::CancelKeyDeletion, req, caller, |key_id| {
+            Command::CancelKeyDeletion { key_id }
+        })
+        .await
+    }
+
+    async fn set_min_version(
+        &self,
+        req: pb::KeyVersionRequest,
+        caller: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        self.version_write(
+            Action::SetMinDecryptionVersion,
+            req,
+            caller,
+            |key_id, version| Command::SetMinDecryptionVersion { key_id, version },
+        )
+        .await
+    }
+
+    /// Enables (`enabled`) or disables one version of a key.
+    async fn set_version_enabled(
+        &self,
+        req: pb::KeyVersionRequest,
+        caller: &Caller,
+        enabled: bool,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        let action = if enabled {
+            Action::EnableKeyVersion
+        } else {
+            Action::DisableKeyVersion
+        };
+        self.version_write(action, req, caller, |key_id, version| {
+            Command::SetVersionEnabled {
+                key_id,
+                version,
+                enabled,
+            }
+        })
+        .await
+    }
+
+    async fn enable_version(
+        &self,
+        req: pb::KeyVersionRequest,
+        caller: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        self.set_version_enabled(req, caller, true).await
+    }
+
+    async fn disable_version(
+        &self,
+        req: pb::KeyVersionRequest,
+        caller: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        self.set_version_enabled(req, caller, false).await
+    }
+
+    async fn new_alias(
+        &self,
+        req: pb::AliasRequest,
+        caller: &Caller,
+    ) -> Result<pb::AliasResponse, ApiError> {
+        self.alias_write(Action::CreateAlias, req, caller, |alias, key_id| {
+            Command::CreateAlias { alias, key_id }
+        })
+        .await
+    }
+
+    async fn retarget_alias(
+        &self,
+        req: pb::AliasRequest,
+        caller: &Caller,
+    ) -> Result<pb::AliasResponse, ApiError> {
+        self.alias_write(Action::UpdateAlias, req, caller, |alias, key_id| {
+            Command::UpdateAlias { alias, key_id }
+        })
+        .await
     }
 
     async fn list(
@@ -797,275 +888,52 @@ impl KeysService {
     }
 }
 
-#[tonic::async_trait]
-impl Keys for KeysService {
-    async fn create_key(
-        &self,
-        request: GrpcRequest<pb::CreateKeyRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        serve(request, |req, caller| async move {
-            self.create(req, &caller).await
-        })
-        .await
-    }
-
-    async fn describe_key(
-        &self,
-        request: GrpcRequest<pb::DescribeKeyRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        serve(request, |req, caller| async move {
-            self.describe(req, &caller).await
-        })
-        .await
-    }
-
-    async fn list_keys(
-        &self,
-        request: GrpcRequest<pb::ListKeysRequest>,
-    ) -> Result<GrpcResponse<pb::ListKeysResponse>, Status> {
-        serve(request, |req, caller| async move {
-            self.list(req, &caller).await
-        })
-        .await
-    }
-
-    async fn rotate_key(
-        &self,
-        request: GrpcRequest<pb::KeyWriteRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        serve(request, |req, caller| async move {
-            self.rotate(req, &caller).await
-        })
-        .await
-    }
-
-    async fn enable_key(
-        &self,
-        request: GrpcRequest<pb::KeyWriteRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        serve(request, |req, caller| async move {
-            self.state_change(Action::EnableKey, req, &caller, |key_id| {
-                Command::EnableKey { key_id }
-            })
-            .await
-        })
-        .await
-    }
-
-    async fn disable_key(
-        &self,
-        request: GrpcRequest<pb::KeyWriteRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        serve(request, |req, caller| async move {
-            self.state_change(Action::DisableKey, req, &caller, |key_id| {
-                Command::DisableKey { key_id }
-            })
-            .await
-        })
-        .await
-    }
-
-    async fn schedule_key_deletion(
-        &self,
-        request: GrpcRequest<pb::ScheduleKeyDeletionRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        serve(request, |req, caller| async move {
-            self.schedule_deletion(req, &caller).await
-        })
-        .await
-    }
-
-    async fn cancel_key_deletion(
-        &self,
-        request: GrpcRequest<pb::KeyWriteRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        serve(request, |req, caller| async move {
-            self.state_change(Action::CancelKeyDeletion, req, &caller, |key_id| {
-                Command::CancelKeyDeletion { key_id }
-            })
-            .await
-        })
-        .await
-    }
-
-    async fn set_min_decryption_version(
-        &self,
-        request: GrpcRequest<pb::KeyVersionRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        serve(request, |req, caller| async move {
-            self.version_write(
-                Action::SetMinDecryptionVersion,
-                req,
-                &caller,
-                |key_id, version| Command::SetMinDecryptionVersion { key_id, version },
-            )
-            .await
-        })
-        .await
-    }
-
-    async fn enable_key_version(
-        &self,
-        request: GrpcRequest<pb::KeyVersionRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        serve(request, |req, caller| async move {
-            self.version_write(Action::EnableKeyVersion, req, &caller, |key_id, version| {
-                Command::SetVersionEnabled {
-                    key_id,
-                    version,
-                    enabled: true,
+/// The generated trait, one line per RPC: the one layer between gRPC and the handlers. Each
+/// method takes the caller and the message out of the request, runs its handler (an inherent
+/// method of [`KeysService`] taking the message and the caller, which owns its checks in the
+/// order serving, arguments, authorisation) and answers with its message or its error as a
+/// status.
+macro_rules! keys_rpcs {
+    ($($rpc:ident($request:ident) -> $response:ident = $handler:ident;)*) => {
+        #[tonic::async_trait]
+        impl Keys for KeysService {
+            $(
+                async fn $rpc(
+                    &self,
+                    request: GrpcRequest<pb::$request>,
+                ) -> Result<GrpcResponse<pb::$response>, Status> {
+                    let (caller, req) = split(request)?;
+                    Ok(GrpcResponse::new(self.$handler(req, &caller).await?))
                 }
-            })
-            .await
-        })
-        .await
-    }
+            )*
+        }
+    };
+}
 
-    async fn disable_key_version(
-        &self,
-        request: GrpcRequest<pb::KeyVersionRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        serve(request, |req, caller| async move {
-            self.version_write(
-                Action::DisableKeyVersion,
-                req,
-                &caller,
-                |key_id, version| Command::SetVersionEnabled {
-                    key_id,
-                    version,
-                    enabled: false,
-                },
-            )
-            .await
-        })
-        .await
-    }
-
-    async fn destroy_key_version(
-        &self,
-        request: GrpcRequest<pb::KeyVersionRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        serve(request, |req, caller| async move {
-            self.destroy_version(req, &caller).await
-        })
-        .await
-    }
-
-    async fn update_key_description(
-        &self,
-        request: GrpcRequest<pb::UpdateKeyDescriptionRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        serve(request, |req, caller| async move {
-            self.update_description(req, &caller).await
-        })
-        .await
-    }
-
-    async fn tag_key(
-        &self,
-        request: GrpcRequest<pb::TagKeyRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        serve(request, |req, caller| async move {
-            self.tag(req, &caller).await
-        })
-        .await
-    }
-
-    async fn untag_key(
-        &self,
-        request: GrpcRequest<pb::UntagKeyRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        serve(request, |req, caller| async move {
-            self.untag(req, &caller).await
-        })
-        .await
-    }
-
-    async fn set_rotation_period(
-        &self,
-        request: GrpcRequest<pb::SetRotationPeriodRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        serve(request, |req, caller| async move {
-            self.set_rotation(req, &caller).await
-        })
-        .await
-    }
-
-    async fn create_alias(
-        &self,
-        request: GrpcRequest<pb::AliasRequest>,
-    ) -> Result<GrpcResponse<pb::AliasResponse>, Status> {
-        serve(request, |req, caller| async move {
-            self.alias_write(Action::CreateAlias, req, &caller, |alias, key_id| {
-                Command::CreateAlias { alias, key_id }
-            })
-            .await
-        })
-        .await
-    }
-
-    async fn update_alias(
-        &self,
-        request: GrpcRequest<pb::AliasRequest>,
-    ) -> Result<GrpcResponse<pb::AliasResponse>, Status> {
-        serve(request, |req, caller| async move {
-            self.alias_write(Action::UpdateAlias, req, &caller, |alias, key_id| {
-                Command::UpdateAlias { alias, key_id }
-            })
-            .await
-        })
-        .await
-    }
-
-    async fn delete_alias(
-        &self,
-        request: GrpcRequest<pb::DeleteAliasRequest>,
-    ) -> Result<GrpcResponse<pb::DeleteAliasResponse>, Status> {
-        serve(request, |req, caller| async move {
-            KeysService::delete_alias(self, req, &caller).await
-        })
-        .await
-    }
-
-    async fn list_aliases(
-        &self,
-        request: GrpcRequest<pb::ListAliasesRequest>,
-    ) -> Result<GrpcResponse<pb::ListAliasesResponse>, Status> {
-        serve(request, |req, caller| async move {
-            KeysService::list_aliases(self, req, &caller).await
-        })
-        .await
-    }
-
-    async fn get_import_parameters(
-        &self,
-        request: GrpcRequest<pb::KeyWriteRequest>,
-    ) -> Result<GrpcResponse<pb::ImportParameters>, Status> {
-        serve(request, |req, caller| async move {
-            self.import_parameters(req, &caller).await
-        })
-        .await
-    }
-
-    async fn import_key_material(
-        &self,
-        request: GrpcRequest<pb::ImportKeyMaterialRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        serve(request, |req, caller| async move {
-            self.import_material(req, &caller).await
-        })
-        .await
-    }
-
-    async fn export_key(
-        &self,
-        request: GrpcRequest<pb::ExportKeyRequest>,
-    ) -> Result<GrpcResponse<pb::ExportKeyResponse>, Status> {
-        serve(request, |req, caller| async move {
-            self.export(req, &caller).await
-        })
-        .await
-    }
+keys_rpcs! {
+    create_key(CreateKeyRequest) -> KeyResponse = create;
+    describe_key(DescribeKeyRequest) -> KeyResponse = describe;
+    list_keys(ListKeysRequest) -> ListKeysResponse = list;
+    rotate_key(KeyWriteRequest) -> KeyResponse = rotate;
+    enable_key(KeyWriteRequest) -> KeyResponse = enable;
+    disable_key(KeyWriteRequest) -> KeyResponse = disable;
+    schedule_key_deletion(ScheduleKeyDeletionRequest) -> KeyResponse = schedule_deletion;
+    cancel_key_deletion(KeyWriteRequest) -> KeyResponse = cancel_deletion;
+    set_min_decryption_version(KeyVersionRequest) -> KeyResponse = set_min_version;
+    enable_key_version(KeyVersionRequest) -> KeyResponse = enable_version;
+    disable_key_version(KeyVersionRequest) -> KeyResponse = disable_version;
+    destroy_key_version(KeyVersionRequest) -> KeyResponse = destroy_version;
+    update_key_description(UpdateKeyDescriptionRequest) -> KeyResponse = update_description;
+    tag_key(TagKeyRequest) -> KeyResponse = tag;
+    untag_key(UntagKeyRequest) -> KeyResponse = untag;
+    set_rotation_period(SetRotationPeriodRequest) -> KeyResponse = set_rotation;
+    create_alias(AliasRequest) -> AliasResponse = new_alias;
+    update_alias(AliasRequest) -> AliasResponse = retarget_alias;
+    delete_alias(DeleteAliasRequest) -> DeleteAliasResponse = remove_alias;
+    list_aliases(ListAliasesRequest) -> ListAliasesResponse = aliases;
+    get_import_parameters(KeyWriteRequest) -> ImportParameters = import_parameters;
+    import_key_material(ImportKeyMaterialRequest) -> KeyResponse = import_material;
+    export_key(ExportKeyRequest) -> ExportKeyResponse = export;
 }
 
 #[cfg(test)]
