@@ -64,20 +64,7 @@ impl NodeProcess {
     /// # Errors
     /// [`Error::Io`] if the log cannot be opened, [`Error::Spawn`] if the process cannot start.
     pub fn spawn(&mut self, exe: &Path) -> Result<(), Error> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .map_err(Error::io("open", &self.log))?;
-        let log_err = log.try_clone().map_err(Error::io("open", &self.log))?;
-        let child = Command::new(exe)
-            .arg("server")
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--stop-on-stdin-eof")
-            .stdin(Stdio::piped())
-            .stdout(log)
-            .stderr(log_err)
+        let child = Command::from(server_command(exe, &self.config, &self.log)?)
             .kill_on_drop(true)
             .spawn()
             .map_err(|source| Error::Spawn {
@@ -153,6 +140,36 @@ impl NodeProcess {
     pub fn addresses(&self) -> Option<Addresses> {
         published_addresses(&self.data_dir).ok()
     }
+}
+
+/// The command that runs `exe server --config config`, appending its standard output and
+/// error to `log`. The node stops when its standard input (piped, held by the launcher) closes,
+/// so it follows its launcher down even if the launcher is killed outright. Every launcher
+/// (sync or async) starts its nodes with this command.
+///
+/// # Errors
+/// [`Error::Io`] if the log cannot be opened.
+pub fn server_command(
+    exe: &Path,
+    config: &Path,
+    log: &Path,
+) -> Result<std::process::Command, Error> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(Error::io("open", log))?;
+    let err = out.try_clone().map_err(Error::io("open", log))?;
+    let mut command = std::process::Command::new(exe);
+    command
+        .arg("server")
+        .arg("--config")
+        .arg(config)
+        .arg("--stop-on-stdin-eof")
+        .stdin(Stdio::piped())
+        .stdout(out)
+        .stderr(err);
+    Ok(command)
 }
 
 /// Why a node's published addresses could not be read.

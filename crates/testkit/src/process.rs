@@ -1,7 +1,7 @@
 //! A `tessera server` child process that is killed when its guard drops.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -18,20 +18,9 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Starts `tessera server --config CONFIG`, appending its output to `log`.
     pub fn spawn(binary: &Path, config: &Path, log: &Path) -> Self {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
-        let child = Command::new(binary)
-            .arg("server")
-            .arg("--config")
-            .arg(config)
-            .arg("--stop-on-stdin-eof")
+        let child = tessera_launcher::process::server_command(binary, config, log)
+            .unwrap_or_else(|e| panic!("{e}"))
             .env("TESSERA_LOG", "info,openraft=warn,sled=warn")
-            .stdin(Stdio::piped())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         Self { child }
