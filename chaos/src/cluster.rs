@@ -14,11 +14,13 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use tessera_client::{Client, ClientConfig};
-use tessera_launcher::config::{loopback, Entry, NodeConfig, NodeOptions};
-use tessera_launcher::{pki, published_addresses, Bound};
+use tessera_launcher::config::{Entry, NodeConfig, NodeOptions};
+use tessera_launcher::{pki, Bound};
 use tessera_server::config::{FaultSection, RaftSection};
+use tessera_server::Addresses;
 use tessera_testkit::disk::{self, Tmpfs};
-use tessera_testkit::process::{tail, NodeProcess};
+use tessera_testkit::node::launch;
+use tessera_testkit::process::NodeProcess;
 
 use crate::invariants::AuditVerification;
 use crate::proxy::{LinkFault, Proxy};
@@ -238,47 +240,30 @@ impl ChaosCluster {
 
     async fn add_node(&mut self, id: u64, seed: u64) -> Result<()> {
         let dir = self.root.join(format!("node{id}"));
-        std::fs::create_dir_all(&dir)?;
-        let config = dir.join("config.toml");
-        self.node_config(id, loopback(0), loopback(0))
-            .write(&config, "tessera-chaos")?;
-        let data_mount = match self.spec.data_quota_mib {
-            Some(mib) => Some(Tmpfs::mount(&dir.join("data"), mib).context(
-                "the disk fault puts each node's data on a tmpfs of its own: run as root or \
-                 leave `disk` out of --faults",
-            )?),
-            None => None,
-        };
-        let process = NodeProcess::spawn(&self.spec.binary, &config, &dir.join("server.log"));
-        let data = dir.join("data");
-        let published = RECOVERY
-            .until(&format!("node {id} to publish its addresses"), || async {
-                published_addresses(&data)
-            })
-            .await
-            .with_context(|| {
-                format!(
-                    "node {id} did not start; log:\n{}",
-                    tail(&dir.join("server.log"), 30)
-                )
-            })?;
-        let (api, cluster) = (published.api, published.cluster);
+        let launched = launch(
+            &self.spec.binary,
+            &dir,
+            self.spec.data_quota_mib,
+            RECOVERY,
+            "tessera-chaos",
+            |api, cluster| self.node_config(id, api, cluster),
+        )
+        .await
+        .with_context(|| format!("node {id}"))?;
+        let Addresses { api, cluster, .. } = launched.addresses;
         for (_, proxy) in self.links.iter().filter(|((_, to), _)| *to == id) {
             proxy.set_target(cluster);
         }
         let client_proxy = Proxy::start(seed ^ 0xC11E ^ id).await?;
         client_proxy.set_target(api);
-        // Pin the ports the kernel chose, so a restart comes back on the same addresses.
-        self.node_config(id, api, cluster)
-            .write(&config, "tessera-chaos")?;
         self.nodes.push(ChaosNode {
             id,
             dir,
             api,
             cluster,
             client_proxy,
-            process: Some(process),
-            data_mount,
+            process: Some(launched.process),
+            data_mount: launched.data_mount,
         });
         Ok(())
     }

@@ -6,14 +6,15 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tessera_client::{Client, ClientConfig};
-use tessera_launcher::config::{loopback, Entry, NodeConfig, NodeOptions};
-use tessera_launcher::{pki, published_addresses};
+use tessera_launcher::config::{Entry, NodeConfig, NodeOptions};
+use tessera_launcher::{pki, Bound};
 use tessera_server::config::{FaultSection, LifecycleSection, RaftSection};
 use tessera_server::ratelimit::RateLimitSection;
 
 use crate::disk::{self, Tmpfs};
+use crate::node::launch;
 use crate::process::{tail, NodeProcess};
-use crate::wait::wait_for;
+use crate::wait::{wait_for, POLL};
 
 /// One cluster at a time per test binary: node processes are heavy on a 2-core machine.
 static CLUSTER_LOCK: Mutex<()> = Mutex::new(());
@@ -237,36 +238,24 @@ impl TestCluster {
 
     async fn add_node(&mut self, id: u64, seed: Option<&str>) {
         let dir = self.root().join(format!("node{id}"));
-        std::fs::create_dir_all(&dir).unwrap();
         let pki = self.pki();
-        let config = dir.join("config.toml");
-        let write = |ports| {
-            node_config(&self.options, &pki, id, ports, seed)
-                .write(&config, "tessera-testkit")
-                .unwrap();
-        };
-        write((loopback(0), loopback(0)));
-        let data_mount = self
-            .options
-            .data_quota_mib
-            .map(|mib| Tmpfs::mount(&dir.join("data"), mib).unwrap());
-        let process = NodeProcess::spawn(&self.binary, &config, &dir.join("server.log"));
-        let data = dir.join("data");
-        let published = wait_for(
-            &format!("node {id} to publish its addresses"),
-            WAIT,
-            || async { published_addresses(&data) },
+        let launched = launch(
+            &self.binary,
+            &dir,
+            self.options.data_quota_mib,
+            Bound::new(WAIT, POLL),
+            "tessera-testkit",
+            |api, cluster| node_config(&self.options, &pki, id, (api, cluster), seed),
         )
-        .await;
-        // Pin the ports the kernel chose, so a restart comes back on the same addresses.
-        write((published.api, published.cluster));
+        .await
+        .unwrap_or_else(|e| panic!("node {id}: {e:#}"));
         self.nodes.push(TestNode {
             id,
             dir,
-            api_addr: format!("https://{}", published.api),
-            cluster_addr: published.cluster.to_string(),
-            process: Some(process),
-            data_mount,
+            api_addr: format!("https://{}", launched.addresses.api),
+            cluster_addr: launched.addresses.cluster.to_string(),
+            process: Some(launched.process),
+            data_mount: launched.data_mount,
         });
     }
 

@@ -19,6 +19,7 @@
 
 pub mod cluster;
 pub mod disk;
+pub mod node;
 pub mod ports;
 pub mod process;
 pub mod scan;

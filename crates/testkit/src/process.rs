@@ -1,6 +1,6 @@
 //! A `tessera server` child process that is killed when its guard drops.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -111,7 +111,7 @@ pub async fn wait_gone(pid: u32, timeout: Duration) {
 }
 
 /// The last `lines` lines of a file, for failure reports.
-pub fn tail(path: &PathBuf, lines: usize) -> String {
+pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
