@@ -7,22 +7,28 @@
 //! nodes, like an operator on the machine.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use tessera_client::{Client, ClientConfig};
+use tessera_launcher::config::{Entry, NodeConfig, NodeOptions};
+use tessera_launcher::{pki, Bound};
+use tessera_server::config::{FaultSection, RaftSection};
+use tessera_server::Addresses;
 use tessera_testkit::disk::{self, Tmpfs};
-use tessera_testkit::process::{tail, NodeProcess};
+use tessera_testkit::node::launch;
+use tessera_testkit::process::NodeProcess;
 
 use crate::invariants::AuditVerification;
 use crate::proxy::{LinkFault, Proxy};
 
 /// Bound on start-up and recovery waits.
 pub const WAIT: Duration = Duration::from_secs(90);
+/// Start-up and recovery waits: up to [`WAIT`], trying every 200 ms.
+pub const RECOVERY: Bound = Bound::new(WAIT, Duration::from_millis(200));
 
 /// What cluster to build.
 #[derive(Clone, Debug)]
@@ -37,8 +43,8 @@ pub struct ClusterSpec {
     pub election_timeout_ms: (u64, u64),
     /// Follower lease window.
     pub lease_ms: u64,
-    /// Deliberate bugs to switch on (`[faults]` keys of a fault-injection build).
-    pub inject: Vec<String>,
+    /// Deliberate bugs to switch on (needs a fault-injection build); see [`injected`].
+    pub faults: Option<FaultSection>,
     /// If set, each node's data directory is a tmpfs of this many MiB (for disk faults).
     pub data_quota_mib: Option<u64>,
 }
@@ -91,21 +97,51 @@ fn logical(id: u64) -> String {
     format!("node{id}.chaos.invalid:7000")
 }
 
+/// Waits until the node `admin` calls (node `id`) reports that it serves (unsealed, with a
+/// lease), bounded by [`WAIT`]; each status call gets 2 s.
+///
+/// # Errors
+/// If it does not serve within [`WAIT`], with what its last status said.
+pub async fn wait_serving(id: u64, admin: &Client) -> Result<()> {
+    RECOVERY
+        .until(&format!("node {id} to serve"), || async {
+            match tokio::time::timeout(Duration::from_secs(2), admin.status()).await {
+                Ok(Ok(status)) if status.serving => Ok(()),
+                Ok(Ok(_)) => Err(anyhow!("not serving")),
+                Ok(Err(e)) => Err(e.into()),
+                Err(_) => Err(anyhow!("no status within 2 s")),
+            }
+        })
+        .await?;
+    Ok(())
+}
+
+/// The `[faults]` section that switches on the deliberate bugs named in `flags` (the section's
+/// keys, `-` or `_` between words); `None` for no flags.
+///
+/// # Errors
+/// For a name that is not a deliberate bug.
+pub fn injected(flags: &[String]) -> Result<Option<FaultSection>> {
+    if flags.is_empty() {
+        return Ok(None);
+    }
+    let table: toml::Table = flags
+        .iter()
+        .map(|flag| (flag.replace('-', "_"), toml::Value::Boolean(true)))
+        .collect();
+    let faults = toml::Value::Table(table)
+        .try_into::<FaultSection>()
+        .with_context(|| format!("--inject {}", flags.join(",")))?;
+    Ok(Some(faults))
+}
+
 impl ChaosCluster {
     /// Builds, starts, joins, initialises and unseals the cluster under `root`.
     ///
     /// # Errors
     /// If the PKI cannot be made, a node does not start, or the cluster does not form.
     pub async fn start(spec: ClusterSpec, root: &Path, seed: u64) -> Result<Self> {
-        let pki = root.join("pki");
-        let out = Command::new(&spec.binary)
-            .args(["pki", "init", "--nodes", &spec.nodes.to_string(), "--dir"])
-            .arg(&pki)
-            .output()
-            .with_context(|| format!("cannot run {}", spec.binary.display()))?;
-        if !out.status.success() {
-            bail!("pki init failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
+        pki::init(&root.join("pki"), spec.nodes, &[])?;
         let mut links = BTreeMap::new();
         for from in 1..=spec.nodes {
             for to in (1..=spec.nodes).filter(|to| *to != from) {
@@ -132,69 +168,37 @@ impl ChaosCluster {
         Ok(cluster)
     }
 
-    fn config_text(&self, id: u64, api: &str, cluster: &str) -> String {
-        let pki = self.root.join("pki");
-        let mut dial = String::new();
-        for (&(from, to), proxy) in &self.links {
-            if from == id {
-                let _ = writeln!(dial, "\"{}\" = \"{}\"", logical(to), proxy.addr());
-            }
-        }
-        let entry = match id {
-            1 => "bootstrap = true".to_owned(),
-            _ => match self.links.get(&(id, 1)) {
-                Some(seed) => format!("join = [\"{}\"]", seed.addr()),
-                None => "bootstrap = true".to_owned(),
-            },
+    /// Node `id`'s configuration: listening at `api` and `cluster`, advertising its logical
+    /// address, dialling every peer through the proxy of that link, and joining through the
+    /// proxy to node 1.
+    fn node_config(&self, id: u64, api: SocketAddr, cluster: SocketAddr) -> NodeConfig {
+        let entry = match self.links.get(&(id, 1)) {
+            Some(seed) if id != 1 => Entry::Join(seed.addr().to_string()),
+            _ => Entry::Bootstrap,
         };
-        let mut faults = String::new();
-        if !self.spec.inject.is_empty() {
-            faults.push_str("\n[faults]\n");
-            for flag in &self.spec.inject {
-                let _ = writeln!(faults, "{} = true", flag.replace('-', "_"));
-            }
-        }
-        format!(
-            r#"node_id = {id}
-data_dir = "data"
-region = "region-{region}"
-
-[api]
-listen = "{api}"
-
-[cluster]
-listen = "{cluster}"
-advertise = "{advertise}"
-{entry}
-
-[cluster.dial]
-{dial}
-[tls]
-node_ca = "{pki}/ca.pem"
-node_cert = "{pki}/node{id}.pem"
-node_key = "{pki}/node{id}-key.pem"
-client_ca = "{pki}/client-ca.pem"
-
-[raft]
-heartbeat_ms = {hb}
-election_timeout_min_ms = {emin}
-election_timeout_max_ms = {emax}
-lease_ms = {lease}
-snapshot_after_logs = 500
-logs_kept_after_snapshot = 100
-write_timeout_ms = 8000
-
-[audit]
-enabled = true
-{faults}"#,
-            region = (id - 1) % 3 + 1,
-            advertise = logical(id),
-            pki = pki.display(),
-            hb = self.spec.heartbeat_ms,
-            emin = self.spec.election_timeout_ms.0,
-            emax = self.spec.election_timeout_ms.1,
-            lease = self.spec.lease_ms,
-        )
+        let options = NodeOptions {
+            region: format!("region-{}", (id - 1) % 3 + 1),
+            raft: Some(RaftSection {
+                heartbeat_ms: self.spec.heartbeat_ms,
+                election_timeout_min_ms: self.spec.election_timeout_ms.0,
+                election_timeout_max_ms: self.spec.election_timeout_ms.1,
+                lease_ms: self.spec.lease_ms,
+                snapshot_after_logs: 500,
+                logs_kept_after_snapshot: 100,
+                write_timeout_ms: 8000,
+            }),
+            faults: self.spec.faults.clone(),
+            ..NodeOptions::default()
+        };
+        let mut config = NodeConfig::new(&self.root.join("pki"), id, api, cluster, entry, &options);
+        config.cluster.advertise = Some(logical(id));
+        config.cluster.dial = self
+            .links
+            .iter()
+            .filter(|((from, _), _)| *from == id)
+            .map(|((_, to), proxy)| (logical(*to), proxy.addr().to_string()))
+            .collect();
+        config
     }
 
     /// Verifies every node's audit files with `tessera audit verify` (run once no client
@@ -236,60 +240,30 @@ enabled = true
 
     async fn add_node(&mut self, id: u64, seed: u64) -> Result<()> {
         let dir = self.root.join(format!("node{id}"));
-        std::fs::create_dir_all(&dir)?;
-        let config = dir.join("config.toml");
-        std::fs::write(&config, self.config_text(id, "127.0.0.1:0", "127.0.0.1:0"))?;
-        let data_mount = match self.spec.data_quota_mib {
-            Some(mib) => Some(Tmpfs::mount(&dir.join("data"), mib).context(
-                "the disk fault puts each node's data on a tmpfs of its own: run as root or \
-                 leave `disk` out of --faults",
-            )?),
-            None => None,
-        };
-        let process = NodeProcess::spawn(&self.spec.binary, &config, &dir.join("server.log"));
-        let published = dir.join("data").join("addresses.json");
-        let deadline = std::time::Instant::now() + WAIT;
-        let addresses: serde_json::Value = loop {
-            if let Ok(text) = std::fs::read_to_string(&published) {
-                if let Ok(value) = serde_json::from_str(&text) {
-                    break value;
-                }
-            }
-            if std::time::Instant::now() > deadline {
-                bail!(
-                    "node {id} did not start; log:\n{}",
-                    tail(&dir.join("server.log"), 30)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        let parse = |field: &str| -> Result<SocketAddr> {
-            addresses
-                .get(field)
-                .and_then(|v| v.as_str())
-                .context("addresses.json lacks a field")?
-                .parse()
-                .context("addresses.json holds a bad address")
-        };
-        let (api, cluster) = (parse("api")?, parse("cluster")?);
+        let launched = launch(
+            &self.spec.binary,
+            &dir,
+            self.spec.data_quota_mib,
+            RECOVERY,
+            "tessera-chaos",
+            |api, cluster| self.node_config(id, api, cluster),
+        )
+        .await
+        .with_context(|| format!("node {id}"))?;
+        let Addresses { api, cluster, .. } = launched.addresses;
         for (_, proxy) in self.links.iter().filter(|((_, to), _)| *to == id) {
             proxy.set_target(cluster);
         }
         let client_proxy = Proxy::start(seed ^ 0xC11E ^ id).await?;
         client_proxy.set_target(api);
-        // Pin the ports the kernel chose, so a restart comes back on the same addresses.
-        std::fs::write(
-            &config,
-            self.config_text(id, &api.to_string(), &cluster.to_string()),
-        )?;
         self.nodes.push(ChaosNode {
             id,
             dir,
             api,
             cluster,
             client_proxy,
-            process: Some(process),
-            data_mount,
+            process: Some(launched.process),
+            data_mount: launched.data_mount,
         });
         Ok(())
     }
@@ -318,7 +292,7 @@ enabled = true
         let pki = self.root.join("pki");
         let mut config = ClientConfig::from_files(
             vec![endpoint],
-            &pki.join("ca.pem"),
+            &pki.join(pki::NODE_CA),
             &pki.join(format!("{identity}.pem")),
             &pki.join(format!("{identity}-key.pem")),
         )?;
@@ -333,7 +307,7 @@ enabled = true
     /// # Errors
     /// If the PKI files cannot be read.
     pub fn client(&self, id: u64, timeout: Duration) -> Result<Client> {
-        self.proxied_client(id, "admin", timeout)
+        self.proxied_client(id, pki::ADMIN_IDENTITY, timeout)
     }
 
     /// A workload client for node `id` holding the unprivileged `app` certificate, through
@@ -342,7 +316,7 @@ enabled = true
     /// # Errors
     /// If the PKI files cannot be read.
     pub fn app_client(&self, id: u64, timeout: Duration) -> Result<Client> {
-        self.proxied_client(id, "app", timeout)
+        self.proxied_client(id, pki::APP_IDENTITY, timeout)
     }
 
     fn proxied_client(&self, id: u64, identity: &str, timeout: Duration) -> Result<Client> {
@@ -365,7 +339,7 @@ enabled = true
         // Operator calls wait out elections and lease gaps, like a patient operator.
         self.client_to(
             format!("https://{}", node.api),
-            "admin",
+            pki::ADMIN_IDENTITY,
             Duration::from_secs(10),
             Duration::from_secs(60),
         )
@@ -373,44 +347,53 @@ enabled = true
 
     async fn wait_for_voters(&self) -> Result<()> {
         let admin = self.admin(1)?;
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            if let Ok(status) = admin.status().await {
+        let expected = self.spec.nodes;
+        RECOVERY
+            .until("the cluster to form", || async {
+                let status = admin.status().await?;
                 let voters = status.members.iter().filter(|m| m.role == "voter").count();
-                if voters as u64 == self.spec.nodes && status.leader_id.is_some() {
-                    return Ok(());
+                if voters as u64 == expected && status.leader_id.is_some() {
+                    Ok(())
+                } else {
+                    Err(anyhow!(
+                        "{voters} of {expected} voters, leader {:?}",
+                        status.leader_id
+                    ))
                 }
-            }
-            if std::time::Instant::now() > deadline {
-                bail!("the cluster did not form within {WAIT:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            })
+            .await?;
+        Ok(())
     }
 
-    /// Unseals node `id` with three shares, retrying while it lacks the seal configuration.
+    /// Unseals node `id` with three shares, retrying while it lacks the seal configuration
+    /// (a failed round is reset, so the next starts from no shares).
     ///
     /// # Errors
     /// If the node does not unseal within [`WAIT`].
     pub async fn unseal(&self, id: u64) -> Result<()> {
         let admin = self.admin(id)?;
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            let mut sealed = true;
-            for share in self.shares.iter().take(3) {
-                match admin.unseal(share).await {
-                    Ok(reply) => sealed = reply.sealed,
-                    Err(_) => break,
+        RECOVERY
+            .until(&format!("node {id} to unseal"), || async {
+                let round = self.unseal_round(&admin).await;
+                if round.is_err() {
+                    let _ = admin.unseal_reset().await;
                 }
-            }
-            if !sealed {
-                return Ok(());
-            }
-            if std::time::Instant::now() > deadline {
-                bail!("node {id} did not unseal within {WAIT:?}");
-            }
-            let _ = admin.unseal_reset().await;
-            tokio::time::sleep(Duration::from_millis(200)).await;
+                round
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Gives `admin`'s node three shares; fails if one is refused or it stays sealed.
+    async fn unseal_round(&self, admin: &Client) -> Result<()> {
+        let mut sealed = true;
+        for share in self.shares.iter().take(3) {
+            sealed = admin.unseal(share).await?.sealed;
+        }
+        if sealed {
+            Err(anyhow!("still sealed after three shares"))
+        } else {
+            Ok(())
         }
     }
 
@@ -540,5 +523,31 @@ enabled = true
     /// The spec it was built from.
     pub fn spec(&self) -> &ClusterSpec {
         &self.spec
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn injected_flags_become_the_faults_section() {
+        assert_eq!(injected(&[]).unwrap(), None);
+        let flags = [
+            "serve-without-lease".to_owned(),
+            "slow_lease_clock".to_owned(),
+        ];
+        let faults = injected(&flags).unwrap().unwrap();
+        assert_eq!(
+            faults,
+            FaultSection {
+                serve_without_lease: true,
+                slow_lease_clock: true,
+                ..FaultSection::default()
+            }
+        );
+        assert!(injected(&["no-such-bug".to_owned()]).is_err());
     }
 }

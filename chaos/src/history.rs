@@ -12,6 +12,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::schedule::FaultKind;
+
 /// A client operation and its arguments. Keys are named by their (unique) names; binary data is
 /// base64.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,14 +236,44 @@ pub struct StatusSample {
 pub struct FaultEvent {
     /// Microseconds since the run started.
     pub time_us: u64,
-    /// Fault kind: kill, pause, partition, delay, drop, restart.
-    pub fault: String,
-    /// `start` or `end`.
-    pub phase: String,
+    /// Fault kind, written as its [`FaultKind::event_name`] (kill, pause, partition, delay,
+    /// drop, disk, restart).
+    #[serde(with = "event_name")]
+    pub fault: FaultKind,
+    /// Whether the fault starts or ends.
+    pub phase: Phase,
     /// Human-readable detail (which nodes, which links, parameters).
     pub detail: String,
     /// Nodes affected.
     pub nodes: Vec<u64>,
+}
+
+/// Whether a fault event starts or ends a fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The fault is applied.
+    Start,
+    /// The fault is undone.
+    End,
+}
+
+/// A fault kind as its event name ([`FaultKind::event_name`]), in `faults.jsonl` and the report.
+pub(crate) mod event_name {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::schedule::FaultKind;
+
+    pub fn serialize<S: Serializer>(kind: &FaultKind, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(kind.event_name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<FaultKind, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        FaultKind::from_event_name(&name)
+            .ok_or_else(|| D::Error::custom(format!("unknown fault {name:?}")))
+    }
 }
 
 /// Thread-safe recorder of a run, with one clock for every record.
@@ -336,12 +368,12 @@ impl Recorder {
     }
 
     /// Records a fault event.
-    pub fn fault(&self, fault: &str, phase: &str, detail: String, nodes: Vec<u64>) {
+    pub fn fault(&self, fault: FaultKind, phase: Phase, detail: String, nodes: Vec<u64>) {
         let time_us = self.now_us();
         self.lock().faults.push(FaultEvent {
             time_us,
-            fault: fault.to_owned(),
-            phase: phase.to_owned(),
+            fault,
+            phase,
             detail,
             nodes,
         });
@@ -380,6 +412,32 @@ pub fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> std::io::Result<
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fault_events_keep_their_json_lines() {
+        use super::{FaultEvent, FaultKind, Phase};
+        let line = r#"{"time_us":7,"fault":"restart","phase":"end","detail":"back","nodes":[2]}"#;
+        let event: FaultEvent = serde_json::from_str(line).unwrap();
+        assert_eq!(event.fault, FaultKind::Rolling);
+        assert_eq!(event.phase, Phase::End);
+        assert_eq!(serde_json::to_string(&event).unwrap(), line);
+        for kind in FaultKind::ALL {
+            let json = serde_json::to_string(&FaultEvent {
+                time_us: 0,
+                fault: kind,
+                phase: Phase::Start,
+                detail: String::new(),
+                nodes: Vec::new(),
+            })
+            .unwrap();
+            assert!(json.contains(&format!(
+                r#""fault":"{}","phase":"start""#,
+                kind.event_name()
+            )));
+        }
+        let unknown = line.replace("restart", "reboot");
+        assert!(serde_json::from_str::<FaultEvent>(&unknown).is_err());
+    }
+
     use super::*;
 
     #[test]

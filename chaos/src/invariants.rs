@@ -283,6 +283,23 @@ pub struct StaleUse<'a> {
     pub used: &'a Operation,
 }
 
+impl StaleUse<'_> {
+    /// The violation it is: `describe(self, ms beyond the window)` as the message, the
+    /// revocation's and the use's events as the evidence.
+    pub fn violation(&self, window_us: u64, describe: impl Fn(&Self, f64) -> String) -> Violation {
+        let beyond_us = self
+            .used
+            .invoke_us
+            .saturating_sub(self.acked_us.saturating_add(window_us));
+        let mut events = self.revocation.events();
+        events.extend(self.used.events());
+        Violation {
+            message: describe(self, beyond_us as f64 / 1000.0),
+            events,
+        }
+    }
+}
+
 /// Which operations revoke, restore and use something about a key, for
 /// [`stale_uses`].
 #[derive(Clone, Copy, Debug)]

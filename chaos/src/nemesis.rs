@@ -7,8 +7,8 @@ use anyhow::Result;
 use tessera_client::Client;
 use tokio::sync::Mutex;
 
-use crate::cluster::{ChaosCluster, WAIT};
-use crate::history::{Recorder, StatusSample};
+use crate::cluster::{wait_serving, ChaosCluster};
+use crate::history::{Phase, Recorder, StatusSample};
 use crate::proxy::LinkFault;
 use crate::schedule::{Action, Planned, Target};
 
@@ -32,20 +32,6 @@ async fn resolve(target: Target, admins: &[(u64, Client)]) -> u64 {
     }
 }
 
-/// Waits until node `id` reports that it serves (unsealed, with a lease), bounded by [`WAIT`].
-async fn wait_serving(admin: &Client) -> bool {
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        if let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(2), admin.status()).await {
-            if status.serving {
-                return true;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    false
-}
-
 fn set_links(cluster: &ChaosCluster, links: &[(u64, u64)], fault: LinkFault) {
     for &(from, to) in links {
         cluster.set_link(from, to, fault);
@@ -65,19 +51,19 @@ pub async fn run(
     let started = Instant::now();
     for fault in schedule {
         tokio::time::sleep(fault.at.saturating_sub(started.elapsed())).await;
-        let kind = fault.action.kind().name();
+        let kind = fault.action.kind();
         match &fault.action {
             Action::Kill { target } => {
                 let id = resolve(*target, &admins).await;
                 cluster.lock().await.kill(id)?;
-                recorder.fault(kind, "start", format!("kill node {id}"), vec![id]);
+                recorder.fault(kind, Phase::Start, format!("kill node {id}"), vec![id]);
                 tokio::time::sleep(fault.duration).await;
                 let mut c = cluster.lock().await;
                 c.restart(id)?;
                 c.unseal(id).await?;
                 recorder.fault(
                     kind,
-                    "end",
+                    Phase::End,
                     format!("node {id} restarted and unsealed"),
                     vec![id],
                 );
@@ -85,18 +71,18 @@ pub async fn run(
             Action::Pause { target } => {
                 let id = resolve(*target, &admins).await;
                 cluster.lock().await.pause(id, true)?;
-                recorder.fault(kind, "start", format!("pause node {id}"), vec![id]);
+                recorder.fault(kind, Phase::Start, format!("pause node {id}"), vec![id]);
                 tokio::time::sleep(fault.duration).await;
                 cluster.lock().await.pause(id, false)?;
-                recorder.fault(kind, "end", format!("resume node {id}"), vec![id]);
+                recorder.fault(kind, Phase::End, format!("resume node {id}"), vec![id]);
             }
             Action::Partition { cuts, .. } => {
                 set_links(&*cluster.lock().await, cuts, LinkFault::Down);
                 let nodes = involved(cuts);
-                recorder.fault(kind, "start", fault.action.describe(), nodes.clone());
+                recorder.fault(kind, Phase::Start, fault.action.describe(), nodes.clone());
                 tokio::time::sleep(fault.duration).await;
                 set_links(&*cluster.lock().await, cuts, LinkFault::Up);
-                recorder.fault(kind, "end", "healed".into(), nodes);
+                recorder.fault(kind, Phase::End, "healed".into(), nodes);
             }
             Action::Delay {
                 links,
@@ -109,10 +95,10 @@ pub async fn run(
                 };
                 set_links(&*cluster.lock().await, links, delay);
                 let nodes = involved(links);
-                recorder.fault(kind, "start", fault.action.describe(), nodes.clone());
+                recorder.fault(kind, Phase::Start, fault.action.describe(), nodes.clone());
                 tokio::time::sleep(fault.duration).await;
                 set_links(&*cluster.lock().await, links, LinkFault::Up);
-                recorder.fault(kind, "end", "healed".into(), nodes);
+                recorder.fault(kind, Phase::End, "healed".into(), nodes);
             }
             Action::Drop { links, probability } => {
                 let drop = LinkFault::Drop {
@@ -120,17 +106,17 @@ pub async fn run(
                 };
                 set_links(&*cluster.lock().await, links, drop);
                 let nodes = involved(links);
-                recorder.fault(kind, "start", fault.action.describe(), nodes.clone());
+                recorder.fault(kind, Phase::Start, fault.action.describe(), nodes.clone());
                 tokio::time::sleep(fault.duration).await;
                 set_links(&*cluster.lock().await, links, LinkFault::Up);
-                recorder.fault(kind, "end", "healed".into(), nodes);
+                recorder.fault(kind, Phase::End, "healed".into(), nodes);
             }
             Action::DiskFull { target } => {
                 let id = resolve(*target, &admins).await;
                 let filled = cluster.lock().await.fill_disk(id).await?;
                 recorder.fault(
                     kind,
-                    "start",
+                    Phase::Start,
                     format!("fill node {id}'s disk ({} MiB of ballast)", filled >> 20),
                     vec![id],
                 );
@@ -145,21 +131,21 @@ pub async fn run(
                 } else {
                     format!("disk freed; node {id} kept running")
                 };
-                recorder.fault(kind, "end", outcome, vec![id]);
+                recorder.fault(kind, Phase::End, outcome, vec![id]);
             }
             Action::Rolling => {
                 for (id, admin) in &admins {
-                    recorder.fault("restart", "start", format!("restart node {id}"), vec![*id]);
+                    recorder.fault(kind, Phase::Start, format!("restart node {id}"), vec![*id]);
                     {
                         let mut c = cluster.lock().await;
                         c.stop(*id)?;
                         c.restart(*id)?;
                         c.unseal(*id).await?;
                     }
-                    let serving = wait_serving(admin).await;
+                    let serving = wait_serving(*id, admin).await.is_ok();
                     recorder.fault(
-                        "restart",
-                        "end",
+                        kind,
+                        Phase::End,
                         format!("node {id} back (serving: {serving})"),
                         vec![*id],
                     );

@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use base64::Engine;
 use tessera_client::Client;
+use tessera_launcher::Bound;
 use tokio::sync::{watch, Mutex};
 
-use crate::cluster::{ChaosCluster, ClusterSpec, WAIT};
+use crate::cluster::{injected, wait_serving, ChaosCluster, ClusterSpec};
 use crate::history::{write_jsonl, ErrorInfo, EventKind, Op, Recorder, Records};
 use crate::invariants::{self, CheckInput, FinalKey, FinalState, Verdict};
 use crate::report::{self, RunInfo, ScheduledFault};
@@ -88,7 +89,7 @@ pub async fn run(config: RunConfig) -> Result<Outcome> {
         heartbeat_ms: 100,
         election_timeout_ms: (1000, 2000),
         lease_ms: config.lease_ms,
-        inject: config.inject.clone(),
+        faults: injected(&config.inject)?,
         data_quota_mib: config
             .faults
             .contains(&FaultKind::Disk)
@@ -276,21 +277,6 @@ pub fn recheck(dir: &Path) -> Result<Vec<Verdict>> {
     Ok(invariants::all().iter().map(|c| c.check(&input)).collect())
 }
 
-async fn wait_serving(id: u64, admin: &Client) -> Result<()> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(2), admin.status()).await {
-            if status.serving {
-                return Ok(());
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("node {id} does not serve after the final restart");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 fn write_records(dir: &Path, records: &Records, final_state: &FinalState) -> Result<()> {
     write_jsonl(&dir.join("history.jsonl"), &records.events)?;
     write_jsonl(&dir.join("statuses.jsonl"), &records.statuses)?;
@@ -404,27 +390,27 @@ async fn collect_final_state(records: &Records, admins: &[(u64, Client)]) -> Res
         }
         state.decryptions.insert(*id, results);
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut digests = BTreeMap::new();
-        for (id, admin) in admins {
-            if let Ok(status) = admin.status_with_digest().await {
-                digests.insert(*id, (status.applied_index, status.state_digest));
+    // Best effort: after the bound, the digests as last seen (the convergence checker
+    // judges them).
+    let bound = Bound::new(Duration::from_secs(30), Duration::from_millis(200));
+    state.digests = bound
+        .until("every node to apply the same index", || async {
+            let mut digests = BTreeMap::new();
+            for (id, admin) in admins {
+                if let Ok(status) = admin.status_with_digest().await {
+                    digests.insert(*id, (status.applied_index, status.state_digest));
+                }
             }
-        }
-        let agreed = digests.len() == admins.len()
-            && digests
-                .values()
-                .map(|(index, _)| index)
-                .collect::<std::collections::BTreeSet<_>>()
-                .len()
-                == 1;
-        if agreed || Instant::now() > deadline {
-            state.digests = digests;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            let indexes: std::collections::BTreeSet<_> =
+                digests.values().map(|(index, _)| index).collect();
+            if digests.len() == admins.len() && indexes.len() == 1 {
+                Ok(digests)
+            } else {
+                Err(digests)
+            }
+        })
+        .await
+        .unwrap_or_else(|timeout| timeout.last);
     Ok(state)
 }
 

@@ -58,6 +58,20 @@ impl FaultKind {
         }
     }
 
+    /// The name a fault event of this kind carries in `faults.jsonl`: the kind's name, except
+    /// that a rolling restart records one `restart` interval per node.
+    pub fn event_name(self) -> &'static str {
+        match self {
+            Self::Rolling => "restart",
+            other => other.name(),
+        }
+    }
+
+    /// The kind a `faults.jsonl` name stands for.
+    pub fn from_event_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.event_name() == name)
+    }
+
     /// Parses a comma-separated list; `all` means every kind.
     ///
     /// # Errors

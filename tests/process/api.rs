@@ -15,26 +15,6 @@ pub fn crypto(cluster: &TestCluster, id: u64) -> CryptoClient<Channel> {
     CryptoClient::new(cluster.channel(id))
 }
 
-/// Calls `call` until it answers something other than `UNAVAILABLE` (a node between leases,
-/// e.g. during an election right after a restart, which the API says to retry), for at most
-/// [`tessera_testkit::cluster::WAIT`]; returns that answer.
-pub async fn past_unavailability<T, F, Fut>(what: &str, mut call: F) -> Result<T, Status>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, Status>>,
-{
-    let deadline = std::time::Instant::now() + tessera_testkit::cluster::WAIT;
-    loop {
-        match call().await {
-            Err(s) if s.code() == Code::Unavailable && std::time::Instant::now() < deadline => {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            Err(s) if s.code() == Code::Unavailable => panic!("{what}: still unavailable: {s:?}"),
-            other => return other,
-        }
-    }
-}
-
 /// Asserts a status: gRPC code, stable Tessera code, and a fragment of the message.
 #[track_caller]
 pub fn assert_status(status: &Status, code: Code, tessera_code: &str, fragment: &str) {

@@ -27,7 +27,7 @@ async fn t28_a_destroy_through_a_lagging_node_never_hits_the_key_an_alias_used_t
         heartbeat_ms: 100,
         election_timeout_ms: (1000, 2000),
         lease_ms: 800,
-        inject: Vec::new(),
+        faults: None,
         data_quota_mib: None,
     };
     let cluster = ChaosCluster::start(spec, root.path(), 24).await.unwrap();

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use tessera_server::config::FaultSection;
 use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
 
 use crate::tessera;
@@ -14,7 +15,13 @@ async fn t29_a_leader_whose_clock_jumps_a_year_ahead_destroys_nothing_early() {
     let mut cluster = TestCluster::start_unsealed(
         tessera(),
         ClusterOptions {
-            extra_config: vec![(1, format!("[faults]\nclock_skew_ms = {YEAR_MS}"))],
+            faults: vec![(
+                1,
+                FaultSection {
+                    clock_skew_ms: YEAR_MS,
+                    ..FaultSection::default()
+                },
+            )],
             ..ClusterOptions::default()
         },
     )

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use tessera_launcher::config::{loopback, Entry, NodeConfig, NodeOptions};
 use tessera_proto::cluster::v1::cluster_client::ClusterClient;
 use tessera_proto::cluster::v1::RaftPayload;
 use tessera_proto::v1::system_client::SystemClient;
@@ -421,34 +422,19 @@ async fn t33_wrong_unseal_shares_reset_progress_and_right_ones_still_unseal() {
 async fn t35_a_node_refuses_to_start_when_both_ports_would_trust_one_ca() {
     let dir = tempfile::tempdir().unwrap();
     let pki = dir.path().join("pki");
-    let out = std::process::Command::new(tessera())
-        .args(["pki", "init", "--nodes", "1", "--dir"])
-        .arg(&pki)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    tessera_launcher::pki::init(&pki, 1, &[]).unwrap();
     // The node CA named as the client CA too: client certificates would be node certificates.
     let config = dir.path().join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"node_id = 1
-data_dir = "data"
-[api]
-listen = "127.0.0.1:0"
-[cluster]
-listen = "127.0.0.1:0"
-bootstrap = true
-[tls]
-node_ca = "{pki}/ca.pem"
-node_cert = "{pki}/node1.pem"
-node_key = "{pki}/node1-key.pem"
-client_ca = "{pki}/ca.pem"
-"#,
-            pki = pki.display()
-        ),
-    )
-    .unwrap();
+    let mut node = NodeConfig::new(
+        &pki,
+        1,
+        loopback(0),
+        loopback(0),
+        Entry::Bootstrap,
+        &NodeOptions::default(),
+    );
+    node.tls.client_ca = node.tls.node_ca.clone();
+    node.write(&config, "t35").unwrap();
     let log = dir.path().join("server.log");
     let mut node = tessera_testkit::process::NodeProcess::spawn(tessera(), &config, &log);
     let status = tessera_testkit::wait_for(

@@ -11,11 +11,10 @@ use tessera_proto::v1 as pb;
 use tessera_proto::v1::crypto_client::CryptoClient;
 use tessera_proto::v1::keys_client::KeysClient;
 use tessera_proto::v1::system_client::SystemClient;
-use tessera_testkit::{ClusterOptions, TestCluster};
+use tessera_testkit::{past_unavailability, ClusterOptions, TestCluster};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use crate::api::past_unavailability;
 use crate::tessera;
 
 /// The size of the probe value: far beyond every limit, well below the 4 MiB message limit.

@@ -14,8 +14,10 @@ use tessera_proto::v1::access_client::AccessClient;
 use tessera_proto::v1::crypto_client::CryptoClient;
 use tessera_proto::v1::keys_client::KeysClient;
 use tessera_proto::v1::system_client::SystemClient;
+use tessera_server::ratelimit::{ClassLimits, Limit, Override, RateLimitSection};
+use tessera_testkit::cluster::WAIT;
 use tessera_testkit::scan::find_needles;
-use tessera_testkit::{ClusterOptions, TestCluster};
+use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -113,21 +115,17 @@ async fn t38_every_call_is_recorded_once_on_its_node_without_values_and_verifies
     allow_app(&cluster, r#""kms:Encrypt""#, key_name).await;
     // Every node applied the policy (a poll that is itself audited, before the baseline).
     for id in cluster.ids() {
-        tessera_testkit::wait_for(
-            "the policy on every node",
-            tessera_testkit::cluster::WAIT,
-            || async {
-                CryptoClient::new(cluster.channel_with_cert(id, "app"))
-                    .encrypt(pb::EncryptRequest {
-                        key: key_name.into(),
-                        plaintext: b"warm-up".to_vec(),
-                        context: BTreeMap::new(),
-                    })
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            },
-        )
+        wait_for("the policy on every node", WAIT, || async {
+            CryptoClient::new(cluster.channel_with_cert(id, "app"))
+                .encrypt(pb::EncryptRequest {
+                    key: key_name.into(),
+                    plaintext: b"warm-up".to_vec(),
+                    context: BTreeMap::new(),
+                })
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
         .await;
     }
     let before: BTreeMap<u64, usize> = cluster
@@ -378,44 +376,57 @@ async fn t38_every_call_is_recorded_once_on_its_node_without_values_and_verifies
     );
 }
 
-#[tokio::test]
-async fn t38_a_node_that_cannot_write_its_audit_trail_fails_closed() {
-    let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
-    let key = "fail-closed";
-    create_key(&cluster, key).await;
-    let encrypt = |id: u64| {
-        let mut client = CryptoClient::new(cluster.channel(id));
-        async move {
-            client
-                .encrypt(pb::EncryptRequest {
-                    key: key.into(),
-                    plaintext: b"x".to_vec(),
-                    context: BTreeMap::new(),
-                })
-                .await
-        }
-    };
-    for id in cluster.ids() {
-        tessera_testkit::wait_for(
-            "encrypt on every node",
-            tessera_testkit::cluster::WAIT,
-            || async { encrypt(id).await.map(|_| ()).map_err(|e| e.to_string()) },
-        )
-        .await;
-    }
-    let dir = cluster.node(2).data_dir().join("audit");
-    let moved = cluster.node(2).data_dir().join("audit.moved");
-    std::fs::rename(&dir, &moved).unwrap();
+/// An encrypt of one byte under `key` through node `id`.
+async fn encrypt_on(
+    cluster: &TestCluster,
+    id: u64,
+    key: &str,
+) -> Result<tonic::Response<pb::EncryptResponse>, tonic::Status> {
+    CryptoClient::new(cluster.channel(id))
+        .encrypt(pb::EncryptRequest {
+            key: key.into(),
+            plaintext: b"x".to_vec(),
+            context: BTreeMap::new(),
+        })
+        .await
+}
+
+/// Waits until node `id` encrypts under `key`.
+async fn wait_encrypts(cluster: &TestCluster, id: u64, key: &str, what: &str) {
+    wait_for(what, WAIT, || async {
+        encrypt_on(cluster, id, key).await.map(drop)
+    })
+    .await;
+}
+
+/// Node 2, which cannot write its audit trail, refuses every call with `AUDIT_UNAVAILABLE`
+/// while nodes 1 and 3 keep serving.
+async fn node_2_fails_closed_while_1_and_3_serve(cluster: &TestCluster, key: &str) {
     for _ in 0..3 {
-        let status = encrypt(2).await.unwrap_err();
+        let status = encrypt_on(cluster, 2, key).await.unwrap_err();
         assert_eq!(status.code(), Code::Unavailable, "{status:?}");
         assert_eq!(
             status.metadata().get("tessera-error").unwrap(),
             "AUDIT_UNAVAILABLE"
         );
-        encrypt(1).await.unwrap();
-        encrypt(3).await.unwrap();
+        encrypt_on(cluster, 1, key).await.unwrap();
+        encrypt_on(cluster, 3, key).await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn t38_a_node_that_cannot_write_its_audit_trail_fails_closed() {
+    let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
+    let key = "fail-closed";
+    create_key(&cluster, key).await;
+    let encrypt = |id: u64| encrypt_on(&cluster, id, key);
+    for id in cluster.ids() {
+        wait_encrypts(&cluster, id, key, "encrypt on every node").await;
+    }
+    let dir = cluster.node(2).data_dir().join("audit");
+    let moved = cluster.node(2).data_dir().join("audit.moved");
+    std::fs::rename(&dir, &moved).unwrap();
+    node_2_fails_closed_while_1_and_3_serve(&cluster, key).await;
     std::fs::rename(&moved, &dir).unwrap();
     encrypt(2).await.unwrap();
     for id in cluster.ids() {
@@ -453,22 +464,12 @@ async fn t38_a_full_audit_disk_fails_calls_closed_until_space_is_freed() {
     }
     cluster.restart(2).await;
     cluster.unseal(2).await;
-    let encrypt = |id: u64| {
-        let mut client = CryptoClient::new(cluster.channel(id));
-        async move {
-            client
-                .encrypt(pb::EncryptRequest {
-                    key: key.into(),
-                    plaintext: b"x".to_vec(),
-                    context: BTreeMap::new(),
-                })
-                .await
-        }
-    };
-    tessera_testkit::wait_for(
+    let encrypt = |id: u64| encrypt_on(&cluster, id, key);
+    wait_encrypts(
+        &cluster,
+        2,
+        key,
         "node 2 to serve from its tmpfs audit directory",
-        tessera_testkit::cluster::WAIT,
-        || async { encrypt(2).await.map(|_| ()).map_err(|e| e.to_string()) },
     )
     .await;
 
@@ -489,23 +490,9 @@ async fn t38_a_full_audit_disk_fails_calls_closed_until_space_is_freed() {
             "node 2 kept serving with a full audit disk"
         );
     }
-    for _ in 0..3 {
-        let status = encrypt(2).await.unwrap_err();
-        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-        assert_eq!(
-            status.metadata().get("tessera-error").unwrap(),
-            "AUDIT_UNAVAILABLE"
-        );
-        encrypt(1).await.unwrap();
-        encrypt(3).await.unwrap();
-    }
+    node_2_fails_closed_while_1_and_3_serve(&cluster, key).await;
     tessera_testkit::disk::free(mount.path()).unwrap();
-    tessera_testkit::wait_for(
-        "node 2 to serve once space is freed",
-        tessera_testkit::cluster::WAIT,
-        || async { encrypt(2).await.map(|_| ()).map_err(|e| e.to_string()) },
-    )
-    .await;
+    wait_encrypts(&cluster, 2, key, "node 2 to serve once space is freed").await;
     for id in cluster.ids() {
         let (ok, document) = verify(&audit_files(&cluster, id));
         assert!(ok, "node {id}: {document}");
@@ -597,11 +584,23 @@ async fn hammer(channel: Channel, stop: std::sync::Arc<std::sync::atomic::Atomic
 
 #[tokio::test]
 async fn t38_one_identity_past_its_rate_limit_does_not_slow_another() {
-    let limits =
-        "[[rate_limits.overrides]]\nidentity = \"app\"\ncrypto = { rate = 20.0, burst = 20.0 }\n";
+    let defaults = RateLimitSection::default();
+    let app = Override {
+        identity: "app".to_owned(),
+        limits: ClassLimits {
+            crypto: Limit {
+                rate: 20.0,
+                burst: 20.0,
+            },
+            ..defaults.limits.clone()
+        },
+    };
     let options = ClusterOptions {
         nodes: 1,
-        extra_config: vec![(1, limits.to_owned())],
+        rate_limits: RateLimitSection {
+            overrides: vec![app],
+            ..defaults
+        },
         ..ClusterOptions::default()
     };
     let cluster = TestCluster::start_unsealed(tessera(), options).await;

@@ -27,14 +27,11 @@ use crate::tessera;
 
 /// A cluster whose nodes all have an ops port on a free loopback port.
 async fn cluster_with_ops_ports(nodes: u64) -> TestCluster {
-    let extra_config = (1..=nodes)
-        .map(|id| (id, "[ops]\nlisten = \"127.0.0.1:0\"".to_owned()))
-        .collect();
     TestCluster::start_unsealed(
         tessera(),
         ClusterOptions {
             nodes,
-            extra_config,
+            ops_port: true,
             ..ClusterOptions::default()
         },
     )

@@ -7,7 +7,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
+use tessera_testkit::ports::dev_base_port;
+use tessera_testkit::process::{alive, wait_gone};
+use tessera_testkit::{exclusive, wait_for, ClusterOptions, TestCluster};
 
 use crate::tessera;
 
@@ -249,53 +251,35 @@ async fn t60_json_documents_exit_codes_and_errors() {
     assert_eq!(error_document(&out)["error"]["code"], "UNAVAILABLE");
 }
 
-fn free_base_port() -> u16 {
-    for base in (20_000u16..40_000).step_by(211) {
-        let ports = [base, base + 1, base + 2, base + 100, base + 101, base + 102];
-        if ports
-            .iter()
-            .all(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        {
-            return base;
-        }
-    }
-    panic!("no free port range for the dev cluster");
-}
-
-fn alive(pid: i32) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+/// `tessera dev` with `nodes` nodes in `dir` from `base_port`, printing its summary as JSON on
+/// a piped standard output.
+fn spawn_dev(dir: &Path, nodes: u64, base_port: u16, stderr: Stdio) -> std::process::Child {
+    Command::new(tessera())
+        .args([
+            "dev",
+            "--nodes",
+            &nodes.to_string(),
+            "-o",
+            "json",
+            "--base-port",
+        ])
+        .arg(base_port.to_string())
+        .arg("--dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
 }
 
 #[tokio::test]
 async fn t61_dev_starts_a_three_node_cluster_and_stops_it_on_sigterm() {
     // Shares the cluster lock: a dev cluster is as heavy as a test cluster.
-    let _serial = TestCluster::start(
-        tessera(),
-        ClusterOptions {
-            nodes: 1,
-            ..ClusterOptions::default()
-        },
-    )
-    .await;
+    let _serial = exclusive();
     let dir = tempfile::tempdir().unwrap();
-    let base = free_base_port();
-    let mut dev = Command::new(tessera())
-        .args([
-            "dev",
-            "--nodes",
-            "3",
-            "-o",
-            "json",
-            "--base-port",
-            &base.to_string(),
-            "--dir",
-        ])
-        .arg(dir.path().join("dev"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let base = dev_base_port(3);
+    let mut dev = spawn_dev(&dir.path().join("dev"), 3, base, Stdio::piped());
     // Every stderr line, drained so that dev never blocks on a full pipe.
     let (err_tx, err_rx) = std::sync::mpsc::channel::<String>();
     let stderr = dev.stderr.take().unwrap();
@@ -387,7 +371,7 @@ async fn t61_dev_starts_a_three_node_cluster_and_stops_it_on_sigterm() {
     .await;
     let out = app.run(&["encrypt", "--key", "dev-key", "-o", "json"], b"hi");
     assert_eq!(error_document(&out)["error"]["code"], "PERMISSION_DENIED");
-    let pids: Vec<i32> = (1..=3)
+    let pids: Vec<u32> = (1..=3)
         .map(|i| {
             std::fs::read_to_string(dev_dir.join(format!("node{i}.pid")))
                 .unwrap()
@@ -413,7 +397,7 @@ async fn t61_dev_starts_a_three_node_cluster_and_stops_it_on_sigterm() {
 
     // A node that dies is reported, with its log and how to start it again.
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pids[2]),
+        nix::unistd::Pid::from_raw(pids[2] as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
@@ -458,33 +442,9 @@ async fn t61_dev_starts_a_three_node_cluster_and_stops_it_on_sigterm() {
 
 #[tokio::test]
 async fn t63_nodes_exit_when_tessera_dev_is_killed_outright() {
-    let _serial = TestCluster::start(
-        tessera(),
-        ClusterOptions {
-            nodes: 1,
-            ..ClusterOptions::default()
-        },
-    )
-    .await;
+    let _serial = exclusive();
     let dir = tempfile::tempdir().unwrap();
-    let base = free_base_port();
-    let mut dev = Command::new(tessera())
-        .args([
-            "dev",
-            "--nodes",
-            "2",
-            "-o",
-            "json",
-            "--base-port",
-            &base.to_string(),
-            "--dir",
-        ])
-        .arg(dir.path().join("dev"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut dev = spawn_dev(&dir.path().join("dev"), 2, dev_base_port(2), Stdio::null());
     let stdout = dev.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -493,7 +453,7 @@ async fn t63_nodes_exit_when_tessera_dev_is_killed_outright() {
         let _ = tx.send(line);
     });
     let line = rx.recv_timeout(Duration::from_secs(120));
-    let pids: Vec<i32> = (1..=2)
+    let pids: Vec<u32> = (1..=2)
         .filter_map(|i| std::fs::read_to_string(dir.path().join(format!("dev/node{i}.pid"))).ok())
         .map(|p| p.trim().parse().unwrap())
         .collect();
@@ -503,17 +463,6 @@ async fn t63_nodes_exit_when_tessera_dev_is_killed_outright() {
     assert!(line.is_ok(), "dev did not come up");
     assert_eq!(pids.len(), 2);
     for pid in pids {
-        wait_for(
-            &format!("node process {pid} to exit"),
-            Duration::from_secs(60),
-            || async move {
-                if alive(pid) {
-                    Err("alive")
-                } else {
-                    Ok(())
-                }
-            },
-        )
-        .await;
+        wait_gone(pid, Duration::from_secs(60)).await;
     }
 }

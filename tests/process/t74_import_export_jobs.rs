@@ -7,6 +7,8 @@ use tessera_crypto::ciphertext;
 use tessera_crypto::sign::{self, MessageType, SigningAlgorithm};
 use tessera_crypto::{wrap, EncryptionContext, KeySpec, SecretKey256};
 use tessera_proto::v1 as pb;
+use tessera_state::key::{export_aad, import_aad};
+use tessera_state::KeyId;
 use tessera_testkit::cluster::WAIT;
 use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
 use tonic::Code;
@@ -76,14 +78,9 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
             .starts_with("-----BEGIN PUBLIC KEY-----"));
         let recipient = wrap::parse_x25519_public_key(&params.public_key).unwrap();
         let material = [0x42u8; 32];
-        let aad = format!("tessera/import/{}", key.key_id);
-        let wrapped = wrap::wrap(
-            &recipient,
-            aad.as_bytes(),
-            &material,
-            &mut tessera_crypto::os_rng(),
-        )
-        .unwrap();
+        let aad = import_aad(&KeyId::parse(&key.key_id).unwrap());
+        let wrapped =
+            wrap::wrap(&recipient, &aad, &material, &mut tessera_crypto::os_rng()).unwrap();
 
         // Wrong token, wrong AAD, wrong length: refused precisely; nothing imported.
         let import = |token: &str, wrapped: Vec<u8>| pb::ImportKeyMaterialRequest {
@@ -119,13 +116,8 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
             "INVALID_ARGUMENT",
             "cannot be unwrapped",
         );
-        let short = wrap::wrap(
-            &recipient,
-            aad.as_bytes(),
-            &[1u8; 16],
-            &mut tessera_crypto::os_rng(),
-        )
-        .unwrap();
+        let short =
+            wrap::wrap(&recipient, &aad, &[1u8; 16], &mut tessera_crypto::os_rng()).unwrap();
         let err = k
             .import_key_material(import(&params.import_token, short))
             .await
@@ -184,7 +176,7 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
         let recipient = wrap::parse_x25519_public_key(&params.public_key).unwrap();
         let wrapped = wrap::wrap(
             &recipient,
-            aad.as_bytes(),
+            &aad,
             &[0x43u8; 32],
             &mut tessera_crypto::os_rng(),
         )
@@ -227,7 +219,7 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
         let recipient = wrap::parse_x25519_public_key(&params.public_key).unwrap();
         let wrapped = wrap::wrap(
             &recipient,
-            format!("tessera/import/{}", key.key_id).as_bytes(),
+            &import_aad(&KeyId::parse(&key.key_id).unwrap()),
             scalar.as_slice(),
             &mut tessera_crypto::os_rng(),
         )
@@ -292,7 +284,7 @@ async fn t75_import_tokens_expire() {
     let recipient = wrap::parse_x25519_public_key(&params.public_key).unwrap();
     let wrapped = wrap::wrap(
         &recipient,
-        format!("tessera/import/{}", key.key_id).as_bytes(),
+        &import_aad(&KeyId::parse(&key.key_id).unwrap()),
         &[7u8; 32],
         &mut tessera_crypto::os_rng(),
     )
@@ -390,9 +382,8 @@ async fn t76_export_only_exportable_keys_wrapped_to_the_callers_key() {
                 (exported.version, exported.spec.as_str()),
                 (1, "AES256_GCM")
             );
-            let aad = format!("tessera/export/{}/v1", key.key_id);
-            let material =
-                wrap::unwrap(&secret, aad.as_bytes(), &exported.wrapped_material).unwrap();
+            let aad = export_aad(&KeyId::parse(&key.key_id).unwrap(), 1);
+            let material = wrap::unwrap(&secret, &aad, &exported.wrapped_material).unwrap();
             let key256 = SecretKey256::try_from_slice(material.as_slice()).unwrap();
             let opened =
                 ciphertext::decrypt(&key256, &sealed.ciphertext, &EncryptionContext::default())
@@ -607,7 +598,7 @@ async fn t77b_retried_import_requests_return_their_first_results() {
     let recipient = wrap::parse_x25519_public_key(&first.public_key).unwrap();
     let wrapped = wrap::wrap(
         &recipient,
-        format!("tessera/import/{}", key.key_id).as_bytes(),
+        &import_aad(&KeyId::parse(&key.key_id).unwrap()),
         &[5u8; 32],
         &mut tessera_crypto::os_rng(),
     )

@@ -11,10 +11,10 @@ use tessera_raft::state_machine::StateMachineStore;
 use tessera_state::KeyRef;
 use tessera_testkit::cluster::WAIT;
 use tessera_testkit::scan::find_needles;
-use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
+use tessera_testkit::{past_unavailability, wait_for, ClusterOptions, TestCluster};
 use tonic::Code;
 
-use crate::api::{assert_status, create, crypto, keys, past_unavailability, version_req, write};
+use crate::api::{assert_status, create, crypto, keys, version_req, write};
 use crate::tessera;
 
 /// The sealed blob of `key`'s `version`, read from a stopped node's store.

@@ -1,21 +1,20 @@
 //! The chaos harness tears everything down when a run is cancelled (what Ctrl-C does): no node
 //! process, no listening port, no mount and no temporary directory survives it.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tessera_chaos::run::{run, RunConfig};
 use tessera_chaos::schedule::FaultKind;
+use tessera_launcher::published_addresses;
+use tessera_testkit::process::wait_gone;
 use tessera_testkit::{exclusive, wait_for};
 
 use crate::tessera;
 
-fn alive(pid: i32) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
-}
-
 /// `(pid, api address)` of every node of the run under `parent`.
-fn published(parent: &std::path::Path) -> Vec<(i32, String)> {
+fn published(parent: &std::path::Path) -> Vec<(u32, SocketAddr)> {
     let mut out = Vec::new();
     for run in std::fs::read_dir(parent).into_iter().flatten().flatten() {
         for node in std::fs::read_dir(run.path())
@@ -23,12 +22,8 @@ fn published(parent: &std::path::Path) -> Vec<(i32, String)> {
             .flatten()
             .flatten()
         {
-            let file = node.path().join("data/addresses.json");
-            if let Ok(text) = std::fs::read_to_string(file) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-                    let pid = v["pid"].as_i64().unwrap_or_default() as i32;
-                    out.push((pid, v["api"].as_str().unwrap_or_default().to_owned()));
-                }
+            if let Ok(addresses) = published_addresses(&node.path().join("data")) {
+                out.push((addresses.pid, addresses.api));
             }
         }
     }
@@ -100,20 +95,9 @@ async fn t90_a_cancelled_chaos_run_leaves_no_process_port_or_directory() {
     assert!(running.await.unwrap_err().is_cancelled());
 
     for (pid, api) in nodes {
-        wait_for(
-            &format!("node process {pid} to be gone"),
-            Duration::from_secs(30),
-            || async move {
-                if alive(pid) {
-                    Err("alive")
-                } else {
-                    Ok(())
-                }
-            },
-        )
-        .await;
+        wait_gone(pid, Duration::from_secs(30)).await;
         assert!(
-            std::net::TcpStream::connect(&api).is_err(),
+            std::net::TcpStream::connect(api).is_err(),
             "{api} still accepts connections"
         );
     }

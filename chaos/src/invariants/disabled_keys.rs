@@ -14,9 +14,7 @@
 //! disable — `max(enable invoke, disable invoke)` over every enable that did not complete before
 //! the disable was invoked.
 
-use super::{
-    operations, stale_uses, verdict, CheckInput, Checker, RevocationRule, Verdict, Violation,
-};
+use super::{operations, stale_uses, verdict, CheckInput, Checker, RevocationRule, Verdict};
 use crate::history::Op;
 
 /// Tolerance added to the lease window, in microseconds (100 ms): clock reads, scheduling and
@@ -48,13 +46,8 @@ impl Checker for DisabledKeys {
         let violations = stale
             .iter()
             .map(|s| {
-                let beyond_ms = s.used.invoke_us.saturating_sub(s.acked_us.saturating_add(window_us))
-                    as f64
-                    / 1000.0;
-                let mut events = s.revocation.events();
-                events.extend(s.used.events());
-                Violation {
-                    message: format!(
+                s.violation(window_us, |s, beyond_ms| {
+                    format!(
                         "key {:?} was disabled (acknowledged at {:.3} s) but node {} served {} on it \
                          invoked at {:.3} s, {beyond_ms:.1} ms beyond the {} ms lease window",
                         s.used.op.key_name(),
@@ -63,9 +56,8 @@ impl Checker for DisabledKeys {
                         super::op_name(&s.used.op),
                         seconds(s.used.invoke_us),
                         input.lease_window_ms
-                    ),
-                    events,
-                }
+                    )
+                })
             })
             .collect();
         let summary = format!(

@@ -11,9 +11,7 @@
 //! thesis §6.4) applied to the access model.
 
 use super::disabled_keys::{seconds, SLACK_US};
-use super::{
-    operations, stale_uses, verdict, CheckInput, Checker, RevocationRule, Verdict, Violation,
-};
+use super::{operations, stale_uses, verdict, CheckInput, Checker, RevocationRule, Verdict};
 use crate::history::Op;
 
 /// The revoked-access checker.
@@ -41,16 +39,8 @@ impl Checker for RevokedAccess {
         let violations = stale
             .iter()
             .map(|s| {
-                let beyond_ms = s
-                    .used
-                    .invoke_us
-                    .saturating_sub(s.acked_us.saturating_add(window_us))
-                    as f64
-                    / 1000.0;
-                let mut events = s.revocation.events();
-                events.extend(s.used.events());
-                Violation {
-                    message: format!(
+                s.violation(window_us, |s, beyond_ms| {
+                    format!(
                         "app's kms:Encrypt on key {:?} was revoked (acknowledged at {:.3} s) but \
                          node {} let app encrypt invoked at {:.3} s, {beyond_ms:.1} ms beyond the \
                          {} ms lease window",
@@ -59,9 +49,8 @@ impl Checker for RevokedAccess {
                         s.used.node,
                         seconds(s.used.invoke_us),
                         input.lease_window_ms
-                    ),
-                    events,
-                }
+                    )
+                })
             })
             .collect();
         let app_encrypts = ops.iter().filter(|o| matches!(o.op, Op::AppEncrypt { .. }));

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::history::{FaultEvent, Records};
+use crate::history::{FaultEvent, Phase, Records};
 use crate::invariants::{error_code, op_name, operations, Operation, Outcome};
+use crate::schedule::FaultKind;
 
 /// Operations of one type, by outcome.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,7 +112,10 @@ impl Stats {
             );
         }
         for interval in fault_intervals(&records.faults) {
-            *stats.faults.entry(interval.fault).or_default() += 1;
+            *stats
+                .faults
+                .entry(interval.fault.event_name().to_owned())
+                .or_default() += 1;
         }
         stats.unavailability = unavailability(&ops);
         stats
@@ -164,7 +168,8 @@ pub(super) fn unavailability(ops: &[Operation]) -> Vec<Window> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultInterval {
     /// Fault kind.
-    pub fault: String,
+    #[serde(with = "crate::history::event_name")]
+    pub fault: FaultKind,
     /// Detail of the start event.
     pub detail: String,
     /// Nodes affected.
@@ -176,24 +181,24 @@ pub struct FaultInterval {
 }
 
 /// Pairs fault `start` and `end` events: an end closes the earliest open start of the same kind
-/// with the same nodes (or, failing that, of the same kind). Events with another phase are
-/// instantaneous intervals; an end without a start is ignored.
+/// with the same nodes (or, failing that, of the same kind); an end without a start is
+/// ignored.
 pub fn fault_intervals(faults: &[FaultEvent]) -> Vec<FaultInterval> {
     let mut intervals: Vec<FaultInterval> = Vec::new();
     let mut open: Vec<usize> = Vec::new();
     for event in faults {
-        match event.phase.as_str() {
-            "start" => {
+        match event.phase {
+            Phase::Start => {
                 open.push(intervals.len());
                 intervals.push(FaultInterval {
-                    fault: event.fault.clone(),
+                    fault: event.fault,
                     detail: event.detail.clone(),
                     nodes: event.nodes.clone(),
                     start_us: event.time_us,
                     end_us: None,
                 });
             }
-            "end" => {
+            Phase::End => {
                 let matches = |i: &usize, same_nodes: bool| {
                     intervals.get(*i).is_some_and(|f| {
                         f.fault == event.fault && (!same_nodes || f.nodes == event.nodes)
@@ -210,13 +215,6 @@ pub fn fault_intervals(faults: &[FaultEvent]) -> Vec<FaultInterval> {
                     }
                 }
             }
-            _ => intervals.push(FaultInterval {
-                fault: event.fault.clone(),
-                detail: event.detail.clone(),
-                nodes: event.nodes.clone(),
-                start_us: event.time_us,
-                end_us: Some(event.time_us),
-            }),
         }
     }
     intervals

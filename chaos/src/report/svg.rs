@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use tessera_chart::{escape, LogScale};
+
 use super::stats::{fault_intervals, unavailability};
 use super::text::seconds;
 use super::RunInfo;
@@ -47,22 +49,6 @@ fn outcome_color(outcome: Outcome) -> &'static str {
         .iter()
         .find(|(o, _)| *o == outcome)
         .map_or(OTHER_FAULT_COLOR, |(_, c)| c)
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A tick step, in seconds, giving at most about 12 ticks over `span_s`.
@@ -240,9 +226,10 @@ pub fn render_svg(info: &RunInfo, records: &Records) -> String {
         let end = interval.end_us.unwrap_or(last);
         let x0 = x(interval.start_us);
         let width = (x(end) - x0).max(2.0);
+        let name = interval.fault.event_name();
         let title = format!(
             "{} {} s – {}: {}",
-            interval.fault,
+            name,
             seconds(interval.start_us),
             interval
                 .end_us
@@ -254,9 +241,9 @@ pub fn render_svg(info: &RunInfo, records: &Records) -> String {
             let _ = writeln!(
                 svg,
                 r#"<rect class="fault {}" x="{x0:.1}" y="{y:.1}" width="{width:.1}" height="{:.1}" fill="{}" fill-opacity="0.8"><title>{}</title></rect>"#,
-                escape(&interval.fault),
+                escape(name),
                 LANE_HEIGHT - 7.0,
-                fault_color(&interval.fault),
+                fault_color(name),
                 escape(&title)
             );
         }
@@ -267,14 +254,10 @@ pub fn render_svg(info: &RunInfo, records: &Records) -> String {
         .iter()
         .filter_map(|o| o.latency_us().map(|l| (o.invoke_us, l.max(1), o.outcome)))
         .collect();
-    let min_latency = latencies.iter().map(|p| p.1).min().unwrap_or(1000).max(1);
-    let max_latency = latencies.iter().map(|p| p.1).max().unwrap_or(1000).max(1);
-    let lo_exp = (min_latency as f64).log10().floor();
-    let hi_exp = (max_latency as f64).log10().ceil().max(lo_exp + 1.0);
-    let y_of = |latency: u64| {
-        let f = ((latency as f64).log10() - lo_exp) / (hi_exp - lo_exp);
-        scatter_bottom - f * SCATTER_HEIGHT
-    };
+    let min_latency = latencies.iter().map(|p| p.1).min().unwrap_or(1000);
+    let max_latency = latencies.iter().map(|p| p.1).max().unwrap_or(1000);
+    let scale = LogScale::spanning(min_latency as f64, max_latency as f64, 1.0);
+    let y_of = |latency: f64| scatter_bottom - scale.fraction(latency) * SCATTER_HEIGHT;
     let _ = writeln!(
         svg,
         r##"<text x="{LEFT}" y="{:.1}" fill="#555">operation latency by invoke time (log scale), by outcome; shaded: no ok completion for at least 1 s</text>"##,
@@ -290,10 +273,8 @@ pub fn render_svg(info: &RunInfo, records: &Records) -> String {
             seconds(window.end_us)
         );
     }
-    let mut exp = lo_exp;
-    while exp <= hi_exp {
-        let value = 10f64.powf(exp);
-        let ty = y_of(value as u64);
+    for value in scale.decades() {
+        let ty = y_of(value);
         let _ = writeln!(
             svg,
             r##"<line x1="{LEFT}" y1="{ty:.1}" x2="{:.1}" y2="{ty:.1}" stroke="#e6e6e6"/>"##,
@@ -306,7 +287,6 @@ pub fn render_svg(info: &RunInfo, records: &Records) -> String {
             ty + 4.0,
             latency_label(value)
         );
-        exp += 1.0;
     }
     let _ = writeln!(
         svg,
@@ -331,7 +311,7 @@ pub fn render_svg(info: &RunInfo, records: &Records) -> String {
                 svg,
                 r#"<circle cx="{:.1}" cy="{:.1}" r="1.8"/>"#,
                 x(*invoke),
-                y_of(*latency)
+                y_of(*latency as f64)
             );
         }
         let _ = writeln!(svg, "</g>");
@@ -346,8 +326,9 @@ pub fn render_svg(info: &RunInfo, records: &Records) -> String {
     );
     let mut kinds: Vec<&str> = FAULT_COLORS.iter().map(|(k, _)| *k).collect();
     for interval in &intervals {
-        if !kinds.contains(&interval.fault.as_str()) {
-            kinds.push(&interval.fault);
+        let name = interval.fault.event_name();
+        if !kinds.contains(&name) {
+            kinds.push(name);
         }
     }
     for kind in kinds {

@@ -1,8 +1,9 @@
 use super::stats::*;
 use super::svg::*;
 use super::*;
-use crate::history::{EventKind, FaultEvent, OkValue, Op, StatusSample};
+use crate::history::{EventKind, FaultEvent, OkValue, Op, Phase, StatusSample};
 use crate::invariants::{Verdict, Violation};
+use crate::schedule::FaultKind;
 
 fn event(index: u64, time_ms: u64, process: u32, kind: EventKind, op: &Op) -> Event {
     Event {
@@ -26,12 +27,12 @@ fn event(index: u64, time_ms: u64, process: u32, kind: EventKind, op: &Op) -> Ev
     }
 }
 
-fn fault(time_ms: u64, fault: &str, phase: &str, nodes: &[u64]) -> FaultEvent {
+fn fault(time_ms: u64, fault: FaultKind, phase: Phase, nodes: &[u64]) -> FaultEvent {
     FaultEvent {
         time_us: time_ms * 1000,
-        fault: fault.into(),
-        phase: phase.into(),
-        detail: format!("{fault} <{nodes:?}> & co"),
+        fault,
+        phase,
+        detail: format!("{} <{nodes:?}> & co", fault.event_name()),
         nodes: nodes.to_vec(),
     }
 }
@@ -81,11 +82,11 @@ fn records() -> Records {
             },
         ],
         faults: vec![
-            fault(100, "partition", "start", &[2]),
-            fault(200, "kill", "start", &[3]),
-            fault(900, "kill", "end", &[3]),
-            fault(1000, "partition", "end", &[2]),
-            fault(1200, "pause", "start", &[1]),
+            fault(100, FaultKind::Partition, Phase::Start, &[2]),
+            fault(200, FaultKind::Kill, Phase::Start, &[3]),
+            fault(900, FaultKind::Kill, Phase::End, &[3]),
+            fault(1000, FaultKind::Partition, Phase::End, &[2]),
+            fault(1200, FaultKind::Pause, Phase::Start, &[1]),
         ],
     }
 }

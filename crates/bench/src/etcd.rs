@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tessera_launcher::pki;
+use tessera_launcher::{pki, Bound};
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 
@@ -117,22 +117,28 @@ impl Etcd {
     /// # Errors
     /// [`Error::EtcdNoLeader`] if no member reports a leader in time.
     pub async fn leader(&self, pki_dir: &Path) -> Result<String, Error> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        while Instant::now() < deadline {
-            for addr in &self.client_addrs {
-                let mut client = MaintenanceClient::new(crate::tls::channel(pki_dir, addr)?);
-                let Ok(reply) = client.status(StatusRequest {}).await else {
-                    continue;
-                };
-                let reply = reply.into_inner();
-                let member = reply.header.map_or(0, |h| h.member_id);
-                if reply.leader != 0 && reply.leader == member {
-                    return Ok(addr.clone());
+        let channels = self
+            .client_addrs
+            .iter()
+            .map(|addr| Ok((addr, crate::tls::channel(pki_dir, addr)?)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        Bound::new(START_TIMEOUT, Duration::from_millis(200))
+            .until("an etcd leader", || async {
+                for (addr, channel) in &channels {
+                    let mut client = MaintenanceClient::new(channel.clone());
+                    let Ok(reply) = client.status(StatusRequest {}).await else {
+                        continue;
+                    };
+                    let reply = reply.into_inner();
+                    let member = reply.header.map_or(0, |h| h.member_id);
+                    if reply.leader != 0 && reply.leader == member {
+                        return Ok((*addr).clone());
+                    }
                 }
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        Err(Error::EtcdNoLeader)
+                Err(())
+            })
+            .await
+            .map_err(|_| Error::EtcdNoLeader)
     }
 
     /// Process ids of the members.

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tessera_client::{Client, PolicyFormat};
-use tessera_launcher::cluster::{self, wait_until};
+use tessera_launcher::cluster::{self, Pending};
 use tessera_launcher::config::NodeOptions;
+use tessera_launcher::Bound;
 use tessera_launcher::{LocalCluster, SavedShares};
 
 use crate::echo::EchoProcess;
@@ -32,6 +33,8 @@ const ROTATE_POOL: u64 = 64;
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Step of the waits that are timed.
 const TIMED_POLL: Duration = Duration::from_millis(10);
+/// The timed waits for a recovery: fine steps, bounded by [`RECOVERY_TIMEOUT`].
+const RECOVERY: Bound = Bound::new(RECOVERY_TIMEOUT, TIMED_POLL);
 /// Value size of an etcd put (about a CreateKey's log entry).
 const ETCD_VALUE_BYTES: usize = 256;
 const MIB: f64 = 1024.0 * 1024.0;
@@ -95,10 +98,6 @@ struct Bench<'a> {
     keys: u64,
 }
 
-/// The bench measures capacity, so the per-identity rate limits (which would answer its one
-/// identity `RESOURCE_EXHAUSTED` long before the nodes are saturated) are off.
-const NO_RATE_LIMITS: NodeOptions = NodeOptions { rate_limits: false };
-
 impl<'a> Bench<'a> {
     async fn start(options: &'a Options, work: &Path) -> Result<Self, Error> {
         let progress = progress_bar(options);
@@ -109,7 +108,9 @@ impl<'a> Bench<'a> {
             NODES,
             |_| cluster::free_ports(),
             "tessera bench",
-            NO_RATE_LIMITS,
+            // The bench measures capacity, so the per-identity rate limits (which would answer
+            // its one identity `RESOURCE_EXHAUSTED` long before the nodes are saturated) are off.
+            &NodeOptions::without_rate_limits(),
         )?;
         cluster.bring_up(&options.exe).await?;
         cluster.poll_interval = TIMED_POLL;
@@ -258,25 +259,21 @@ impl<'a> Bench<'a> {
 
     /// Index of the leader and of one follower, once a leader is known.
     async fn roles(&self) -> Result<(usize, usize), Error> {
-        let deadline = Instant::now() + RECOVERY_TIMEOUT;
-        loop {
-            let statuses = self.statuses().await;
-            let leader_id = statuses.iter().flatten().find_map(|s| s.leader_id);
-            let leader =
-                leader_id.and_then(|id| self.cluster.nodes.0.iter().position(|n| n.id == id));
-            if let Some(leader) = leader {
-                let follower = (0..self.cluster.nodes.0.len())
-                    .find(|&i| {
-                        i != leader && self.cluster.nodes.0.get(i).is_some_and(|n| n.is_running())
-                    })
-                    .ok_or(Error::NoNode { role: "follower" })?;
-                return Ok((leader, follower));
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::NoNode { role: "leader" });
-            }
-            tokio::time::sleep(TIMED_POLL).await;
-        }
+        let nodes = &self.cluster.nodes.0;
+        let leader = RECOVERY
+            .until("a leader", || async {
+                let statuses = self.statuses().await;
+                let leader_id = statuses.iter().flatten().find_map(|s| s.leader_id);
+                leader_id
+                    .and_then(|id| nodes.iter().position(|n| n.id == id))
+                    .ok_or(())
+            })
+            .await
+            .map_err(|_| Error::NoNode { role: "leader" })?;
+        let follower = (0..nodes.len())
+            .find(|&i| i != leader && nodes.get(i).is_some_and(|n| n.is_running()))
+            .ok_or(Error::NoNode { role: "follower" })?;
+        Ok((leader, follower))
     }
 
     fn endpoint(&self, index: usize) -> Vec<String> {
@@ -446,15 +443,16 @@ impl<'a> Bench<'a> {
         let start = Instant::now();
         node.spawn(&exe)?;
         let pid = node.pid();
-        let listening = loop {
-            if node.addresses().is_some_and(|a| Some(a.pid) == pid) {
-                break start.elapsed();
-            }
-            if start.elapsed() > RECOVERY_TIMEOUT {
-                return Err(Error::NoNode { role: "restarted" });
-            }
-            tokio::time::sleep(TIMED_POLL).await;
-        };
+        RECOVERY
+            .until("the restarted node to publish its addresses", || async {
+                match node.addresses() {
+                    Some(a) if Some(a.pid) == pid => Ok(()),
+                    _ => Err(()),
+                }
+            })
+            .await
+            .map_err(|_| Error::NoNode { role: "restarted" })?;
+        let listening = start.elapsed();
         let node = self
             .cluster
             .nodes
@@ -466,14 +464,16 @@ impl<'a> Bench<'a> {
         let client = self.cluster.admin(vec![node.api_addr.clone()])?;
         let key = self.fixture.encrypt_key().to_owned();
         let payload = self.fixture.payload.clone();
-        wait_until("the restarted node serves", TIMED_POLL, || async {
-            Ok(client
-                .encrypt(&key, &payload, &Default::default())
-                .await
-                .ok()
-                .map(drop))
-        })
-        .await?;
+        RECOVERY
+            .until("the restarted node to serve", || async {
+                client
+                    .encrypt(&key, &payload, &Default::default())
+                    .await
+                    .map(drop)
+                    .map_err(Pending::from)
+            })
+            .await
+            .map_err(tessera_launcher::Error::from)?;
         Ok((
             listening.as_secs_f64(),
             unsealed.as_secs_f64(),
@@ -614,17 +614,15 @@ impl<'a> Bench<'a> {
 /// Writes through `client` (the survivors) until one is acknowledged; the time since `start`.
 async fn first_write(client: &Client, attempt: u32, start: Instant) -> Result<Duration, Error> {
     let mut n = 0u32;
-    loop {
-        n += 1;
-        let name = format!("bench-failover-{attempt}-{n}");
-        if client.create_key(&name, "AES256_GCM", "").await.is_ok() {
-            return Ok(start.elapsed());
-        }
-        if start.elapsed() > RECOVERY_TIMEOUT {
-            return Err(Error::FailoverTimeout(RECOVERY_TIMEOUT));
-        }
-        tokio::time::sleep(TIMED_POLL).await;
-    }
+    RECOVERY
+        .until("a write on the survivors", || {
+            n += 1;
+            let name = format!("bench-failover-{attempt}-{n}");
+            async move { client.create_key(&name, "AES256_GCM", "").await }
+        })
+        .await
+        .map(|_| start.elapsed())
+        .map_err(|_| Error::FailoverTimeout(RECOVERY_TIMEOUT))
 }
 
 fn planned_steps(options: &Options, etcd: bool) -> u64 {

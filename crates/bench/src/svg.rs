@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use tessera_chart::{escape, LogScale};
+
 use crate::report::{Report, Workload};
 
 const PANEL_W: f64 = 440.0;
@@ -32,12 +34,6 @@ fn panels_of(w: &Workload) -> Vec<String> {
         (_, "one-node") => vec![format!("one node, C={c}")],
         (_, target) => vec![format!("{target}, C={c}")],
     }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// x of quantile `q`: the number of nines.
@@ -93,13 +89,9 @@ fn panel(svg: &mut String, x0: f64, y0: f64, title: &str, workloads: &[&Workload
         (lo.min(v.max(0.001)), hi.max(v.max(0.001)))
     });
     let (lo, hi) = if lo > hi { (0.1, 10.0) } else { (lo, hi) };
-    let (ylo, yhi) = (
-        lo.log10().floor(),
-        hi.log10().ceil().max(lo.log10().floor() + 1.0),
-    );
+    let scale = LogScale::spanning(lo, hi, 0.001);
     let px = |x: f64| x0 + MARGIN_L + x / X_MAX * PLOT_W;
-    let py =
-        |ms: f64| y0 + MARGIN_T + PLOT_H - (ms.max(0.001).log10() - ylo) / (yhi - ylo) * PLOT_H;
+    let py = |ms: f64| y0 + MARGIN_T + PLOT_H - scale.fraction(ms.max(0.001)) * PLOT_H;
     let _ = writeln!(
         svg,
         r##"<text x="{}" y="{}" font-size="12" font-weight="bold">{}</text><rect x="{}" y="{}" width="{PLOT_W}" height="{PLOT_H}" fill="none" stroke="#888"/>"##,
@@ -123,9 +115,7 @@ fn panel(svg: &mut String, x0: f64, y0: f64, title: &str, workloads: &[&Workload
             y0 + MARGIN_T + PLOT_H + 14.0
         );
     }
-    let mut decade = ylo;
-    while decade <= yhi {
-        let ms = 10f64.powf(decade);
+    for ms in scale.decades() {
         let y = py(ms);
         let _ = writeln!(
             svg,
@@ -135,7 +125,6 @@ fn panel(svg: &mut String, x0: f64, y0: f64, title: &str, workloads: &[&Workload
             px(0.0) - 4.0,
             y + 4.0
         );
-        decade += 1.0;
     }
     for (i, w) in workloads.iter().enumerate() {
         let color = COLORS.get(i % COLORS.len()).copied().unwrap_or("#000");

@@ -5,14 +5,14 @@
 //! development only). Preparing a directory that already holds `shares.json` resumes that
 //! cluster.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tessera_client::{Client, ClientConfig};
 
 use crate::config::{NodeConfig, NodeOptions};
 use crate::process::{NodeProcess, Nodes};
+use crate::wait::Bound;
 use crate::{pki, Error};
 
 /// Unseal shares made at init.
@@ -108,7 +108,7 @@ pub fn prepare(
     nodes: u64,
     mut ports: impl FnMut(u64) -> Result<(u16, u16), Error>,
     generator: &str,
-    options: NodeOptions,
+    options: &NodeOptions,
 ) -> Result<LocalCluster, Error> {
     let resumed = dir.join(SHARES_FILE).exists();
     let pki_dir = dir.join("pki");
@@ -141,13 +141,8 @@ pub fn prepare(
         if !resumed {
             let (api, cluster) = ports(id)?;
             std::fs::create_dir_all(&node_dir).map_err(Error::io("create", &node_dir))?;
-            let text = NodeConfig::local(&pki_dir, id, api, cluster, seed_port, options)
-                .to_toml(generator)
-                .map_err(|source| Error::Encode {
-                    path: config.clone(),
-                    source,
-                })?;
-            std::fs::write(&config, text).map_err(Error::io("write", &config))?;
+            NodeConfig::local(&pki_dir, id, (api, cluster), seed_port, options)
+                .write(&config, generator)?;
             seed_port.get_or_insert(cluster);
         }
         out.push(NodeProcess::from_config(
@@ -179,40 +174,33 @@ pub fn client(dir: &Path, identity: &str, endpoints: Vec<String>) -> Result<Clie
     Ok(Client::new(config)?)
 }
 
-/// How often [`wait_until`] tries by default.
+/// How often waits for a node poll it by default.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
-/// Calls `attempt` every `interval` until it yields a value, for at most the startup bound.
-///
-/// # Errors
-/// [`Error::Timeout`] naming `what`, with the last error seen.
-pub async fn wait_until<T, F, Fut>(
-    what: &str,
-    interval: Duration,
-    mut attempt: F,
-) -> Result<T, Error>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Option<T>, tessera_client::Error>>,
-{
-    let deadline = Instant::now() + STARTUP_TIMEOUT;
-    loop {
-        let last = match attempt().await {
-            Ok(Some(value)) => return Ok(value),
-            Ok(None) => None,
-            Err(e) => Some(e),
-        };
-        if Instant::now() >= deadline {
-            return Err(Error::Timeout {
-                what: what.to_owned(),
-                last,
-            });
-        }
-        tokio::time::sleep(interval).await;
-    }
+/// What a wait for the cluster last saw while it was not yet ready.
+#[derive(Debug, thiserror::Error)]
+pub enum Pending {
+    /// A call to a node failed.
+    #[error(transparent)]
+    Refused(#[from] tessera_client::Error),
+    /// Not every node has joined as a voter, or there is no leader yet.
+    #[error("{voters} of {expected} nodes are voters, leader {leader:?}")]
+    Joining {
+        /// Voters so far.
+        voters: usize,
+        /// Nodes started.
+        expected: usize,
+        /// The leader, if any.
+        leader: Option<u64>,
+    },
 }
 
 impl LocalCluster {
+    /// The bound on every wait while the cluster comes up.
+    fn bound(&self) -> Bound {
+        Bound::new(STARTUP_TIMEOUT, self.poll_interval)
+    }
+
     /// A client with the `admin` certificate.
     ///
     /// # Errors
@@ -244,12 +232,21 @@ impl LocalCluster {
             dir: self.dir.clone(),
         })?;
         let seed = self.admin(vec![first.api_addr.clone()])?;
-        wait_until("all nodes join the cluster", self.poll_interval, || async {
-            let status = seed.status().await?;
-            let voters = status.members.iter().filter(|m| m.role == "voter").count();
-            Ok((voters == count && status.leader_id.is_some()).then_some(()))
-        })
-        .await?;
+        self.bound()
+            .until("all nodes to join the cluster", || async {
+                let status = seed.status().await?;
+                let voters = status.members.iter().filter(|m| m.role == "voter").count();
+                if voters == count && status.leader_id.is_some() {
+                    Ok(())
+                } else {
+                    Err(Pending::Joining {
+                        voters,
+                        expected: count,
+                        leader: status.leader_id,
+                    })
+                }
+            })
+            .await?;
 
         let saved = if self.resumed {
             self.saved_shares()?
@@ -279,13 +276,14 @@ impl LocalCluster {
     /// [`Error::Timeout`].
     pub async fn wait_answers(&self, node: &NodeProcess) -> Result<(), Error> {
         let client = self.admin(vec![node.api_addr.clone()])?;
-        wait_until(
-            &format!("node {} answers on {}", node.id, node.api_addr),
-            self.poll_interval,
-            || async { Ok(Some(client.status().await?)) },
-        )
-        .await
-        .map(drop)
+        self.bound()
+            .until(
+                &format!("node {} to answer on {}", node.id, node.api_addr),
+                || async { client.status().await.map_err(Pending::from) },
+            )
+            .await
+            .map(drop)
+            .map_err(Error::from)
     }
 
     /// Gives `node` the threshold of `saved` shares, waiting while it has not yet learnt the
@@ -297,19 +295,13 @@ impl LocalCluster {
         let client = self.admin(vec![node.api_addr.clone()])?;
         let needed = usize::try_from(saved.threshold).unwrap_or(usize::MAX);
         for share in saved.shares.iter().take(needed) {
-            wait_until(
-                &format!("node {} accepts an unseal share", node.id),
-                self.poll_interval,
-                || async {
-                    match client.unseal(share).await {
-                        Ok(reply) => Ok(Some(reply)),
-                        // The seal configuration may not have reached this node yet.
-                        Err(e) if e.tessera_code() == Some("NOT_INITIALIZED") => Ok(None),
-                        Err(e) => Err(e),
-                    }
-                },
-            )
-            .await?;
+            // Refused with NOT_INITIALIZED until the seal configuration reaches this node.
+            self.bound()
+                .until(
+                    &format!("node {} to accept an unseal share", node.id),
+                    || async { client.unseal(share).await.map_err(Pending::from) },
+                )
+                .await?;
         }
         Ok(())
     }

@@ -8,11 +8,13 @@ pub mod cluster;
 pub mod config;
 pub mod pki;
 pub mod process;
+pub mod wait;
 
 use std::path::{Path, PathBuf};
 
 pub use cluster::{LocalCluster, SavedShares};
-pub use process::{NodeProcess, Nodes};
+pub use process::{published_addresses, NodeProcess, Nodes};
+pub use wait::{Bound, Timeout};
 
 /// Why a local cluster could not be prepared or brought up.
 #[derive(Debug, thiserror::Error)]
@@ -93,17 +95,18 @@ pub enum Error {
         /// Node id.
         id: u64,
     },
-    /// A bounded wait ran out.
-    #[error("timed out: {what}{}", last.as_ref().map(|e| format!(" (last error: {e})")).unwrap_or_default())]
-    Timeout {
-        /// What was awaited.
-        what: String,
-        /// The last error seen while waiting.
-        last: Option<tessera_client::Error>,
-    },
+    /// A bounded wait ran out; it carries what the last attempt saw.
+    #[error(transparent)]
+    Timeout(Box<wait::Timeout<cluster::Pending>>),
     /// A call to a node failed.
     #[error(transparent)]
     Client(#[from] tessera_client::Error),
+}
+
+impl From<Timeout<cluster::Pending>> for Error {
+    fn from(timeout: Timeout<cluster::Pending>) -> Self {
+        Self::Timeout(Box::new(timeout))
+    }
 }
 
 impl Error {

@@ -64,20 +64,7 @@ impl NodeProcess {
     /// # Errors
     /// [`Error::Io`] if the log cannot be opened, [`Error::Spawn`] if the process cannot start.
     pub fn spawn(&mut self, exe: &Path) -> Result<(), Error> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .map_err(Error::io("open", &self.log))?;
-        let log_err = log.try_clone().map_err(Error::io("open", &self.log))?;
-        let child = Command::new(exe)
-            .arg("server")
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--stop-on-stdin-eof")
-            .stdin(Stdio::piped())
-            .stdout(log)
-            .stderr(log_err)
+        let child = Command::from(server_command(exe, &self.config, &self.log)?)
             .kill_on_drop(true)
             .spawn()
             .map_err(|source| Error::Spawn {
@@ -151,8 +138,74 @@ impl NodeProcess {
     /// The addresses the running node published once its ports were bound (none before).
     #[must_use]
     pub fn addresses(&self) -> Option<Addresses> {
-        let bytes = std::fs::read(self.data_dir.join(ADDRESSES_FILE)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        published_addresses(&self.data_dir).ok()
+    }
+}
+
+/// The command that runs `exe server --config config`, appending its standard output and
+/// error to `log`. The node stops when its standard input (piped, held by the launcher) closes,
+/// so it follows its launcher down even if the launcher is killed outright. Every launcher
+/// (sync or async) starts its nodes with this command.
+///
+/// # Errors
+/// [`Error::Io`] if the log cannot be opened.
+pub fn server_command(
+    exe: &Path,
+    config: &Path,
+    log: &Path,
+) -> Result<std::process::Command, Error> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(Error::io("open", log))?;
+    let err = out.try_clone().map_err(Error::io("open", log))?;
+    let mut command = std::process::Command::new(exe);
+    command
+        .arg("server")
+        .arg("--config")
+        .arg(config)
+        .arg("--stop-on-stdin-eof")
+        .stdin(Stdio::piped())
+        .stdout(out)
+        .stderr(err);
+    Ok(command)
+}
+
+/// Why a node's published addresses could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum AddressesError {
+    /// The file is not there (yet) or cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not (yet completely) written.
+    #[error("{} is not valid: {source}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The addresses a node with data directory `data_dir` published once it bound its ports
+/// ([`ADDRESSES_FILE`]): the way to learn the ports a node given port 0 was assigned.
+///
+/// # Errors
+/// [`AddressesError`] while the node has not published them.
+pub fn published_addresses(data_dir: &Path) -> Result<Addresses, AddressesError> {
+    let path = data_dir.join(ADDRESSES_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|source| AddressesError::Invalid { path, source }),
+        Err(source) => Err(AddressesError::Read { path, source }),
     }
 }
 

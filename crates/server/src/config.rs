@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tessera_raft::RaftSettings;
 
 /// Failure to load a configuration file.
@@ -164,9 +164,9 @@ pub struct ServerConfig {
     pub rate_limits: crate::ratelimit::RateLimitSection,
 }
 
-/// Deliberate bugs, to prove the chaos harness's checkers catch them.
-#[cfg(feature = "fault-injection")]
-#[derive(Clone, Debug, Default, Deserialize)]
+/// Deliberate bugs, to prove the chaos harness's checkers catch them. The type exists in
+/// every build so launchers can write the section; only a `fault-injection` build reads it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FaultSection {
     /// Serve crypto from local state without holding the leader lease: a partitioned node
@@ -184,7 +184,7 @@ pub struct FaultSection {
 }
 
 /// Key lifecycle limits and the leader's background jobs.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LifecycleSection {
     /// Shortest deletion waiting window accepted (default 7 days).
@@ -217,36 +217,36 @@ impl Default for LifecycleSection {
 }
 
 /// A listening socket and the address others should use to reach it.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
     /// Address to bind, e.g. `127.0.0.1:7401` (port 0 picks a free port).
     pub listen: SocketAddr,
     /// Address to advertise; defaults to the bound address (required when binding a
     /// wildcard address).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advertise: Option<String>,
 }
 
 /// The cluster port and how this node enters the cluster.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSection {
     /// Address to bind.
     pub listen: SocketAddr,
     /// Address to advertise to peers.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advertise: Option<String>,
     /// Start a new one-node cluster if this node has no Raft state yet.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bootstrap: bool,
     /// Cluster addresses of existing members to ask for admission if this node has no Raft
     /// state yet.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub join: Vec<String>,
     /// Address translation: a peer's advertised cluster address → the address to dial, for a
     /// proxy or NAT between nodes. Peers not listed are dialled as advertised.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub dial: std::collections::BTreeMap<String, String>,
 }
 
@@ -282,7 +282,7 @@ impl std::str::FromStr for LogFormat {
 ///
 /// The files are read again on SIGHUP and whenever their contents change (checked every
 /// `reload_poll_ms`); see [`crate::tls_reload`].
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSection {
     /// CA of node certificates: the only CA the cluster port trusts.
@@ -382,7 +382,7 @@ fn ca_bundle(path: &Path) -> Result<Vec<CaCertificate>, ConfigError> {
 }
 
 /// Raft timing, in milliseconds.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RaftSection {
     /// Leader heartbeat interval.

@@ -80,9 +80,8 @@ const WRITE_ATTEMPTS: usize = 64;
 
 /// A client write as it arrived: what makes it idempotent, who sent it and what it needs.
 pub struct WriteCall<'a, M> {
-    /// The RPC, e.g. `Keys/RotateKey` (part of the fingerprint).
-    pub method: &'static str,
-    /// The action authorised (on the key, for [`Node::write_for_key`]).
+    /// The action authorised (on the key, for [`Node::write_for_key`]); its RPC name
+    /// ([`Action::rpc`], e.g. `Keys/RotateKey`) is part of the fingerprint.
     pub action: Action,
     /// The caller (request ids are de-duplicated per caller identity).
     pub caller: &'a Caller,
@@ -91,10 +90,9 @@ pub struct WriteCall<'a, M> {
 }
 
 impl<'a, M> WriteCall<'a, M> {
-    /// A call of `method`, authorised as `action`, by `caller`.
-    pub fn new(method: &'static str, action: Action, caller: &'a Caller, request: &'a M) -> Self {
+    /// A call of `action`'s method, authorised as `action`, by `caller`.
+    pub fn new(action: Action, caller: &'a Caller, request: &'a M) -> Self {
         Self {
-            method,
             action,
             caller,
             request,
@@ -535,7 +533,7 @@ impl Node {
         self.propose(Request {
             request_id,
             caller: CallerId::of(call.caller.name()),
-            fingerprint: fingerprint(call.method, &call.request.without_request_id()),
+            fingerprint: fingerprint(call.action.rpc(), &call.request.without_request_id()),
             bindings,
             command,
         })
@@ -588,7 +586,7 @@ impl Node {
     /// preconditions that the first attempt consumed (an import token, for example).
     pub fn previous_result<M: ClientRequest>(&self, call: &WriteCall<'_, M>) -> Option<Response> {
         let request_id = RequestId::parse(call.request.request_id()).ok()?;
-        let fingerprint = fingerprint(call.method, &call.request.without_request_id());
+        let fingerprint = fingerprint(call.action.rpc(), &call.request.without_request_id());
         let applied = self.raft.shared().read();
         match applied.state.dedup().check(
             &CallerId::of(call.caller.name()),

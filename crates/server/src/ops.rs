@@ -12,7 +12,7 @@ pub mod metrics;
 
 use std::net::SocketAddr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, LeaseProblem};
 use crate::node::Node;
@@ -21,7 +21,7 @@ use crate::node::Node;
 ///
 /// It serves no secret and no key material (metrics, health, readiness), over plain HTTP
 /// without authentication, so bind it to loopback or a monitoring network only.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpsSection {
     /// Address to bind, e.g. `127.0.0.1:7601` (port 0 picks a free port, published in

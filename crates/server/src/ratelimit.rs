@@ -15,7 +15,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tessera_state::policy::{AccessControl, Action, Budget, Glob};
 
 /// Shards of the bucket map.
@@ -85,7 +85,7 @@ impl ActionClass {
 }
 
 /// One bucket's size: `rate` tokens per second, up to `burst` saved.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limit {
     /// Sustained requests per second.
@@ -95,7 +95,7 @@ pub struct Limit {
 }
 
 /// Limits of the three classes.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct ClassLimits {
     /// Crypto operations.
     #[serde(default = "default_crypto")]
@@ -150,7 +150,7 @@ fn default_operator() -> Limit {
 }
 
 /// Limits for the identities a glob matches.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Override {
     /// Identity glob (`*` matches any run of characters).
     pub identity: String,
@@ -160,7 +160,7 @@ pub struct Override {
 }
 
 /// The `[rate_limits]` section.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct RateLimitSection {
     /// Whether requests are limited at all.
     #[serde(default = "enabled")]

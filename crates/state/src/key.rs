@@ -514,6 +514,19 @@ pub fn import_token_aad(key_id: &KeyId, token_id: &str) -> Vec<u8> {
     format!("import-token/{key_id}/{token_id}").into_bytes()
 }
 
+/// The AAD a caller wraps key material under to import it into `key_id`
+/// (`tessera_crypto::wrap`; part of the API contract): material wrapped for another key fails
+/// to unwrap.
+pub fn import_aad(key_id: &KeyId) -> Vec<u8> {
+    format!("tessera/import/{key_id}").into_bytes()
+}
+
+/// The AAD exported material of `key_id`'s `version` is wrapped under (part of the API
+/// contract), so material exported from one key or version cannot pass for another's.
+pub fn export_aad(key_id: &KeyId, version: u32) -> Vec<u8> {
+    format!("tessera/export/{key_id}/v{version}").into_bytes()
+}
+
 /// Checks tags against the limits: at most [`MAX_TAGS`], keys 1..=128 bytes, values up to 256.
 ///
 /// # Errors
@@ -612,5 +625,23 @@ mod tests {
         assert_ne!(aad, version_aad(&key, 2, KeySpec::HmacSha256));
         assert_ne!(aad, version_aad(&key, 3, KeySpec::Aes256Gcm));
         assert_ne!(aad, version_aad(&other, 2, KeySpec::Aes256Gcm));
+    }
+
+    /// The AADs are a disk and wire contract: these exact bytes.
+    #[test]
+    fn the_aads_keep_their_bytes() {
+        let key = KeyId::from_random_bytes([1; 16]);
+        assert_eq!(
+            import_token_aad(&key, "t1"),
+            format!("import-token/{key}/t1").into_bytes()
+        );
+        assert_eq!(
+            import_aad(&key),
+            format!("tessera/import/{key}").into_bytes()
+        );
+        assert_eq!(
+            export_aad(&key, 3),
+            format!("tessera/export/{key}/v3").into_bytes()
+        );
     }
 }

@@ -1,15 +1,21 @@
 //! [`TestCluster`]: N real node processes with their own PKI, data directories and ports.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tessera_client::{Client, ClientConfig};
+use tessera_launcher::config::{Entry, NodeConfig, NodeOptions};
+use tessera_launcher::{pki, Bound};
+use tessera_server::config::{FaultSection, LifecycleSection, RaftSection};
+use tessera_server::ops::OpsSection;
+use tessera_server::ratelimit::RateLimitSection;
 
 use crate::disk::{self, Tmpfs};
+use crate::node::launch;
 use crate::process::{tail, NodeProcess};
-use crate::wait::wait_for;
+use crate::wait::{wait_for, POLL};
 
 /// One cluster at a time per test binary: node processes are heavy on a 2-core machine.
 static CLUSTER_LOCK: Mutex<()> = Mutex::new(());
@@ -53,12 +59,16 @@ pub struct ClusterOptions {
     /// If set, each node's data directory is a tmpfs of this many MiB that a test can fill
     /// (see [`TestCluster::fill_disk`]); mounting needs root.
     pub data_quota_mib: Option<u64>,
+    /// Whether every node has an ops port (on a free loopback port, published in
+    /// `addresses.json`).
+    pub ops_port: bool,
     /// Node certificates issued beyond `nodes`, for nodes a test starts later with
     /// [`TestCluster::start_spare`] (ids `nodes + 1 ..= nodes + spare_nodes`).
     pub spare_nodes: u64,
-    /// Extra TOML appended to one node's configuration: `(node id, text)`, e.g. a `[faults]`
-    /// section for a fault-injection build.
-    pub extra_config: Vec<(u64, String)>,
+    /// Per-identity rate limits of every node.
+    pub rate_limits: RateLimitSection,
+    /// Deliberate bugs for one node of a fault-injection build: `(node id, faults)`.
+    pub faults: Vec<(u64, FaultSection)>,
 }
 
 impl Default for ClusterOptions {
@@ -73,8 +83,10 @@ impl Default for ClusterOptions {
             logs_kept_after_snapshot: 1_000,
             import_token_ttl_seconds: 600,
             data_quota_mib: None,
+            ops_port: false,
             spare_nodes: 0,
-            extra_config: Vec::new(),
+            rate_limits: RateLimitSection::default(),
+            faults: Vec::new(),
         }
     }
 }
@@ -132,83 +144,45 @@ pub struct TestCluster {
     _lock: Exclusive,
 }
 
-/// How a node enters the cluster.
-#[derive(Clone, Copy)]
-enum Entry<'a> {
-    /// Starts a one-node cluster.
-    Bootstrap,
-    /// Asks the member at this cluster address to admit it as a voter.
-    Join(&'a str),
-    /// Waits until a member adds it (`operator add-learner`).
-    Wait,
-}
-
-fn config_text(
+/// The configuration of node `id` listening at `api` and `cluster`, entering the cluster by
+/// `entry`.
+fn node_config(
     options: &ClusterOptions,
     pki: &Path,
     id: u64,
-    api: &str,
-    cluster: &str,
-    entry: Entry<'_>,
-) -> String {
-    let entry = match entry {
-        Entry::Bootstrap => "bootstrap = true".to_owned(),
-        Entry::Join(seed) => format!("join = [\"{seed}\"]"),
-        Entry::Wait => String::new(),
+    (api, cluster): (SocketAddr, SocketAddr),
+    entry: Entry,
+) -> NodeConfig {
+    let node_options = NodeOptions {
+        region: format!("region-{}", (id - 1) % 3 + 1),
+        raft: Some(RaftSection {
+            heartbeat_ms: options.heartbeat_ms,
+            election_timeout_min_ms: options.election_timeout_min_ms,
+            election_timeout_max_ms: options.election_timeout_max_ms,
+            lease_ms: options.lease_ms,
+            snapshot_after_logs: options.snapshot_after_logs,
+            logs_kept_after_snapshot: options.logs_kept_after_snapshot,
+            write_timeout_ms: 15_000,
+        }),
+        // Test-tuned: production minimums are days.
+        lifecycle: Some(LifecycleSection {
+            min_deletion_window_seconds: 1,
+            min_rotation_period_seconds: 1,
+            import_token_ttl_seconds: options.import_token_ttl_seconds,
+            job_interval_ms: 200,
+            ..LifecycleSection::default()
+        }),
+        rate_limits: options.rate_limits.clone(),
+        ops: options.ops_port.then(|| OpsSection {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }),
+        faults: options
+            .faults
+            .iter()
+            .find(|(node, _)| *node == id)
+            .map(|(_, faults)| faults.clone()),
     };
-    format!(
-        r#"node_id = {id}
-data_dir = "data"
-region = "region-{region}"
-
-[api]
-listen = "{api}"
-
-[cluster]
-listen = "{cluster}"
-{entry}
-
-[tls]
-node_ca = "{pki}/ca.pem"
-node_cert = "{pki}/node{id}.pem"
-node_key = "{pki}/node{id}-key.pem"
-client_ca = "{pki}/client-ca.pem"
-
-[raft]
-heartbeat_ms = {hb}
-election_timeout_min_ms = {emin}
-election_timeout_max_ms = {emax}
-lease_ms = {lease}
-snapshot_after_logs = {snap}
-logs_kept_after_snapshot = {keep}
-write_timeout_ms = 15000
-
-# Test-tuned: production minimums are days.
-[lifecycle]
-min_deletion_window_seconds = 1
-min_rotation_period_seconds = 1
-import_token_ttl_seconds = {ttl}
-job_interval_ms = 200
-
-# Every test node keeps an audit trail in data/audit/.
-[audit]
-enabled = true
-"#,
-        region = (id - 1) % 3 + 1,
-        pki = pki.display(),
-        hb = options.heartbeat_ms,
-        emin = options.election_timeout_min_ms,
-        emax = options.election_timeout_max_ms,
-        lease = options.lease_ms,
-        snap = options.snapshot_after_logs,
-        keep = options.logs_kept_after_snapshot,
-        ttl = options.import_token_ttl_seconds,
-    ) + &options
-        .extra_config
-        .iter()
-        .filter(|(node, _)| *node == id)
-        .map(|(_, text)| format!("\n{text}\n"))
-        .collect::<String>()
+    NodeConfig::new(pki, id, api, cluster, entry, &node_options)
 }
 
 impl TestCluster {
@@ -220,19 +194,12 @@ impl TestCluster {
             .prefix("tessera-test-")
             .tempdir()
             .expect("temp dir");
-        let pki = root.path().join("pki");
-        let status = Command::new(binary)
-            .args([
-                "pki",
-                "init",
-                "--nodes",
-                &(options.nodes + options.spare_nodes).to_string(),
-                "--dir",
-            ])
-            .arg(&pki)
-            .output()
-            .expect("tessera pki init runs");
-        assert!(status.status.success(), "pki init failed: {status:?}");
+        pki::init(
+            &root.path().join("pki"),
+            options.nodes + options.spare_nodes,
+            &[],
+        )
+        .expect("test PKI");
         let mut cluster = Self {
             binary: binary.to_path_buf(),
             root: Some(root),
@@ -243,7 +210,7 @@ impl TestCluster {
         };
         for id in 1..=cluster.options.nodes {
             let seed = cluster.nodes.first().map(|n| n.cluster_addr.clone());
-            let entry = seed.as_deref().map_or(Entry::Bootstrap, Entry::Join);
+            let entry = seed.map_or(Entry::Bootstrap, Entry::Join);
             cluster.add_node(id, entry).await;
         }
         cluster.wait_for_voters().await;
@@ -299,49 +266,26 @@ impl TestCluster {
         self.add_node(id, Entry::Wait).await;
     }
 
-    async fn add_node(&mut self, id: u64, entry: Entry<'_>) {
+    async fn add_node(&mut self, id: u64, entry: Entry) {
         let dir = self.root().join(format!("node{id}"));
-        std::fs::create_dir_all(&dir).unwrap();
         let pki = self.pki();
-        let config = dir.join("config.toml");
-        std::fs::write(
-            &config,
-            config_text(&self.options, &pki, id, "127.0.0.1:0", "127.0.0.1:0", entry),
+        let launched = launch(
+            &self.binary,
+            &dir,
+            self.options.data_quota_mib,
+            Bound::new(WAIT, POLL),
+            "tessera-testkit",
+            |api, cluster| node_config(&self.options, &pki, id, (api, cluster), entry.clone()),
         )
-        .unwrap();
-        let data_mount = self
-            .options
-            .data_quota_mib
-            .map(|mib| Tmpfs::mount(&dir.join("data"), mib).unwrap());
-        let process = NodeProcess::spawn(&self.binary, &config, &dir.join("server.log"));
-        let addresses = dir.join("data").join("addresses.json");
-        let published: serde_json::Value = wait_for(
-            &format!("node {id} to publish its addresses"),
-            WAIT,
-            || async {
-                let text = std::fs::read_to_string(&addresses).map_err(|e| e.to_string())?;
-                serde_json::from_str(&text).map_err(|e| e.to_string())
-            },
-        )
-        .await;
-        let api = published["api"].as_str().expect("api address").to_owned();
-        let cluster = published["cluster"]
-            .as_str()
-            .expect("cluster address")
-            .to_owned();
-        // Pin the ports the kernel chose, so a restart comes back on the same addresses.
-        std::fs::write(
-            &config,
-            config_text(&self.options, &pki, id, &api, &cluster, entry),
-        )
-        .unwrap();
+        .await
+        .unwrap_or_else(|e| panic!("node {id}: {e:#}"));
         self.nodes.push(TestNode {
             id,
             dir,
-            api_addr: format!("https://{api}"),
-            cluster_addr: cluster,
-            process: Some(process),
-            data_mount,
+            api_addr: format!("https://{}", launched.addresses.api),
+            cluster_addr: launched.addresses.cluster.to_string(),
+            process: Some(launched.process),
+            data_mount: launched.data_mount,
         });
     }
 
@@ -369,7 +313,7 @@ impl TestCluster {
             .iter()
             .map(|id| self.node(*id).api_addr.clone())
             .collect();
-        self.client_with_cert(endpoints, "admin")
+        self.client_with_cert(endpoints, pki::ADMIN_IDENTITY)
     }
 
     /// A client with the admin certificate for one node only.
@@ -380,7 +324,7 @@ impl TestCluster {
     /// A raw gRPC channel to one node with the admin certificate, for calling the generated
     /// `tessera_proto` clients directly.
     pub fn channel(&self, id: u64) -> tonic::transport::Channel {
-        self.channel_with_cert(id, "admin")
+        self.channel_with_cert(id, pki::ADMIN_IDENTITY)
     }
 
     /// A raw gRPC channel to one node with the certificate `pki/<identity>.pem` (`admin`, or
@@ -389,7 +333,7 @@ impl TestCluster {
         let pki = self.pki();
         let read = |f: &str| std::fs::read(pki.join(f)).expect("pki file");
         let tls = tonic::transport::ClientTlsConfig::new()
-            .ca_certificate(tonic::transport::Certificate::from_pem(read("ca.pem")))
+            .ca_certificate(tonic::transport::Certificate::from_pem(read(pki::NODE_CA)))
             .identity(tonic::transport::Identity::from_pem(
                 read(&format!("{identity}.pem")),
                 read(&format!("{identity}-key.pem")),
@@ -417,7 +361,7 @@ impl TestCluster {
         let pki = self.pki();
         let mut config = ClientConfig::from_files(
             endpoints,
-            &pki.join("ca.pem"),
+            &pki.join(pki::NODE_CA),
             &pki.join(format!("{identity}.pem")),
             &pki.join(format!("{identity}-key.pem")),
         )

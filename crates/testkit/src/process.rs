@@ -1,7 +1,7 @@
 //! A `tessera server` child process that is killed when its guard drops.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -18,20 +18,9 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Starts `tessera server --config CONFIG`, appending its output to `log`.
     pub fn spawn(binary: &Path, config: &Path, log: &Path) -> Self {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
-        let child = Command::new(binary)
-            .arg("server")
-            .arg("--config")
-            .arg(config)
-            .arg("--stop-on-stdin-eof")
+        let child = tessera_launcher::process::server_command(binary, config, log)
+            .unwrap_or_else(|e| panic!("{e}"))
             .env("TESSERA_LOG", "info,openraft=warn,sled=warn")
-            .stdin(Stdio::piped())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         Self { child }
@@ -100,8 +89,29 @@ impl Drop for NodeProcess {
     }
 }
 
+/// Whether a process with this id exists (signal 0 reaches it), to check that nothing a test
+/// started outlives it.
+pub fn alive(pid: u32) -> bool {
+    i32::try_from(pid).is_ok_and(|pid| kill(Pid::from_raw(pid), None).is_ok())
+}
+
+/// Waits until no process `pid` exists, for at most `timeout`.
+///
+/// # Panics
+/// If it still exists after `timeout`.
+pub async fn wait_gone(pid: u32, timeout: Duration) {
+    crate::wait_for(&format!("process {pid} to exit"), timeout, || async move {
+        if alive(pid) {
+            Err("alive")
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+}
+
 /// The last `lines` lines of a file, for failure reports.
-pub fn tail(path: &PathBuf, lines: usize) -> String {
+pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")

@@ -143,7 +143,7 @@ pub async fn run(args: DevArgs) -> Result<(), Failure> {
         args.nodes,
         |id| cluster::base_ports(base, id),
         "tessera dev",
-        NodeOptions::default(),
+        &NodeOptions::default(),
     )
     .map_err(|e| Failure::Local(e.into()))?;
     let resume = dev.resumed;

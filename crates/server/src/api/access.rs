@@ -154,7 +154,7 @@ impl AccessService {
         let name = policy_name(&req.name)?;
         let document =
             PolicyDocument::parse(&req.document, document_format(&req.format, &req.document)?)?;
-        let call = WriteCall::new("Access/PutPolicy", Action::PutPolicy, caller, &req);
+        let call = WriteCall::new(Action::PutPolicy, caller, &req);
         match self
             .node
             .write(&call, Vec::new(), Command::PutPolicy { name, document })
@@ -213,7 +213,7 @@ impl AccessService {
     ) -> Result<pb::DeletePolicyResponse, ApiError> {
         self.allow(caller, Action::DeletePolicy)?;
         let name = policy_name(&req.name)?;
-        let call = WriteCall::new("Access/DeletePolicy", Action::DeletePolicy, caller, &req);
+        let call = WriteCall::new(Action::DeletePolicy, caller, &req);
         match self
             .node
             .write(&call, Vec::new(), Command::DeletePolicy { name })
@@ -275,7 +275,7 @@ impl AccessService {
         let mut id = [0u8; 16];
         rand_fill(&mut id);
         let grant_id = GrantId::parse(&hex(&id)).map_err(|_| ApiError::Internal("grant id"))?;
-        let call = WriteCall::new("Access/CreateGrant", Action::CreateGrant, caller, &req);
+        let call = WriteCall::new(Action::CreateGrant, caller, &req);
         let mut proposed = None;
         let response = self
             .node
@@ -366,7 +366,7 @@ impl AccessService {
                 key_of()
             }
         };
-        let call = WriteCall::new("Access/RevokeGrant", Action::RevokeGrant, caller, &req);
+        let call = WriteCall::new(Action::RevokeGrant, caller, &req);
         let response = match key_id {
             Some(key_id) => {
                 let record = self.node.resolve_key(key_id.as_str()).await?;
@@ -413,12 +413,7 @@ impl AccessService {
                 ))
             }
         };
-        let call = WriteCall::new(
-            "Access/RevokeCertificate",
-            Action::RevokeCertificate,
-            caller,
-            &req,
-        );
+        let call = WriteCall::new(Action::RevokeCertificate, caller, &req);
         match self
             .node
             .write(
@@ -444,7 +439,7 @@ impl AccessService {
     ) -> Result<pb::RateLimit, ApiError> {
         self.allow(caller, Action::PutRateLimit)?;
         let rule = rate_limit_from_proto(req.rule.clone())?;
-        let call = WriteCall::new("Access/PutRateLimit", Action::PutRateLimit, caller, &req);
+        let call = WriteCall::new(Action::PutRateLimit, caller, &req);
         match self
             .node
             .write(&call, Vec::new(), Command::PutRateLimit(rule))
@@ -478,12 +473,7 @@ impl AccessService {
             return Err(ApiError::invalid("identity", "must not be empty"));
         }
         let identity = Glob::new(&req.identity);
-        let call = WriteCall::new(
-            "Access/DeleteRateLimit",
-            Action::DeleteRateLimit,
-            caller,
-            &req,
-        );
+        let call = WriteCall::new(Action::DeleteRateLimit, caller, &req);
         match self
             .node
             .write(&call, Vec::new(), Command::DeleteRateLimit { identity })

@@ -8,7 +8,8 @@ use tessera_crypto::{wrap, KeySpec};
 use tessera_proto::v1 as pb;
 use tessera_proto::v1::keys_server::Keys;
 use tessera_state::key::{
-    import_token_aad, validate_tag_key, validate_tag_value, validate_tags, KeyOrigin, KeyState,
+    export_aad, import_aad, import_token_aad, validate_tag_key, validate_tag_value, validate_tags,
+    KeyOrigin, KeyState,
 };
 use tessera_state::{
     AliasName, ApplyError, Command, ImportToken, KeyFilter, KeyId, KeyName, KeyRecord, NewKey,
@@ -33,16 +34,6 @@ pub const MAX_PAGE_SIZE: usize = 1000;
 pub const WRAPPING_ALGORITHM: &str = "X25519_HKDF_SHA256_AES_256_GCM";
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-/// AAD binding imported material to its key.
-pub fn import_aad(key_id: &KeyId) -> Vec<u8> {
-    format!("tessera/import/{key_id}").into_bytes()
-}
-
-/// AAD binding exported material to its key and version.
-pub fn export_aad(key_id: &KeyId, version: u32) -> Vec<u8> {
-    format!("tessera/export/{key_id}/v{version}").into_bytes()
-}
 
 /// Implements `tessera.v1.Keys`.
 pub struct KeysService {
@@ -97,6 +88,18 @@ fn tag_filter(key: &str, value: &str) -> Result<Option<(String, Option<String>)>
     )))
 }
 
+/// A key description, at most [`MAX_DESCRIPTION_BYTES`] long: the one check for every call
+/// that sets one.
+fn description(text: &str) -> Result<String, ApiError> {
+    if text.len() > MAX_DESCRIPTION_BYTES {
+        return Err(ApiError::invalid(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_BYTES} bytes"),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
 impl KeysService {
     /// A service over `node`.
     pub fn new(node: Arc<Node>) -> Self {
@@ -149,12 +152,7 @@ impl KeysService {
             "EXTERNAL" => KeyOrigin::External,
             other => return Err(ApiError::not_one_of("origin", other, "TESSERA or EXTERNAL")),
         };
-        if req.description.len() > MAX_DESCRIPTION_BYTES {
-            return Err(ApiError::invalid(
-                "description",
-                format!("must be at most {MAX_DESCRIPTION_BYTES} bytes"),
-            ));
-        }
+        let description = description(&req.description)?;
         let mut id_bytes = [0u8; 16];
         rand_fill(&mut id_bytes);
         let key_id = KeyId::from_random_bytes(id_bytes);
@@ -173,7 +171,7 @@ impl KeysService {
             name,
             spec,
             origin,
-            description: req.description.clone(),
+            description,
             sealed_material,
             rotation_period_ms: self.rotation_period(req.rotation_period_ms)?,
             exportable: req.exportable,
@@ -181,8 +179,12 @@ impl KeysService {
             at_ms: self.node.now_ms(),
             created_by: identity.name().to_owned(),
         });
-        let call = WriteCall::new("Keys/CreateKey", Action::CreateKey, identity, &req);
-        key_response(self.node.write(&call, Vec::new(), command).await?)
+        let call = WriteCall::new(Action::CreateKey, identity, &req);
+        let response = key_response(self.node.write(&call, Vec::new(), command).await?)?;
+        if let Some(key) = &response.key {
+            tracing::info!(key_id = %key.key_id, name = %key.name, spec = %key.spec, "key created");
+        }
+        Ok(response)
     }
 
     /// Proposes the command `build` makes for the key `key` names (see
@@ -201,7 +203,7 @@ impl KeysService {
         req: pb::KeyWriteRequest,
         identity: &Caller,
     ) -> Result<pb::KeyResponse, ApiError> {
-        let call = WriteCall::new("Keys/RotateKey", Action::RotateKey, identity, &req);
+        let call = WriteCall::new(Action::RotateKey, identity, &req);
         self.key_write(&call, &req.key, |record| {
             let version = next_version(record)?;
             let material = record.spec.generate_material(&mut tessera_crypto::os_rng());
@@ -249,12 +251,7 @@ impl KeysService {
                 ),
             ));
         }
-        let call = WriteCall::new(
-            "Keys/ScheduleKeyDeletion",
-            Action::ScheduleKeyDeletion,
-            identity,
-            &req,
-        );
+        let call = WriteCall::new(Action::ScheduleKeyDeletion, identity, &req);
         self.key_write(&call, &req.key, |k| {
             Ok(Command::ScheduleKeyDeletion {
                 key_id: k.key_id.clone(),
@@ -268,60 +265,349 @@ impl KeysService {
     /// A write whose command needs nothing but the key's id (enable, disable, cancel).
     async fn state_change(
         &self,
-        method: &'static str,
         action: Action,
-        request: GrpcRequest<pb::KeyWriteRequest>,
+        req: pb::KeyWriteRequest,
+        identity: &Caller,
         make: impl Fn(KeyId) -> Command,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let (identity, req) = split(request)?;
-        let call = WriteCall::new(method, action, &identity, &req);
-        let response = self
-            .key_write(&call, &req.key, |k| Ok(make(k.key_id.clone())))
-            .await?;
-        Ok(GrpcResponse::new(response))
+    ) -> Result<pb::KeyResponse, ApiError> {
+        let call = WriteCall::new(action, identity, &req);
+        self.key_write(&call, &req.key, |k| Ok(make(k.key_id.clone())))
+            .await
     }
 
     /// A write to one version of a key (enable, disable, destroy, minimum version).
     async fn version_write(
         &self,
-        method: &'static str,
         action: Action,
-        request: GrpcRequest<pb::KeyVersionRequest>,
+        req: pb::KeyVersionRequest,
+        identity: &Caller,
         make: impl Fn(KeyId, u32) -> Command,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let (identity, req) = split(request)?;
+    ) -> Result<pb::KeyResponse, ApiError> {
         if req.version == 0 {
-            return Err(ApiError::invalid("version", "must be at least 1").into());
+            return Err(ApiError::invalid("version", "must be at least 1"));
         }
-        let call = WriteCall::new(method, action, &identity, &req);
+        let call = WriteCall::new(action, identity, &req);
+        self.key_write(&call, &req.key, |k| Ok(make(k.key_id.clone(), req.version)))
+            .await
+    }
+
+    async fn destroy_version(
+        &self,
+        req: pb::KeyVersionRequest,
+        identity: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        let at_ms = self.node.now_ms();
+        let version = req.version;
         let response = self
-            .key_write(&call, &req.key, |k| Ok(make(k.key_id.clone(), req.version)))
+            .version_write(
+                Action::DestroyKeyVersion,
+                req,
+                identity,
+                |key_id, version| Command::DestroyKeyVersion {
+                    key_id,
+                    version,
+                    at_ms,
+                },
+            )
             .await?;
-        Ok(GrpcResponse::new(response))
+        if let Some(key) = &response.key {
+            tracing::info!(key_id = %key.key_id, version, "key version destroyed");
+        }
+        Ok(response)
+    }
+
+    async fn update_description(
+        &self,
+        req: pb::UpdateKeyDescriptionRequest,
+        identity: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        let description = description(&req.description)?;
+        let call = WriteCall::new(Action::UpdateKeyDescription, identity, &req);
+        self.key_write(&call, &req.key, |k| {
+            Ok(Command::UpdateDescription {
+                key_id: k.key_id.clone(),
+                description: description.clone(),
+            })
+        })
+        .await
+    }
+
+    async fn tag(
+        &self,
+        req: pb::TagKeyRequest,
+        identity: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        let new_tags = tags(&req.tags)?;
+        if new_tags.is_empty() {
+            return Err(ApiError::invalid("tags", "give at least one tag"));
+        }
+        let call = WriteCall::new(Action::TagKey, identity, &req);
+        self.key_write(&call, &req.key, |k| {
+            Ok(Command::TagKey {
+                key_id: k.key_id.clone(),
+                tags: new_tags.clone(),
+            })
+        })
+        .await
+    }
+
+    async fn untag(
+        &self,
+        req: pb::UntagKeyRequest,
+        identity: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        if req.tag_keys.is_empty() {
+            return Err(ApiError::invalid("tag_keys", "give at least one tag key"));
+        }
+        for key in &req.tag_keys {
+            audit::notes::value("tag_key", key);
+            validate_tag_key(key).map_err(|reason| ApiError::invalid("tag_keys", reason))?;
+        }
+        let call = WriteCall::new(Action::UntagKey, identity, &req);
+        self.key_write(&call, &req.key, |k| {
+            Ok(Command::UntagKey {
+                key_id: k.key_id.clone(),
+                tag_keys: req.tag_keys.clone(),
+            })
+        })
+        .await
+    }
+
+    async fn set_rotation(
+        &self,
+        req: pb::SetRotationPeriodRequest,
+        identity: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        let period_ms = self.rotation_period(req.rotation_period_ms)?;
+        let call = WriteCall::new(Action::SetRotationPeriod, identity, &req);
+        self.key_write(&call, &req.key, |k| {
+            Ok(Command::SetRotationPeriod {
+                key_id: k.key_id.clone(),
+                period_ms,
+            })
+        })
+        .await
     }
 
     async fn alias_write(
         &self,
-        method: &'static str,
         action: Action,
-        request: GrpcRequest<pb::AliasRequest>,
+        req: pb::AliasRequest,
+        identity: &Caller,
         make: impl Fn(AliasName, KeyId) -> Command,
-    ) -> Result<GrpcResponse<pb::AliasResponse>, Status> {
-        let (identity, req) = split(request)?;
+    ) -> Result<pb::AliasResponse, ApiError> {
         audit::notes::value("alias", &req.alias);
         let alias = AliasName::parse(&req.alias).map_err(|e| ApiError::invalid("alias", e))?;
-        let call = WriteCall::new(method, action, &identity, &req);
+        let call = WriteCall::new(action, identity, &req);
         let response = self
             .node
             .write_for_key(&call, &req.key, |target| {
                 Ok(make(alias.clone(), target.key_id.clone()))
             })
             .await?;
-        Ok(GrpcResponse::new(alias_response(response)?))
+        alias_response(response)
     }
 
-    fn list(&self, req: &pb::ListKeysRequest) -> Result<pb::ListKeysResponse, ApiError> {
-        self.node.serving_now()?;
+    async fn remove_alias(
+        &self,
+        req: pb::DeleteAliasRequest,
+        identity: &Caller,
+    ) -> Result<pb::DeleteAliasResponse, ApiError> {
+        audit::notes::value("alias", &req.alias);
+        let alias = AliasName::parse(&req.alias).map_err(|e| ApiError::invalid("alias", e))?;
+        // Arguments first, then the alias' key, which the caller must be allowed to act on.
+        client_request_id(&req.request_id)?;
+        let target = match self.node.resolve_key(&alias.to_string()).await {
+            Err(ApiError::KeyNotFound { .. }) => {
+                return Err(ApiError::Rejected(ApplyError::AliasNotFound { alias }))
+            }
+            other => other?,
+        };
+        self.node.authorize(
+            identity,
+            Action::DeleteAlias,
+            Some(&target),
+            &BTreeMap::new(),
+        )?;
+        let call = WriteCall::new(Action::DeleteAlias, identity, &req);
+        match self
+            .node
+            .write(&call, Vec::new(), Command::DeleteAlias { alias })
+            .await?
+        {
+            Response::AliasDeleted { alias } => Ok(pb::DeleteAliasResponse {
+                alias: alias.to_string(),
+            }),
+            _ => Err(ApiError::Internal("an alias command returned no alias")),
+        }
+    }
+
+    async fn describe(
+        &self,
+        req: pb::DescribeKeyRequest,
+        caller: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        self.node.require_serving().await?;
+        match req.consistency.as_str() {
+            "" | "LEASE" => {}
+            "LINEARIZABLE" => self.node.raft().read_barrier().await?,
+            other => {
+                return Err(ApiError::not_one_of(
+                    "consistency",
+                    other,
+                    "LEASE or LINEARIZABLE",
+                ))
+            }
+        }
+        let record = self.node.resolve_key(&req.key).await?;
+        self.node
+            .authorize(caller, Action::DescribeKey, Some(&record), &BTreeMap::new())?;
+        Ok(pb::KeyResponse {
+            key: Some(key_to_proto(&self.node.key_metadata(&record))),
+        })
+    }
+
+    async fn aliases(
+        &self,
+        req: pb::ListAliasesRequest,
+        caller: &Caller,
+    ) -> Result<pb::ListAliasesResponse, ApiError> {
+        self.node.require_serving().await?;
+        self.node
+            .authorize(caller, Action::ListAliases, None, &BTreeMap::new())?;
+        let only = if req.key.is_empty() {
+            None
+        } else {
+            Some(self.node.resolve_key(&req.key).await?.key_id)
+        };
+        let shared = self.node.raft().shared().read();
+        let aliases = shared
+            .state
+            .aliases()
+            .filter(|(_, target)| only.as_ref().is_none_or(|k| k == *target))
+            .map(|(alias, key_id)| pb::AliasResponse {
+                alias: alias.to_string(),
+                key_id: key_id.to_string(),
+            })
+            .collect();
+        Ok(pb::ListAliasesResponse { aliases })
+    }
+
+    async fn enable(
+        &self,
+        req: pb::KeyWriteRequest,
+        caller: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        self.state_change(Action::EnableKey, req, caller, |key_id| {
+            Command::EnableKey { key_id }
+        })
+        .await
+    }
+
+    async fn disable(
+        &self,
+        req: pb::KeyWriteRequest,
+        caller: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        self.state_change(Action::DisableKey, req, caller, |key_id| {
+            Command::DisableKey { key_id }
+        })
+        .await
+    }
+
+    async fn cancel_deletion(
+        &self,
+        req: pb::KeyWriteRequest,
+        caller: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        self.state_change(Action::CancelKeyDeletion, req, caller, |key_id| {
+            Command::CancelKeyDeletion { key_id }
+        })
+        .await
+    }
+
+    async fn set_min_version(
+        &self,
+        req: pb::KeyVersionRequest,
+        caller: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        self.version_write(
+            Action::SetMinDecryptionVersion,
+            req,
+            caller,
+            |key_id, version| Command::SetMinDecryptionVersion { key_id, version },
+        )
+        .await
+    }
+
+    /// Enables (`enabled`) or disables one version of a key.
+    async fn set_version_enabled(
+        &self,
+        req: pb::KeyVersionRequest,
+        caller: &Caller,
+        enabled: bool,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        let action = if enabled {
+            Action::EnableKeyVersion
+        } else {
+            Action::DisableKeyVersion
+        };
+        self.version_write(action, req, caller, |key_id, version| {
+            Command::SetVersionEnabled {
+                key_id,
+                version,
+                enabled,
+            }
+        })
+        .await
+    }
+
+    async fn enable_version(
+        &self,
+        req: pb::KeyVersionRequest,
+        caller: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        self.set_version_enabled(req, caller, true).await
+    }
+
+    async fn disable_version(
+        &self,
+        req: pb::KeyVersionRequest,
+        caller: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
+        self.set_version_enabled(req, caller, false).await
+    }
+
+    async fn new_alias(
+        &self,
+        req: pb::AliasRequest,
+        caller: &Caller,
+    ) -> Result<pb::AliasResponse, ApiError> {
+        self.alias_write(Action::CreateAlias, req, caller, |alias, key_id| {
+            Command::CreateAlias { alias, key_id }
+        })
+        .await
+    }
+
+    async fn retarget_alias(
+        &self,
+        req: pb::AliasRequest,
+        caller: &Caller,
+    ) -> Result<pb::AliasResponse, ApiError> {
+        self.alias_write(Action::UpdateAlias, req, caller, |alias, key_id| {
+            Command::UpdateAlias { alias, key_id }
+        })
+        .await
+    }
+
+    async fn list(
+        &self,
+        req: pb::ListKeysRequest,
+        caller: &Caller,
+    ) -> Result<pb::ListKeysResponse, ApiError> {
+        self.node.require_serving().await?;
+        self.node
+            .authorize(caller, Action::ListKeys, None, &BTreeMap::new())?;
         let limit = match req.page_size {
             0 => DEFAULT_PAGE_SIZE,
             n => usize::try_from(n)
@@ -381,12 +667,7 @@ impl KeysService {
             .lifecycle()
             .import_token_ttl_seconds
             .saturating_mul(1000);
-        let call = WriteCall::new(
-            "Keys/GetImportParameters",
-            Action::GetImportParameters,
-            identity,
-            &req,
-        );
+        let call = WriteCall::new(Action::GetImportParameters, identity, &req);
         let response = self
             .node
             .write_for_key(&call, &req.key, |record| {
@@ -441,13 +722,21 @@ impl KeysService {
         req: pb::ImportKeyMaterialRequest,
         identity: &Caller,
     ) -> Result<pb::KeyResponse, ApiError> {
+        let response = self.import_material_once(req, identity).await?;
+        if let Some(key) = &response.key {
+            tracing::info!(key_id = %key.key_id, version = key.primary_version, "key material imported");
+        }
+        Ok(response)
+    }
+
+    /// [`Self::import_material`] without its log line (a retry answers from here too).
+    async fn import_material_once(
+        &self,
+        req: pb::ImportKeyMaterialRequest,
+        identity: &Caller,
+    ) -> Result<pb::KeyResponse, ApiError> {
         self.node.require_unsealed()?;
-        let call = WriteCall::new(
-            "Keys/ImportKeyMaterial",
-            Action::ImportKeyMaterial,
-            identity,
-            &req,
-        );
+        let call = WriteCall::new(Action::ImportKeyMaterial, identity, &req);
         // Arguments first: the token checks below would otherwise answer for a bad id.
         client_request_id(&req.request_id)?;
         // A retry of an import that succeeded finds its token consumed: answer with the
@@ -599,409 +888,68 @@ impl KeysService {
     }
 }
 
-#[tonic::async_trait]
-impl Keys for KeysService {
-    async fn create_key(
-        &self,
-        request: GrpcRequest<pb::CreateKeyRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let identity = Caller::of(&request)?;
-        let response = self.create(request.into_inner(), &identity).await?;
-        if let Some(key) = &response.key {
-            tracing::info!(key_id = %key.key_id, name = %key.name, spec = %key.spec, "key created");
+/// The generated trait, one line per RPC: the one layer between gRPC and the handlers. Each
+/// method takes the caller and the message out of the request, runs its handler (an inherent
+/// method of [`KeysService`] taking the message and the caller, which owns its checks in the
+/// order serving, arguments, authorisation) and answers with its message or its error as a
+/// status.
+macro_rules! keys_rpcs {
+    ($($rpc:ident($request:ident) -> $response:ident = $handler:ident;)*) => {
+        #[tonic::async_trait]
+        impl Keys for KeysService {
+            $(
+                async fn $rpc(
+                    &self,
+                    request: GrpcRequest<pb::$request>,
+                ) -> Result<GrpcResponse<pb::$response>, Status> {
+                    let (caller, req) = split(request)?;
+                    Ok(GrpcResponse::new(self.$handler(req, &caller).await?))
+                }
+            )*
         }
-        Ok(GrpcResponse::new(response))
-    }
+    };
+}
 
-    async fn describe_key(
-        &self,
-        request: GrpcRequest<pb::DescribeKeyRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.node.require_serving().await?;
-        let (caller, req) = split(request)?;
-        match req.consistency.as_str() {
-            "" | "LEASE" => {}
-            "LINEARIZABLE" => self
-                .node
-                .raft()
-                .read_barrier()
-                .await
-                .map_err(ApiError::from)?,
-            other => {
-                return Err(
-                    ApiError::not_one_of("consistency", other, "LEASE or LINEARIZABLE").into(),
-                )
-            }
-        }
-        let record = self.node.resolve_key(&req.key).await?;
-        self.node.authorize(
-            &caller,
-            Action::DescribeKey,
-            Some(&record),
-            &BTreeMap::new(),
-        )?;
-        Ok(GrpcResponse::new(pb::KeyResponse {
-            key: Some(key_to_proto(&self.node.key_metadata(&record))),
-        }))
-    }
+keys_rpcs! {
+    create_key(CreateKeyRequest) -> KeyResponse = create;
+    describe_key(DescribeKeyRequest) -> KeyResponse = describe;
+    list_keys(ListKeysRequest) -> ListKeysResponse = list;
+    rotate_key(KeyWriteRequest) -> KeyResponse = rotate;
+    enable_key(KeyWriteRequest) -> KeyResponse = enable;
+    disable_key(KeyWriteRequest) -> KeyResponse = disable;
+    schedule_key_deletion(ScheduleKeyDeletionRequest) -> KeyResponse = schedule_deletion;
+    cancel_key_deletion(KeyWriteRequest) -> KeyResponse = cancel_deletion;
+    set_min_decryption_version(KeyVersionRequest) -> KeyResponse = set_min_version;
+    enable_key_version(KeyVersionRequest) -> KeyResponse = enable_version;
+    disable_key_version(KeyVersionRequest) -> KeyResponse = disable_version;
+    destroy_key_version(KeyVersionRequest) -> KeyResponse = destroy_version;
+    update_key_description(UpdateKeyDescriptionRequest) -> KeyResponse = update_description;
+    tag_key(TagKeyRequest) -> KeyResponse = tag;
+    untag_key(UntagKeyRequest) -> KeyResponse = untag;
+    set_rotation_period(SetRotationPeriodRequest) -> KeyResponse = set_rotation;
+    create_alias(AliasRequest) -> AliasResponse = new_alias;
+    update_alias(AliasRequest) -> AliasResponse = retarget_alias;
+    delete_alias(DeleteAliasRequest) -> DeleteAliasResponse = remove_alias;
+    list_aliases(ListAliasesRequest) -> ListAliasesResponse = aliases;
+    get_import_parameters(KeyWriteRequest) -> ImportParameters = import_parameters;
+    import_key_material(ImportKeyMaterialRequest) -> KeyResponse = import_material;
+    export_key(ExportKeyRequest) -> ExportKeyResponse = export;
+}
 
-    async fn list_keys(
-        &self,
-        request: GrpcRequest<pb::ListKeysRequest>,
-    ) -> Result<GrpcResponse<pb::ListKeysResponse>, Status> {
-        let (caller, req) = split(request)?;
-        self.node
-            .authorize(&caller, Action::ListKeys, None, &BTreeMap::new())?;
-        Ok(GrpcResponse::new(self.list(&req)?))
-    }
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
 
-    async fn rotate_key(
-        &self,
-        request: GrpcRequest<pb::KeyWriteRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let identity = Caller::of(&request)?;
-        Ok(GrpcResponse::new(
-            self.rotate(request.into_inner(), &identity).await?,
-        ))
-    }
+    use super::*;
 
-    async fn enable_key(
-        &self,
-        request: GrpcRequest<pb::KeyWriteRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.state_change("Keys/EnableKey", Action::EnableKey, request, |key_id| {
-            Command::EnableKey { key_id }
-        })
-        .await
-    }
-
-    async fn disable_key(
-        &self,
-        request: GrpcRequest<pb::KeyWriteRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.state_change("Keys/DisableKey", Action::DisableKey, request, |key_id| {
-            Command::DisableKey { key_id }
-        })
-        .await
-    }
-
-    async fn schedule_key_deletion(
-        &self,
-        request: GrpcRequest<pb::ScheduleKeyDeletionRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let identity = Caller::of(&request)?;
-        Ok(GrpcResponse::new(
-            self.schedule_deletion(request.into_inner(), &identity)
-                .await?,
-        ))
-    }
-
-    async fn cancel_key_deletion(
-        &self,
-        request: GrpcRequest<pb::KeyWriteRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.state_change(
-            "Keys/CancelKeyDeletion",
-            Action::CancelKeyDeletion,
-            request,
-            |key_id| Command::CancelKeyDeletion { key_id },
-        )
-        .await
-    }
-
-    async fn set_min_decryption_version(
-        &self,
-        request: GrpcRequest<pb::KeyVersionRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.version_write(
-            "Keys/SetMinDecryptionVersion",
-            Action::SetMinDecryptionVersion,
-            request,
-            |key_id, version| Command::SetMinDecryptionVersion { key_id, version },
-        )
-        .await
-    }
-
-    async fn enable_key_version(
-        &self,
-        request: GrpcRequest<pb::KeyVersionRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.version_write(
-            "Keys/EnableKeyVersion",
-            Action::EnableKeyVersion,
-            request,
-            |key_id, version| Command::SetVersionEnabled {
-                key_id,
-                version,
-                enabled: true,
-            },
-        )
-        .await
-    }
-
-    async fn disable_key_version(
-        &self,
-        request: GrpcRequest<pb::KeyVersionRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        self.version_write(
-            "Keys/DisableKeyVersion",
-            Action::DisableKeyVersion,
-            request,
-            |key_id, version| Command::SetVersionEnabled {
-                key_id,
-                version,
-                enabled: false,
-            },
-        )
-        .await
-    }
-
-    async fn destroy_key_version(
-        &self,
-        request: GrpcRequest<pb::KeyVersionRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let at_ms = self.node.now_ms();
-        let version = request.get_ref().version;
-        let response = self
-            .version_write(
-                "Keys/DestroyKeyVersion",
-                Action::DestroyKeyVersion,
-                request,
-                |key_id, version| Command::DestroyKeyVersion {
-                    key_id,
-                    version,
-                    at_ms,
-                },
-            )
-            .await?;
-        if let Some(key) = &response.get_ref().key {
-            tracing::info!(key_id = %key.key_id, version, "key version destroyed");
-        }
-        Ok(response)
-    }
-
-    async fn update_key_description(
-        &self,
-        request: GrpcRequest<pb::UpdateKeyDescriptionRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let (identity, req) = split(request)?;
-        if req.description.len() > MAX_DESCRIPTION_BYTES {
-            return Err(ApiError::invalid(
-                "description",
-                format!("must be at most {MAX_DESCRIPTION_BYTES} bytes"),
-            )
-            .into());
-        }
-        let response = self
-            .key_write(
-                &WriteCall::new(
-                    "Keys/UpdateKeyDescription",
-                    Action::UpdateKeyDescription,
-                    &identity,
-                    &req,
-                ),
-                &req.key,
-                |k| {
-                    Ok(Command::UpdateDescription {
-                        key_id: k.key_id.clone(),
-                        description: req.description.clone(),
-                    })
-                },
-            )
-            .await?;
-        Ok(GrpcResponse::new(response))
-    }
-
-    async fn tag_key(
-        &self,
-        request: GrpcRequest<pb::TagKeyRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let (identity, req) = split(request)?;
-        let new_tags = tags(&req.tags)?;
-        if new_tags.is_empty() {
-            return Err(ApiError::invalid("tags", "give at least one tag").into());
-        }
-        let response = self
-            .key_write(
-                &WriteCall::new("Keys/TagKey", Action::TagKey, &identity, &req),
-                &req.key,
-                |k| {
-                    Ok(Command::TagKey {
-                        key_id: k.key_id.clone(),
-                        tags: new_tags.clone(),
-                    })
-                },
-            )
-            .await?;
-        Ok(GrpcResponse::new(response))
-    }
-
-    async fn untag_key(
-        &self,
-        request: GrpcRequest<pb::UntagKeyRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let (identity, req) = split(request)?;
-        if req.tag_keys.is_empty() {
-            return Err(ApiError::invalid("tag_keys", "give at least one tag key").into());
-        }
-        for key in &req.tag_keys {
-            audit::notes::value("tag_key", key);
-            validate_tag_key(key).map_err(|reason| ApiError::invalid("tag_keys", reason))?;
-        }
-        let response = self
-            .key_write(
-                &WriteCall::new("Keys/UntagKey", Action::UntagKey, &identity, &req),
-                &req.key,
-                |k| {
-                    Ok(Command::UntagKey {
-                        key_id: k.key_id.clone(),
-                        tag_keys: req.tag_keys.clone(),
-                    })
-                },
-            )
-            .await?;
-        Ok(GrpcResponse::new(response))
-    }
-
-    async fn set_rotation_period(
-        &self,
-        request: GrpcRequest<pb::SetRotationPeriodRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let (identity, req) = split(request)?;
-        let period_ms = self.rotation_period(req.rotation_period_ms)?;
-        let response = self
-            .key_write(
-                &WriteCall::new(
-                    "Keys/SetRotationPeriod",
-                    Action::SetRotationPeriod,
-                    &identity,
-                    &req,
-                ),
-                &req.key,
-                |k| {
-                    Ok(Command::SetRotationPeriod {
-                        key_id: k.key_id.clone(),
-                        period_ms,
-                    })
-                },
-            )
-            .await?;
-        Ok(GrpcResponse::new(response))
-    }
-
-    async fn create_alias(
-        &self,
-        request: GrpcRequest<pb::AliasRequest>,
-    ) -> Result<GrpcResponse<pb::AliasResponse>, Status> {
-        self.alias_write(
-            "Keys/CreateAlias",
-            Action::CreateAlias,
-            request,
-            |alias, key_id| Command::CreateAlias { alias, key_id },
-        )
-        .await
-    }
-
-    async fn update_alias(
-        &self,
-        request: GrpcRequest<pb::AliasRequest>,
-    ) -> Result<GrpcResponse<pb::AliasResponse>, Status> {
-        self.alias_write(
-            "Keys/UpdateAlias",
-            Action::UpdateAlias,
-            request,
-            |alias, key_id| Command::UpdateAlias { alias, key_id },
-        )
-        .await
-    }
-
-    async fn delete_alias(
-        &self,
-        request: GrpcRequest<pb::DeleteAliasRequest>,
-    ) -> Result<GrpcResponse<pb::DeleteAliasResponse>, Status> {
-        let (identity, req) = split(request)?;
-        audit::notes::value("alias", &req.alias);
-        let alias = AliasName::parse(&req.alias).map_err(|e| ApiError::invalid("alias", e))?;
-        // Arguments first, then the alias' key, which the caller must be allowed to act on.
-        client_request_id(&req.request_id)?;
-        let target = match self.node.resolve_key(&alias.to_string()).await {
-            Err(ApiError::KeyNotFound { .. }) => {
-                return Err(ApiError::Rejected(ApplyError::AliasNotFound { alias }).into())
-            }
-            other => other?,
-        };
-        self.node.authorize(
-            &identity,
-            Action::DeleteAlias,
-            Some(&target),
-            &BTreeMap::new(),
-        )?;
-        let call = WriteCall::new("Keys/DeleteAlias", Action::DeleteAlias, &identity, &req);
-        match self
-            .node
-            .write(&call, Vec::new(), Command::DeleteAlias { alias })
-            .await?
-        {
-            Response::AliasDeleted { alias } => Ok(GrpcResponse::new(pb::DeleteAliasResponse {
-                alias: alias.to_string(),
-            })),
-            _ => Err(ApiError::Internal("an alias command returned no alias").into()),
-        }
-    }
-
-    async fn list_aliases(
-        &self,
-        request: GrpcRequest<pb::ListAliasesRequest>,
-    ) -> Result<GrpcResponse<pb::ListAliasesResponse>, Status> {
-        self.node.require_serving().await?;
-        let (caller, req) = split(request)?;
-        self.node
-            .authorize(&caller, Action::ListAliases, None, &BTreeMap::new())?;
-        let only = if req.key.is_empty() {
-            None
-        } else {
-            Some(self.node.resolve_key(&req.key).await?.key_id)
-        };
-        let shared = self.node.raft().shared().read();
-        let aliases = shared
-            .state
-            .aliases()
-            .filter(|(_, target)| only.as_ref().is_none_or(|k| k == *target))
-            .map(|(alias, key_id)| pb::AliasResponse {
-                alias: alias.to_string(),
-                key_id: key_id.to_string(),
-            })
-            .collect();
-        Ok(GrpcResponse::new(pb::ListAliasesResponse { aliases }))
-    }
-
-    async fn get_import_parameters(
-        &self,
-        request: GrpcRequest<pb::KeyWriteRequest>,
-    ) -> Result<GrpcResponse<pb::ImportParameters>, Status> {
-        let (identity, req) = split(request)?;
-        Ok(GrpcResponse::new(
-            self.import_parameters(req, &identity).await?,
-        ))
-    }
-
-    async fn import_key_material(
-        &self,
-        request: GrpcRequest<pb::ImportKeyMaterialRequest>,
-    ) -> Result<GrpcResponse<pb::KeyResponse>, Status> {
-        let (identity, req) = split(request)?;
-        let response = self.import_material(req, &identity).await?;
-        if let Some(key) = &response.key {
-            tracing::info!(key_id = %key.key_id, version = key.primary_version, "key material imported");
-        }
-        Ok(GrpcResponse::new(response))
-    }
-
-    async fn export_key(
-        &self,
-        request: GrpcRequest<pb::ExportKeyRequest>,
-    ) -> Result<GrpcResponse<pb::ExportKeyResponse>, Status> {
-        let (caller, req) = split(request)?;
-        Ok(GrpcResponse::new(self.export(req, &caller).await?))
+    #[test]
+    fn a_description_is_checked_against_one_limit() {
+        let longest = "d".repeat(MAX_DESCRIPTION_BYTES);
+        assert_eq!(description(&longest).unwrap(), longest);
+        let err = description(&format!("{longest}d")).unwrap_err();
+        assert!(
+            err.to_string().contains("description"),
+            "names the field: {err}"
+        );
     }
 }

@@ -71,7 +71,7 @@ impl SystemService {
             ));
         }
         let fp = fingerprint(
-            "System/Init",
+            Action::Init.rpc(),
             &pb::InitRequest {
                 request_id: String::new(),
                 ..req.clone()

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::policy::glob::Glob;
 
 macro_rules! actions {
-    ($($variant:ident => $name:literal, $scope:ident, $doc:literal;)*) => {
+    ($($variant:ident => $name:literal, $scope:ident, $rpc:literal, $doc:literal;)*) => {
         /// One operation of the API, the unit that policies allow or deny.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -32,6 +32,31 @@ macro_rules! actions {
                 }
             }
 
+            /// The gRPC method (`Service/Method`) the action authorises. For a write it is part
+            /// of the request's de-duplication fingerprint (a disk contract: the names never
+            /// change), so it is written here once, next to the action, rather than at each
+            /// call site. `ReEncryptFrom` and `ReEncryptTo` both authorise `Crypto/ReEncrypt`;
+            /// the batch calls are authorised item by item with `Encrypt` and `Decrypt`.
+            pub fn rpc(self) -> &'static str {
+                match self {
+                    $(Action::$variant => $rpc,)*
+                }
+            }
+
+            /// The action a call of `rpc` (`Service/Method`) is recorded under: the batch calls
+            /// under their single call's action, `Crypto/ReEncrypt` under `ReEncryptFrom`, every
+            /// membership change under `ChangeMembership`.
+            pub fn of_rpc(rpc: &str) -> Option<Action> {
+                let single = match rpc {
+                    "Crypto/BatchEncrypt" => "Crypto/Encrypt",
+                    "Crypto/BatchDecrypt" => "Crypto/Decrypt",
+                    "System/Promote" | "System/Demote" | "System/RemoveMember" => "System/AddLearner",
+                    other => other,
+                };
+                // The first action of a method in declaration order: ReEncryptFrom.
+                Action::ALL.iter().copied().find(|a| a.rpc() == single)
+            }
+
             /// Whether the action acts on one key (and so statements restricted to keys and
             /// grants can apply to it).
             pub fn scope(self) -> Scope {
@@ -44,63 +69,63 @@ macro_rules! actions {
 }
 
 actions! {
-    Encrypt => "kms:Encrypt", Key, "Encrypt (and each item of BatchEncrypt).";
-    Decrypt => "kms:Decrypt", Key, "Decrypt (and each item of BatchDecrypt).";
-    ReEncryptFrom => "kms:ReEncryptFrom", Key, "ReEncrypt, checked on the source key.";
-    ReEncryptTo => "kms:ReEncryptTo", Key, "ReEncrypt, checked on the destination key.";
-    GenerateDataKey => "kms:GenerateDataKey", Key, "GenerateDataKey.";
-    GenerateDataKeyWithoutPlaintext => "kms:GenerateDataKeyWithoutPlaintext", Key, "GenerateDataKeyWithoutPlaintext.";
-    GenerateDataKeyPair => "kms:GenerateDataKeyPair", Key, "GenerateDataKeyPair.";
-    Sign => "kms:Sign", Key, "Sign.";
-    Verify => "kms:Verify", Key, "Verify.";
-    GetPublicKey => "kms:GetPublicKey", Key, "GetPublicKey.";
-    GenerateMac => "kms:GenerateMac", Key, "GenerateMac.";
-    VerifyMac => "kms:VerifyMac", Key, "VerifyMac.";
-    GenerateRandom => "kms:GenerateRandom", Cluster, "GenerateRandom (no key).";
-    CreateKey => "kms:CreateKey", Key, "CreateKey, checked against the new key's name and tags.";
-    DescribeKey => "kms:DescribeKey", Key, "DescribeKey.";
-    ListKeys => "kms:ListKeys", Cluster, "ListKeys.";
-    RotateKey => "kms:RotateKey", Key, "RotateKey.";
-    EnableKey => "kms:EnableKey", Key, "EnableKey.";
-    DisableKey => "kms:DisableKey", Key, "DisableKey.";
-    ScheduleKeyDeletion => "kms:ScheduleKeyDeletion", Key, "ScheduleKeyDeletion.";
-    CancelKeyDeletion => "kms:CancelKeyDeletion", Key, "CancelKeyDeletion.";
-    SetMinDecryptionVersion => "kms:SetMinDecryptionVersion", Key, "SetMinDecryptionVersion.";
-    EnableKeyVersion => "kms:EnableKeyVersion", Key, "EnableKeyVersion.";
-    DisableKeyVersion => "kms:DisableKeyVersion", Key, "DisableKeyVersion.";
-    DestroyKeyVersion => "kms:DestroyKeyVersion", Key, "DestroyKeyVersion.";
-    UpdateKeyDescription => "kms:UpdateKeyDescription", Key, "UpdateKeyDescription.";
-    TagKey => "kms:TagKey", Key, "TagKey.";
-    UntagKey => "kms:UntagKey", Key, "UntagKey.";
-    SetRotationPeriod => "kms:SetRotationPeriod", Key, "SetRotationPeriod.";
-    CreateAlias => "kms:CreateAlias", Key, "CreateAlias, checked on the target key.";
-    UpdateAlias => "kms:UpdateAlias", Key, "UpdateAlias, checked on the new target key.";
-    DeleteAlias => "kms:DeleteAlias", Key, "DeleteAlias, checked on the alias' key.";
-    ListAliases => "kms:ListAliases", Cluster, "ListAliases.";
-    GetImportParameters => "kms:GetImportParameters", Key, "GetImportParameters.";
-    ImportKeyMaterial => "kms:ImportKeyMaterial", Key, "ImportKeyMaterial.";
-    ExportKey => "kms:ExportKey", Key, "ExportKey.";
-    CreateGrant => "kms:CreateGrant", Key, "Create a grant on a key.";
-    ListGrants => "kms:ListGrants", Key, "List a key's grants.";
-    RevokeGrant => "kms:RevokeGrant", Key, "Revoke a grant on a key.";
-    Init => "operator:Init", Cluster, "Init.";
-    Unseal => "operator:Unseal", Cluster, "Unseal.";
-    Seal => "operator:Seal", Cluster, "Seal.";
-    Status => "operator:Status", Cluster, "Status.";
-    RevokeCertificate => "operator:RevokeCertificate", Cluster, "Add a certificate to the deny-list.";
-    ListRevoked => "operator:ListRevoked", Cluster, "List the certificate deny-list.";
-    WhoAmI => "operator:WhoAmI", Cluster, "Tell the caller its identity; always allowed.";
-    PutPolicy => "policy:Put", Cluster, "Create or replace a policy.";
-    GetPolicy => "policy:Get", Cluster, "Read a policy.";
-    ListPolicies => "policy:List", Cluster, "List policies.";
-    DeletePolicy => "policy:Delete", Cluster, "Delete a policy.";
-    CheckPolicy => "policy:Check", Cluster, "Explain a decision (which statement decided).";
-    AuditHash => "audit:Hash", Cluster, "Compute the audit HMAC of a value, to search audit records for it.";
-    ListMembers => "operator:ListMembers", Cluster, "List the cluster's members with their replication progress.";
-    ChangeMembership => "operator:ChangeMembership", Cluster, "Add a learner, promote, demote or remove a member.";
-    PutRateLimit => "policy:PutRateLimit", Cluster, "Create or replace a rate-limit rule.";
-    ListRateLimits => "policy:ListRateLimits", Cluster, "List the rate-limit rules.";
-    DeleteRateLimit => "policy:DeleteRateLimit", Cluster, "Delete a rate-limit rule.";
+    Encrypt => "kms:Encrypt", Key, "Crypto/Encrypt", "Encrypt (and each item of BatchEncrypt).";
+    Decrypt => "kms:Decrypt", Key, "Crypto/Decrypt", "Decrypt (and each item of BatchDecrypt).";
+    ReEncryptFrom => "kms:ReEncryptFrom", Key, "Crypto/ReEncrypt", "ReEncrypt, checked on the source key.";
+    ReEncryptTo => "kms:ReEncryptTo", Key, "Crypto/ReEncrypt", "ReEncrypt, checked on the destination key.";
+    GenerateDataKey => "kms:GenerateDataKey", Key, "Crypto/GenerateDataKey", "GenerateDataKey.";
+    GenerateDataKeyWithoutPlaintext => "kms:GenerateDataKeyWithoutPlaintext", Key, "Crypto/GenerateDataKeyWithoutPlaintext", "GenerateDataKeyWithoutPlaintext.";
+    GenerateDataKeyPair => "kms:GenerateDataKeyPair", Key, "Crypto/GenerateDataKeyPair", "GenerateDataKeyPair.";
+    Sign => "kms:Sign", Key, "Crypto/Sign", "Sign.";
+    Verify => "kms:Verify", Key, "Crypto/Verify", "Verify.";
+    GetPublicKey => "kms:GetPublicKey", Key, "Crypto/GetPublicKey", "GetPublicKey.";
+    GenerateMac => "kms:GenerateMac", Key, "Crypto/GenerateMac", "GenerateMac.";
+    VerifyMac => "kms:VerifyMac", Key, "Crypto/VerifyMac", "VerifyMac.";
+    GenerateRandom => "kms:GenerateRandom", Cluster, "Crypto/GenerateRandom", "GenerateRandom (no key).";
+    CreateKey => "kms:CreateKey", Key, "Keys/CreateKey", "CreateKey, checked against the new key's name and tags.";
+    DescribeKey => "kms:DescribeKey", Key, "Keys/DescribeKey", "DescribeKey.";
+    ListKeys => "kms:ListKeys", Cluster, "Keys/ListKeys", "ListKeys.";
+    RotateKey => "kms:RotateKey", Key, "Keys/RotateKey", "RotateKey.";
+    EnableKey => "kms:EnableKey", Key, "Keys/EnableKey", "EnableKey.";
+    DisableKey => "kms:DisableKey", Key, "Keys/DisableKey", "DisableKey.";
+    ScheduleKeyDeletion => "kms:ScheduleKeyDeletion", Key, "Keys/ScheduleKeyDeletion", "ScheduleKeyDeletion.";
+    CancelKeyDeletion => "kms:CancelKeyDeletion", Key, "Keys/CancelKeyDeletion", "CancelKeyDeletion.";
+    SetMinDecryptionVersion => "kms:SetMinDecryptionVersion", Key, "Keys/SetMinDecryptionVersion", "SetMinDecryptionVersion.";
+    EnableKeyVersion => "kms:EnableKeyVersion", Key, "Keys/EnableKeyVersion", "EnableKeyVersion.";
+    DisableKeyVersion => "kms:DisableKeyVersion", Key, "Keys/DisableKeyVersion", "DisableKeyVersion.";
+    DestroyKeyVersion => "kms:DestroyKeyVersion", Key, "Keys/DestroyKeyVersion", "DestroyKeyVersion.";
+    UpdateKeyDescription => "kms:UpdateKeyDescription", Key, "Keys/UpdateKeyDescription", "UpdateKeyDescription.";
+    TagKey => "kms:TagKey", Key, "Keys/TagKey", "TagKey.";
+    UntagKey => "kms:UntagKey", Key, "Keys/UntagKey", "UntagKey.";
+    SetRotationPeriod => "kms:SetRotationPeriod", Key, "Keys/SetRotationPeriod", "SetRotationPeriod.";
+    CreateAlias => "kms:CreateAlias", Key, "Keys/CreateAlias", "CreateAlias, checked on the target key.";
+    UpdateAlias => "kms:UpdateAlias", Key, "Keys/UpdateAlias", "UpdateAlias, checked on the new target key.";
+    DeleteAlias => "kms:DeleteAlias", Key, "Keys/DeleteAlias", "DeleteAlias, checked on the alias' key.";
+    ListAliases => "kms:ListAliases", Cluster, "Keys/ListAliases", "ListAliases.";
+    GetImportParameters => "kms:GetImportParameters", Key, "Keys/GetImportParameters", "GetImportParameters.";
+    ImportKeyMaterial => "kms:ImportKeyMaterial", Key, "Keys/ImportKeyMaterial", "ImportKeyMaterial.";
+    ExportKey => "kms:ExportKey", Key, "Keys/ExportKey", "ExportKey.";
+    CreateGrant => "kms:CreateGrant", Key, "Access/CreateGrant", "Create a grant on a key.";
+    ListGrants => "kms:ListGrants", Key, "Access/ListGrants", "List a key's grants.";
+    RevokeGrant => "kms:RevokeGrant", Key, "Access/RevokeGrant", "Revoke a grant on a key.";
+    Init => "operator:Init", Cluster, "System/Init", "Init.";
+    Unseal => "operator:Unseal", Cluster, "System/Unseal", "Unseal.";
+    Seal => "operator:Seal", Cluster, "System/Seal", "Seal.";
+    Status => "operator:Status", Cluster, "System/Status", "Status.";
+    RevokeCertificate => "operator:RevokeCertificate", Cluster, "Access/RevokeCertificate", "Add a certificate to the deny-list.";
+    ListRevoked => "operator:ListRevoked", Cluster, "Access/ListRevokedCertificates", "List the certificate deny-list.";
+    WhoAmI => "operator:WhoAmI", Cluster, "Access/WhoAmI", "Tell the caller its identity; always allowed.";
+    PutPolicy => "policy:Put", Cluster, "Access/PutPolicy", "Create or replace a policy.";
+    GetPolicy => "policy:Get", Cluster, "Access/GetPolicy", "Read a policy.";
+    ListPolicies => "policy:List", Cluster, "Access/ListPolicies", "List policies.";
+    DeletePolicy => "policy:Delete", Cluster, "Access/DeletePolicy", "Delete a policy.";
+    CheckPolicy => "policy:Check", Cluster, "Access/CheckPolicy", "Explain a decision (which statement decided).";
+    AuditHash => "audit:Hash", Cluster, "System/AuditHash", "Compute the audit HMAC of a value, to search audit records for it.";
+    ListMembers => "operator:ListMembers", Cluster, "System/Members", "List the cluster's members with their replication progress.";
+    ChangeMembership => "operator:ChangeMembership", Cluster, "System/AddLearner", "Add a learner, promote, demote or remove a member (AddLearner, Promote, Demote, RemoveMember).";
+    PutRateLimit => "policy:PutRateLimit", Cluster, "Access/PutRateLimit", "Create or replace a rate-limit rule.";
+    ListRateLimits => "policy:ListRateLimits", Cluster, "Access/ListRateLimits", "List the rate-limit rules.";
+    DeleteRateLimit => "policy:DeleteRateLimit", Cluster, "Access/DeleteRateLimit", "Delete a rate-limit rule.";
 }
 
 // An `ActionSet` is a bit mask over `Action::ALL`.
@@ -223,7 +248,65 @@ impl FromIterator<Action> for ActionSet {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+
+    /// Every `Service/Method` of the public API, read from the `.proto` sources the gRPC code
+    /// is generated from.
+    fn api_methods() -> BTreeSet<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto/tessera/v1");
+        let mut methods = BTreeSet::new();
+        for file in ["system.proto", "keys.proto", "crypto.proto", "access.proto"] {
+            let text = std::fs::read_to_string(dir.join(file)).unwrap();
+            let mut service = None;
+            for line in text.lines().map(str::trim) {
+                if let Some(rest) = line.strip_prefix("service ") {
+                    service = rest.split_whitespace().next().map(str::to_owned);
+                } else if let Some(rest) = line.strip_prefix("rpc ") {
+                    let method = rest.split('(').next().unwrap().trim();
+                    methods.insert(format!("{}/{method}", service.as_deref().unwrap()));
+                }
+            }
+        }
+        methods
+    }
+
+    #[test]
+    fn every_api_method_has_an_action_and_every_action_a_method() {
+        let methods = api_methods();
+        let rpcs: BTreeSet<String> = Action::all().map(|a| a.rpc().to_owned()).collect();
+        for action in Action::all() {
+            assert!(
+                methods.contains(action.rpc()),
+                "{action:?}: no method {}",
+                action.rpc()
+            );
+        }
+        // Methods recorded under another method's action: the batch calls (authorised item by
+        // item with the single calls' actions) and the membership changes.
+        let per_item = [
+            "Crypto/BatchEncrypt",
+            "Crypto/BatchDecrypt",
+            "System/Promote",
+            "System/Demote",
+            "System/RemoveMember",
+        ];
+        for method in &methods {
+            assert!(
+                rpcs.contains(method) || per_item.contains(&method.as_str()),
+                "{method} has no action"
+            );
+            assert!(Action::of_rpc(method).is_some(), "{method}");
+        }
+        assert_eq!(
+            Action::of_rpc("Crypto/ReEncrypt"),
+            Some(Action::ReEncryptFrom)
+        );
+        assert_eq!(Action::of_rpc("Crypto/BatchDecrypt"), Some(Action::Decrypt));
+        assert_eq!(Action::of_rpc("Keys/NoSuchMethod"), None);
+        assert!(methods.len() > 50, "read {} methods", methods.len());
+    }
 
     #[test]
     fn names_parse_back_and_are_unique() {
