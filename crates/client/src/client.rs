@@ -7,7 +7,9 @@
 
 pub mod access;
 pub mod aliases;
+pub mod builder;
 pub mod crypto;
+pub mod envelope;
 pub mod keys;
 pub mod material;
 pub mod signing;
@@ -15,6 +17,7 @@ pub mod signing;
 use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_proto::v1 as pb;
@@ -25,14 +28,9 @@ use tessera_proto::v1::system_client::SystemClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use zeroize::Zeroizing;
 
+use crate::envelope::{CacheLimits, DataKeyCache};
 use crate::error::Error;
-
-/// The first pause after a pass over the endpoints in which every node refused for now.
-const FIRST_BACKOFF: Duration = Duration::from_millis(25);
-/// The longest pause between passes. A leader failover takes about 1.5 s with the server's
-/// defaults: pauses doubling up to 1 s made a client notice a new leader up to a second late;
-/// with this cap it is at most a quarter of a second late, at no more than four passes a second.
-const MAX_BACKOFF: Duration = Duration::from_millis(250);
+use builder::{ClientBuilder, RetryPolicy};
 
 /// Where and how to connect.
 #[derive(Clone)]
@@ -53,6 +51,18 @@ pub struct ClientConfig {
     /// `UNAVAILABLE` (an election, a node without its lease). Zero: one pass over the
     /// endpoints.
     pub retry_for: Duration,
+    /// Upper end of the first (full-jitter) pause between passes over the endpoints.
+    pub first_backoff: Duration,
+    /// Upper end of any pause between passes. A leader failover takes about 1.5 s with the
+    /// server's defaults: with pauses up to 1 s a client noticed a new leader up to a second
+    /// late; with 250 ms (the default) at most a quarter of a second.
+    pub max_backoff: Duration,
+    /// Bound on a whole call, retries included; `None`: no bound beyond `retry_for`.
+    pub deadline: Option<Duration>,
+    /// Plaintext bytes per frame of the envelope messages the client writes.
+    pub frame_size: u32,
+    /// Bounds of the data-key cache of [`Client::encrypt_envelope`]; `None`: no cache.
+    pub data_key_cache: Option<CacheLimits>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -86,6 +96,7 @@ impl ClientConfig {
                 reason: "no endpoint given (set --addr or TESSERA_ADDR)".into(),
             });
         }
+        let retry = RetryPolicy::default();
         Ok(Self {
             endpoints,
             ca_cert_pem: read(ca_cert)?,
@@ -93,7 +104,12 @@ impl ClientConfig {
             key_pem: Zeroizing::new(read(key)?),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
-            retry_for: Duration::from_secs(5),
+            retry_for: retry.retry_for,
+            first_backoff: retry.first_backoff,
+            max_backoff: retry.max_backoff,
+            deadline: None,
+            frame_size: crate::envelope::DEFAULT_FRAME_SIZE,
+            data_key_cache: None,
         })
     }
 }
@@ -112,10 +128,28 @@ pub struct Client {
     nodes: Vec<Node>,
     preferred: AtomicUsize,
     request_timeout: Duration,
-    retry_for: Duration,
+    retry: RetryPolicy,
+    deadline: Option<Duration>,
+    frame_size: u32,
+    cache: Option<Arc<DataKeyCache>>,
 }
 
 impl Client {
+    /// A builder: endpoints, certificates from files or PEM, timeouts, retry policy.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A client configured by `TESSERA_ADDR`, `TESSERA_CA_CERT`, `TESSERA_CLIENT_CERT` and
+    /// `TESSERA_CLIENT_KEY`, as the `tessera` command reads them (e.g. from the `env.sh` of
+    /// `tessera dev`).
+    ///
+    /// # Errors
+    /// [`Error::Missing`] naming an unset variable, [`Error::Io`] for an unreadable file.
+    pub fn from_env() -> Result<Self, Error> {
+        ClientBuilder::from_env().build()
+    }
+
     /// Prepares channels to every endpoint; connections are made on first use.
     ///
     /// # Errors
@@ -154,11 +188,21 @@ impl Client {
                 reason: "no endpoint given".into(),
             });
         }
+        crate::envelope::check_frame_size(u64::from(config.frame_size))?;
         Ok(Self {
             nodes,
             preferred: AtomicUsize::new(0),
             request_timeout: config.request_timeout,
-            retry_for: config.retry_for,
+            retry: RetryPolicy {
+                first_backoff: config.first_backoff,
+                max_backoff: config.max_backoff,
+                retry_for: config.retry_for,
+            },
+            deadline: config.deadline,
+            frame_size: config.frame_size,
+            cache: config
+                .data_key_cache
+                .map(|limits| Arc::new(DataKeyCache::new(limits))),
         })
     }
 
@@ -193,18 +237,26 @@ impl Client {
         F: Fn(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let deadline = std::time::Instant::now() + self.retry_for;
-        let mut backoff = FIRST_BACKOFF;
-        loop {
-            match self.failover_pass(&call).await {
-                Err(error) if error.is_failover() && std::time::Instant::now() < deadline => {
-                    // Every node refused for now (no leader, no lease, unreachable): writes
-                    // carry their request id, so trying again is safe.
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+        let retrying = async {
+            let stop = std::time::Instant::now() + self.retry.retry_for;
+            let mut ceiling = self.retry.first_backoff;
+            loop {
+                match self.failover_pass(&call).await {
+                    Err(error) if error.is_failover() && std::time::Instant::now() < stop => {
+                        // Every node refused for now (no leader, no lease, unreachable): writes
+                        // carry their request id, so trying again is safe.
+                        tokio::time::sleep(full_jitter(ceiling)).await;
+                        ceiling = ceiling.saturating_mul(2).min(self.retry.max_backoff);
+                    }
+                    other => return other,
                 }
-                other => return other,
             }
+        };
+        match self.deadline {
+            Some(after) => tokio::time::timeout(after, retrying)
+                .await
+                .unwrap_or(Err(Error::DeadlineExceeded { after })),
+            None => retrying.await,
         }
     }
 
@@ -384,6 +436,14 @@ fn missing_key() -> Error {
         message: "the server answered without a key".into(),
         tessera_code: None,
     }
+}
+
+/// A pause drawn uniformly from zero to `ceiling` ("full jitter"): clients that failed
+/// together do not retry together.
+fn full_jitter(ceiling: Duration) -> Duration {
+    use tessera_crypto::rand_core::Rng;
+    let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(tessera_crypto::os_rng().next_u64() % nanos.saturating_add(1))
 }
 
 /// A fresh random request id (a UUID-shaped hex string).

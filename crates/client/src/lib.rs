@@ -13,11 +13,13 @@
 //! the crypto crate.
 
 pub mod client;
+pub mod envelope;
 pub mod error;
 mod verify;
 
 pub use client::access::{CreateGrantOptions, PolicyFormat};
 pub use client::aliases::{alias_name, ALIAS_PREFIX};
+pub use client::builder::{ClientBuilder, RetryPolicy};
 pub use client::keys::{CreateKeyOptions, ORIGIN_EXTERNAL, ORIGIN_TESSERA};
 pub use client::{new_request_id, Client, ClientConfig};
 pub use error::Error;
