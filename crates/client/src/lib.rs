@@ -9,6 +9,11 @@
 //! Signatures can also be checked without the cluster: [`verify_offline`] takes a public key
 //! fetched once with [`Client::get_public_key`].
 //!
+//! Data of any size: [`Client::encrypt_stream`]/[`Client::decrypt_stream`] over
+//! `AsyncRead`/`AsyncWrite` and [`Client::encrypt_envelope`]/[`Client::decrypt_envelope`] for
+//! byte slices use envelope encryption ([`envelope`]; format in `docs/envelope.md`). Build a
+//! client with [`Client::builder`] or from the `TESSERA_*` variables with [`Client::from_env`].
+//!
 //! What it is not: no server logic, no Raft; it depends only on the protocol definitions and
 //! the crypto crate.
 
@@ -26,3 +31,8 @@ pub use error::Error;
 pub use tessera_proto::code_name;
 pub use tessera_proto::v1 as proto;
 pub use verify::verify_offline;
+
+/// The README's SDK quick start, compiled as a doctest so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeQuickStart;

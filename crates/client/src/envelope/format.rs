@@ -41,7 +41,8 @@ const FIXED_LEN: usize = 1 + MESSAGE_ID_LEN + 4;
 /// Longest length-prefixed header field.
 const MAX_FIELD: usize = u16::MAX as usize;
 
-/// The parsed header of a message, not yet authenticated (see [`Header::verify`]).
+/// The parsed header of a message, not yet authenticated ([`crate::envelope::decrypt_stream`]
+/// checks its tag before it releases anything).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
     /// Random per message; salts the message key and is bound into every frame.

@@ -383,7 +383,6 @@ async fn bad_settings_are_refused() {
     assert!(!format!("{:?}", data_key(0x41)).contains("65"));
 }
 
-
 /// The documented test vector (`docs/envelope-vector.json`).
 struct Vector {
     data_key: DataKey,
