@@ -454,3 +454,56 @@ pub fn new_request_id() -> String {
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("req-{hex}")
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    /// A client of one endpoint nothing listens on (port 9, discard), with a throw-away
+    /// self-signed certificate as CA and identity.
+    fn unreachable(retry_for: Duration) -> ClientBuilder {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        Client::builder()
+            .endpoint("https://127.0.0.1:9")
+            .ca_cert_pem(cert.cert.pem())
+            .identity_pem(
+                cert.cert.pem(),
+                Zeroizing::new(cert.signing_key.serialize_pem().into_bytes()),
+            )
+            .retry(RetryPolicy {
+                first_backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(5),
+                retry_for,
+            })
+    }
+
+    #[tokio::test]
+    async fn the_overall_deadline_cuts_retries_short() {
+        let client = unreachable(Duration::from_secs(5))
+            .deadline(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        let error = client.generate_random(8).await.unwrap_err();
+        assert!(matches!(error, Error::DeadlineExceeded { .. }), "{error}");
+        assert_eq!(error.code_name(), "DEADLINE_EXCEEDED");
+    }
+
+    #[tokio::test]
+    async fn without_retries_an_unreachable_node_fails_after_one_pass() {
+        let client = unreachable(Duration::ZERO).build().unwrap();
+        let error = client.generate_random(8).await.unwrap_err();
+        assert!(matches!(error, Error::Connect { .. }), "{error}");
+    }
+
+    #[test]
+    fn full_jitter_pauses_stay_within_their_ceiling() {
+        let ceiling = Duration::from_millis(10);
+        let pauses: Vec<_> = (0..200).map(|_| full_jitter(ceiling)).collect();
+        assert!(pauses.iter().all(|p| *p <= ceiling));
+        // Drawn, not fixed: 200 draws from 10^7 values are not all equal.
+        assert!(pauses.iter().any(|p| *p != pauses[0]));
+        assert_eq!(full_jitter(Duration::ZERO), Duration::ZERO);
+    }
+}
