@@ -461,46 +461,36 @@ async fn t83_killing_the_clis_node_mid_encrypt_file_surfaces_no_error() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let plain_path = dir.path().join("plain");
     let mut plain = vec![0u8; TOTAL];
     pattern(0, &mut plain);
-    std::fs::write(&plain_path, &plain).unwrap();
     let sealed = dir.path().join("big.tsr");
     let mut encrypt = command(
         &cluster,
         victim,
         &["encrypt-file", "--key", "big", "--context", "run=t83"],
     )
-    .arg("--in")
-    .arg(&plain_path)
     .arg("--out")
     .arg(&sealed)
+    .stdin(Stdio::piped())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    // Kill the node once encryption is under way (the temporary output is growing).
-    let started = Instant::now();
-    loop {
-        let growing = leftovers(dir.path())
-            .iter()
-            .any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 1024 * 1024));
-        if growing || encrypt.try_wait().unwrap().is_some() {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "encrypt-file never started"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // The first half goes in, then the node dies, then the rest: the kill falls in the middle
+    // of the stream whatever the speed of the machine.
+    let mut stdin = encrypt.stdin.take().unwrap();
+    let (first, rest) = plain.split_at(TOTAL / 2);
+    stdin.write_all(first).unwrap();
     cluster.kill(victim);
+    stdin.write_all(rest).unwrap();
+    drop(stdin);
     let out = encrypt.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(leftovers(dir.path()).is_empty());
     // Decrypt with the killed node still first in the list: the CLI fails over.
     let restored = dir.path().join("restored");
     let out = command(&cluster, victim, &["decrypt-file", "--context", "run=t83"])
