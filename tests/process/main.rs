@@ -6,7 +6,7 @@
 //! fault-injection build), t30 bad input, t36 access control, t38 connection floods, t40
 //! durability, t50 secrets at rest, t55 operations (metrics, health, reflection, logs, certificate reload), t60 the CLI contract (t62 the full API, t64 the access-control commands), t70 key
 //! lifecycle, t72 crypto operations, t74 import/export and background jobs, t78
-//! interoperability, t79 crypto-shredding, t90 the chaos harness, t95 the benchmark smoke
+//! interoperability, t79 crypto-shredding, t80 envelope encryption (SDK and CLI), t90 the chaos harness, t95 the benchmark smoke
 //! run. Every test starts its own cluster (one at a time; see `tessera_testkit`), bounds every
 //! wait, and kills its processes when it ends.
 
@@ -41,6 +41,7 @@ mod t72_crypto_operations;
 mod t74_import_export_jobs;
 mod t78_interop;
 mod t79_crypto_shredding;
+mod t80_envelope;
 mod t90_chaos;
 mod t95_bench;
 

@@ -4,6 +4,7 @@
 mod access;
 mod alias;
 mod crypto;
+mod envelope;
 mod key;
 mod signing;
 
@@ -19,6 +20,7 @@ pub use crypto::{
     DataKeyArgs, DataKeyPairArgs, DecryptArgs, DecryptBatchArgs, EncryptArgs, EncryptBatchArgs,
     RandomArgs, ReEncryptArgs,
 };
+pub use envelope::{DecryptFileArgs, EncryptFileArgs, Files};
 pub use key::{KeyCommand, Origin};
 pub use signing::{MacArgs, PublicKeyArgs, PublicKeyFormat, SignArgs, VerifyArgs, VerifyMacArgs};
 
@@ -120,6 +122,10 @@ pub enum Command {
     DecryptBatch(DecryptBatchArgs),
     /// A fresh data key, in plaintext and encrypted under a key (envelope encryption).
     Datakey(DataKeyArgs),
+    /// Encrypt a file or stream of any size (envelope encryption; see docs/envelope.md).
+    EncryptFile(EncryptFileArgs),
+    /// Decrypt what encrypt-file wrote; a file output appears only once it authenticates.
+    DecryptFile(DecryptFileArgs),
     /// A fresh asymmetric key pair, its private key encrypted under a key.
     DatakeyPair(DataKeyPairArgs),
     /// Sign a message (input: --in FILE or stdin) with an asymmetric key.
@@ -238,6 +244,8 @@ impl Command {
             Self::EncryptBatch(args) => args.connect.output.format,
             Self::DecryptBatch(args) => args.connect.output.format,
             Self::Datakey(args) => args.connect.output.format,
+            Self::EncryptFile(args) => args.connect.output.format,
+            Self::DecryptFile(args) => args.connect.output.format,
             Self::DatakeyPair(args) => args.connect.output.format,
             Self::Sign(args) => args.connect.output.format,
             Self::Verify(args) => args.connect.output.format,

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod crypto;
 pub mod datakey;
 pub mod dev;
+pub mod envelope;
 pub mod key;
 pub mod members;
 pub mod operator;
@@ -28,6 +29,17 @@ use crate::output::Failure;
 /// # Errors
 /// [`Failure::Usage`] if a flag is missing or a file cannot be read.
 pub fn client(connect: &Connect) -> Result<Client, Failure> {
+    client_with(connect, |_| ())
+}
+
+/// Builds a client from the connection flags, with `adjust` applied to its configuration.
+///
+/// # Errors
+/// [`Failure::Usage`] if a flag is missing or a file cannot be read.
+pub fn client_with(
+    connect: &Connect,
+    adjust: impl FnOnce(&mut ClientConfig),
+) -> Result<Client, Failure> {
     let missing = |flag: &str, env: &str| Failure::Usage(anyhow!("{flag} (or {env}) is required"));
     if connect.addr.is_empty() {
         return Err(missing("--addr", "TESSERA_ADDR"));
@@ -44,7 +56,8 @@ pub fn client(connect: &Connect) -> Result<Client, Failure> {
         .client_key
         .as_deref()
         .ok_or_else(|| missing("--client-key", "TESSERA_CLIENT_KEY"))?;
-    let config = ClientConfig::from_files(connect.addr.clone(), ca, cert, key)
+    let mut config = ClientConfig::from_files(connect.addr.clone(), ca, cert, key)
         .map_err(|e| Failure::Usage(e.into()))?;
+    adjust(&mut config);
     Client::new(config).map_err(|e| Failure::Usage(e.into()))
 }

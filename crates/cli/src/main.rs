@@ -67,6 +67,8 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
         Command::EncryptBatch(args) => commands::batch::encrypt(args).await,
         Command::DecryptBatch(args) => commands::batch::decrypt(args).await,
         Command::Datakey(args) => commands::datakey::data_key(args).await,
+        Command::EncryptFile(args) => commands::envelope::encrypt_file(args).await,
+        Command::DecryptFile(args) => commands::envelope::decrypt_file(args).await,
         Command::DatakeyPair(args) => commands::datakey::data_key_pair(args).await,
         Command::Sign(args) => commands::signing::sign(args).await,
         Command::Verify(args) => commands::signing::verify(args).await,

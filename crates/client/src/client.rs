@@ -7,7 +7,9 @@
 
 pub mod access;
 pub mod aliases;
+pub mod builder;
 pub mod crypto;
+pub mod envelope;
 pub mod keys;
 pub mod material;
 pub mod members;
@@ -17,6 +19,7 @@ pub mod signing;
 use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_proto::v1 as pb;
@@ -27,14 +30,9 @@ use tessera_proto::v1::system_client::SystemClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use zeroize::Zeroizing;
 
+use crate::envelope::{CacheLimits, DataKeyCache};
 use crate::error::Error;
-
-/// The first pause after a pass over the endpoints in which every node refused for now.
-const FIRST_BACKOFF: Duration = Duration::from_millis(25);
-/// The longest pause between passes. A leader failover takes about 1.5 s with the server's
-/// defaults: pauses doubling up to 1 s made a client notice a new leader up to a second late;
-/// with this cap it is at most a quarter of a second late, at no more than four passes a second.
-const MAX_BACKOFF: Duration = Duration::from_millis(250);
+use builder::{ClientBuilder, RetryPolicy};
 
 /// Where and how to connect.
 #[derive(Clone)]
@@ -55,6 +53,18 @@ pub struct ClientConfig {
     /// `UNAVAILABLE` (an election, a node without its lease). Zero: one pass over the
     /// endpoints.
     pub retry_for: Duration,
+    /// Upper end of the first (full-jitter) pause between passes over the endpoints.
+    pub first_backoff: Duration,
+    /// Upper end of any pause between passes. A leader failover takes about 1.5 s with the
+    /// server's defaults: with pauses up to 1 s a client noticed a new leader up to a second
+    /// late; with 250 ms (the default) at most a quarter of a second.
+    pub max_backoff: Duration,
+    /// Bound on a whole call, retries included; `None`: no bound beyond `retry_for`.
+    pub deadline: Option<Duration>,
+    /// Plaintext bytes per frame of the envelope messages the client writes.
+    pub frame_size: u32,
+    /// Bounds of the data-key cache of [`Client::encrypt_envelope`]; `None`: no cache.
+    pub data_key_cache: Option<CacheLimits>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -88,6 +98,7 @@ impl ClientConfig {
                 reason: "no endpoint given (set --addr or TESSERA_ADDR)".into(),
             });
         }
+        let retry = RetryPolicy::default();
         Ok(Self {
             endpoints,
             ca_cert_pem: read(ca_cert)?,
@@ -95,7 +106,12 @@ impl ClientConfig {
             key_pem: Zeroizing::new(read(key)?),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
-            retry_for: Duration::from_secs(5),
+            retry_for: retry.retry_for,
+            first_backoff: retry.first_backoff,
+            max_backoff: retry.max_backoff,
+            deadline: None,
+            frame_size: crate::envelope::DEFAULT_FRAME_SIZE,
+            data_key_cache: None,
         })
     }
 }
@@ -114,10 +130,28 @@ pub struct Client {
     nodes: Vec<Node>,
     preferred: AtomicUsize,
     request_timeout: Duration,
-    retry_for: Duration,
+    retry: RetryPolicy,
+    deadline: Option<Duration>,
+    frame_size: u32,
+    cache: Option<Arc<DataKeyCache>>,
 }
 
 impl Client {
+    /// A builder: endpoints, certificates from files or PEM, timeouts, retry policy.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A client configured by `TESSERA_ADDR`, `TESSERA_CA_CERT`, `TESSERA_CLIENT_CERT` and
+    /// `TESSERA_CLIENT_KEY`, as the `tessera` command reads them (e.g. from the `env.sh` of
+    /// `tessera dev`).
+    ///
+    /// # Errors
+    /// [`Error::Missing`] naming an unset variable, [`Error::Io`] for an unreadable file.
+    pub fn from_env() -> Result<Self, Error> {
+        ClientBuilder::from_env().build()
+    }
+
     /// Prepares channels to every endpoint; connections are made on first use.
     ///
     /// # Errors
@@ -156,11 +190,21 @@ impl Client {
                 reason: "no endpoint given".into(),
             });
         }
+        crate::envelope::check_frame_size(u64::from(config.frame_size))?;
         Ok(Self {
             nodes,
             preferred: AtomicUsize::new(0),
             request_timeout: config.request_timeout,
-            retry_for: config.retry_for,
+            retry: RetryPolicy {
+                first_backoff: config.first_backoff,
+                max_backoff: config.max_backoff,
+                retry_for: config.retry_for,
+            },
+            deadline: config.deadline,
+            frame_size: config.frame_size,
+            cache: config
+                .data_key_cache
+                .map(|limits| Arc::new(DataKeyCache::new(limits))),
         })
     }
 
@@ -195,18 +239,26 @@ impl Client {
         F: Fn(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let deadline = std::time::Instant::now() + self.retry_for;
-        let mut backoff = FIRST_BACKOFF;
-        loop {
-            match self.failover_pass(&call).await {
-                Err(error) if error.is_failover() && std::time::Instant::now() < deadline => {
-                    // Every node refused for now (no leader, no lease, unreachable): writes
-                    // carry their request id, so trying again is safe.
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+        let retrying = async {
+            let stop = std::time::Instant::now() + self.retry.retry_for;
+            let mut ceiling = self.retry.first_backoff;
+            loop {
+                match self.failover_pass(&call).await {
+                    Err(error) if error.is_failover() && std::time::Instant::now() < stop => {
+                        // Every node refused for now (no leader, no lease, unreachable): writes
+                        // carry their request id, so trying again is safe.
+                        tokio::time::sleep(full_jitter(ceiling)).await;
+                        ceiling = ceiling.saturating_mul(2).min(self.retry.max_backoff);
+                    }
+                    other => return other,
                 }
-                other => return other,
             }
+        };
+        match self.deadline {
+            Some(after) => tokio::time::timeout(after, retrying)
+                .await
+                .unwrap_or(Err(Error::DeadlineExceeded { after })),
+            None => retrying.await,
         }
     }
 
@@ -388,6 +440,14 @@ fn missing_key() -> Error {
     }
 }
 
+/// A pause drawn uniformly from zero to `ceiling` ("full jitter"): clients that failed
+/// together do not retry together.
+fn full_jitter(ceiling: Duration) -> Duration {
+    use tessera_crypto::rand_core::Rng;
+    let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(tessera_crypto::os_rng().next_u64() % nanos.saturating_add(1))
+}
+
 /// A fresh random request id (a UUID-shaped hex string).
 pub fn new_request_id() -> String {
     use tessera_crypto::rand_core::Rng;
@@ -395,4 +455,57 @@ pub fn new_request_id() -> String {
     tessera_crypto::os_rng().fill_bytes(&mut bytes);
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("req-{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    /// A client of one endpoint nothing listens on (port 9, discard), with a throw-away
+    /// self-signed certificate as CA and identity.
+    fn unreachable(retry_for: Duration) -> ClientBuilder {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        Client::builder()
+            .endpoint("https://127.0.0.1:9")
+            .ca_cert_pem(cert.cert.pem())
+            .identity_pem(
+                cert.cert.pem(),
+                Zeroizing::new(cert.signing_key.serialize_pem().into_bytes()),
+            )
+            .retry(RetryPolicy {
+                first_backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(5),
+                retry_for,
+            })
+    }
+
+    #[tokio::test]
+    async fn the_overall_deadline_cuts_retries_short() {
+        let client = unreachable(Duration::from_secs(5))
+            .deadline(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        let error = client.generate_random(8).await.unwrap_err();
+        assert!(matches!(error, Error::DeadlineExceeded { .. }), "{error}");
+        assert_eq!(error.code_name(), "DEADLINE_EXCEEDED");
+    }
+
+    #[tokio::test]
+    async fn without_retries_an_unreachable_node_fails_after_one_pass() {
+        let client = unreachable(Duration::ZERO).build().unwrap();
+        let error = client.generate_random(8).await.unwrap_err();
+        assert!(matches!(error, Error::Connect { .. }), "{error}");
+    }
+
+    #[test]
+    fn full_jitter_pauses_stay_within_their_ceiling() {
+        let ceiling = Duration::from_millis(10);
+        let pauses: Vec<_> = (0..200).map(|_| full_jitter(ceiling)).collect();
+        assert!(pauses.iter().all(|p| *p <= ceiling));
+        // Drawn, not fixed: 200 draws from 10^7 values are not all equal.
+        assert!(pauses.iter().any(|p| *p != pauses[0]));
+        assert_eq!(full_jitter(Duration::ZERO), Duration::ZERO);
+    }
 }

@@ -15,6 +15,20 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A required setting is not given (builder or environment).
+    #[error("no {setting} given (set {env})")]
+    Missing {
+        /// The setting.
+        setting: &'static str,
+        /// The environment variable that gives it.
+        env: &'static str,
+    },
+    /// A call did not finish within the client's overall deadline.
+    #[error("the call did not finish within {after:?}")]
+    DeadlineExceeded {
+        /// The deadline.
+        after: std::time::Duration,
+    },
     /// A certificate or key file cannot be read.
     #[error("cannot read {path}: {source}")]
     Io {
@@ -42,6 +56,14 @@ pub enum Error {
         /// The server's stable error code (e.g. `SEALED`), if it sent one.
         tessera_code: Option<String>,
     },
+    /// An envelope message could not be written or read: it does not authenticate, is
+    /// truncated or malformed, or the stream failed (see [`crate::envelope`]).
+    #[error("{source}")]
+    Envelope {
+        /// What went wrong.
+        #[from]
+        source: crate::envelope::EnvelopeError,
+    },
     /// A local cryptographic check could not run: an unknown key spec or algorithm, a
     /// malformed public key or signature (see [`crate::verify_offline`]).
     #[error("{source}")]
@@ -58,9 +80,12 @@ impl Error {
         match self {
             Self::Status { code, .. } => *code,
             Self::Connect { .. } => tonic::Code::Unavailable,
-            Self::Config { .. } | Self::Io { .. } | Self::Crypto { .. } => {
-                tonic::Code::InvalidArgument
-            }
+            Self::DeadlineExceeded { .. } => tonic::Code::DeadlineExceeded,
+            Self::Config { .. }
+            | Self::Missing { .. }
+            | Self::Io { .. }
+            | Self::Crypto { .. }
+            | Self::Envelope { .. } => tonic::Code::InvalidArgument,
         }
     }
 

@@ -9,15 +9,22 @@
 //! Signatures can also be checked without the cluster: [`verify_offline`] takes a public key
 //! fetched once with [`Client::get_public_key`].
 //!
+//! Data of any size: [`Client::encrypt_stream`]/[`Client::decrypt_stream`] over
+//! `AsyncRead`/`AsyncWrite` and [`Client::encrypt_envelope`]/[`Client::decrypt_envelope`] for
+//! byte slices use envelope encryption ([`envelope`]; format in `docs/envelope.md`). Build a
+//! client with [`Client::builder`] or from the `TESSERA_*` variables with [`Client::from_env`].
+//!
 //! What it is not: no server logic, no Raft; it depends only on the protocol definitions and
 //! the crypto crate.
 
 pub mod client;
+pub mod envelope;
 pub mod error;
 mod verify;
 
 pub use client::access::{CreateGrantOptions, PolicyFormat};
 pub use client::aliases::{alias_name, ALIAS_PREFIX};
+pub use client::builder::{ClientBuilder, RetryPolicy};
 pub use client::keys::{CreateKeyOptions, ORIGIN_EXTERNAL, ORIGIN_TESSERA};
 pub use client::members::NewLearner;
 pub use client::rate_limits::{Budget, RateLimit};
@@ -26,3 +33,8 @@ pub use error::Error;
 pub use tessera_proto::code_name;
 pub use tessera_proto::v1 as proto;
 pub use verify::verify_offline;
+
+/// The README's SDK quick start, compiled as a doctest so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeQuickStart;

@@ -5,8 +5,14 @@
 //! it. The `.proto` sources live in the workspace's `proto/` directory and are compiled by
 //! `build.rs` with protox, so building needs no system `protoc`.
 
-/// The public API, package `tessera.v1`.
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
+/// The public API, package `tessera.v1`. (Its comments come from the `.proto` files, where
+/// `<placeholder>` is prose, not HTML.)
+#[allow(
+    missing_docs,
+    clippy::all,
+    clippy::pedantic,
+    rustdoc::invalid_html_tags
+)]
 pub mod v1 {
     tonic::include_proto!("tessera.v1");
 }
@@ -20,7 +26,12 @@ pub const V1_FILE_DESCRIPTOR_SET: &[u8] =
 /// The node-to-node protocol, package `tessera.cluster.v1`.
 pub mod cluster {
     /// Version 1 of the cluster protocol.
-    #[allow(missing_docs, clippy::all, clippy::pedantic)]
+    #[allow(
+        missing_docs,
+        clippy::all,
+        clippy::pedantic,
+        rustdoc::invalid_html_tags
+    )]
     pub mod v1 {
         tonic::include_proto!("tessera.cluster.v1");
     }

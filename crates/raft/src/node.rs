@@ -530,7 +530,7 @@ impl RaftNode {
     /// A linearizable read barrier: returns once this node has applied everything committed
     /// before the call.
     ///
-    /// Concurrent callers share barriers (see [`crate::coalesce`]): one runs at a time, and
+    /// Concurrent callers share barriers (see `crate::coalesce`): one runs at a time, and
     /// everyone who arrived while it ran shares the next, so a burst of reads of unknown keys
     /// costs two round trips to the leader, not one each.
     ///

@@ -96,7 +96,7 @@ impl Caller {
 /// was the largest cost of a crypto call after the network. The cached value is a pure
 /// function of the key, so the cache can never name a caller wrongly; revocation is decided
 /// per call from the serial and fingerprint, so caching does not delay it. Bounded by
-/// [`MAX_CACHED_CALLERS`]; certificates that name no caller are not cached.
+/// `MAX_CACHED_CALLERS`; certificates that name no caller are not cached.
 #[derive(Default)]
 pub struct CallerCache {
     callers: Mutex<HashMap<Vec<u8>, Caller>>,

@@ -14,7 +14,7 @@ use tonic::{Code, Status};
 
 use crate::seal::SealError;
 
-/// Metadata key carrying [`ApiError::code_name`].
+/// Metadata key carrying the stable code of an [`ApiError`].
 pub const ERROR_CODE_METADATA: &str = "tessera-error";
 
 /// An API failure.

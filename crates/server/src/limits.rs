@@ -119,7 +119,7 @@ impl LimitsSection {
     }
 
     /// The accept limits of the API port, whose connections may use the process's open-file
-    /// limit `open_files` less the reserve (at least [`MIN_API_CONNECTIONS`]); with the limit
+    /// limit `open_files` less the reserve (at least `MIN_API_CONNECTIONS`); with the limit
     /// unknown, only the handshakes are bounded.
     pub fn api_accept(&self, open_files: Option<u64>) -> AcceptLimits {
         let budget = open_files.map(|limit| {

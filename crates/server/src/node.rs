@@ -434,7 +434,7 @@ impl Node {
     /// is confirmed with a read barrier first (it may have been created a moment ago).
     ///
     /// # Errors
-    /// As [`Node::resolve_key`], and [`ApiError::VersionNotFound`].
+    /// As [`Node::resolve_key`], and `VERSION_NOT_FOUND`.
     pub async fn resolve_key_version(
         &self,
         key: &str,
@@ -549,7 +549,7 @@ impl Node {
     ///
     /// # Errors
     /// As [`Node::resolve_key`] and [`Node::write`]; the last transient rejection after
-    /// [`WRITE_ATTEMPTS`] attempts.
+    /// `WRITE_ATTEMPTS` attempts.
     pub async fn write_for_key<M: ClientRequest>(
         &self,
         call: &WriteCall<'_, M>,

@@ -5,7 +5,7 @@
 //! sealed root key. A wrong combination resets the progress and leaves the node sealed.
 //!
 //! What stays in memory is as little as the node needs: the pending shares (in a buffer that
-//! never reallocates, see [`pending`]) until the attempt, then only the keyring. The root key
+//! never reallocates, see `pending`) until the attempt, then only the keyring. The root key
 //! is dropped as soon as it has opened the keyring: nothing on a running node uses it (there
 //! is no keyring rotation or rekey command; one would need to bring the shares again, or to
 //! keep the root key on purpose). Sealing drops the keyring. Every one of these types wipes
