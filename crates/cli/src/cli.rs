@@ -403,7 +403,7 @@ pub enum OperatorCommand {
     },
     /// Add a running node (empty data directory, neither `bootstrap` nor `join`) as a learner.
     AddLearner {
-        /// Its node id (its node certificate names node-<ID>).
+        /// Its node id (its node certificate names `node-<ID>`).
         #[arg(long)]
         id: u64,
         /// Where clients reach it, host:port.
