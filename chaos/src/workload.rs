@@ -95,7 +95,7 @@ pub struct Worker {
 
 /// Whether an error means "certainly not applied" (`Fail`) or "unknown" (`Info`).
 fn classify(op: &Op, error: &tessera_client::Error) -> EventKind {
-    use tonic::Code;
+    use tessera_client::Code;
     if !op.is_write() {
         return EventKind::Fail;
     }
@@ -448,7 +448,7 @@ pub async fn seed_keys(recorder: &Recorder, pools: &Pools, node: u64, client: &C
 mod tests {
     use super::*;
 
-    fn refused(code: tonic::Code, tessera_code: &str) -> tessera_client::Error {
+    fn refused(code: tessera_client::Code, tessera_code: &str) -> tessera_client::Error {
         tessera_client::Error::Status {
             code,
             message: String::new(),
@@ -465,14 +465,14 @@ mod tests {
         assert_eq!(
             classify(
                 &create,
-                &refused(tonic::Code::Unavailable, "AUDIT_UNAVAILABLE")
+                &refused(tessera_client::Code::Unavailable, "AUDIT_UNAVAILABLE")
             ),
             EventKind::Info
         );
         assert_eq!(
             classify(
                 &create,
-                &refused(tonic::Code::ResourceExhausted, "RATE_LIMITED")
+                &refused(tessera_client::Code::ResourceExhausted, "RATE_LIMITED")
             ),
             EventKind::Fail
         );

@@ -115,7 +115,7 @@ async fn t12_same_create_request_twice_creates_one_key() {
         .create_key_with_id("other", "", "", "req-create-once")
         .await
         .unwrap_err();
-    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
+    assert_eq!(err.code(), tessera_client::Code::InvalidArgument, "{err}");
     assert!(err.to_string().contains("already used"), "{err}");
 }
 

@@ -66,11 +66,19 @@ async fn assert_sealed_refusal(cluster: &TestCluster, id: u64) {
     assert!(status.sealed, "node {id} must come back sealed");
     assert!(status.initialized);
     let err = client.encrypt("any", b"x", &ctx(&[])).await.unwrap_err();
-    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err}");
+    assert_eq!(
+        err.code(),
+        tessera_client::Code::FailedPrecondition,
+        "{err}"
+    );
     assert_eq!(err.tessera_code(), Some("SEALED"));
     assert!(err.to_string().contains("sealed"), "{err}");
     let err = client.describe_key("any").await.unwrap_err();
-    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err}");
+    assert_eq!(
+        err.code(),
+        tessera_client::Code::FailedPrecondition,
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -238,7 +246,7 @@ async fn t23_isolated_node_stops_serving_after_its_lease_and_resumes_when_healed
         }
     })
     .await;
-    assert_eq!(err.code(), tonic::Code::Unavailable, "{err}");
+    assert_eq!(err.code(), tessera_client::Code::Unavailable, "{err}");
     assert_eq!(err.tessera_code(), Some("NO_LEASE"));
     assert!(err.to_string().contains("lease"), "{err}");
     let err = client

@@ -260,7 +260,11 @@ async fn t26_a_removed_node_refuses_to_serve_and_cannot_return_with_its_old_data
         }
     })
     .await;
-    assert_eq!(refusal.code(), tonic::Code::Unavailable, "{refusal}");
+    assert_eq!(
+        refusal.code(),
+        tessera_client::Code::Unavailable,
+        "{refusal}"
+    );
     let message = refusal.to_string();
     assert!(message.contains("was removed"), "{message}");
     assert!(message.contains("wipe its data directory"), "{message}");
@@ -274,7 +278,11 @@ async fn t26_a_removed_node_refuses_to_serve_and_cannot_return_with_its_old_data
 
     // Re-adding the same id while it still holds its old data is refused.
     let refused = admin.add_learner(&old).await.unwrap_err();
-    assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused}");
+    assert_eq!(
+        refused.code(),
+        tessera_client::Code::FailedPrecondition,
+        "{refused}"
+    );
     assert_eq!(refused.tessera_code(), Some("STALE_NODE_DATA"));
     assert!(
         refused.to_string().contains("wipe its data directory"),
@@ -363,7 +371,7 @@ async fn t26_a_change_that_would_lose_quorum_is_refused_unless_forced() {
     let err = admin.remove_member(leader, true).await.unwrap_err();
     assert_eq!(err.tessera_code(), Some("LAST_VOTER"), "{err}");
     let err = admin.promote(99, false).await.unwrap_err();
-    assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
+    assert_eq!(err.code(), tessera_client::Code::NotFound, "{err}");
     admin.create_key("still-writable", "", "").await.unwrap();
 }
 

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use tessera_client::Code;
 use tessera_launcher::config::{loopback, Entry, NodeConfig, NodeOptions};
 use tessera_proto::cluster::v1::cluster_client::ClusterClient;
 use tessera_proto::cluster::v1::RaftPayload;
@@ -12,7 +13,6 @@ use tessera_proto::v1::system_client::SystemClient;
 use tessera_proto::v1::StatusRequest;
 use tessera_testkit::{ClusterOptions, TestCluster};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
-use tonic::Code;
 
 use crate::{ctx, tessera};
 
@@ -127,7 +127,7 @@ async fn t30_handshake_refuses_missing_and_foreign_client_certificates() {
         Ok(channel) => ClusterClient::new(channel)
             .vote(RaftPayload { data: vec![] })
             .await
-            .is_err_and(|s| s.code() != Code::InvalidArgument),
+            .is_err_and(|s| s.code() != tonic::Code::InvalidArgument),
     };
     assert!(
         refused_on_cluster,

@@ -434,7 +434,7 @@ impl Client {
 
 fn missing_key() -> Error {
     Error::Status {
-        code: tonic::Code::Internal,
+        code: crate::Code::Internal,
         message: "the server answered without a key".into(),
         tessera_code: None,
     }

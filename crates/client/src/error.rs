@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::code::Code;
+
 /// Metadata key in which the server sends its stable error code.
 pub const ERROR_CODE_METADATA: &str = "tessera-error";
 
@@ -49,8 +51,8 @@ pub enum Error {
     /// The server answered with an error status.
     #[error("{message}")]
     Status {
-        /// The gRPC status code.
-        code: tonic::Code,
+        /// The status code.
+        code: Code,
         /// The server's message.
         message: String,
         /// The server's stable error code (e.g. `SEALED`), if it sent one.
@@ -75,23 +77,23 @@ pub enum Error {
 }
 
 impl Error {
-    /// The gRPC status code; connection failures count as `UNAVAILABLE`.
-    pub fn code(&self) -> tonic::Code {
+    /// The status code; connection failures count as `UNAVAILABLE`.
+    pub fn code(&self) -> Code {
         match self {
             Self::Status { code, .. } => *code,
-            Self::Connect { .. } => tonic::Code::Unavailable,
-            Self::DeadlineExceeded { .. } => tonic::Code::DeadlineExceeded,
+            Self::Connect { .. } => Code::Unavailable,
+            Self::DeadlineExceeded { .. } => Code::DeadlineExceeded,
             Self::Config { .. }
             | Self::Missing { .. }
             | Self::Io { .. }
             | Self::Crypto { .. }
-            | Self::Envelope { .. } => tonic::Code::InvalidArgument,
+            | Self::Envelope { .. } => Code::InvalidArgument,
         }
     }
 
-    /// The gRPC status name, e.g. `INVALID_ARGUMENT`, as scripts see it.
+    /// The status name, e.g. `INVALID_ARGUMENT`, as scripts see it.
     pub fn code_name(&self) -> &'static str {
-        tessera_proto::code_name(self.code())
+        self.code().name()
     }
 
     /// The server's stable error code, e.g. `SEALED`.
@@ -116,7 +118,7 @@ impl Error {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         Self::Status {
-            code: status.code(),
+            code: Code::of(status.code()),
             message: status.message().to_owned(),
             tessera_code,
         }
@@ -128,7 +130,7 @@ impl Error {
             || matches!(
                 self,
                 Self::Status {
-                    code: tonic::Code::Unavailable,
+                    code: Code::Unavailable,
                     ..
                 }
             )

@@ -18,6 +18,7 @@
 //! the crypto crate.
 
 pub mod client;
+mod code;
 pub mod envelope;
 pub mod error;
 mod verify;
@@ -29,6 +30,7 @@ pub use client::keys::{CreateKeyOptions, ORIGIN_EXTERNAL, ORIGIN_TESSERA};
 pub use client::members::NewLearner;
 pub use client::rate_limits::{Budget, RateLimit};
 pub use client::{new_request_id, Client, ClientConfig};
+pub use code::Code;
 pub use error::Error;
 pub use tessera_proto::code_name;
 pub use tessera_proto::v1 as proto;
