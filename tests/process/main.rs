@@ -2,7 +2,7 @@
 //!
 //! Files are numbered by area: t10 basic flows, t20 leader failure and restarts, t24
 //! leadership (forwarding backoff, sealed leaders), t26 membership changes (learners, promote,
-//! remove, quorum refusals), t28 lagging nodes, t29 clock faults (needs a
+//! remove, quorum refusals), t27 region-aware clients, t28 lagging nodes, t29 clock faults (needs a
 //! fault-injection build), t30 bad input, t36 access control, t38 connection floods, t40
 //! durability, t50 secrets at rest, t55 operations (metrics, health, reflection, logs, certificate reload), t60 the CLI contract (t62 the full API, t64 the access-control commands), t70 key
 //! lifecycle, t72 crypto operations, t74 import/export and background jobs, t78
@@ -22,6 +22,7 @@ mod t10_basic;
 mod t20_failover;
 mod t24_leadership;
 mod t26_membership;
+mod t27_regions;
 mod t28_stale_references;
 #[cfg(feature = "fault-injection")]
 mod t29_clock_skew;

@@ -24,7 +24,7 @@ use tonic::Code;
 use crate::{ctx, tessera};
 
 /// Node `id`'s audit files, oldest first.
-fn audit_files(cluster: &TestCluster, id: u64) -> Vec<PathBuf> {
+pub(crate) fn audit_files(cluster: &TestCluster, id: u64) -> Vec<PathBuf> {
     let dir = cluster.node(id).data_dir().join("audit");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
@@ -36,7 +36,7 @@ fn audit_files(cluster: &TestCluster, id: u64) -> Vec<PathBuf> {
 }
 
 /// Node `id`'s audit records, oldest first.
-fn records(cluster: &TestCluster, id: u64) -> Vec<serde_json::Value> {
+pub(crate) fn records(cluster: &TestCluster, id: u64) -> Vec<serde_json::Value> {
     audit_files(cluster, id)
         .iter()
         .flat_map(|f| {

@@ -45,9 +45,13 @@ pub enum OutputFormat {
 /// How to reach the cluster, shared by every command that talks to a node.
 #[derive(Debug, Clone, Args)]
 pub struct Connect {
-    /// Node API endpoints (comma-separated); with several, calls fail over.
+    /// Node API endpoints (comma-separated); with several, calls fail over. Each may name its
+    /// region: `eu=https://10.0.0.1:7401`.
     #[arg(long, env = "TESSERA_ADDR", value_delimiter = ',')]
     pub addr: Vec<String>,
+    /// This client's region: calls go to the endpoints of this region first.
+    #[arg(long, env = "TESSERA_REGION")]
+    pub region: Option<String>,
     /// CA that signed the server certificates.
     #[arg(long = "ca-cert", env = "TESSERA_CA_CERT")]
     pub ca_cert: Option<PathBuf>,

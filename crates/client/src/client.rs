@@ -14,11 +14,11 @@ pub mod keys;
 pub mod material;
 pub mod members;
 pub mod rate_limits;
+mod routing;
 pub mod signing;
 
 use std::future::Future;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,12 +33,17 @@ use zeroize::Zeroizing;
 use crate::envelope::{CacheLimits, DataKeyCache};
 use crate::error::Error;
 use builder::{ClientBuilder, RetryPolicy};
+use routing::Routing;
 
 /// Where and how to connect.
 #[derive(Clone)]
 pub struct ClientConfig {
-    /// Node API endpoints, e.g. `https://127.0.0.1:7401`, in order of preference.
+    /// Node API endpoints, e.g. `https://127.0.0.1:7401`, in order of preference; each may
+    /// name its region, `eu=https://10.0.0.1:7401`.
     pub endpoints: Vec<String>,
+    /// The client's own region: cluster-wide calls go to endpoints of this region first and
+    /// to the others only when those fail (see `client::routing`). `None`: configured order.
+    pub region: Option<String>,
     /// PEM of the CA that signed the servers' certificates.
     pub ca_cert_pem: Vec<u8>,
     /// PEM of the client certificate.
@@ -71,6 +76,7 @@ impl std::fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientConfig")
             .field("endpoints", &self.endpoints)
+            .field("region", &self.region)
             .field("key_pem", &"REDACTED")
             .finish_non_exhaustive()
     }
@@ -101,6 +107,7 @@ impl ClientConfig {
         let retry = RetryPolicy::default();
         Ok(Self {
             endpoints,
+            region: None,
             ca_cert_pem: read(ca_cert)?,
             cert_pem: read(cert)?,
             key_pem: Zeroizing::new(read(key)?),
@@ -121,6 +128,17 @@ struct Node {
     channel: Channel,
 }
 
+/// What one endpoint answered to `Status` (see [`Client::status_of_every_endpoint`]).
+#[derive(Debug)]
+pub struct EndpointStatus {
+    /// The endpoint as configured, without its region.
+    pub endpoint: String,
+    /// Its region, if the configuration names one.
+    pub region: Option<String>,
+    /// The node's status, or why it did not answer.
+    pub status: Result<pb::StatusResponse, Error>,
+}
+
 /// A connection to a Tessera cluster.
 ///
 /// Cluster-wide calls (keys, crypto) fail over to the next endpoint when a node is
@@ -128,7 +146,7 @@ struct Node {
 /// is applied once. Node-scoped calls (seal, unseal, status) go to the first endpoint only.
 pub struct Client {
     nodes: Vec<Node>,
-    preferred: AtomicUsize,
+    routing: Routing,
     request_timeout: Duration,
     retry: RetryPolicy,
     deadline: Option<Duration>,
@@ -164,7 +182,11 @@ impl Client {
                 config.key_pem.as_slice(),
             ));
         let mut nodes = Vec::with_capacity(config.endpoints.len());
-        for endpoint in &config.endpoints {
+        let mut regions = Vec::with_capacity(config.endpoints.len());
+        for spec in &config.endpoints {
+            let (region, endpoint) = routing::parse_endpoint(spec);
+            regions.push(region);
+            let endpoint = &endpoint;
             let uri = if endpoint.contains("://") {
                 endpoint.clone()
             } else {
@@ -193,7 +215,7 @@ impl Client {
         crate::envelope::check_frame_size(u64::from(config.frame_size))?;
         Ok(Self {
             nodes,
-            preferred: AtomicUsize::new(0),
+            routing: Routing::new(config.region.clone(), regions),
             request_timeout: config.request_timeout,
             retry: RetryPolicy {
                 first_backoff: config.first_backoff,
@@ -262,22 +284,21 @@ impl Client {
         }
     }
 
-    /// One pass over the endpoints, starting with the last one that answered.
+    /// One pass over the endpoints, in the order [`Routing::order`] gives: the client's region
+    /// first, the node that answered last first in its group, failed nodes last.
     async fn failover_pass<T, F, Fut>(&self, call: &F) -> Result<T, Error>
     where
         F: Fn(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let start = self.preferred.load(Ordering::Relaxed);
         let mut last = None;
-        for offset in 0..self.nodes.len() {
-            let index = (start + offset) % self.nodes.len();
+        for index in self.routing.order(std::time::Instant::now()) {
             let Some(node) = self.nodes.get(index) else {
                 continue;
             };
             match call(node.channel.clone()).await {
                 Ok(response) => {
-                    self.preferred.store(index, Ordering::Relaxed);
+                    self.routing.succeeded(index);
                     return Ok(response.into_inner());
                 }
                 Err(status) => {
@@ -285,6 +306,7 @@ impl Client {
                     if !error.is_failover() {
                         return Err(error);
                     }
+                    self.routing.failed(index, std::time::Instant::now());
                     last = Some(error);
                 }
             }
@@ -359,6 +381,30 @@ impl Client {
     /// [`Error`] from the first endpoint.
     pub async fn status_with_digest(&self) -> Result<pb::StatusResponse, Error> {
         self.status_request(true).await
+    }
+
+    /// Every configured endpoint's own status, asked of all at once, so that one dead node
+    /// hides none of the others (what `tessera operator status` shows with several
+    /// endpoints).
+    pub async fn status_of_every_endpoint(&self) -> Vec<EndpointStatus> {
+        let asks = self.nodes.iter().enumerate().map(|(index, node)| {
+            let req = self.request(pb::StatusRequest {
+                with_state_digest: false,
+            });
+            async move {
+                let status = SystemClient::new(node.channel.clone())
+                    .status(req)
+                    .await
+                    .map(tonic::Response::into_inner)
+                    .map_err(|s| Error::from_status(&node.endpoint, s));
+                EndpointStatus {
+                    endpoint: node.endpoint.clone(),
+                    region: self.routing.region(index).map(str::to_owned),
+                    status,
+                }
+            }
+        });
+        futures::future::join_all(asks).await
     }
 
     async fn status_request(&self, with_state_digest: bool) -> Result<pb::StatusResponse, Error> {

@@ -29,7 +29,7 @@ pub use client::builder::{ClientBuilder, RetryPolicy};
 pub use client::keys::{CreateKeyOptions, ORIGIN_EXTERNAL, ORIGIN_TESSERA};
 pub use client::members::NewLearner;
 pub use client::rate_limits::{Budget, RateLimit};
-pub use client::{new_request_id, Client, ClientConfig};
+pub use client::{new_request_id, Client, ClientConfig, EndpointStatus};
 pub use code::Code;
 pub use error::Error;
 pub use tessera_proto::code_name;

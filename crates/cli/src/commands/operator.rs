@@ -10,6 +10,7 @@ use crate::cli::{OperatorCommand, OutputFormat};
 use crate::commands::client;
 use crate::commands::members::{self, ChangeKind};
 use crate::output::{print_json, Failure};
+use tessera_client::Client;
 
 /// Runs an operator command.
 ///
@@ -104,61 +105,147 @@ pub async fn run(command: OperatorCommand) -> Result<(), Failure> {
             }
         }
         OperatorCommand::Status { connect } => {
-            let s = client(&connect)?.status().await?;
+            let client = client(&connect)?;
+            if connect.addr.len() > 1 {
+                return every_endpoint_status(&client, connect.output.format).await;
+            }
+            let s = client.status().await?;
             match connect.output.format {
-                OutputFormat::Json => print_json(&json!({
-                    "node_id": s.node_id,
-                    "initialized": s.initialized,
-                    "sealed": s.sealed,
-                    "role": s.role,
-                    "leader_id": s.leader_id,
-                    "term": s.term,
-                    "applied_index": s.applied_index,
-                    "region": s.region,
-                    "zone": s.zone,
-                    "unseal_progress": s.unseal_progress,
-                    "unseal_threshold": s.unseal_threshold,
-                    "snapshot_index": s.snapshot_index,
-                    "purged_index": s.purged_index,
-                    "members": s.members.iter().map(|m| json!({
-                        "node_id": m.node_id,
-                        "api_addr": m.api_addr,
-                        "cluster_addr": m.cluster_addr,
-                        "region": m.region,
-                        "zone": m.zone,
-                        "role": m.role,
-                    })).collect::<Vec<_>>(),
-                })),
-                OutputFormat::Text => {
-                    println!("node_id:       {}", s.node_id);
-                    println!("initialized:   {}", s.initialized);
-                    if s.sealed && s.initialized {
-                        println!(
-                            "sealed:        true (unseal progress {}/{})",
-                            s.unseal_progress, s.unseal_threshold
-                        );
-                    } else {
-                        println!("sealed:        {}", s.sealed);
-                    }
-                    println!("role:          {}", s.role);
-                    println!(
-                        "leader_id:     {}",
-                        s.leader_id.map_or_else(|| "none".into(), |l| l.to_string())
-                    );
-                    println!("term:          {}", s.term);
-                    println!("applied_index: {}", s.applied_index);
-                    println!("region:        {}", s.region);
-                    println!("zone:          {}", s.zone);
-                    println!("members:");
-                    for m in &s.members {
-                        println!(
-                            "  {:<4} {:<8} api={} cluster={} region={} zone={}",
-                            m.node_id, m.role, m.api_addr, m.cluster_addr, m.region, m.zone
-                        );
-                    }
-                }
+                OutputFormat::Json => print_json(&status_document(&s)),
+                OutputFormat::Text => print_status(&s),
             }
         }
     }
     Ok(())
+}
+
+/// One node's `Status` as the `operator status` JSON document.
+fn status_document(s: &tessera_client::proto::StatusResponse) -> serde_json::Value {
+    json!({
+        "node_id": s.node_id,
+        "initialized": s.initialized,
+        "sealed": s.sealed,
+        "role": s.role,
+        "leader_id": s.leader_id,
+        "term": s.term,
+        "applied_index": s.applied_index,
+        "region": s.region,
+        "zone": s.zone,
+        "unseal_progress": s.unseal_progress,
+        "unseal_threshold": s.unseal_threshold,
+        "snapshot_index": s.snapshot_index,
+        "purged_index": s.purged_index,
+        "members": s.members.iter().map(|m| json!({
+            "node_id": m.node_id,
+            "api_addr": m.api_addr,
+            "cluster_addr": m.cluster_addr,
+            "region": m.region,
+            "zone": m.zone,
+            "role": m.role,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_status(s: &tessera_client::proto::StatusResponse) {
+    println!("node_id:       {}", s.node_id);
+    println!("initialized:   {}", s.initialized);
+    if s.sealed && s.initialized {
+        println!(
+            "sealed:        true (unseal progress {}/{})",
+            s.unseal_progress, s.unseal_threshold
+        );
+    } else {
+        println!("sealed:        {}", s.sealed);
+    }
+    println!("role:          {}", s.role);
+    println!(
+        "leader_id:     {}",
+        s.leader_id.map_or_else(|| "none".into(), |l| l.to_string())
+    );
+    println!("term:          {}", s.term);
+    println!("applied_index: {}", s.applied_index);
+    println!("region:        {}", s.region);
+    println!("zone:          {}", s.zone);
+    println!("members:");
+    for m in &s.members {
+        println!(
+            "  {:<4} {:<8} api={} cluster={} region={} zone={}",
+            m.node_id, m.role, m.api_addr, m.cluster_addr, m.region, m.zone
+        );
+    }
+}
+
+/// `operator status` with several endpoints: every endpoint's own answer, so one dead node
+/// hides none of the others. JSON: the first answering node's document (the one-endpoint
+/// shape) with an `endpoints` list added; exit 1 only when no endpoint answers.
+async fn every_endpoint_status(client: &Client, format: OutputFormat) -> Result<(), Failure> {
+    let answers = client.status_of_every_endpoint().await;
+    let row = |a: &tessera_client::EndpointStatus| match &a.status {
+        Ok(s) => json!({
+            "endpoint": a.endpoint,
+            "region": a.region,
+            "reachable": true,
+            "node_id": s.node_id,
+            "role": s.role,
+            "sealed": s.sealed,
+            "leader_id": s.leader_id,
+            "term": s.term,
+            "applied_index": s.applied_index,
+            "node_region": s.region,
+            "zone": s.zone,
+        }),
+        Err(e) => json!({
+            "endpoint": a.endpoint,
+            "region": a.region,
+            "reachable": false,
+            "error": {"code": e.code_name(), "message": e.to_string()},
+        }),
+    };
+    let first = answers.iter().find_map(|a| a.status.as_ref().ok());
+    match format {
+        OutputFormat::Json => {
+            let mut document = first.map_or_else(|| json!({}), status_document);
+            if let Some(fields) = document.as_object_mut() {
+                fields.insert("endpoints".into(), answers.iter().map(row).collect());
+            }
+            print_json(&document);
+        }
+        OutputFormat::Text => {
+            println!(
+                "{:<32} {:<10} {:>4} {:<9} {:<6} {:>6} {:>8} {:<10}",
+                "ENDPOINT", "REGION", "NODE", "ROLE", "SEALED", "TERM", "APPLIED", "ZONE"
+            );
+            for a in &answers {
+                let region = a.region.as_deref().unwrap_or("-");
+                match &a.status {
+                    Ok(s) => println!(
+                        "{:<32} {:<10} {:>4} {:<9} {:<6} {:>6} {:>8} {:<10}",
+                        a.endpoint,
+                        if region == "-" {
+                            s.region.as_str()
+                        } else {
+                            region
+                        },
+                        s.node_id,
+                        s.role,
+                        s.sealed,
+                        s.term,
+                        s.applied_index,
+                        s.zone
+                    ),
+                    Err(e) => println!("{:<32} {:<10} unreachable: {e}", a.endpoint, region),
+                }
+            }
+        }
+    }
+    match first {
+        Some(_) => Ok(()),
+        None => Err(answers
+            .into_iter()
+            .find_map(|a| a.status.err())
+            .map_or_else(
+                || Failure::Usage(anyhow!("no endpoint given")),
+                Failure::from,
+            )),
+    }
 }

@@ -19,6 +19,8 @@ pub const ENV_CA_CERT: &str = "TESSERA_CA_CERT";
 pub const ENV_CLIENT_CERT: &str = "TESSERA_CLIENT_CERT";
 /// Environment variable naming the client private key file.
 pub const ENV_CLIENT_KEY: &str = "TESSERA_CLIENT_KEY";
+/// Environment variable of the client's own region (see [`ClientBuilder::region`]).
+pub const ENV_REGION: &str = "TESSERA_REGION";
 
 /// How a call is retried while every node refuses for now (no leader, no lease,
 /// unreachable): passes over the endpoints separated by full-jitter exponential backoff
@@ -83,12 +85,14 @@ pub struct ClientBuilder {
     retry: RetryPolicy,
     frame_size: u32,
     data_key_cache: Option<CacheLimits>,
+    region: Option<String>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientBuilder")
             .field("endpoints", &self.endpoints)
+            .field("region", &self.region)
             .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
@@ -107,6 +111,7 @@ impl Default for ClientBuilder {
             retry: RetryPolicy::default(),
             frame_size: DEFAULT_FRAME_SIZE,
             data_key_cache: None,
+            region: None,
         }
     }
 }
@@ -134,6 +139,9 @@ impl ClientBuilder {
         builder.ca_cert = file(ENV_CA_CERT);
         builder.client_cert = file(ENV_CLIENT_CERT);
         builder.client_key = file(ENV_CLIENT_KEY);
+        builder.region = var(ENV_REGION)
+            .map(|r| r.to_string_lossy().trim().to_owned())
+            .filter(|r| !r.is_empty());
         builder
     }
 
@@ -178,6 +186,13 @@ impl ClientBuilder {
     pub fn identity_pem(mut self, cert: impl Into<Vec<u8>>, key: Zeroizing<Vec<u8>>) -> Self {
         self.client_cert = Some(Pem::Bytes(Zeroizing::new(cert.into())));
         self.client_key = Some(Pem::Bytes(key));
+        self
+    }
+
+    /// The client's own region: cluster-wide calls go to the endpoints that name this region
+    /// (`eu=https://…`) first, and to the others when those fail (`TESSERA_REGION`).
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
         self
     }
 
@@ -240,6 +255,7 @@ impl ClientBuilder {
         crate::envelope::check_frame_size(u64::from(self.frame_size))?;
         Ok(ClientConfig {
             endpoints: self.endpoints.clone(),
+            region: self.region.clone(),
             ca_cert_pem: load(&self.ca_cert, "CA certificate", ENV_CA_CERT)?.to_vec(),
             cert_pem: load(&self.client_cert, "client certificate", ENV_CLIENT_CERT)?.to_vec(),
             key_pem: load(&self.client_key, "client key", ENV_CLIENT_KEY)?,
@@ -292,9 +308,11 @@ mod tests {
             (ENV_CA_CERT, &path("ca.pem")),
             (ENV_CLIENT_CERT, &path("c.pem")),
             (ENV_CLIENT_KEY, &path("k.pem")),
+            (ENV_REGION, " eu "),
         ]));
         let config = builder.config().unwrap();
         assert_eq!(config.endpoints, ["https://a:1", "https://b:2"]);
+        assert_eq!(config.region.as_deref(), Some("eu"));
         assert_eq!(config.ca_cert_pem, b"ca.pem");
         assert_eq!(config.cert_pem, b"c.pem");
         assert_eq!(config.key_pem.as_slice(), b"k.pem");
