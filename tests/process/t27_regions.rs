@@ -72,11 +72,7 @@ async fn t27_a_client_stays_in_its_region_fails_over_without_errors_and_comes_ba
             format!("region-{id}")
         );
     }
-    cluster
-        .client(1)
-        .create_key("geo", "", "")
-        .await
-        .unwrap();
+    cluster.client(1).create_key("geo", "", "").await.unwrap();
     let client = regional_client(&cluster, "region-2");
 
     // While region-2 serves, every call is served there.

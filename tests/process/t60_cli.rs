@@ -251,14 +251,21 @@ async fn t60_json_documents_exit_codes_and_errors() {
     assert_eq!(error_document(&out)["error"]["code"], "UNAVAILABLE");
 }
 
-/// `tessera dev` with `nodes` nodes in `dir` from `base_port`, printing its summary as JSON on
-/// a piped standard output.
-fn spawn_dev(dir: &Path, nodes: u64, base_port: u16, stderr: Stdio) -> std::process::Child {
+/// `tessera dev` with `nodes` nodes over `regions` regions in `dir` from `base_port`, printing
+/// its summary as JSON on a piped standard output.
+fn spawn_dev(
+    dir: &Path,
+    (nodes, regions): (u64, u64),
+    base_port: u16,
+    stderr: Stdio,
+) -> std::process::Child {
     Command::new(tessera())
         .args([
             "dev",
             "--nodes",
             &nodes.to_string(),
+            "--regions",
+            &regions.to_string(),
             "-o",
             "json",
             "--base-port",
@@ -278,8 +285,18 @@ async fn t61_dev_starts_a_three_node_cluster_and_stops_it_on_sigterm() {
     // Shares the cluster lock: a dev cluster is as heavy as a test cluster.
     let _serial = exclusive();
     let dir = tempfile::tempdir().unwrap();
+    let refused = Command::new(tessera())
+        .args(["dev", "--nodes", "2", "--regions", "3", "--dir"])
+        .arg(dir.path().join("too-many-regions"))
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--regions 3 needs"),
+        "{refused:?}"
+    );
     let base = dev_base_port(3);
-    let mut dev = spawn_dev(&dir.path().join("dev"), 3, base, Stdio::piped());
+    let mut dev = spawn_dev(&dir.path().join("dev"), (3, 3), base, Stdio::piped());
     // Every stderr line, drained so that dev never blocks on a full pipe.
     let (err_tx, err_rx) = std::sync::mpsc::channel::<String>();
     let stderr = dev.stderr.take().unwrap();
@@ -318,7 +335,18 @@ async fn t61_dev_starts_a_three_node_cluster_and_stops_it_on_sigterm() {
             .unwrap()
             .to_owned()
     };
-    assert_eq!(get("TESSERA_ADDR").split(',').count(), 3);
+    // --regions 3: one node per region, labelled in the nodes and in env.sh's endpoints.
+    let addrs = get("TESSERA_ADDR");
+    let labelled: Vec<&str> = addrs.split(',').collect();
+    assert_eq!(labelled.len(), 3);
+    for (i, node) in nodes.iter().enumerate() {
+        let region = format!("region-{}", i + 1);
+        assert_eq!(node["region"], region.as_str(), "{summary}");
+        assert!(
+            labelled[i].starts_with(&format!("{region}=https://")),
+            "{addrs}"
+        );
+    }
     let cli = Cli {
         env: [
             "TESSERA_ADDR",
@@ -335,6 +363,14 @@ async fn t61_dev_starts_a_three_node_cluster_and_stops_it_on_sigterm() {
     assert_eq!(shares["shares"].as_array().unwrap().len(), 5);
     assert_eq!(shares["threshold"], 3);
     cli.json(&["key", "create", "--name", "dev-key", "-o", "json"], b"");
+    // Each node reports the region it was given, as `operator status` asks every endpoint.
+    let status = cli.json(&["operator", "status", "-o", "json"], b"");
+    let endpoints = status["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 3, "{status}");
+    for (i, e) in endpoints.iter().enumerate() {
+        assert_eq!(e["region"], format!("region-{}", i + 1), "{status}");
+        assert_eq!(e["node_region"], e["region"], "{status}");
+    }
 
     // The walkthrough's access control: env.sh names the unprivileged app certificate, and
     // the example policy lets it encrypt with `demo`.
@@ -444,7 +480,12 @@ async fn t61_dev_starts_a_three_node_cluster_and_stops_it_on_sigterm() {
 async fn t63_nodes_exit_when_tessera_dev_is_killed_outright() {
     let _serial = exclusive();
     let dir = tempfile::tempdir().unwrap();
-    let mut dev = spawn_dev(&dir.path().join("dev"), 2, dev_base_port(2), Stdio::null());
+    let mut dev = spawn_dev(
+        &dir.path().join("dev"),
+        (2, 1),
+        dev_base_port(2),
+        Stdio::null(),
+    );
     let stdout = dev.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

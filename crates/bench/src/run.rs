@@ -110,7 +110,7 @@ impl<'a> Bench<'a> {
             "tessera bench",
             // The bench measures capacity, so the per-identity rate limits (which would answer
             // its one identity `RESOURCE_EXHAUSTED` long before the nodes are saturated) are off.
-            &NodeOptions::without_rate_limits(),
+            |_| NodeOptions::without_rate_limits(),
         )?;
         cluster.bring_up(&options.exe).await?;
         cluster.poll_interval = TIMED_POLL;

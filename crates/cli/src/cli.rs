@@ -278,6 +278,11 @@ pub struct DevArgs {
     /// First API port; node i listens on P+i-1 (API) and P+100+i-1 (cluster).
     #[arg(long, default_value_t = 7401)]
     pub base_port: u16,
+    /// Spread the nodes over this many regions, round robin (node i in region
+    /// `region-((i-1) mod R)+1`), labelled in their configurations and in `env.sh`'s
+    /// endpoints; applies when the directory is created.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=9))]
+    pub regions: u64,
     /// Output format of the start-up summary.
     #[command(flatten)]
     pub output: Output,

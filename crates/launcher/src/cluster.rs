@@ -97,8 +97,9 @@ pub fn free_ports() -> Result<(u16, u16), Error> {
     Ok((api, cluster))
 }
 
-/// Prepares a fresh `dir` (PKI and `nodes` node configurations, ports from `ports(id)`) or
-/// finds the nodes of an existing one. `generator` names the command in the files' header.
+/// Prepares a fresh `dir` (PKI and `nodes` node configurations, ports from `ports(id)`, the
+/// options of node `id` from `options(id)`) or finds the nodes of an existing one.
+/// `generator` names the command in the files' header.
 ///
 /// # Errors
 /// [`Error::NotClusterDir`] for a non-empty directory without shares, [`Error::NoNodes`]
@@ -108,7 +109,7 @@ pub fn prepare(
     nodes: u64,
     mut ports: impl FnMut(u64) -> Result<(u16, u16), Error>,
     generator: &str,
-    options: &NodeOptions,
+    options: impl Fn(u64) -> NodeOptions,
 ) -> Result<LocalCluster, Error> {
     let resumed = dir.join(SHARES_FILE).exists();
     let pki_dir = dir.join("pki");
@@ -141,7 +142,7 @@ pub fn prepare(
         if !resumed {
             let (api, cluster) = ports(id)?;
             std::fs::create_dir_all(&node_dir).map_err(Error::io("create", &node_dir))?;
-            NodeConfig::local(&pki_dir, id, (api, cluster), seed_port, options)
+            NodeConfig::local(&pki_dir, id, (api, cluster), seed_port, &options(id))
                 .write(&config, generator)?;
             seed_port.get_or_insert(cluster);
         }

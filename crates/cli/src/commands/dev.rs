@@ -18,6 +18,16 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::cli::{DevArgs, OutputFormat};
 use crate::output::{print_json, Failure};
 
+/// The region of node `id` when `regions` regions share the nodes round robin (`local` for
+/// one region, the server's default label).
+fn region_of(id: u64, regions: u64) -> String {
+    if regions > 1 {
+        format!("region-{}", (id - 1) % regions + 1)
+    } else {
+        "local".to_owned()
+    }
+}
+
 /// The file `env.sh`: the connection settings of the admin certificate, and those of the
 /// unprivileged `app` certificate as `TESSERA_APP_CERT` / `TESSERA_APP_KEY` when there is one.
 fn env_script(addrs: &[String], pki_dir: &Path, app: Option<&AppExample>) -> String {
@@ -137,13 +147,24 @@ pub async fn run(args: DevArgs) -> Result<(), Failure> {
     let dir = std::path::absolute(&args.dir)
         .with_context(|| format!("invalid --dir {}", args.dir.display()))
         .map_err(Failure::Usage)?;
+    if args.regions > args.nodes {
+        return Err(Failure::Usage(anyhow!(
+            "--regions {} needs at least as many nodes (--nodes {})",
+            args.regions,
+            args.nodes
+        )));
+    }
     let base = args.base_port;
+    let regions = args.regions;
     let mut dev = cluster::prepare(
         &dir,
         args.nodes,
         |id| cluster::base_ports(base, id),
         "tessera dev",
-        &NodeOptions::default(),
+        |id| NodeOptions {
+            region: region_of(id, regions),
+            ..NodeOptions::default()
+        },
     )
     .map_err(|e| Failure::Local(e.into()))?;
     let resume = dev.resumed;
@@ -166,7 +187,18 @@ pub async fn run(args: DevArgs) -> Result<(), Failure> {
         ))));
     }
 
-    let addrs = dev.api_addrs();
+    let addrs: Vec<String> = dev
+        .nodes
+        .0
+        .iter()
+        .map(|n| {
+            if regions > 1 {
+                format!("{}={}", region_of(n.id, regions), n.api_addr)
+            } else {
+                n.api_addr.clone()
+            }
+        })
+        .collect();
     let pki_dir = dir.join("pki");
     let env_path = dir.join("env.sh");
     let app = AppExample::prepare(&dir, &pki_dir);
@@ -193,6 +225,7 @@ pub async fn run(args: DevArgs) -> Result<(), Failure> {
             "nodes": dev.nodes.0.iter().zip(&pids).map(|(n, pid)| json!({
                 "node_id": n.id,
                 "api_addr": n.api_addr,
+                "region": region_of(n.id, regions),
                 "pid": pid,
                 "log": n.log,
             })).collect::<Vec<_>>(),
@@ -205,8 +238,9 @@ pub async fn run(args: DevArgs) -> Result<(), Failure> {
             );
             for (node, pid) in dev.nodes.0.iter().zip(&pids) {
                 println!(
-                    "  node {}  {}  pid {}  log {}",
+                    "  node {}  {}  {}  pid {}  log {}",
                     node.id,
+                    region_of(node.id, regions),
                     node.api_addr,
                     pid.map_or_else(|| "?".into(), |p| p.to_string()),
                     node.log.display()
