@@ -25,19 +25,21 @@ fn encrypts_recorded(cluster: &TestCluster, id: u64) -> usize {
         .count()
 }
 
-/// `region-N=https://…` for every node: the endpoints as a multi-region client is given them.
-fn regional_endpoints(cluster: &TestCluster) -> Vec<String> {
-    cluster
-        .nodes
-        .iter()
-        .map(|n| format!("region-{}={}", n.id, n.api_addr))
-        .collect()
+/// `REGION=https://…` for every node, each labelled with the region its `Status` reports:
+/// the endpoints as a multi-region client is given them.
+async fn regional_endpoints(cluster: &TestCluster) -> Vec<String> {
+    let mut endpoints = Vec::new();
+    for node in &cluster.nodes {
+        let region = cluster.client(node.id).status().await.unwrap().region;
+        endpoints.push(format!("{region}={}", node.api_addr));
+    }
+    endpoints
 }
 
-fn regional_client(cluster: &TestCluster, region: &str) -> Client {
+async fn regional_client(cluster: &TestCluster, region: &str) -> Client {
     let pki = cluster.pki();
     Client::builder()
-        .endpoints(regional_endpoints(cluster))
+        .endpoints(regional_endpoints(cluster).await)
         .region(region)
         .ca_cert_file(pki.join("ca.pem"))
         .identity_files(pki.join("admin.pem"), pki.join("admin-key.pem"))
@@ -73,7 +75,8 @@ async fn t27_a_client_stays_in_its_region_fails_over_without_errors_and_comes_ba
         );
     }
     cluster.client(1).create_key("geo", "", "").await.unwrap();
-    let client = regional_client(&cluster, "region-2");
+    let endpoints = regional_endpoints(&cluster).await;
+    let client = regional_client(&cluster, "region-2").await;
 
     // While region-2 serves, every call is served there.
     let before = counts(&cluster);
@@ -98,7 +101,7 @@ async fn t27_a_client_stays_in_its_region_fails_over_without_errors_and_comes_ba
     let pki = cluster.pki();
     let out = Command::new(tessera())
         .args(["operator", "status", "-o", "json"])
-        .env("TESSERA_ADDR", regional_endpoints(&cluster).join(","))
+        .env("TESSERA_ADDR", endpoints.join(","))
         .env("TESSERA_CA_CERT", pki.join("ca.pem"))
         .env("TESSERA_CLIENT_CERT", pki.join("admin.pem"))
         .env("TESSERA_CLIENT_KEY", pki.join("admin-key.pem"))
@@ -141,4 +144,124 @@ async fn t27_a_client_stays_in_its_region_fails_over_without_errors_and_comes_ba
     encrypt_n(&client, 20).await;
     let after = counts(&cluster);
     assert_eq!(after[1] - before[1], 20, "{before:?} → {after:?}");
+}
+
+#[tokio::test]
+async fn t27_losing_a_whole_region_of_a_2_2_1_cluster_surfaces_no_error_and_it_catches_up() {
+    let mut cluster = TestCluster::start_unsealed(
+        tessera(),
+        ClusterOptions {
+            nodes: 5,
+            ..ClusterOptions::default()
+        },
+    )
+    .await;
+    // The test kit labels nodes round robin: region-1 {1, 4}, region-2 {2, 5}, region-3 {3}.
+    let mut layout = BTreeMap::<String, Vec<u64>>::new();
+    for id in cluster.ids() {
+        let region = cluster.client(id).status().await.unwrap().region;
+        layout.entry(region).or_default().push(id);
+    }
+    assert_eq!(
+        layout.values().map(Vec::len).collect::<Vec<_>>(),
+        [2, 2, 1],
+        "{layout:?}"
+    );
+    let lost = layout["region-1"].clone();
+    cluster.client(2).create_key("geo", "", "").await.unwrap();
+
+    // A client in region-1 runs encrypts and key creations throughout.
+    let client = std::sync::Arc::new(regional_client(&cluster, "region-1").await);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workload = tokio::spawn({
+        let (client, done, stop) = (client.clone(), done.clone(), stop.clone());
+        async move {
+            let mut created = Vec::new();
+            let mut errors = Vec::new();
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let result = if i % 5 == 0 {
+                    let name = format!("during-{i}");
+                    let r = client.create_key(&name, "", "").await.map(|_| ());
+                    if r.is_ok() {
+                        created.push(name);
+                    }
+                    r
+                } else {
+                    client
+                        .encrypt("geo", b"regional", &BTreeMap::new())
+                        .await
+                        .map(|_| ())
+                };
+                if let Err(e) = result {
+                    errors.push(format!("op {i}: {e}"));
+                }
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                i += 1;
+            }
+            (created, errors)
+        }
+    });
+    let progress = |at_least: u64, what: &'static str| {
+        let done = done.clone();
+        async move {
+            wait_for(what, Duration::from_secs(120), || async {
+                let n = done.load(std::sync::atomic::Ordering::Relaxed);
+                if n >= at_least {
+                    Ok(())
+                } else {
+                    Err(format!("{n} operations so far"))
+                }
+            })
+            .await;
+        }
+    };
+    progress(30, "the workload to run").await;
+
+    // SIGKILL the whole region: the other three nodes keep a majority.
+    for &id in &lost {
+        cluster.kill(id);
+    }
+    let at_kill = done.load(std::sync::atomic::Ordering::Relaxed);
+    progress(at_kill + 60, "the workload to go on without region-1").await;
+
+    // Region-1 comes back, catches up and serves.
+    for &id in &lost {
+        cluster.restart(id).await;
+        cluster.unseal(id).await;
+    }
+    for &id in &lost {
+        cluster.wait_serving(id).await;
+    }
+    let back = done.load(std::sync::atomic::Ordering::Relaxed);
+    progress(back + 30, "the workload to go on with region-1 back").await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (created, errors) = workload.await.unwrap();
+    assert!(
+        errors.is_empty(),
+        "errors surfaced to the caller: {errors:?}"
+    );
+    assert!(created.len() >= 20, "{} keys created", created.len());
+    for &id in &lost {
+        let node = cluster.client(id);
+        wait_for(
+            "a returning node to hold every key created while it was away",
+            Duration::from_secs(60),
+            || async {
+                let names: Vec<String> = node
+                    .list_keys()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .map(|k| k.name)
+                    .collect();
+                match created.iter().find(|c| !names.contains(c)) {
+                    None => Ok(()),
+                    Some(missing) => Err(format!("node {id} lacks {missing}")),
+                }
+            },
+        )
+        .await;
+    }
 }
