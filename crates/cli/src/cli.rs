@@ -49,9 +49,10 @@ pub struct Connect {
     /// region: `eu=https://10.0.0.1:7401`.
     #[arg(long, env = "TESSERA_ADDR", value_delimiter = ',')]
     pub addr: Vec<String>,
-    /// This client's region: calls go to the endpoints of this region first.
-    #[arg(long, env = "TESSERA_REGION")]
-    pub region: Option<String>,
+    /// This client's region: calls go to the endpoints of this region first. (`--region`
+    /// names a node's region in `operator add-learner`.)
+    #[arg(long = "client-region", env = "TESSERA_REGION")]
+    pub client_region: Option<String>,
     /// CA that signed the server certificates.
     #[arg(long = "ca-cert", env = "TESSERA_CA_CERT")]
     pub ca_cert: Option<PathBuf>,

@@ -58,7 +58,7 @@ pub fn client_with(
         .ok_or_else(|| missing("--client-key", "TESSERA_CLIENT_KEY"))?;
     let mut config = ClientConfig::from_files(connect.addr.clone(), ca, cert, key)
         .map_err(|e| Failure::Usage(e.into()))?;
-    config.region.clone_from(&connect.region);
+    config.region.clone_from(&connect.client_region);
     adjust(&mut config);
     Client::new(config).map_err(|e| Failure::Usage(e.into()))
 }
