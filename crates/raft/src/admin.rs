@@ -126,24 +126,8 @@ impl MembershipAdmin {
         };
         match outcome {
             Ok(list) => MembershipReply::Members(list),
-            Err(Outcome::NotLeader) => MembershipReply::NotLeader(self.leader_hint()),
+            Err(Outcome::NotLeader) => MembershipReply::NotLeader(LeaderHint::of(&self.raft)),
             Err(Outcome::Refused(e)) => MembershipReply::Refused(e),
-        }
-    }
-
-    fn leader_hint(&self) -> LeaderHint {
-        let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
-        let leader_id = metrics.current_leader;
-        LeaderHint {
-            leader_id,
-            leader: leader_id.and_then(|id| {
-                metrics
-                    .membership_config
-                    .membership()
-                    .get_node(&id)
-                    .cloned()
-            }),
         }
     }
 

@@ -410,22 +410,6 @@ impl RaftNode {
         }
     }
 
-    fn leader_hint(&self) -> LeaderHint {
-        let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
-        let leader_id = metrics.current_leader;
-        LeaderHint {
-            leader_id,
-            leader: leader_id.and_then(|id| {
-                metrics
-                    .membership_config
-                    .membership()
-                    .get_node(&id)
-                    .cloned()
-            }),
-        }
-    }
-
     /// Commits a write through the leader, from any node, and returns once it is applied on
     /// the leader. When the write was forwarded, it also waits (within the write timeout) until
     /// this node has applied it, so a read here sees it; if that wait runs out, the write is
@@ -453,7 +437,7 @@ impl RaftNode {
                     }
                 });
             }
-            let hint = self.leader_hint();
+            let hint = LeaderHint::of(&self.raft);
             match hint.leader_id {
                 // A leader handing over takes no new writes; the next leader will.
                 Some(leader) if leader == self.id && !self.leadership.refuses_writes() => {
@@ -553,7 +537,7 @@ impl RaftNode {
                     timeout: self.settings.write_timeout,
                 });
             }
-            let hint = self.leader_hint();
+            let hint = LeaderHint::of(&self.raft);
             let index = match (hint.leader_id, hint.leader) {
                 (Some(id), _) if id == self.id => match self.raft.get_read_log_id().await {
                     Ok((read, _)) => Some(read.map_or(0, |l| l.index)),
@@ -645,7 +629,7 @@ impl RaftNode {
                     MembershipError::NoLeader
                 });
             }
-            let hint = self.leader_hint();
+            let hint = LeaderHint::of(&self.raft);
             let reply = match (hint.leader_id, hint.leader) {
                 (Some(id), _) if id == self.id => Some(self.admin.run(call.clone()).await),
                 (Some(_), Some(leader)) => self

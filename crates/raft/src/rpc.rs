@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use tessera_state::Response;
 
-use crate::typ::{NodeId, NodeInfo};
+use crate::typ::{NodeId, NodeInfo, Raft};
 
 /// Where the leader is, as far as the answering node knows.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,6 +14,23 @@ pub struct LeaderHint {
     pub leader_id: Option<NodeId>,
     /// The leader's addresses, if known.
     pub leader: Option<NodeInfo>,
+}
+
+impl LeaderHint {
+    /// What `raft`'s metrics say of the leader now.
+    pub fn of(raft: &Raft) -> Self {
+        let metrics = raft.metrics();
+        let metrics = metrics.borrow();
+        let leader_id = metrics.current_leader;
+        let leader = leader_id.and_then(|id| {
+            metrics
+                .membership_config
+                .membership()
+                .get_node(&id)
+                .cloned()
+        });
+        Self { leader_id, leader }
+    }
 }
 
 /// The leader's answer to a forwarded write.

@@ -76,20 +76,6 @@ impl ClusterService {
             .max_encoding_message_size(MAX_CLUSTER_MESSAGE_BYTES)
     }
 
-    fn leader_hint(&self) -> LeaderHint {
-        let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
-        let leader_id = metrics.current_leader;
-        let leader = leader_id.and_then(|id| {
-            metrics
-                .membership_config
-                .membership()
-                .get_node(&id)
-                .cloned()
-        });
-        LeaderHint { leader_id, leader }
-    }
-
     /// Admits a node as a voter; must run on the leader.
     async fn admit(&self, id: NodeId, node: NodeInfo) -> Result<(), AdmitError> {
         if self.leadership.refuses_writes() {
@@ -198,7 +184,7 @@ impl Cluster for ClusterService {
             // Handing leadership over: the follower retries and reaches the next leader.
             return reply(
                 "forward reply",
-                &ForwardReply::NotLeader(self.leader_hint()),
+                &ForwardReply::NotLeader(LeaderHint::of(&self.raft)),
             );
         }
         let outcome = tokio::time::timeout(self.write_timeout, self.raft.client_write(write)).await;
@@ -208,7 +194,7 @@ impl Cluster for ClusterService {
                 response: written.data,
             },
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                ForwardReply::NotLeader(self.leader_hint())
+                ForwardReply::NotLeader(LeaderHint::of(&self.raft))
             }
             Ok(Err(e)) => ForwardReply::Failed {
                 reason: e.to_string(),
@@ -227,7 +213,7 @@ impl Cluster for ClusterService {
         self.guard.admit(&request)?;
         let answer = match self.raft.get_read_log_id().await {
             Ok((read_log_id, _)) => ReadIndexReply::Index(read_log_id.map_or(0, |id| id.index)),
-            Err(RaftError::APIError(_)) => ReadIndexReply::NotLeader(self.leader_hint()),
+            Err(RaftError::APIError(_)) => ReadIndexReply::NotLeader(LeaderHint::of(&self.raft)),
             Err(e) => ReadIndexReply::Failed {
                 reason: e.to_string(),
             },
@@ -265,7 +251,7 @@ impl Cluster for ClusterService {
             })),
             Err(AdmitError::Refused(status)) => Err(status),
             Err(AdmitError::NotLeader) => {
-                let hint = self.leader_hint();
+                let hint = LeaderHint::of(&self.raft);
                 Ok(Response::new(JoinResponse {
                     admitted: false,
                     leader_id: hint.leader_id.unwrap_or_default(),
