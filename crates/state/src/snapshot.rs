@@ -42,7 +42,8 @@ struct SnapshotRef<'a> {
     rate_limits: Vec<&'a RateLimitRule>,
 }
 
-/// Format 2's body: format 3's without the rate-limit rules.
+/// Format 2's body, which format 3's begins with (postcard writes a nested struct's fields
+/// in place, so the bytes are the same as one flat struct's).
 #[derive(Deserialize)]
 struct SnapshotOwnedV2 {
     seal: Option<SealConfig>,
@@ -56,35 +57,11 @@ struct SnapshotOwnedV2 {
     revoked: Vec<Revocation>,
 }
 
+/// Format 3's body: format 2's, then the rate-limit rules.
 #[derive(Deserialize)]
 struct SnapshotOwned {
-    seal: Option<SealConfig>,
-    clock: ClusterClock,
-    keys: Vec<KeyRecord>,
-    aliases: Vec<(AliasName, KeyId)>,
-    dedup: Vec<DedupEntry>,
-    admins: Vec<Identity>,
-    policies: Vec<StoredPolicy>,
-    grants: Vec<Grant>,
-    revoked: Vec<Revocation>,
+    v2: SnapshotOwnedV2,
     rate_limits: Vec<RateLimitRule>,
-}
-
-impl From<SnapshotOwnedV2> for SnapshotOwned {
-    fn from(v2: SnapshotOwnedV2) -> Self {
-        Self {
-            seal: v2.seal,
-            clock: v2.clock,
-            keys: v2.keys,
-            aliases: v2.aliases,
-            dedup: v2.dedup,
-            admins: v2.admins,
-            policies: v2.policies,
-            grants: v2.grants,
-            revoked: v2.revoked,
-            rate_limits: Vec::new(),
-        }
-    }
 }
 
 impl State {
@@ -131,8 +108,15 @@ impl State {
             .ok_or_else(|| corrupt("missing format version".into()))?;
         let (owned, trailing): (SnapshotOwned, &[u8]) = match *version {
             SNAPSHOT_FORMAT_V3 => postcard::take_from_bytes(body),
-            SNAPSHOT_FORMAT_V2 => postcard::take_from_bytes::<SnapshotOwnedV2>(body)
-                .map(|(v2, trailing)| (v2.into(), trailing)),
+            SNAPSHOT_FORMAT_V2 => {
+                postcard::take_from_bytes::<SnapshotOwnedV2>(body).map(|(v2, trailing)| {
+                    let owned = SnapshotOwned {
+                        v2,
+                        rate_limits: Vec::new(),
+                    };
+                    (owned, trailing)
+                })
+            }
             version => {
                 return Err(Error::UnsupportedFormat {
                     what: "snapshot",
@@ -144,19 +128,14 @@ impl State {
         if !trailing.is_empty() {
             return Err(corrupt(format!("{} trailing bytes", trailing.len())));
         }
+        let SnapshotOwned { v2, rate_limits } = owned;
         Self::from_parts(
-            owned.seal,
-            owned.clock,
-            owned.keys,
-            owned.aliases,
-            owned.dedup,
-            AccessControl::from_parts(
-                owned.policies,
-                owned.admins,
-                owned.grants,
-                owned.revoked,
-                owned.rate_limits,
-            ),
+            v2.seal,
+            v2.clock,
+            v2.keys,
+            v2.aliases,
+            v2.dedup,
+            AccessControl::from_parts(v2.policies, v2.admins, v2.grants, v2.revoked, rate_limits),
         )
     }
 
