@@ -411,3 +411,164 @@ async fn t26_removing_the_leader_hands_over_and_the_others_stay_writable() {
     })
     .await;
 }
+
+/// Runs `tessera operator recover` on node `id`'s configuration; returns its JSON report.
+fn recover(cluster: &TestCluster, id: u64, force: bool) -> std::process::Output {
+    let mut command = std::process::Command::new(tessera());
+    command
+        .args(["operator", "recover", "-o", "json", "--config"])
+        .arg(cluster.node(id).config());
+    if force {
+        command.arg("--force");
+    }
+    command.output().unwrap()
+}
+
+fn report(out: &std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "recover failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn t26_quorum_loss_recovery_rebuilds_a_writable_cluster_from_one_survivor() {
+    let options = ClusterOptions {
+        spare_nodes: 2,
+        ..ClusterOptions::default()
+    };
+    let mut cluster = TestCluster::start_unsealed(tessera(), options).await;
+    let admin = cluster.client_for(&[1, 2, 3]);
+    let context = ctx(&[("case", "quorum-loss")]);
+    let mut sealed = Vec::new();
+    for i in 0..5 {
+        admin
+            .create_key(&format!("before-{i}"), "", "")
+            .await
+            .unwrap();
+        let ciphertext = admin
+            .encrypt(
+                &format!("before-{i}"),
+                format!("secret {i}").as_bytes(),
+                &context,
+            )
+            .await
+            .unwrap()
+            .ciphertext;
+        sealed.push(ciphertext);
+    }
+    let last_write = admin.status().await.unwrap().applied_index;
+    let survivor = follower_among(&cluster, &[1, 2, 3]).await;
+    let survivor_client = cluster.client(survivor);
+    wait_for("the survivor to apply every write", WAIT, || async {
+        let applied = survivor_client
+            .status()
+            .await
+            .map_err(|e| e.to_string())?
+            .applied_index;
+        (applied >= last_write)
+            .then_some(())
+            .ok_or(format!("applied {applied} < {last_write}"))
+    })
+    .await;
+
+    // The majority is gone for good.
+    for id in [1, 2, 3] {
+        if id != survivor {
+            cluster.kill(id);
+        }
+    }
+    // A running node's data cannot be recovered underneath it.
+    let running = recover(&cluster, survivor, true);
+    assert_eq!(running.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&running.stderr).contains("is the node stopped?"),
+        "{}",
+        String::from_utf8_lossy(&running.stderr)
+    );
+    assert!(cluster.stop(survivor));
+
+    // Without --force, a plan and nothing changed; the same plan again proves it.
+    let plan = report(&recover(&cluster, survivor, false));
+    assert_eq!(plan["recovered"], false);
+    assert_eq!(plan["voters_before"], serde_json::json!([1, 2, 3]));
+    assert!(plan["applied_index"].as_u64().unwrap() >= last_write);
+    assert_eq!(report(&recover(&cluster, survivor, false)), plan);
+
+    let done = report(&recover(&cluster, survivor, true));
+    assert_eq!(done["recovered"], true);
+    assert_eq!(done["voters_after"], serde_json::json!([survivor]));
+    assert!(done["recovered_index"].as_u64().unwrap() >= last_write);
+
+    cluster.restart(survivor).await;
+    cluster.unseal(survivor).await;
+    cluster.wait_serving(survivor).await;
+    let alone = cluster.client(survivor);
+    let members = alone.members().await.unwrap();
+    assert_eq!(members.members.len(), 1, "{members:?}");
+    assert_eq!(role_of(&members, survivor), Some("voter"));
+    // Everything the survivor had applied is there, and it accepts writes again.
+    for (i, ciphertext) in sealed.iter().enumerate() {
+        let opened = alone.decrypt(ciphertext, &context).await.unwrap();
+        assert_eq!(opened.plaintext, format!("secret {i}").as_bytes());
+    }
+    let written = past_unavailability_create(&alone, "after-recovery").await;
+    assert_eq!(written, "after-recovery");
+
+    // Two fresh nodes join, one after the other, and the cluster has three voters again.
+    for new in [4, 5] {
+        cluster.start_spare(new).await;
+        let members = alone.add_learner(&learner(&cluster, new)).await.unwrap();
+        assert_eq!(role_of(&members, new), Some("learner"));
+        wait_for(&format!("node {new} to catch up"), WAIT, || async {
+            let members = alone.members().await.map_err(|e| e.to_string())?;
+            let m = members
+                .members
+                .iter()
+                .find(|m| m.node_id == new)
+                .ok_or("missing")?;
+            match m.lag {
+                Some(lag) if lag <= 2 => Ok(()),
+                other => Err(format!("lag {other:?}")),
+            }
+        })
+        .await;
+        cluster.unseal(new).await;
+        cluster.wait_serving(new).await;
+        let members = alone.promote(new, false).await.unwrap();
+        assert_eq!(role_of(&members, new), Some("voter"));
+    }
+    let members = alone.members().await.unwrap();
+    let voters: Vec<u64> = members
+        .members
+        .iter()
+        .filter(|m| m.role == "voter")
+        .map(|m| m.node_id)
+        .collect();
+    assert_eq!(voters.len(), 3, "{members:?}");
+    let new_cluster = cluster.client_for(&[survivor, 4, 5]);
+    new_cluster
+        .create_key("after-rejoin", "", "")
+        .await
+        .unwrap();
+    for id in [4, 5] {
+        let node = cluster.client(id);
+        node.describe_key("after-recovery").await.unwrap();
+        let opened = node.decrypt(&sealed[0], &context).await.unwrap();
+        assert_eq!(opened.plaintext, b"secret 0");
+    }
+}
+
+/// Creates key `name` through `client`, retrying while the recovered node elects itself.
+async fn past_unavailability_create(client: &Client, name: &str) -> String {
+    wait_for(&format!("key {name} to be created"), WAIT, || async {
+        client
+            .create_key(name, "", "")
+            .await
+            .map(|k| k.name)
+            .map_err(|e| e.to_string())
+    })
+    .await
+}

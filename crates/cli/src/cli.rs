@@ -216,7 +216,8 @@ impl Command {
     pub fn output_format(&self) -> OutputFormat {
         match self {
             Self::Server { .. } => OutputFormat::Text,
-            Self::Storage(StorageCommand::Compact { output, .. }) => output.format,
+            Self::Storage(StorageCommand::Compact { output, .. })
+            | Self::Operator(OperatorCommand::Recover { output, .. }) => output.format,
             Self::Audit(AuditCommand::Verify { output, .. }) => output.format,
             Self::Audit(AuditCommand::Hash { connect, .. }) => connect.output.format,
             Self::Dev(args) => args.output.format,
@@ -437,6 +438,18 @@ pub enum OperatorCommand {
     Demote(MemberChange),
     /// Remove a voter or learner from the cluster.
     Remove(MemberChange),
+    /// Quorum-loss recovery on a STOPPED node: make it the sole voter of a one-node cluster
+    /// holding every entry of its log. Without `--force`, only shows what it would do.
+    Recover {
+        /// The surviving node's TOML configuration file (its data_dir and node_id).
+        #[arg(long)]
+        config: PathBuf,
+        /// Rewrite the membership (the other members must never start again on their data).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        output: Output,
+    },
 }
 
 /// A change to one member.

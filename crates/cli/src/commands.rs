@@ -14,6 +14,7 @@ pub mod members;
 pub mod operator;
 pub mod pki;
 pub mod policy;
+pub mod recover;
 pub mod server;
 pub mod signing;
 pub mod storage;

@@ -223,7 +223,9 @@ impl MembershipAdmin {
                     .and_then(|r| r.get(&id).copied().flatten())
                     .map(|l| metrics.last_log_index.unwrap_or(0).saturating_sub(l.index)),
                 existing: membership.get_node(&id).cloned(),
-                reachable: self.reachable(&voters),
+                // Over every member, learners included: a learner being promoted counts
+                // toward the new majority when the leader hears from it.
+                reachable: self.reachable(membership.nodes().map(|(id, _)| *id)),
                 voters,
             }
         };
@@ -271,16 +273,13 @@ impl MembershipAdmin {
         Ok(())
     }
 
-    /// The voters (and this leader) heard from recently.
-    fn reachable(&self, voters: &BTreeSet<NodeId>) -> BTreeSet<NodeId> {
-        voters
-            .iter()
-            .copied()
-            .filter(|id| {
-                self.last_contact(*id)
-                    .is_some_and(|since| since <= self.reachable_within)
-            })
-            .collect()
+    /// The members among `ids` (and this leader) heard from recently.
+    fn reachable(&self, ids: impl Iterator<Item = NodeId>) -> BTreeSet<NodeId> {
+        ids.filter(|id| {
+            self.last_contact(*id)
+                .is_some_and(|since| since <= self.reachable_within)
+        })
+        .collect()
     }
 
     /// Refuses a node that is unreachable, another node, or still holds Raft data.

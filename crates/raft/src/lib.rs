@@ -39,6 +39,7 @@ pub mod membership;
 pub mod membership_guard;
 pub mod network;
 pub mod node;
+pub mod recover;
 mod retry;
 pub mod rpc;
 pub mod service;

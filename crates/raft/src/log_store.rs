@@ -19,7 +19,7 @@ use crate::durable::DurableDb;
 use crate::storage_error;
 use crate::typ::{Entry, LogId, StorageError, TypeConfig, Vote};
 
-const LOG_TREE: &str = "raft_log";
+pub(crate) const LOG_TREE: &str = "raft_log";
 const META_TREE: &str = "raft_meta";
 const VOTE_KEY: &[u8] = b"vote";
 const LAST_PURGED_KEY: &[u8] = b"last_purged";

@@ -27,3 +27,5 @@ pub use config::ServerConfig;
 pub use launch::{run, Addresses, LaunchError, ADDRESSES_FILE};
 /// Offline compaction of a stopped node's database (`tessera storage compact`).
 pub use tessera_raft::compact;
+/// Quorum-loss recovery of a stopped node's data directory (`tessera operator recover`).
+pub use tessera_raft::recover;
