@@ -34,6 +34,21 @@ pub fn assert_status(status: &Status, code: Code, tessera_code: &str, fragment: 
     );
 }
 
+/// Asserts that a call was refused with `code`, the stable Tessera code and a message holding
+/// `fragment` ([`assert_status`]); panics with the answer if it succeeded.
+#[track_caller]
+pub fn assert_refused<T: std::fmt::Debug>(
+    result: Result<T, Status>,
+    code: Code,
+    tessera_code: &str,
+    fragment: &str,
+) {
+    match result {
+        Ok(answer) => panic!("expected a refusal ({tessera_code}), got {answer:?}"),
+        Err(status) => assert_status(&status, code, tessera_code, fragment),
+    }
+}
+
 /// Creates a key with the given spec through `id` and returns it.
 pub async fn create(cluster: &TestCluster, id: u64, name: &str, spec: &str) -> pb::Key {
     keys(cluster, id)

@@ -8,7 +8,7 @@ use tessera_proto::v1 as pb;
 use tessera_testkit::{ClusterOptions, TestCluster};
 use tonic::Code;
 
-use crate::api::{assert_status, create, crypto, keys, leader_and_follower, version_req, write};
+use crate::api::{assert_refused, create, crypto, keys, leader_and_follower, version_req, write};
 use crate::{ctx, tessera};
 
 fn encrypt_req(key: &str) -> pb::EncryptRequest {
@@ -45,13 +45,20 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
             .key
             .unwrap();
         assert_eq!(key.state, "DISABLED");
-        let err = c.encrypt(encrypt_req(&name)).await.unwrap_err();
-        assert_status(&err, Code::FailedPrecondition, "KEY_DISABLED", "disabled");
-        let err = c.decrypt(decrypt_req(&v1.ciphertext)).await.unwrap_err();
-        assert_status(&err, Code::FailedPrecondition, "KEY_DISABLED", "disabled");
-        let err = k.rotate_key(write(&name)).await.unwrap_err();
-        assert_status(
-            &err,
+        assert_refused(
+            c.encrypt(encrypt_req(&name)).await,
+            Code::FailedPrecondition,
+            "KEY_DISABLED",
+            "disabled",
+        );
+        assert_refused(
+            c.decrypt(decrypt_req(&v1.ciphertext)).await,
+            Code::FailedPrecondition,
+            "KEY_DISABLED",
+            "disabled",
+        );
+        assert_refused(
+            k.rotate_key(write(&name)).await,
             Code::FailedPrecondition,
             "INVALID_KEY_STATE",
             "cannot be rotated",
@@ -73,19 +80,14 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
         k.set_min_decryption_version(version_req(&name, 2))
             .await
             .unwrap();
-        let err = c.decrypt(decrypt_req(&v1.ciphertext)).await.unwrap_err();
-        assert_status(
-            &err,
+        assert_refused(
+            c.decrypt(decrypt_req(&v1.ciphertext)).await,
             Code::FailedPrecondition,
             "BELOW_MIN_DECRYPTION_VERSION",
             "minimum decryption version 2",
         );
-        let err = k
-            .set_min_decryption_version(version_req(&name, 3))
-            .await
-            .unwrap_err();
-        assert_status(
-            &err,
+        assert_refused(
+            k.set_min_decryption_version(version_req(&name, 3)).await,
             Code::InvalidArgument,
             "INVALID_MIN_DECRYPTION_VERSION",
             "between 1 and the primary version 2",
@@ -96,28 +98,24 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
         c.decrypt(decrypt_req(&v1.ciphertext)).await.unwrap();
 
         k.disable_key_version(version_req(&name, 1)).await.unwrap();
-        let err = c.decrypt(decrypt_req(&v1.ciphertext)).await.unwrap_err();
-        assert_status(
-            &err,
+        assert_refused(
+            c.decrypt(decrypt_req(&v1.ciphertext)).await,
             Code::FailedPrecondition,
             "VERSION_DISABLED",
             "version 1",
         );
-        let err = k
-            .disable_key_version(version_req(&name, 2))
-            .await
-            .unwrap_err();
-        assert_status(
-            &err,
+        assert_refused(
+            k.disable_key_version(version_req(&name, 2)).await,
             Code::FailedPrecondition,
             "PRIMARY_VERSION",
             "primary version",
         );
-        let err = k
-            .disable_key_version(version_req(&name, 9))
-            .await
-            .unwrap_err();
-        assert_status(&err, Code::NotFound, "VERSION_NOT_FOUND", "no version 9");
+        assert_refused(
+            k.disable_key_version(version_req(&name, 9)).await,
+            Code::NotFound,
+            "VERSION_NOT_FOUND",
+            "no version 9",
+        );
         k.enable_key_version(version_req(&name, 1)).await.unwrap();
         c.decrypt(decrypt_req(&v1.ciphertext)).await.unwrap();
 
@@ -130,29 +128,20 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
             .unwrap();
         assert_eq!(key.versions[0].state, "DESTROYED");
         assert!(key.versions[0].destroyed_at_ms > 0);
-        let err = c.decrypt(decrypt_req(&v1.ciphertext)).await.unwrap_err();
-        assert_status(
-            &err,
+        assert_refused(
+            c.decrypt(decrypt_req(&v1.ciphertext)).await,
             Code::FailedPrecondition,
             "VERSION_DESTROYED",
             "can never be decrypted",
         );
-        let err = k
-            .enable_key_version(version_req(&name, 1))
-            .await
-            .unwrap_err();
-        assert_status(
-            &err,
+        assert_refused(
+            k.enable_key_version(version_req(&name, 1)).await,
             Code::FailedPrecondition,
             "VERSION_DESTROYED",
             "destroyed",
         );
-        let err = k
-            .destroy_key_version(version_req(&name, 2))
-            .await
-            .unwrap_err();
-        assert_status(
-            &err,
+        assert_refused(
+            k.destroy_key_version(version_req(&name, 2)).await,
             Code::FailedPrecondition,
             "PRIMARY_VERSION",
             "destroyed",
@@ -190,30 +179,25 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
             key.deletion_date_ms >= before + thirty_days
                 && key.deletion_date_ms <= now_ms() + thirty_days
         );
-        let err = c.encrypt(encrypt_req(&name)).await.unwrap_err();
-        assert_status(
-            &err,
+        assert_refused(
+            c.encrypt(encrypt_req(&name)).await,
             Code::FailedPrecondition,
             "KEY_PENDING_DELETION",
             "pending deletion",
         );
-        let err = k
-            .schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
+        assert_refused(
+            k.schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
                 key: name.clone(),
                 pending_window_seconds: 60,
                 ..Default::default()
             })
-            .await
-            .unwrap_err();
-        assert_status(
-            &err,
+            .await,
             Code::FailedPrecondition,
             "INVALID_KEY_STATE",
             "pending_deletion",
         );
-        let err = k.enable_key(write(&name)).await.unwrap_err();
-        assert_status(
-            &err,
+        assert_refused(
+            k.enable_key(write(&name)).await,
             Code::FailedPrecondition,
             "INVALID_KEY_STATE",
             "cannot be enabled",
@@ -227,9 +211,8 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
             .unwrap();
         assert_eq!(key.state, "DISABLED");
         assert_eq!(key.deletion_date_ms, 0);
-        let err = k.cancel_key_deletion(write(&name)).await.unwrap_err();
-        assert_status(
-            &err,
+        assert_refused(
+            k.cancel_key_deletion(write(&name)).await,
             Code::FailedPrecondition,
             "INVALID_KEY_STATE",
             "restored",
@@ -352,16 +335,13 @@ async fn t71_descriptions_tags_rotation_periods_aliases_and_listing() {
             .key
             .unwrap();
         assert_eq!((key.rotation_period_ms, key.next_rotation_ms), (0, 0));
-        let err = k
-            .set_rotation_period(pb::SetRotationPeriodRequest {
+        assert_refused(
+            k.set_rotation_period(pb::SetRotationPeriodRequest {
                 key: a.clone(),
                 rotation_period_ms: 10,
                 ..Default::default()
             })
-            .await
-            .unwrap_err();
-        assert_status(
-            &err,
+            .await,
             Code::InvalidArgument,
             "INVALID_ARGUMENT",
             "at least 1000 ms",
@@ -400,15 +380,17 @@ async fn t71_descriptions_tags_rotation_periods_aliases_and_listing() {
             .key
             .unwrap();
         assert_eq!(described.aliases, vec![alias.clone()]);
-        let err = k
-            .create_alias(pb::AliasRequest {
+        assert_refused(
+            k.create_alias(pb::AliasRequest {
                 alias: alias.clone(),
                 key: b.clone(),
                 ..Default::default()
             })
-            .await
-            .unwrap_err();
-        assert_status(&err, Code::AlreadyExists, "ALIAS_EXISTS", "already exists");
+            .await,
+            Code::AlreadyExists,
+            "ALIAS_EXISTS",
+            "already exists",
+        );
         k.update_alias(pb::AliasRequest {
             alias: alias.clone(),
             key: b.clone(),
@@ -426,16 +408,13 @@ async fn t71_descriptions_tags_rotation_periods_aliases_and_listing() {
             .unwrap()
             .into_inner();
         assert_eq!(via_alias.key_id, b_key.key_id);
-        let err = k
-            .update_alias(pb::AliasRequest {
+        assert_refused(
+            k.update_alias(pb::AliasRequest {
                 alias: alias.clone(),
                 key: mac_key.key_id.clone(),
                 ..Default::default()
             })
-            .await
-            .unwrap_err();
-        assert_status(
-            &err,
+            .await,
             Code::FailedPrecondition,
             "ALIAS_USAGE_MISMATCH",
             "GENERATE_VERIFY_MAC",
@@ -452,23 +431,27 @@ async fn t71_descriptions_tags_rotation_periods_aliases_and_listing() {
         })
         .await
         .unwrap();
-        let err = c
-            .encrypt(pb::EncryptRequest {
+        assert_refused(
+            c.encrypt(pb::EncryptRequest {
                 key: alias.clone(),
                 plaintext: b"x".to_vec(),
                 context: BTreeMap::new(),
             })
-            .await
-            .unwrap_err();
-        assert_status(&err, Code::NotFound, "KEY_NOT_FOUND", "not found");
-        let err = k
-            .delete_alias(pb::DeleteAliasRequest {
+            .await,
+            Code::NotFound,
+            "KEY_NOT_FOUND",
+            "not found",
+        );
+        assert_refused(
+            k.delete_alias(pb::DeleteAliasRequest {
                 alias: alias.clone(),
                 ..Default::default()
             })
-            .await
-            .unwrap_err();
-        assert_status(&err, Code::NotFound, "ALIAS_NOT_FOUND", "not found");
+            .await,
+            Code::NotFound,
+            "ALIAS_NOT_FOUND",
+            "not found",
+        );
         let err = k
             .create_alias(pb::AliasRequest {
                 alias: "alias/bad name".into(),
@@ -478,15 +461,17 @@ async fn t71_descriptions_tags_rotation_periods_aliases_and_listing() {
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument);
-        let err = k
-            .create_alias(pb::AliasRequest {
+        assert_refused(
+            k.create_alias(pb::AliasRequest {
                 alias: "alias/to-nothing".into(),
                 key: "no-such-key".into(),
                 ..Default::default()
             })
-            .await
-            .unwrap_err();
-        assert_status(&err, Code::NotFound, "KEY_NOT_FOUND", "not found");
+            .await,
+            Code::NotFound,
+            "KEY_NOT_FOUND",
+            "not found",
+        );
     }
 
     // Listing: filters and pages over everything both rounds created.
@@ -571,7 +556,11 @@ async fn t71_descriptions_tags_rotation_periods_aliases_and_listing() {
             "page_token",
         ),
     ] {
-        let err = k.list_keys(request).await.unwrap_err();
-        assert_status(&err, Code::InvalidArgument, "INVALID_ARGUMENT", field);
+        assert_refused(
+            k.list_keys(request).await,
+            Code::InvalidArgument,
+            "INVALID_ARGUMENT",
+            field,
+        );
     }
 }

@@ -9,7 +9,7 @@ use tessera_proto::v1 as pb;
 use tessera_testkit::{ClusterOptions, TestCluster};
 use tonic::Code;
 
-use crate::api::{assert_status, create, crypto, keys, leader_and_follower, write};
+use crate::api::{assert_refused, create, crypto, keys, leader_and_follower, write};
 use crate::{ctx, tessera};
 
 #[tokio::test]
@@ -68,31 +68,25 @@ async fn t72_reencrypt_batches_and_data_keys() {
             .unwrap()
             .into_inner();
         assert_eq!(opened.plaintext, b"move me");
-        let err = c
-            .re_encrypt(pb::ReEncryptRequest {
+        assert_refused(
+            c.re_encrypt(pb::ReEncryptRequest {
                 ciphertext: old.ciphertext.clone(),
                 source_context: ctx(&[("app", "wrong")]),
                 ..Default::default()
             })
-            .await
-            .unwrap_err();
-        assert_status(
-            &err,
+            .await,
             Code::InvalidArgument,
             "UNDECRYPTABLE",
             "encryption context",
         );
-        let err = c
-            .re_encrypt(pb::ReEncryptRequest {
+        assert_refused(
+            c.re_encrypt(pb::ReEncryptRequest {
                 ciphertext: old.ciphertext.clone(),
                 source_context: context.clone(),
                 destination_key: signer.clone(),
                 ..Default::default()
             })
-            .await
-            .unwrap_err();
-        assert_status(
-            &err,
+            .await,
             Code::InvalidArgument,
             "WRONG_KEY_USAGE",
             "SIGN_VERIFY",
@@ -184,11 +178,13 @@ async fn t72_reencrypt_batches_and_data_keys() {
             })
             .collect();
         assert_eq!(outcomes, ["one", "UNDECRYPTABLE", "five"]);
-        let err = c
-            .batch_encrypt(pb::BatchEncryptRequest { items: vec![] })
-            .await
-            .unwrap_err();
-        assert_status(&err, Code::InvalidArgument, "INVALID_ARGUMENT", "items");
+        assert_refused(
+            c.batch_encrypt(pb::BatchEncryptRequest { items: vec![] })
+                .await,
+            Code::InvalidArgument,
+            "INVALID_ARGUMENT",
+            "items",
+        );
         let too_many = vec![
             pb::EncryptRequest {
                 key: src.clone(),
@@ -197,12 +193,9 @@ async fn t72_reencrypt_batches_and_data_keys() {
             };
             257
         ];
-        let err = c
-            .batch_encrypt(pb::BatchEncryptRequest { items: too_many })
-            .await
-            .unwrap_err();
-        assert_status(
-            &err,
+        assert_refused(
+            c.batch_encrypt(pb::BatchEncryptRequest { items: too_many })
+                .await,
             Code::InvalidArgument,
             "INVALID_ARGUMENT",
             "at most 256",
@@ -249,29 +242,23 @@ async fn t72_reencrypt_batches_and_data_keys() {
             .unwrap()
             .into_inner();
         assert_eq!(recovered.plaintext.len(), 32);
-        let err = c
-            .generate_data_key(pb::GenerateDataKeyRequest {
+        assert_refused(
+            c.generate_data_key(pb::GenerateDataKeyRequest {
                 key: src.clone(),
                 data_key_spec: "AES_512".into(),
                 ..Default::default()
             })
-            .await
-            .unwrap_err();
-        assert_status(
-            &err,
+            .await,
             Code::InvalidArgument,
             "INVALID_ARGUMENT",
             "data_key_spec",
         );
-        let err = c
-            .generate_data_key(pb::GenerateDataKeyRequest {
+        assert_refused(
+            c.generate_data_key(pb::GenerateDataKeyRequest {
                 key: signer.clone(),
                 ..Default::default()
             })
-            .await
-            .unwrap_err();
-        assert_status(
-            &err,
+            .await,
             Code::InvalidArgument,
             "WRONG_KEY_USAGE",
             "cannot generate data keys",
@@ -312,16 +299,13 @@ async fn t72_reencrypt_batches_and_data_keys() {
             .unwrap()
             .into_inner();
         assert!(pair.private_key_plaintext.is_empty());
-        let err = c
-            .generate_data_key_pair(pb::GenerateDataKeyPairRequest {
+        assert_refused(
+            c.generate_data_key_pair(pb::GenerateDataKeyPairRequest {
                 key: src.clone(),
                 key_pair_spec: "RSA_2048".into(),
                 ..Default::default()
             })
-            .await
-            .unwrap_err();
-        assert_status(
-            &err,
+            .await,
             Code::InvalidArgument,
             "INVALID_ARGUMENT",
             "key_pair_spec",
@@ -376,11 +360,13 @@ async fn t73_signatures_public_keys_macs_and_random() {
                     .into_inner()
                     .valid
             );
-            let err = c2
-                .verify(verify(message.clone(), vec![0x30, 0x01], ""))
-                .await
-                .unwrap_err();
-            assert_status(&err, Code::InvalidArgument, "INVALID_ARGUMENT", "signature");
+            assert_refused(
+                c2.verify(verify(message.clone(), vec![0x30, 0x01], ""))
+                    .await,
+                Code::InvalidArgument,
+                "INVALID_ARGUMENT",
+                "signature",
+            );
 
             // Digest mode for ECDSA: a signature over the digest verifies as one over the message.
             match digest_len {
@@ -453,17 +439,14 @@ async fn t73_signatures_public_keys_macs_and_random() {
             } else {
                 "ED25519"
             };
-            let err = c
-                .sign(pb::SignRequest {
+            assert_refused(
+                c.sign(pb::SignRequest {
                     key: name.clone(),
                     message: message.clone(),
                     algorithm: other_algorithm.into(),
                     ..Default::default()
                 })
-                .await
-                .unwrap_err();
-            assert_status(
-                &err,
+                .await,
                 Code::InvalidArgument,
                 "INVALID_ARGUMENT",
                 "keys sign with",
@@ -503,16 +486,13 @@ async fn t73_signatures_public_keys_macs_and_random() {
                     .into_inner()
                     .valid
             );
-            let err = c
-                .encrypt(pb::EncryptRequest {
+            assert_refused(
+                c.encrypt(pb::EncryptRequest {
                     key: name.clone(),
                     plaintext: b"x".to_vec(),
                     context: BTreeMap::new(),
                 })
-                .await
-                .unwrap_err();
-            assert_status(
-                &err,
+                .await,
                 Code::InvalidArgument,
                 "WRONG_KEY_USAGE",
                 "cannot encrypt",
@@ -562,11 +542,12 @@ async fn t73_signatures_public_keys_macs_and_random() {
                     .into_inner()
                     .valid
             );
-            let err = c
-                .verify_mac(check(b"payload", Vec::new()))
-                .await
-                .unwrap_err();
-            assert_status(&err, Code::InvalidArgument, "INVALID_ARGUMENT", "mac");
+            assert_refused(
+                c.verify_mac(check(b"payload", Vec::new())).await,
+                Code::InvalidArgument,
+                "INVALID_ARGUMENT",
+                "mac",
+            );
             let err = c
                 .generate_mac(pb::GenerateMacRequest {
                     key: name.clone(),
@@ -576,16 +557,13 @@ async fn t73_signatures_public_keys_macs_and_random() {
                 .await
                 .unwrap_err();
             assert_eq!(err.code(), Code::InvalidArgument);
-            let err = c
-                .sign(pb::SignRequest {
+            assert_refused(
+                c.sign(pb::SignRequest {
                     key: name.clone(),
                     message: b"p".to_vec(),
                     ..Default::default()
                 })
-                .await
-                .unwrap_err();
-            assert_status(
-                &err,
+                .await,
                 Code::InvalidArgument,
                 "WRONG_KEY_USAGE",
                 "cannot sign",
@@ -593,16 +571,13 @@ async fn t73_signatures_public_keys_macs_and_random() {
         }
         let aes = format!("aes-{node}");
         create(&cluster, node, &aes, "AES256_GCM").await;
-        let err = c
-            .generate_mac(pb::GenerateMacRequest {
+        assert_refused(
+            c.generate_mac(pb::GenerateMacRequest {
                 key: aes.clone(),
                 message: b"p".to_vec(),
                 algorithm: String::new(),
             })
-            .await
-            .unwrap_err();
-        assert_status(
-            &err,
+            .await,
             Code::InvalidArgument,
             "WRONG_KEY_USAGE",
             "cannot generate MACs",
@@ -617,11 +592,13 @@ async fn t73_signatures_public_keys_macs_and_random() {
             assert_eq!(random.random.len(), n as usize);
         }
         for n in [0u32, 1025] {
-            let err = c
-                .generate_random(pb::GenerateRandomRequest { number_of_bytes: n })
-                .await
-                .unwrap_err();
-            assert_status(&err, Code::InvalidArgument, "INVALID_ARGUMENT", "1..=1024");
+            assert_refused(
+                c.generate_random(pb::GenerateRandomRequest { number_of_bytes: n })
+                    .await,
+                Code::InvalidArgument,
+                "INVALID_ARGUMENT",
+                "1..=1024",
+            );
         }
     }
 }

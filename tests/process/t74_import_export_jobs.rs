@@ -13,7 +13,7 @@ use tessera_testkit::cluster::WAIT;
 use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
 use tonic::Code;
 
-use crate::api::{assert_status, create, crypto, keys, leader_and_follower, write};
+use crate::api::{assert_refused, create, crypto, keys, leader_and_follower, write};
 use crate::tessera;
 
 fn external(name: &str, spec: &str) -> pb::CreateKeyRequest {
@@ -45,23 +45,19 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
             (key.state.as_str(), key.origin.as_str(), key.primary_version),
             ("PENDING_IMPORT", "EXTERNAL", 0)
         );
-        let err = c
-            .encrypt(pb::EncryptRequest {
+        assert_refused(
+            c.encrypt(pb::EncryptRequest {
                 key: name.clone(),
                 plaintext: b"x".to_vec(),
                 context: BTreeMap::new(),
             })
-            .await
-            .unwrap_err();
-        assert_status(
-            &err,
+            .await,
             Code::FailedPrecondition,
             "KEY_PENDING_IMPORT",
             "import",
         );
-        let err = k.rotate_key(write(&name)).await.unwrap_err();
-        assert_status(
-            &err,
+        assert_refused(
+            k.rotate_key(write(&name)).await,
             Code::FailedPrecondition,
             "WRONG_ORIGIN",
             "importing new material",
@@ -89,12 +85,9 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
             wrapped_material: wrapped,
             request_id: String::new(),
         };
-        let err = k
-            .import_key_material(import("not-the-token", wrapped.clone()))
-            .await
-            .unwrap_err();
-        assert_status(
-            &err,
+        assert_refused(
+            k.import_key_material(import("not-the-token", wrapped.clone()))
+                .await,
             Code::FailedPrecondition,
             "IMPORT_TOKEN_INVALID",
             "unknown or was already used",
@@ -106,24 +99,18 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
             &mut tessera_crypto::os_rng(),
         )
         .unwrap();
-        let err = k
-            .import_key_material(import(&params.import_token, bad_aad))
-            .await
-            .unwrap_err();
-        assert_status(
-            &err,
+        assert_refused(
+            k.import_key_material(import(&params.import_token, bad_aad))
+                .await,
             Code::InvalidArgument,
             "INVALID_ARGUMENT",
             "cannot be unwrapped",
         );
         let short =
             wrap::wrap(&recipient, &aad, &[1u8; 16], &mut tessera_crypto::os_rng()).unwrap();
-        let err = k
-            .import_key_material(import(&params.import_token, short))
-            .await
-            .unwrap_err();
-        assert_status(
-            &err,
+        assert_refused(
+            k.import_key_material(import(&params.import_token, short))
+                .await,
             Code::InvalidArgument,
             "INVALID_ARGUMENT",
             "AES256_GCM",
@@ -140,12 +127,9 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
             (imported.state.as_str(), imported.primary_version),
             ("ENABLED", 1)
         );
-        let err = k
-            .import_key_material(import(&params.import_token, wrapped))
-            .await
-            .unwrap_err();
-        assert_status(
-            &err,
+        assert_refused(
+            k.import_key_material(import(&params.import_token, wrapped))
+                .await,
             Code::FailedPrecondition,
             "IMPORT_TOKEN_INVALID",
             "already used",
@@ -255,8 +239,12 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
         // A generated key refuses import parameters.
         let plain = format!("plain-{node}");
         create(&cluster, node, &plain, "").await;
-        let err = k.get_import_parameters(write(&plain)).await.unwrap_err();
-        assert_status(&err, Code::FailedPrecondition, "WRONG_ORIGIN", "EXTERNAL");
+        assert_refused(
+            k.get_import_parameters(write(&plain)).await,
+            Code::FailedPrecondition,
+            "WRONG_ORIGIN",
+            "EXTERNAL",
+        );
     }
 }
 
@@ -301,17 +289,14 @@ async fn t75_import_tokens_expire() {
         }
     })
     .await;
-    let err = k
-        .import_key_material(pb::ImportKeyMaterialRequest {
+    assert_refused(
+        k.import_key_material(pb::ImportKeyMaterialRequest {
             key: "expiring".into(),
             import_token: params.import_token,
             wrapped_material: wrapped,
             request_id: String::new(),
         })
-        .await
-        .unwrap_err();
-    assert_status(
-        &err,
+        .await,
         Code::FailedPrecondition,
         "IMPORT_TOKEN_EXPIRED",
         "expired",
@@ -327,16 +312,13 @@ async fn t76_export_only_exportable_keys_wrapped_to_the_callers_key() {
         let (secret, public) = wrap::generate_wrapping_key(&mut tessera_crypto::os_rng());
         let locked = format!("locked-{node}");
         create(&cluster, node, &locked, "").await;
-        let err = k
-            .export_key(pb::ExportKeyRequest {
+        assert_refused(
+            k.export_key(pb::ExportKeyRequest {
                 key: locked,
                 version: 0,
                 wrapping_public_key: public.to_vec(),
             })
-            .await
-            .unwrap_err();
-        assert_status(
-            &err,
+            .await,
             Code::FailedPrecondition,
             "NOT_EXPORTABLE",
             "not created exportable",
@@ -390,29 +372,28 @@ async fn t76_export_only_exportable_keys_wrapped_to_the_callers_key() {
                     .unwrap();
             assert_eq!(opened.as_slice(), b"exported");
         }
-        let err = k
-            .export_key(pb::ExportKeyRequest {
+        assert_refused(
+            k.export_key(pb::ExportKeyRequest {
                 key: open.clone(),
                 version: 0,
                 wrapping_public_key: vec![1, 2, 3],
             })
-            .await
-            .unwrap_err();
-        assert_status(
-            &err,
+            .await,
             Code::InvalidArgument,
             "INVALID_ARGUMENT",
             "wrapping_public_key",
         );
-        let err = k
-            .export_key(pb::ExportKeyRequest {
+        assert_refused(
+            k.export_key(pb::ExportKeyRequest {
                 key: open.clone(),
                 version: 7,
                 wrapping_public_key: public.to_vec(),
             })
-            .await
-            .unwrap_err();
-        assert_status(&err, Code::NotFound, "VERSION_NOT_FOUND", "no version 7");
+            .await,
+            Code::NotFound,
+            "VERSION_NOT_FOUND",
+            "no version 7",
+        );
     }
 }
 
@@ -544,14 +525,16 @@ async fn t77_leader_jobs_rotate_and_destroy_on_schedule() {
             .unwrap_err();
         assert_eq!(err.code(), Code::NotFound);
     }
-    let err = c
-        .decrypt(pb::DecryptRequest {
+    assert_refused(
+        c.decrypt(pb::DecryptRequest {
             ciphertext: sealed.ciphertext,
             context: BTreeMap::new(),
         })
-        .await
-        .unwrap_err();
-    assert_status(&err, Code::NotFound, "KEY_NOT_FOUND", "not found");
+        .await,
+        Code::NotFound,
+        "KEY_NOT_FOUND",
+        "not found",
+    );
     // The job ran several times meanwhile and left the key whose window has not passed.
     let kept = k
         .describe_key(pb::DescribeKeyRequest {
@@ -628,24 +611,30 @@ async fn t77b_retried_import_requests_return_their_first_results() {
     assert_eq!(retried.versions.len(), 1);
 
     // The job namespace of request ids is reserved.
-    let err = keys(&cluster, leader)
-        .rotate_key(pb::KeyWriteRequest {
-            key: "retried".into(),
-            request_id: "job-rotate-x".into(),
-        })
-        .await
-        .unwrap_err();
-    assert_status(&err, Code::InvalidArgument, "INVALID_ARGUMENT", "reserved");
+    assert_refused(
+        keys(&cluster, leader)
+            .rotate_key(pb::KeyWriteRequest {
+                key: "retried".into(),
+                request_id: "job-rotate-x".into(),
+            })
+            .await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+        "reserved",
+    );
     // Deletion windows are bounded above; keys on their way out are not exported.
-    let err = keys(&cluster, leader)
-        .schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
-            key: "retried".into(),
-            pending_window_seconds: 31 * 24 * 3600,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_status(&err, Code::InvalidArgument, "INVALID_ARGUMENT", "at most");
+    assert_refused(
+        keys(&cluster, leader)
+            .schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
+                key: "retried".into(),
+                pending_window_seconds: 31 * 24 * 3600,
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+        "at most",
+    );
     let open = keys(&cluster, leader)
         .create_key(pb::CreateKeyRequest {
             name: "leaving".into(),
@@ -664,16 +653,14 @@ async fn t77b_retried_import_requests_return_their_first_results() {
         .await
         .unwrap();
     let (_, public) = wrap::generate_wrapping_key(&mut tessera_crypto::os_rng());
-    let err = keys(&cluster, follower)
-        .export_key(pb::ExportKeyRequest {
-            key: "leaving".into(),
-            version: 0,
-            wrapping_public_key: public.to_vec(),
-        })
-        .await
-        .unwrap_err();
-    assert_status(
-        &err,
+    assert_refused(
+        keys(&cluster, follower)
+            .export_key(pb::ExportKeyRequest {
+                key: "leaving".into(),
+                version: 0,
+                wrapping_public_key: public.to_vec(),
+            })
+            .await,
         Code::FailedPrecondition,
         "KEY_PENDING_DELETION",
         "pending deletion",
