@@ -75,7 +75,7 @@ async fn get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
 }
 
 /// Scrapes `/metrics`, checking that every line is a comment or a sample the parser reads.
-async fn scrape(addr: SocketAddr) -> prometheus_parse::Scrape {
+pub async fn scrape(addr: SocketAddr) -> prometheus_parse::Scrape {
     let (status, body) = get(addr, "/metrics").await.unwrap();
     assert_eq!(status, 200, "{body}");
     for line in body

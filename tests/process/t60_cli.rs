@@ -326,6 +326,20 @@ async fn t61_dev_starts_a_three_node_cluster_and_stops_it_on_sigterm() {
     let summary: Value = serde_json::from_str(&line).unwrap();
     let nodes = summary["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 3);
+    // Every node has an ops port in the layout (base + 200 + i - 1) serving /metrics.
+    for (i, node) in nodes.iter().enumerate() {
+        let ops = node["ops_addr"].as_str().unwrap();
+        assert_eq!(ops, format!("http://127.0.0.1:{}", base + 200 + i as u16));
+        let addr = ops.strip_prefix("http://").unwrap().parse().unwrap();
+        let scrape = crate::t55_ops::scrape(addr).await;
+        assert!(
+            scrape
+                .samples
+                .iter()
+                .any(|s| s.metric.starts_with("tessera_")),
+            "no Tessera metric on {ops}"
+        );
+    }
 
     let dev_dir = dir.path().join("dev");
     let env = std::fs::read_to_string(dev_dir.join("env.sh")).unwrap();

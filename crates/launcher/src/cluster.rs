@@ -75,6 +75,17 @@ pub fn base_ports(base: u16, id: u64) -> Result<(u16, u16), Error> {
     }
 }
 
+/// Node `id`'s ops port in the same layout as [`base_ports`]: `base + 200 + id - 1`.
+///
+/// # Errors
+/// [`Error::Ports`] if it does not fit in a port number.
+pub fn ops_port(base: u16, id: u64) -> Result<u16, Error> {
+    id.checked_sub(1)
+        .and_then(|offset| u16::try_from(offset).ok())
+        .and_then(|offset| base.checked_add(200)?.checked_add(offset))
+        .ok_or(Error::Ports { base, nodes: id })
+}
+
 /// Two ports on 127.0.0.1 that were free a moment ago (the OS picked them), for a cluster
 /// that must not collide with others on the machine.
 ///

@@ -2,14 +2,14 @@
 
 use std::net::TcpListener;
 
-use tessera_launcher::cluster::base_ports;
+use tessera_launcher::cluster::{base_ports, ops_port};
 use tessera_launcher::config::loopback;
 
 /// Tries before giving up on finding a free layout.
 const TRIES: usize = 64;
 
 /// A base port whose whole `tessera dev` layout for `nodes` nodes (API ports `base..`, cluster
-/// ports `base + 100..`) is free. The base is a port the kernel just handed out for port 0
+/// ports `base + 100..`, ops ports `base + 200..`) is free. The base is a port the kernel just handed out for port 0
 /// (never a fixed range other processes may probe too); every port of the layout is bound at
 /// once, so none is taken between two checks, and released only on return.
 ///
@@ -22,12 +22,12 @@ pub fn dev_base_port(nodes: u64) -> u16 {
             .expect("bind port 0")
             .port();
         let held: Option<Vec<TcpListener>> = (1..=nodes)
-            .map(|id| base_ports(base, id).ok())
+            .map(|id| Some((base_ports(base, id).ok()?, ops_port(base, id).ok()?)))
             .collect::<Option<Vec<_>>>()
             .and_then(|ports| {
                 ports
                     .into_iter()
-                    .flat_map(|(api, cluster)| [api, cluster])
+                    .flat_map(|((api, cluster), ops)| [api, cluster, ops])
                     .map(|port| TcpListener::bind(loopback(port)).ok())
                     .collect()
             });

@@ -5,6 +5,7 @@
 //! (the unseal shares — development only), and `env.sh`. Running `tessera dev` again on the
 //! same DIR restarts that cluster and unseals it with the saved shares.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,6 +14,8 @@ use serde_json::json;
 use tessera_launcher::cluster::{self, LocalCluster, SHARES, SHARES_FILE, THRESHOLD};
 use tessera_launcher::config::NodeOptions;
 use tessera_launcher::pki;
+use tessera_launcher::process::published_addresses;
+use tessera_server::ops::OpsSection;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::{DevArgs, OutputFormat};
@@ -156,6 +159,7 @@ pub async fn run(args: DevArgs) -> Result<(), Failure> {
     }
     let base = args.base_port;
     let regions = args.regions;
+    cluster::ops_port(base, args.nodes).map_err(|e| Failure::Usage(e.into()))?;
     let mut dev = cluster::prepare(
         &dir,
         args.nodes,
@@ -163,6 +167,9 @@ pub async fn run(args: DevArgs) -> Result<(), Failure> {
         "tessera dev",
         |id| NodeOptions {
             region: region_of(id, regions),
+            ops: cluster::ops_port(base, id).ok().map(|port| OpsSection {
+                listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            }),
             ..NodeOptions::default()
         },
     )
@@ -211,6 +218,17 @@ pub async fn run(args: DevArgs) -> Result<(), Failure> {
         )));
     }
     let pids: Vec<Option<u32>> = dev.nodes.0.iter().map(|n| n.pid()).collect();
+    let ops: Vec<Option<String>> = dev
+        .nodes
+        .0
+        .iter()
+        .map(|n| {
+            published_addresses(&n.data_dir)
+                .ok()
+                .and_then(|a| a.ops)
+                .map(|addr| format!("http://{addr}"))
+        })
+        .collect();
     match args.output.format {
         OutputFormat::Json => print_json(&json!({
             "dir": dir,
@@ -222,9 +240,10 @@ pub async fn run(args: DevArgs) -> Result<(), Failure> {
                 "key": a.key,
                 "example_policy": a.policy,
             })),
-            "nodes": dev.nodes.0.iter().zip(&pids).map(|(n, pid)| json!({
+            "nodes": dev.nodes.0.iter().zip(&pids).zip(&ops).map(|((n, pid), ops)| json!({
                 "node_id": n.id,
                 "api_addr": n.api_addr,
+                "ops_addr": ops,
                 "region": region_of(n.id, regions),
                 "pid": pid,
                 "log": n.log,
@@ -236,12 +255,13 @@ pub async fn run(args: DevArgs) -> Result<(), Failure> {
                 dev.nodes.0.len(),
                 if resume { " (restarted)" } else { "" }
             );
-            for (node, pid) in dev.nodes.0.iter().zip(&pids) {
+            for ((node, pid), ops) in dev.nodes.0.iter().zip(&pids).zip(&ops) {
                 println!(
-                    "  node {}  {}  {}  pid {}  log {}",
+                    "  node {}  {}  {}  ops {}  pid {}  log {}",
                     node.id,
                     region_of(node.id, regions),
                     node.api_addr,
+                    ops.as_deref().unwrap_or("-"),
                     pid.map_or_else(|| "?".into(), |p| p.to_string()),
                     node.log.display()
                 );
