@@ -157,6 +157,7 @@ fn the_timeline_is_a_self_contained_svg() {
         faults: vec!["kill".into(), "partition".into(), "pause".into()],
         lease_window_ms: 1200,
         schedule: Vec::new(),
+        ..RunInfo::default()
     };
     let svg = render_svg(&info, &records());
     assert!(svg.starts_with("<svg"), "{svg}");
@@ -191,6 +192,7 @@ fn writes_every_file_and_the_failing_excerpts() {
             fault: "partition".into(),
             detail: "{2} | {1,3}".into(),
         }],
+        ..RunInfo::default()
     };
     let pass = Verdict {
         checker: "convergence",
