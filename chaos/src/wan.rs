@@ -40,7 +40,7 @@ pub struct RegionLatency {
     pub node: u64,
     /// Whether that node led the cluster when the probe started.
     pub node_was_leader: bool,
-    /// Creates that committed, of [`WRITES_PER_REGION`].
+    /// Creates that committed.
     pub writes_committed: usize,
     /// Creates attempted.
     pub writes_attempted: usize,
