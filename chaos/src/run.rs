@@ -76,9 +76,17 @@ impl Outcome {
 /// removed on return, panic or cancellation; on failure node logs are copied into the report.
 ///
 /// # Errors
-/// If the cluster cannot be built or recovered; checker failures are not errors (see
-/// [`Outcome::passed`]).
+/// If the faults include `region` and no region of the topology can be lost with a majority
+/// left (before anything is created), or the cluster cannot be built or recovered; checker
+/// failures are not errors (see [`Outcome::passed`]).
 pub async fn run(config: RunConfig) -> Result<Outcome> {
+    if config.faults.contains(&FaultKind::Region) && config.topology.losable_regions().is_empty() {
+        anyhow::bail!(
+            "no region of {} can be lost with a majority of the nodes left: region faults \
+             would stop the cluster (try --topology 2+2+1)",
+            config.topology
+        );
+    }
     std::fs::create_dir_all(&config.out)
         .with_context(|| format!("cannot create {}", config.out.display()))?;
     let mut builder = tempfile::Builder::new();
@@ -87,13 +95,6 @@ pub async fn run(config: RunConfig) -> Result<Outcome> {
         Some(parent) => builder.tempdir_in(parent)?,
         None => builder.tempdir()?,
     };
-    if config.faults.contains(&FaultKind::Region) && config.topology.losable_regions().is_empty() {
-        anyhow::bail!(
-            "no region of {} can be lost with a majority of the nodes left: region faults \
-             would stop the cluster (try --topology 2+2+1)",
-            config.topology
-        );
-    }
     let wan = !config.wan_delay.is_zero();
     let raft = raft_timing(wan, config.lease_ms);
     let lease_ms = raft.lease_ms;

@@ -247,3 +247,20 @@ fn writes_every_file_and_the_failing_excerpts() {
         .unwrap()
         .starts_with("<svg"));
 }
+
+#[test]
+fn the_reproduce_command_keeps_topology_wan_delay_and_no_faults() {
+    let info = RunInfo {
+        seed: 2026,
+        nodes: 5,
+        duration_ms: 300_000,
+        topology: Some("2+2+1".into()),
+        wan_delay_ms: 50,
+        ..RunInfo::default()
+    };
+    assert_eq!(
+        text::reproduce_command(&info),
+        "tessera-chaos run --seed 2026 --duration 300s --topology 2+2+1 --wan-delay 50ms \
+         --faults none"
+    );
+}
