@@ -8,8 +8,6 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-
 /// Largest cluster the harness builds.
 pub const MAX_NODES: u64 = 9;
 
@@ -45,7 +43,7 @@ pub enum TopologyError {
 }
 
 /// How many nodes each region holds; regions are numbered from 1 and nodes fill them in order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Topology {
     /// Node id → region number (index 0 is node 1).
     regions: Vec<u64>,
