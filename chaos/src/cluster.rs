@@ -5,6 +5,11 @@
 //! the harness decides the fate of each link on its own. Clients reach node i through proxy
 //! `client→i`. The harness's own administrative calls (init, unseal, status) go straight to the
 //! nodes, like an operator on the machine.
+//!
+//! Nodes carry the region labels of the run's [`Topology`]; with a WAN delay, every link
+//! between nodes of different regions holds its traffic for that long in each direction (the
+//! proxy's latency, which faults add to and healing keeps), while links within a region and
+//! client links stay undelayed, as for clients in the node's own region.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -24,6 +29,7 @@ use tessera_testkit::process::NodeProcess;
 
 use crate::invariants::AuditVerification;
 use crate::proxy::{LinkFault, Proxy};
+use crate::topology::Topology;
 
 /// Bound on start-up and recovery waits.
 pub const WAIT: Duration = Duration::from_secs(90);
@@ -33,16 +39,14 @@ pub const RECOVERY: Bound = Bound::new(WAIT, Duration::from_millis(200));
 /// What cluster to build.
 #[derive(Clone, Debug)]
 pub struct ClusterSpec {
-    /// Number of nodes.
-    pub nodes: u64,
+    /// The nodes and their regions.
+    pub topology: Topology,
+    /// One-way delay of every link between nodes of different regions (zero: none).
+    pub wan_delay: Duration,
     /// The `tessera` binary.
     pub binary: PathBuf,
-    /// Raft heartbeat interval.
-    pub heartbeat_ms: u64,
-    /// Election timeout range.
-    pub election_timeout_ms: (u64, u64),
-    /// Follower lease window.
-    pub lease_ms: u64,
+    /// Raft timing of every node (see [`raft_timing`]).
+    pub raft: RaftSection,
     /// Deliberate bugs to switch on (needs a fault-injection build); see [`injected`].
     pub faults: Option<FaultSection>,
     /// If set, each node's data directory is a tmpfs of this many MiB (for disk faults).
@@ -97,6 +101,31 @@ fn logical(id: u64) -> String {
     format!("node{id}.chaos.invalid:7000")
 }
 
+/// The nodes' Raft timing: the WAN profile of `docs/operations.md` for runs across delayed
+/// regions, otherwise a heartbeat of 100 ms and elections after 1–2 s; `lease_ms` overrides
+/// the lease window. Snapshots every 500 entries (keeping 100), so that runs exercise
+/// snapshot installs.
+pub fn raft_timing(wan: bool, lease_ms: Option<u64>) -> RaftSection {
+    let base = if wan {
+        RaftSection::wan()
+    } else {
+        RaftSection {
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 1000,
+            election_timeout_max_ms: 2000,
+            lease_ms: 800,
+            write_timeout_ms: 8000,
+            ..RaftSection::default()
+        }
+    };
+    RaftSection {
+        lease_ms: lease_ms.unwrap_or(base.lease_ms),
+        snapshot_after_logs: 500,
+        logs_kept_after_snapshot: 100,
+        ..base
+    }
+}
+
 /// Waits until the node `admin` calls (node `id`) reports that it serves (unsealed, with a
 /// lease), bounded by [`WAIT`]; each status call gets 2 s.
 ///
@@ -141,11 +170,14 @@ impl ChaosCluster {
     /// # Errors
     /// If the PKI cannot be made, a node does not start, or the cluster does not form.
     pub async fn start(spec: ClusterSpec, root: &Path, seed: u64) -> Result<Self> {
-        pki::init(&root.join("pki"), spec.nodes, &[])?;
+        pki::init(&root.join("pki"), spec.topology.nodes(), &[])?;
         let mut links = BTreeMap::new();
-        for from in 1..=spec.nodes {
-            for to in (1..=spec.nodes).filter(|to| *to != from) {
+        for from in spec.topology.ids() {
+            for to in spec.topology.ids().filter(|to| *to != from) {
                 let proxy = Proxy::start(seed ^ (from << 32) ^ to).await?;
+                if spec.topology.crosses(from, to) {
+                    proxy.set_latency(spec.wan_delay);
+                }
                 links.insert((from, to), proxy);
             }
         }
@@ -156,13 +188,13 @@ impl ChaosCluster {
             links,
             shares: Vec::new(),
         };
-        for id in 1..=cluster.spec.nodes {
+        for id in cluster.spec.topology.ids() {
             cluster.add_node(id, seed).await?;
         }
         cluster.wait_for_voters().await?;
         let reply = cluster.admin(1)?.init(5, 3).await?;
         cluster.shares = reply.shares;
-        for id in 1..=cluster.spec.nodes {
+        for id in cluster.spec.topology.ids() {
             cluster.unseal(id).await?;
         }
         Ok(cluster)
@@ -177,16 +209,8 @@ impl ChaosCluster {
             _ => Entry::Bootstrap,
         };
         let options = NodeOptions {
-            region: format!("region-{}", (id - 1) % 3 + 1),
-            raft: Some(RaftSection {
-                heartbeat_ms: self.spec.heartbeat_ms,
-                election_timeout_min_ms: self.spec.election_timeout_ms.0,
-                election_timeout_max_ms: self.spec.election_timeout_ms.1,
-                lease_ms: self.spec.lease_ms,
-                snapshot_after_logs: 500,
-                logs_kept_after_snapshot: 100,
-                write_timeout_ms: 8000,
-            }),
+            region: Topology::label(self.spec.topology.region_of(id)),
+            raft: Some(self.spec.raft.clone()),
             faults: self.spec.faults.clone(),
             ..NodeOptions::default()
         };
@@ -330,6 +354,20 @@ impl ChaosCluster {
         )
     }
 
+    /// An operator client that reaches a node API at `addr` (for example through a proxy of
+    /// the caller's own), without retries.
+    ///
+    /// # Errors
+    /// If the PKI files cannot be read.
+    pub fn client_via(&self, addr: SocketAddr, timeout: Duration) -> Result<Client> {
+        self.client_to(
+            format!("https://{addr}"),
+            pki::ADMIN_IDENTITY,
+            timeout,
+            Duration::ZERO,
+        )
+    }
+
     /// An operator client for node `id`, straight to its API port.
     ///
     /// # Errors
@@ -347,7 +385,7 @@ impl ChaosCluster {
 
     async fn wait_for_voters(&self) -> Result<()> {
         let admin = self.admin(1)?;
-        let expected = self.spec.nodes;
+        let expected = self.spec.topology.nodes();
         RECOVERY
             .until("the cluster to form", || async {
                 let status = admin.status().await?;

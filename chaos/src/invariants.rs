@@ -12,8 +12,10 @@ pub mod disabled_keys;
 pub mod idempotency;
 pub mod linearizable;
 pub mod lost_writes;
+pub mod no_elections;
 pub mod revoked_access;
 pub mod single_leader;
+pub mod wan_latency;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -50,6 +52,9 @@ pub struct FinalState {
     /// flight (absent in runs recorded before the audit trail existed).
     #[serde(default)]
     pub audit: BTreeMap<u64, AuditVerification>,
+    /// What the WAN probe measured, in runs with a WAN delay between regions.
+    #[serde(default)]
+    pub wan: Option<crate::wan::WanProbe>,
 }
 
 /// `tessera audit verify` over one node's audit files.
@@ -76,6 +81,10 @@ pub struct CheckInput<'a> {
     pub final_state: &'a FinalState,
     /// The nodes' lease window, in milliseconds (the bound of the disabled-key property).
     pub lease_window_ms: u64,
+    /// When the harness began healing and restarting every node (microseconds since the run
+    /// started); status samples from then on belong to that final restart. `None` in runs
+    /// recorded before it was kept.
+    pub healed_at_us: Option<u64>,
 }
 
 /// One broken instance of a property.
@@ -124,6 +133,8 @@ pub fn all() -> Vec<Box<dyn Checker>> {
         Box::new(linearizable::Linearizable),
         Box::new(convergence::Convergence),
         Box::new(audit_chain::AuditChain),
+        Box::new(no_elections::NoElections),
+        Box::new(wan_latency::WanLatency),
     ]
 }
 
@@ -522,6 +533,7 @@ pub(crate) mod testing {
             faults: &[],
             final_state: &FinalState::default(),
             lease_window_ms: 1000,
+            healed_at_us: None,
         })
     }
 

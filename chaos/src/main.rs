@@ -8,6 +8,7 @@ use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
 use tessera_chaos::run::{run, RunConfig};
 use tessera_chaos::schedule::FaultKind;
+use tessera_chaos::topology::Topology;
 
 /// Fault-injection harness for Tessera.
 #[derive(Debug, Parser)]
@@ -39,12 +40,23 @@ struct Scenario {
     /// Length of the faulty phase, e.g. 60s or 10m.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     duration: Duration,
-    /// Number of nodes (3 or 5 are typical).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
-    nodes: u64,
-    /// Faults to inject: kill,pause,partition,delay,drop,rolling,disk or all (disk needs root).
+    /// Number of nodes (3 or 5 are typical; default 3, or as many as --topology has).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=9))]
+    nodes: Option<u64>,
+    /// Nodes per region, e.g. 2+2+1: nodes 1-2 in region-1, 3-4 in region-2, 5 in region-3
+    /// (default: node i in region-((i-1) mod 3 + 1)).
+    #[arg(long)]
+    topology: Option<String>,
+    /// Faults to inject: kill,pause,partition,delay,drop,rolling,disk,region, all (disk needs
+    /// root) or none.
     #[arg(long, default_value = "kill,pause,partition,delay")]
     faults: String,
+}
+
+impl Scenario {
+    fn topology(&self) -> Result<Topology> {
+        Ok(Topology::from_flags(self.topology.as_deref(), self.nodes)?)
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,9 +82,14 @@ struct RunArgs {
     /// Exit 0 only if this checker FAILS (to prove the harness catches an injected bug).
     #[arg(long)]
     expect_violation: Option<String>,
-    /// Lease window of the nodes, in milliseconds.
-    #[arg(long, default_value_t = 800)]
-    lease_ms: u64,
+    /// One-way delay of every link between nodes of different regions, e.g. 50ms; the nodes
+    /// then run with the WAN timing profile of docs/operations.md.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    wan_delay: Duration,
+    /// Lease window of the nodes, in milliseconds (default 800, or 1000 with --wan-delay as
+    /// in the WAN profile).
+    #[arg(long)]
+    lease_ms: Option<u64>,
 }
 
 fn print_verdicts(verdicts: &[tessera_chaos::invariants::Verdict]) {
@@ -111,7 +128,15 @@ fn tessera_binary(given: Option<PathBuf>) -> Result<PathBuf> {
 fn print_plan(scenario: &Scenario) -> Result<ExitCode> {
     let seed = scenario.seed.ok_or_else(|| anyhow!("plan needs --seed"))?;
     let faults = FaultKind::parse_list(&scenario.faults).map_err(|e| anyhow!(e))?;
-    let plan = tessera_chaos::schedule::plan(seed, scenario.nodes, scenario.duration, &faults);
+    let topology = scenario.topology()?;
+    let plan = tessera_chaos::schedule::plan(seed, &topology, scenario.duration, &faults);
+    for region in topology.regions() {
+        println!(
+            "{}: nodes {:?}",
+            Topology::label(region),
+            topology.members(region)
+        );
+    }
     for fault in &plan {
         println!(
             "{:>7.1}s  for {:>4.1}s  {}",
@@ -133,19 +158,21 @@ async fn execute(args: RunArgs) -> Result<ExitCode> {
         u64::from(nanos) ^ (u64::from(std::process::id()) << 32)
     });
     let faults = FaultKind::parse_list(&scenario.faults).map_err(|e| anyhow!(e))?;
+    let topology = scenario.topology()?;
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from(format!("chaos-report-{seed}")));
     println!(
-        "tessera-chaos: seed {seed}, {} nodes, {}, faults {}",
-        scenario.nodes,
+        "tessera-chaos: seed {seed}, {topology}, {} one-way between regions, {}, faults {}",
+        humantime::format_duration(args.wan_delay),
         humantime::format_duration(scenario.duration),
         scenario.faults
     );
     let config = RunConfig {
         seed,
         duration: scenario.duration,
-        nodes: scenario.nodes,
+        topology,
+        wan_delay: args.wan_delay,
         faults,
         clients: args.clients,
         keys: args.keys,

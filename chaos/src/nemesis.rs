@@ -10,10 +10,11 @@ use tokio::sync::Mutex;
 use crate::cluster::{wait_serving, ChaosCluster};
 use crate::history::{Phase, Recorder, StatusSample};
 use crate::proxy::LinkFault;
-use crate::schedule::{Action, Planned, Target};
+use crate::schedule::{cut_between, Action, Planned, RegionMode, RegionTarget, Target};
+use crate::topology::Topology;
 
-/// The node every running node reports as leader, if they agree on one.
-async fn current_leader(admins: &[(u64, Client)]) -> Option<u64> {
+/// The node that reports itself leader (the first to answer so), if any.
+pub async fn current_leader(admins: &[(u64, Client)]) -> Option<u64> {
     for (_, admin) in admins {
         let status = tokio::time::timeout(Duration::from_secs(1), admin.status()).await;
         if let Ok(Ok(status)) = status {
@@ -30,6 +31,20 @@ async fn resolve(target: Target, admins: &[(u64, Client)]) -> u64 {
         Target::Node(id) => id,
         Target::Leader => current_leader(admins).await.unwrap_or(1),
     }
+}
+
+/// The region to take out and its nodes: the leader's region is resolved when the fault starts
+/// (node 1's if no leader is known).
+async fn resolve_region(
+    target: RegionTarget,
+    topology: &Topology,
+    admins: &[(u64, Client)],
+) -> (u64, Vec<u64>) {
+    let region = match target {
+        RegionTarget::Region(region) => region,
+        RegionTarget::Leader => topology.region_of(resolve(Target::Leader, admins).await),
+    };
+    (region, topology.members(region))
 }
 
 fn set_links(cluster: &ChaosCluster, links: &[(u64, u64)], fault: LinkFault) {
@@ -132,6 +147,56 @@ pub async fn run(
                     format!("disk freed; node {id} kept running")
                 };
                 recorder.fault(kind, Phase::End, outcome, vec![id]);
+            }
+            Action::Region { target, mode } => {
+                let topology = cluster.lock().await.spec().topology.clone();
+                let (region, members) = resolve_region(*target, &topology, &admins).await;
+                let label = Topology::label(region);
+                match mode {
+                    RegionMode::Isolate => {
+                        let others: Vec<u64> =
+                            topology.ids().filter(|id| !members.contains(id)).collect();
+                        let cuts = cut_between(&members, &others);
+                        set_links(&*cluster.lock().await, &cuts, LinkFault::Down);
+                        recorder.fault(
+                            kind,
+                            Phase::Start,
+                            format!("isolate {label} (nodes {members:?})"),
+                            members.clone(),
+                        );
+                        tokio::time::sleep(fault.duration).await;
+                        set_links(&*cluster.lock().await, &cuts, LinkFault::Up);
+                        recorder.fault(kind, Phase::End, format!("{label} healed"), members);
+                    }
+                    RegionMode::Kill => {
+                        {
+                            let mut c = cluster.lock().await;
+                            for id in &members {
+                                c.kill(*id)?;
+                            }
+                        }
+                        recorder.fault(
+                            kind,
+                            Phase::Start,
+                            format!("kill every node of {label} (nodes {members:?})"),
+                            members.clone(),
+                        );
+                        tokio::time::sleep(fault.duration).await;
+                        let mut c = cluster.lock().await;
+                        for id in &members {
+                            c.restart(*id)?;
+                        }
+                        for id in &members {
+                            c.unseal(*id).await?;
+                        }
+                        recorder.fault(
+                            kind,
+                            Phase::End,
+                            format!("{label} restarted and unsealed"),
+                            members,
+                        );
+                    }
+                }
             }
             Action::Rolling => {
                 for (id, admin) in &admins {

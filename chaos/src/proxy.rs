@@ -6,8 +6,14 @@
 //! connection with a given probability per chunk (a lossy link: the peer sees resets). A
 //! directed link A→B carries the connections A opens to B — requests from A and their
 //! replies — so cutting A→B but not B→A gives a one-way partition.
+//!
+//! Apart from its fault, a link may have a fixed one-way [`Proxy::set_latency`], as between
+//! two regions: every chunk is delivered that long after it was read, in order, without
+//! holding back the chunks behind it (a delay line, so throughput is unchanged and a round
+//! trip takes twice the latency). Healing a fault leaves the latency in place.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -15,8 +21,12 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Chunks a delay line holds at most before the reading side waits.
+const IN_FLIGHT_CHUNKS: usize = 1024;
 
 /// What a link does to its traffic.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -44,6 +54,7 @@ pub struct Proxy {
     addr: SocketAddr,
     target: Arc<Mutex<Option<SocketAddr>>>,
     fault: watch::Sender<LinkFault>,
+    latency_us: Arc<AtomicU64>,
     accept: JoinHandle<()>,
 }
 
@@ -66,16 +77,18 @@ impl Proxy {
         let target = Arc::new(Mutex::new(None));
         let (fault, _) = watch::channel(LinkFault::Up);
         let rng = Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(seed)));
-        let accept = tokio::spawn(accept_loop(
-            listener,
-            Arc::clone(&target),
-            fault.clone(),
+        let latency_us = Arc::new(AtomicU64::new(0));
+        let link = Link {
+            faults: fault.clone(),
             rng,
-        ));
+            latency_us: Arc::clone(&latency_us),
+        };
+        let accept = tokio::spawn(accept_loop(listener, Arc::clone(&target), link));
         Ok(Self {
             addr,
             target,
             fault,
+            latency_us,
             accept,
         })
     }
@@ -100,28 +113,44 @@ impl Proxy {
     pub fn fault(&self) -> LinkFault {
         *self.fault.borrow()
     }
+
+    /// Sets the fixed one-way latency of the link (both directions of each connection), on
+    /// top of any fault; zero for none.
+    pub fn set_latency(&self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.latency_us.store(micros, Ordering::Relaxed);
+    }
+
+    /// The fixed one-way latency.
+    pub fn latency(&self) -> Duration {
+        Duration::from_micros(self.latency_us.load(Ordering::Relaxed))
+    }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    target: Arc<Mutex<Option<SocketAddr>>>,
-    fault: watch::Sender<LinkFault>,
+/// What every connection of a link shares: its fault, its random source and its latency.
+#[derive(Clone)]
+struct Link {
+    faults: watch::Sender<LinkFault>,
     rng: Arc<Mutex<ChaCha8Rng>>,
-) {
+    latency_us: Arc<AtomicU64>,
+}
+
+async fn accept_loop(listener: TcpListener, target: Arc<Mutex<Option<SocketAddr>>>, link: Link) {
     loop {
         let Ok((inbound, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         };
         let destination = *target.lock().unwrap_or_else(PoisonError::into_inner);
-        let (Some(destination), false) = (destination, *fault.borrow() == LinkFault::Down) else {
+        let (Some(destination), false) = (destination, *link.faults.borrow() == LinkFault::Down)
+        else {
             // Partitioned, or not wired yet: the connection is refused by closing it.
             drop(inbound);
             continue;
         };
-        let mut faults = fault.subscribe();
-        let rng = Arc::clone(&rng);
+        let link = link.clone();
         tokio::spawn(async move {
+            let mut faults = link.faults.subscribe();
             let Ok(outbound) = TcpStream::connect(destination).await else {
                 return;
             };
@@ -129,8 +158,8 @@ async fn accept_loop(
             let _ = outbound.set_nodelay(true);
             let (in_read, in_write) = inbound.into_split();
             let (out_read, out_write) = outbound.into_split();
-            let upstream = pump(in_read, out_write, faults.clone(), Arc::clone(&rng));
-            let downstream = pump(out_read, in_write, faults.clone(), rng);
+            let upstream = pump(in_read, out_write, &link);
+            let downstream = pump(out_read, in_write, &link);
             tokio::select! {
                 _ = upstream => {}
                 _ = downstream => {}
@@ -140,13 +169,40 @@ async fn accept_loop(
     }
 }
 
-/// Forwards one direction until either side closes or the link fault says otherwise.
+/// Forwards one direction until either side closes or the link fault says otherwise: a
+/// reader that applies the fault and stamps each chunk with its delivery time, and a writer
+/// that delivers the chunks in order at those times (what was read before a close is still
+/// delivered).
 async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
+    from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    faults: watch::Receiver<LinkFault>,
-    rng: Arc<Mutex<ChaCha8Rng>>,
+    link: &Link,
 ) {
+    let (chunks, mut line) = mpsc::channel::<(Instant, Vec<u8>)>(IN_FLIGHT_CHUNKS);
+    let writer = async move {
+        while let Some((due, chunk)) = line.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::pin!(writer);
+    tokio::select! {
+        () = &mut writer => return,
+        () = read_chunks(from, chunks, link) => {}
+    }
+    writer.await;
+}
+
+/// The reading half of [`pump`].
+async fn read_chunks(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    chunks: mpsc::Sender<(Instant, Vec<u8>)>,
+    link: &Link,
+) {
+    let faults = link.faults.subscribe();
+    let rng = &link.rng;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buf).await {
@@ -180,7 +236,8 @@ async fn pump(
         let Some(chunk) = buf.get(..n) else {
             return;
         };
-        if to.write_all(chunk).await.is_err() {
+        let due = Instant::now() + Duration::from_micros(link.latency_us.load(Ordering::Relaxed));
+        if chunks.send((due, chunk.to_vec())).await.is_err() {
             return;
         }
     }
@@ -263,5 +320,41 @@ mod tests {
         );
         proxy.set_fault(LinkFault::Drop { probability: 1.0 });
         assert!(round_trip(proxy.addr()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn latency_delays_each_way_without_holding_back_later_chunks() {
+        let proxy = Proxy::start(3).await.unwrap();
+        proxy.set_target(echo_server().await);
+        proxy.set_latency(Duration::from_millis(100));
+        let started = std::time::Instant::now();
+        round_trip(proxy.addr()).await.unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_millis(200),
+            "a round trip takes twice the one-way latency"
+        );
+        // Ten chunks sent back to back arrive about one latency later, not ten: they are in
+        // flight together. (Only the lower bound is timing-independent; the upper one is
+        // generous.)
+        let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+        s.set_nodelay(true).unwrap();
+        let started = std::time::Instant::now();
+        for _ in 0..10 {
+            s.write_all(b"ping").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut buf = [0u8; 40];
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf[..4], b"ping");
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
+        assert!(elapsed < Duration::from_millis(1000), "{elapsed:?}");
+        // A fault heals back to the latency, not to none.
+        proxy.set_fault(LinkFault::Down);
+        proxy.set_fault(LinkFault::Up);
+        assert_eq!(proxy.latency(), Duration::from_millis(100));
     }
 }

@@ -3,7 +3,7 @@
 //! (faults per node and operation latencies over time) and, when a checker failed,
 //! `violations.jsonl` (one line per violation with the history events it names).
 
-mod stats;
+pub(crate) mod stats;
 mod svg;
 #[cfg(test)]
 mod tests;
@@ -53,6 +53,16 @@ pub struct RunInfo {
     pub lease_window_ms: u64,
     /// The fault schedule.
     pub schedule: Vec<ScheduledFault>,
+    /// Region sizes given with `--topology` (`2+2+1`); absent for nodes spread over regions.
+    #[serde(default)]
+    pub topology: Option<String>,
+    /// One-way delay between regions (`--wan-delay`), milliseconds; 0 for none.
+    #[serde(default)]
+    pub wan_delay_ms: u64,
+    /// When the harness began healing and restarting every node, microseconds since the
+    /// run started.
+    #[serde(default)]
+    pub healed_at_us: Option<u64>,
 }
 /// Where [`write_report`] wrote its files.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,11 +12,12 @@ use tessera_client::Client;
 use tessera_launcher::Bound;
 use tokio::sync::{watch, Mutex};
 
-use crate::cluster::{injected, wait_serving, ChaosCluster, ClusterSpec};
+use crate::cluster::{injected, raft_timing, wait_serving, ChaosCluster, ClusterSpec};
 use crate::history::{write_jsonl, ErrorInfo, EventKind, Op, Recorder, Records};
 use crate::invariants::{self, CheckInput, FinalKey, FinalState, Verdict};
 use crate::report::{self, RunInfo, ScheduledFault};
 use crate::schedule::{self, FaultKind};
+use crate::topology::Topology;
 use crate::workload::{self, Pools, Worker};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -32,8 +33,11 @@ pub struct RunConfig {
     pub seed: u64,
     /// Length of the faulty phase.
     pub duration: Duration,
-    /// Number of nodes.
-    pub nodes: u64,
+    /// The nodes and their regions.
+    pub topology: Topology,
+    /// One-way delay of every link between regions; non-zero also gives the nodes the WAN
+    /// timing profile and runs the WAN probe ([`crate::wan`]) before the workload.
+    pub wan_delay: Duration,
     /// Fault kinds to inject.
     pub faults: Vec<FaultKind>,
     /// Concurrent clients.
@@ -46,8 +50,8 @@ pub struct RunConfig {
     pub out: PathBuf,
     /// Deliberate bugs to switch on in the nodes (fault-injection builds only).
     pub inject: Vec<String>,
-    /// Follower lease window of the nodes.
-    pub lease_ms: u64,
+    /// Follower lease window of the nodes (default: that of the timing profile).
+    pub lease_ms: Option<u64>,
     /// Where the temporary working directory is made (default: the system's temp dir).
     pub work_parent: Option<PathBuf>,
 }
@@ -72,9 +76,17 @@ impl Outcome {
 /// removed on return, panic or cancellation; on failure node logs are copied into the report.
 ///
 /// # Errors
-/// If the cluster cannot be built or recovered; checker failures are not errors (see
-/// [`Outcome::passed`]).
+/// If the faults include `region` and no region of the topology can be lost with a majority
+/// left (before anything is created), or the cluster cannot be built or recovered; checker
+/// failures are not errors (see [`Outcome::passed`]).
 pub async fn run(config: RunConfig) -> Result<Outcome> {
+    if config.faults.contains(&FaultKind::Region) && config.topology.losable_regions().is_empty() {
+        anyhow::bail!(
+            "no region of {} can be lost with a majority of the nodes left: region faults \
+             would stop the cluster (try --topology 2+2+1)",
+            config.topology
+        );
+    }
     std::fs::create_dir_all(&config.out)
         .with_context(|| format!("cannot create {}", config.out.display()))?;
     let mut builder = tempfile::Builder::new();
@@ -83,12 +95,15 @@ pub async fn run(config: RunConfig) -> Result<Outcome> {
         Some(parent) => builder.tempdir_in(parent)?,
         None => builder.tempdir()?,
     };
+    let wan = !config.wan_delay.is_zero();
+    let raft = raft_timing(wan, config.lease_ms);
+    let lease_ms = raft.lease_ms;
+    let nodes = config.topology.nodes();
     let spec = ClusterSpec {
-        nodes: config.nodes,
+        topology: config.topology.clone(),
+        wan_delay: config.wan_delay,
         binary: config.binary.clone(),
-        heartbeat_ms: 100,
-        election_timeout_ms: (1000, 2000),
-        lease_ms: config.lease_ms,
+        raft,
         faults: injected(&config.inject)?,
         data_quota_mib: config
             .faults
@@ -97,11 +112,18 @@ pub async fn run(config: RunConfig) -> Result<Outcome> {
     };
     tracing::info!(
         seed = config.seed,
-        nodes = config.nodes,
+        nodes,
+        topology = %config.topology,
         "starting the cluster"
     );
     let cluster = ChaosCluster::start(spec, work.path(), config.seed).await?;
     let recorder = Recorder::new();
+    let wan_probe = if wan {
+        tracing::info!("measuring latencies across regions");
+        Some(crate::wan::probe(&cluster, config.wan_delay, &recorder).await?)
+    } else {
+        None
+    };
     let op_timeout = Duration::from_secs(1);
     let ids: Vec<u64> = cluster.nodes.iter().map(|n| n.id).collect();
     let admins = |cluster: &ChaosCluster| -> Result<Vec<(u64, Client)>> {
@@ -117,7 +139,12 @@ pub async fn run(config: RunConfig) -> Result<Outcome> {
     let seed_client = cluster.client(1, op_timeout)?;
     workload::seed_keys(&recorder, &pools, 1, &seed_client, config.keys).await;
 
-    let plan = schedule::plan(config.seed, config.nodes, config.duration, &config.faults);
+    let plan = schedule::plan(
+        config.seed,
+        &config.topology,
+        config.duration,
+        &config.faults,
+    );
     let cluster = Arc::new(Mutex::new(cluster));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut workers = Vec::new();
@@ -147,7 +174,7 @@ pub async fn run(config: RunConfig) -> Result<Outcome> {
             process: config.clients.saturating_add(1),
             clients: connections(&c, &ids, op_timeout, ChaosCluster::client)?,
             app_clients: connections(&c, &ids, op_timeout, ChaosCluster::app_client)?,
-            settle: Duration::from_millis(config.lease_ms.saturating_mul(2).saturating_add(200)),
+            settle: Duration::from_millis(lease_ms.saturating_mul(2).saturating_add(200)),
         }
     };
     workers.push(tokio::spawn(prober.run(recorder.clone(), stop_rx.clone())));
@@ -183,6 +210,7 @@ pub async fn run(config: RunConfig) -> Result<Outcome> {
     }
 
     tracing::info!("healing and restarting every node");
+    let healed_at_us = recorder.now_us();
     let mut guard = cluster.lock().await;
     guard.heal_links();
     for id in &ids {
@@ -207,6 +235,7 @@ pub async fn run(config: RunConfig) -> Result<Outcome> {
     sampler.abort();
     let _ = sampler.await;
     final_state.audit = cluster.lock().await.verify_audit()?;
+    final_state.wan = wan_probe;
     let records = recorder.snapshot();
 
     let verdicts: Vec<Verdict> = {
@@ -215,16 +244,20 @@ pub async fn run(config: RunConfig) -> Result<Outcome> {
             statuses: &records.statuses,
             faults: &records.faults,
             final_state: &final_state,
-            lease_window_ms: config.lease_ms,
+            lease_window_ms: lease_ms,
+            healed_at_us: Some(healed_at_us),
         };
         invariants::all().iter().map(|c| c.check(&input)).collect()
     };
     let info = RunInfo {
         seed: config.seed,
-        nodes: config.nodes,
+        nodes,
         duration_ms: u64::try_from(config.duration.as_millis()).unwrap_or(u64::MAX),
         faults: config.faults.iter().map(|f| f.name().to_owned()).collect(),
-        lease_window_ms: config.lease_ms,
+        lease_window_ms: lease_ms,
+        topology: config.topology.flag(),
+        wan_delay_ms: u64::try_from(config.wan_delay.as_millis()).unwrap_or(u64::MAX),
+        healed_at_us: Some(healed_at_us),
         schedule: plan
             .iter()
             .map(|p| ScheduledFault {
@@ -267,12 +300,16 @@ pub fn recheck(dir: &Path) -> Result<Vec<Verdict>> {
         .pointer("/info/lease_window_ms")
         .and_then(serde_json::Value::as_u64)
         .context("report.json lacks info.lease_window_ms")?;
+    let healed_at_us = report
+        .pointer("/info/healed_at_us")
+        .and_then(serde_json::Value::as_u64);
     let input = CheckInput {
         history: &records.events,
         statuses: &records.statuses,
         faults: &records.faults,
         final_state: &final_state,
         lease_window_ms,
+        healed_at_us,
     };
     Ok(invariants::all().iter().map(|c| c.check(&input)).collect())
 }

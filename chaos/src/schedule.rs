@@ -12,6 +12,8 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use crate::topology::Topology;
+
 /// The kinds of fault the nemesis can inject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -31,11 +33,14 @@ pub enum FaultKind {
     /// Fill a node's data filesystem until writes fail, then free it (needs root: each
     /// node's data is then on a size-limited tmpfs of its own).
     Disk,
+    /// Take out every node of one region (cut it off, or SIGKILL them), then bring it back;
+    /// only regions whose loss leaves a majority are chosen.
+    Region,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 7] = [
+    pub const ALL: [FaultKind; 8] = [
         Self::Kill,
         Self::Pause,
         Self::Partition,
@@ -43,6 +48,7 @@ impl FaultKind {
         Self::Drop,
         Self::Rolling,
         Self::Disk,
+        Self::Region,
     ];
 
     /// The kind's name on the command line.
@@ -55,6 +61,7 @@ impl FaultKind {
             Self::Drop => "drop",
             Self::Rolling => "rolling",
             Self::Disk => "disk",
+            Self::Region => "region",
         }
     }
 
@@ -72,13 +79,16 @@ impl FaultKind {
         Self::ALL.into_iter().find(|k| k.event_name() == name)
     }
 
-    /// Parses a comma-separated list; `all` means every kind.
+    /// Parses a comma-separated list; `all` means every kind, `none` no fault at all (a calm
+    /// run, as for the no-elections check).
     ///
     /// # Errors
     /// A message naming the unknown kind.
     pub fn parse_list(list: &str) -> Result<Vec<FaultKind>, String> {
-        if list == "all" {
-            return Ok(Self::ALL.to_vec());
+        match list {
+            "all" => return Ok(Self::ALL.to_vec()),
+            "none" => return Ok(Vec::new()),
+            _ => {}
         }
         list.split(',')
             .filter(|s| !s.is_empty())
@@ -87,7 +97,7 @@ impl FaultKind {
                     .into_iter()
                     .find(|k| k.name() == name)
                     .ok_or_else(|| {
-                        format!("unknown fault {name:?}: use kill, pause, partition, delay, drop, rolling, disk or all")
+                        format!("unknown fault {name:?}: use kill, pause, partition, delay, drop, rolling, disk, region, all or none")
                     })
             })
             .collect()
@@ -111,6 +121,36 @@ impl fmt::Display for Target {
             Self::Leader => f.write_str("the leader"),
         }
     }
+}
+
+/// Which region a region fault takes out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionTarget {
+    /// This region (see [`Topology::label`]).
+    Region(u64),
+    /// Whichever region holds the leader when the fault starts.
+    Leader,
+}
+
+impl fmt::Display for RegionTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Region(region) => f.write_str(&Topology::label(*region)),
+            Self::Leader => f.write_str("the leader's region"),
+        }
+    }
+}
+
+/// How a region fault takes a region out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionMode {
+    /// Cut every link between the region's nodes and the other nodes, both ways (the
+    /// region's own links and its clients stay up); heal them at the end.
+    Isolate,
+    /// SIGKILL every node of the region; restart and unseal them at the end.
+    Kill,
 }
 
 /// What a scheduled fault does.
@@ -158,6 +198,13 @@ pub enum Action {
         /// The node.
         target: Target,
     },
+    /// Take out every node of a region; bring them back when the fault ends.
+    Region {
+        /// The region.
+        target: RegionTarget,
+        /// Cut off or killed.
+        mode: RegionMode,
+    },
 }
 
 impl Action {
@@ -171,6 +218,7 @@ impl Action {
             Self::Drop { .. } => FaultKind::Drop,
             Self::Rolling => FaultKind::Rolling,
             Self::DiskFull { .. } => FaultKind::Disk,
+            Self::Region { .. } => FaultKind::Region,
         }
     }
 
@@ -197,6 +245,14 @@ impl Action {
             } => format!("drop p={probability:.2} on {}", links(l)),
             Self::Rolling => "rolling restart of every node".into(),
             Self::DiskFull { target } => format!("fill the disk of {target}"),
+            Self::Region {
+                target,
+                mode: RegionMode::Isolate,
+            } => format!("isolate {target}"),
+            Self::Region {
+                target,
+                mode: RegionMode::Kill,
+            } => format!("kill every node of {target}"),
         }
     }
 }
@@ -216,7 +272,8 @@ pub struct Planned {
 const WARM_UP: Duration = Duration::from_secs(3);
 const COOL_DOWN: Duration = Duration::from_secs(4);
 
-fn cut_between(a: &[u64], b: &[u64]) -> Vec<(u64, u64)> {
+/// Every directed link between a node of `a` and a node of `b`, both ways.
+pub fn cut_between(a: &[u64], b: &[u64]) -> Vec<(u64, u64)> {
     let mut cuts = Vec::new();
     for &x in a {
         for &y in b {
@@ -284,9 +341,36 @@ fn target(rng: &mut ChaCha8Rng, nodes: u64) -> Target {
     }
 }
 
+/// A region fault on one of the regions whose loss leaves a majority (the leader's region,
+/// whichever it will be, only if every region qualifies); `None` if none does.
+fn region_fault(rng: &mut ChaCha8Rng, topology: &Topology) -> Option<Action> {
+    let losable = topology.losable_regions();
+    if losable.is_empty() {
+        return None;
+    }
+    let target = if losable.len() == topology.regions().len() && rng.random_bool(0.5) {
+        RegionTarget::Leader
+    } else {
+        RegionTarget::Region(*losable.get(rng.random_range(0..losable.len()))?)
+    };
+    let mode = if rng.random_bool(0.5) {
+        RegionMode::Isolate
+    } else {
+        RegionMode::Kill
+    };
+    Some(Action::Region { target, mode })
+}
+
 /// The schedule for a run: faults one after another, each 3–8 s long with 1–4 s of calm
-/// between them, after a warm-up and before a cool-down.
-pub fn plan(seed: u64, nodes: u64, duration: Duration, kinds: &[FaultKind]) -> Vec<Planned> {
+/// between them, after a warm-up and before a cool-down. A region fault is left out (its
+/// slot stays calm) if no region of `topology` can be lost with a majority left.
+pub fn plan(
+    seed: u64,
+    topology: &Topology,
+    duration: Duration,
+    kinds: &[FaultKind],
+) -> Vec<Planned> {
+    let nodes = topology.nodes();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut out = Vec::new();
     let mut at = WARM_UP;
@@ -323,6 +407,13 @@ pub fn plan(seed: u64, nodes: u64, duration: Duration, kinds: &[FaultKind]) -> V
             FaultKind::Disk => Action::DiskFull {
                 target: target(&mut rng, nodes),
             },
+            FaultKind::Region => match region_fault(&mut rng, topology) {
+                Some(action) => action,
+                None => {
+                    at += length;
+                    continue;
+                }
+            },
         };
         out.push(Planned {
             at,
@@ -341,11 +432,12 @@ mod tests {
     #[test]
     fn same_seed_same_schedule_and_bounded_by_the_run() {
         let kinds = FaultKind::ALL;
-        let a = plan(42, 5, Duration::from_secs(120), &kinds);
-        let b = plan(42, 5, Duration::from_secs(120), &kinds);
+        let five = Topology::spread(5);
+        let a = plan(42, &five, Duration::from_secs(120), &kinds);
+        let b = plan(42, &five, Duration::from_secs(120), &kinds);
         assert_eq!(a, b);
         assert!(!a.is_empty());
-        assert_ne!(a, plan(43, 5, Duration::from_secs(120), &kinds));
+        assert_ne!(a, plan(43, &five, Duration::from_secs(120), &kinds));
         for fault in &a {
             assert!(fault.at >= WARM_UP);
             assert!(fault.at + fault.duration + COOL_DOWN <= Duration::from_secs(120));
@@ -376,11 +468,73 @@ mod tests {
 
     #[test]
     fn fault_lists_parse() {
-        assert_eq!(FaultKind::parse_list("all").unwrap().len(), 7);
+        assert_eq!(FaultKind::parse_list("all").unwrap().len(), 8);
+        assert_eq!(FaultKind::parse_list("none").unwrap(), Vec::new());
+        assert_eq!(
+            FaultKind::parse_list("region,kill,partition").unwrap(),
+            vec![FaultKind::Region, FaultKind::Kill, FaultKind::Partition]
+        );
         assert_eq!(
             FaultKind::parse_list("kill,partition").unwrap(),
             vec![FaultKind::Kill, FaultKind::Partition]
         );
         assert!(FaultKind::parse_list("kill,meteor").is_err());
+    }
+
+    #[test]
+    fn region_faults_are_scheduled_for_a_two_two_one_topology() {
+        let topology = Topology::parse("2+2+1").unwrap();
+        let kinds = [FaultKind::Region, FaultKind::Kill, FaultKind::Partition];
+        let mut seen_regions = std::collections::BTreeSet::new();
+        let mut modes = std::collections::BTreeSet::new();
+        let mut leader_region = false;
+        for seed in 0..20 {
+            let schedule = plan(seed, &topology, Duration::from_secs(60), &kinds);
+            assert_eq!(
+                schedule,
+                plan(seed, &topology, Duration::from_secs(60), &kinds)
+            );
+            for fault in &schedule {
+                assert!(fault.at + fault.duration + COOL_DOWN <= Duration::from_secs(60));
+                if let Action::Region { target, mode } = fault.action {
+                    modes.insert(format!("{mode:?}"));
+                    match target {
+                        RegionTarget::Region(r) => {
+                            assert!(topology.survives_loss_of(r));
+                            seen_regions.insert(r);
+                        }
+                        RegionTarget::Leader => leader_region = true,
+                    }
+                    assert!(fault.action.describe().contains("region"));
+                }
+            }
+        }
+        assert_eq!(seen_regions.len(), 3, "every region of 2+2+1 is taken out");
+        assert_eq!(modes.len(), 2, "isolated and killed");
+        assert!(leader_region, "the leader's region too");
+        // Some seed's 60 s schedule in CI holds a region fault of each mode.
+        let ci = plan(32, &topology, Duration::from_secs(60), &kinds);
+        let ci_modes: std::collections::BTreeSet<String> = ci
+            .iter()
+            .filter_map(|f| match f.action {
+                Action::Region { mode, .. } => Some(format!("{mode:?}")),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ci_modes.len(), 2, "{ci:#?}");
+    }
+
+    #[test]
+    fn no_region_fault_where_losing_a_region_loses_the_majority() {
+        let topology = Topology::parse("2+2").unwrap();
+        for seed in 0..20 {
+            let schedule = plan(
+                seed,
+                &topology,
+                Duration::from_secs(60),
+                &[FaultKind::Region],
+            );
+            assert!(schedule.is_empty(), "{schedule:?}");
+        }
     }
 }

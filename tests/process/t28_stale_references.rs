@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use tessera_chaos::cluster::{ChaosCluster, ClusterSpec};
+use tessera_chaos::cluster::{raft_timing, ChaosCluster, ClusterSpec};
 use tessera_chaos::proxy::LinkFault;
+use tessera_chaos::topology::Topology;
 use tessera_testkit::{exclusive, wait_for};
 
 use crate::tessera;
@@ -22,11 +23,10 @@ async fn t28_a_destroy_through_a_lagging_node_never_hits_the_key_an_alias_used_t
     let _serial = exclusive();
     let root = tempfile::tempdir().unwrap();
     let spec = ClusterSpec {
-        nodes: 3,
+        topology: Topology::spread(3),
+        wan_delay: Duration::ZERO,
         binary: tessera().to_path_buf(),
-        heartbeat_ms: 100,
-        election_timeout_ms: (1000, 2000),
-        lease_ms: 800,
+        raft: raft_timing(false, None),
         faults: None,
         data_quota_mib: None,
     };

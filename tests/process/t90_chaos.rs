@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tessera_chaos::run::{run, RunConfig};
 use tessera_chaos::schedule::FaultKind;
+use tessera_chaos::topology::Topology;
 use tessera_launcher::published_addresses;
 use tessera_testkit::process::wait_gone;
 use tessera_testkit::{exclusive, wait_for};
@@ -56,14 +57,15 @@ async fn t90_a_cancelled_chaos_run_leaves_no_process_port_or_directory() {
     let config = RunConfig {
         seed: 5,
         duration: Duration::from_secs(120),
-        nodes: 3,
+        topology: Topology::spread(3),
+        wan_delay: Duration::ZERO,
         faults,
         clients: 2,
         keys: 2,
         binary: PathBuf::from(tessera()),
         out: report.path().to_path_buf(),
         inject: Vec::new(),
-        lease_ms: 800,
+        lease_ms: Some(800),
         work_parent: Some(parent.path().to_path_buf()),
     };
     let parent_path = parent.path().to_path_buf();

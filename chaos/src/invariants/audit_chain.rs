@@ -67,6 +67,7 @@ mod tests {
                 faults: &[],
                 final_state: state,
                 lease_window_ms: 1000,
+                healed_at_us: None,
             })
         };
         assert!(!input(&state).ok, "nothing verified");

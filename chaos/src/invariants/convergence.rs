@@ -92,6 +92,7 @@ mod tests {
             faults: &[],
             final_state: &state,
             lease_window_ms: 1000,
+            healed_at_us: None,
         })
     }
 

@@ -644,6 +644,7 @@ mod tests {
             faults: &[],
             final_state: &FinalState::default(),
             lease_window_ms: 1000,
+            healed_at_us: None,
         })
     }
 

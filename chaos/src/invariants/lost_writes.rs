@@ -268,6 +268,7 @@ mod tests {
             faults: &[],
             final_state: state,
             lease_window_ms: 1200,
+            healed_at_us: None,
         })
     }
 

@@ -123,7 +123,7 @@ impl Stats {
 }
 
 /// Nearest-rank percentile of sorted values.
-pub(super) fn percentile(sorted: &[u64], p: u64) -> u64 {
+pub(crate) fn percentile(sorted: &[u64], p: u64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }

@@ -22,13 +22,14 @@ const SCATTER_HEIGHT: f64 = 280.0;
 /// Most points drawn in the latency scatter (more are thinned evenly).
 const MAX_POINTS: usize = 20_000;
 
-const FAULT_COLORS: [(&str, &str); 6] = [
+const FAULT_COLORS: [(&str, &str); 7] = [
     ("kill", "#b2182b"),
     ("pause", "#7b3294"),
     ("partition", "#e08214"),
     ("delay", "#35978f"),
     ("drop", "#8c510a"),
     ("restart", "#1b7837"),
+    ("region", "#c51b7d"),
 ];
 const OTHER_FAULT_COLOR: &str = "#7f7f7f";
 const OUTCOME_COLORS: [(Outcome, &str); 3] = [

@@ -157,6 +157,7 @@ fn the_timeline_is_a_self_contained_svg() {
         faults: vec!["kill".into(), "partition".into(), "pause".into()],
         lease_window_ms: 1200,
         schedule: Vec::new(),
+        ..RunInfo::default()
     };
     let svg = render_svg(&info, &records());
     assert!(svg.starts_with("<svg"), "{svg}");
@@ -191,6 +192,7 @@ fn writes_every_file_and_the_failing_excerpts() {
             fault: "partition".into(),
             detail: "{2} | {1,3}".into(),
         }],
+        ..RunInfo::default()
     };
     let pass = Verdict {
         checker: "convergence",
@@ -244,4 +246,21 @@ fn writes_every_file_and_the_failing_excerpts() {
     assert!(std::fs::read_to_string(paths.timeline)
         .unwrap()
         .starts_with("<svg"));
+}
+
+#[test]
+fn the_reproduce_command_keeps_topology_wan_delay_and_no_faults() {
+    let info = RunInfo {
+        seed: 2026,
+        nodes: 5,
+        duration_ms: 300_000,
+        topology: Some("2+2+1".into()),
+        wan_delay_ms: 50,
+        ..RunInfo::default()
+    };
+    assert_eq!(
+        text::reproduce_command(&info),
+        "tessera-chaos run --seed 2026 --duration 300s --topology 2+2+1 --wan-delay 50ms \
+         --faults none"
+    );
 }

@@ -72,12 +72,20 @@ fn duration_flag(ms: u64) -> String {
 /// The command that reruns this configuration.
 pub fn reproduce_command(info: &RunInfo) -> String {
     let mut command = format!(
-        "tessera-chaos run --seed {} --duration {} --nodes {}",
+        "tessera-chaos run --seed {} --duration {}",
         info.seed,
         duration_flag(info.duration_ms),
-        info.nodes
     );
-    if !info.faults.is_empty() {
+    match &info.topology {
+        Some(topology) => command.push_str(&format!(" --topology {topology}")),
+        None => command.push_str(&format!(" --nodes {}", info.nodes)),
+    }
+    if info.wan_delay_ms > 0 {
+        command.push_str(&format!(" --wan-delay {}ms", info.wan_delay_ms));
+    }
+    if info.faults.is_empty() {
+        command.push_str(" --faults none");
+    } else {
         command.push_str(&format!(" --faults {}", info.faults.join(",")));
     }
     command
@@ -127,9 +135,18 @@ pub(super) fn render_text(
         format!("FAIL ({failed} of {} checkers failed)", verdicts.len())
     };
     let _ = writeln!(out, "Tessera chaos run: {status}");
+    let topology = match &info.topology {
+        Some(sizes) => format!(" in regions of {sizes}"),
+        None => String::new(),
+    };
+    let wan = if info.wan_delay_ms > 0 {
+        format!(", {} ms one-way between regions", info.wan_delay_ms)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "seed {}, {} nodes, {} s, faults: {}, lease window {} ms",
+        "seed {}, {} nodes{topology}{wan}, {} s, faults: {}, lease window {} ms",
         info.seed,
         info.nodes,
         seconds(info.duration_ms.saturating_mul(1000)),

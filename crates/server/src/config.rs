@@ -417,6 +417,21 @@ impl Default for RaftSection {
 }
 
 impl RaftSection {
+    /// The WAN profile of `docs/operations.md`, for about 100 ms round trips between regions:
+    /// slower heartbeats and longer elections so delayed packets cause no spurious elections,
+    /// and a lease that survives one lost renewal yet ends before any election can complete.
+    /// The entries between snapshots keep their defaults.
+    pub fn wan() -> Self {
+        Self {
+            heartbeat_ms: 300,
+            election_timeout_min_ms: 1500,
+            election_timeout_max_ms: 3000,
+            lease_ms: 1000,
+            write_timeout_ms: 15_000,
+            ..Self::default()
+        }
+    }
+
     /// The settings for the Raft layer.
     pub fn settings(&self) -> RaftSettings {
         RaftSettings {
@@ -715,6 +730,11 @@ write_timeout_ms = 15000
     fn the_documented_wan_profile_is_valid_and_keeps_the_lease_rules() {
         let c =
             ServerConfig::parse(&format!("{MINIMAL}{WAN_PROFILE}"), Path::new("x.toml")).unwrap();
+        assert_eq!(
+            c.raft,
+            RaftSection::wan(),
+            "the code's profile is the documented one"
+        );
         let r = c.raft.settings();
         // The lease ends before anyone can be elected in its place.
         assert!(r.lease < r.election_timeout_min);
