@@ -16,6 +16,7 @@ pub mod pki;
 pub mod policy;
 pub mod server;
 pub mod signing;
+pub mod snapshot;
 pub mod storage;
 
 use anyhow::anyhow;

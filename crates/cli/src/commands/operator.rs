@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::cli::{OperatorCommand, OutputFormat};
 use crate::commands::client;
 use crate::commands::members::{self, ChangeKind};
+use crate::commands::snapshot;
 use crate::output::{print_json, Failure};
 use tessera_client::Client;
 
@@ -39,6 +40,7 @@ pub async fn run(command: OperatorCommand) -> Result<(), Failure> {
         OperatorCommand::Promote(args) => members::change(ChangeKind::Promote, &args).await?,
         OperatorCommand::Demote(args) => members::change(ChangeKind::Demote, &args).await?,
         OperatorCommand::Remove(args) => members::change(ChangeKind::Remove, &args).await?,
+        OperatorCommand::Snapshot(command) => snapshot::run(command).await?,
         OperatorCommand::Init {
             shares,
             threshold,
