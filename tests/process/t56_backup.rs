@@ -10,8 +10,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tessera_client::{Client, CreateGrantOptions, PolicyFormat, RateLimit};
-use tessera_testkit::{ClusterOptions, TestCluster};
+use tessera_client::{Client, CreateGrantOptions, NewLearner, PolicyFormat, RateLimit};
+use tessera_testkit::cluster::WAIT;
+use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
 
 use crate::t60_cli::{error_document, Cli};
 use crate::{ctx, tessera};
@@ -122,6 +123,42 @@ async fn rate_limits(client: &Client) -> Vec<String> {
         .into_iter()
         .map(|r| r.identity)
         .collect()
+}
+
+/// Checks that the node behind `node` holds every key with its versions and the aliases, and
+/// decrypts every ciphertext made before the save.
+async fn assert_holds(node: &Client, id: u64, expected: &Expected) {
+    let keys = node.list_keys().await.unwrap();
+    let states = |k: &tessera_client::proto::Key| {
+        k.versions
+            .iter()
+            .map(|v| (v.version, v.state.clone()))
+            .collect::<Vec<_>>()
+    };
+    for key in &expected.keys {
+        let found = keys
+            .iter()
+            .find(|k| k.key_id == key.key_id)
+            .unwrap_or_else(|| panic!("node {id} lacks key {}", key.name));
+        assert_eq!(found.name, key.name);
+        assert_eq!(found.primary_version, key.primary_version);
+        assert_eq!(
+            states(found),
+            states(key),
+            "versions of {} on node {id}",
+            key.name
+        );
+    }
+    let orders = keys.iter().find(|k| k.name == "orders").unwrap();
+    assert_eq!(
+        orders.versions.first().map(|v| v.state.as_str()),
+        Some("DESTROYED")
+    );
+    assert_eq!(aliases(node).await, expected.aliases, "node {id}");
+    for (ciphertext, context, plaintext) in &expected.ciphertexts {
+        let opened = node.decrypt(ciphertext, context).await.unwrap();
+        assert_eq!(&opened.plaintext, plaintext, "node {id}");
+    }
 }
 
 /// A task that encrypts and creates keys until told to stop; returns how many calls succeeded.
@@ -262,7 +299,14 @@ async fn t56_save_under_load_restore_into_a_fresh_cluster_and_refuse_bad_backups
     drop(source);
 
     // The target: a brand-new cluster, never initialised.
-    let mut target = TestCluster::start(tessera(), ClusterOptions::default()).await;
+    // Short snapshots, so that a node added later can only get the restore by snapshot.
+    let target_options = ClusterOptions {
+        spare_nodes: 1,
+        snapshot_after_logs: 20,
+        logs_kept_after_snapshot: 5,
+        ..ClusterOptions::default()
+    };
+    let mut target = TestCluster::start(tessera(), target_options).await;
     let cli = Cli::for_cluster(&target);
     let client = target.client_for(&target.ids());
     let before = fingerprint(&client).await;
@@ -331,33 +375,7 @@ async fn t56_save_under_load_restore_into_a_fresh_cluster_and_refuse_bad_backups
 
     // Every key, version, alias, policy, grant and rule, and every ciphertext.
     for id in target.ids() {
-        let node = target.client(id);
-        let keys = node.list_keys().await.unwrap();
-        for key in &expected.keys {
-            let found = keys
-                .iter()
-                .find(|k| k.key_id == key.key_id)
-                .unwrap_or_else(|| panic!("node {id} lacks key {}", key.name));
-            assert_eq!(found.name, key.name);
-            assert_eq!(found.primary_version, key.primary_version);
-            let states = |k: &tessera_client::proto::Key| {
-                k.versions
-                    .iter()
-                    .map(|v| (v.version, v.state.clone()))
-                    .collect::<Vec<_>>()
-            };
-            assert_eq!(states(found), states(key), "versions of {}", key.name);
-        }
-        let orders = keys.iter().find(|k| k.name == "orders").unwrap();
-        assert_eq!(
-            orders.versions.first().map(|v| v.state.as_str()),
-            Some("DESTROYED")
-        );
-        assert_eq!(aliases(&node).await, expected.aliases);
-        for (ciphertext, context, plaintext) in &expected.ciphertexts {
-            let opened = node.decrypt(ciphertext, context).await.unwrap();
-            assert_eq!(&opened.plaintext, plaintext);
-        }
+        assert_holds(&target.client(id), id, &expected).await;
     }
     let policy = client.get_policy("app-orders").await.unwrap();
     assert_eq!(policy.version, expected.policy_version);
@@ -371,6 +389,45 @@ async fn t56_save_under_load_restore_into_a_fresh_cluster_and_refuse_bad_backups
         .collect();
     assert_eq!(grants, expected.grant_ids);
     assert_eq!(rate_limits(&client).await, expected.rate_limits);
+
+    // A node added afterwards receives the restored state in its snapshot: the leader's log
+    // no longer holds the restore entry.
+    let restored_at = client.status().await.unwrap().applied_index;
+    for i in 0..30 {
+        client
+            .create_key(&format!("after-{i}"), "AES256_GCM", "")
+            .await
+            .unwrap();
+    }
+    let leader = target.leader().await;
+    wait_for("the leader to purge the restore entry", WAIT, || async {
+        let status = target
+            .client(leader)
+            .status()
+            .await
+            .map_err(|e| e.to_string())?;
+        if status.purged_index > restored_at {
+            Ok(())
+        } else {
+            Err(format!("purged {} of {restored_at}", status.purged_index))
+        }
+    })
+    .await;
+    target.start_spare(4).await;
+    let spare = target.node(4);
+    client
+        .add_learner(&NewLearner {
+            node_id: 4,
+            api_addr: spare.api_addr.trim_start_matches("https://").to_owned(),
+            cluster_addr: spare.cluster_addr.clone(),
+            region: "region-1".into(),
+            zone: "zone-a".into(),
+        })
+        .await
+        .unwrap();
+    target.unseal(4).await;
+    target.wait_serving(4).await;
+    assert_holds(&target.client(4), 4, &expected).await;
 
     // The same cluster again without --force: refused, nothing changes.
     let after = contents(&client).await;
