@@ -439,6 +439,54 @@ async fn t56_save_under_load_restore_into_a_fresh_cluster_and_refuse_bad_backups
     );
     assert_eq!(contents(&client).await, after);
 
+    // With --force the same cluster rolls back to the backup: the keys written since are
+    // gone, and every node, unsealed until then, seals itself and unseals with the shares.
+    let rolled_back = cli.json(
+        &[
+            "operator",
+            "snapshot",
+            "restore",
+            file.to_str().unwrap(),
+            "--force",
+            "-o",
+            "json",
+        ],
+        b"",
+    );
+    assert_eq!(rolled_back["cluster_id"], saved["cluster_id"]);
+    for id in target.ids() {
+        let node = target.client(id);
+        wait_for(
+            &format!("node {id} to seal after the restore"),
+            WAIT,
+            || async {
+                match node.status().await {
+                    Ok(status) if status.sealed => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        )
+        .await;
+    }
+    for id in target.ids() {
+        target.unseal(id).await;
+    }
+    for id in target.ids() {
+        target.wait_serving(id).await;
+        assert_holds(&target.client(id), id, &expected).await;
+    }
+    let names: Vec<String> = client
+        .list_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with("after-")),
+        "keys written after the backup survived the rollback: {names:?}"
+    );
+
     // A cluster initialised on its own is another cluster: refused, nothing changes.
     let mut other = target
         .start_beside(ClusterOptions {
