@@ -240,7 +240,11 @@ impl Command {
                 | OperatorCommand::AddLearner { connect, .. }
                 | OperatorCommand::Promote(MemberChange { connect, .. })
                 | OperatorCommand::Demote(MemberChange { connect, .. })
-                | OperatorCommand::Remove(MemberChange { connect, .. }),
+                | OperatorCommand::Remove(MemberChange { connect, .. })
+                | OperatorCommand::Snapshot(
+                    SnapshotCommand::Save { connect, .. }
+                    | SnapshotCommand::Restore { connect, .. },
+                ),
             ) => connect.output.format,
             Self::Key(command) => command.output_format(),
             Self::Alias(command) => command.output_format(),
@@ -449,6 +453,34 @@ pub enum OperatorCommand {
         force: bool,
         #[command(flatten)]
         output: Output,
+    },
+    /// Backups of the whole (still sealed) state: save one, restore one into a fresh cluster.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+}
+
+/// `tessera operator snapshot …`.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Save a consistent backup of the whole state to FILE (written atomically, mode 0600).
+    /// Key material in it stays sealed: restoring needs the cluster's unseal shares.
+    Save {
+        /// Where to write the backup.
+        file: PathBuf,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Replace the cluster's whole state with the backup in FILE. The cluster must be
+    /// uninitialized (fresh data directories), or the same cluster with --force. Afterwards
+    /// every node is sealed: unseal with the backup's shares.
+    Restore {
+        /// The backup to restore.
+        file: PathBuf,
+        /// Replace the state of an initialized cluster (only the cluster the backup came from).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        connect: Connect,
     },
 }
 

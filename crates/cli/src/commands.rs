@@ -17,6 +17,7 @@ pub mod policy;
 pub mod recover;
 pub mod server;
 pub mod signing;
+pub mod snapshot;
 pub mod storage;
 
 use anyhow::anyhow;

@@ -17,6 +17,16 @@ pub enum Failure {
     Refused(tessera_client::Error),
     /// A local operation failed (exit 1).
     Local(anyhow::Error),
+    /// A local check refused the input the way the server would have (exit 1, with the
+    /// status and Tessera code the server sends for it), e.g. a damaged snapshot file.
+    Refusal {
+        /// gRPC status name, e.g. `INVALID_ARGUMENT`.
+        code: &'static str,
+        /// Stable Tessera code, e.g. `SNAPSHOT_CHECKSUM_MISMATCH`.
+        tessera_code: &'static str,
+        /// What was refused.
+        message: String,
+    },
     /// The server answered, and the answer is "no": a signature or MAC that does not verify
     /// (exit 1). The command has printed its result document already.
     Invalid {
@@ -32,7 +42,7 @@ impl Failure {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Usage(_) => 2,
-            Self::Refused(_) | Self::Local(_) | Self::Invalid { .. } => 1,
+            Self::Refused(_) | Self::Local(_) | Self::Invalid { .. } | Self::Refusal { .. } => 1,
         }
     }
 
@@ -46,6 +56,11 @@ impl Failure {
                 tessera_code,
                 message,
             } => ("INVALID_ARGUMENT", message.clone(), Some(tessera_code)),
+            Self::Refusal {
+                code,
+                tessera_code,
+                message,
+            } => (code, message.clone(), Some(tessera_code)),
         }
     }
 

@@ -16,6 +16,7 @@ pub mod members;
 pub mod rate_limits;
 mod routing;
 pub mod signing;
+pub mod snapshot;
 
 use std::future::Future;
 use std::path::Path;

@@ -49,6 +49,7 @@
 pub mod audit;
 pub mod barrier;
 pub mod ciphertext;
+pub mod cluster_id;
 pub mod context;
 pub mod echo;
 mod error;

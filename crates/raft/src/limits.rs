@@ -13,7 +13,11 @@
 //!   (a few hundred bytes per member);
 //! - a forwarded write (one entry) and its reply (one key's metadata), both far smaller.
 //!
-//! The cap is more than twice the largest of these.
+//! The cap is more than twice the largest of these. The one entry that may exceed
+//! [`MAX_ENTRY_BYTES`] is a backup restore (`Command::RestoreSnapshot`), whose body is at most
+//! [`tessera_state::backup::MAX_BACKUP_BODY_BYTES`]; the cap also holds a full batch of
+//! ordinary entries plus two restore entries (an operator runs one restore at a time; a second
+//! in the same batch would be a retry).
 
 /// Entries per `AppendEntries` (openraft's `max_payload_entries`, its default).
 pub const MAX_PAYLOAD_ENTRIES: u64 = 300;
@@ -45,3 +49,12 @@ const LARGEST_LEGITIMATE_MESSAGE: usize = {
 };
 
 const _: () = assert!(MAX_CLUSTER_MESSAGE_BYTES >= 2 * LARGEST_LEGITIMATE_MESSAGE);
+
+/// Bound of one restore entry: the body plus the request's other fields (as for any entry).
+const MAX_RESTORE_ENTRY_BYTES: usize =
+    tessera_state::backup::MAX_BACKUP_BODY_BYTES + MAX_ENTRY_BYTES;
+
+const _: () = assert!(
+    MAX_CLUSTER_MESSAGE_BYTES
+        >= MAX_PAYLOAD_ENTRIES as usize * MAX_ENTRY_BYTES + 2 * MAX_RESTORE_ENTRY_BYTES
+);

@@ -56,6 +56,8 @@ pub struct AppliedState {
 pub struct SharedState {
     applied: RwLock<AppliedState>,
     applied_index: watch::Sender<u64>,
+    /// Counts applied `RestoreSnapshot` entries, so the node can seal itself after one.
+    restores: watch::Sender<u64>,
 }
 
 impl SharedState {
@@ -64,6 +66,7 @@ impl SharedState {
         Arc::new(Self {
             applied: RwLock::new(applied),
             applied_index: watch::Sender::new(index),
+            restores: watch::Sender::new(0),
         })
     }
 
@@ -85,6 +88,13 @@ impl SharedState {
         tokio::time::timeout(timeout, rx.wait_for(|applied| *applied >= index))
             .await
             .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Changes whenever this node applies a backup restore (`Response::Restored`): the
+    /// state's seal configuration was replaced, so a node unsealed under the old one must
+    /// seal itself.
+    pub fn watch_restores(&self) -> watch::Receiver<u64> {
+        self.restores.subscribe()
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, AppliedState> {
@@ -281,9 +291,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         // The rows are written to sled after the lock is released: readers (every crypto call)
         // wait only for the in-memory apply, not for sled. Entries are applied by one task in
         // log order, so no other write can slip in between.
-        let (responses, last_applied, batch) = {
+        let (responses, last_applied, batch, restored) = {
             let mut applied = self.shared.write();
             let mut responses = Vec::new();
+            let mut restored = false;
             for entry in entries {
                 applied.last_applied = Some(entry.log_id);
                 let response = match entry.payload {
@@ -296,6 +307,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         Response::Noop
                     }
                 };
+                restored |= matches!(response, Response::Restored { .. });
                 responses.push(response);
             }
             let mut batch = sled::Batch::default();
@@ -312,12 +324,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             for (key, value) in Self::pointer_rows(&applied.last_applied, &applied.membership)? {
                 batch.insert(key, value);
             }
-            (responses, applied.last_applied, batch)
+            (responses, applied.last_applied, batch, restored)
         };
         self.tree
             .apply_batch(batch)
             .map_err(|e| storage_error::write_state_machine(&e))?;
         self.shared.publish(last_applied);
+        if restored {
+            self.shared
+                .restores
+                .send_modify(|count| *count = count.wrapping_add(1));
+        }
         Ok(responses)
     }
 

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod crypto;
 pub mod keys;
+pub mod snapshot;
 pub mod system;
 
 use tessera_proto::v1 as pb;

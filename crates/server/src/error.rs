@@ -8,6 +8,7 @@
 use tessera_crypto::truncate_for_message;
 use tessera_raft::membership::MembershipError;
 use tessera_raft::{LeaseState, ProposeError, ReadIndexError};
+use tessera_state::backup::BackupError;
 use tessera_state::policy::{Action, PolicyError};
 use tessera_state::{ApplyError, Unusable};
 use tonic::{Code, Status};
@@ -125,6 +126,10 @@ pub enum ApiError {
     /// A membership call was refused (or no leader could run it).
     #[error("{0}")]
     Membership(#[from] MembershipError),
+    /// A backup file was refused, or does not fit the target cluster (the message starts
+    /// with the code).
+    #[error("{0}")]
+    Backup(#[from] BackupError),
     /// A server-side invariant broke; the message names it and carries no secret.
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -254,6 +259,8 @@ impl ApiError {
                 ApplyError::TooManyRateLimits { .. } => {
                     (Code::ResourceExhausted, "TOO_MANY_RATE_LIMITS")
                 }
+                ApplyError::RestoreTargetChanged => (Code::Aborted, "RESTORE_TARGET_CHANGED"),
+                ApplyError::RestoreBodyInvalid => (Code::InvalidArgument, "SNAPSHOT_CORRUPT"),
             },
             Self::Propose(e) => match e {
                 ProposeError::NoLeader { .. } => (Code::Unavailable, "NO_LEADER"),
@@ -299,8 +306,27 @@ impl ApiError {
                 MembershipError::NoLeader => (Code::Unavailable, "NO_LEADER"),
                 MembershipError::Raft(_) => (Code::Internal, "RAFT_REFUSED"),
             },
+            Self::Backup(e) => (backup_status(e), e.code()),
             Self::Internal(_) => (Code::Internal, "INTERNAL"),
         }
+    }
+}
+
+/// The gRPC code of a refused backup: damage to the file is the caller's argument, a file
+/// that does not fit this cluster or this build a precondition, an oversized one exhausted.
+fn backup_status(e: &BackupError) -> Code {
+    match e {
+        BackupError::Truncated { .. }
+        | BackupError::NotABackup
+        | BackupError::TrailingBytes { .. }
+        | BackupError::ChecksumMismatch
+        | BackupError::BadTerms { .. }
+        | BackupError::Body(_)
+        | BackupError::Uninitialized => Code::InvalidArgument,
+        BackupError::UnsupportedFormat { .. }
+        | BackupError::ForeignCluster { .. }
+        | BackupError::TargetInitialized { .. } => Code::FailedPrecondition,
+        BackupError::TooLarge { .. } => Code::ResourceExhausted,
     }
 }
 
@@ -387,6 +413,44 @@ mod tests {
         assert!(message.contains("panicked"), "{message}");
         assert!(message.contains("outcome is unknown"), "{message}");
         assert!(message.contains("same request id"), "{message}");
+    }
+
+    #[test]
+    fn refused_backups_carry_their_code_in_the_status_and_the_message() {
+        let cases = [
+            (
+                BackupError::ChecksumMismatch,
+                Code::InvalidArgument,
+                "SNAPSHOT_CHECKSUM_MISMATCH",
+            ),
+            (
+                BackupError::Truncated { len: 3, needed: 9 },
+                Code::InvalidArgument,
+                "SNAPSHOT_TRUNCATED",
+            ),
+            (
+                BackupError::UnsupportedFormat { version: 2 },
+                Code::FailedPrecondition,
+                "SNAPSHOT_FORMAT_UNSUPPORTED",
+            ),
+            (
+                BackupError::ForeignCluster {
+                    file: "aa".into(),
+                    target: "bb".into(),
+                },
+                Code::FailedPrecondition,
+                "SNAPSHOT_FOREIGN_CLUSTER",
+            ),
+        ];
+        for (error, code, name) in cases {
+            let status = Status::from(ApiError::Backup(error));
+            assert_eq!(status.code(), code);
+            assert_eq!(status.metadata().get(ERROR_CODE_METADATA).unwrap(), name);
+            assert!(
+                status.message().starts_with(&format!("{name}: ")),
+                "{status:?}"
+            );
+        }
     }
 
     #[test]

@@ -216,6 +216,7 @@ pub async fn run(
         Duration::from_millis(config.lifecycle.job_interval_ms),
     ));
 
+    let restores = tokio::spawn(crate::api::snapshot::seal_after_restores(Arc::clone(&node)));
     let metrics = Arc::new(Metrics::new(&config.data_dir));
     let leader_changes = tokio::spawn(crate::ops::metrics::count_leader_changes(
         Arc::clone(&node),
@@ -335,7 +336,7 @@ pub async fn run(
         ),
     }
     enter.abort();
-    for task in [jobs, reloader, health, leader_changes] {
+    for task in [jobs, reloader, health, leader_changes, restores] {
         task.abort();
         let _ = task.await;
     }

@@ -316,6 +316,18 @@ impl Node {
             .flatten()
     }
 
+    /// The cluster id and the keyring's terms, while the node is unsealed (see
+    /// [`tessera_crypto::cluster_id`]).
+    pub fn cluster_id(&self) -> Option<([u8; 32], Vec<u32>)> {
+        self.seal
+            .with_keyring(|keyring| {
+                tessera_crypto::cluster_id::cluster_id(keyring)
+                    .ok()
+                    .map(|id| (id, keyring.terms().collect()))
+            })
+            .flatten()
+    }
+
     /// The seal manager.
     pub fn seal(&self) -> &SealManager {
         &self.seal

@@ -78,7 +78,9 @@ impl ActionClass {
             | A::ChangeMembership
             | A::PutRateLimit
             | A::ListRateLimits
-            | A::DeleteRateLimit => Self::Operator,
+            | A::DeleteRateLimit
+            | A::SnapshotSave
+            | A::SnapshotRestore => Self::Operator,
             _ => Self::Keys,
         }
     }
@@ -422,6 +424,21 @@ crypto = { rate = 1.0, burst = 2.0 }
             t0 + Duration::from_millis(100),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn every_operator_policy_and_audit_action_counts_as_operator() {
+        for action in Action::ALL {
+            let operator = ["operator:", "policy:", "audit:"]
+                .iter()
+                .any(|prefix| action.name().starts_with(prefix));
+            assert_eq!(
+                ActionClass::of(*action) == ActionClass::Operator,
+                operator,
+                "{}",
+                action.name()
+            );
+        }
     }
 
     #[test]

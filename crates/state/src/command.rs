@@ -272,6 +272,16 @@ pub enum Command {
         /// The pattern.
         identity: Glob,
     },
+    /// Replace the whole state with a backup's (`operator snapshot restore`), all at once in
+    /// one entry. The cluster clock stays the target's own.
+    RestoreSnapshot {
+        /// The state snapshot encoding ([`crate::State::encode_snapshot`]).
+        body: Vec<u8>,
+        /// What the proposer saw: `None` for an uninitialised target, else the SHA-256 of
+        /// the target's sealed root key. Applied only if the state still matches, so a
+        /// concurrent `Init` or restore is never overwritten unseen.
+        replaces: Option<[u8; 32]>,
+    },
 }
 
 impl Command {
@@ -307,6 +317,7 @@ impl Command {
             Self::RevokeCertificate { .. } => "revoke_certificate",
             Self::PutRateLimit(_) => "put_rate_limit",
             Self::DeleteRateLimit { .. } => "delete_rate_limit",
+            Self::RestoreSnapshot { .. } => "restore_snapshot",
         }
     }
 }
@@ -386,6 +397,13 @@ pub enum Response {
     RateLimitDeleted {
         /// Its pattern.
         identity: Glob,
+    },
+    /// The state was replaced by a backup's.
+    Restored {
+        /// Keys in the restored state.
+        keys: u64,
+        /// SHA-256 of the restored sealed root key (as in `Initialized`).
+        sealed_root_key_digest: [u8; 32],
     },
 }
 
@@ -627,6 +645,13 @@ pub enum ApplyError {
         /// The limit.
         max: u32,
     },
+    /// `RestoreSnapshot` whose target changed since it was prepared (initialised, or
+    /// restored, meanwhile).
+    #[error("the cluster changed while the restore was prepared (it was initialized or restored meanwhile); nothing was restored")]
+    RestoreTargetChanged,
+    /// `RestoreSnapshot` whose body is not an initialised state snapshot.
+    #[error("SNAPSHOT_CORRUPT: the snapshot body does not decode to an initialized state; nothing was restored")]
+    RestoreBodyInvalid,
 }
 
 impl ApplyError {

@@ -13,6 +13,7 @@
 //! node. Persistence (rows and snapshots) is described here as bytes; writing them is the
 //! `raft` crate's job.
 
+pub mod backup;
 pub mod clock;
 pub mod command;
 pub mod dedup;

@@ -4,10 +4,12 @@ mod access;
 mod aliases;
 mod keys;
 mod query;
+mod restore;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use query::{KeyFilter, KeyPage};
+pub use restore::seal_digest;
 
 use crate::clock::ClusterClock;
 use crate::command::{ApplyError, Command, KeyBinding, Request, Response};
@@ -128,6 +130,9 @@ impl State {
         match command {
             Command::InitSeal(config) => return self.init_seal(config, None),
             Command::Initialize { seal, admin } => return self.init_seal(seal, Some(admin)),
+            Command::RestoreSnapshot { body, replaces } => {
+                return self.restore(body, replaces.as_ref())
+            }
             _ => {}
         }
         if self.seal.is_none() {
@@ -209,6 +214,8 @@ impl State {
             Command::RevokeCertificate { certificate } => Ok(self.revoke_certificate(certificate)),
             Command::PutRateLimit(rule) => self.put_rate_limit(rule),
             Command::DeleteRateLimit { identity } => self.delete_rate_limit(identity),
+            // Handled before the initialisation check.
+            Command::RestoreSnapshot { .. } => Err(ApplyError::RestoreTargetChanged),
         }
     }
 

@@ -151,8 +151,18 @@ impl State {
     pub fn all_rows(&self) -> Result<Vec<Row>, Error> {
         let mut rows =
             Vec::with_capacity(2 + self.keys.len() + self.aliases.len() + self.dedup.len());
+        for row in self.row_keys() {
+            if let Some(value) = self.row_value(&row)? {
+                rows.push((row.to_bytes(), value));
+            }
+        }
+        Ok(rows)
+    }
+
+    /// The key of every row the state may have (the admins row even when it is empty).
+    pub(crate) fn row_keys(&self) -> impl Iterator<Item = RowKey> + '_ {
         let access = &self.access;
-        let keys = [RowKey::Seal, RowKey::Clock, RowKey::Admins]
+        [RowKey::Seal, RowKey::Clock, RowKey::Admins]
             .into_iter()
             .chain(self.keys.keys().cloned().map(RowKey::Key))
             .chain(self.aliases.keys().cloned().map(RowKey::Alias))
@@ -172,13 +182,7 @@ impl State {
                 access
                     .rate_limits()
                     .map(|r| RowKey::RateLimit(r.identity.clone())),
-            );
-        for row in keys {
-            if let Some(value) = self.row_value(&row)? {
-                rows.push((row.to_bytes(), value));
-            }
-        }
-        Ok(rows)
+            )
     }
 
     fn row_value(&self, row: &RowKey) -> Result<Option<Vec<u8>>, Error> {

@@ -141,7 +141,9 @@ pub struct TestCluster {
     /// The nodes, node 1 first.
     pub nodes: Vec<TestNode>,
     shares: Vec<String>,
-    _lock: Exclusive,
+    /// The one-cluster-at-a-time slot; `None` for a cluster started beside another
+    /// ([`TestCluster::start_beside`]), whose slot covers both.
+    _lock: Option<Exclusive>,
 }
 
 /// The configuration of node `id` listening at `api` and `cluster`, entering the cluster by
@@ -189,7 +191,21 @@ impl TestCluster {
     /// Starts `options.nodes` processes of `binary`, bootstraps node 1, joins the others and
     /// waits until all are voters. The cluster is not initialised.
     pub async fn start(binary: &Path, options: ClusterOptions) -> Self {
-        let lock = exclusive();
+        Self::start_holding(binary, options, Some(exclusive())).await
+    }
+
+    /// Starts a second, independent cluster (its own PKI and data directories, never
+    /// initialised) while this one runs, e.g. the target of a backup restore. The slot this
+    /// cluster holds covers both; drop the second one first.
+    pub async fn start_beside(&self, options: ClusterOptions) -> Self {
+        Self::start_holding(&self.binary, options, None).await
+    }
+
+    async fn start_holding(
+        binary: &Path,
+        options: ClusterOptions,
+        lock: Option<Exclusive>,
+    ) -> Self {
         let root = tempfile::Builder::new()
             .prefix("tessera-test-")
             .tempdir()
@@ -369,6 +385,12 @@ impl TestCluster {
         // Tests poll with their own bounded waits and assert exact errors: one pass only.
         config.retry_for = Duration::ZERO;
         Client::new(config).expect("client")
+    }
+
+    /// Makes [`TestCluster::unseal`] use `shares`: after a backup restore the cluster
+    /// unseals with the shares of the cluster the backup came from.
+    pub fn adopt_shares(&mut self, shares: Vec<String>) {
+        self.shares = shares;
     }
 
     /// The unseal shares from [`TestCluster::init`].

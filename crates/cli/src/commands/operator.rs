@@ -10,6 +10,7 @@ use crate::cli::{OperatorCommand, OutputFormat};
 use crate::commands::client;
 use crate::commands::members::{self, ChangeKind};
 use crate::commands::recover;
+use crate::commands::snapshot;
 use crate::output::{print_json, Failure};
 use tessera_client::Client;
 
@@ -45,6 +46,7 @@ pub async fn run(command: OperatorCommand) -> Result<(), Failure> {
             force,
             output,
         } => recover::run(&config, force, output.format).await?,
+        OperatorCommand::Snapshot(command) => snapshot::run(command).await?,
         OperatorCommand::Init {
             shares,
             threshold,

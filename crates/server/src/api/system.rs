@@ -13,6 +13,7 @@ use tessera_state::policy::Action;
 use tessera_state::{CallerId, Command, Request, Response, SealConfig};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
+use crate::api::snapshot;
 use crate::authz::{split, Caller};
 use crate::error::ApiError;
 use crate::node::{fingerprint, request_id, Node};
@@ -308,8 +309,50 @@ fn hex_digest(digest: [u8; 32]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The chunks of a saved backup, as the response stream.
+pub type SnapshotStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::SnapshotChunk, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl System for SystemService {
+    type SnapshotSaveStream = SnapshotStream;
+
+    async fn snapshot_save(
+        &self,
+        request: GrpcRequest<pb::SnapshotSaveRequest>,
+    ) -> Result<GrpcResponse<Self::SnapshotSaveStream>, Status> {
+        let (caller, _) = split(request)?;
+        let chunks = snapshot::save(&self.node, &caller).await?;
+        Ok(GrpcResponse::new(Box::pin(futures::stream::iter(
+            chunks.into_iter().map(Ok),
+        ))))
+    }
+
+    async fn snapshot_restore(
+        &self,
+        request: GrpcRequest<tonic::Streaming<pb::SnapshotRestoreRequest>>,
+    ) -> Result<GrpcResponse<pb::SnapshotRestoreResponse>, Status> {
+        let (caller, mut stream) = split(request)?;
+        snapshot::authorize_restore(&self.node, &caller)?;
+        let mut upload = snapshot::RestoreUpload {
+            file: Vec::new(),
+            force: false,
+            request_id: String::new(),
+        };
+        let mut first = true;
+        while let Some(message) = stream.message().await? {
+            snapshot::receive(&mut upload, first, message)?;
+            first = false;
+        }
+        let response = snapshot::restore(&self.node, &caller, upload).await?;
+        tracing::warn!(
+            cluster_id = %response.cluster_id,
+            keys = response.keys,
+            "state restored from a backup"
+        );
+        Ok(GrpcResponse::new(response))
+    }
+
     async fn init(
         &self,
         request: GrpcRequest<pb::InitRequest>,

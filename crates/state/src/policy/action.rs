@@ -126,6 +126,8 @@ actions! {
     PutRateLimit => "policy:PutRateLimit", Cluster, "Access/PutRateLimit", "Create or replace a rate-limit rule.";
     ListRateLimits => "policy:ListRateLimits", Cluster, "Access/ListRateLimits", "List the rate-limit rules.";
     DeleteRateLimit => "policy:DeleteRateLimit", Cluster, "Access/DeleteRateLimit", "Delete a rate-limit rule.";
+    SnapshotSave => "operator:SnapshotSave", Cluster, "System/SnapshotSave", "Save a backup of the whole (still sealed) state.";
+    SnapshotRestore => "operator:SnapshotRestore", Cluster, "System/SnapshotRestore", "Replace the whole state with a backup's.";
 }
 
 // An `ActionSet` is a bit mask over `Action::ALL`.
