@@ -254,6 +254,14 @@ impl ApiError {
                 ApplyError::TooManyRateLimits { .. } => {
                     (Code::ResourceExhausted, "TOO_MANY_RATE_LIMITS")
                 }
+                ApplyError::StaleKeyring { .. } => (Code::Aborted, "KEYRING_CHANGED"),
+                ApplyError::BarrierTermsInUse { .. } => {
+                    (Code::FailedPrecondition, "BARRIER_TERMS_IN_USE")
+                }
+                ApplyError::RetiredBarrierTerm { .. } => (Code::Aborted, "RETIRED_BARRIER_TERM"),
+                ApplyError::StaleReseal { .. } => (Code::Aborted, "RESEAL_CONFLICT"),
+                ApplyError::ResealNotActive { .. } => (Code::Aborted, "RESEAL_NOT_ACTIVE_TERM"),
+                ApplyError::StaleRootKey => (Code::Aborted, "UNSEAL_KEY_CHANGED"),
             },
             Self::Propose(e) => match e {
                 ProposeError::NoLeader { .. } => (Code::Unavailable, "NO_LEADER"),

@@ -13,6 +13,7 @@
 //! node. Persistence (rows and snapshots) is described here as bytes; writing them is the
 //! `raft` crate's job.
 
+pub mod barrier;
 pub mod clock;
 pub mod command;
 pub mod dedup;
@@ -25,6 +26,7 @@ pub mod rows;
 pub mod seal;
 pub mod snapshot;
 
+pub use barrier::{BarrierTerms, BlobRef, ResealedBlob};
 pub use clock::ClusterClock;
 pub use command::{ApplyError, Command, KeyBinding, NewKey, Request, Response};
 pub use error::Error;

@@ -880,6 +880,7 @@ fn refused_commands_change_nothing() {
 }
 
 mod access;
+mod barrier;
 
 mod determinism {
     //! Random command sequences: two states fed the same log, and a third rebuilt from a
