@@ -283,6 +283,16 @@ impl ApiError {
                 SealError::ConflictingShare { .. } => (Code::InvalidArgument, "CONFLICTING_SHARE"),
                 SealError::WrongShares { .. } => (Code::InvalidArgument, "WRONG_SHARES"),
                 SealError::CorruptSeal => (Code::DataLoss, "CORRUPT_SEAL"),
+                SealError::Sealed => (Code::FailedPrecondition, "SEALED"),
+                SealError::TermsExhausted => (Code::FailedPrecondition, "BARRIER_TERMS_EXHAUSTED"),
+                SealError::NoRekey => (Code::FailedPrecondition, "NO_REKEY"),
+                SealError::RekeyInProgress { .. } => {
+                    (Code::FailedPrecondition, "REKEY_IN_PROGRESS")
+                }
+                SealError::RekeyNonceMismatch { .. } => {
+                    (Code::InvalidArgument, "REKEY_NONCE_MISMATCH")
+                }
+                SealError::StaleRekey => (Code::Aborted, "UNSEAL_KEY_CHANGED"),
             },
             Self::PermissionDenied { .. } => (Code::PermissionDenied, "ACCESS_DENIED"),
             Self::CertificateRevoked => (Code::PermissionDenied, "CERTIFICATE_REVOKED"),

@@ -126,6 +126,8 @@ actions! {
     PutRateLimit => "policy:PutRateLimit", Cluster, "Access/PutRateLimit", "Create or replace a rate-limit rule.";
     ListRateLimits => "policy:ListRateLimits", Cluster, "Access/ListRateLimits", "List the rate-limit rules.";
     DeleteRateLimit => "policy:DeleteRateLimit", Cluster, "Access/DeleteRateLimit", "Delete a rate-limit rule.";
+    RotateBarrier => "operator:RotateBarrier", Cluster, "System/RotateBarrier", "Rotate the barrier keyring, or retire its old terms.";
+    Rekey => "operator:Rekey", Cluster, "System/Rekey", "Replace the unseal key with new shares (start, submit old shares, cancel, progress).";
 }
 
 // An `ActionSet` is a bit mask over `Action::ALL`.
