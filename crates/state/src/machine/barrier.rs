@@ -28,31 +28,38 @@ impl State {
         self.barrier
     }
 
-    /// Every barrier blob the state stores, with its place and AAD.
+    /// Every barrier blob the state stores that may be sealed under a term older than the
+    /// active one, with its place. None can be while the keyring holds the active term only
+    /// (`apply` refuses material under a retired term), so the common case scans nothing.
     fn blobs(&self) -> impl Iterator<Item = (BlobRef, &[u8])> + '_ {
-        self.keys.values().flat_map(|key| {
-            let versions = key.versions.iter().filter_map(|v| {
-                v.sealed_material.as_deref().map(|sealed| {
-                    let target = BlobRef::KeyVersion {
+        let may_be_stale = self.barrier.oldest < self.barrier.active;
+        self.keys
+            .values()
+            .filter(move |_| may_be_stale)
+            .flat_map(|key| {
+                let versions = key.versions.iter().filter_map(|v| {
+                    v.sealed_material.as_deref().map(|sealed| {
+                        let target = BlobRef::KeyVersion {
+                            key_id: key.key_id.clone(),
+                            version: v.version,
+                        };
+                        (target, sealed)
+                    })
+                });
+                let token = key.import_token.iter().map(|t| {
+                    let target = BlobRef::ImportToken {
                         key_id: key.key_id.clone(),
-                        version: v.version,
+                        token_id: t.token_id.clone(),
                     };
-                    (target, sealed)
-                })
-            });
-            let token = key.import_token.iter().map(|t| {
-                let target = BlobRef::ImportToken {
-                    key_id: key.key_id.clone(),
-                    token_id: t.token_id.clone(),
-                };
-                (target, t.sealed_private_key.as_slice())
-            });
-            versions.chain(token)
-        })
+                    (target, t.sealed_private_key.as_slice())
+                });
+                versions.chain(token)
+            })
     }
 
     /// How many blobs are sealed under each term older than the active one: what the re-seal
-    /// job has left to do (empty when it is done).
+    /// job has left to do (empty when it is done). Scans every key between a rotation and the
+    /// retirement of the old terms; costs nothing otherwise.
     pub fn blobs_left_by_term(&self) -> BTreeMap<u32, u64> {
         let active = self.barrier.active;
         let mut left = BTreeMap::new();

@@ -4,7 +4,7 @@ use sha2::{Digest, Sha256};
 use tessera_crypto::{barrier, SecretKey256};
 
 use super::*;
-use crate::barrier::{BarrierTerms, BlobRef, ResealedBlob};
+use crate::barrier::{blob_term, BarrierTerms, BlobRef, ResealedBlob};
 
 fn digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
@@ -350,4 +350,47 @@ fn barrier_terms_survive_rows_and_snapshots_and_format_3_still_decodes() {
     let restored = State::decode_snapshot(&v3).unwrap();
     assert_eq!(restored.barrier_terms(), BarrierTerms::default());
     assert_eq!(restored.encode_snapshot().unwrap(), v4_before);
+}
+
+#[test]
+fn import_token_keys_are_resealed_too() {
+    let (mut s, i) = with_term_one_blobs();
+    let mut external = new_key(5, "byok");
+    external.origin = KeyOrigin::External;
+    external.sealed_material = None;
+    apply_ok(&mut s, i, Command::CreateKey(external));
+    let token = ImportToken {
+        token_id: "t1".into(),
+        public_key: vec![1; 32],
+        sealed_private_key: blob(1, 6),
+        expires_at_ms: u64::MAX,
+    };
+    apply_ok(
+        &mut s,
+        i + 1,
+        Command::CreateImportToken {
+            key_id: id(5),
+            token,
+        },
+    );
+    // Before any rotation nothing is stale, and nothing is scanned.
+    assert!(s.blobs_left_by_term().is_empty());
+    let c = rotate_barrier(&s, 2, 7);
+    apply_ok(&mut s, i + 2, c);
+    assert_eq!(s.blobs_left_by_term(), BTreeMap::from([(1, 4)]));
+    let target = BlobRef::ImportToken {
+        key_id: id(5),
+        token_id: "t1".into(),
+    };
+    let stale = s
+        .stale_blobs(usize::MAX)
+        .into_iter()
+        .find(|b| b.target == target)
+        .unwrap();
+    assert_eq!(stale.aad, crate::key::import_token_aad(&id(5), "t1"));
+    let blobs = vec![resealed(&s, target, 2)];
+    apply_ok(&mut s, i + 3, Command::ResealBlobs { blobs });
+    let stored = s.key(&id(5)).unwrap().import_token.as_ref().unwrap();
+    assert_eq!(blob_term(&stored.sealed_private_key), Some(2));
+    assert_eq!(s.blobs_left_by_term(), BTreeMap::from([(1, 3)]));
 }
