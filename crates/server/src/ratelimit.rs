@@ -78,7 +78,9 @@ impl ActionClass {
             | A::ChangeMembership
             | A::PutRateLimit
             | A::ListRateLimits
-            | A::DeleteRateLimit => Self::Operator,
+            | A::DeleteRateLimit
+            | A::RotateBarrier
+            | A::Rekey => Self::Operator,
             _ => Self::Keys,
         }
     }
@@ -422,6 +424,18 @@ crypto = { rate = 1.0, burst = 2.0 }
             t0 + Duration::from_millis(100),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn every_action_outside_kms_is_an_operator_action() {
+        for action in Action::all() {
+            let operator = !action.name().starts_with("kms:");
+            assert_eq!(
+                ActionClass::of(action) == ActionClass::Operator,
+                operator,
+                "{action}"
+            );
+        }
     }
 
     #[test]
