@@ -4,7 +4,7 @@
 //! leadership (forwarding backoff, sealed leaders), t26 membership changes (learners, promote,
 //! remove, quorum refusals), t27 region-aware clients, t28 lagging nodes, t29 clock faults (needs a
 //! fault-injection build), t30 bad input, t36 access control, t38 connection floods, t40
-//! durability, t50 secrets at rest, t55 operations (metrics, health, reflection, logs, certificate reload), t56 backup and restore, t60 the CLI contract (t62 the full API, t64 the access-control commands), t70 key
+//! durability, t50 secrets at rest, t55 operations (metrics, health, reflection, logs, certificate reload), t56 backup and restore, t57 barrier rotation and rekey, t60 the CLI contract (t62 the full API, t64 the access-control commands), t70 key
 //! lifecycle, t72 crypto operations, t74 import/export and background jobs, t78
 //! interoperability, t79 crypto-shredding, t80 envelope encryption (SDK and CLI), t90 the chaos harness, t95 the benchmark smoke
 //! run. Every test starts its own cluster (one at a time; see `tessera_testkit`), bounds every
@@ -35,6 +35,7 @@ mod t40_durability;
 mod t50_secrets_at_rest;
 mod t55_ops;
 mod t56_backup;
+mod t57_barrier;
 mod t60_cli;
 mod t62_cli_api;
 mod t64_cli_access;

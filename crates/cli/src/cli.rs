@@ -238,6 +238,8 @@ impl Command {
                 | OperatorCommand::Status { connect }
                 | OperatorCommand::Members { connect }
                 | OperatorCommand::AddLearner { connect, .. }
+                | OperatorCommand::Rotate { connect, .. }
+                | OperatorCommand::Rekey { connect, .. }
                 | OperatorCommand::Promote(MemberChange { connect, .. })
                 | OperatorCommand::Demote(MemberChange { connect, .. })
                 | OperatorCommand::Remove(MemberChange { connect, .. })
@@ -433,6 +435,43 @@ pub enum OperatorCommand {
         /// Zone label.
         #[arg(long, default_value = "")]
         zone: String,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Rotate the barrier keyring: new material is sealed under a new term and the leader
+    /// re-seals older blobs in the background (watch `reseal_left` in `operator status`). With
+    /// --retire-old, drop the terms older than the active one instead: refused while any blob
+    /// still uses one.
+    Rotate {
+        /// Drop the old terms instead of adding one.
+        #[arg(long)]
+        retire_old: bool,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Replace the unseal key with new shares: --init --shares N --threshold K starts it, then
+    /// each holder submits a current share (SHARE, or "-" for stdin) to the same node; the
+    /// last one prints the new shares (shown once). --cancel drops it; no argument shows its
+    /// progress.
+    Rekey {
+        /// Start a rekey.
+        #[arg(long, requires_all = ["shares", "threshold"], conflicts_with_all = ["cancel", "share"])]
+        init: bool,
+        /// New number of shares (with --init).
+        #[arg(long, requires = "init")]
+        shares: Option<u32>,
+        /// New threshold (with --init).
+        #[arg(long, requires = "init")]
+        threshold: Option<u32>,
+        /// Cancel the rekey in progress.
+        #[arg(long, conflicts_with = "share")]
+        cancel: bool,
+        /// A current unseal share ("-": read it from stdin).
+        share: Option<String>,
+        /// The rekey attempt the share is for, as --init printed it (default: the one in
+        /// progress).
+        #[arg(long, default_value = "")]
+        nonce: String,
         #[command(flatten)]
         connect: Connect,
     },

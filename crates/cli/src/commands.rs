@@ -3,6 +3,7 @@
 pub mod access;
 pub mod alias;
 pub mod audit;
+pub mod barrier;
 pub mod batch;
 pub mod bench;
 pub mod crypto;

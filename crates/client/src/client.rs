@@ -454,6 +454,31 @@ impl Client {
             .await
     }
 
+    /// Rotates the barrier keyring through the first endpoint's node (which must be
+    /// unsealed), or with `retire_old` drops the terms older than the active one.
+    ///
+    /// # Errors
+    /// [`Error`] from the node; `BARRIER_TERMS_IN_USE` while blobs still use old terms.
+    pub async fn rotate_barrier(
+        &self,
+        retire_old: bool,
+    ) -> Result<pb::RotateBarrierResponse, Error> {
+        let req = self.request(pb::RotateBarrierRequest { retire_old });
+        self.on_first(|c| async move { SystemClient::new(c).rotate_barrier(req).await })
+            .await
+    }
+
+    /// One rekey step on the first endpoint's node (start, submit an old share, cancel, or
+    /// progress; see `System/Rekey`). Every step of one rekey must reach the same node.
+    ///
+    /// # Errors
+    /// [`Error`] from the node.
+    pub async fn rekey(&self, step: pb::RekeyRequest) -> Result<pb::RekeyResponse, Error> {
+        let req = self.request(step);
+        self.on_first(|c| async move { SystemClient::new(c).rekey(req).await })
+            .await
+    }
+
     /// Seals the first endpoint's node.
     ///
     /// # Errors

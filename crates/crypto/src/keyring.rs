@@ -77,6 +77,17 @@ impl Keyring {
         Ok(next)
     }
 
+    /// Drops every term older than the active one (after every blob sealed under them was
+    /// re-sealed under the active term). Returns the terms dropped, ascending.
+    ///
+    /// The active term stays, so the keyring is never empty and the invariants hold.
+    pub fn retire_old(&mut self) -> Vec<u32> {
+        let kept = self.terms.split_off(&self.active);
+        let retired = self.terms.keys().copied().collect();
+        self.terms = kept;
+        retired
+    }
+
     /// Seals `plaintext` under the active term, bound to `aad`.
     ///
     /// See [`barrier::seal`] for the blob format and size limits.
@@ -279,6 +290,27 @@ mod tests {
         let mut ring = Keyring::from_bytes(&encode(u32::MAX, &[(u32::MAX, 1)])).unwrap();
         assert_eq!(ring.rotate(&mut rng()), Err(Error::TermExhausted));
         assert_eq!(ring.terms().collect::<Vec<_>>(), vec![u32::MAX]);
+    }
+
+    #[test]
+    fn retire_old_keeps_only_the_active_term() {
+        let mut rng = rng();
+        let mut ring = Keyring::generate(&mut rng);
+        let old = ring.seal(b"aad", b"old", &mut rng).unwrap();
+        ring.rotate(&mut rng).unwrap();
+        ring.rotate(&mut rng).unwrap();
+        let new = ring.seal(b"aad", b"new", &mut rng).unwrap();
+        assert_eq!(ring.retire_old(), vec![1, 2]);
+        assert_eq!(ring.terms().collect::<Vec<_>>(), vec![3]);
+        assert_eq!(ring.active_term(), 3);
+        assert_eq!(ring.open(b"aad", &old), Err(Error::UnknownTerm { term: 1 }));
+        assert_eq!(ring.open(b"aad", &new).unwrap().as_slice(), b"new");
+        assert_eq!(ring.retire_old(), Vec::<u32>::new());
+        // Still a valid keyring: it encodes and decodes.
+        assert_eq!(
+            Keyring::from_bytes(ring.to_bytes().as_slice()).unwrap(),
+            ring
+        );
     }
 
     #[test]

@@ -75,7 +75,7 @@ pub use echo::truncate_for_message;
 pub use error::Error;
 pub use keyring::Keyring;
 pub use mac::MacAlgorithm;
-pub use root::{SealMaterial, Unsealed};
+pub use root::{Rekeyed, SealMaterial, Unsealed};
 pub use secret::{SecretBytes, SecretKey256};
 pub use shamir::UnsealShare;
 pub use sign::{MessageType, SigningAlgorithm};

@@ -7,9 +7,9 @@
 //!   keyring terms seal ──▶ every other secret
 //! ```
 //!
-//! U only exists in memory while unsealing. Because R sits between U and
-//! the keyring, the keyring can be rotated without new shares
-//! ([`reseal_keyring`]), and U can be re-split without touching data.
+//! U only exists in memory while unsealing or rekeying. Because R sits between U
+//! and the keyring, the keyring can be rotated without new shares
+//! ([`reseal_keyring`]), and U can be replaced ([`rekey`]) without touching data.
 
 use core::fmt;
 
@@ -112,17 +112,79 @@ pub fn unseal(
     sealed_root_key: &[u8],
     sealed_keyring: &[u8],
 ) -> Result<Unsealed, Error> {
+    let root_key = open_root_key(shares, sealed_root_key)?;
+    let keyring = open_keyring(&root_key, sealed_keyring)?;
+    Ok(Unsealed { root_key, keyring })
+}
+
+/// Recovers the root key from operator shares: the first half of [`unseal`], and what a
+/// rekey checks the old shares with.
+///
+/// Errors as [`unseal`] for the shares and the root key blob.
+pub fn open_root_key(
+    shares: &[UnsealShare],
+    sealed_root_key: &[u8],
+) -> Result<SecretKey256, Error> {
     let unseal_key = shamir::combine(shares)?;
     let root_bytes =
         barrier::open(&unseal_key, ROOT_KEY_AAD, sealed_root_key).map_err(|error| match error {
             Error::Unseal => Error::WrongUnsealKey,
             other => other,
         })?;
-    let root_key = SecretKey256::try_from_slice(root_bytes.as_slice())
-        .map_err(|_| Error::Malformed { what: "root key" })?;
-    let keyring_bytes = barrier::open(&root_key, KEYRING_AAD, sealed_keyring)?;
-    let keyring = Keyring::from_bytes(keyring_bytes.as_slice())?;
-    Ok(Unsealed { root_key, keyring })
+    SecretKey256::try_from_slice(root_bytes.as_slice())
+        .map_err(|_| Error::Malformed { what: "root key" })
+}
+
+/// Opens a keyring blob sealed under the root key (at unseal, and when a barrier rotation
+/// replaces the stored keyring blob).
+///
+/// Errors: [`Error::Unseal`] if the blob was not sealed under `root`, and decoding errors
+/// of [`Keyring::from_bytes`].
+pub fn open_keyring(root: &SecretKey256, sealed_keyring: &[u8]) -> Result<Keyring, Error> {
+    let keyring_bytes = barrier::open(root, KEYRING_AAD, sealed_keyring)?;
+    Keyring::from_bytes(keyring_bytes.as_slice())
+}
+
+/// What [`rekey`] produces: the new shares (show once) and the root key sealed under the new
+/// unseal key.
+pub struct Rekeyed {
+    /// One share per operator of the new split. Show once, never store.
+    pub shares: Vec<UnsealShare>,
+    /// The unchanged root key, sealed under the new unseal key.
+    pub sealed_root_key: Vec<u8>,
+}
+
+impl fmt::Debug for Rekeyed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rekeyed")
+            .field("shares", &format_args!("{} REDACTED", self.shares.len()))
+            .field(
+                "sealed_root_key",
+                &format_args!("{} bytes", self.sealed_root_key.len()),
+            )
+            .finish()
+    }
+}
+
+/// Replaces the unseal key: a fresh random unseal key split into `shares` shares with
+/// `threshold`, and `root` sealed under it. The root key, keyring and data do not change;
+/// once the new sealed root key is stored, the old shares no longer open it.
+///
+/// Parameters follow [`shamir::split`], otherwise [`Error::InvalidShamirParameters`].
+pub fn rekey(
+    root: &SecretKey256,
+    shares: u8,
+    threshold: u8,
+    rng: &mut (impl CryptoRng + ?Sized),
+) -> Result<Rekeyed, Error> {
+    let unseal_key = SecretKey256::generate(rng);
+    let split = shamir::split(&unseal_key, threshold, shares, rng)?;
+    let sealed_root_key =
+        barrier::seal(&unseal_key, DIRECT_TERM, ROOT_KEY_AAD, root.as_bytes(), rng)?;
+    Ok(Rekeyed {
+        shares: split,
+        sealed_root_key,
+    })
 }
 
 /// Seals `keyring` under the root key for storage, after a rotation or at
@@ -298,6 +360,40 @@ mod tests {
         assert_eq!(
             again.keyring.open(b"data", &old_blob).unwrap().as_slice(),
             b"old"
+        );
+    }
+
+    #[test]
+    fn rekey_replaces_the_shares_and_keeps_the_root_key() {
+        let mut rng = rng(11);
+        let material = initialize(5, 3, &mut rng).unwrap();
+        let root = open_root_key(&material.shares[..3], &material.sealed_root_key).unwrap();
+        let rekeyed = rekey(&root, 3, 2, &mut rng).unwrap();
+        assert_eq!(rekeyed.shares.len(), 3);
+        let again = unseal(
+            &rekeyed.shares[1..],
+            &rekeyed.sealed_root_key,
+            &material.sealed_keyring,
+        )
+        .unwrap();
+        assert_eq!(again.root_key, root);
+        // The old shares do not open the new sealed root key.
+        assert_eq!(
+            unseal(
+                &material.shares[..3],
+                &rekeyed.sealed_root_key,
+                &material.sealed_keyring
+            )
+            .unwrap_err(),
+            Error::WrongUnsealKey
+        );
+        assert!(format!("{rekeyed:?}").contains("3 REDACTED"));
+        assert_eq!(
+            rekey(&root, 2, 3, &mut rng).unwrap_err(),
+            Error::InvalidShamirParameters {
+                threshold: 3,
+                shares: 2
+            }
         );
     }
 

@@ -261,6 +261,14 @@ impl ApiError {
                 }
                 ApplyError::RestoreTargetChanged => (Code::Aborted, "RESTORE_TARGET_CHANGED"),
                 ApplyError::RestoreBodyInvalid => (Code::InvalidArgument, "SNAPSHOT_CORRUPT"),
+                ApplyError::StaleKeyring { .. } => (Code::Aborted, "KEYRING_CHANGED"),
+                ApplyError::BarrierTermsInUse { .. } => {
+                    (Code::FailedPrecondition, "BARRIER_TERMS_IN_USE")
+                }
+                ApplyError::RetiredBarrierTerm { .. } => (Code::Aborted, "RETIRED_BARRIER_TERM"),
+                ApplyError::StaleReseal { .. } => (Code::Aborted, "RESEAL_CONFLICT"),
+                ApplyError::ResealNotActive { .. } => (Code::Aborted, "RESEAL_NOT_ACTIVE_TERM"),
+                ApplyError::StaleRootKey => (Code::Aborted, "UNSEAL_KEY_CHANGED"),
             },
             Self::Propose(e) => match e {
                 ProposeError::NoLeader { .. } => (Code::Unavailable, "NO_LEADER"),
@@ -282,6 +290,16 @@ impl ApiError {
                 SealError::ConflictingShare { .. } => (Code::InvalidArgument, "CONFLICTING_SHARE"),
                 SealError::WrongShares { .. } => (Code::InvalidArgument, "WRONG_SHARES"),
                 SealError::CorruptSeal => (Code::DataLoss, "CORRUPT_SEAL"),
+                SealError::Sealed => (Code::FailedPrecondition, "SEALED"),
+                SealError::TermsExhausted => (Code::FailedPrecondition, "BARRIER_TERMS_EXHAUSTED"),
+                SealError::NoRekey => (Code::FailedPrecondition, "NO_REKEY"),
+                SealError::RekeyInProgress { .. } => {
+                    (Code::FailedPrecondition, "REKEY_IN_PROGRESS")
+                }
+                SealError::RekeyNonceMismatch { .. } => {
+                    (Code::InvalidArgument, "REKEY_NONCE_MISMATCH")
+                }
+                SealError::StaleRekey => (Code::Aborted, "UNSEAL_KEY_CHANGED"),
             },
             Self::PermissionDenied { .. } => (Code::PermissionDenied, "ACCESS_DENIED"),
             Self::CertificateRevoked => (Code::PermissionDenied, "CERTIFICATE_REVOKED"),

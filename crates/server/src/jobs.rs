@@ -1,12 +1,14 @@
-//! The leader's background jobs: automatic key rotation and destruction of keys whose deletion
-//! date has passed.
+//! The leader's background jobs: automatic key rotation, destruction of keys whose deletion
+//! date has passed, and re-sealing blobs under the newest barrier term after a barrier
+//! rotation.
 //!
 //! Only the leader proposes, and only from its applied state. Each attempt carries a fresh
 //! request id in the reserved `job-` namespace (clients may not use it), so a refused attempt
 //! is never remembered against a later one. Racing proposals (across an election, or with a
 //! client) are settled by `apply`: a second rotation to the same version is a version
-//! conflict, a destruction is refused before the deletion date or once the key is gone — a
-//! stale proposal is refused, never half-applied.
+//! conflict, a destruction is refused before the deletion date or once the key is gone, a
+//! re-seal batch is refused whole if any of its blobs changed (a destroyed version stays
+//! destroyed) — a stale proposal is refused, never half-applied.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,7 +76,46 @@ fn job_request(what: String, command: Command) -> Result<Request, ApiError> {
     })
 }
 
+/// Most re-seal batches (of [`crate::barrier::RESEAL_BATCH`] blobs) one tick proposes, so the
+/// job never holds the leader's tick for long; the rest waits for the next tick.
+const RESEAL_BATCHES_PER_TICK: usize = 16;
+
+/// Re-seals blobs left under older barrier terms, a bounded number of batches per tick.
+async fn reseal(node: &Node) {
+    let mut done = 0usize;
+    for _ in 0..RESEAL_BATCHES_PER_TICK {
+        match crate::barrier::reseal_batch(node, |command| job_request("reseal".into(), command))
+            .await
+        {
+            Ok(0) => break,
+            Ok(count) => done = done.saturating_add(count),
+            Err(e) => {
+                tracing::warn!(error = %e, "re-sealing blobs under the active barrier term failed; retrying on the next tick");
+                break;
+            }
+        }
+    }
+    if done > 0 {
+        let left: u64 = node
+            .raft()
+            .shared()
+            .read()
+            .state
+            .blobs_left_by_term()
+            .values()
+            .sum();
+        tracing::info!(
+            resealed = done,
+            left,
+            "re-sealed blobs under the active barrier term"
+        );
+    }
+}
+
 async fn run_once(node: &Node) {
+    if !node.seal().status().sealed {
+        reseal(node).await;
+    }
     let (rotations, deletions) = {
         let applied = node.raft().shared().read();
         (

@@ -12,6 +12,7 @@
 pub mod api;
 pub mod audit;
 pub mod authz;
+pub mod barrier;
 pub mod config;
 pub mod error;
 pub mod jobs;

@@ -16,7 +16,7 @@ use crate::audit;
 use crate::authz::{self, Authorizer, Caller};
 use crate::config::LifecycleSection;
 use crate::error::{ApiError, LeaseProblem};
-use crate::seal::{SealError, SealManager, SealStatus};
+use crate::seal::{RekeyManager, SealError, SealManager, SealStatus};
 
 /// A client request that carries a request id (every write does).
 pub trait ClientRequest: prost::Message + Clone {
@@ -112,6 +112,7 @@ pub const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_millis(
 pub struct Node {
     raft: RaftNode,
     seal: SealManager,
+    rekey: RekeyManager,
     lifecycle: LifecycleSection,
     authz: Authorizer,
     init_identities: Vec<Identity>,
@@ -128,6 +129,7 @@ impl Node {
         Self {
             raft,
             seal: SealManager::new(),
+            rekey: RekeyManager::default(),
             lifecycle,
             authz: Authorizer::default(),
             init_identities: Vec::new(),
@@ -311,21 +313,28 @@ impl Node {
 
     /// The key of audit HMACs, while the node is unsealed.
     pub fn audit_key(&self) -> Option<tessera_crypto::AuditKey> {
-        self.seal
-            .with_keyring(|keyring| tessera_crypto::AuditKey::derive(keyring).ok())
+        self.with_keyring(|keyring| tessera_crypto::AuditKey::derive(keyring).ok())
             .flatten()
     }
 
     /// The cluster id and the keyring's terms, while the node is unsealed (see
     /// [`tessera_crypto::cluster_id`]).
     pub fn cluster_id(&self) -> Option<([u8; 32], Vec<u32>)> {
-        self.seal
-            .with_keyring(|keyring| {
-                tessera_crypto::cluster_id::cluster_id(keyring)
-                    .ok()
-                    .map(|id| (id, keyring.terms().collect()))
-            })
-            .flatten()
+        let terms = self.with_keyring(|keyring| keyring.terms().collect())?;
+        Some((self.seal.cluster_id()?, terms))
+    }
+
+    /// Runs `f` with the barrier keyring of the applied state (see
+    /// [`SealManager::with_synced_keyring`]), or returns `None` while sealed.
+    pub fn with_keyring<R>(&self, f: impl FnOnce(&tessera_crypto::Keyring) -> R) -> Option<R> {
+        let current = self
+            .raft
+            .shared()
+            .read()
+            .state
+            .seal_config()
+            .map(|c| c.sealed_keyring.clone());
+        self.seal.with_synced_keyring(current.as_deref(), f)
     }
 
     /// The seal manager.
@@ -333,10 +342,16 @@ impl Node {
         &self.seal
     }
 
+    /// This node's rekey attempt.
+    pub fn rekey(&self) -> &RekeyManager {
+        &self.rekey
+    }
+
     /// Seals this node: drops the keyring, and makes the node hand Raft leadership to an
     /// unsealed voter (a sealed leader cannot seal material for the rotation job).
     pub fn seal_now(&self) {
         self.seal.seal();
+        self.rekey.cancel();
         self.raft.set_sealed(true);
     }
 
@@ -494,8 +509,7 @@ impl Node {
     ) -> Result<SecretBytes, ApiError> {
         audit::notes::key_version(key_id.as_str(), version);
         let aad = version_aad(key_id, version, spec);
-        self.seal
-            .with_keyring(|keyring| keyring.open(&aad, sealed))
+        self.with_keyring(|keyring| keyring.open(&aad, sealed))
             .ok_or(ApiError::Sealed)?
             .map_err(|_| ApiError::Internal("stored key material does not open under the barrier"))
     }
@@ -521,8 +535,7 @@ impl Node {
     pub fn seal_with_aad(&self, aad: &[u8], material: &[u8]) -> Result<Vec<u8>, ApiError> {
         let aad = aad.to_vec();
         let mut rng = tessera_crypto::os_rng();
-        self.seal
-            .with_keyring(|keyring| keyring.seal(&aad, material, &mut rng))
+        self.with_keyring(|keyring| keyring.seal(&aad, material, &mut rng))
             .ok_or(ApiError::Sealed)?
             .map_err(|_| ApiError::Internal("sealing key material failed"))
     }

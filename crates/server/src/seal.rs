@@ -5,22 +5,24 @@
 //! sealed root key. A wrong combination resets the progress and leaves the node sealed.
 //!
 //! What stays in memory is as little as the node needs: the pending shares (in a buffer that
-//! never reallocates, see `pending`) until the attempt, then only the keyring. The root key
-//! is dropped as soon as it has opened the keyring: nothing on a running node uses it (there
-//! is no keyring rotation or rekey command; one would need to bring the shares again, or to
-//! keep the root key on purpose). Sealing drops the keyring. Every one of these types wipes
-//! itself when dropped.
+//! never reallocates, see `pending`) until the attempt, then the keyring and the root key.
+//! The root key is kept on purpose: a barrier rotation seals the new keyring under it (on the
+//! node that handles `operator rotate`), and every node opens the replicated keyring blob with
+//! it when a rotation or retirement is applied ([`SealManager::with_synced_keyring`]), so
+//! rotating never needs the unseal shares. Sealing drops both. Every one of these types wipes
+//! itself when dropped. A rekey's old shares are collected apart (see `rekey`).
 
 mod pending;
+pub mod rekey;
 
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use subtle::ConstantTimeEq;
-use tessera_crypto::{root, Keyring, UnsealShare};
+use tessera_crypto::{root, Keyring, SecretKey256, UnsealShare};
 use tessera_state::SealConfig;
 
 pub use pending::PendingShares;
+pub use rekey::{RekeyManager, RekeyProgress};
 
 /// Why an unseal step failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -53,6 +55,58 @@ pub enum SealError {
     /// The stored seal blobs cannot be opened even though the unseal key checked out.
     #[error("the stored keyring cannot be opened: the seal configuration is corrupt")]
     CorruptSeal,
+    /// A keyring change on a sealed node.
+    #[error("this node is sealed: unseal it before rotating the barrier")]
+    Sealed,
+    /// The keyring's term numbers are used up.
+    #[error("the barrier keyring cannot be rotated further: its term numbers are exhausted")]
+    TermsExhausted,
+    /// A rekey step without a rekey in progress on this node.
+    #[error("no rekey is in progress on this node: start one with `tessera operator rekey --init --shares N --threshold K` (and send every old share to the same node)")]
+    NoRekey,
+    /// `rekey --init` while one is in progress.
+    #[error("a rekey to {threshold} of {shares} shares is already in progress on this node ({progress}/{required} old shares); finish it or cancel it with `tessera operator rekey --cancel`")]
+    RekeyInProgress {
+        /// New share count.
+        shares: u8,
+        /// New threshold.
+        threshold: u8,
+        /// Old shares held.
+        progress: u32,
+        /// Old shares needed.
+        required: u32,
+    },
+    /// A share sent for another rekey attempt than the one in progress.
+    #[error("this share was sent for rekey attempt {given:?}, but the attempt in progress is {current:?}")]
+    RekeyNonceMismatch {
+        /// The nonce given.
+        given: String,
+        /// The nonce of the attempt in progress.
+        current: String,
+    },
+    /// The unseal key was replaced since the rekey attempt started; the attempt is cancelled.
+    #[error("the unseal key was replaced since this rekey started; the attempt was cancelled, start again with the current shares")]
+    StaleRekey,
+}
+
+/// How a barrier keyring change alters the keyring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyringChange {
+    /// Add a term and make it active.
+    Rotate,
+    /// Drop every term older than the active one.
+    RetireOld,
+}
+
+/// A keyring change sealed under the root key, ready to be proposed.
+#[derive(Debug)]
+pub struct PreparedKeyring {
+    /// The active term after the change.
+    pub active: u32,
+    /// The terms the change drops (empty for a rotation).
+    pub retired: Vec<u32>,
+    /// The new keyring, sealed under the root key.
+    pub sealed_keyring: Vec<u8>,
 }
 
 /// Seal status as the API reports it.
@@ -67,8 +121,24 @@ pub struct SealStatus {
 /// The secrets a node holds in each seal state; `Debug` names them without their values.
 #[derive(Debug)]
 enum Inner {
-    Sealed { pending: PendingShares },
-    Unsealed { keyring: Keyring },
+    Sealed {
+        pending: PendingShares,
+    },
+    Unsealed {
+        keyring: Keyring,
+        root_key: SecretKey256,
+        /// The replicated keyring blob `keyring` was opened from.
+        sealed_keyring: Blob,
+    },
+}
+
+/// A sealed blob, shown by its length only.
+struct Blob(Vec<u8>);
+
+impl fmt::Debug for Blob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} bytes", self.0.len())
+    }
 }
 
 /// Holds the seal state of this node.
@@ -132,22 +202,7 @@ impl SealManager {
                 progress: 0,
             });
         };
-        for held in pending.as_slice() {
-            if bool::from(held.ct_eq(&share)) {
-                return Err(SealError::DuplicateShare {
-                    progress: pending.count(),
-                    threshold,
-                });
-            }
-            if held.identifier() == share.identifier() {
-                return Err(SealError::ConflictingShare {
-                    identifier: share.identifier(),
-                    progress: pending.count(),
-                    threshold,
-                });
-            }
-        }
-        pending.push(share, usize::from(config.threshold));
+        pending.admit(share, config.threshold)?;
         if pending.count() < threshold {
             return Ok(SealStatus {
                 sealed: true,
@@ -163,9 +218,11 @@ impl SealManager {
         pending.clear();
         match attempt {
             Ok(root::Unsealed { keyring, root_key }) => {
-                // Nothing uses the root key once it has opened the keyring: wipe it now.
-                drop(root_key);
-                *inner = Inner::Unsealed { keyring };
+                *inner = Inner::Unsealed {
+                    keyring,
+                    root_key,
+                    sealed_keyring: Blob(config.sealed_keyring.clone()),
+                };
                 Ok(SealStatus {
                     sealed: false,
                     progress: 0,
@@ -191,11 +248,93 @@ impl SealManager {
     }
 
     /// Runs `f` with the keyring, or returns `None` while sealed.
-    pub fn with_keyring<R>(&self, f: impl FnOnce(&Keyring) -> R) -> Option<R> {
-        match &*self.lock() {
-            Inner::Unsealed { keyring, .. } => Some(f(keyring)),
-            Inner::Sealed { .. } => None,
+    ///
+    /// `current` is the keyring blob of the applied state: when a barrier rotation or
+    /// retirement has replaced it since the keyring in memory was opened, the new blob is
+    /// opened with the root key first and replaces it. A blob that does not open (it cannot
+    /// happen unless storage is corrupt) leaves the keyring in memory as it was.
+    pub fn with_synced_keyring<R>(
+        &self,
+        current: Option<&[u8]>,
+        f: impl FnOnce(&Keyring) -> R,
+    ) -> Option<R> {
+        let mut inner = self.lock();
+        let Inner::Unsealed {
+            keyring,
+            root_key,
+            sealed_keyring,
+        } = &mut *inner
+        else {
+            return None;
+        };
+        if let Some(current) = current.filter(|c| *c != sealed_keyring.0.as_slice()) {
+            match root::open_keyring(root_key, current) {
+                Ok(opened) => {
+                    tracing::info!(
+                        active_term = opened.active_term(),
+                        "switched to the replicated barrier keyring"
+                    );
+                    *keyring = opened;
+                    sealed_keyring.0 = current.to_vec();
+                }
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "the replicated barrier keyring does not open under this node's root key"
+                ),
+            }
         }
+        Some(f(keyring))
+    }
+
+    /// The cluster id ([`tessera_crypto::cluster_id`], derived from the root key), or `None`
+    /// while sealed.
+    pub fn cluster_id(&self) -> Option<[u8; tessera_crypto::cluster_id::CLUSTER_ID_LEN]> {
+        let inner = self.lock();
+        let Inner::Unsealed { root_key, .. } = &*inner else {
+            return None;
+        };
+        tessera_crypto::cluster_id::cluster_id(root_key).ok()
+    }
+
+    /// Runs `f` with the keyring as it is in memory, or returns `None` while sealed.
+    pub fn with_keyring<R>(&self, f: impl FnOnce(&Keyring) -> R) -> Option<R> {
+        self.with_synced_keyring(None, f)
+    }
+
+    /// Prepares a keyring change against `current` (the applied keyring blob): the keyring
+    /// opened from it, changed, and sealed under the root key.
+    ///
+    /// # Errors
+    /// [`SealError::Sealed`], [`SealError::TermsExhausted`], or [`SealError::CorruptSeal`]
+    /// if `current` does not open or sealing fails.
+    pub fn prepare_keyring_change(
+        &self,
+        current: &[u8],
+        change: KeyringChange,
+    ) -> Result<PreparedKeyring, SealError> {
+        let inner = self.lock();
+        let Inner::Unsealed { root_key, .. } = &*inner else {
+            return Err(SealError::Sealed);
+        };
+        let mut keyring =
+            root::open_keyring(root_key, current).map_err(|_| SealError::CorruptSeal)?;
+        let mut rng = tessera_crypto::os_rng();
+        let retired = match change {
+            KeyringChange::Rotate => {
+                keyring
+                    .rotate(&mut rng)
+                    .map_err(|_| SealError::TermsExhausted)?;
+                Vec::new()
+            }
+            KeyringChange::RetireOld => keyring.retire_old(),
+        };
+        let sealed_keyring = root::reseal_keyring(root_key, &keyring, &mut rng)
+            .map_err(|_| SealError::CorruptSeal)?;
+        Ok(PreparedKeyring {
+            active: keyring.active_term(),
+            retired,
+            sealed_keyring,
+        })
     }
 }
 
@@ -271,7 +410,46 @@ mod tests {
     }
 
     #[test]
-    fn only_the_keyring_stays_in_memory_after_unseal() {
+    fn a_replaced_keyring_blob_is_opened_with_the_root_key() {
+        let (shares, config) = setup(3, 2);
+        let m = SealManager::new();
+        for share in &shares[..2] {
+            m.submit(share.clone(), &config).unwrap();
+        }
+        let rotated = m
+            .prepare_keyring_change(&config.sealed_keyring, KeyringChange::Rotate)
+            .unwrap();
+        assert_eq!((rotated.active, rotated.retired.len()), (2, 0));
+        // Preparing changes nothing in memory.
+        assert_eq!(m.with_keyring(|k| k.active_term()), Some(1));
+        assert_eq!(
+            m.with_synced_keyring(Some(&rotated.sealed_keyring), |k| k.active_term()),
+            Some(2)
+        );
+        let retired = m
+            .prepare_keyring_change(&rotated.sealed_keyring, KeyringChange::RetireOld)
+            .unwrap();
+        assert_eq!((retired.active, retired.retired), (2, vec![1]));
+        assert_eq!(
+            m.with_synced_keyring(Some(&retired.sealed_keyring), |k| k.terms().collect()),
+            Some(vec![2])
+        );
+        // A blob that is not this cluster's keyring leaves the keyring as it was.
+        let (_, foreign) = setup(3, 2);
+        assert_eq!(
+            m.with_synced_keyring(Some(&foreign.sealed_keyring), |k| k.terms().collect()),
+            Some(vec![2])
+        );
+        m.seal();
+        assert_eq!(
+            m.prepare_keyring_change(&config.sealed_keyring, KeyringChange::Rotate)
+                .unwrap_err(),
+            SealError::Sealed
+        );
+    }
+
+    #[test]
+    fn the_root_key_stays_in_memory_redacted_after_unseal() {
         let (shares, config) = setup(3, 2);
         let m = SealManager::new();
         m.submit(shares[0].clone(), &config).unwrap();
@@ -283,9 +461,12 @@ mod tests {
         let held = format!("{m:?}");
         assert_eq!(
             held,
-            "SealManager { state: Unsealed { keyring: Keyring { active: 1, terms: [1], .. } } }"
+            format!(
+                "SealManager {{ state: Unsealed {{ keyring: Keyring {{ active: 1, terms: [1], .. }}, \
+                 root_key: SecretKey256(REDACTED), sealed_keyring: {} bytes }} }}",
+                config.sealed_keyring.len()
+            )
         );
-        assert!(!held.contains("SecretKey256"), "a root key is held: {held}");
     }
 
     #[test]

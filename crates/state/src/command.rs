@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use tessera_crypto::spec::KeySpec;
 
+use crate::barrier::{BarrierTerms, BlobRef, ResealedBlob};
 use crate::ids::{AliasName, CallerId, KeyId, KeyName, KeyRef, RequestId};
 use crate::key::{ImportToken, KeyMetadata, KeyOrigin, KeyState};
 use crate::policy::{
@@ -282,6 +283,45 @@ pub enum Command {
         /// concurrent `Init` or restore is never overwritten unseen.
         replaces: Option<[u8; 32]>,
     },
+    /// Store a keyring blob that adds `term` as the active barrier term (a barrier rotation,
+    /// sealed under the root key by the proposer). Compare-and-set: refused unless the stored
+    /// keyring blob is still the one the proposer extended and `term` is the active term + 1.
+    RotateBarrier {
+        /// SHA-256 of the stored keyring blob the new one extends.
+        previous_keyring_digest: [u8; 32],
+        /// The new active term.
+        term: u32,
+        /// The new keyring, sealed under the root key.
+        sealed_keyring: Vec<u8>,
+    },
+    /// Store a keyring blob that holds the active term only (older terms retired).
+    /// Compare-and-set like [`Command::RotateBarrier`]; refused while any stored blob is
+    /// sealed under an older term.
+    RetireBarrierTerms {
+        /// SHA-256 of the stored keyring blob the new one replaces.
+        previous_keyring_digest: [u8; 32],
+        /// The keyring without its old terms, sealed under the root key.
+        sealed_keyring: Vec<u8>,
+    },
+    /// Replace blobs sealed under older terms with the same secrets sealed under the active
+    /// term (the leader's re-seal job). All or nothing: refused if any blob changed or was
+    /// destroyed since the batch was prepared.
+    ResealBlobs {
+        /// The re-sealed blobs.
+        blobs: Vec<ResealedBlob>,
+    },
+    /// Replace the unseal key: store the unchanged root key sealed under a new unseal key
+    /// split with new Shamir parameters. Compare-and-set on the sealed root key it replaces.
+    Rekey {
+        /// SHA-256 of the stored sealed root key.
+        previous_root_key_digest: [u8; 32],
+        /// Number of new shares.
+        shares: u8,
+        /// New threshold.
+        threshold: u8,
+        /// The root key sealed under the new unseal key.
+        sealed_root_key: Vec<u8>,
+    },
 }
 
 impl Command {
@@ -318,6 +358,10 @@ impl Command {
             Self::PutRateLimit(_) => "put_rate_limit",
             Self::DeleteRateLimit { .. } => "delete_rate_limit",
             Self::RestoreSnapshot { .. } => "restore_snapshot",
+            Self::RotateBarrier { .. } => "rotate_barrier",
+            Self::RetireBarrierTerms { .. } => "retire_barrier_terms",
+            Self::ResealBlobs { .. } => "reseal_blobs",
+            Self::Rekey { .. } => "rekey",
         }
     }
 }
@@ -403,6 +447,19 @@ pub enum Response {
         /// Keys in the restored state.
         keys: u64,
         /// SHA-256 of the restored sealed root key (as in `Initialized`).
+        sealed_root_key_digest: [u8; 32],
+    },
+    /// The barrier terms after a rotation or retirement.
+    Barrier(BarrierTerms),
+    /// How many blobs a `ResealBlobs` re-sealed.
+    Resealed {
+        /// The count.
+        count: u32,
+    },
+    /// The unseal key was replaced. The digest (SHA-256 of the stored sealed root key) lets
+    /// the proposer tell its own rekey from another returned to a retry.
+    Rekeyed {
+        /// SHA-256 of the new sealed root key.
         sealed_root_key_digest: [u8; 32],
     },
 }
@@ -652,6 +709,53 @@ pub enum ApplyError {
     /// `RestoreSnapshot` whose body is not an initialised state snapshot.
     #[error("SNAPSHOT_CORRUPT: the snapshot body does not decode to an initialized state; nothing was restored")]
     RestoreBodyInvalid,
+    /// A barrier rotation or retirement prepared against a keyring that has changed since.
+    /// Transient: the proposer prepares it again from the current keyring.
+    #[error("the barrier keyring changed since this change was prepared (active term {active}); nothing was changed")]
+    StaleKeyring {
+        /// The active term now.
+        active: u32,
+    },
+    /// A retirement while blobs are still sealed under older terms.
+    #[error("cannot retire barrier terms older than {active}: {blobs} blob(s) are still sealed under them (oldest: term {oldest_in_use}); wait until `tessera operator status` shows none left to re-seal")]
+    BarrierTermsInUse {
+        /// The active term.
+        active: u32,
+        /// How many blobs use older terms.
+        blobs: u64,
+        /// The oldest term in use.
+        oldest_in_use: u32,
+    },
+    /// New material sealed under a term that was retired. Transient: the proposer seals it
+    /// again under the active term.
+    #[error("material sealed under retired barrier term {term} (the oldest term held is {oldest}); nothing was changed")]
+    RetiredBarrierTerm {
+        /// The blob's term.
+        term: u32,
+        /// The oldest term held.
+        oldest: u32,
+    },
+    /// A re-seal of a blob that changed or was destroyed since the batch was prepared.
+    #[error(
+        "{target} changed or was destroyed since its re-seal was prepared; nothing was changed"
+    )]
+    StaleReseal {
+        /// The blob.
+        target: BlobRef,
+    },
+    /// A re-sealed blob that is not sealed under the active term.
+    #[error("{target} was re-sealed under term {term:?}, not under the active term {active}; nothing was changed")]
+    ResealNotActive {
+        /// The blob.
+        target: BlobRef,
+        /// The term of the new blob (`None`: not a barrier blob).
+        term: Option<u32>,
+        /// The active term.
+        active: u32,
+    },
+    /// A rekey prepared against a sealed root key that was replaced since.
+    #[error("the unseal key was replaced since this rekey was prepared; nothing was changed")]
+    StaleRootKey,
 }
 
 impl ApplyError {
@@ -661,7 +765,10 @@ impl ApplyError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::VersionConflict { .. } | Self::StaleReference { .. }
+            Self::VersionConflict { .. }
+                | Self::StaleReference { .. }
+                | Self::StaleKeyring { .. }
+                | Self::RetiredBarrierTerm { .. }
         )
     }
 }

@@ -14,6 +14,7 @@
 //! `raft` crate's job.
 
 pub mod backup;
+pub mod barrier;
 pub mod clock;
 pub mod command;
 pub mod dedup;
@@ -26,6 +27,7 @@ pub mod rows;
 pub mod seal;
 pub mod snapshot;
 
+pub use barrier::{BarrierTerms, BlobRef, ResealedBlob};
 pub use clock::ClusterClock;
 pub use command::{ApplyError, Command, KeyBinding, NewKey, Request, Response};
 pub use error::Error;

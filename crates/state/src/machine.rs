@@ -2,15 +2,18 @@
 
 mod access;
 mod aliases;
+mod barrier;
 mod keys;
 mod query;
 mod restore;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use barrier::StaleBlob;
 pub use query::{KeyFilter, KeyPage};
 pub use restore::seal_digest;
 
+use crate::barrier::BarrierTerms;
 use crate::clock::ClusterClock;
 use crate::command::{ApplyError, Command, KeyBinding, Request, Response};
 use crate::dedup::{DedupEntry, DedupHit, DedupTable};
@@ -32,6 +35,8 @@ pub struct State {
     pub(crate) dedup: DedupTable,
     pub(crate) clock: ClusterClock,
     pub(crate) access: AccessControl,
+    /// The barrier's active and oldest keyring terms.
+    pub(crate) barrier: BarrierTerms,
     /// Derived: key name → id.
     pub(crate) names: BTreeMap<KeyName, KeyId>,
     /// Derived: key id → its aliases.
@@ -138,6 +143,7 @@ impl State {
         if self.seal.is_none() {
             return Err(ApplyError::NotInitialized);
         }
+        self.check_new_material(command)?;
         match command {
             Command::InitSeal(_) | Command::Initialize { .. } => {
                 Err(ApplyError::AlreadyInitialized)
@@ -216,6 +222,27 @@ impl State {
             Command::DeleteRateLimit { identity } => self.delete_rate_limit(identity),
             // Handled before the initialisation check.
             Command::RestoreSnapshot { .. } => Err(ApplyError::RestoreTargetChanged),
+            Command::RotateBarrier {
+                previous_keyring_digest,
+                term,
+                sealed_keyring,
+            } => self.rotate_barrier(previous_keyring_digest, *term, sealed_keyring),
+            Command::RetireBarrierTerms {
+                previous_keyring_digest,
+                sealed_keyring,
+            } => self.retire_barrier_terms(previous_keyring_digest, sealed_keyring),
+            Command::ResealBlobs { blobs } => self.reseal_blobs(blobs),
+            Command::Rekey {
+                previous_root_key_digest,
+                shares,
+                threshold,
+                sealed_root_key,
+            } => self.rekey(
+                previous_root_key_digest,
+                *shares,
+                *threshold,
+                sealed_root_key,
+            ),
         }
     }
 

@@ -4,7 +4,7 @@
 //! applying a command writes only what changed. Keys of rows are ASCII paths (`seal`,
 //! `clock`, `key/<key id>`, `alias/<alias>`, `dedup/<caller hex>/<request id>`, `admins`,
 //! `policy/<name>`, `grant/<grant id>`, `revoked/serial/<hex>`, `revoked/sha256/<hex>`,
-//! `ratelimit/<identity pattern>`); values are
+//! `ratelimit/<identity pattern>`, `barrier`); values are
 //! `[ROW_FORMAT_V2] ++ postcard(value)`. Derived indexes (names, dedup order) are rebuilt on
 //! load and are never stored. Format 1 (before cluster time and caller-scoped request ids)
 //! is refused as unsupported.
@@ -12,6 +12,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::barrier::BarrierTerms;
 use crate::clock::ClusterClock;
 use crate::dedup::DedupEntry;
 use crate::error::Error;
@@ -37,6 +38,7 @@ const POLICY_PREFIX: &[u8] = b"policy/";
 const GRANT_PREFIX: &[u8] = b"grant/";
 const REVOKED_PREFIX: &[u8] = b"revoked/";
 const RATE_LIMIT_PREFIX: &[u8] = b"ratelimit/";
+const BARRIER_ROW: &[u8] = b"barrier";
 
 /// The identity of a persisted row.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -61,6 +63,9 @@ pub enum RowKey {
     Revoked(RevokedCertificate),
     /// A rate-limit rule, by its identity pattern.
     RateLimit(Glob),
+    /// The barrier's active and oldest keyring terms (absent until the first rotation: a
+    /// missing row means term 1 only).
+    Barrier,
 }
 
 impl RowKey {
@@ -83,6 +88,7 @@ impl RowKey {
             Self::Grant(id) => [GRANT_PREFIX, id.as_str().as_bytes()].concat(),
             Self::Revoked(cert) => [REVOKED_PREFIX, cert.row_name().as_bytes()].concat(),
             Self::RateLimit(identity) => [RATE_LIMIT_PREFIX, identity.as_str().as_bytes()].concat(),
+            Self::Barrier => BARRIER_ROW.to_vec(),
         }
     }
 }
@@ -162,7 +168,7 @@ impl State {
     /// The key of every row the state may have (the admins row even when it is empty).
     pub(crate) fn row_keys(&self) -> impl Iterator<Item = RowKey> + '_ {
         let access = &self.access;
-        [RowKey::Seal, RowKey::Clock, RowKey::Admins]
+        [RowKey::Seal, RowKey::Clock, RowKey::Admins, RowKey::Barrier]
             .into_iter()
             .chain(self.keys.keys().cloned().map(RowKey::Key))
             .chain(self.aliases.keys().cloned().map(RowKey::Alias))
@@ -235,6 +241,9 @@ impl State {
                 .rate_limit(identity)
                 .map(|r| encode_value("rate limit row", r))
                 .transpose(),
+            RowKey::Barrier => (self.barrier != BarrierTerms::default())
+                .then(|| encode_value("barrier row", &self.barrier))
+                .transpose(),
         }
     }
 
@@ -252,11 +261,14 @@ impl State {
         let mut aliases = Vec::new();
         let mut dedup = Vec::new();
         let mut clock = ClusterClock::default();
+        let mut barrier = BarrierTerms::default();
         let (mut admins, mut policies, mut grants, mut revoked, mut rate_limits) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (key, value) in rows {
             if key == SEAL_ROW {
                 seal = Some(decode_value::<SealConfig>("seal row", &value)?);
+            } else if key == BARRIER_ROW {
+                barrier = decode_value::<BarrierTerms>("barrier row", &value)?;
             } else if key == CLOCK_ROW {
                 clock = decode_value::<ClusterClock>("clock row", &value)?;
             } else if key.starts_with(KEY_PREFIX) {
@@ -283,7 +295,9 @@ impl State {
             }
         }
         let access = AccessControl::from_parts(policies, admins, grants, revoked, rate_limits);
-        Self::from_parts(seal, clock, keys, aliases, dedup, access)
+        let mut state = Self::from_parts(seal, clock, keys, aliases, dedup, access)?;
+        state.barrier = barrier;
+        Ok(state)
     }
 
     /// Assembles a state and rebuilds its indexes.

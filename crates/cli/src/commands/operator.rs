@@ -1,4 +1,5 @@
-//! `tessera operator init|unseal|seal|status`, and the membership commands (see
+//! `tessera operator init|unseal|seal|status`, the barrier commands (see
+//! [`crate::commands::barrier`]), and the membership commands (see
 //! [`crate::commands::members`]).
 
 use std::io::Read;
@@ -7,10 +8,10 @@ use anyhow::anyhow;
 use serde_json::json;
 
 use crate::cli::{OperatorCommand, OutputFormat};
-use crate::commands::client;
 use crate::commands::members::{self, ChangeKind};
 use crate::commands::recover;
 use crate::commands::snapshot;
+use crate::commands::{barrier, client};
 use crate::output::{print_json, Failure};
 use tessera_client::Client;
 
@@ -37,6 +38,29 @@ pub async fn run(command: OperatorCommand) -> Result<(), Failure> {
                 zone,
             };
             members::add_learner(&learner, &connect).await?;
+        }
+        OperatorCommand::Rotate {
+            retire_old,
+            connect,
+        } => barrier::rotate(retire_old, &connect).await?,
+        OperatorCommand::Rekey {
+            init,
+            shares,
+            threshold,
+            cancel,
+            share,
+            nonce,
+            connect,
+        } => {
+            let step = barrier::RekeyArgs {
+                init,
+                shares,
+                threshold,
+                cancel,
+                share,
+                nonce,
+            };
+            barrier::rekey(step, &connect).await?;
         }
         OperatorCommand::Promote(args) => members::change(ChangeKind::Promote, &args).await?,
         OperatorCommand::Demote(args) => members::change(ChangeKind::Demote, &args).await?,
@@ -80,16 +104,7 @@ pub async fn run(command: OperatorCommand) -> Result<(), Failure> {
             let reply = if reset {
                 client.unseal_reset().await?
             } else {
-                let share = match share.as_deref() {
-                    Some(s) if s != "-" => zeroize::Zeroizing::new(s.to_owned()),
-                    _ => {
-                        let mut text = zeroize::Zeroizing::new(String::new());
-                        std::io::stdin().read_to_string(&mut text).map_err(|e| {
-                            Failure::Usage(anyhow!("cannot read the share from stdin: {e}"))
-                        })?;
-                        text
-                    }
-                };
+                let share = read_share(share.as_deref())?;
                 client.unseal(share.trim()).await?
             };
             match connect.output.format {
@@ -127,6 +142,23 @@ pub async fn run(command: OperatorCommand) -> Result<(), Failure> {
     Ok(())
 }
 
+/// An unseal share from the command line, or from stdin when omitted or "-".
+///
+/// # Errors
+/// [`Failure::Usage`] if stdin cannot be read.
+pub fn read_share(share: Option<&str>) -> Result<zeroize::Zeroizing<String>, Failure> {
+    match share {
+        Some(s) if s != "-" => Ok(zeroize::Zeroizing::new(s.to_owned())),
+        _ => {
+            let mut text = zeroize::Zeroizing::new(String::new());
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| Failure::Usage(anyhow!("cannot read the share from stdin: {e}")))?;
+            Ok(text)
+        }
+    }
+}
+
 /// One node's `Status` as the `operator status` JSON document.
 fn status_document(s: &tessera_client::proto::StatusResponse) -> serde_json::Value {
     json!({
@@ -143,6 +175,7 @@ fn status_document(s: &tessera_client::proto::StatusResponse) -> serde_json::Val
         "unseal_threshold": s.unseal_threshold,
         "snapshot_index": s.snapshot_index,
         "purged_index": s.purged_index,
+        "barrier": barrier::status_document(s),
         "members": s.members.iter().map(|m| json!({
             "node_id": m.node_id,
             "api_addr": m.api_addr,
@@ -174,6 +207,7 @@ fn print_status(s: &tessera_client::proto::StatusResponse) {
     println!("applied_index: {}", s.applied_index);
     println!("region:        {}", s.region);
     println!("zone:          {}", s.zone);
+    barrier::print_status(s);
     println!("members:");
     for m in &s.members {
         println!(

@@ -774,7 +774,6 @@ impl KeysService {
             })?;
         let private_key = self
             .node
-            .seal()
             .with_keyring(|k| {
                 k.open(
                     &import_token_aad(&record.key_id, &token.token_id),

@@ -1,4 +1,6 @@
-//! `tessera.v1.System`: init, unseal, seal, status.
+//! `tessera.v1.System`: init, unseal, seal, status, barrier rotation and rekey.
+
+mod barrier;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,27 +46,7 @@ impl SystemService {
                 key: None,
             });
         }
-        if req.shares == 0 || req.shares > MAX_SHARES {
-            return Err(ApiError::invalid(
-                "shares",
-                format!("must be 1..={MAX_SHARES}, got {}", req.shares),
-            ));
-        }
-        if req.threshold == 0 || req.threshold > req.shares {
-            return Err(ApiError::invalid(
-                "threshold",
-                format!(
-                    "must be 1..={} (the number of shares), got {}",
-                    req.shares, req.threshold
-                ),
-            ));
-        }
-        if req.threshold == 1 && req.shares > 1 {
-            return Err(ApiError::invalid(
-                "threshold",
-                "a threshold of 1 with several shares would make every share the whole unseal key; use at least 2",
-            ));
-        }
+        let (shares, threshold) = shamir_parameters(req.shares, req.threshold)?;
         let request_id = request_id(&req.request_id)?;
         if self.node.raft().shared().read().state.is_initialized() {
             return Err(ApiError::Rejected(
@@ -78,9 +60,6 @@ impl SystemService {
                 ..req.clone()
             },
         );
-        // Both are checked against MAX_SHARES above.
-        let shares = u8::try_from(req.shares).map_err(|_| ApiError::Internal("share count"))?;
-        let threshold = u8::try_from(req.threshold).map_err(|_| ApiError::Internal("threshold"))?;
         let material = root::initialize(shares, threshold, &mut tessera_crypto::os_rng())
             .map_err(|e| ApiError::invalid("shares", e))?;
         let ours: [u8; 32] = Sha256::digest(&material.sealed_root_key).into();
@@ -207,7 +186,7 @@ impl SystemService {
         let raft = self.node.raft();
         let metrics = raft.metrics();
         // Index and digest are read under one lock, so they describe the same state.
-        let (initialized, threshold, applied_index, state_digest) = {
+        let (initialized, threshold, applied_index, state_digest, terms, reseal_left) = {
             let applied = raft.shared().read();
             let config = applied.state.seal_config();
             (
@@ -218,6 +197,12 @@ impl SystemService {
                     applied.state.digest().map(hex_digest).unwrap_or_default()
                 } else {
                     String::new()
+                },
+                config.map(|_| applied.state.barrier_terms()),
+                if detailed {
+                    applied.state.blobs_left_by_term()
+                } else {
+                    BTreeMap::new()
                 },
             )
         };
@@ -256,8 +241,40 @@ impl SystemService {
             purged_index: metrics.purged.map_or(0, |l| l.index),
             state_digest,
             serving: self.node.serving_now().is_ok(),
+            barrier_active_term: terms.map_or(0, |t| t.active),
+            barrier_oldest_term: terms.map_or(0, |t| t.oldest),
+            reseal_left,
         }
     }
+}
+
+/// Checks the Shamir parameters of `Init` and `Rekey`.
+///
+/// # Errors
+/// [`ApiError::InvalidArgument`] naming the field.
+fn shamir_parameters(shares: u32, threshold: u32) -> Result<(u8, u8), ApiError> {
+    if shares == 0 || shares > MAX_SHARES {
+        return Err(ApiError::invalid(
+            "shares",
+            format!("must be 1..={MAX_SHARES}, got {shares}"),
+        ));
+    }
+    if threshold == 0 || threshold > shares {
+        return Err(ApiError::invalid(
+            "threshold",
+            format!("must be 1..={shares} (the number of shares), got {threshold}"),
+        ));
+    }
+    if threshold == 1 && shares > 1 {
+        return Err(ApiError::invalid(
+            "threshold",
+            "a threshold of 1 with several shares would make every share the whole unseal key; use at least 2",
+        ));
+    }
+    // Both are at most MAX_SHARES (255).
+    let shares = u8::try_from(shares).map_err(|_| ApiError::Internal("share count"))?;
+    let threshold = u8::try_from(threshold).map_err(|_| ApiError::Internal("threshold"))?;
+    Ok((shares, threshold))
 }
 
 /// The API form of the leader's member list.
@@ -485,5 +502,21 @@ impl System for SystemService {
         request: GrpcRequest<pb::MemberChangeRequest>,
     ) -> Result<GrpcResponse<pb::MembersResponse>, Status> {
         self.change(request, |id| Change::Remove { id }).await
+    }
+
+    async fn rotate_barrier(
+        &self,
+        request: GrpcRequest<pb::RotateBarrierRequest>,
+    ) -> Result<GrpcResponse<pb::RotateBarrierResponse>, Status> {
+        let (caller, req) = split(request)?;
+        Ok(GrpcResponse::new(self.rotate_barrier(&caller, &req).await?))
+    }
+
+    async fn rekey(
+        &self,
+        request: GrpcRequest<pb::RekeyRequest>,
+    ) -> Result<GrpcResponse<pb::RekeyResponse>, Status> {
+        let (caller, req) = split(request)?;
+        Ok(GrpcResponse::new(self.rekey(&caller, req).await?))
     }
 }

@@ -7,7 +7,10 @@
 
 use std::fmt;
 
+use subtle::ConstantTimeEq;
 use tessera_crypto::UnsealShare;
+
+use super::SealError;
 
 /// Shares submitted so far, in a buffer that is never reallocated with shares in it.
 #[derive(Default)]
@@ -35,6 +38,33 @@ impl PendingShares {
             self.shares = larger;
         }
         self.shares.push(share);
+    }
+
+    /// Adds `share` towards an attempt that needs `threshold` shares, unless it repeats a
+    /// share held (compared in constant time) or another share's identifier.
+    ///
+    /// # Errors
+    /// [`SealError::DuplicateShare`] or [`SealError::ConflictingShare`]; nothing is added.
+    pub fn admit(&mut self, share: UnsealShare, threshold: u8) -> Result<(), SealError> {
+        let progress = self.count();
+        let threshold_u32 = u32::from(threshold);
+        for held in &self.shares {
+            if bool::from(held.ct_eq(&share)) {
+                return Err(SealError::DuplicateShare {
+                    progress,
+                    threshold: threshold_u32,
+                });
+            }
+            if held.identifier() == share.identifier() {
+                return Err(SealError::ConflictingShare {
+                    identifier: share.identifier(),
+                    progress,
+                    threshold: threshold_u32,
+                });
+            }
+        }
+        self.push(share, usize::from(threshold));
+        Ok(())
     }
 
     /// The shares, in submission order.

@@ -881,6 +881,7 @@ fn refused_commands_change_nothing() {
 
 mod access;
 mod restore;
+mod barrier;
 
 mod determinism {
     //! Random command sequences: two states fed the same log, and a third rebuilt from a

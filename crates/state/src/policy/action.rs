@@ -128,6 +128,8 @@ actions! {
     DeleteRateLimit => "policy:DeleteRateLimit", Cluster, "Access/DeleteRateLimit", "Delete a rate-limit rule.";
     SnapshotSave => "operator:SnapshotSave", Cluster, "System/SnapshotSave", "Save a backup of the whole (still sealed) state.";
     SnapshotRestore => "operator:SnapshotRestore", Cluster, "System/SnapshotRestore", "Replace the whole state with a backup's.";
+    RotateBarrier => "operator:RotateBarrier", Cluster, "System/RotateBarrier", "Rotate the barrier keyring, or retire its old terms.";
+    Rekey => "operator:Rekey", Cluster, "System/Rekey", "Replace the unseal key with new shares (start, submit old shares, cancel, progress).";
 }
 
 // An `ActionSet` is a bit mask over `Action::ALL`.
