@@ -313,8 +313,7 @@ impl Node {
 
     /// The key of audit HMACs, while the node is unsealed.
     pub fn audit_key(&self) -> Option<tessera_crypto::AuditKey> {
-        self.with_keyring(|keyring| tessera_crypto::AuditKey::derive(keyring).ok())
-            .flatten()
+        self.seal.audit_key()
     }
 
     /// The cluster id and the keyring's terms, while the node is unsealed (see

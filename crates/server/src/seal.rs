@@ -286,14 +286,28 @@ impl SealManager {
         Some(f(keyring))
     }
 
-    /// The cluster id ([`tessera_crypto::cluster_id`], derived from the root key), or `None`
-    /// while sealed.
-    pub fn cluster_id(&self) -> Option<[u8; tessera_crypto::cluster_id::CLUSTER_ID_LEN]> {
+    /// Runs `f` with the root key, or returns `None` while sealed: for the derivations that
+    /// must never change (the cluster id, the audit key).
+    fn with_root_key<R>(&self, f: impl FnOnce(&SecretKey256) -> R) -> Option<R> {
         let inner = self.lock();
         let Inner::Unsealed { root_key, .. } = &*inner else {
             return None;
         };
-        tessera_crypto::cluster_id::cluster_id(root_key).ok()
+        Some(f(root_key))
+    }
+
+    /// The cluster id ([`tessera_crypto::cluster_id`], derived from the root key), or `None`
+    /// while sealed.
+    pub fn cluster_id(&self) -> Option<[u8; tessera_crypto::cluster_id::CLUSTER_ID_LEN]> {
+        self.with_root_key(|root| tessera_crypto::cluster_id::cluster_id(root).ok())
+            .flatten()
+    }
+
+    /// The audit key ([`tessera_crypto::AuditKey`], derived from the root key), or `None`
+    /// while sealed.
+    pub fn audit_key(&self) -> Option<tessera_crypto::AuditKey> {
+        self.with_root_key(|root| tessera_crypto::AuditKey::derive(root).ok())
+            .flatten()
     }
 
     /// Runs `f` with the keyring as it is in memory, or returns `None` while sealed.

@@ -132,8 +132,8 @@ mod tests {
         assert_eq!(notes.request_id.as_deref(), Some("r-1"));
         assert_eq!(notes.key_id.as_deref(), Some("k1"));
         assert_eq!(notes.key_version, Some(3));
-        let keyring = tessera_crypto::Keyring::generate(&mut tessera_crypto::os_rng());
-        let audit_key = AuditKey::derive(&keyring).unwrap();
+        let root = tessera_crypto::SecretKey256::generate(&mut tessera_crypto::os_rng());
+        let audit_key = AuditKey::derive(&root).unwrap();
         let (hashed, omitted) = notes.hashed(Some(&audit_key));
         assert_eq!(omitted, 0);
         assert_eq!(hashed.len(), 1);

@@ -880,8 +880,8 @@ fn refused_commands_change_nothing() {
 }
 
 mod access;
-mod restore;
 mod barrier;
+mod restore;
 
 mod determinism {
     //! Random command sequences: two states fed the same log, and a third rebuilt from a
