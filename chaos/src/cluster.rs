@@ -186,6 +186,7 @@ impl ChaosCluster {
                 snapshot_after_logs: 500,
                 logs_kept_after_snapshot: 100,
                 write_timeout_ms: 8000,
+                ..RaftSection::default()
             }),
             faults: self.spec.faults.clone(),
             ..NodeOptions::default()

@@ -1,7 +1,8 @@
-//! Offline compaction of a node's database: copy the live trees into a fresh sled database and
-//! swap it in, so bytes that are no longer referenced (purged log entries, overwritten rows,
-//! destroyed key versions) leave the disk. The analogue of `etcdctl defrag`; run it on a
-//! stopped node (sled's lock refuses a running one).
+//! Compaction of a node's database: copy the live trees into a fresh sled database and swap it
+//! in, so bytes that are no longer referenced (purged log entries, overwritten rows, destroyed
+//! key versions) leave the disk. The analogue of `etcdctl defrag`. [`compact`] runs on a
+//! stopped node (sled's lock refuses a running one); a running node compacts its own database
+//! with [`crate::durable::DurableDb::compact`], built from the same steps.
 //!
 //! The swap is three renames: `raft` → `raft.pre-compact`, `raft.compact` → `raft`, then the
 //! old copy is removed. [`recover`] (run at every start) finishes or undoes a swap that a crash
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// Directory of the node's sled database inside its data directory.
 pub const DB_DIR: &str = "raft";
-const NEW_DIR: &str = "raft.compact";
+pub(crate) const NEW_DIR: &str = "raft.compact";
 const OLD_DIR: &str = "raft.pre-compact";
 
 /// A compaction failure.
@@ -30,6 +31,9 @@ pub enum CompactError {
     /// Copying or flushing failed.
     #[error("copying the database failed: {0}")]
     Copy(#[from] sled::Error),
+    /// A temporary database has no files to compact.
+    #[error("a temporary database is not compacted")]
+    Temporary,
     /// A filesystem step failed.
     #[error("{step} failed: {source}")]
     Io {
@@ -50,7 +54,8 @@ pub struct CompactReport {
     pub bytes_after: u64,
 }
 
-fn dir_size(path: &Path) -> u64 {
+/// Bytes of the files under `path`.
+pub(crate) fn dir_size(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
     };
@@ -64,7 +69,8 @@ fn dir_size(path: &Path) -> u64 {
         .sum()
 }
 
-fn io_step(step: &'static str) -> impl FnOnce(io::Error) -> CompactError {
+/// Maps an I/O error to [`CompactError::Io`] for `step`.
+pub(crate) fn io_step(step: &'static str) -> impl FnOnce(io::Error) -> CompactError {
     move |source| CompactError::Io { step, source }
 }
 
@@ -100,11 +106,7 @@ pub fn recover(data_dir: &Path) -> io::Result<()> {
 /// [`CompactError`]; on failure before the swap the original database is untouched.
 pub fn compact(data_dir: &Path) -> Result<CompactReport, CompactError> {
     recover(data_dir).map_err(io_step("recovering an earlier compaction"))?;
-    let (db_path, new_path, old_path) = (
-        data_dir.join(DB_DIR),
-        data_dir.join(NEW_DIR),
-        data_dir.join(OLD_DIR),
-    );
+    let (db_path, new_path) = (data_dir.join(DB_DIR), data_dir.join(NEW_DIR));
     if !db_path.join("conf").exists() {
         return Err(CompactError::Io {
             step: "finding the database",
@@ -123,31 +125,112 @@ pub fn compact(data_dir: &Path) -> Result<CompactReport, CompactError> {
                 path: db_path.clone(),
                 source,
             })?;
-        let new = sled::Config::new()
-            .path(&new_path)
-            .create_new(true)
-            .open()?;
-        for name in old.tree_names() {
-            let from = old.open_tree(&name)?;
-            let to = new.open_tree(&name)?;
-            for item in from.iter() {
-                let (key, value) = item?;
-                to.insert(key, value)?;
+        let new = start_copy(&old, &new_path)?;
+        finish_copy(&old, new, &new_path)?;
+    }
+    swap(data_dir)?;
+    Ok(CompactReport {
+        bytes_before,
+        bytes_after: dir_size(&db_path),
+    })
+}
+
+/// Creates a fresh database at `path` (replacing a leftover one) and copies `from`'s trees
+/// into it. `from` may change meanwhile: [`finish_copy`] catches up.
+///
+/// # Errors
+/// [`CompactError`]; the fresh database is removed again.
+pub(crate) fn start_copy(from: &sled::Db, path: &Path) -> Result<sled::Db, CompactError> {
+    if path.exists() {
+        std::fs::remove_dir_all(path).map_err(io_step("removing an unfinished copy"))?;
+    }
+    let copied = sled::Config::new()
+        .path(path)
+        .create_new(true)
+        .open()
+        .map_err(CompactError::from)
+        .and_then(|to| copy_trees(from, &to).map(|()| to));
+    if copied.is_err() {
+        if let Err(e) = std::fs::remove_dir_all(path) {
+            tracing::warn!(error = %e, "removing an unfinished compaction copy failed");
+        }
+    }
+    copied
+}
+
+/// Brings the copy `to` at `path` up to date with `from` (which must not change meanwhile),
+/// makes it durable and closes it.
+///
+/// # Errors
+/// [`CompactError`].
+pub(crate) fn finish_copy(from: &sled::Db, to: sled::Db, path: &Path) -> Result<(), CompactError> {
+    copy_trees(from, &to)?;
+    to.flush()?;
+    drop(to);
+    // sled's flush does not reach the drive's cache (see `crate::durable`).
+    std::fs::File::open(path.join("db"))
+        .and_then(|file| file.sync_data())
+        .map_err(io_step("syncing the copy"))
+}
+
+/// Makes every tree of `to` equal to the same tree of `from`, writing only the difference.
+fn copy_trees(from: &sled::Db, to: &sled::Db) -> Result<(), CompactError> {
+    for name in from.tree_names() {
+        sync_tree(&from.open_tree(&name)?, &to.open_tree(&name)?)?;
+    }
+    Ok(())
+}
+
+/// One ordered pass over both trees: inserts what `to` lacks or holds differently, removes
+/// what `from` no longer holds.
+fn sync_tree(from: &sled::Tree, to: &sled::Tree) -> Result<(), sled::Error> {
+    let mut batch = sled::Batch::default();
+    let mut theirs = to.iter();
+    let mut next = theirs.next().transpose()?;
+    for item in from.iter() {
+        let (key, value) = item?;
+        while let Some((stale, _)) = next.as_ref().filter(|(k, _)| *k < key) {
+            batch.remove(stale.clone());
+            next = theirs.next().transpose()?;
+        }
+        match next.take() {
+            Some((k, v)) if k == key => {
+                if v != value {
+                    batch.insert(key, value);
+                }
+                next = theirs.next().transpose()?;
+            }
+            other => {
+                batch.insert(key, value);
+                next = other;
             }
         }
-        new.flush()?;
     }
+    while let Some((stale, _)) = next {
+        batch.remove(stale);
+        next = theirs.next().transpose()?;
+    }
+    to.apply_batch(batch)
+}
+
+/// Swaps the closed copy in for the closed database: three renames and a sync of the data
+/// directory, so that [`recover`] can finish or undo an interrupted swap.
+///
+/// # Errors
+/// [`CompactError::Io`] naming the failed step.
+pub(crate) fn swap(data_dir: &Path) -> Result<(), CompactError> {
+    let (db_path, new_path, old_path) = (
+        data_dir.join(DB_DIR),
+        data_dir.join(NEW_DIR),
+        data_dir.join(OLD_DIR),
+    );
     std::fs::rename(&db_path, &old_path).map_err(io_step("moving the old database aside"))?;
     std::fs::rename(&new_path, &db_path).map_err(io_step("moving the new database in"))?;
     std::fs::remove_dir_all(&old_path).map_err(io_step("removing the old database"))?;
     // Make the renames themselves durable, not only the files they point at.
     std::fs::File::open(data_dir)
         .and_then(|dir| dir.sync_all())
-        .map_err(io_step("syncing the data directory"))?;
-    Ok(CompactReport {
-        bytes_before,
-        bytes_after: dir_size(&db_path),
-    })
+        .map_err(io_step("syncing the data directory"))
 }
 
 #[cfg(test)]
