@@ -34,11 +34,6 @@ pub struct OnlineCompaction {
     pub paused: Duration,
 }
 
-/// Attempts to reopen the database after a swap: sled's file lock can outlive the last handle
-/// by the time its background flusher takes to stop.
-const REOPEN_ATTEMPTS: u32 = 50;
-const REOPEN_PAUSE: Duration = Duration::from_millis(20);
-
 /// An open sled database and its data file.
 #[derive(Clone, Debug)]
 struct Open {
@@ -77,13 +72,6 @@ fn closed() -> sled::Error {
     sled::Error::Io(io::Error::other(
         "the database is closed: reopening it after a failed compaction failed",
     ))
-}
-
-fn open_sled(path: &Path) -> Result<sled::Db, sled::Error> {
-    sled::Config::new()
-        .path(path)
-        .cache_capacity(crate::node::SLED_CACHE_BYTES)
-        .open()
 }
 
 impl DurableDb {
@@ -152,10 +140,11 @@ impl DurableDb {
     }
 
     /// Compacts the database while it stays in use: copies the live trees into a fresh
-    /// database beside it, then, holding off every store operation, copies what changed during
-    /// the first copy, swaps the fresh database in with [`compact`]'s crash-safe renames and
-    /// removes the old files. Store operations wait only for that second step, which reads
-    /// both databases once and writes only the difference.
+    /// database beside it, watching which keys are written meanwhile; then, holding off every
+    /// store operation, copies those keys again, closes both databases, swaps the fresh one in
+    /// with [`compact`]'s crash-safe renames and reopens it; then removes the old files. Store
+    /// operations wait only for that second step, whose cost is the keys written during the
+    /// first copy plus a close and a reopen.
     ///
     /// # Errors
     /// [`CompactError`]. If it fails before the swap the database in use is untouched; if the
@@ -168,13 +157,15 @@ impl DurableDb {
         let bytes_before = compact::dir_size(&path);
         let fresh_path = data_dir.join(compact::NEW_DIR);
         let old = self.current().map_err(CompactError::Copy)?.db;
+        let changes = compact::Changes::watch(&old)?;
         let fresh = blocking(move || compact::start_copy(&old, &fresh_path)).await??;
 
         let exclusive = self.inner.gate.write().await;
         let paused_at = Instant::now();
         let old = self.current().map_err(CompactError::Copy)?.db;
         let fresh_path = data_dir.join(compact::NEW_DIR);
-        let finished = blocking(move || compact::finish_copy(&old, fresh, &fresh_path)).await?;
+        let finished =
+            blocking(move || compact::finish_copy(&old, changes, fresh, &fresh_path)).await?;
         if let Err(e) = finished {
             if let Err(cleanup) = std::fs::remove_dir_all(data_dir.join(compact::NEW_DIR)) {
                 tracing::warn!(error = %cleanup, "removing an unfinished compaction copy failed");
@@ -184,18 +175,24 @@ impl DurableDb {
         // Close the old database: sled writes by path (blobs, its snapshot at open), so its
         // directory may be renamed only once no handle to it is left.
         self.replace(None);
-        let swap_dir = data_dir.clone();
-        let swapped = blocking(move || compact::swap(&swap_dir)).await?;
-        let reopen_path = path.clone();
-        let reopened = blocking(move || {
-            compact::recover(&data_dir).map_err(compact::io_step("recovering the swap"))?;
-            reopen(&reopen_path)
+        let (swap_dir, reopen_path) = (data_dir.clone(), path.clone());
+        let (swapped, reopened) = blocking(move || {
+            let swapped = compact::swap(&swap_dir);
+            if swapped.is_err() {
+                // Finish or undo the interrupted swap, then reopen whichever database is in place.
+                if let Err(e) = compact::recover(&swap_dir) {
+                    return (swapped, Err(compact::io_step("recovering the swap")(e)));
+                }
+            }
+            (swapped, reopen(&reopen_path))
         })
-        .await??;
+        .await?;
+        let reopened = reopened?;
         self.replace(Some(reopened));
         drop(exclusive);
         let paused = paused_at.elapsed();
         swapped?;
+        blocking(move || compact::remove_old(&data_dir)).await??;
         Ok(OnlineCompaction {
             report: CompactReport {
                 bytes_before,
@@ -206,24 +203,9 @@ impl DurableDb {
     }
 }
 
-/// Opens the database at `path` again, waiting out the lock of the handle just dropped.
+/// Opens the database at `path` again after a swap.
 fn reopen(path: &Path) -> Result<Open, CompactError> {
-    let mut attempt = 0;
-    let db = loop {
-        match open_sled(path) {
-            Ok(db) => break db,
-            Err(_) if attempt < REOPEN_ATTEMPTS => {
-                attempt += 1;
-                std::thread::sleep(REOPEN_PAUSE);
-            }
-            Err(source) => {
-                return Err(CompactError::Open {
-                    path: path.to_path_buf(),
-                    source,
-                })
-            }
-        }
-    };
+    let db = compact::open_closed(path)?;
     let file = std::fs::File::open(path.join(SLED_DATA_FILE))
         .map_err(compact::io_step("opening the data file"))?;
     Ok(Open {

@@ -17,7 +17,7 @@ fn contains(dir: &Path, needle: &[u8]) -> bool {
 
 fn open_at(data_dir: &Path) -> DurableDb {
     let path = data_dir.join(compact::DB_DIR);
-    DurableDb::open(open_sled(&path).unwrap(), &path).unwrap()
+    DurableDb::open(compact::open_closed(&path).unwrap(), &path).unwrap()
 }
 
 async fn insert(db: &DurableDb, key: &[u8], value: &[u8]) {
