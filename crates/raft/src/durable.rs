@@ -114,12 +114,16 @@ impl DurableDb {
             .ok_or_else(closed)
     }
 
-    fn replace(&self, open: Option<Open>) {
-        *self
-            .inner
-            .current
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = open;
+    /// Puts `open` in use; returns the database that was.
+    fn replace(&self, open: Option<Open>) -> Option<Open> {
+        std::mem::replace(
+            &mut *self
+                .inner
+                .current
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            open,
+        )
     }
 
     /// The tree `name`, without holding off a compaction: only for reads at start, before the
@@ -141,10 +145,10 @@ impl DurableDb {
 
     /// Compacts the database while it stays in use: copies the live trees into a fresh
     /// database beside it, watching which keys are written meanwhile; then, holding off every
-    /// store operation, copies those keys again, closes both databases, swaps the fresh one in
-    /// with [`compact`]'s crash-safe renames and reopens it; then removes the old files. Store
-    /// operations wait only for that second step, whose cost is the keys written during the
-    /// first copy plus a close and a reopen.
+    /// store operation, copies those keys again, closes the copy, swaps it in with
+    /// [`compact`]'s crash-safe renames and reopens it; then closes the old database and
+    /// removes its files. Store operations wait only for that second step, whose cost is the
+    /// keys written during the first copy plus closing and reopening the copy.
     ///
     /// # Errors
     /// [`CompactError`]. If it fails before the swap the database in use is untouched; if the
@@ -172,25 +176,34 @@ impl DurableDb {
             }
             return Err(e);
         }
-        // Close the old database: sled writes by path (blobs, its snapshot at open), so its
-        // directory may be renamed only once no handle to it is left.
-        self.replace(None);
+        // The old database stays open through the renames: idle, sled touches it only through
+        // its open file (it writes by path only for new large values and at open), and closing
+        // it takes a while, so it is closed after the gate is released.
+        let old = self.replace(None);
         let (swap_dir, reopen_path) = (data_dir.clone(), path.clone());
-        let (swapped, reopened) = blocking(move || {
+        let (swapped, reopened, old) = blocking(move || {
             let swapped = compact::swap(&swap_dir);
             if swapped.is_err() {
+                // The old database may be back in place: close it before reopening it.
+                drop(old);
                 // Finish or undo the interrupted swap, then reopen whichever database is in place.
                 if let Err(e) = compact::recover(&swap_dir) {
-                    return (swapped, Err(compact::io_step("recovering the swap")(e)));
+                    return (
+                        swapped,
+                        Err(compact::io_step("recovering the swap")(e)),
+                        None,
+                    );
                 }
+                return (swapped, reopen(&reopen_path), None);
             }
-            (swapped, reopen(&reopen_path))
+            (swapped, reopen(&reopen_path), old)
         })
         .await?;
         let reopened = reopened?;
         self.replace(Some(reopened));
         drop(exclusive);
         let paused = paused_at.elapsed();
+        blocking(move || drop(old)).await?;
         swapped?;
         blocking(move || compact::remove_old(&data_dir)).await??;
         Ok(OnlineCompaction {

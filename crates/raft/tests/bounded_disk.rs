@@ -29,7 +29,7 @@ const BATCH: u64 = 256;
 /// Entries between compaction passes.
 const PASS_EVERY: u64 = 50_000;
 /// The documented bounds for this history (docs/performance.md, "Disk"): right after a pass
-/// (measured 85–101 MB; without passes the directory reaches 190 MB and keeps growing), and
+/// (measured 85–105 MB; without passes the directory reaches 190 MB and keeps growing), and
 /// at any time (measured peak 137–159 MB, just before a pass).
 const AFTER_PASS_BYTES: u64 = 128 * 1024 * 1024;
 const BOUND_BYTES: u64 = 192 * 1024 * 1024;
