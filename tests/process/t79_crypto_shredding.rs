@@ -1,9 +1,12 @@
-//! Destroying a key version crypto-shreds it: after log compaction and `tessera storage
-//! compact`, its sealed material is in no file of any node, and its ciphertexts can never be
+//! Destroying a key version crypto-shreds it: its sealed material leaves every file of every
+//! node online, within the compaction interval (`raft.compact_interval_ms`) plus one pass, and
+//! also after `tessera storage compact` on stopped nodes; its ciphertexts can never be
 //! decrypted again.
 
 use std::collections::BTreeMap;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use tessera_crypto::{root, UnsealShare};
 use tessera_proto::v1 as pb;
@@ -55,6 +58,61 @@ fn sealed_version(cluster: &TestCluster, node: u64, key: &str, version: u32) -> 
     sealed
 }
 
+async fn encrypt(
+    cluster: &TestCluster,
+    node: u64,
+    key: &str,
+    plaintext: &[u8],
+) -> pb::EncryptResponse {
+    crypto(cluster, node)
+        .encrypt(pb::EncryptRequest {
+            key: key.into(),
+            plaintext: plaintext.to_vec(),
+            context: BTreeMap::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Decrypting `ciphertext` on `node`, retried past unavailability.
+async fn decrypt_on(
+    cluster: &TestCluster,
+    node: u64,
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, tonic::Status> {
+    let c = crypto(cluster, node);
+    past_unavailability("decrypt", || {
+        let mut c = c.clone();
+        let request = pb::DecryptRequest {
+            ciphertext: ciphertext.to_vec(),
+            context: BTreeMap::new(),
+        };
+        async move { c.decrypt(request).await }
+    })
+    .await
+    .map(|r| r.into_inner().plaintext)
+}
+
+/// Every node refuses `destroyed` as destroyed and still decrypts each of `live`.
+async fn assert_shredded(cluster: &TestCluster, destroyed: &[u8], live: &[(&[u8], &[u8])]) {
+    for id in cluster.ids() {
+        let err = decrypt_on(cluster, id, destroyed).await.unwrap_err();
+        assert_status(
+            &err,
+            Code::FailedPrecondition,
+            "VERSION_DESTROYED",
+            "can never be decrypted",
+        );
+        for (ciphertext, plaintext) in live {
+            assert_eq!(
+                decrypt_on(cluster, id, ciphertext).await.unwrap(),
+                *plaintext
+            );
+        }
+    }
+}
+
 async fn restart_all(cluster: &mut TestCluster) {
     for id in cluster.ids() {
         cluster.restart(id).await;
@@ -76,25 +134,9 @@ async fn t79_destroyed_version_bytes_are_gone_after_compaction() {
     };
     let mut cluster = TestCluster::start_unsealed(tessera(), options).await;
     create(&cluster, 1, "shred", "").await;
-    let old = crypto(&cluster, 2)
-        .encrypt(pb::EncryptRequest {
-            key: "shred".into(),
-            plaintext: b"under v1".to_vec(),
-            context: BTreeMap::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let old = encrypt(&cluster, 2, "shred", b"under v1").await;
     keys(&cluster, 1).rotate_key(write("shred")).await.unwrap();
-    let fresh = crypto(&cluster, 3)
-        .encrypt(pb::EncryptRequest {
-            key: "shred".into(),
-            plaintext: b"under v2".to_vec(),
-            context: BTreeMap::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let fresh = encrypt(&cluster, 3, "shred", b"under v2").await;
     assert_eq!(fresh.version, 2);
 
     for id in cluster.ids() {
@@ -111,17 +153,7 @@ async fn t79_destroyed_version_bytes_are_gone_after_compaction() {
     }
     restart_all(&mut cluster).await;
 
-    let destroyer = keys(&cluster, 2);
-    let key = past_unavailability("destroy version 1", || {
-        let mut destroyer = destroyer.clone();
-        async move { destroyer.destroy_key_version(version_req("shred", 1)).await }
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .key
-    .unwrap();
-    assert_eq!(key.versions[0].state, "DESTROYED");
+    destroy(&cluster, 2, "shred", 1).await;
     let destroyed_at = cluster.client(2).status().await.unwrap().applied_index;
     // Enough writes for every node to snapshot past the destruction and purge its log.
     for i in 0..12 {
@@ -171,31 +203,12 @@ async fn t79_destroyed_version_bytes_are_gone_after_compaction() {
     }
 
     restart_all(&mut cluster).await;
-    for id in cluster.ids() {
-        let c = crypto(&cluster, id);
-        let decrypt = |ciphertext: &[u8]| {
-            let mut c = c.clone();
-            let request = pb::DecryptRequest {
-                ciphertext: ciphertext.to_vec(),
-                context: BTreeMap::new(),
-            };
-            async move { c.decrypt(request).await }
-        };
-        let err = past_unavailability("decrypt under v1", || decrypt(&old.ciphertext))
-            .await
-            .unwrap_err();
-        assert_status(
-            &err,
-            Code::FailedPrecondition,
-            "VERSION_DESTROYED",
-            "can never be decrypted",
-        );
-        let opened = past_unavailability("decrypt under v2", || decrypt(&fresh.ciphertext))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(opened.plaintext, b"under v2");
-    }
+    assert_shredded(
+        &cluster,
+        &old.ciphertext,
+        &[(fresh.ciphertext.as_slice(), b"under v2")],
+    )
+    .await;
     // A running node's database cannot be compacted underneath it.
     let out = Command::new(tessera())
         .args(["storage", "compact", "--config"])
@@ -209,4 +222,125 @@ async fn t79_destroyed_version_bytes_are_gone_after_compaction() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("is the node stopped"));
+}
+
+/// The destroy of `version` of `key`, through `node`.
+async fn destroy(cluster: &TestCluster, node: u64, key: &str, version: u32) {
+    let destroyer = keys(cluster, node);
+    let key = past_unavailability("destroy the version", || {
+        let mut destroyer = destroyer.clone();
+        async move {
+            destroyer
+                .destroy_key_version(version_req(key, version))
+                .await
+        }
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .key
+    .unwrap();
+    assert_eq!(key.versions[0].state, "DESTROYED");
+}
+
+#[tokio::test]
+async fn t79_a_destroyed_version_leaves_every_file_online() {
+    // Default snapshot and log settings: the online pass, not a snapshot policy tuned for the
+    // test, is what removes the material.
+    let options = ClusterOptions {
+        compact_interval_ms: 2_000,
+        ..ClusterOptions::default()
+    };
+    let mut cluster = TestCluster::start_unsealed(tessera(), options).await;
+    create(&cluster, 1, "shred", "").await;
+    create(&cluster, 2, "other", "").await;
+    let old = encrypt(&cluster, 2, "shred", b"under v1").await;
+    keys(&cluster, 1).rotate_key(write("shred")).await.unwrap();
+    let fresh = encrypt(&cluster, 3, "shred", b"under v2").await;
+    let other = encrypt(&cluster, 1, "other", b"another key").await;
+
+    // The needle, read from node 3's store while it is stopped, before anything is destroyed.
+    assert!(cluster.stop(3));
+    let needle = vec![(
+        "sealed v1".to_owned(),
+        sealed_version(&cluster, 3, "shred", 1),
+    )];
+    cluster.restart(3).await;
+    cluster.unseal(3).await;
+    cluster.wait_serving(3).await;
+    for node in &cluster.nodes {
+        assert!(
+            !find_needles(&node.dir, &needle).is_empty(),
+            "the scan must see v1 on node {} before",
+            node.id
+        );
+    }
+
+    // A client encrypts through every node throughout; no node stops from here on.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (served, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let encryptor = {
+        let clients: Vec<_> = cluster
+            .ids()
+            .into_iter()
+            .map(|id| crypto(&cluster, id))
+            .collect();
+        let (stop, served, failed) = (Arc::clone(&stop), Arc::clone(&served), Arc::clone(&failed));
+        tokio::spawn(async move {
+            for mut client in clients.into_iter().cycle() {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let request = pb::EncryptRequest {
+                    key: "other".into(),
+                    plaintext: b"during the shredding".to_vec(),
+                    context: BTreeMap::new(),
+                };
+                match client.encrypt(request).await {
+                    Ok(_) => served.fetch_add(1, Ordering::SeqCst),
+                    Err(e) => {
+                        eprintln!("encrypt failed: {e}");
+                        failed.fetch_add(1, Ordering::SeqCst)
+                    }
+                };
+            }
+        })
+    };
+
+    destroy(&cluster, 2, "shred", 1).await;
+    wait_for(
+        "the destroyed material to leave every file of every node",
+        WAIT,
+        || async {
+            let found: Vec<_> = cluster
+                .nodes
+                .iter()
+                .flat_map(|node| find_needles(&node.dir, &needle))
+                .collect();
+            if found.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("still on disk: {found:?}"))
+            }
+        },
+    )
+    .await;
+
+    stop.store(true, Ordering::SeqCst);
+    encryptor.await.unwrap();
+    assert!(served.load(Ordering::SeqCst) > 0);
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        0,
+        "encryption failed during the shredding"
+    );
+    assert_shredded(
+        &cluster,
+        &old.ciphertext,
+        &[
+            (fresh.ciphertext.as_slice(), b"under v2"),
+            (other.ciphertext.as_slice(), b"another key"),
+        ],
+    )
+    .await;
 }

@@ -1,18 +1,26 @@
-//! Offline compaction of a node's database: copy the live trees into a fresh sled database and
-//! swap it in, so bytes that are no longer referenced (purged log entries, overwritten rows,
-//! destroyed key versions) leave the disk. The analogue of `etcdctl defrag`; run it on a
-//! stopped node (sled's lock refuses a running one).
+//! Compaction of a node's database: copy the live trees into a fresh sled database and swap it
+//! in, so bytes that are no longer referenced (purged log entries, overwritten rows, destroyed
+//! key versions) leave the disk. The analogue of `etcdctl defrag`. [`compact`] runs on a
+//! stopped node (sled's lock refuses a running one); a running node compacts its own database
+//! with [`crate::durable::DurableDb::compact`], built from the same steps.
 //!
 //! The swap is three renames: `raft` → `raft.pre-compact`, `raft.compact` → `raft`, then the
 //! old copy is removed. [`recover`] (run at every start) finishes or undoes a swap that a crash
 //! interrupted.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use sled::IVec;
 
 /// Directory of the node's sled database inside its data directory.
 pub const DB_DIR: &str = "raft";
-const NEW_DIR: &str = "raft.compact";
+pub(crate) const NEW_DIR: &str = "raft.compact";
 const OLD_DIR: &str = "raft.pre-compact";
 
 /// A compaction failure.
@@ -30,6 +38,9 @@ pub enum CompactError {
     /// Copying or flushing failed.
     #[error("copying the database failed: {0}")]
     Copy(#[from] sled::Error),
+    /// A temporary database has no files to compact.
+    #[error("a temporary database is not compacted")]
+    Temporary,
     /// A filesystem step failed.
     #[error("{step} failed: {source}")]
     Io {
@@ -50,7 +61,8 @@ pub struct CompactReport {
     pub bytes_after: u64,
 }
 
-fn dir_size(path: &Path) -> u64 {
+/// Bytes of the files under `path`.
+pub(crate) fn dir_size(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
     };
@@ -64,7 +76,8 @@ fn dir_size(path: &Path) -> u64 {
         .sum()
 }
 
-fn io_step(step: &'static str) -> impl FnOnce(io::Error) -> CompactError {
+/// Maps an I/O error to [`CompactError::Io`] for `step`.
+pub(crate) fn io_step(step: &'static str) -> impl FnOnce(io::Error) -> CompactError {
     move |source| CompactError::Io { step, source }
 }
 
@@ -100,11 +113,7 @@ pub fn recover(data_dir: &Path) -> io::Result<()> {
 /// [`CompactError`]; on failure before the swap the original database is untouched.
 pub fn compact(data_dir: &Path) -> Result<CompactReport, CompactError> {
     recover(data_dir).map_err(io_step("recovering an earlier compaction"))?;
-    let (db_path, new_path, old_path) = (
-        data_dir.join(DB_DIR),
-        data_dir.join(NEW_DIR),
-        data_dir.join(OLD_DIR),
-    );
+    let (db_path, new_path) = (data_dir.join(DB_DIR), data_dir.join(NEW_DIR));
     if !db_path.join("conf").exists() {
         return Err(CompactError::Io {
             step: "finding the database",
@@ -123,31 +132,255 @@ pub fn compact(data_dir: &Path) -> Result<CompactReport, CompactError> {
                 path: db_path.clone(),
                 source,
             })?;
-        let new = sled::Config::new()
-            .path(&new_path)
-            .create_new(true)
-            .open()?;
-        for name in old.tree_names() {
-            let from = old.open_tree(&name)?;
-            let to = new.open_tree(&name)?;
-            for item in from.iter() {
-                let (key, value) = item?;
-                to.insert(key, value)?;
-            }
-        }
-        new.flush()?;
+        let changes = Changes::watch(&old)?;
+        let new = start_copy(&old, &new_path)?;
+        finish_copy(&old, changes, new, &new_path)?;
     }
-    std::fs::rename(&db_path, &old_path).map_err(io_step("moving the old database aside"))?;
-    std::fs::rename(&new_path, &db_path).map_err(io_step("moving the new database in"))?;
-    std::fs::remove_dir_all(&old_path).map_err(io_step("removing the old database"))?;
-    // Make the renames themselves durable, not only the files they point at.
-    std::fs::File::open(data_dir)
-        .and_then(|dir| dir.sync_all())
-        .map_err(io_step("syncing the data directory"))?;
+    swap(data_dir)?;
+    remove_old(data_dir)?;
     Ok(CompactReport {
         bytes_before,
         bytes_after: dir_size(&db_path),
     })
+}
+
+/// Attempts to open a database just closed: sled's file lock can outlive the last handle by
+/// the time its background flusher takes to stop.
+const OPEN_ATTEMPTS: u32 = 50;
+const OPEN_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Opens the database at `path` with the node's cache size, waiting out the lock of a handle
+/// just dropped.
+///
+/// # Errors
+/// [`CompactError::Open`].
+pub(crate) fn open_closed(path: &Path) -> Result<sled::Db, CompactError> {
+    let mut attempt = 0;
+    loop {
+        match sled::Config::new()
+            .path(path)
+            .cache_capacity(crate::node::SLED_CACHE_BYTES)
+            .open()
+        {
+            Ok(db) => return Ok(db),
+            Err(_) if attempt < OPEN_ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(OPEN_PAUSE);
+            }
+            Err(source) => {
+                return Err(CompactError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// Creates a fresh database at `path` (replacing a leftover one), copies `from`'s trees into
+/// it, and reopens it: sled replays on open everything written since it last opened, so the
+/// reopen here keeps the one after [`finish_copy`] short. `from` may change meanwhile: what
+/// [`Changes`] (started before) records, [`finish_copy`] copies again.
+///
+/// # Errors
+/// [`CompactError`]; the fresh database is removed again.
+pub(crate) fn start_copy(from: &sled::Db, path: &Path) -> Result<sled::Db, CompactError> {
+    if path.exists() {
+        std::fs::remove_dir_all(path).map_err(io_step("removing an unfinished copy"))?;
+    }
+    let copied = sled::Config::new()
+        .path(path)
+        .create_new(true)
+        .open()
+        .map_err(CompactError::from)
+        .and_then(|to| {
+            copy_trees(from, &to)?;
+            to.flush()?;
+            drop(to);
+            open_closed(path)
+        });
+    if copied.is_err() {
+        if let Err(e) = std::fs::remove_dir_all(path) {
+            tracing::warn!(error = %e, "removing an unfinished compaction copy failed");
+        }
+    }
+    copied
+}
+
+/// How long a [`Changes`] thread waits for an event before it looks at its stop flag.
+const WATCH_POLL: Duration = Duration::from_millis(5);
+
+/// The keys written to a database's trees since [`Changes::watch`], gathered by one thread
+/// per tree: sled's subscriber channel holds 1,024 events and a writer waits while it is full,
+/// so it is drained all along, not only when the copy is finished.
+pub(crate) struct Changes {
+    stop: Arc<AtomicBool>,
+    trees: Vec<(IVec, JoinHandle<BTreeSet<IVec>>)>,
+}
+
+impl Changes {
+    /// Starts watching every tree of `db`. Start before the first copy reads anything.
+    ///
+    /// # Errors
+    /// sled's error opening a tree.
+    pub(crate) fn watch(db: &sled::Db) -> Result<Self, sled::Error> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut trees = Vec::new();
+        for name in db.tree_names() {
+            let mut events = db.open_tree(&name)?.watch_prefix(Vec::new());
+            let stop = Arc::clone(&stop);
+            let gather = std::thread::spawn(move || {
+                let mut keys = BTreeSet::new();
+                loop {
+                    match events.next_timeout(WATCH_POLL) {
+                        Ok(event) => {
+                            keys.insert(event.key().clone());
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                            if !stop.load(Ordering::SeqCst) => {}
+                        Err(_) => return keys,
+                    }
+                }
+            });
+            trees.push((name, gather));
+        }
+        Ok(Self { stop, trees })
+    }
+
+    /// The keys written per tree. Call once no writer runs: every event is then queued, and
+    /// each thread returns once its queue stays empty for [`WATCH_POLL`].
+    fn finish(mut self) -> Result<BTreeMap<IVec, BTreeSet<IVec>>, CompactError> {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut changed = BTreeMap::new();
+        for (name, gather) in std::mem::take(&mut self.trees) {
+            let keys = gather.join().map_err(|_| {
+                io_step("watching for changes")(io::Error::other("thread panicked"))
+            })?;
+            changed.insert(name, keys);
+        }
+        Ok(changed)
+    }
+}
+
+/// A compaction that fails before [`Changes::finish`] stops the threads too.
+impl Drop for Changes {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Brings the copy `to` at `path` up to date with `from` (which must not change meanwhile):
+/// the keys `changes` saw written, and whole trees it did not watch. Then makes the copy
+/// durable and closes it.
+///
+/// # Errors
+/// [`CompactError`].
+pub(crate) fn finish_copy(
+    from: &sled::Db,
+    changes: Changes,
+    to: sled::Db,
+    path: &Path,
+) -> Result<(), CompactError> {
+    let changed = changes.finish()?;
+    for name in from.tree_names() {
+        let (source, target) = (from.open_tree(&name)?, to.open_tree(&name)?);
+        match changed.get(&name) {
+            Some(keys) => copy_keys(&source, &target, keys)?,
+            None => sync_tree(&source, &target)?,
+        }
+    }
+    to.flush()?;
+    drop(to);
+    // sled's flush does not reach the drive's cache (see `crate::durable`).
+    std::fs::File::open(path.join("db"))
+        .and_then(|file| file.sync_data())
+        .map_err(io_step("syncing the copy"))
+}
+
+/// Copies the current value (or absence) of each of `keys` from `from` to `to`.
+fn copy_keys(from: &sled::Tree, to: &sled::Tree, keys: &BTreeSet<IVec>) -> Result<(), sled::Error> {
+    let mut batch = sled::Batch::default();
+    for key in keys {
+        match from.get(key)? {
+            Some(value) => batch.insert(key.clone(), value),
+            None => batch.remove(key.clone()),
+        }
+    }
+    to.apply_batch(batch)
+}
+
+/// Makes every tree of `to` equal to the same tree of `from`, writing only the difference.
+fn copy_trees(from: &sled::Db, to: &sled::Db) -> Result<(), CompactError> {
+    for name in from.tree_names() {
+        sync_tree(&from.open_tree(&name)?, &to.open_tree(&name)?)?;
+    }
+    Ok(())
+}
+
+/// One ordered pass over both trees: inserts what `to` lacks or holds differently, removes
+/// what `from` no longer holds.
+fn sync_tree(from: &sled::Tree, to: &sled::Tree) -> Result<(), sled::Error> {
+    let mut batch = sled::Batch::default();
+    let mut theirs = to.iter();
+    let mut next = theirs.next().transpose()?;
+    for item in from.iter() {
+        let (key, value) = item?;
+        while let Some((stale, _)) = next.as_ref().filter(|(k, _)| *k < key) {
+            batch.remove(stale.clone());
+            next = theirs.next().transpose()?;
+        }
+        match next.take() {
+            Some((k, v)) if k == key => {
+                if v != value {
+                    batch.insert(key, value);
+                }
+                next = theirs.next().transpose()?;
+            }
+            other => {
+                batch.insert(key, value);
+                next = other;
+            }
+        }
+    }
+    while let Some((stale, _)) = next {
+        batch.remove(stale);
+        next = theirs.next().transpose()?;
+    }
+    to.apply_batch(batch)
+}
+
+/// Swaps the closed copy in for the closed database: two renames and a sync of the data
+/// directory, so that [`recover`] can finish or undo an interrupted swap. The old database is
+/// left for [`remove_old`].
+///
+/// # Errors
+/// [`CompactError::Io`] naming the failed step.
+pub(crate) fn swap(data_dir: &Path) -> Result<(), CompactError> {
+    let (db_path, new_path, old_path) = (
+        data_dir.join(DB_DIR),
+        data_dir.join(NEW_DIR),
+        data_dir.join(OLD_DIR),
+    );
+    std::fs::rename(&db_path, &old_path).map_err(io_step("moving the old database aside"))?;
+    std::fs::rename(&new_path, &db_path).map_err(io_step("moving the new database in"))?;
+    sync_dir(data_dir)
+}
+
+/// Removes the old database a [`swap`] left.
+///
+/// # Errors
+/// [`CompactError::Io`] naming the failed step.
+pub(crate) fn remove_old(data_dir: &Path) -> Result<(), CompactError> {
+    std::fs::remove_dir_all(data_dir.join(OLD_DIR))
+        .map_err(io_step("removing the old database"))?;
+    sync_dir(data_dir)
+}
+
+/// Makes renames and removals in `dir` durable, not only the files they point at.
+fn sync_dir(dir: &Path) -> Result<(), CompactError> {
+    std::fs::File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(io_step("syncing the data directory"))
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@
 //!   demote, remove) with its quorum rules, run on the leader; [`network`] relays it there.
 //! - [`leadership`]: a sealed node hands leadership to an unsealed voter and does not
 //!   campaign while one can win.
+//! - [`shred`]: the periodic online pass (snapshot, purge, [`compact`]ion) that bounds the
+//!   database and removes destroyed material from disk.
 //! - [`tls`]: rustls configuration shared by the cluster and API ports, and [`accept`]: the
 //!   limits on what a port's accept loop takes on.
 //!
@@ -43,6 +45,7 @@ pub mod recover;
 mod retry;
 pub mod rpc;
 pub mod service;
+pub mod shred;
 pub mod state_machine;
 mod storage_error;
 pub mod tls;

@@ -2,8 +2,9 @@
 //!
 //! Tree `raft_log` maps the big-endian `u64` index (so key order is index order) to a postcard
 //! [`Entry`]. Tree `raft_meta` holds the vote, the last purged log id and the committed log id.
-//! A vote or an append is reported durable only after [`DurableDb::flush`] returns (sled's
-//! flush and an `fdatasync` of its data file).
+//! A vote or an append is reported durable only after [`Access::flush`] returns (sled's
+//! flush and an `fdatasync` of its data file). Every operation holds one [`Access`] from its
+//! first read to its flush, so an online compaction never swaps the database in between.
 
 use std::fmt::Debug;
 use std::io;
@@ -15,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec;
-use crate::durable::DurableDb;
+use crate::durable::{Access, DurableDb};
 use crate::storage_error;
 use crate::typ::{Entry, LogId, StorageError, TypeConfig, Vote};
 
@@ -25,12 +26,18 @@ const VOTE_KEY: &[u8] = b"vote";
 const LAST_PURGED_KEY: &[u8] = b"last_purged";
 const COMMITTED_KEY: &[u8] = b"committed";
 
-/// The sled-backed log store. Cloning is cheap and shares the same trees.
+/// The sled-backed log store. Cloning is cheap and shares the same database.
 #[derive(Clone, Debug)]
 pub struct LogStore {
     db: DurableDb,
-    log: sled::Tree,
-    meta: sled::Tree,
+}
+
+fn log_tree(access: &Access<'_>) -> Result<sled::Tree, sled::Error> {
+    access.tree(LOG_TREE)
+}
+
+fn meta_tree(access: &Access<'_>) -> Result<sled::Tree, sled::Error> {
+    access.tree(META_TREE)
 }
 
 impl LogStore {
@@ -39,15 +46,15 @@ impl LogStore {
     /// # Errors
     /// A sled error if the trees cannot be opened.
     pub fn open(db: &DurableDb) -> Result<Self, sled::Error> {
-        Ok(Self {
-            db: db.clone(),
-            log: db.db().open_tree(LOG_TREE)?,
-            meta: db.db().open_tree(META_TREE)?,
-        })
+        db.tree(LOG_TREE)?;
+        db.tree(META_TREE)?;
+        Ok(Self { db: db.clone() })
     }
 
-    fn read_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
-        let Some(bytes) = self.meta.get(key).map_err(|e| storage_error::read(&e))? else {
+    async fn read_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
+        let access = self.db.access().await;
+        let meta = meta_tree(&access).map_err(|e| storage_error::read(&e))?;
+        let Some(bytes) = meta.get(key).map_err(|e| storage_error::read(&e))? else {
             return Ok(None);
         };
         codec::decode("raft metadata", &bytes)
@@ -55,20 +62,22 @@ impl LogStore {
             .map_err(|e| storage_error::read(&e))
     }
 
-    fn write_meta<T: Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError> {
+    fn write_meta<T: Serialize>(
+        access: &Access<'_>,
+        key: &[u8],
+        value: &T,
+    ) -> Result<(), StorageError> {
         let bytes = codec::encode("raft metadata", value).map_err(|e| storage_error::write(&e))?;
-        self.meta
-            .insert(key, bytes)
+        meta_tree(access)
+            .and_then(|meta| meta.insert(key, bytes))
             .map_err(|e| storage_error::write(&e))?;
         Ok(())
     }
 
-    async fn flush(&self) -> Result<(), sled::Error> {
-        self.db.flush().await
-    }
-
-    fn last_entry_id(&self) -> Result<Option<LogId>, StorageError> {
-        match self.log.last().map_err(|e| storage_error::read_logs(&e))? {
+    async fn last_entry_id(&self) -> Result<Option<LogId>, StorageError> {
+        let access = self.db.access().await;
+        let log = log_tree(&access).map_err(|e| storage_error::read_logs(&e))?;
+        match log.last().map_err(|e| storage_error::read_logs(&e))? {
             None => Ok(None),
             Some((_, bytes)) => {
                 let entry: Entry =
@@ -98,8 +107,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(i) => Bound::Excluded(index_key(*i)),
             Bound::Unbounded => Bound::Unbounded,
         };
-        self.log
-            .range::<[u8; 8], _>((start, end))
+        let access = self.db.access().await;
+        let log = log_tree(&access).map_err(|e| storage_error::read_logs(&e))?;
+        log.range::<[u8; 8], _>((start, end))
             .map(|item| {
                 let (_, bytes) = item.map_err(|e| storage_error::read_logs(&e))?;
                 codec::decode("log entry", &bytes).map_err(|e| storage_error::read_logs(&e))
@@ -112,8 +122,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged_log_id: Option<LogId> = self.read_meta(LAST_PURGED_KEY)?;
-        let last_log_id = self.last_entry_id()?.or(last_purged_log_id);
+        let last_purged_log_id: Option<LogId> = self.read_meta(LAST_PURGED_KEY).await?;
+        let last_log_id = self.last_entry_id().await?.or(last_purged_log_id);
         Ok(LogState {
             last_purged_log_id,
             last_log_id,
@@ -125,24 +135,29 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.write_meta(VOTE_KEY, vote)?;
-        self.flush()
+        let access = self.db.access().await;
+        Self::write_meta(&access, VOTE_KEY, vote)?;
+        access
+            .flush()
             .await
             .map_err(|e| storage_error::write_vote(&e))
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        self.read_meta(VOTE_KEY)
+        self.read_meta(VOTE_KEY).await
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         // Not flushed on its own: the next append or vote flush carries it. A committed id
         // that is lost in a crash only delays re-applying entries until the leader is heard.
-        self.write_meta(COMMITTED_KEY, &committed)
+        Self::write_meta(&self.db.access().await, COMMITTED_KEY, &committed)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self.read_meta::<Option<LogId>>(COMMITTED_KEY)?.flatten())
+        Ok(self
+            .read_meta::<Option<LogId>>(COMMITTED_KEY)
+            .await?
+            .flatten())
     }
 
     async fn append<I>(
@@ -160,24 +175,27 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 codec::encode("log entry", &entry).map_err(|e| storage_error::write_logs(&e))?;
             batch.insert(&index_key(entry.log_id.index), bytes);
         }
-        self.log
-            .apply_batch(batch)
+        let access = self.db.access().await;
+        log_tree(&access)
+            .and_then(|log| log.apply_batch(batch))
             .map_err(|e| storage_error::write_logs(&e))?;
-        let flushed = self.flush().await.map_err(io::Error::from);
+        let flushed = access.flush().await.map_err(io::Error::from);
         callback.log_io_completed(flushed);
         Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let access = self.db.access().await;
+        let log = log_tree(&access).map_err(|e| storage_error::read_logs(&e))?;
         let mut batch = sled::Batch::default();
-        for item in self.log.range(index_key(log_id.index)..) {
+        for item in log.range(index_key(log_id.index)..) {
             let (key, _) = item.map_err(|e| storage_error::read_logs(&e))?;
             batch.remove(key);
         }
-        self.log
-            .apply_batch(batch)
+        log.apply_batch(batch)
             .map_err(|e| storage_error::write_logs(&e))?;
-        self.flush()
+        access
+            .flush()
             .await
             .map_err(|e| storage_error::write_logs(&e))
     }
@@ -185,16 +203,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // Record the purge point first, so a crash mid-purge never leaves a gap that
         // `get_log_state` would not explain.
-        self.write_meta(LAST_PURGED_KEY, &log_id)?;
+        let access = self.db.access().await;
+        Self::write_meta(&access, LAST_PURGED_KEY, &log_id)?;
+        let log = log_tree(&access).map_err(|e| storage_error::read_logs(&e))?;
         let mut batch = sled::Batch::default();
-        for item in self.log.range(..=index_key(log_id.index)) {
+        for item in log.range(..=index_key(log_id.index)) {
             let (key, _) = item.map_err(|e| storage_error::read_logs(&e))?;
             batch.remove(key);
         }
-        self.log
-            .apply_batch(batch)
+        log.apply_batch(batch)
             .map_err(|e| storage_error::write_logs(&e))?;
-        self.flush()
+        access
+            .flush()
             .await
             .map_err(|e| storage_error::write_logs(&e))
     }

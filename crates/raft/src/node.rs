@@ -56,6 +56,9 @@ pub struct RaftSettings {
     pub logs_kept_after_snapshot: u64,
     /// How long a write may wait for commit before its outcome is reported unknown.
     pub write_timeout: Duration,
+    /// Interval of the online compaction pass ([`crate::shred`]): snapshot, purge the log,
+    /// compact the database. Destroyed material leaves the disk within this plus one pass.
+    pub compact_interval: Duration,
 }
 
 /// The defaults bound failover: openraft's follower campaigns once it has heard nothing for
@@ -73,6 +76,7 @@ impl Default for RaftSettings {
             snapshot_after_logs: 10_000,
             logs_kept_after_snapshot: 1_000,
             write_timeout: Duration::from_secs(10),
+            compact_interval: Duration::from_secs(300),
         }
     }
 }
@@ -159,6 +163,7 @@ impl RaftNode {
             path: db_path.clone(),
             source: sled::Error::Io(e),
         })?;
+        let compactor = db.clone();
         let log_store = LogStore::open(&db).map_err(|source| StartError::Storage {
             path: db_path.clone(),
             source,
@@ -239,6 +244,12 @@ impl RaftNode {
             peers.clone(),
             Arc::clone(&lease),
         ));
+        let shredder = tokio::spawn(crate::shred::run(
+            raft.clone(),
+            compactor,
+            settings.compact_interval,
+            settings.write_timeout,
+        ));
         let supervisor = tokio::spawn(leadership::supervise(
             raft.clone(),
             peers.clone(),
@@ -262,7 +273,7 @@ impl RaftNode {
             read_index_failures: LogLimiter::new(retry::LOG_INTERVAL),
             barriers: Coalescer::new(),
             cluster_tls,
-            tasks: vec![server, leader_lease, follower_lease, supervisor],
+            tasks: vec![server, leader_lease, follower_lease, supervisor, shredder],
         })
     }
 

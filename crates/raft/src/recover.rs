@@ -146,7 +146,11 @@ pub async fn recover(
         .await?;
     truncate_and_purge(&mut log, last).await?;
     log.save_committed(Some(last)).await?;
-    db.flush().await.map_err(|e| storage_error::write(&e))?;
+    db.access()
+        .await
+        .flush()
+        .await
+        .map_err(|e| storage_error::write(&e))?;
     Ok(plan)
 }
 
@@ -229,7 +233,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(DB_DIR);
         let db = DurableDb::open(sled::Config::new().path(&path).open().unwrap(), &path).unwrap();
-        let log = db.db().open_tree(crate::log_store::LOG_TREE).unwrap();
+        let log = db.tree(crate::log_store::LOG_TREE).unwrap();
         for index in 1..=5 {
             let bytes = crate::codec::encode("log entry", &entry(index)).unwrap();
             log.insert(index.to_be_bytes(), bytes).unwrap();
@@ -241,7 +245,7 @@ mod tests {
             .unwrap();
         let mut store = LogStore::open(&db).unwrap();
         store.save_committed(Some(log_id(3))).await.unwrap();
-        db.flush().await.unwrap();
+        db.access().await.flush().await.unwrap();
         dir
     }
 

@@ -27,7 +27,7 @@ use tessera_state::{Response, State};
 use tokio::sync::watch;
 
 use crate::codec::{self, CodecError};
-use crate::durable::DurableDb;
+use crate::durable::{Access, DurableDb};
 use crate::storage_error;
 use crate::typ::{
     Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
@@ -158,13 +158,17 @@ fn snapshot_transaction_error(
     }
 }
 
-/// The sled-backed state machine store.
+/// The sled-backed state machine store. Every operation reaches the trees through one
+/// [`Access`], held until its flush (see [`crate::durable`]).
 #[derive(Debug, Clone)]
 pub struct StateMachineStore {
     db: DurableDb,
-    tree: sled::Tree,
-    snapshots: sled::Tree,
     shared: Arc<SharedState>,
+}
+
+/// The rows tree and the snapshot tree of the database in use.
+fn trees(access: &Access<'_>) -> Result<(sled::Tree, sled::Tree), sled::Error> {
+    Ok((access.tree(SM_TREE)?, access.tree(SNAPSHOT_TREE)?))
 }
 
 impl StateMachineStore {
@@ -174,12 +178,9 @@ impl StateMachineStore {
     /// A [`StorageError`] if a row does not decode.
     pub fn open(db: &DurableDb) -> Result<Self, StorageError> {
         let tree = db
-            .db()
-            .open_tree(SM_TREE)
+            .tree(SM_TREE)
             .map_err(|e| storage_error::read_state_machine(&e))?;
-        let snapshots = db
-            .db()
-            .open_tree(SNAPSHOT_TREE)
+        db.tree(SNAPSHOT_TREE)
             .map_err(|e| storage_error::read_snapshot(None, &e))?;
         let mut rows = Vec::new();
         for item in tree.scan_prefix(ROW_PREFIX) {
@@ -192,8 +193,6 @@ impl StateMachineStore {
         let membership = read_value(&tree, MEMBERSHIP_KEY)?.unwrap_or_default();
         Ok(Self {
             db: db.clone(),
-            tree,
-            snapshots,
             shared: SharedState::new(AppliedState {
                 state,
                 last_applied,
@@ -219,10 +218,11 @@ impl StateMachineStore {
         Ok([(LAST_APPLIED_KEY, applied), (MEMBERSHIP_KEY, membership)])
     }
 
-    fn read_current_snapshot(&self) -> Result<Option<StoredSnapshot>, StorageError> {
-        let Some(bytes) = self
-            .snapshots
-            .get(CURRENT_SNAPSHOT_KEY)
+    async fn read_current_snapshot(&self) -> Result<Option<StoredSnapshot>, StorageError> {
+        let access = self.db.access().await;
+        let Some(bytes) = access
+            .tree(SNAPSHOT_TREE)
+            .and_then(|snapshots| snapshots.get(CURRENT_SNAPSHOT_KEY))
             .map_err(|e| storage_error::read_snapshot(None, &e))?
         else {
             return Ok(None);
@@ -237,18 +237,20 @@ impl StateMachineStore {
     async fn save_snapshot(&self, stored: &StoredSnapshot) -> Result<bool, StorageError> {
         let encoded = codec::encode("snapshot", stored)
             .map_err(|e| storage_error::write_snapshot(Some(stored.meta.signature()), &e))?;
-        let saved = self
-            .snapshots
+        let access = self.db.access().await;
+        let saved = access
+            .tree(SNAPSHOT_TREE)
+            .map_err(|e| storage_error::write_snapshot(Some(stored.meta.signature()), &e))?
             .transaction(|snapshots| store_if_not_older(snapshots, &stored.meta, &encoded))
             .map_err(|e| snapshot_transaction_error(&stored.meta, &e))?;
         if saved {
-            self.flush_snapshot(&stored.meta).await?;
+            Self::flush_snapshot(&access, &stored.meta).await?;
         }
         Ok(saved)
     }
 
-    async fn flush_snapshot(&self, meta: &SnapshotMeta) -> Result<(), StorageError> {
-        self.db
+    async fn flush_snapshot(access: &Access<'_>, meta: &SnapshotMeta) -> Result<(), StorageError> {
+        access
             .flush()
             .await
             .map_err(|e| storage_error::write_snapshot(Some(meta.signature()), &e))?;
@@ -291,6 +293,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         // The rows are written to sled after the lock is released: readers (every crypto call)
         // wait only for the in-memory apply, not for sled. Entries are applied by one task in
         // log order, so no other write can slip in between.
+        let access = self.db.access().await;
         let (responses, last_applied, batch, restored) = {
             let mut applied = self.shared.write();
             let mut responses = Vec::new();
@@ -326,9 +329,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             }
             (responses, applied.last_applied, batch, restored)
         };
-        self.tree
-            .apply_batch(batch)
+        access
+            .tree(SM_TREE)
+            .and_then(|tree| tree.apply_batch(batch))
             .map_err(|e| storage_error::write_state_machine(&e))?;
+        drop(access);
         self.shared.publish(last_applied);
         if restored {
             self.shared
@@ -363,8 +368,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .into_iter()
             .map(|(key, value)| (row_key(&key), value))
             .collect();
+        let access = self.db.access().await;
+        let (tree, snapshots) =
+            trees(&access).map_err(|e| storage_error::read_state_machine(&e))?;
         let mut stale = Vec::new();
-        for item in self.tree.scan_prefix(ROW_PREFIX) {
+        for item in tree.scan_prefix(ROW_PREFIX) {
             let (key, _) = item.map_err(|e| storage_error::read_state_machine(&e))?;
             stale.push(key);
         }
@@ -379,7 +387,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         .map_err(|e| storage_error::write_snapshot(signature, &e))?;
         // Rows, pointers and snapshot in one transaction: a crash leaves either the old state
         // with its snapshot or the installed one with its snapshot.
-        let saved = (&self.tree, &self.snapshots)
+        let saved = (&tree, &snapshots)
             .transaction(|(rows_tree, snapshots)| {
                 for key in &stale {
                     rows_tree.remove(key)?;
@@ -399,7 +407,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 "a newer snapshot is already stored; installed the state and kept that snapshot"
             );
         }
-        self.flush_snapshot(meta).await?;
+        Self::flush_snapshot(&access, meta).await?;
+        drop(access);
         {
             let mut applied = self.shared.write();
             applied.state = state;
@@ -411,7 +420,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        Ok(self.read_current_snapshot()?.map(|stored| Snapshot {
+        Ok(self.read_current_snapshot().await?.map(|stored| Snapshot {
             meta: stored.meta,
             snapshot: Box::new(Cursor::new(stored.data)),
         }))

@@ -399,6 +399,9 @@ pub struct RaftSection {
     pub logs_kept_after_snapshot: u64,
     /// How long a write may wait for commit.
     pub write_timeout_ms: u64,
+    /// Interval of the online compaction pass (snapshot, purge, compact the database):
+    /// destroyed key material leaves every file within this plus one pass.
+    pub compact_interval_ms: u64,
 }
 
 impl Default for RaftSection {
@@ -412,6 +415,7 @@ impl Default for RaftSection {
             snapshot_after_logs: d.snapshot_after_logs,
             logs_kept_after_snapshot: d.logs_kept_after_snapshot,
             write_timeout_ms: millis(d.write_timeout),
+            compact_interval_ms: millis(d.compact_interval),
         }
     }
 }
@@ -442,6 +446,7 @@ impl RaftSection {
             snapshot_after_logs: self.snapshot_after_logs,
             logs_kept_after_snapshot: self.logs_kept_after_snapshot,
             write_timeout: Duration::from_millis(self.write_timeout_ms),
+            compact_interval: Duration::from_millis(self.compact_interval_ms),
         }
     }
 }
@@ -564,6 +569,9 @@ impl ServerConfig {
         }
         if r.write_timeout_ms == 0 {
             return Err("raft.write_timeout_ms must be positive".into());
+        }
+        if r.compact_interval_ms == 0 {
+            return Err("raft.compact_interval_ms must be positive".into());
         }
         self.limits.validate(r.write_timeout_ms)?;
         let l = &self.lifecycle;

@@ -54,6 +54,8 @@ pub struct ClusterOptions {
     pub snapshot_after_logs: u64,
     /// Entries kept behind a snapshot.
     pub logs_kept_after_snapshot: u64,
+    /// Interval of the online compaction pass.
+    pub compact_interval_ms: u64,
     /// Lifetime of BYOK import tokens.
     pub import_token_ttl_seconds: u64,
     /// If set, each node's data directory is a tmpfs of this many MiB that a test can fill
@@ -81,6 +83,7 @@ impl Default for ClusterOptions {
             lease_ms: 800,
             snapshot_after_logs: 10_000,
             logs_kept_after_snapshot: 1_000,
+            compact_interval_ms: 300_000,
             import_token_ttl_seconds: 600,
             data_quota_mib: None,
             ops_port: false,
@@ -165,6 +168,7 @@ fn node_config(
             snapshot_after_logs: options.snapshot_after_logs,
             logs_kept_after_snapshot: options.logs_kept_after_snapshot,
             write_timeout_ms: 15_000,
+            compact_interval_ms: options.compact_interval_ms,
         }),
         // Test-tuned: production minimums are days.
         lifecycle: Some(LifecycleSection {
