@@ -323,6 +323,20 @@ impl Node {
         Some((self.seal.cluster_id()?, terms))
     }
 
+    /// The applied seal configuration (a copy: the state lock is not held after the call).
+    ///
+    /// # Errors
+    /// [`ApiError::NotInitialized`] before `operator init`.
+    pub fn seal_config(&self) -> Result<SealConfig, ApiError> {
+        self.raft
+            .shared()
+            .read()
+            .state
+            .seal_config()
+            .cloned()
+            .ok_or(ApiError::NotInitialized)
+    }
+
     /// Runs `f` with the barrier keyring of the applied state (see
     /// [`SealManager::with_synced_keyring`]), or returns `None` while sealed.
     pub fn with_keyring<R>(&self, f: impl FnOnce(&tessera_crypto::Keyring) -> R) -> Option<R> {

@@ -356,7 +356,8 @@ impl SealManager {
 mod tests {
     use super::*;
 
-    fn setup(shares: u8, threshold: u8) -> (Vec<UnsealShare>, SealConfig) {
+    /// Fresh seal material with its shares, for the seal and rekey tests.
+    pub(super) fn setup(shares: u8, threshold: u8) -> (Vec<UnsealShare>, SealConfig) {
         let mut rng = tessera_crypto::os_rng();
         let material = root::initialize(shares, threshold, &mut rng).unwrap();
         let config = SealConfig {

@@ -115,15 +115,7 @@ impl SystemService {
         // Share holders need no policy, but guessing shares is slowed down per identity.
         self.node.require_not_revoked(caller)?;
         self.node.authorizer().check_unseal(caller.identity())?;
-        let config = self
-            .node
-            .raft()
-            .shared()
-            .read()
-            .state
-            .seal_config()
-            .cloned()
-            .ok_or(ApiError::NotInitialized)?;
+        let config = self.node.seal_config()?;
         let threshold = u32::from(config.threshold);
         if req.reset {
             self.node.seal().reset();

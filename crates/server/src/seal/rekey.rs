@@ -205,18 +205,7 @@ impl RekeyManager {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn setup(shares: u8, threshold: u8) -> (Vec<UnsealShare>, SealConfig) {
-        let material = root::initialize(shares, threshold, &mut tessera_crypto::os_rng()).unwrap();
-        let config = SealConfig {
-            shares,
-            threshold,
-            sealed_root_key: material.sealed_root_key,
-            sealed_keyring: material.sealed_keyring,
-            initialized_at_ms: 0,
-        };
-        (material.shares, config)
-    }
+    use crate::seal::tests::setup;
 
     #[test]
     fn old_threshold_of_shares_rekeys_and_the_new_shares_unseal() {

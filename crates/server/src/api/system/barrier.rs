@@ -71,15 +71,7 @@ impl SystemService {
         self.node
             .authorize(caller, Action::Rekey, None, &BTreeMap::new())?;
         self.node.require_member()?;
-        let config = self
-            .node
-            .raft()
-            .shared()
-            .read()
-            .state
-            .seal_config()
-            .cloned()
-            .ok_or(ApiError::NotInitialized)?;
+        let config = self.node.seal_config()?;
         let rekey = self.node.rekey();
         if req.cancel {
             let cancelled = rekey.cancel();
