@@ -191,6 +191,21 @@ async fn t26_a_sealed_node_does_not_win_an_election_an_unsealed_voter_can_win() 
     for id in sealed {
         assert!(cluster.client(*id).seal().await.unwrap().sealed);
     }
+    // The unsealed node can only win with a log as long as the sealed voters' (they refuse to
+    // vote for a shorter one, and then win themselves once they campaign): kill the leader
+    // only once it has applied what the leader has.
+    let (leader_client, candidate) = (cluster.client(old_leader), cluster.client(*unsealed));
+    wait_for("the unsealed follower to catch up", WAIT, || async {
+        let leader = leader_client.status().await.map_err(|e| e.to_string())?;
+        let follower = candidate.status().await.map_err(|e| e.to_string())?;
+        (follower.applied_index >= leader.applied_index)
+            .then_some(())
+            .ok_or(format!(
+                "applied {} of {}",
+                follower.applied_index, leader.applied_index
+            ))
+    })
+    .await;
     cluster.kill(old_leader);
     let new_leader = cluster.leader().await;
     assert_eq!(
