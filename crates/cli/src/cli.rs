@@ -239,7 +239,7 @@ impl Command {
                 | OperatorCommand::Members { connect }
                 | OperatorCommand::AddLearner { connect, .. }
                 | OperatorCommand::Rotate { connect, .. }
-                | OperatorCommand::Rekey { connect, .. }
+                | OperatorCommand::Rekey(RekeyArgs { connect, .. })
                 | OperatorCommand::Promote(MemberChange { connect, .. })
                 | OperatorCommand::Demote(MemberChange { connect, .. })
                 | OperatorCommand::Remove(MemberChange { connect, .. })
@@ -453,28 +453,7 @@ pub enum OperatorCommand {
     /// each holder submits a current share (SHARE, or "-" for stdin) to the same node; the
     /// last one prints the new shares (shown once). --cancel drops it; no argument shows its
     /// progress.
-    Rekey {
-        /// Start a rekey.
-        #[arg(long, requires_all = ["shares", "threshold"], conflicts_with_all = ["cancel", "share"])]
-        init: bool,
-        /// New number of shares (with --init).
-        #[arg(long, requires = "init")]
-        shares: Option<u32>,
-        /// New threshold (with --init).
-        #[arg(long, requires = "init")]
-        threshold: Option<u32>,
-        /// Cancel the rekey in progress.
-        #[arg(long, conflicts_with = "share")]
-        cancel: bool,
-        /// A current unseal share ("-": read it from stdin).
-        share: Option<String>,
-        /// The rekey attempt the share is for, as --init printed it (default: the one in
-        /// progress).
-        #[arg(long, default_value = "")]
-        nonce: String,
-        #[command(flatten)]
-        connect: Connect,
-    },
+    Rekey(RekeyArgs),
     /// Make a learner a voter.
     Promote(MemberChange),
     /// Make a voter a learner.
@@ -521,6 +500,31 @@ pub enum SnapshotCommand {
         #[command(flatten)]
         connect: Connect,
     },
+}
+
+/// `tessera operator rekey`: one step of a rekey.
+#[derive(Debug, Args)]
+pub struct RekeyArgs {
+    /// Start a rekey.
+    #[arg(long, requires_all = ["shares", "threshold"], conflicts_with_all = ["cancel", "share"])]
+    pub init: bool,
+    /// New number of shares (with --init).
+    #[arg(long, requires = "init")]
+    pub shares: Option<u32>,
+    /// New threshold (with --init).
+    #[arg(long, requires = "init")]
+    pub threshold: Option<u32>,
+    /// Cancel the rekey in progress.
+    #[arg(long, conflicts_with = "share")]
+    pub cancel: bool,
+    /// A current unseal share ("-": read it from stdin).
+    pub share: Option<String>,
+    /// The rekey attempt the share is for, as --init printed it (default: the one in
+    /// progress).
+    #[arg(long, default_value = "")]
+    pub nonce: String,
+    #[command(flatten)]
+    pub connect: Connect,
 }
 
 /// A change to one member.

@@ -4,7 +4,7 @@
 use serde_json::json;
 use tessera_client::proto::{RekeyRequest, RekeyResponse, StatusResponse};
 
-use crate::cli::{Connect, OutputFormat};
+use crate::cli::{Connect, OutputFormat, RekeyArgs};
 use crate::commands::client;
 use crate::commands::operator::read_share;
 use crate::output::{print_json, Failure};
@@ -35,28 +35,12 @@ pub async fn rotate(retire_old: bool, connect: &Connect) -> Result<(), Failure> 
     Ok(())
 }
 
-/// The arguments of one `operator rekey` step.
-#[derive(Debug)]
-pub struct RekeyArgs {
-    /// Start a rekey.
-    pub init: bool,
-    /// New share count.
-    pub shares: Option<u32>,
-    /// New threshold.
-    pub threshold: Option<u32>,
-    /// Cancel the rekey in progress.
-    pub cancel: bool,
-    /// An old share, or "-" for stdin.
-    pub share: Option<String>,
-    /// The attempt the share is for.
-    pub nonce: String,
-}
-
 /// `operator rekey`: one step, then the attempt's progress or, once done, the new shares.
 ///
 /// # Errors
 /// [`Failure`] from the node or reading stdin.
-pub async fn rekey(args: RekeyArgs, connect: &Connect) -> Result<(), Failure> {
+pub async fn rekey(args: RekeyArgs) -> Result<(), Failure> {
+    let connect = &args.connect;
     let share = args
         .share
         .as_deref()

@@ -43,25 +43,7 @@ pub async fn run(command: OperatorCommand) -> Result<(), Failure> {
             retire_old,
             connect,
         } => barrier::rotate(retire_old, &connect).await?,
-        OperatorCommand::Rekey {
-            init,
-            shares,
-            threshold,
-            cancel,
-            share,
-            nonce,
-            connect,
-        } => {
-            let step = barrier::RekeyArgs {
-                init,
-                shares,
-                threshold,
-                cancel,
-                share,
-                nonce,
-            };
-            barrier::rekey(step, &connect).await?;
-        }
+        OperatorCommand::Rekey(args) => barrier::rekey(args).await?,
         OperatorCommand::Promote(args) => members::change(ChangeKind::Promote, &args).await?,
         OperatorCommand::Demote(args) => members::change(ChangeKind::Demote, &args).await?,
         OperatorCommand::Remove(args) => members::change(ChangeKind::Remove, &args).await?,
