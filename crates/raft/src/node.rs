@@ -141,6 +141,70 @@ struct ClusterTls {
     client: Arc<GrpcTransport>,
 }
 
+/// A node's opened storage and checked settings: what [`RaftNode::assemble`] starts openraft on.
+pub(crate) struct Storage {
+    log_store: LogStore,
+    state_machine: StateMachineStore,
+    compactor: DurableDb,
+    raft_config: Arc<openraft::Config>,
+}
+
+impl Storage {
+    /// Checks `settings`, finishes or undoes an interrupted compaction in `data_dir`, and opens
+    /// the sled database there.
+    pub(crate) fn open(data_dir: &Path, settings: &RaftSettings) -> Result<Self, StartError> {
+        if settings.lease >= settings.election_timeout_min {
+            return Err(StartError::LeaseTooLong {
+                lease: settings.lease,
+                election_timeout_min: settings.election_timeout_min,
+            });
+        }
+        crate::compact::recover(data_dir).map_err(StartError::Recover)?;
+        let db_path = data_dir.join(crate::compact::DB_DIR);
+        let db = sled::Config::new()
+            .path(&db_path)
+            .cache_capacity(SLED_CACHE_BYTES)
+            .open()
+            .map_err(|source| StartError::Storage {
+                path: db_path.clone(),
+                source,
+            })?;
+        let db = DurableDb::open(db, &db_path).map_err(|e| StartError::Storage {
+            path: db_path.clone(),
+            source: sled::Error::Io(e),
+        })?;
+        let log_store = LogStore::open(&db).map_err(|source| StartError::Storage {
+            path: db_path.clone(),
+            source,
+        })?;
+        let state_machine =
+            StateMachineStore::open(&db).map_err(|e| StartError::State(Box::new(e)))?;
+
+        let raft_config = openraft::Config {
+            cluster_name: "tessera".into(),
+            heartbeat_interval: millis(settings.heartbeat),
+            election_timeout_min: millis(settings.election_timeout_min),
+            election_timeout_max: millis(settings.election_timeout_max),
+            install_snapshot_timeout: millis(settings.write_timeout),
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_after_logs),
+            max_in_snapshot_log_to_keep: settings.logs_kept_after_snapshot,
+            purge_batch_size: 1,
+            // The cluster port's message cap is sized for these (see `limits`).
+            max_payload_entries: limits::MAX_PAYLOAD_ENTRIES,
+            snapshot_max_chunk_size: limits::SNAPSHOT_CHUNK_BYTES,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| StartError::Settings(Box::new(e)))?;
+        Ok(Self {
+            log_store,
+            state_machine,
+            compactor: db,
+            raft_config: Arc::new(raft_config),
+        })
+    }
+}
+
 impl RaftNode {
     /// Opens storage in `config.data_dir`, starts openraft and serves the cluster port on
     /// `cluster_listener`.
@@ -151,6 +215,7 @@ impl RaftNode {
         config: NodeConfig,
         cluster_listener: TcpListener,
     ) -> Result<Self, StartError> {
+        let storage = Storage::open(&config.data_dir, &config.settings)?;
         let grpc = Arc::new(GrpcTransport::new(
             tls::client_config(&config.tls)?,
             config.dial.clone(),
@@ -159,8 +224,8 @@ impl RaftNode {
         let (mut node, service) = Self::assemble(
             config.id,
             config.info,
-            &config.data_dir,
             config.settings,
+            storage,
             Peers::over(Arc::clone(&grpc) as Arc<dyn Transport>),
         )
         .await?;
@@ -186,71 +251,26 @@ impl RaftNode {
         Ok(node)
     }
 
-    /// Opens storage in `data_dir` and starts openraft and the node's background tasks, with
-    /// `peers` carrying what it sends. Returns the node and the service that must receive what
-    /// its peers send it (the cluster port in production, an in-process router in tests).
+    /// Starts openraft on `storage` and the node's background tasks, with `peers` carrying
+    /// what it sends. Returns the node and the service that must receive what its peers send
+    /// it (the cluster port in production, an in-process router in tests).
     pub(crate) async fn assemble(
         id: NodeId,
         info: NodeInfo,
-        data_dir: &Path,
         settings: RaftSettings,
+        storage: Storage,
         peers: Peers,
     ) -> Result<(Self, ClusterService), StartError> {
-        if settings.lease >= settings.election_timeout_min {
-            return Err(StartError::LeaseTooLong {
-                lease: settings.lease,
-                election_timeout_min: settings.election_timeout_min,
-            });
-        }
-        crate::compact::recover(data_dir).map_err(StartError::Recover)?;
-        let db_path = data_dir.join(crate::compact::DB_DIR);
-        let db = sled::Config::new()
-            .path(&db_path)
-            .cache_capacity(SLED_CACHE_BYTES)
-            .open()
-            .map_err(|source| StartError::Storage {
-                path: db_path.clone(),
-                source,
-            })?;
-        let db = DurableDb::open(db, &db_path).map_err(|e| StartError::Storage {
-            path: db_path.clone(),
-            source: sled::Error::Io(e),
-        })?;
-        let compactor = db.clone();
-        let log_store = LogStore::open(&db).map_err(|source| StartError::Storage {
-            path: db_path.clone(),
-            source,
-        })?;
-        let state_machine =
-            StateMachineStore::open(&db).map_err(|e| StartError::State(Box::new(e)))?;
-        let shared = state_machine.shared();
-
-        let raft_config = openraft::Config {
-            cluster_name: "tessera".into(),
-            heartbeat_interval: millis(settings.heartbeat),
-            election_timeout_min: millis(settings.election_timeout_min),
-            election_timeout_max: millis(settings.election_timeout_max),
-            install_snapshot_timeout: millis(settings.write_timeout),
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_after_logs),
-            max_in_snapshot_log_to_keep: settings.logs_kept_after_snapshot,
-            purge_batch_size: 1,
-            // The cluster port's message cap is sized for these (see `limits`).
-            max_payload_entries: limits::MAX_PAYLOAD_ENTRIES,
-            snapshot_max_chunk_size: limits::SNAPSHOT_CHUNK_BYTES,
-            ..Default::default()
-        }
-        .validate()
-        .map_err(|e| StartError::Settings(Box::new(e)))?;
-
-        let raft = Raft::new(
-            id,
-            Arc::new(raft_config),
-            peers.clone(),
+        let Storage {
             log_store,
             state_machine,
-        )
-        .await
-        .map_err(|e| StartError::Raft(Box::new(e)))?;
+            compactor,
+            raft_config,
+        } = storage;
+        let shared = state_machine.shared();
+        let raft = Raft::new(id, raft_config, peers.clone(), log_store, state_machine)
+            .await
+            .map_err(|e| StartError::Raft(Box::new(e)))?;
 
         let lease = Arc::new(Lease::new(settings.lease));
         let leadership = Arc::new(Leadership::new(Arc::clone(&shared)));

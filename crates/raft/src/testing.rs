@@ -19,7 +19,7 @@ use openraft::ServerState;
 pub use self::router::Router;
 use crate::error::{EnterError, StartError};
 use crate::network::Peers;
-use crate::node::{RaftNode, RaftSettings};
+use crate::node::{RaftNode, RaftSettings, Storage};
 use crate::typ::{NodeId, NodeInfo, RaftMetrics};
 
 /// Bound on every wait of the fixture: generous, because a test fails only by running into it.
@@ -207,15 +207,18 @@ impl TestCluster {
     /// # Errors
     /// [`FixtureError::Start`] if it does not start.
     pub async fn start_node(&mut self, id: NodeId) -> Result<&RaftNode, FixtureError> {
+        let start = |source| FixtureError::Start { id, source };
+        let data_dir = self.data.path().join(format!("node{id}"));
+        let storage = Storage::open(&data_dir, &self.settings).map_err(start)?;
         let (node, service) = RaftNode::assemble(
             id,
             Self::info(id),
-            &self.data.path().join(format!("node{id}")),
             self.settings.clone(),
+            storage,
             Peers::over(self.router.transport(id)),
         )
         .await
-        .map_err(|source| FixtureError::Start { id, source })?;
+        .map_err(start)?;
         // As in a serving cluster: a sealed node would hand leadership away.
         node.set_sealed(false);
         self.router.attach(&Self::address(id), id, service);
