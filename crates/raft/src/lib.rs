@@ -5,7 +5,8 @@
 //! - [`log_store`] and [`state_machine`]: the durable log, vote and state machine on one sled
 //!   database per node. A log append or vote is acknowledged only after sled has flushed it.
 //! - [`network`] and [`service`]: the cluster port, where peers exchange AppendEntries, Vote
-//!   and InstallSnapshot, followers forward writes to the leader, and new nodes join.
+//!   and InstallSnapshot, followers forward writes to the leader, and new nodes join;
+//!   [`transport`] carries these calls (mutual-TLS gRPC, or in process for tests).
 //!   [`membership_guard`] admits only current members to it (but for `Join`), and [`limits`]
 //!   caps its message size.
 //! - [`node`]: a running member and the operations the API layer needs (propose from any
@@ -16,6 +17,8 @@
 //!   campaign while one can win.
 //! - [`shred`]: the periodic online pass (snapshot, purge, [`compact`]ion) that bounds the
 //!   database and removes destroyed material from disk.
+//! - `testing` (feature `testing`): an in-process cluster on real storage with a router that
+//!   partitions nodes, fails and delays their RPCs, for fast tests of the paths above.
 //! - [`tls`]: rustls configuration shared by the cluster and API ports, and [`accept`]: the
 //!   limits on what a port's accept loop takes on.
 //!
@@ -48,7 +51,10 @@ pub mod service;
 pub mod shred;
 pub mod state_machine;
 mod storage_error;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tls;
+pub mod transport;
 pub mod typ;
 
 pub use error::{CoreStopped, EnterError, ProposeError, ReadIndexError, StartError};

@@ -1,6 +1,6 @@
 //! The client side of the cluster port: openraft's network (AppendEntries, Vote,
 //! InstallSnapshot) and Tessera's own calls (forward a write, read index, leadership handover,
-//! join), all over mutual-TLS gRPC.
+//! join), carried by a [`Transport`] (mutual-TLS gRPC in production).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,19 +18,16 @@ use openraft::raft::{
 use prost::Message;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tessera_proto::cluster::v1::cluster_client::ClusterClient;
 use tessera_proto::cluster::v1::{JoinRequest, JoinResponse, RaftPayload};
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::ClientTlsConfig;
 
 use crate::codec;
 use crate::limits::MAX_CLUSTER_MESSAGE_BYTES;
 use crate::membership::{MembershipCall, MembershipReply, ProbeReply};
 use crate::membership_guard::is_not_a_member;
 use crate::rpc::{ForwardReply, ReadIndexReply, TimeoutNowReply, TimeoutNowRequest};
+use crate::transport::{ClusterRpc, GrpcTransport, Transport};
 use crate::typ::{NodeId, NodeInfo, TypeConfig};
-
-/// How long to wait for a TCP+TLS connection to a peer.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A failed call to a peer.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +85,9 @@ impl PeerError {
         }
     }
 
-    fn from_status(addr: &str, status: tonic::Status) -> Self {
+    /// The error for `status` from the peer at `addr`: statuses that a failed connection or
+    /// an expired deadline produce make the peer [`PeerError::Unreachable`].
+    pub fn from_status(addr: &str, status: tonic::Status) -> Self {
         match status.code() {
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => {
                 Self::Unreachable {
@@ -104,20 +103,11 @@ impl PeerError {
     }
 }
 
-/// A cluster-port client on `channel` that sends and accepts messages up to
-/// [`MAX_CLUSTER_MESSAGE_BYTES`].
-fn cluster_client(channel: Channel) -> ClusterClient<Channel> {
-    ClusterClient::new(channel)
-        .max_decoding_message_size(MAX_CLUSTER_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_CLUSTER_MESSAGE_BYTES)
-}
-
-/// Lazily connected gRPC channels to peers' cluster ports, keyed by advertised address.
+/// Everything a node sends to its peers, over a [`Transport`]; cheap to clone (all clones
+/// share the transport and what they learned about peers).
 #[derive(Clone)]
 pub struct Peers {
-    tls: Arc<Mutex<ClientTlsConfig>>,
-    dial: Arc<BTreeMap<String, String>>,
-    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    transport: Arc<dyn Transport>,
     /// When each peer last answered a Raft RPC (the leader's view of who is reachable).
     contacts: Arc<Mutex<HashMap<NodeId, Instant>>>,
     /// Whether the last peer that answered refused this node as not a member of its cluster.
@@ -125,14 +115,15 @@ pub struct Peers {
 }
 
 impl Peers {
-    /// Peers reached with the given client TLS configuration (node certificate + node CA).
-    /// `dial` translates a peer's advertised address to the address actually dialled (for a
-    /// proxy or NAT between nodes); addresses not in it are dialled as advertised.
+    /// Peers reached over mutual-TLS gRPC (see [`GrpcTransport::new`]).
     pub fn new(tls: ClientTlsConfig, dial: BTreeMap<String, String>) -> Self {
+        Self::over(Arc::new(GrpcTransport::new(tls, dial)))
+    }
+
+    /// Peers reached over `transport`.
+    pub fn over(transport: Arc<dyn Transport>) -> Self {
         Self {
-            tls: Arc::new(Mutex::new(tls)),
-            dial: Arc::new(dial),
-            channels: Arc::new(Mutex::new(HashMap::new())),
+            transport,
             contacts: Arc::new(Mutex::new(HashMap::new())),
             refused_as_non_member: Arc::new(AtomicBool::new(false)),
         }
@@ -162,62 +153,17 @@ impl Peers {
             .map(Instant::elapsed)
     }
 
-    /// Replaces the client TLS configuration (a reloaded node certificate or CA bundle). Cached
-    /// channels are forgotten, so the next call to each peer dials with the new identity; calls
-    /// in flight keep the channel they hold and finish on it.
-    pub fn set_tls(&self, tls: ClientTlsConfig) {
-        *self
-            .tls
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = tls;
-        self.channels
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
-    }
-
-    fn client(&self, addr: &str) -> Result<ClusterClient<Channel>, PeerError> {
-        let mut channels = self
-            .channels
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(channel) = channels.get(addr) {
-            return Ok(cluster_client(channel.clone()));
-        }
-        let bad = |source| PeerError::BadAddress {
-            addr: addr.to_owned(),
-            source,
-        };
-        let target = self.dial.get(addr).map_or(addr, String::as_str);
-        let channel = Endpoint::from_shared(format!("https://{target}"))
-            .map_err(bad)?
-            .tls_config(
-                self.tls
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .clone(),
-            )
-            .map_err(bad)?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .connect_lazy();
-        channels.insert(addr.to_owned(), channel.clone());
-        Ok(cluster_client(channel))
-    }
-
-    async fn call<Req, Resp, F, Fut>(
+    async fn call<Req, Resp>(
         &self,
         addr: &str,
+        rpc: ClusterRpc,
         what: &'static str,
         request: &Req,
         timeout: Duration,
-        rpc: F,
     ) -> Result<Resp, PeerError>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
-        F: FnOnce(ClusterClient<Channel>, tonic::Request<RaftPayload>) -> Fut,
-        Fut: std::future::Future<Output = Result<tonic::Response<RaftPayload>, tonic::Status>>,
     {
         let payload = RaftPayload {
             data: codec::encode(what, request)?,
@@ -232,19 +178,15 @@ impl Peers {
                 limit: MAX_CLUSTER_MESSAGE_BYTES,
             });
         }
-        let mut req = tonic::Request::new(payload);
-        req.set_timeout(timeout);
-        let client = self.client(addr)?;
-        let answered = rpc(client, req).await;
+        let answered = self.transport.call(addr, rpc, payload, timeout).await;
         match &answered {
             Ok(_) => self.refused_as_non_member.store(false, Ordering::Relaxed),
-            Err(status) if is_not_a_member(status) => {
+            Err(PeerError::Status { status, .. }) if is_not_a_member(status) => {
                 self.refused_as_non_member.store(true, Ordering::Relaxed);
             }
             Err(_) => {}
         }
-        let reply = answered.map_err(|status| PeerError::from_status(addr, status))?;
-        Ok(codec::decode(what, &reply.into_inner().data)?)
+        Ok(codec::decode(what, &answered?.data)?)
     }
 
     /// Relays a write to the leader at `addr`.
@@ -259,10 +201,10 @@ impl Peers {
     ) -> Result<ForwardReply, PeerError> {
         self.call(
             addr,
+            ClusterRpc::Forward,
             "forwarded write",
             request,
             timeout,
-            |mut c, r| async move { c.forward(r).await },
         )
         .await
     }
@@ -276,10 +218,8 @@ impl Peers {
         addr: &str,
         timeout: Duration,
     ) -> Result<ReadIndexReply, PeerError> {
-        self.call(addr, "read index", &(), timeout, |mut c, r| async move {
-            c.read_index(r).await
-        })
-        .await
+        self.call(addr, ClusterRpc::ReadIndex, "read index", &(), timeout)
+            .await
     }
 
     /// Asks the voter at `addr` to take over leadership from this (sealed) leader.
@@ -294,10 +234,10 @@ impl Peers {
     ) -> Result<TimeoutNowReply, PeerError> {
         self.call(
             addr,
+            ClusterRpc::TimeoutNow,
             "timeout-now request",
             request,
             timeout,
-            |mut c, r| async move { c.timeout_now(r).await },
         )
         .await
     }
@@ -314,10 +254,10 @@ impl Peers {
     ) -> Result<MembershipReply, PeerError> {
         self.call(
             addr,
+            ClusterRpc::Membership,
             "membership call",
             call,
             timeout,
-            |mut c, r| async move { c.membership(r).await },
         )
         .await
     }
@@ -327,10 +267,8 @@ impl Peers {
     /// # Errors
     /// [`PeerError`] if the node cannot be reached or answers with an error status.
     pub async fn probe(&self, addr: &str, timeout: Duration) -> Result<ProbeReply, PeerError> {
-        self.call(addr, "probe", &(), timeout, |mut c, r| async move {
-            c.probe(r).await
-        })
-        .await
+        self.call(addr, ClusterRpc::Probe, "probe", &(), timeout)
+            .await
     }
 
     /// Asks the node at `addr` to admit `node_id` as a voter.
@@ -344,20 +282,14 @@ impl Peers {
         node: &NodeInfo,
         timeout: Duration,
     ) -> Result<JoinResponse, PeerError> {
-        let mut req = tonic::Request::new(JoinRequest {
+        let request = JoinRequest {
             node_id,
             api_addr: node.api_addr.clone(),
             cluster_addr: node.cluster_addr.clone(),
             region: node.region.clone(),
             zone: node.zone.clone(),
-        });
-        req.set_timeout(timeout);
-        let mut client = self.client(addr)?;
-        let reply = client
-            .join(req)
-            .await
-            .map_err(|status| PeerError::from_status(addr, status))?;
-        Ok(reply.into_inner())
+        };
+        self.transport.join(addr, request, timeout).await
     }
 }
 
@@ -381,23 +313,21 @@ pub struct PeerNetwork {
 }
 
 impl PeerNetwork {
-    async fn raft_call<Req, Resp, E, F, Fut>(
+    async fn raft_call<Req, Resp, E>(
         &self,
+        rpc: ClusterRpc,
         what: &'static str,
         request: &Req,
         option: &RPCOption,
-        rpc: F,
     ) -> Result<Resp, RPCError<NodeId, NodeInfo, RaftError<NodeId, E>>>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
-        F: FnOnce(ClusterClient<Channel>, tonic::Request<RaftPayload>) -> Fut,
-        Fut: std::future::Future<Output = Result<tonic::Response<RaftPayload>, tonic::Status>>,
     {
         let result: Result<Resp, RaftError<NodeId, E>> = self
             .peers
-            .call(&self.addr, what, request, option.hard_ttl(), rpc)
+            .call(&self.addr, rpc, what, request, option.hard_ttl())
             .await
             .map_err(|e| match e {
                 PeerError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&e)),
@@ -414,10 +344,8 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
-        self.raft_call("append entries", &rpc, &option, |mut c, r| async move {
-            c.append_entries(r).await
-        })
-        .await
+        self.raft_call(ClusterRpc::AppendEntries, "append entries", &rpc, &option)
+            .await
     }
 
     async fn install_snapshot(
@@ -428,9 +356,12 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, NodeInfo, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        self.raft_call("install snapshot", &rpc, &option, |mut c, r| async move {
-            c.install_snapshot(r).await
-        })
+        self.raft_call(
+            ClusterRpc::InstallSnapshot,
+            "install snapshot",
+            &rpc,
+            &option,
+        )
         .await
     }
 
@@ -439,13 +370,8 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
-        self.raft_call(
-            "vote",
-            &rpc,
-            &option,
-            |mut c, r| async move { c.vote(r).await },
-        )
-        .await
+        self.raft_call(ClusterRpc::Vote, "vote", &rpc, &option)
+            .await
     }
 }
 

@@ -3,7 +3,7 @@
 //! index, check the serving lease, and report status.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,7 @@ use crate::rpc::{ForwardReply, LeaderHint, ReadIndexReply};
 use crate::service::ClusterService;
 use crate::state_machine::{SharedState, StateMachineStore};
 use crate::tls::{self, AcceptLimits, ServerTls, ServerTlsSender, TlsError, TlsFiles, TlsIncoming};
+use crate::transport::{GrpcTransport, Transport};
 use crate::typ::{Fatal, NodeId, NodeInfo, Raft, RaftMetrics};
 
 /// sled's page cache. sled's default is 1 GiB, and it fills with every page written, so a
@@ -127,30 +128,39 @@ pub struct RaftNode {
     read_index_failures: LogLimiter,
     /// Merges concurrent read barriers.
     barriers: Coalescer<ReadIndexError>,
-    /// Swaps the cluster port's server TLS configuration (certificate reload).
-    cluster_tls: ServerTlsSender,
+    /// The TLS configurations a certificate reload swaps; `None` on a node whose peers are
+    /// reached in process (tests), which uses no TLS.
+    tls: Option<ClusterTls>,
     tasks: Vec<JoinHandle<()>>,
 }
 
-impl RaftNode {
-    /// Opens storage in `config.data_dir`, starts openraft and serves the cluster port on
-    /// `cluster_listener`.
-    ///
-    /// # Errors
-    /// [`StartError`] if storage, TLS or settings are unusable.
-    pub async fn start(
-        config: NodeConfig,
-        cluster_listener: TcpListener,
-    ) -> Result<Self, StartError> {
-        let settings = config.settings.clone();
+/// Where a node's cluster TLS configuration lives: the cluster port's server side and the
+/// gRPC transport to its peers.
+struct ClusterTls {
+    server: ServerTlsSender,
+    client: Arc<GrpcTransport>,
+}
+
+/// A node's opened storage and checked settings: what [`RaftNode::assemble`] starts openraft on.
+pub(crate) struct Storage {
+    log_store: LogStore,
+    state_machine: StateMachineStore,
+    compactor: DurableDb,
+    raft_config: Arc<openraft::Config>,
+}
+
+impl Storage {
+    /// Checks `settings`, finishes or undoes an interrupted compaction in `data_dir`, and opens
+    /// the sled database there.
+    pub(crate) fn open(data_dir: &Path, settings: &RaftSettings) -> Result<Self, StartError> {
         if settings.lease >= settings.election_timeout_min {
             return Err(StartError::LeaseTooLong {
                 lease: settings.lease,
                 election_timeout_min: settings.election_timeout_min,
             });
         }
-        crate::compact::recover(&config.data_dir).map_err(StartError::Recover)?;
-        let db_path = config.data_dir.join(crate::compact::DB_DIR);
+        crate::compact::recover(data_dir).map_err(StartError::Recover)?;
+        let db_path = data_dir.join(crate::compact::DB_DIR);
         let db = sled::Config::new()
             .path(&db_path)
             .cache_capacity(SLED_CACHE_BYTES)
@@ -163,14 +173,12 @@ impl RaftNode {
             path: db_path.clone(),
             source: sled::Error::Io(e),
         })?;
-        let compactor = db.clone();
         let log_store = LogStore::open(&db).map_err(|source| StartError::Storage {
             path: db_path.clone(),
             source,
         })?;
         let state_machine =
             StateMachineStore::open(&db).map_err(|e| StartError::State(Box::new(e)))?;
-        let shared = state_machine.shared();
 
         let raft_config = openraft::Config {
             cluster_name: "tessera".into(),
@@ -188,23 +196,86 @@ impl RaftNode {
         }
         .validate()
         .map_err(|e| StartError::Settings(Box::new(e)))?;
-
-        let peers = Peers::new(tls::client_config(&config.tls)?, config.dial.clone());
-        let raft = Raft::new(
-            config.id,
-            Arc::new(raft_config),
-            peers.clone(),
+        Ok(Self {
             log_store,
             state_machine,
+            compactor: db,
+            raft_config: Arc::new(raft_config),
+        })
+    }
+}
+
+impl RaftNode {
+    /// Opens storage in `config.data_dir`, starts openraft and serves the cluster port on
+    /// `cluster_listener`.
+    ///
+    /// # Errors
+    /// [`StartError`] if storage, TLS or settings are unusable.
+    pub async fn start(
+        config: NodeConfig,
+        cluster_listener: TcpListener,
+    ) -> Result<Self, StartError> {
+        let storage = Storage::open(&config.data_dir, &config.settings)?;
+        let grpc = Arc::new(GrpcTransport::new(
+            tls::client_config(&config.tls)?,
+            config.dial.clone(),
+        ));
+        let (cluster_tls, server_tls) = ServerTls::reloadable(tls::server_config(&config.tls)?);
+        let (mut node, service) = Self::assemble(
+            config.id,
+            config.info,
+            config.settings,
+            storage,
+            Peers::over(Arc::clone(&grpc) as Arc<dyn Transport>),
         )
-        .await
-        .map_err(|e| StartError::Raft(Box::new(e)))?;
+        .await?;
+        let incoming = TlsIncoming::new(
+            cluster_listener,
+            server_tls,
+            "cluster",
+            config.accept.clone(),
+        );
+        node.tasks.push(tokio::spawn(async move {
+            let result = tonic::transport::Server::builder()
+                .add_service(service.into_server())
+                .serve_with_incoming(incoming)
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "cluster port stopped");
+            }
+        }));
+        node.tls = Some(ClusterTls {
+            server: cluster_tls,
+            client: grpc,
+        });
+        Ok(node)
+    }
+
+    /// Starts openraft on `storage` and the node's background tasks, with `peers` carrying
+    /// what it sends. Returns the node and the service that must receive what its peers send
+    /// it (the cluster port in production, an in-process router in tests).
+    pub(crate) async fn assemble(
+        id: NodeId,
+        info: NodeInfo,
+        settings: RaftSettings,
+        storage: Storage,
+        peers: Peers,
+    ) -> Result<(Self, ClusterService), StartError> {
+        let Storage {
+            log_store,
+            state_machine,
+            compactor,
+            raft_config,
+        } = storage;
+        let shared = state_machine.shared();
+        let raft = Raft::new(id, raft_config, peers.clone(), log_store, state_machine)
+            .await
+            .map_err(|e| StartError::Raft(Box::new(e)))?;
 
         let lease = Arc::new(Lease::new(settings.lease));
         let leadership = Arc::new(Leadership::new(Arc::clone(&shared)));
-        let (cluster_tls, server_tls) = ServerTls::reloadable(tls::server_config(&config.tls)?);
         let admin = MembershipAdmin::new(
-            config.id,
+            id,
             raft.clone(),
             peers.clone(),
             Arc::clone(&lease),
@@ -219,26 +290,7 @@ impl RaftNode {
             Arc::clone(&leadership),
             admin.clone(),
         );
-        let incoming = TlsIncoming::new(
-            cluster_listener,
-            server_tls,
-            "cluster",
-            config.accept.clone(),
-        );
-        let server = tokio::spawn(async move {
-            let result = tonic::transport::Server::builder()
-                .add_service(service.into_server())
-                .serve_with_incoming(incoming)
-                .await;
-            if let Err(e) = result {
-                tracing::error!(error = %e, "cluster port stopped");
-            }
-        });
-        let leader_lease = tokio::spawn(track_leader_lease(
-            raft.clone(),
-            Arc::clone(&lease),
-            config.id,
-        ));
+        let leader_lease = tokio::spawn(track_leader_lease(raft.clone(), Arc::clone(&lease), id));
         let follower_lease = tokio::spawn(renew_follower_lease(
             raft.clone(),
             peers.clone(),
@@ -258,9 +310,9 @@ impl RaftNode {
             leadership::Timing::new(&settings),
         ));
 
-        Ok(Self {
-            id: config.id,
-            info: config.info,
+        let node = Self {
+            id,
+            info,
             raft,
             shared,
             lease,
@@ -272,9 +324,10 @@ impl RaftNode {
             leader_failures: LogLimiter::new(retry::LOG_INTERVAL),
             read_index_failures: LogLimiter::new(retry::LOG_INTERVAL),
             barriers: Coalescer::new(),
-            cluster_tls,
-            tasks: vec![server, leader_lease, follower_lease, supervisor, shredder],
-        })
+            tls: None,
+            tasks: vec![leader_lease, follower_lease, supervisor, shredder],
+        };
+        Ok((node, service))
     }
 
     /// This node's id.
@@ -318,15 +371,18 @@ impl RaftNode {
     /// Loads `files` again (node certificate, key, node CA) and, only if all of them make a
     /// valid configuration, uses them for connections the cluster port accepts from now on and
     /// for connections to peers dialled from now on. Established connections keep their
-    /// sessions; on error nothing changes.
+    /// sessions; on error nothing changes. A node whose peers are reached in process (the test
+    /// fixture) uses no TLS: for it the files are only checked.
     ///
     /// # Errors
     /// [`TlsError`] naming the file that cannot be used.
     pub fn reload_tls(&self, files: &TlsFiles) -> Result<(), TlsError> {
         let server = tls::server_config(files)?;
         let client = tls::client_config(files)?;
-        self.cluster_tls.send_replace(server);
-        self.peers.set_tls(client);
+        if let Some(tls) = &self.tls {
+            tls.server.send_replace(server);
+            tls.client.set_tls(client);
+        }
         Ok(())
     }
 
