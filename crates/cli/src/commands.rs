@@ -24,7 +24,7 @@ pub mod storage;
 use anyhow::anyhow;
 use tessera_client::{Client, ClientConfig};
 
-use crate::cli::Connect;
+use crate::args::Connect;
 use crate::output::Failure;
 
 /// Builds a client from the connection flags.

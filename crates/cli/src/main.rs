@@ -1,6 +1,6 @@
 //! The `tessera` command.
 
-mod cli;
+mod args;
 mod commands;
 mod output;
 mod parse;
@@ -12,7 +12,7 @@ use clap::Parser;
 use tessera_server::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{AuditCommand, Cli, Command, StorageCommand};
+use crate::args::{AuditCommand, Cli, Command, StorageCommand};
 use crate::output::Failure;
 
 /// Logs to standard error at the `TESSERA_LOG` filter (else `default`), as text lines or as
@@ -236,7 +236,7 @@ mod tests {
         ])
         .unwrap();
         match cli.command {
-            Command::Grant(cli::GrantCommand::Create(args)) => {
+            Command::Grant(args::GrantCommand::Create(args)) => {
                 assert_eq!(args.operations, ["kms:Decrypt", "kms:Encrypt"]);
                 assert_eq!(args.expires, Some(std::time::Duration::from_secs(3600)));
             }

@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde_json::{json, Value};
 use tessera_client::proto as pb;
 
-use crate::cli::OutputFormat;
+use crate::args::OutputFormat;
 
 /// How a command failed, and therefore its exit status.
 #[derive(Debug)]

@@ -4,7 +4,7 @@
 //! fail over across the configured endpoints when a node is unreachable or cannot serve, and
 //! every write carries a request id so that a retry is applied at most once. Calls about one
 //! node's seal (status, unseal, seal) go to the first endpoint only. Access control (identity,
-//! policies, grants, the certificate deny-list) is in [`client::access`].
+//! policies, grants, the certificate deny-list) is in [`Client`]'s access methods (with [`CreateGrantOptions`] and [`PolicyFormat`]).
 //!
 //! Signatures can also be checked without the cluster: [`verify_offline`] takes a public key
 //! fetched once with [`Client::get_public_key`].
@@ -17,7 +17,7 @@
 //! What it is not: no server logic, no Raft; it depends only on the protocol definitions and
 //! the crypto crate.
 
-pub mod client;
+mod client;
 mod code;
 pub mod envelope;
 pub mod error;
@@ -25,10 +25,13 @@ mod verify;
 
 pub use client::access::{CreateGrantOptions, PolicyFormat};
 pub use client::aliases::{alias_name, ALIAS_PREFIX};
-pub use client::builder::{ClientBuilder, RetryPolicy};
+pub use client::builder::{
+    ClientBuilder, RetryPolicy, ENV_ADDR, ENV_CA_CERT, ENV_CLIENT_CERT, ENV_CLIENT_KEY, ENV_REGION,
+};
 pub use client::keys::{CreateKeyOptions, ORIGIN_EXTERNAL, ORIGIN_TESSERA};
 pub use client::members::NewLearner;
 pub use client::rate_limits::{Budget, RateLimit};
+pub use client::snapshot::RESTORE_CHUNK_BYTES;
 pub use client::{new_request_id, Client, ClientConfig, EndpointStatus};
 pub use code::Code;
 pub use error::Error;

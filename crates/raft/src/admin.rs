@@ -1,6 +1,6 @@
 //! The leader's side of membership administration: it lists the members with their
 //! replication progress and runs changes as openraft joint-consensus steps, after the checks
-//! of [`crate::membership`]. Followers relay calls here ([`crate::node::RaftNode::membership`]).
+//! of [`crate::membership`]. Followers relay calls here ([`crate::raft_node::RaftNode::membership`]).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -159,7 +159,7 @@ pub(crate) fn open_closed(path: &Path) -> Result<sled::Db, CompactError> {
     loop {
         match sled::Config::new()
             .path(path)
-            .cache_capacity(crate::node::SLED_CACHE_BYTES)
+            .cache_capacity(crate::raft_node::SLED_CACHE_BYTES)
             .open()
         {
             Ok(db) => return Ok(db),

@@ -1,4 +1,4 @@
-//! The errors of a running Raft member ([`crate::node::RaftNode`]). Each variant keeps the
+//! The errors of a running Raft member ([`crate::raft_node::RaftNode`]). Each variant keeps the
 //! error it comes from, so callers can tell causes apart without parsing messages; the API
 //! layer maps every variant to a status explicitly (none is `#[non_exhaustive]`, so a new
 //! variant is a compile error there until it is mapped). openraft's errors are boxed: they
@@ -110,7 +110,7 @@ pub enum EnterError {
     Initialize(#[source] Box<InitializeError>),
 }
 
-/// Why the Raft core of a running node stopped (see [`crate::node::RaftNode::stopped`]).
+/// Why the Raft core of a running node stopped (see [`crate::raft_node::RaftNode::stopped`]).
 #[derive(Debug, thiserror::Error)]
 pub enum CoreStopped {
     /// The core reported a fatal error (a storage write failed, a task panicked) or stopped.
@@ -127,7 +127,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::node::{NodeConfig, RaftNode, RaftSettings};
+    use crate::raft_node::{NodeConfig, RaftNode, RaftSettings};
     use crate::tls::TlsFiles;
 
     fn config(dir: &std::path::Path, settings: RaftSettings) -> NodeConfig {

@@ -32,7 +32,7 @@ use tokio::sync::watch;
 
 use crate::lease::{Lease, LeaseState};
 use crate::network::Peers;
-use crate::node::RaftSettings;
+use crate::raft_node::RaftSettings;
 use crate::rpc::{TimeoutNowReply, TimeoutNowRequest};
 use crate::state_machine::SharedState;
 use crate::typ::{NodeId, Raft, RaftMetrics};

@@ -9,7 +9,7 @@
 //!   [`transport`] carries these calls (mutual-TLS gRPC, or in process for tests).
 //!   [`membership_guard`] admits only current members to it (but for `Join`), and [`limits`]
 //!   caps its message size.
-//! - [`node`]: a running member and the operations the API layer needs (propose from any
+//! - [`raft_node`]: a running member and the operations the API layer needs (propose from any
 //!   node, read barrier, lease check).
 //! - [`membership`] and [`admin`]: membership administration (list, add a learner, promote,
 //!   demote, remove) with its quorum rules, run on the leader; [`network`] relays it there.
@@ -43,7 +43,7 @@ pub mod log_store;
 pub mod membership;
 pub mod membership_guard;
 pub mod network;
-pub mod node;
+pub mod raft_node;
 pub mod recover;
 mod retry;
 pub mod rpc;
@@ -59,5 +59,5 @@ pub mod typ;
 
 pub use error::{CoreStopped, EnterError, ProposeError, ReadIndexError, StartError};
 pub use lease::LeaseState;
-pub use node::{role_name, Applied, NodeConfig, RaftNode, RaftSettings};
+pub use raft_node::{role_name, Applied, NodeConfig, RaftNode, RaftSettings};
 pub use typ::{NodeId, NodeInfo};

@@ -19,7 +19,7 @@ use openraft::ServerState;
 pub use self::router::Router;
 use crate::error::{EnterError, StartError};
 use crate::network::Peers;
-use crate::node::{RaftNode, RaftSettings, Storage};
+use crate::raft_node::{RaftNode, RaftSettings, Storage};
 use crate::typ::{NodeId, NodeInfo, RaftMetrics};
 
 /// Bound on every wait of the fixture: generous, because a test fails only by running into it.

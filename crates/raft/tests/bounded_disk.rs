@@ -114,7 +114,7 @@ async fn fifty_thousand_keys_and_two_hundred_thousand_updates_stay_under_the_bou
     let path = data_dir.path().join(tessera_raft::compact::DB_DIR);
     let sled = sled::Config::new()
         .path(&path)
-        .cache_capacity(tessera_raft::node::SLED_CACHE_BYTES)
+        .cache_capacity(tessera_raft::raft_node::SLED_CACHE_BYTES)
         .open()
         .unwrap();
     let db = DurableDb::open(sled, &path).unwrap();

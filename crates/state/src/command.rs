@@ -18,7 +18,7 @@ use crate::policy::{
     Glob, Grant, GrantId, GrantProblem, Identity, PolicyDocument, PolicyName, RateLimitProblem,
     RateLimitRule, Revocation, RevokedCertificate,
 };
-use crate::seal::SealConfig;
+use crate::seal_config::SealConfig;
 
 /// A write as it travels through Raft: the command plus what makes it idempotent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -24,7 +24,7 @@ pub mod key;
 pub mod machine;
 pub mod policy;
 pub mod rows;
-pub mod seal;
+pub mod seal_config;
 pub mod snapshot;
 
 pub use barrier::{BarrierTerms, BlobRef, ResealedBlob};
@@ -39,4 +39,4 @@ pub use key::{
 pub use machine::State;
 pub use machine::{KeyFilter, KeyPage};
 pub use rows::RowChange;
-pub use seal::SealConfig;
+pub use seal_config::SealConfig;

@@ -21,7 +21,7 @@ use crate::ids::{AliasName, KeyId, KeyName, KeyRef};
 use crate::key::{KeyMetadata, KeyRecord};
 use crate::policy::AccessControl;
 use crate::rows::RowKey;
-use crate::seal::SealConfig;
+use crate::seal_config::SealConfig;
 
 /// Everything the cluster replicates. Secrets inside it are sealed by the barrier.
 ///

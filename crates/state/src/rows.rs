@@ -23,7 +23,7 @@ use crate::policy::{
     AccessControl, Glob, Grant, GrantId, Identity, PolicyName, RateLimitRule, Revocation,
     RevokedCertificate, StoredPolicy,
 };
-use crate::seal::SealConfig;
+use crate::seal_config::SealConfig;
 
 /// Version tag of a row value.
 pub const ROW_FORMAT_V2: u8 = 2;

@@ -22,7 +22,7 @@ use crate::ids::{AliasName, KeyId};
 use crate::key::KeyRecord;
 use crate::machine::State;
 use crate::policy::{AccessControl, Grant, Identity, RateLimitRule, Revocation, StoredPolicy};
-use crate::seal::SealConfig;
+use crate::seal_config::SealConfig;
 
 /// Magic bytes that open a snapshot.
 pub const SNAPSHOT_MAGIC: &[u8; 4] = b"TSNP";

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 use tessera_client::proto as pb;
 use tessera_client::CreateGrantOptions;
 
-use crate::cli::{CertCommand, CertRevokeArgs, Connect, GrantCommand, OutputFormat};
+use crate::args::{CertCommand, CertRevokeArgs, Connect, GrantCommand, OutputFormat};
 use crate::commands::client;
 use crate::output::{print_json, rfc3339, rfc3339_or_null, Failure};
 use crate::parse;

@@ -3,7 +3,7 @@
 use serde_json::json;
 use tessera_client::proto as pb;
 
-use crate::cli::{AliasCommand, OutputFormat};
+use crate::args::{AliasCommand, OutputFormat};
 use crate::commands::client;
 use crate::output::{print_json, Failure};
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde_json::json;
 use tessera_server::audit::chain::{verify_files, VerifyError};
 
-use crate::cli::{Connect, OutputFormat};
+use crate::args::{Connect, OutputFormat};
 use crate::commands::client;
 use crate::output::{print_json, Failure};
 

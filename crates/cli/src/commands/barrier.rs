@@ -4,7 +4,7 @@
 use serde_json::json;
 use tessera_client::proto::{RekeyRequest, RekeyResponse, StatusResponse};
 
-use crate::cli::{Connect, OutputFormat, RekeyArgs};
+use crate::args::{Connect, OutputFormat, RekeyArgs};
 use crate::commands::client;
 use crate::commands::operator::read_share;
 use crate::output::{print_json, Failure};

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use tessera_client::proto as pb;
 use zeroize::Zeroizing;
 
-use crate::cli::{DecryptBatchArgs, EncryptBatchArgs, OutputFormat};
+use crate::args::{DecryptBatchArgs, EncryptBatchArgs, OutputFormat};
 use crate::commands::client;
 use crate::output::{print_json, Failure};
 use crate::parse::{self, B64};

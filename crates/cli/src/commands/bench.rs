@@ -3,7 +3,7 @@
 
 use anyhow::{anyhow, Context};
 
-use crate::cli::BenchArgs;
+use crate::args::BenchArgs;
 use crate::output::Failure;
 
 /// Runs the bench (or, with `--serve-echo`, the echo reference it starts).

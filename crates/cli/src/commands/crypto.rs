@@ -6,7 +6,7 @@ use anyhow::Context;
 use base64::Engine;
 use serde_json::json;
 
-use crate::cli::{DecryptArgs, EncryptArgs, OutputFormat, RandomArgs, ReEncryptArgs};
+use crate::args::{DecryptArgs, EncryptArgs, OutputFormat, RandomArgs, ReEncryptArgs};
 use crate::commands::client;
 use crate::output::{print_json, Failure};
 use crate::parse::{self, B64};

@@ -4,7 +4,7 @@ use base64::Engine;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use crate::cli::{DataKeyArgs, DataKeyPairArgs, OutputFormat};
+use crate::args::{DataKeyArgs, DataKeyPairArgs, OutputFormat};
 use crate::commands::client;
 use crate::output::{pem, print_json, Failure};
 use crate::parse::{self, B64};

@@ -18,7 +18,7 @@ use tessera_launcher::process::published_addresses;
 use tessera_server::ops::OpsSection;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::cli::{DevArgs, OutputFormat};
+use crate::args::{DevArgs, OutputFormat};
 use crate::output::{print_json, Failure};
 
 /// The region of node `id` when `regions` regions share the nodes round robin (`local` for

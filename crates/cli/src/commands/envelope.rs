@@ -9,7 +9,7 @@ use serde_json::json;
 use tessera_client::envelope::EnvelopeSummary;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 
-use crate::cli::{DecryptFileArgs, EncryptFileArgs, Files, OutputFormat};
+use crate::args::{DecryptFileArgs, EncryptFileArgs, Files, OutputFormat};
 use crate::commands::client_with;
 use crate::output::{print_json, Failure};
 use crate::parse;

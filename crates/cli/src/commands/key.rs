@@ -8,7 +8,7 @@ use serde_json::json;
 use tessera_client::proto as pb;
 use tessera_client::CreateKeyOptions;
 
-use crate::cli::{KeyCommand, Origin, OutputFormat};
+use crate::args::{KeyCommand, Origin, OutputFormat};
 use crate::commands::client;
 use crate::output::{key_json, print_json, print_key, Failure};
 use crate::parse;

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 use tessera_client::proto as pb;
 use tessera_client::NewLearner;
 
-use crate::cli::{MemberChange, OutputFormat};
+use crate::args::{MemberChange, OutputFormat};
 use crate::commands::client;
 use crate::output::{print_json, Failure};
 
@@ -23,7 +23,7 @@ pub enum ChangeKind {
 ///
 /// # Errors
 /// [`Failure`] with the exit status to use.
-pub async fn list(connect: &crate::cli::Connect) -> Result<(), Failure> {
+pub async fn list(connect: &crate::args::Connect) -> Result<(), Failure> {
     let reply = client(connect)?.members().await?;
     print_members(&reply, connect.output.format);
     Ok(())
@@ -35,7 +35,7 @@ pub async fn list(connect: &crate::cli::Connect) -> Result<(), Failure> {
 /// [`Failure`] with the exit status to use.
 pub async fn add_learner(
     learner: &NewLearner,
-    connect: &crate::cli::Connect,
+    connect: &crate::args::Connect,
 ) -> Result<(), Failure> {
     let reply = client(connect)?.add_learner(learner).await?;
     print_members(&reply, connect.output.format);

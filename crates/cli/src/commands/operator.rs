@@ -7,7 +7,7 @@ use std::io::Read;
 use anyhow::anyhow;
 use serde_json::json;
 
-use crate::cli::{OperatorCommand, OutputFormat};
+use crate::args::{OperatorCommand, OutputFormat};
 use crate::commands::members::{self, ChangeKind};
 use crate::commands::recover;
 use crate::commands::snapshot;

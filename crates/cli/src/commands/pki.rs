@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::cli::{OutputFormat, PkiCommand};
+use crate::args::{OutputFormat, PkiCommand};
 use crate::output::{print_json, Failure};
 use tessera_launcher::pki;
 

@@ -6,7 +6,7 @@ use anyhow::anyhow;
 use serde_json::{json, Value};
 use tessera_client::{Budget, PolicyFormat, RateLimit};
 
-use crate::cli::{Connect, OutputFormat, PolicyCheckArgs, PolicyCommand, RateLimitCommand};
+use crate::args::{Connect, OutputFormat, PolicyCheckArgs, PolicyCommand, RateLimitCommand};
 use crate::commands::client;
 use crate::output::{print_json, Failure};
 use crate::parse;

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::cli::OutputFormat;
+use crate::args::OutputFormat;
 use crate::output::{print_json, Failure};
 
 /// Shows (or, with `force`, performs) the recovery of the node configured in `config` into a

@@ -6,7 +6,7 @@
 use base64::Engine;
 use serde_json::json;
 
-use crate::cli::{
+use crate::args::{
     MacArgs, OutputFormat, PublicKeyArgs, PublicKeyFormat, SignArgs, VerifyArgs, VerifyMacArgs,
 };
 use crate::commands::client;

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use tessera_server::error::ApiError;
 use tessera_state::backup::{hex, Backup, BackupError, BACKUP_FORMAT_V1, MAX_BACKUP_FILE_BYTES};
 
-use crate::cli::{OutputFormat, SnapshotCommand};
+use crate::args::{OutputFormat, SnapshotCommand};
 use crate::commands::client;
 use crate::output::{print_json, Failure};
 

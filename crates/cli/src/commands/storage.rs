@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::cli::OutputFormat;
+use crate::args::OutputFormat;
 use crate::output::{print_json, Failure};
 
 /// Compacts the database of the node configured in `config`.

@@ -12,7 +12,7 @@ use crate::policy::{
     MAX_RATE_LIMIT_RULES,
 };
 use crate::rows::RowKey;
-use crate::seal::SealConfig;
+use crate::seal_config::SealConfig;
 
 impl State {
     pub(super) fn init_seal(

@@ -9,7 +9,7 @@ use super::State;
 use crate::barrier::{blob_term, BarrierTerms, BlobRef, ResealedBlob};
 use crate::command::{ApplyError, Command, Response};
 use crate::rows::RowKey;
-use crate::seal::SealConfig;
+use crate::seal_config::SealConfig;
 
 /// A stored blob that is sealed under an older term than the active one, with its bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use anyhow::Context;
 use base64::Engine;
 use serde_json::json;
 
-use crate::cli::{Connect, OutputFormat};
+use crate::args::{Connect, OutputFormat};
 use crate::commands::client;
 use crate::output::{print_json, print_key, rfc3339, Failure};
 use crate::parse::{self, B64};
