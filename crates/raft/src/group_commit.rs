@@ -51,8 +51,9 @@ pub struct Written {
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum WriteFailure {
     /// openraft refused or failed the entry: this node is not the leader, or its core stopped.
+    /// (Boxed: openraft's errors are hundreds of bytes.)
     #[error(transparent)]
-    Raft(#[from] RaftError<NodeId, ClientWriteError>),
+    Raft(Box<RaftError<NodeId, ClientWriteError>>),
     /// The entry was proposed but not confirmed within the write timeout; it may still commit.
     #[error("the leader did not commit the write in time")]
     TimedOut,
@@ -197,7 +198,7 @@ async fn propose(raft: &Raft, mut batch: Vec<Pending>, timeout: Duration) {
             }
             _ => WriteFailure::Mismatched,
         },
-        Ok(Err(e)) => WriteFailure::Raft(e),
+        Ok(Err(e)) => WriteFailure::Raft(Box::new(e)),
         Err(_) => WriteFailure::TimedOut,
     };
     for reply in replies {
@@ -212,7 +213,7 @@ async fn alone(raft: &Raft, request: Request, timeout: Duration) -> Result<Writt
             index: written.log_id.index,
             response: written.data,
         }),
-        Ok(Err(e)) => Err(WriteFailure::Raft(e)),
+        Ok(Err(e)) => Err(WriteFailure::Raft(Box::new(e))),
         Err(_) => Err(WriteFailure::TimedOut),
     }
 }

@@ -489,15 +489,13 @@ impl RaftNode {
                                 response: written.response,
                             })
                         }
-                        Ok(Err(WriteFailure::Raft(RaftError::APIError(
-                            ClientWriteError::ForwardToLeader(_),
-                        )))) => {}
-                        Ok(Err(WriteFailure::Raft(RaftError::APIError(e)))) => {
-                            return Err(ProposeError::Refused(Box::new(e)))
-                        }
-                        Ok(Err(WriteFailure::Raft(RaftError::Fatal(e)))) => {
-                            return Err(ProposeError::Fatal(Box::new(e)))
-                        }
+                        Ok(Err(WriteFailure::Raft(e))) => match *e {
+                            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {}
+                            RaftError::APIError(e) => {
+                                return Err(ProposeError::Refused(Box::new(e)))
+                            }
+                            RaftError::Fatal(e) => return Err(ProposeError::Fatal(Box::new(e))),
+                        },
                         Ok(Err(
                             WriteFailure::TimedOut
                             | WriteFailure::Mismatched

@@ -198,9 +198,14 @@ impl Cluster for ClusterService {
                 index: written.index,
                 response: written.response,
             },
-            Ok(Err(WriteFailure::Raft(RaftError::APIError(
-                ClientWriteError::ForwardToLeader(_),
-            )))) => ForwardReply::NotLeader(LeaderHint::of(&self.raft)),
+            Ok(Err(WriteFailure::Raft(e)))
+                if matches!(
+                    *e,
+                    RaftError::APIError(ClientWriteError::ForwardToLeader(_))
+                ) =>
+            {
+                ForwardReply::NotLeader(LeaderHint::of(&self.raft))
+            }
             Ok(Err(e)) => ForwardReply::Failed {
                 reason: e.to_string(),
             },

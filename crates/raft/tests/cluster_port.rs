@@ -659,6 +659,7 @@ async fn concurrent_writes_share_entries_and_each_gets_its_own_result() {
     let writes: u8 = 96;
     let indexes = create_concurrently(&leader, &follower, writes).await;
     let entries = leader.metrics().last_log_index.unwrap() - before;
+    eprintln!("{writes} concurrent writes, batches on: {entries} entries");
     assert!(
         entries < u64::from(writes),
         "{writes} concurrent writes took {entries} entries"
@@ -702,10 +703,12 @@ async fn with_batches_off_every_write_is_an_entry_of_its_own() {
     let data = tempfile::tempdir().unwrap();
     let (leader, follower) = initialised_pair(&pki, data.path(), 1).await;
     let before = leader.metrics().last_log_index.unwrap();
-    let writes: u8 = 24;
+    let writes: u8 = 96;
     let indexes = create_concurrently(&leader, &follower, writes).await;
     let entries = leader.metrics().last_log_index.unwrap() - before;
-    assert_eq!(entries, u64::from(writes));
+    eprintln!("{writes} concurrent writes, batches off: {entries} entries");
+    // An election on a slow machine may add a blank entry; no write shares one.
+    assert!(entries >= u64::from(writes), "{entries} entries");
     let distinct: std::collections::BTreeSet<_> = indexes.iter().collect();
     assert_eq!(distinct.len(), usize::from(writes));
     for node in [leader, follower] {
