@@ -640,7 +640,7 @@ async fn create_concurrently(
             }
             other => panic!("write {n} got {other:?}"),
         }
-        indexes[usize::from(n)] = applied.index;
+        *indexes.get_mut(usize::from(n)).unwrap() = applied.index;
     }
     indexes
 }
@@ -683,15 +683,16 @@ async fn concurrent_writes_share_entries_and_each_gets_its_own_result() {
     // The follower applied the batches as the leader did: every key, under its own name.
     let last = *indexes.iter().max().unwrap();
     assert!(follower.shared().wait_applied(last, WAIT).await);
-    let applied = follower.shared().read();
-    for n in 0..writes {
-        let key = applied
-            .state
-            .resolve(&tessera_state::KeyRef::parse(&format!("key-{n}")).unwrap())
-            .unwrap();
-        assert_eq!(key.key_id, KeyId::from_random_bytes([n; 16]));
+    {
+        let applied = follower.shared().read();
+        for n in 0..writes {
+            let key = applied
+                .state
+                .resolve(&tessera_state::KeyRef::parse(&format!("key-{n}")).unwrap())
+                .unwrap();
+            assert_eq!(key.key_id, KeyId::from_random_bytes([n; 16]));
+        }
     }
-    drop(applied);
     for node in [leader, follower] {
         std::sync::Arc::into_inner(node).unwrap().shutdown().await;
     }
