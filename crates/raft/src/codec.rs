@@ -24,6 +24,17 @@ pub fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, Co
     postcard::to_allocvec(value).map_err(|source| CodecError { what, source })
 }
 
+/// The length of a value's encoding, without encoding it.
+///
+/// # Errors
+/// [`CodecError`] if serde cannot represent the value in postcard.
+pub fn encoded_len<T: Serialize>(value: &T) -> Result<usize, CodecError> {
+    postcard::experimental::serialized_size(value).map_err(|source| CodecError {
+        what: "encoded length",
+        source,
+    })
+}
+
 /// Decodes a value, rejecting trailing bytes.
 ///
 /// # Errors

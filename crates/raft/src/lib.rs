@@ -10,7 +10,8 @@
 //!   [`membership_guard`] admits only current members to it (but for `Join`), and [`limits`]
 //!   caps its message size.
 //! - [`raft_node`]: a running member and the operations the API layer needs (propose from any
-//!   node, read barrier, lease check).
+//!   node, read barrier, lease check); [`group_commit`] lets concurrent writes share one
+//!   entry on the leader.
 //! - [`membership`] and [`admin`]: membership administration (list, add a learner, promote,
 //!   demote, remove) with its quorum rules, run on the leader; [`network`] relays it there.
 //! - [`leadership`]: a sealed node hands leadership to an unsealed voter and does not
@@ -36,6 +37,7 @@ pub mod codec;
 pub mod compact;
 pub mod durable;
 pub mod error;
+pub mod group_commit;
 pub mod leadership;
 pub mod lease;
 pub mod limits;

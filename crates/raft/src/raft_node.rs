@@ -16,6 +16,7 @@ use crate::admin::MembershipAdmin;
 use crate::coalesce::Coalescer;
 use crate::durable::DurableDb;
 pub use crate::error::{CoreStopped, EnterError, ProposeError, ReadIndexError, StartError};
+use crate::group_commit::{GroupCommit, WriteFailure};
 use crate::leadership::{self, Leadership};
 use crate::lease::{Lease, LeaseState};
 use crate::limits;
@@ -60,7 +61,14 @@ pub struct RaftSettings {
     /// Interval of the online compaction pass ([`crate::shred`]): snapshot, purge the log,
     /// compact the database. Destroyed material leaves the disk within this plus one pass.
     pub compact_interval: Duration,
+    /// Most writes the leader puts in one entry ([`crate::group_commit`]); 1 never batches,
+    /// which a cluster needs while any of its nodes runs a build that cannot decode a batch.
+    pub max_batch_requests: usize,
 }
+
+/// The default of [`RaftSettings::max_batch_requests`]. Entries are also capped at
+/// [`limits::MAX_ENTRY_BYTES`], which usually binds first for large requests.
+pub const DEFAULT_MAX_BATCH_REQUESTS: usize = 256;
 
 /// The defaults bound failover: openraft's follower campaigns once it has heard nothing for
 /// `election_timeout_max` (its leader lease) plus a random election timeout, 1.2–1.6 s here, so
@@ -78,6 +86,7 @@ impl Default for RaftSettings {
             logs_kept_after_snapshot: 1_000,
             write_timeout: Duration::from_secs(10),
             compact_interval: Duration::from_secs(300),
+            max_batch_requests: DEFAULT_MAX_BATCH_REQUESTS,
         }
     }
 }
@@ -128,6 +137,8 @@ pub struct RaftNode {
     read_index_failures: LogLimiter,
     /// Merges concurrent read barriers.
     barriers: Coalescer<ReadIndexError>,
+    /// Merges concurrent writes into shared entries while this node leads.
+    writes: GroupCommit,
     /// The TLS configurations a certificate reload swaps; `None` on a node whose peers are
     /// reached in process (tests), which uses no TLS.
     tls: Option<ClusterTls>,
@@ -283,12 +294,18 @@ impl RaftNode {
             Arc::clone(&leadership),
             settings.election_timeout_max,
         );
+        let (writes, proposer) = GroupCommit::start(
+            raft.clone(),
+            settings.max_batch_requests,
+            settings.write_timeout,
+        );
         let service = ClusterService::new(
             raft.clone(),
             Arc::clone(&shared),
             settings.write_timeout,
             Arc::clone(&leadership),
             admin.clone(),
+            writes.clone(),
         );
         let leader_lease = tokio::spawn(track_leader_lease(raft.clone(), Arc::clone(&lease), id));
         let follower_lease = tokio::spawn(renew_follower_lease(
@@ -324,8 +341,9 @@ impl RaftNode {
             leader_failures: LogLimiter::new(retry::LOG_INTERVAL),
             read_index_failures: LogLimiter::new(retry::LOG_INTERVAL),
             barriers: Coalescer::new(),
+            writes,
             tls: None,
-            tasks: vec![leader_lease, follower_lease, supervisor, shredder],
+            tasks: vec![leader_lease, follower_lease, supervisor, shredder, proposer],
         };
         Ok((node, service))
     }
@@ -509,25 +527,30 @@ impl RaftNode {
                 // A leader handing over takes no new writes; the next leader will.
                 Some(leader) if leader == self.id && !self.leadership.refuses_writes() => {
                     // From here on the entry may be in the log: a retry relies on the request
-                    // id to apply it at most once.
+                    // id to apply it at most once. Concurrent writes share entries
+                    // (`group_commit`); the outcome of a shared entry is every caller's.
                     handed_over = true;
-                    match tokio::time::timeout(remaining, self.raft.client_write(request.clone()))
-                        .await
+                    match tokio::time::timeout(remaining, self.writes.write(request.clone())).await
                     {
                         Ok(Ok(written)) => {
                             return Ok(Applied {
-                                index: written.log_id.index,
-                                response: written.data,
+                                index: written.index,
+                                response: written.response,
                             })
                         }
-                        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {}
-                        Ok(Err(RaftError::APIError(e))) => {
-                            return Err(ProposeError::Refused(Box::new(e)))
-                        }
-                        Ok(Err(RaftError::Fatal(e))) => {
-                            return Err(ProposeError::Fatal(Box::new(e)))
-                        }
-                        Err(_) => return Err(ProposeError::Unknown),
+                        Ok(Err(WriteFailure::Raft(e))) => match *e {
+                            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {}
+                            RaftError::APIError(e) => {
+                                return Err(ProposeError::Refused(Box::new(e)))
+                            }
+                            RaftError::Fatal(e) => return Err(ProposeError::Fatal(Box::new(e))),
+                        },
+                        Ok(Err(
+                            WriteFailure::TimedOut
+                            | WriteFailure::Mismatched
+                            | WriteFailure::Stopped,
+                        ))
+                        | Err(_) => return Err(ProposeError::Unknown),
                     }
                 }
                 Some(leader) if leader != self.id => {

@@ -18,6 +18,7 @@ use tonic::{Request, Response, Status};
 
 use crate::admin::MembershipAdmin;
 use crate::codec;
+use crate::group_commit::{GroupCommit, WriteFailure};
 use crate::leadership::Leadership;
 use crate::limits::MAX_CLUSTER_MESSAGE_BYTES;
 use crate::membership::MembershipCall;
@@ -47,18 +48,21 @@ pub struct ClusterService {
     write_timeout: std::time::Duration,
     leadership: Arc<Leadership>,
     admin: MembershipAdmin,
+    writes: GroupCommit,
 }
 
 impl ClusterService {
     /// A service driving `raft`, whose applied state is `shared`; forwarded writes wait at
     /// most `write_timeout` for commit, and are refused while `leadership` hands leadership
-    /// over; membership calls and probes are answered by `admin`.
+    /// over; membership calls and probes are answered by `admin`. Forwarded writes join the
+    /// leader's shared entries through `writes`, with its own callers' writes.
     pub fn new(
         raft: Raft,
         shared: Arc<SharedState>,
         write_timeout: std::time::Duration,
         leadership: Arc<Leadership>,
         admin: MembershipAdmin,
+        writes: GroupCommit,
     ) -> Self {
         Self {
             guard: MembershipGuard::new(raft.clone(), shared),
@@ -66,6 +70,7 @@ impl ClusterService {
             write_timeout,
             leadership,
             admin,
+            writes,
         }
     }
 
@@ -187,13 +192,18 @@ impl Cluster for ClusterService {
                 &ForwardReply::NotLeader(LeaderHint::of(&self.raft)),
             );
         }
-        let outcome = tokio::time::timeout(self.write_timeout, self.raft.client_write(write)).await;
+        let outcome = tokio::time::timeout(self.write_timeout, self.writes.write(write)).await;
         let answer = match outcome {
             Ok(Ok(written)) => ForwardReply::Applied {
-                index: written.log_id.index,
-                response: written.data,
+                index: written.index,
+                response: written.response,
             },
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+            Ok(Err(WriteFailure::Raft(e)))
+                if matches!(
+                    *e,
+                    RaftError::APIError(ClientWriteError::ForwardToLeader(_))
+                ) =>
+            {
                 ForwardReply::NotLeader(LeaderHint::of(&self.raft))
             }
             Ok(Err(e)) => ForwardReply::Failed {

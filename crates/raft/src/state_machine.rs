@@ -310,7 +310,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         Response::Noop
                     }
                 };
-                restored |= matches!(response, Response::Restored { .. });
+                restored |= match &response {
+                    Response::Restored { .. } => true,
+                    // A batch holds no batch (`ApplyError::NestedBatch`).
+                    Response::Batch(parts) => parts
+                        .iter()
+                        .any(|part| matches!(part, Response::Restored { .. })),
+                    _ => false,
+                };
                 responses.push(response);
             }
             let mut batch = sled::Batch::default();

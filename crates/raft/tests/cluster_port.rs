@@ -1,7 +1,8 @@
 //! The cluster port against real nodes over mutual TLS: only current members may call it (a
 //! node joining is admitted as before), and messages over the size cap are refused on both
 //! sides without harming the node. Also the accept loop's connection budget, which the API
-//! port uses.
+//! port uses, and group commit: concurrent writes, the leader's own and those followers
+//! forward through this port, share entries and each get their own result.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use openraft::ServerState;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use tessera_crypto::spec::KeySpec;
 use tessera_proto::cluster::v1::cluster_client::ClusterClient;
 use tessera_proto::cluster::v1::cluster_server::{Cluster, ClusterServer};
 use tessera_proto::cluster::v1::{JoinRequest, JoinResponse, RaftPayload};
@@ -21,7 +23,9 @@ use tessera_raft::rpc::TimeoutNowRequest;
 use tessera_raft::tls::{self, TlsFiles, TlsIncoming};
 use tessera_raft::typ::{SnapshotMeta, TypeConfig, Vote};
 use tessera_raft::{NodeConfig, NodeId, NodeInfo, RaftNode, RaftSettings};
-use tessera_state::{CallerId, Command, KeyId, Request, RequestId};
+use tessera_state::{
+    CallerId, Command, KeyId, KeyName, KeyOrigin, NewKey, Request, RequestId, Response, SealConfig,
+};
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
@@ -87,6 +91,16 @@ where
 }
 
 async fn start_node(pki: &Pki, id: NodeId, data: &Path) -> (RaftNode, String) {
+    start_node_batching(pki, id, data, RaftSettings::default().max_batch_requests).await
+}
+
+/// A node whose leader puts at most `max_batch_requests` writes in one entry.
+async fn start_node_batching(
+    pki: &Pki,
+    id: NodeId,
+    data: &Path,
+    max_batch_requests: usize,
+) -> (RaftNode, String) {
     tls::install_crypto_provider();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -105,6 +119,7 @@ async fn start_node(pki: &Pki, id: NodeId, data: &Path) -> (RaftNode, String) {
             election_timeout_min: Duration::from_millis(500),
             election_timeout_max: Duration::from_millis(1000),
             lease: Duration::from_millis(300),
+            max_batch_requests,
             ..RaftSettings::default()
         },
         dial: Default::default(),
@@ -520,4 +535,184 @@ async fn accepted_connections_have_nagle_turned_off() {
         .unwrap();
     assert!(accepted.tcp().nodelay().unwrap());
     client.await.unwrap().unwrap();
+}
+
+/// A write creating key `n` (its id and name derive from `n`), as caller `n` would send it.
+fn create_key(n: u8) -> Request {
+    Request {
+        request_id: RequestId::parse(&format!("create-{n}")).unwrap(),
+        caller: CallerId::of(&format!("app-{n}")),
+        fingerprint: [n; 32],
+        bindings: Vec::new(),
+        command: Command::CreateKey(NewKey {
+            key_id: KeyId::from_random_bytes([n; 16]),
+            name: KeyName::parse(&format!("key-{n}")).unwrap(),
+            spec: KeySpec::Aes256Gcm,
+            origin: KeyOrigin::Tessera,
+            description: String::new(),
+            sealed_material: Some(vec![n; 61]),
+            rotation_period_ms: None,
+            exportable: false,
+            tags: Default::default(),
+            at_ms: 10,
+            created_by: "app".into(),
+        }),
+    }
+}
+
+/// A two-voter cluster (node 1 leads) whose state is initialised, so keys can be created.
+async fn initialised_pair(
+    pki: &Pki,
+    data: &Path,
+    max_batch_requests: usize,
+) -> (std::sync::Arc<RaftNode>, std::sync::Arc<RaftNode>) {
+    let (leader, leader_addr) = start_node_batching(pki, 1, data, max_batch_requests).await;
+    leader.bootstrap().await.unwrap();
+    eventually("node 1 to lead", || async {
+        leader.metrics().state == ServerState::Leader
+    })
+    .await;
+    let (follower, _) = start_node_batching(pki, 2, data, max_batch_requests).await;
+    tokio::time::timeout(WAIT, follower.join(std::slice::from_ref(&leader_addr)))
+        .await
+        .expect("node 2 joins in time")
+        .unwrap();
+    eventually("node 2 to become a voter that follows node 1", || async {
+        [&leader, &follower].iter().all(|node| {
+            let metrics = node.metrics();
+            metrics
+                .membership_config
+                .membership()
+                .voter_ids()
+                .eq([1, 2])
+                && metrics.current_leader == Some(1)
+        })
+    })
+    .await;
+    // Unsealed, so that once initialised the leader keeps leading (a sealed one hands over).
+    leader.set_sealed(false);
+    follower.set_sealed(false);
+    let init = Request {
+        request_id: RequestId::parse("init").unwrap(),
+        caller: CallerId::of("admin"),
+        fingerprint: [0; 32],
+        bindings: Vec::new(),
+        command: Command::InitSeal(SealConfig {
+            shares: 5,
+            threshold: 3,
+            sealed_root_key: vec![1; 60],
+            sealed_keyring: vec![2; 80],
+            initialized_at_ms: 1,
+        }),
+    };
+    assert!(matches!(
+        leader.propose(init).await.unwrap().response,
+        Response::Initialized { .. }
+    ));
+    (std::sync::Arc::new(leader), std::sync::Arc::new(follower))
+}
+
+/// Sends writes `0..count` at once, the even ones through `leader`, the odd ones through
+/// `follower` (which forwards them); returns each write's entry index, by write.
+async fn create_concurrently(
+    leader: &std::sync::Arc<RaftNode>,
+    follower: &std::sync::Arc<RaftNode>,
+    count: u8,
+) -> Vec<u64> {
+    let mut writes = tokio::task::JoinSet::new();
+    for n in 0..count {
+        let node = if n % 2 == 0 {
+            leader.clone()
+        } else {
+            follower.clone()
+        };
+        writes.spawn(async move { (n, node.propose(create_key(n)).await) });
+    }
+    let mut indexes = vec![0; usize::from(count)];
+    while let Some(joined) = writes.join_next().await {
+        let (n, applied) = joined.unwrap();
+        let applied = applied.unwrap();
+        // Each caller gets its own request's result, not a neighbour's.
+        match applied.response {
+            Response::Key(key) => {
+                assert_eq!(key.key_id, KeyId::from_random_bytes([n; 16]));
+                assert_eq!(key.name.as_str(), format!("key-{n}"));
+            }
+            other => panic!("write {n} got {other:?}"),
+        }
+        *indexes.get_mut(usize::from(n)).unwrap() = applied.index;
+    }
+    indexes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_entries_and_each_gets_its_own_result() {
+    let pki = Pki::new(&[1, 2]);
+    let data = tempfile::tempdir().unwrap();
+    let (leader, follower) = initialised_pair(
+        &pki,
+        data.path(),
+        RaftSettings::default().max_batch_requests,
+    )
+    .await;
+    let before = leader.metrics().last_log_index.unwrap();
+    let writes: u8 = 96;
+    let indexes = create_concurrently(&leader, &follower, writes).await;
+    let entries = leader.metrics().last_log_index.unwrap() - before;
+    eprintln!("{writes} concurrent writes, batches on: {entries} entries");
+    assert!(
+        entries < u64::from(writes),
+        "{writes} concurrent writes took {entries} entries"
+    );
+    let distinct = |parity: usize| {
+        indexes
+            .iter()
+            .skip(parity)
+            .step_by(2)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    assert!(
+        distinct(0) < usize::from(writes / 2),
+        "the leader's own writes share entries"
+    );
+    assert!(
+        distinct(1) < usize::from(writes / 2),
+        "forwarded writes share entries"
+    );
+    // The follower applied the batches as the leader did: every key, under its own name.
+    let last = *indexes.iter().max().unwrap();
+    assert!(follower.shared().wait_applied(last, WAIT).await);
+    {
+        let applied = follower.shared().read();
+        for n in 0..writes {
+            let key = applied
+                .state
+                .resolve(&tessera_state::KeyRef::parse(&format!("key-{n}")).unwrap())
+                .unwrap();
+            assert_eq!(key.key_id, KeyId::from_random_bytes([n; 16]));
+        }
+    }
+    for node in [leader, follower] {
+        std::sync::Arc::into_inner(node).unwrap().shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_batches_off_every_write_is_an_entry_of_its_own() {
+    let pki = Pki::new(&[1, 2]);
+    let data = tempfile::tempdir().unwrap();
+    let (leader, follower) = initialised_pair(&pki, data.path(), 1).await;
+    let before = leader.metrics().last_log_index.unwrap();
+    let writes: u8 = 96;
+    let indexes = create_concurrently(&leader, &follower, writes).await;
+    let entries = leader.metrics().last_log_index.unwrap() - before;
+    eprintln!("{writes} concurrent writes, batches off: {entries} entries");
+    // An election on a slow machine may add a blank entry; no write shares one.
+    assert!(entries >= u64::from(writes), "{entries} entries");
+    let distinct: std::collections::BTreeSet<_> = indexes.iter().collect();
+    assert_eq!(distinct.len(), usize::from(writes));
+    for node in [leader, follower] {
+        std::sync::Arc::into_inner(node).unwrap().shutdown().await;
+    }
 }

@@ -402,7 +402,14 @@ pub struct RaftSection {
     /// Interval of the online compaction pass (snapshot, purge, compact the database):
     /// destroyed key material leaves every file within this plus one pass.
     pub compact_interval_ms: u64,
+    /// Most concurrent writes the leader commits as one log entry (group commit); 1 never
+    /// batches, for a rolling upgrade from a build that cannot decode a batch.
+    pub max_batch_requests: usize,
 }
+
+/// Upper bound of `raft.max_batch_requests`: beyond it a batch is bounded by its encoded size
+/// (one entry's worth) anyway, so a larger value is a typo.
+pub const MAX_BATCH_REQUESTS_LIMIT: usize = 4096;
 
 impl Default for RaftSection {
     fn default() -> Self {
@@ -416,6 +423,7 @@ impl Default for RaftSection {
             logs_kept_after_snapshot: d.logs_kept_after_snapshot,
             write_timeout_ms: millis(d.write_timeout),
             compact_interval_ms: millis(d.compact_interval),
+            max_batch_requests: d.max_batch_requests,
         }
     }
 }
@@ -447,6 +455,7 @@ impl RaftSection {
             logs_kept_after_snapshot: self.logs_kept_after_snapshot,
             write_timeout: Duration::from_millis(self.write_timeout_ms),
             compact_interval: Duration::from_millis(self.compact_interval_ms),
+            max_batch_requests: self.max_batch_requests,
         }
     }
 }
@@ -572,6 +581,13 @@ impl ServerConfig {
         }
         if r.compact_interval_ms == 0 {
             return Err("raft.compact_interval_ms must be positive".into());
+        }
+        if r.max_batch_requests == 0 || r.max_batch_requests > MAX_BATCH_REQUESTS_LIMIT {
+            return Err(format!(
+                "raft.max_batch_requests ({}) must be between 1 (never batch writes; set it \
+                 while a rolling upgrade from a build without batches runs) and {MAX_BATCH_REQUESTS_LIMIT}",
+                r.max_batch_requests
+            ));
         }
         self.limits.validate(r.write_timeout_ms)?;
         let l = &self.lifecycle;
@@ -723,6 +739,27 @@ client_ca = "pki/client-ca.pem"
             err.to_string().contains("election_timeout_min_ms (400)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn max_batch_requests_defaults_to_batching_and_is_validated() {
+        let c = ServerConfig::parse(MINIMAL, Path::new("x.toml")).unwrap();
+        assert_eq!(
+            c.raft.settings().max_batch_requests,
+            tessera_raft::raft_node::DEFAULT_MAX_BATCH_REQUESTS
+        );
+        assert!(
+            c.raft.max_batch_requests > 1,
+            "group commit is on by default"
+        );
+        let text = format!("{MINIMAL}[raft]\nmax_batch_requests = 1\n");
+        let c = ServerConfig::parse(&text, Path::new("x.toml")).unwrap();
+        assert_eq!(c.raft.settings().max_batch_requests, 1);
+        for bad in [0, MAX_BATCH_REQUESTS_LIMIT + 1] {
+            let text = format!("{MINIMAL}[raft]\nmax_batch_requests = {bad}\n");
+            let err = ServerConfig::parse(&text, Path::new("x.toml")).unwrap_err();
+            assert!(err.to_string().contains("raft.max_batch_requests"), "{err}");
+        }
     }
 
     /// The WAN profile of `docs/operations.md` (about 100 ms between regions), verbatim.

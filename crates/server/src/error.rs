@@ -269,6 +269,8 @@ impl ApiError {
                 ApplyError::StaleReseal { .. } => (Code::Aborted, "RESEAL_CONFLICT"),
                 ApplyError::ResealNotActive { .. } => (Code::Aborted, "RESEAL_NOT_ACTIVE_TERM"),
                 ApplyError::StaleRootKey => (Code::Aborted, "UNSEAL_KEY_CHANGED"),
+                // Only the leader builds batches, and never nests them.
+                ApplyError::NestedBatch => (Code::Internal, "NESTED_BATCH"),
             },
             Self::Propose(e) => match e {
                 ProposeError::NoLeader { .. } => (Code::Unavailable, "NO_LEADER"),

@@ -322,6 +322,26 @@ pub enum Command {
         /// The root key sealed under the new unseal key.
         sealed_root_key: Vec<u8>,
     },
+    /// Several requests committed as one log entry (group commit on the leader; see
+    /// [`Request::batch`]). Each is applied in order exactly as if it were an entry of its own
+    /// at the batch's index: its own de-duplication, its own bindings check, its own result in
+    /// [`Response::Batch`]; a rejected request does not affect the others. A batch inside a
+    /// batch is rejected with [`ApplyError::NestedBatch`].
+    Batch(Vec<Request>),
+}
+
+impl Request {
+    /// One request carrying `requests` as a [`Command::Batch`]: the envelope of a group commit.
+    /// Its own id, caller, fingerprint and bindings are fixed and never consulted.
+    pub fn batch(requests: Vec<Request>) -> Self {
+        Self {
+            request_id: RequestId::batch_envelope(),
+            caller: CallerId::of("batch"),
+            fingerprint: [0; 32],
+            bindings: Vec::new(),
+            command: Command::Batch(requests),
+        }
+    }
 }
 
 impl Command {
@@ -362,6 +382,7 @@ impl Command {
             Self::RetireBarrierTerms { .. } => "retire_barrier_terms",
             Self::ResealBlobs { .. } => "reseal_blobs",
             Self::Rekey { .. } => "rekey",
+            Self::Batch(_) => "batch",
         }
     }
 }
@@ -462,6 +483,8 @@ pub enum Response {
         /// SHA-256 of the new sealed root key.
         sealed_root_key_digest: [u8; 32],
     },
+    /// The results of a [`Command::Batch`]'s requests, in the batch's order.
+    Batch(Vec<Response>),
 }
 
 /// Why `apply` refused a command. Part of the replicated result, so it must be deterministic.
@@ -756,6 +779,9 @@ pub enum ApplyError {
     /// A rekey prepared against a sealed root key that was replaced since.
     #[error("the unseal key was replaced since this rekey was prepared; nothing was changed")]
     StaleRootKey,
+    /// A [`Command::Batch`] inside a batch: only the leader wraps requests into a batch, once.
+    #[error("a batch of requests may not contain another batch; nothing was changed")]
+    NestedBatch,
 }
 
 impl ApplyError {
@@ -772,3 +798,6 @@ impl ApplyError {
         )
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,7 +12,7 @@
 //! and a flood of refused writes evicts nothing. Eviction depends only on the log and on
 //! cluster time, so every node evicts the same entries.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -69,10 +69,11 @@ pub enum DedupHit<'a> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DedupTable {
     entries: BTreeMap<DedupKey, DedupEntry>,
-    /// Log order, for expiry and the global bound.
-    by_index: BTreeMap<u64, DedupKey>,
-    /// Log order per caller, for the per-caller bound.
-    by_caller: BTreeMap<(CallerId, u64), RequestId>,
+    /// Log order, for expiry and the global bound. The requests of one batch share a log
+    /// index, so the key breaks ties (the same order on every node, and after a restart).
+    by_index: BTreeSet<(u64, DedupKey)>,
+    /// Log order per caller, for the per-caller bound (ties broken by request id).
+    by_caller: BTreeSet<(CallerId, u64, RequestId)>,
     /// Entries per caller.
     counts: BTreeMap<CallerId, usize>,
 }
@@ -98,7 +99,7 @@ impl DedupTable {
         let caller = entry.caller;
         self.restore(entry);
         let mut evicted = Vec::new();
-        while let Some((_, key)) = self.by_index.first_key_value() {
+        while let Some((_, key)) = self.by_index.first() {
             let expired = self.entries.get(key).is_some_and(|oldest| {
                 oldest.applied_at_ms > 0
                     && oldest.applied_at_ms.saturating_add(DEDUP_MIN_RETENTION_MS) <= now_ms
@@ -111,10 +112,11 @@ impl DedupTable {
             evicted.push(key);
         }
         while self.counts.get(&caller).copied().unwrap_or(0) > DEDUP_CAPACITY_PER_CALLER {
-            let Some(((_, _), request_id)) = self
+            let Some((_, _, request_id)) = self
                 .by_caller
-                .range((caller, 0)..=(caller, u64::MAX))
+                .range((caller, 0, RequestId::lowest())..)
                 .next()
+                .filter(|(c, _, _)| *c == caller)
             else {
                 break;
             };
@@ -123,7 +125,7 @@ impl DedupTable {
             evicted.push(key);
         }
         while self.entries.len() > DEDUP_CAPACITY {
-            let Some((_, key)) = self.by_index.first_key_value() else {
+            let Some((_, key)) = self.by_index.first() else {
                 break;
             };
             let key = key.clone();
@@ -141,9 +143,9 @@ impl DedupTable {
             let index = previous.index;
             self.unindex(&key, index);
         }
-        self.by_index.insert(entry.index, key.clone());
+        self.by_index.insert((entry.index, key.clone()));
         self.by_caller
-            .insert((entry.caller, entry.index), entry.request_id.clone());
+            .insert((entry.caller, entry.index, entry.request_id.clone()));
         *self.counts.entry(entry.caller).or_default() += 1;
         self.entries.insert(key, entry);
     }
@@ -168,9 +170,9 @@ impl DedupTable {
     }
 
     fn unindex(&mut self, key: &DedupKey, index: u64) {
-        let (caller, _) = key;
-        self.by_index.remove(&index);
-        self.by_caller.remove(&(*caller, index));
+        let (caller, request_id) = key;
+        self.by_index.remove(&(index, key.clone()));
+        self.by_caller.remove(&(*caller, index, request_id.clone()));
         if let Some(count) = self.counts.get_mut(caller) {
             *count = count.saturating_sub(1);
             if *count == 0 {
@@ -300,6 +302,40 @@ mod tests {
         }
         assert_eq!(t.len(), DEDUP_CAPACITY);
         assert!(t.get(&caller(0), &id(1)).is_none(), "the oldest went first");
+    }
+
+    /// The requests of one batch are applied at the same log index: none may displace
+    /// another in the table's order, and eviction still runs oldest first, ties by key.
+    #[test]
+    fn entries_sharing_a_log_index_are_all_kept_and_evicted_in_order() {
+        let mut t = DedupTable::default();
+        for n in 1..=3 {
+            let mut e = entry(1, n, MINUTE);
+            e.index = 7;
+            t.insert(e, MINUTE);
+        }
+        let mut later = entry(2, 4, 2 * MINUTE);
+        later.index = 8;
+        t.insert(later, 2 * MINUTE);
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.by_index.len(), 4);
+        assert_eq!(t.by_caller.len(), 4);
+        // A retry re-inserting one of them moves nothing else.
+        let mut again = entry(1, 2, MINUTE);
+        again.index = 7;
+        t.insert(again, 2 * MINUTE);
+        assert_eq!((t.len(), t.by_index.len(), t.by_caller.len()), (4, 4, 4));
+        // Once they expire, all three entries of index 7 go, and only they.
+        let evicted = t.insert(
+            entry(3, 9, MINUTE + DEDUP_MIN_RETENTION_MS),
+            MINUTE + DEDUP_MIN_RETENTION_MS,
+        );
+        assert_eq!(
+            evicted,
+            vec![(caller(1), id(1)), (caller(1), id(2)), (caller(1), id(3))]
+        );
+        assert_eq!((t.len(), t.by_index.len(), t.by_caller.len()), (2, 2, 2));
+        assert!(t.get(&caller(2), &id(4)).is_some());
     }
 
     #[test]

@@ -172,6 +172,18 @@ impl RequestId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The fixed id of a batch's envelope ([`crate::Request::batch`]). The envelope is never
+    /// de-duplicated (its requests are, one by one), so the id only has to be a valid one.
+    pub(crate) fn batch_envelope() -> Self {
+        Self("batch".to_owned())
+    }
+
+    /// A bound that sorts before every valid id (the empty string, which is not one): the
+    /// start of a range over ids.
+    pub(crate) fn lowest() -> Self {
+        Self(String::new())
+    }
 }
 
 impl TryFrom<String> for RequestId {

@@ -56,7 +56,24 @@ impl State {
     /// A retry of an already-applied request (same caller, id and fingerprint) returns the
     /// first result without changing anything. A request whose key references no longer name
     /// the keys they named when it was prepared is refused without effect.
+    ///
+    /// A [`Command::Batch`] applies its requests in order, each exactly as if it were an entry
+    /// of its own at `index`, and returns their results as [`Response::Batch`]. The envelope
+    /// itself is not de-duplicated.
     pub fn apply(&mut self, index: u64, request: &Request) -> Response {
+        if let Command::Batch(requests) = &request.command {
+            return Response::Batch(
+                requests
+                    .iter()
+                    .map(|request| self.apply_one(index, request))
+                    .collect(),
+            );
+        }
+        self.apply_one(index, request)
+    }
+
+    /// Applies one request (a batch inside a batch is rejected by `execute`).
+    fn apply_one(&mut self, index: u64, request: &Request) -> Response {
         if let Command::ReportClock { .. } = request.command {
             // A reading is idempotent; remembering it would only crowd out client requests.
             return self
@@ -138,6 +155,8 @@ impl State {
             Command::RestoreSnapshot { body, replaces } => {
                 return self.restore(body, replaces.as_ref())
             }
+            // `apply` unpacks the outer batch, so this one was inside another.
+            Command::Batch(_) => return Err(ApplyError::NestedBatch),
             _ => {}
         }
         if self.seal.is_none() {
@@ -222,6 +241,7 @@ impl State {
             Command::DeleteRateLimit { identity } => self.delete_rate_limit(identity),
             // Handled before the initialisation check.
             Command::RestoreSnapshot { .. } => Err(ApplyError::RestoreTargetChanged),
+            Command::Batch(_) => Err(ApplyError::NestedBatch),
             Command::RotateBarrier {
                 previous_keyring_digest,
                 term,

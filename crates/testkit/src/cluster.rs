@@ -169,6 +169,7 @@ fn node_config(
             logs_kept_after_snapshot: options.logs_kept_after_snapshot,
             write_timeout_ms: 15_000,
             compact_interval_ms: options.compact_interval_ms,
+            ..RaftSection::default()
         }),
         // Test-tuned: production minimums are days.
         lifecycle: Some(LifecycleSection {

@@ -881,6 +881,7 @@ fn refused_commands_change_nothing() {
 
 mod access;
 mod barrier;
+mod batch;
 mod restore;
 
 mod determinism {
@@ -1069,7 +1070,7 @@ mod determinism {
         ]
     }
 
-    fn requests() -> impl Strategy<Value = Vec<Request>> {
+    pub(super) fn requests() -> impl Strategy<Value = Vec<Request>> {
         let one = (
             command_strategy(),
             0u8..40,

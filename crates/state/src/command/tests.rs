@@ -1,0 +1,84 @@
+//! The log encoding of requests and results: entries and de-duplication rows written before
+//! batches existed still decode, and the batch variants sit after every earlier variant.
+
+use super::*;
+
+/// A `RotateKey` request as the build before batches encoded it (postcard bytes captured
+/// from that build).
+const OLD_ROTATE_REQUEST: &str = "057265712d31a172cedcae47474b615c54d510a5d84a8dea3032e95858\
+7430b413538be3f333070707070707070707070707070707070707070707070707070707070707070700022430313\
+031303130312d303130312d343130312d383130312d30313031303130313031303102040909090980d095ffbc31";
+
+/// `Response::Rejected(ApplyError::StaleRootKey)`, the last variants before batches, from the
+/// same build.
+const OLD_LAST_REJECTION: &str = "0627";
+
+fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn old_request() -> Request {
+    Request {
+        request_id: RequestId::parse("req-1").unwrap(),
+        caller: CallerId::of("app"),
+        fingerprint: [7; 32],
+        bindings: Vec::new(),
+        command: Command::RotateKey {
+            key_id: KeyId::from_random_bytes([1; 16]),
+            version: 2,
+            sealed_material: vec![9; 4],
+            at_ms: 1_700_000_000_000,
+        },
+    }
+}
+
+#[test]
+fn requests_and_results_written_before_batches_still_decode() {
+    let bytes = unhex(OLD_ROTATE_REQUEST);
+    let request: Request = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(request, old_request());
+    assert_eq!(postcard::to_allocvec(&request).unwrap(), bytes);
+
+    let bytes = unhex(OLD_LAST_REJECTION);
+    let response: Response = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(response, Response::Rejected(ApplyError::StaleRootKey));
+}
+
+#[test]
+fn the_batch_variants_are_appended_after_every_earlier_one() {
+    // postcard writes an enum's variant index as a varint before its fields.
+    let batch = postcard::to_allocvec(&Command::Batch(Vec::new())).unwrap();
+    let rekey = postcard::to_allocvec(&Command::Rekey {
+        previous_root_key_digest: [0; 32],
+        shares: 1,
+        threshold: 1,
+        sealed_root_key: Vec::new(),
+    })
+    .unwrap();
+    assert_eq!(batch.first().copied(), rekey.first().map(|i| i + 1));
+
+    let batch = postcard::to_allocvec(&Response::Batch(Vec::new())).unwrap();
+    let rekeyed = postcard::to_allocvec(&Response::Rekeyed {
+        sealed_root_key_digest: [0; 32],
+    })
+    .unwrap();
+    assert_eq!(batch.first().copied(), rekeyed.first().map(|i| i + 1));
+
+    let nested = postcard::to_allocvec(&ApplyError::NestedBatch).unwrap();
+    assert_eq!(nested, vec![0x28], "one after StaleRootKey (0x27)");
+}
+
+#[test]
+fn a_batch_round_trips_with_its_requests_in_order() {
+    let mut second = old_request();
+    second.request_id = RequestId::parse("req-2").unwrap();
+    let batch = Request::batch(vec![old_request(), second]);
+    let bytes = postcard::to_allocvec(&batch).unwrap();
+    let decoded: Request = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(decoded, batch);
+    // The envelope's id is a valid one (ids are validated again when decoded).
+    assert_eq!(decoded.request_id.as_str(), "batch");
+}
