@@ -12,7 +12,7 @@
 //! never decide with stale policies.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -36,11 +36,18 @@ pub const UNSEAL_WINDOW: Duration = Duration::from_secs(60);
 /// Most identities tracked by the unseal rate limit; beyond it the oldest records go.
 const MAX_UNSEAL_CALLERS: usize = 4096;
 
-/// Who made a request: the identity and the certificate its TLS handshake verified.
+/// Who made a request: the identity and the certificate its TLS handshake verified. Shared
+/// (cloning is a reference count): every request of a connection names the same caller.
 #[derive(Clone, Debug)]
-pub struct Caller {
+pub struct Caller(Arc<Named>);
+
+/// What a certificate names, derived once per certificate.
+#[derive(Debug)]
+struct Named {
     identity: Identity,
     certificate: PresentedCertificate,
+    /// Lowercase hex of `certificate.fingerprint`, as audit records show it.
+    fingerprint_hex: String,
 }
 
 impl Caller {
@@ -50,13 +57,19 @@ impl Caller {
     /// [`ApiError::Unauthenticated`] when the request carries no client certificate that
     /// names an identity (the API port requires one, so only a misconfigured transport can).
     pub fn of<T>(request: &tonic::Request<T>) -> Result<Self, ApiError> {
-        /// Shared by every API service of the process: a client calls several of them.
-        static CALLERS: LazyLock<CallerCache> = LazyLock::new(CallerCache::default);
+        if let Some(VerifiedCaller(caller)) = request.extensions().get::<VerifiedCaller>() {
+            return Ok(caller.clone());
+        }
         let certs = request.peer_certs().ok_or(ApiError::Unauthenticated)?;
         let leaf = certs.first().ok_or(ApiError::Unauthenticated)?;
-        CALLERS
-            .caller(leaf.as_ref())
-            .ok_or(ApiError::Unauthenticated)
+        Self::of_leaf(leaf.as_ref()).ok_or(ApiError::Unauthenticated)
+    }
+
+    /// The caller a verified leaf certificate names, through the process's [`CallerCache`]
+    /// (shared by the audit layer and every API service: a client calls several of them).
+    pub fn of_leaf(der: &[u8]) -> Option<Self> {
+        static CALLERS: LazyLock<CallerCache> = LazyLock::new(CallerCache::default);
+        CALLERS.caller(der)
     }
 
     /// The caller a DER client certificate names (URI SAN, else CN, as
@@ -65,30 +78,43 @@ impl Caller {
         let identity = Identity::parse(&tessera_raft::tls::identity_of(der)?).ok()?;
         let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
         let serial = CertificateSerial::from_bytes(cert.raw_serial()).ok()?;
-        Some(Self {
+        let fingerprint: [u8; 32] = Sha256::digest(der).into();
+        Some(Self(Arc::new(Named {
             identity,
             certificate: PresentedCertificate {
                 serial,
-                fingerprint: Sha256::digest(der).into(),
+                fingerprint,
             },
-        })
+            fingerprint_hex: hex::encode(fingerprint),
+        })))
     }
 
     /// The identity.
     pub fn identity(&self) -> &Identity {
-        &self.identity
+        &self.0.identity
     }
 
     /// The identity as text (what `created_by` and request de-duplication use).
     pub fn name(&self) -> &str {
-        self.identity.as_str()
+        self.0.identity.as_str()
     }
 
     /// The certificate presented.
     pub fn certificate(&self) -> &PresentedCertificate {
-        &self.certificate
+        &self.0.certificate
+    }
+
+    /// Lowercase hex SHA-256 of the certificate (the audit record's `cert_sha256`).
+    pub fn fingerprint_hex(&self) -> &str {
+        &self.0.fingerprint_hex
     }
 }
+
+/// The caller of a request as the audit layer derived it from the verified leaf certificate,
+/// carried in the request's extensions so that the handler does not derive it again. Only
+/// server code can put it there: extensions never come from the wire.
+#[derive(Clone, Debug)]
+pub struct VerifiedCaller(pub Caller);
 
 /// Callers already derived from client certificates, keyed by the certificate's DER bytes.
 ///
@@ -262,8 +288,8 @@ pub fn request(
     context: &BTreeMap<String, String>,
 ) -> AccessRequest {
     AccessRequest {
-        identity: caller.identity.clone(),
-        certificate: Some(caller.certificate.clone()),
+        identity: caller.identity().clone(),
+        certificate: Some(caller.certificate().clone()),
         action,
         key,
         context: context.clone(),

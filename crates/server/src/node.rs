@@ -339,15 +339,24 @@ impl Node {
 
     /// Runs `f` with the barrier keyring of the applied state (see
     /// [`SealManager::with_synced_keyring`]), or returns `None` while sealed.
+    ///
+    /// The replicated blob is compared in place with the one in memory and copied only when
+    /// it changed. Must not be called while holding the applied-state lock (see the lock
+    /// order on [`SealManager::with_synced_keyring`]).
     pub fn with_keyring<R>(&self, f: impl FnOnce(&tessera_crypto::Keyring) -> R) -> Option<R> {
-        let current = self
-            .raft
-            .shared()
-            .read()
-            .state
-            .seal_config()
-            .map(|c| c.sealed_keyring.clone());
-        self.seal.with_synced_keyring(current.as_deref(), f)
+        self.seal.with_synced_keyring(
+            |held| {
+                self.raft
+                    .shared()
+                    .read()
+                    .state
+                    .seal_config()
+                    .map(|c| &c.sealed_keyring)
+                    .filter(|current| current.as_slice() != held)
+                    .cloned()
+            },
+            f,
+        )
     }
 
     /// The seal manager.

@@ -249,13 +249,18 @@ impl SealManager {
 
     /// Runs `f` with the keyring, or returns `None` while sealed.
     ///
-    /// `current` is the keyring blob of the applied state: when a barrier rotation or
-    /// retirement has replaced it since the keyring in memory was opened, the new blob is
-    /// opened with the root key first and replaces it. A blob that does not open (it cannot
-    /// happen unless storage is corrupt) leaves the keyring in memory as it was.
+    /// `replaced` is given the keyring blob the keyring in memory was opened from and returns
+    /// the applied state's blob if it is another one (a barrier rotation or retirement was
+    /// applied since), else `None`: the new blob is then opened with the root key first and
+    /// replaces the keyring. Comparing in place, under this lock, keeps the common case (no
+    /// change) free of copies. A blob that does not open (it cannot happen unless storage is
+    /// corrupt) leaves the keyring in memory as it was.
+    ///
+    /// Lock order: `replaced` runs under this manager's lock and may take the applied-state
+    /// read lock; nothing may hold that lock while it calls into the manager.
     pub fn with_synced_keyring<R>(
         &self,
-        current: Option<&[u8]>,
+        replaced: impl FnOnce(&[u8]) -> Option<Vec<u8>>,
         f: impl FnOnce(&Keyring) -> R,
     ) -> Option<R> {
         let mut inner = self.lock();
@@ -267,15 +272,15 @@ impl SealManager {
         else {
             return None;
         };
-        if let Some(current) = current.filter(|c| *c != sealed_keyring.0.as_slice()) {
-            match root::open_keyring(root_key, current) {
+        if let Some(current) = replaced(&sealed_keyring.0).filter(|c| *c != sealed_keyring.0) {
+            match root::open_keyring(root_key, &current) {
                 Ok(opened) => {
                     tracing::info!(
                         active_term = opened.active_term(),
                         "switched to the replicated barrier keyring"
                     );
                     *keyring = opened;
-                    sealed_keyring.0 = current.to_vec();
+                    sealed_keyring.0 = current;
                 }
                 Err(e) => tracing::error!(
                     error = %e,
@@ -312,7 +317,7 @@ impl SealManager {
 
     /// Runs `f` with the keyring as it is in memory, or returns `None` while sealed.
     pub fn with_keyring<R>(&self, f: impl FnOnce(&Keyring) -> R) -> Option<R> {
-        self.with_synced_keyring(None, f)
+        self.with_synced_keyring(|_| None, f)
     }
 
     /// Prepares a keyring change against `current` (the applied keyring blob): the keyring
@@ -438,7 +443,10 @@ mod tests {
         // Preparing changes nothing in memory.
         assert_eq!(m.with_keyring(|k| k.active_term()), Some(1));
         assert_eq!(
-            m.with_synced_keyring(Some(&rotated.sealed_keyring), |k| k.active_term()),
+            m.with_synced_keyring(
+                |_| Some(rotated.sealed_keyring.clone()),
+                |k| k.active_term()
+            ),
             Some(2)
         );
         let retired = m
@@ -446,13 +454,19 @@ mod tests {
             .unwrap();
         assert_eq!((retired.active, retired.retired), (2, vec![1]));
         assert_eq!(
-            m.with_synced_keyring(Some(&retired.sealed_keyring), |k| k.terms().collect()),
+            m.with_synced_keyring(
+                |_| Some(retired.sealed_keyring.clone()),
+                |k| k.terms().collect()
+            ),
             Some(vec![2])
         );
         // A blob that is not this cluster's keyring leaves the keyring as it was.
         let (_, foreign) = setup(3, 2);
         assert_eq!(
-            m.with_synced_keyring(Some(&foreign.sealed_keyring), |k| k.terms().collect()),
+            m.with_synced_keyring(
+                |_| Some(foreign.sealed_keyring.clone()),
+                |k| k.terms().collect()
+            ),
             Some(vec![2])
         );
         m.seal();
@@ -460,6 +474,50 @@ mod tests {
             m.prepare_keyring_change(&config.sealed_keyring, KeyringChange::Rotate)
                 .unwrap_err(),
             SealError::Sealed
+        );
+    }
+
+    #[test]
+    fn the_keyring_sync_compares_with_the_blob_in_memory() {
+        let (shares, config) = setup(3, 2);
+        let m = SealManager::new();
+        for share in &shares[..2] {
+            m.submit(share.clone(), &config).unwrap();
+        }
+        // The blob held is the one the node unsealed with; an unchanged state copies nothing.
+        let mut seen = Vec::new();
+        let term = m.with_synced_keyring(
+            |held| {
+                seen = held.to_vec();
+                None
+            },
+            |k| k.active_term(),
+        );
+        assert_eq!((term, &seen), (Some(1), &config.sealed_keyring));
+        let rotated = m
+            .prepare_keyring_change(&config.sealed_keyring, KeyringChange::Rotate)
+            .unwrap();
+        assert_eq!(
+            m.with_synced_keyring(
+                |_| Some(rotated.sealed_keyring.clone()),
+                |k| k.active_term()
+            ),
+            Some(2)
+        );
+        // After the switch the blob held is the rotated one, so the next call sees no change.
+        let mut seen = Vec::new();
+        let term = m.with_synced_keyring(
+            |held| {
+                seen = held.to_vec();
+                None
+            },
+            |k| k.active_term(),
+        );
+        assert_eq!((term, &seen), (Some(2), &rotated.sealed_keyring));
+        m.seal();
+        assert_eq!(
+            m.with_synced_keyring(|_| panic!("not asked while sealed"), |k| k.active_term()),
+            None
         );
     }
 

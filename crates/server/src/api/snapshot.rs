@@ -138,6 +138,8 @@ pub async fn restore(
     let request_id = request_id(&upload.request_id)?;
     let fingerprint = restore_fingerprint(upload.force, &upload.file);
     let caller_id = CallerId::of(caller.name());
+    // Read before the state lock is taken: the keyring sync takes it under the seal lock.
+    let this_cluster = node.cluster_id();
     let replaces = {
         let applied = node.raft().shared().read();
         if let DedupHit::Retry(first) =
@@ -151,7 +153,7 @@ pub async fn restore(
         match applied.state.seal_config() {
             None => None,
             Some(_) => {
-                let (target, _) = node.cluster_id().ok_or(ApiError::Sealed)?;
+                let (target, _) = this_cluster.ok_or(ApiError::Sealed)?;
                 if target != backup.cluster_id {
                     return Err(BackupError::ForeignCluster {
                         file: hex(&backup.cluster_id),

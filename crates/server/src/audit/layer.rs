@@ -22,7 +22,7 @@ use tower::{Layer, Service};
 use super::notes::{self, Notes};
 use super::record::{Record, SCHEMA_VERSION};
 use super::Auditor;
-use crate::authz::Caller;
+use crate::authz::{Caller, VerifiedCaller};
 use crate::error::{ApiError, ERROR_CODE_METADATA};
 use crate::node::Node;
 use crate::ops::metrics::Metrics;
@@ -114,7 +114,7 @@ where
 async fn serve<S>(
     mut inner: S,
     shared: Arc<Shared>,
-    request: Request<Body>,
+    mut request: Request<Body>,
 ) -> Result<Response<Body>, S::Error>
 where
     S: Service<Request<Body>, Response = Response<Body>>,
@@ -130,8 +130,14 @@ where
         .and_then(|certs| {
             certs
                 .first()
-                .and_then(|leaf| Caller::from_der(leaf.as_ref()))
+                .and_then(|leaf| Caller::of_leaf(leaf.as_ref()))
         });
+    if let Some(caller) = &caller {
+        // The handler reads it from here instead of deriving it again.
+        request
+            .extensions_mut()
+            .insert(VerifiedCaller(caller.clone()));
+    }
     let refused = match (&caller, action) {
         (Some(caller), Some(action)) if shared.limiter.is_enabled() => {
             let applied = shared.node.raft().shared().read();
@@ -177,9 +183,7 @@ where
         region: shared.auditor.region().to_owned(),
         request_id: notes.request_id,
         identity: caller.as_ref().map(|c| c.name().to_owned()),
-        cert_sha256: caller
-            .as_ref()
-            .map(|c| hex::encode(c.certificate().fingerprint)),
+        cert_sha256: caller.as_ref().map(|c| c.fingerprint_hex().to_owned()),
         method,
         action: action.map(Action::name),
         key_id: notes.key_id,
