@@ -15,6 +15,13 @@ use tracing_subscriber::EnvFilter;
 use crate::args::{AuditCommand, Cli, Command, StorageCommand};
 use crate::output::Failure;
 
+/// jemalloc instead of the system allocator: a node's write bursts and snapshot builds
+/// (tens of MB each) left glibc's arenas holding several times the live heap; jemalloc's
+/// decay returns freed pages to the system (docs/performance.md, "Memory").
+#[cfg(all(target_os = "linux", not(target_env = "msvc")))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Logs to standard error at the `TESSERA_LOG` filter (else `default`), as text lines or as
 /// one JSON object per line.
 fn init_tracing(default: &str, format: LogFormat) {

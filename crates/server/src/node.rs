@@ -640,7 +640,7 @@ impl Node {
             &request_id,
             &fingerprint,
         ) {
-            tessera_state::dedup::DedupHit::Retry(first) => Some(first.clone()),
+            tessera_state::dedup::DedupHit::Retry(first) => Some(*first),
             _ => None,
         }
     }

@@ -11,12 +11,17 @@
 //! remembered: a refused write changed nothing, so applying its retry cannot apply it twice,
 //! and a flood of refused writes evicts nothing. Eviction depends only on the log and on
 //! cluster time, so every node evicts the same entries.
+//!
+//! In memory a response is kept in its postcard encoding (one allocation of ~150 bytes for a
+//! created key instead of the metadata's strings, vectors and maps) and decoded when a retry
+//! asks for it. Rows and snapshots still carry [`DedupEntry`], byte for byte as before.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::command::Response;
+use crate::error::Error;
 use crate::ids::{CallerId, RequestId};
 
 /// How long an entry is kept at least, in milliseconds of cluster time (10 minutes).
@@ -29,7 +34,7 @@ pub const DEDUP_CAPACITY: usize = 200_000;
 /// What identifies a remembered request: its caller and its request id.
 pub type DedupKey = (CallerId, RequestId);
 
-/// One remembered request.
+/// One remembered request, as rows and snapshots encode it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DedupEntry {
     /// Who sent it.
@@ -54,21 +59,142 @@ impl DedupEntry {
     }
 }
 
+/// A remembered request as the table holds it: everything but the key, the response encoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Stored {
+    index: u64,
+    applied_at_ms: u64,
+    fingerprint: [u8; 32],
+    /// The response's postcard encoding. Encoding a [`Response`] into a growable buffer does
+    /// not fail for these types; if it ever did, the bytes stay empty and then fail to decode,
+    /// so a retry is refused (never applied twice) and the row write reports the error, as
+    /// encoding the full entry would have.
+    response: Box<[u8]>,
+}
+
+impl Stored {
+    fn new(index: u64, applied_at_ms: u64, fingerprint: [u8; 32], response: &Response) -> Self {
+        Self {
+            index,
+            applied_at_ms,
+            fingerprint,
+            response: postcard::to_allocvec(response)
+                .unwrap_or_default()
+                .into_boxed_slice(),
+        }
+    }
+
+    fn response(&self) -> Result<Response, Error> {
+        postcard::from_bytes(&self.response).map_err(|e| Error::Corrupt {
+            what: "de-duplication response",
+            detail: e.to_string(),
+        })
+    }
+}
+
+/// A view of one remembered request. It encodes (serde) exactly as the [`DedupEntry`] it
+/// stands for.
+#[derive(Clone, Copy, Debug)]
+pub struct DedupRecord<'a> {
+    caller: &'a CallerId,
+    request_id: &'a RequestId,
+    stored: &'a Stored,
+}
+
+impl DedupRecord<'_> {
+    /// Who sent it.
+    pub fn caller(&self) -> &CallerId {
+        self.caller
+    }
+
+    /// The request id.
+    pub fn request_id(&self) -> &RequestId {
+        self.request_id
+    }
+
+    /// Log index at which the request was first applied.
+    pub fn index(&self) -> u64 {
+        self.stored.index
+    }
+
+    /// Cluster time when it was applied (0 before cluster time existed).
+    pub fn applied_at_ms(&self) -> u64 {
+        self.stored.applied_at_ms
+    }
+
+    /// Fingerprint of the first request.
+    pub fn fingerprint(&self) -> &[u8; 32] {
+        &self.stored.fingerprint
+    }
+
+    /// The response of the first application, decoded.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the kept encoding does not decode (a bug, never input-dependent).
+    pub fn response(&self) -> Result<Response, Error> {
+        self.stored.response()
+    }
+
+    /// The whole entry, response decoded.
+    ///
+    /// # Errors
+    /// As [`DedupRecord::response`].
+    pub fn to_entry(&self) -> Result<DedupEntry, Error> {
+        Ok(DedupEntry {
+            caller: *self.caller,
+            request_id: self.request_id.clone(),
+            index: self.stored.index,
+            applied_at_ms: self.stored.applied_at_ms,
+            fingerprint: self.stored.fingerprint,
+            response: self.response()?,
+        })
+    }
+}
+
+/// [`DedupEntry`]'s fields by reference: the same name, fields and order, so the same bytes.
+#[derive(Serialize)]
+#[serde(rename = "DedupEntry")]
+struct DedupEntryRef<'a> {
+    caller: &'a CallerId,
+    request_id: &'a RequestId,
+    index: u64,
+    applied_at_ms: u64,
+    fingerprint: &'a [u8; 32],
+    response: &'a Response,
+}
+
+impl Serialize for DedupRecord<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let response = self.response().map_err(serde::ser::Error::custom)?;
+        DedupEntryRef {
+            caller: self.caller,
+            request_id: self.request_id,
+            index: self.stored.index,
+            applied_at_ms: self.stored.applied_at_ms,
+            fingerprint: &self.stored.fingerprint,
+            response: &response,
+        }
+        .serialize(serializer)
+    }
+}
+
 /// What a lookup found.
 #[derive(Debug, PartialEq, Eq)]
-pub enum DedupHit<'a> {
+pub enum DedupHit {
     /// Never seen (or evicted): apply the request.
     New,
-    /// A retry of the same request: return this response.
-    Retry(&'a Response),
-    /// The id was used for a different request.
+    /// A retry of the same request: return this response (boxed: it is decoded for the
+    /// lookup, and the other outcomes carry nothing).
+    Retry(Box<Response>),
+    /// The id was used for a different request (or, never expected, the kept response does
+    /// not decode: refused rather than applied twice).
     Reused,
 }
 
 /// (caller, request id) → first response, bounded in time and size.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DedupTable {
-    entries: BTreeMap<DedupKey, DedupEntry>,
+    entries: BTreeMap<DedupKey, Stored>,
     /// Log order, for expiry and the global bound. The requests of one batch share a log
     /// index, so the key breaks ties (the same order on every node, and after a restart).
     by_index: BTreeSet<(u64, DedupKey)>,
@@ -85,10 +211,13 @@ impl DedupTable {
         caller: &CallerId,
         request_id: &RequestId,
         fingerprint: &[u8; 32],
-    ) -> DedupHit<'_> {
+    ) -> DedupHit {
         match self.entries.get(&(*caller, request_id.clone())) {
             None => DedupHit::New,
-            Some(entry) if &entry.fingerprint == fingerprint => DedupHit::Retry(&entry.response),
+            Some(stored) if &stored.fingerprint == fingerprint => match stored.response() {
+                Ok(response) => DedupHit::Retry(Box::new(response)),
+                Err(_) => DedupHit::Reused,
+            },
             Some(_) => DedupHit::Reused,
         }
     }
@@ -138,25 +267,30 @@ impl DedupTable {
     /// Puts back a persisted entry without evicting anything (the table it came from was
     /// already within bounds).
     pub(crate) fn restore(&mut self, entry: DedupEntry) {
-        let key = entry.key();
+        let stored = Stored::new(
+            entry.index,
+            entry.applied_at_ms,
+            entry.fingerprint,
+            &entry.response,
+        );
+        let key = (entry.caller, entry.request_id);
         if let Some(previous) = self.entries.get(&key) {
             let index = previous.index;
             self.unindex(&key, index);
         }
-        self.by_index.insert((entry.index, key.clone()));
-        self.by_caller
-            .insert((entry.caller, entry.index, entry.request_id.clone()));
-        *self.counts.entry(entry.caller).or_default() += 1;
-        self.entries.insert(key, entry);
+        self.by_index.insert((stored.index, key.clone()));
+        self.by_caller.insert((key.0, stored.index, key.1.clone()));
+        *self.counts.entry(key.0).or_default() += 1;
+        self.entries.insert(key, stored);
     }
 
     /// Stamps entries applied before cluster time existed with the first cluster time, so
     /// their retention starts then; returns their keys.
     pub(crate) fn stamp_unstamped(&mut self, now_ms: u64) -> Vec<DedupKey> {
         let mut stamped = Vec::new();
-        for (key, entry) in &mut self.entries {
-            if entry.applied_at_ms == 0 {
-                entry.applied_at_ms = now_ms;
+        for (key, stored) in &mut self.entries {
+            if stored.applied_at_ms == 0 {
+                stored.applied_at_ms = now_ms;
                 stamped.push(key.clone());
             }
         }
@@ -164,8 +298,8 @@ impl DedupTable {
     }
 
     fn remove(&mut self, key: &DedupKey) {
-        if let Some(entry) = self.entries.remove(key) {
-            self.unindex(key, entry.index);
+        if let Some(stored) = self.entries.remove(key) {
+            self.unindex(key, stored.index);
         }
     }
 
@@ -182,13 +316,15 @@ impl DedupTable {
     }
 
     /// The entry for a caller's request id.
-    pub fn get(&self, caller: &CallerId, request_id: &RequestId) -> Option<&DedupEntry> {
-        self.entries.get(&(*caller, request_id.clone()))
+    pub fn get(&self, caller: &CallerId, request_id: &RequestId) -> Option<DedupRecord<'_>> {
+        self.entries
+            .get_key_value(&(*caller, request_id.clone()))
+            .map(record)
     }
 
     /// All entries in (caller, request id) order.
-    pub fn entries(&self) -> impl Iterator<Item = &DedupEntry> {
-        self.entries.values()
+    pub fn entries(&self) -> impl Iterator<Item = DedupRecord<'_>> {
+        self.entries.iter().map(record)
     }
 
     /// Number of remembered requests.
@@ -199,6 +335,14 @@ impl DedupTable {
     /// Whether no request is remembered.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+fn record<'a>(((caller, request_id), stored): (&'a DedupKey, &'a Stored)) -> DedupRecord<'a> {
+    DedupRecord {
+        caller,
+        request_id,
+        stored,
     }
 }
 
@@ -233,10 +377,46 @@ mod tests {
         t.insert(entry(1, 1, MINUTE), MINUTE);
         assert_eq!(
             t.check(&caller(1), &id(1), &[1; 32]),
-            DedupHit::Retry(&Response::Noop)
+            DedupHit::Retry(Box::new(Response::Noop))
         );
         assert_eq!(t.check(&caller(1), &id(1), &[2; 32]), DedupHit::Reused);
         assert_eq!(t.check(&caller(1), &id(2), &[1; 32]), DedupHit::New);
+    }
+
+    #[test]
+    fn a_kept_entry_round_trips_and_encodes_as_the_full_entry() {
+        let mut t = DedupTable::default();
+        let full = DedupEntry {
+            response: Response::ImportParameters {
+                key_id: crate::ids::KeyId::from_random_bytes([7; 16]),
+                token_id: "token-1".into(),
+                public_key: vec![9; 32],
+                expires_at_ms: 12_345,
+            },
+            ..entry(1, 1, MINUTE)
+        };
+        t.insert(full.clone(), MINUTE);
+        let record = t.get(&caller(1), &id(1)).unwrap();
+        assert_eq!(record.to_entry().unwrap(), full);
+        assert_eq!(
+            postcard::to_allocvec(&record).unwrap(),
+            postcard::to_allocvec(&full).unwrap()
+        );
+        assert_eq!(
+            t.check(&caller(1), &id(1), &[1; 32]),
+            DedupHit::Retry(Box::new(full.response))
+        );
+    }
+
+    #[test]
+    fn an_undecodable_kept_response_refuses_the_retry() {
+        let mut t = DedupTable::default();
+        t.insert(entry(1, 1, MINUTE), MINUTE);
+        for stored in t.entries.values_mut() {
+            stored.response = Box::new([0xff]);
+        }
+        assert_eq!(t.check(&caller(1), &id(1), &[1; 32]), DedupHit::Reused);
+        assert!(t.get(&caller(1), &id(1)).unwrap().to_entry().is_err());
     }
 
     #[test]

@@ -250,8 +250,9 @@ pub struct KeyRecord {
     pub tags: BTreeMap<String, String>,
     /// When a pending deletion takes effect.
     pub deletion_date_ms: Option<u64>,
-    /// The outstanding import, for `EXTERNAL` keys.
-    pub import_token: Option<ImportToken>,
+    /// The outstanding import, for `EXTERNAL` keys (boxed: most keys have none, and the
+    /// record stays smaller for them; encoded as the token itself).
+    pub import_token: Option<Box<ImportToken>>,
     /// Creation time, milliseconds since the Unix epoch (proposer's clock).
     pub created_at_ms: u64,
     /// Identity that created the key.

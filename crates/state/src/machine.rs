@@ -30,7 +30,9 @@ use crate::seal_config::SealConfig;
 #[derive(Clone, Debug, Default)]
 pub struct State {
     pub(crate) seal: Option<SealConfig>,
-    pub(crate) keys: BTreeMap<KeyId, KeyRecord>,
+    /// Boxed: a tree node then holds 11 pointers instead of 11 records, most of whose slack
+    /// would be unused record-sized slots (docs/performance.md, "Memory").
+    pub(crate) keys: BTreeMap<KeyId, Box<KeyRecord>>,
     pub(crate) aliases: BTreeMap<AliasName, KeyId>,
     pub(crate) dedup: DedupTable,
     pub(crate) clock: ClusterClock,
@@ -84,7 +86,7 @@ impl State {
             .dedup
             .check(&request.caller, &request.request_id, &request.fingerprint)
         {
-            DedupHit::Retry(first) => return first.clone(),
+            DedupHit::Retry(first) => return *first,
             DedupHit::Reused => {
                 return Response::Rejected(ApplyError::RequestIdReused {
                     request_id: request.request_id.clone(),
@@ -284,7 +286,7 @@ impl State {
 
     /// A key by id.
     pub fn key(&self, key_id: &KeyId) -> Option<&KeyRecord> {
-        self.keys.get(key_id)
+        self.keys.get(key_id).map(Box::as_ref)
     }
 
     /// Resolves a key reference (id, name or alias) to a key.
@@ -294,12 +296,14 @@ impl State {
             KeyRef::Name(name) => self.names.get(name)?,
             KeyRef::Alias(alias) => self.aliases.get(alias)?,
         };
-        self.keys.get(id)
+        self.keys.get(id).map(Box::as_ref)
     }
 
     /// All keys, ordered by name.
     pub fn keys_by_name(&self) -> impl Iterator<Item = &KeyRecord> {
-        self.names.values().filter_map(|id| self.keys.get(id))
+        self.names
+            .values()
+            .filter_map(|id| self.keys.get(id).map(Box::as_ref))
     }
 
     /// The aliases pointing at a key, in order.

@@ -175,7 +175,7 @@ impl State {
             .chain(
                 self.dedup
                     .entries()
-                    .map(|e| RowKey::Dedup(e.caller, e.request_id.clone())),
+                    .map(|e| RowKey::Dedup(*e.caller(), e.request_id().clone())),
             )
             .chain(access.policies().map(|p| RowKey::Policy(p.name.clone())))
             .chain(access.grants().map(|g| RowKey::Grant(g.grant_id.clone())))
@@ -206,7 +206,7 @@ impl State {
             RowKey::Dedup(caller, id) => self
                 .dedup
                 .get(caller, id)
-                .map(|e| encode_value("dedup row", e))
+                .map(|e| encode_value("dedup row", &e))
                 .transpose(),
             RowKey::Clock => encode_value("clock row", &self.clock).map(Some),
             RowKey::Alias(alias) => self
@@ -322,7 +322,7 @@ impl State {
                     detail: format!("keys {other} and {} share a name", key.key_id),
                 });
             }
-            state.keys.insert(key.key_id.clone(), key);
+            state.keys.insert(key.key_id.clone(), Box::new(key));
         }
         for (alias, key_id) in aliases {
             if !state.keys.contains_key(&key_id) {

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::barrier::BarrierTerms;
 use crate::clock::ClusterClock;
-use crate::dedup::DedupEntry;
+use crate::dedup::{DedupEntry, DedupRecord};
 use crate::error::Error;
 use crate::ids::{AliasName, KeyId};
 use crate::key::KeyRecord;
@@ -39,7 +39,7 @@ struct SnapshotRef<'a> {
     clock: &'a ClusterClock,
     keys: Vec<&'a KeyRecord>,
     aliases: Vec<(&'a AliasName, &'a KeyId)>,
-    dedup: Vec<&'a DedupEntry>,
+    dedup: Vec<DedupRecord<'a>>,
     admins: Vec<&'a Identity>,
     policies: Vec<&'a StoredPolicy>,
     grants: Vec<&'a Grant>,
@@ -86,7 +86,7 @@ impl State {
         let body = SnapshotRef {
             seal: self.seal.as_ref(),
             clock: &self.clock,
-            keys: self.keys.values().collect(),
+            keys: self.keys.values().map(Box::as_ref).collect(),
             aliases: self.aliases.iter().collect(),
             dedup: self.dedup.entries().collect(),
             admins: self.access.admins().collect(),

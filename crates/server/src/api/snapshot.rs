@@ -148,7 +148,7 @@ pub async fn restore(
                 .dedup()
                 .check(&caller_id, &request_id, &fingerprint)
         {
-            return answer(&backup, first.clone());
+            return answer(&backup, *first);
         }
         match applied.state.seal_config() {
             None => None,

@@ -168,7 +168,7 @@ impl State {
         };
         let metadata = self.metadata(&key);
         self.names.insert(new.name.clone(), new.key_id.clone());
-        self.keys.insert(new.key_id.clone(), key);
+        self.keys.insert(new.key_id.clone(), Box::new(key));
         self.dirty.insert(RowKey::Key(new.key_id.clone()));
         Ok(Response::Key(metadata))
     }
@@ -402,7 +402,7 @@ impl State {
     ) -> Result<Response, ApplyError> {
         self.update_key(key_id, |key| {
             check_importable(key, "given import parameters")?;
-            key.import_token = Some(token.clone());
+            key.import_token = Some(Box::new(token.clone()));
             Ok(())
         })?;
         Ok(Response::ImportParameters {

@@ -56,7 +56,7 @@ impl State {
         let mut matching = self
             .names
             .range::<KeyName, _>((start, std::ops::Bound::Unbounded))
-            .filter_map(|(_, id)| self.keys.get(id))
+            .filter_map(|(_, id)| self.keys.get(id).map(Box::as_ref))
             .filter(|k| filter.matches(k));
         let keys: Vec<&KeyRecord> = matching.by_ref().take(limit).collect();
         let next_after = if matching.next().is_some() {

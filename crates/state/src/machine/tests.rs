@@ -193,6 +193,35 @@ fn retried_request_returns_first_result_and_creates_one_key() {
 }
 
 #[test]
+fn a_remembered_response_is_returned_and_encoded_exactly_as_first_applied() {
+    let mut s = State::new();
+    s.apply(1, &request("i", init()));
+    let req = request("same", create(1, "app"));
+    let first = s.apply(2, &req);
+    assert!(matches!(first, Response::Key(_)));
+    let record = s.dedup().get(&req.caller, &req.request_id).unwrap();
+    let entry = crate::dedup::DedupEntry {
+        caller: req.caller,
+        request_id: req.request_id.clone(),
+        index: 2,
+        applied_at_ms: record.applied_at_ms(),
+        fingerprint: req.fingerprint,
+        response: first.clone(),
+    };
+    assert_eq!(record.to_entry().unwrap(), entry);
+    // Rows and snapshots encode the kept entry with the bytes of the full one.
+    assert_eq!(
+        postcard::to_allocvec(&record).unwrap(),
+        postcard::to_allocvec(&entry).unwrap()
+    );
+    assert_eq!(
+        s.dedup()
+            .check(&req.caller, &req.request_id, &req.fingerprint),
+        crate::dedup::DedupHit::Retry(Box::new(first))
+    );
+}
+
+#[test]
 fn reused_request_id_with_other_fingerprint_is_rejected() {
     let (mut s, _) = with_key();
     let mut other = request("c1", create(2, "other"));

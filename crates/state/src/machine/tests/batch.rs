@@ -181,7 +181,7 @@ fn requests_of_one_batch_share_its_index_in_the_deduplication_table() {
             .dedup()
             .get(&caller, &RequestId::parse(&format!("k{n}")).unwrap())
             .unwrap();
-        assert_eq!(entry.index, index);
+        assert_eq!(entry.index(), index);
     }
     // Rebuilt from its rows, the table holds the same entries (none lost to the shared index).
     let rebuilt = State::from_rows(s.all_rows().unwrap()).unwrap();
