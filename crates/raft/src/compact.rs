@@ -8,15 +8,8 @@
 //! old copy is removed. [`recover`] (run at every start) finishes or undoes a swap that a crash
 //! interrupted.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
-
-use sled::IVec;
 
 /// Directory of the node's sled database inside its data directory.
 pub const DB_DIR: &str = "raft";
@@ -132,9 +125,8 @@ pub fn compact(data_dir: &Path) -> Result<CompactReport, CompactError> {
                 path: db_path.clone(),
                 source,
             })?;
-        let changes = Changes::watch(&old)?;
         let new = start_copy(&old, &new_path)?;
-        finish_copy(&old, changes, new, &new_path)?;
+        finish_copy(&old, new, &new_path)?;
     }
     swap(data_dir)?;
     remove_old(data_dir)?;
@@ -179,8 +171,8 @@ pub(crate) fn open_closed(path: &Path) -> Result<sled::Db, CompactError> {
 
 /// Creates a fresh database at `path` (replacing a leftover one), copies `from`'s trees into
 /// it, and reopens it: sled replays on open everything written since it last opened, so the
-/// reopen here keeps the one after [`finish_copy`] short. `from` may change meanwhile: what
-/// [`Changes`] (started before) records, [`finish_copy`] copies again.
+/// reopen here keeps the one after [`finish_copy`] short. `from` may change meanwhile:
+/// [`finish_copy`] brings the copy up to date.
 ///
 /// # Errors
 /// [`CompactError`]; the fresh database is removed again.
@@ -207,106 +199,24 @@ pub(crate) fn start_copy(from: &sled::Db, path: &Path) -> Result<sled::Db, Compa
     copied
 }
 
-/// How long a [`Changes`] thread waits for an event before it looks at its stop flag.
-const WATCH_POLL: Duration = Duration::from_millis(5);
-
-/// The keys written to a database's trees since [`Changes::watch`], gathered by one thread
-/// per tree: sled's subscriber channel holds 1,024 events and a writer waits while it is full,
-/// so it is drained all along, not only when the copy is finished.
-pub(crate) struct Changes {
-    stop: Arc<AtomicBool>,
-    trees: Vec<(IVec, JoinHandle<BTreeSet<IVec>>)>,
-}
-
-impl Changes {
-    /// Starts watching every tree of `db`. Start before the first copy reads anything.
-    ///
-    /// # Errors
-    /// sled's error opening a tree.
-    pub(crate) fn watch(db: &sled::Db) -> Result<Self, sled::Error> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut trees = Vec::new();
-        for name in db.tree_names() {
-            let mut events = db.open_tree(&name)?.watch_prefix(Vec::new());
-            let stop = Arc::clone(&stop);
-            let gather = std::thread::spawn(move || {
-                let mut keys = BTreeSet::new();
-                loop {
-                    match events.next_timeout(WATCH_POLL) {
-                        Ok(event) => {
-                            keys.insert(event.key().clone());
-                        }
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout)
-                            if !stop.load(Ordering::SeqCst) => {}
-                        Err(_) => return keys,
-                    }
-                }
-            });
-            trees.push((name, gather));
-        }
-        Ok(Self { stop, trees })
-    }
-
-    /// The keys written per tree. Call once no writer runs: every event is then queued, and
-    /// each thread returns once its queue stays empty for [`WATCH_POLL`].
-    fn finish(mut self) -> Result<BTreeMap<IVec, BTreeSet<IVec>>, CompactError> {
-        self.stop.store(true, Ordering::SeqCst);
-        let mut changed = BTreeMap::new();
-        for (name, gather) in std::mem::take(&mut self.trees) {
-            let keys = gather.join().map_err(|_| {
-                io_step("watching for changes")(io::Error::other("thread panicked"))
-            })?;
-            changed.insert(name, keys);
-        }
-        Ok(changed)
-    }
-}
-
-/// A compaction that fails before [`Changes::finish`] stops the threads too.
-impl Drop for Changes {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
-
 /// Brings the copy `to` at `path` up to date with `from` (which must not change meanwhile):
-/// the keys `changes` saw written, and whole trees it did not watch. Then makes the copy
-/// durable and closes it.
+/// one ordered pass over every tree writes only what differs since [`start_copy`]. Then makes
+/// the copy durable and closes it.
+///
+/// Every tree is compared in full rather than only the keys written since the first copy:
+/// sled's subscriptions (`watch_prefix`) missed writes made while the copy ran, under
+/// concurrency, so they cannot be what decides which keys are copied again.
 ///
 /// # Errors
 /// [`CompactError`].
-pub(crate) fn finish_copy(
-    from: &sled::Db,
-    changes: Changes,
-    to: sled::Db,
-    path: &Path,
-) -> Result<(), CompactError> {
-    let changed = changes.finish()?;
-    for name in from.tree_names() {
-        let (source, target) = (from.open_tree(&name)?, to.open_tree(&name)?);
-        match changed.get(&name) {
-            Some(keys) => copy_keys(&source, &target, keys)?,
-            None => sync_tree(&source, &target)?,
-        }
-    }
+pub(crate) fn finish_copy(from: &sled::Db, to: sled::Db, path: &Path) -> Result<(), CompactError> {
+    copy_trees(from, &to)?;
     to.flush()?;
     drop(to);
     // sled's flush does not reach the drive's cache (see `crate::durable`).
     std::fs::File::open(path.join("db"))
         .and_then(|file| file.sync_data())
         .map_err(io_step("syncing the copy"))
-}
-
-/// Copies the current value (or absence) of each of `keys` from `from` to `to`.
-fn copy_keys(from: &sled::Tree, to: &sled::Tree, keys: &BTreeSet<IVec>) -> Result<(), sled::Error> {
-    let mut batch = sled::Batch::default();
-    for key in keys {
-        match from.get(key)? {
-            Some(value) => batch.insert(key.clone(), value),
-            None => batch.remove(key.clone()),
-        }
-    }
-    to.apply_batch(batch)
 }
 
 /// Makes every tree of `to` equal to the same tree of `from`, writing only the difference.

@@ -144,11 +144,12 @@ impl DurableDb {
     }
 
     /// Compacts the database while it stays in use: copies the live trees into a fresh
-    /// database beside it, watching which keys are written meanwhile; then, holding off every
-    /// store operation, copies those keys again, closes the copy, swaps it in with
+    /// database beside it; then, holding off every store operation, brings the copy up to date
+    /// (one ordered pass over both, writing what differs), closes the copy, swaps it in with
     /// [`compact`]'s crash-safe renames and reopens it; then closes the old database and
-    /// removes its files. Store operations wait only for that second step, whose cost is the
-    /// keys written during the first copy plus closing and reopening the copy.
+    /// removes its files. Store operations wait only for that second step, whose cost is reading
+    /// both databases once, writing what changed during the first copy, and closing and
+    /// reopening the copy.
     ///
     /// # Errors
     /// [`CompactError`]. If it fails before the swap the database in use is untouched; if the
@@ -161,15 +162,13 @@ impl DurableDb {
         let bytes_before = compact::dir_size(&path);
         let fresh_path = data_dir.join(compact::NEW_DIR);
         let old = self.current().map_err(CompactError::Copy)?.db;
-        let changes = compact::Changes::watch(&old)?;
         let fresh = blocking(move || compact::start_copy(&old, &fresh_path)).await??;
 
         let exclusive = self.inner.gate.write().await;
         let paused_at = Instant::now();
         let old = self.current().map_err(CompactError::Copy)?.db;
         let fresh_path = data_dir.join(compact::NEW_DIR);
-        let finished =
-            blocking(move || compact::finish_copy(&old, changes, fresh, &fresh_path)).await?;
+        let finished = blocking(move || compact::finish_copy(&old, fresh, &fresh_path)).await?;
         if let Err(e) = finished {
             if let Err(cleanup) = std::fs::remove_dir_all(data_dir.join(compact::NEW_DIR)) {
                 tracing::warn!(error = %cleanup, "removing an unfinished compaction copy failed");
