@@ -51,6 +51,7 @@ mod retry;
 pub mod rpc;
 pub mod service;
 pub mod shred;
+pub mod snapshot_by_writes;
 pub mod state_machine;
 mod storage_error;
 #[cfg(feature = "testing")]

@@ -52,7 +52,8 @@ pub struct RaftSettings {
     pub election_timeout_max: Duration,
     /// Follower lease window; must be shorter than `election_timeout_min`.
     pub lease: Duration,
-    /// Build a snapshot after this many applied entries since the last one.
+    /// Build a snapshot after this many applied writes since the last one (a group-commit
+    /// entry counts each of its writes; [`crate::snapshot_by_writes`]).
     pub snapshot_after_logs: u64,
     /// Entries kept in the log behind the latest snapshot (for slow followers).
     pub logs_kept_after_snapshot: u64,
@@ -319,6 +320,11 @@ impl RaftNode {
             settings.compact_interval,
             settings.write_timeout,
         ));
+        let snapshots = tokio::spawn(crate::snapshot_by_writes::run(
+            raft.clone(),
+            Arc::clone(&shared),
+            settings.snapshot_after_logs,
+        ));
         let supervisor = tokio::spawn(leadership::supervise(
             raft.clone(),
             peers.clone(),
@@ -343,7 +349,14 @@ impl RaftNode {
             barriers: Coalescer::new(),
             writes,
             tls: None,
-            tasks: vec![leader_lease, follower_lease, supervisor, shredder, proposer],
+            tasks: vec![
+                leader_lease,
+                follower_lease,
+                supervisor,
+                shredder,
+                proposer,
+                snapshots,
+            ],
         };
         Ok((node, service))
     }

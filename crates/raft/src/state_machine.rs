@@ -12,6 +12,7 @@
 //! an install writes its rows, pointers and snapshot in one transaction across both trees.
 
 use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,7 +24,7 @@ use sled::transaction::{
     TransactionalTree,
 };
 use sled::Transactional;
-use tessera_state::{Response, State};
+use tessera_state::{Command, Response, State};
 use tokio::sync::watch;
 
 use crate::codec::{self, CodecError};
@@ -58,6 +59,9 @@ pub struct SharedState {
     applied_index: watch::Sender<u64>,
     /// Counts applied `RestoreSnapshot` entries, so the node can seal itself after one.
     restores: watch::Sender<u64>,
+    /// Writes applied since the state was last captured for a snapshot, a batch counting each
+    /// of its writes (see [`SharedState::writes_since_snapshot`]).
+    writes_since_snapshot: AtomicU64,
 }
 
 impl SharedState {
@@ -67,7 +71,21 @@ impl SharedState {
             applied: RwLock::new(applied),
             applied_index: watch::Sender::new(index),
             restores: watch::Sender::new(0),
+            writes_since_snapshot: AtomicU64::new(0),
         })
+    }
+
+    /// Writes applied since the state was last captured for a snapshot (or installed from
+    /// one). openraft's snapshot policy counts entries, and a group-commit entry carries up to
+    /// hundreds of writes, so the node also snapshots by this count: otherwise the log since
+    /// the last snapshot, and what a restart replays, would grow with the batch size.
+    pub fn writes_since_snapshot(&self) -> u64 {
+        self.writes_since_snapshot.load(Ordering::Relaxed)
+    }
+
+    /// Subscribes to the applied index.
+    pub fn watch_applied(&self) -> watch::Receiver<u64> {
+        self.applied_index.subscribe()
     }
 
     /// A read guard on the applied state. Hold it briefly and never across an `.await`.
@@ -303,6 +321,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 let response = match entry.payload {
                     EntryPayload::Blank => Response::Noop,
                     EntryPayload::Normal(request) => {
+                        let writes = match &request.command {
+                            Command::Batch(requests) => requests.len() as u64,
+                            _ => 1,
+                        };
+                        self.shared
+                            .writes_since_snapshot
+                            .fetch_add(writes, Ordering::Relaxed);
                         applied.state.apply(entry.log_id.index, &request)
                     }
                     EntryPayload::Membership(membership) => {
@@ -421,6 +446,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             applied.state = state;
             applied.last_applied = meta.last_log_id;
             applied.membership = meta.last_membership.clone();
+            self.shared
+                .writes_since_snapshot
+                .store(0, Ordering::Relaxed);
         }
         self.shared.publish(meta.last_log_id);
         Ok(())
@@ -450,6 +478,11 @@ impl SnapshotBuilder {
                 .state
                 .encode_snapshot()
                 .map_err(|e| storage_error::write_snapshot(None, &e))?;
+            // Applies take the write lock, so none ran since the state was encoded.
+            self.store
+                .shared
+                .writes_since_snapshot
+                .store(0, Ordering::Relaxed);
             (data, applied.last_applied, applied.membership.clone())
         };
         let nanos = SystemTime::now()

@@ -11,7 +11,7 @@ use std::time::Duration;
 use openraft::ServerState;
 use tessera_crypto::spec::KeySpec;
 use tessera_raft::testing::{poll, TestCluster, WAIT};
-use tessera_raft::{LeaseState, NodeId, ProposeError, RaftNode, ReadIndexError};
+use tessera_raft::{LeaseState, NodeId, ProposeError, RaftNode, RaftSettings, ReadIndexError};
 use tessera_state::{
     CallerId, Command, KeyId, KeyName, KeyOrigin, NewKey, Request, RequestId, Response, SealConfig,
 };
@@ -47,7 +47,12 @@ fn create_key(n: u32) -> (KeyId, Request) {
 /// A three-node cluster whose state is initialised (a seal configuration stored, as `init`
 /// does), so that keys can be created.
 async fn initialised_cluster() -> TestCluster {
-    let cluster = TestCluster::start(3).await.unwrap();
+    initialised_cluster_with(tessera_raft::testing::settings()).await
+}
+
+/// [`initialised_cluster`] with other Raft settings.
+async fn initialised_cluster_with(settings: RaftSettings) -> TestCluster {
+    let cluster = TestCluster::with_settings(3, settings).await.unwrap();
     let leader = cluster.leader().await.unwrap();
     let init = Request {
         request_id: RequestId::parse("init").unwrap(),
@@ -339,6 +344,46 @@ async fn writes_commit_through_the_majority_while_a_follower_s_calls_fail_at_ran
         })
         .await
         .unwrap();
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_count_writes_so_batched_entries_do_not_delay_them() {
+    // 300 concurrent writes share a handful of group-commit entries: far fewer than the 100
+    // entries openraft's own policy waits for, but three times the 100 writes the setting names.
+    let settings = RaftSettings {
+        snapshot_after_logs: 100,
+        ..tessera_raft::testing::settings()
+    };
+    let cluster = initialised_cluster_with(settings).await;
+    let leader = cluster.leader().await.unwrap();
+    let node = cluster.node(leader).unwrap();
+    let writes = (1000..1300).map(|n| node.propose(create_key(n).1));
+    let mut last = 0;
+    for outcome in futures::future::join_all(writes).await {
+        let applied = outcome.unwrap();
+        assert!(
+            matches!(applied.response, Response::Key(_)),
+            "{:?}",
+            applied.response
+        );
+        last = last.max(applied.index);
+    }
+    assert!(
+        last < 100,
+        "the writes took {last} entries: not batched, so the test shows nothing"
+    );
+
+    for id in cluster.ids() {
+        let metrics = cluster
+            .wait_metrics(id, "a snapshot after the batched writes", |m| {
+                m.snapshot.is_some_and(|s| s.index > 1)
+            })
+            .await
+            .unwrap();
+        assert!(metrics.snapshot.is_some());
+        assert!(cluster.node(id).unwrap().shared().writes_since_snapshot() < 100);
     }
     cluster.shutdown().await;
 }

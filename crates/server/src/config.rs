@@ -393,7 +393,7 @@ pub struct RaftSection {
     pub election_timeout_max_ms: u64,
     /// Follower lease window (shorter than the minimum election timeout).
     pub lease_ms: u64,
-    /// Entries between snapshots.
+    /// Writes between snapshots (a group-commit entry counts each of its writes).
     pub snapshot_after_logs: u64,
     /// Entries kept behind a snapshot.
     pub logs_kept_after_snapshot: u64,
