@@ -119,27 +119,41 @@ impl Op {
 
     /// Whether the operation changes the replicated state.
     pub fn is_write(&self) -> bool {
-        matches!(
-            self,
-            Self::CreateKey { .. }
-                | Self::RotateKey { .. }
-                | Self::DisableKey { .. }
-                | Self::EnableKey { .. }
-                | Self::AllowApp { .. }
-                | Self::DenyApp { .. }
-        )
+        self.class() == OpClass::Write
     }
 
     /// Whether the operation uses key material (and so must respect the key's state).
     pub fn is_crypto(&self) -> bool {
-        matches!(
-            self,
-            Self::Encrypt { .. }
-                | Self::Decrypt { .. }
-                | Self::ReEncrypt { .. }
-                | Self::AppEncrypt { .. }
-        )
+        self.class() == OpClass::Crypto
     }
+
+    /// What the operation does, in one exhaustive match so a new operation must be classed.
+    fn class(&self) -> OpClass {
+        match self {
+            Self::CreateKey { .. }
+            | Self::RotateKey { .. }
+            | Self::DisableKey { .. }
+            | Self::EnableKey { .. }
+            | Self::AllowApp { .. }
+            | Self::DenyApp { .. } => OpClass::Write,
+            Self::Encrypt { .. }
+            | Self::Decrypt { .. }
+            | Self::ReEncrypt { .. }
+            | Self::AppEncrypt { .. } => OpClass::Crypto,
+            Self::Describe { .. } => OpClass::Read,
+        }
+    }
+}
+
+/// What an operation does to the cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OpClass {
+    /// Changes the replicated state.
+    Write,
+    /// Uses key material.
+    Crypto,
+    /// Reads key metadata.
+    Read,
 }
 
 /// The phase of an operation event.
@@ -158,21 +172,22 @@ pub enum EventKind {
 
 /// What a successful operation returned.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct OkValue {
     /// Key id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
     /// Version used (crypto) or primary version (writes, describe).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<u32>,
     /// Key state (writes, describe).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     /// Base64 ciphertext (encrypt, re-encrypt).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ciphertext: Option<String>,
     /// Base64 plaintext (decrypt).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub plaintext: Option<String>,
 }
 
@@ -320,23 +335,12 @@ impl Recorder {
 
     /// Records an invocation; returns its event index.
     pub fn invoke(&self, process: u32, node: u64, op: &Op) -> u64 {
-        self.push(process, node, EventKind::Invoke, op, None, None)
+        self.complete(process, node, EventKind::Invoke, op, None, None)
     }
 
-    /// Records a completion.
+    /// Records a completion (and, for [`Self::invoke`], an invocation); returns its event
+    /// index.
     pub fn complete(
-        &self,
-        process: u32,
-        node: u64,
-        kind: EventKind,
-        op: &Op,
-        value: Option<OkValue>,
-        error: Option<ErrorInfo>,
-    ) -> u64 {
-        self.push(process, node, kind, op, value, error)
-    }
-
-    fn push(
         &self,
         process: u32,
         node: u64,

@@ -96,6 +96,17 @@ pub struct Violation {
     pub events: Vec<u64>,
 }
 
+impl Violation {
+    /// A violation no history event shows: one found in the status samples, the final state or
+    /// the WAN probe.
+    pub fn without_events(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            events: Vec::new(),
+        }
+    }
+}
+
 /// A checker's result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Verdict {
@@ -111,30 +122,54 @@ pub struct Verdict {
     pub violations: Vec<Violation>,
 }
 
-/// A property checked over a run.
-pub trait Checker {
+/// What a check found: one line saying what was checked and how much, and the violations
+/// (none when the property held).
+pub type Findings = (String, Vec<Violation>);
+
+/// A property checked over a run: its name, where it comes from and the check itself. Each
+/// checker module declares one as a constant, and the verdict is built here, once.
+#[derive(Clone, Copy, Debug)]
+pub struct Checker {
     /// Short name, e.g. `lost-writes`.
-    fn name(&self) -> &'static str;
-    /// Where the property comes from.
-    fn source(&self) -> &'static str;
+    pub name: &'static str,
+    /// Where the property comes from (paper section, design document).
+    pub source: &'static str,
     /// Checks the run.
-    fn check(&self, input: &CheckInput<'_>) -> Verdict;
+    pub run: fn(&CheckInput<'_>) -> Findings,
+}
+
+impl Checker {
+    /// Checks the run.
+    pub fn check(&self, input: &CheckInput<'_>) -> Verdict {
+        self.verdict((self.run)(input))
+    }
+
+    /// The verdict of what a check of this property found.
+    pub fn verdict(&self, (summary, violations): Findings) -> Verdict {
+        Verdict {
+            checker: self.name,
+            source: self.source,
+            ok: violations.is_empty(),
+            summary,
+            violations,
+        }
+    }
 }
 
 /// Every checker, in report order.
-pub fn all() -> Vec<Box<dyn Checker>> {
+pub fn all() -> Vec<Checker> {
     vec![
-        Box::new(lost_writes::LostWrites),
-        Box::new(decryptable::Decryptable),
-        Box::new(disabled_keys::DisabledKeys),
-        Box::new(revoked_access::RevokedAccess),
-        Box::new(single_leader::SingleLeader),
-        Box::new(idempotency::Idempotency),
-        Box::new(linearizable::Linearizable),
-        Box::new(convergence::Convergence),
-        Box::new(audit_chain::AuditChain),
-        Box::new(no_elections::NoElections),
-        Box::new(wan_latency::WanLatency),
+        lost_writes::CHECKER,
+        decryptable::CHECKER,
+        disabled_keys::CHECKER,
+        revoked_access::CHECKER,
+        single_leader::CHECKER,
+        idempotency::CHECKER,
+        linearizable::CHECKER,
+        convergence::CHECKER,
+        audit_chain::CHECKER,
+        no_elections::CHECKER,
+        wan_latency::CHECKER,
     ]
 }
 
@@ -379,6 +414,43 @@ pub fn stale_uses<'a>(
     (revocations, stale)
 }
 
+/// Tolerance added to the lease window, in microseconds (100 ms): clock reads, scheduling and
+/// the harness's own recording delay.
+pub const SLACK_US: u64 = 100_000;
+
+/// The violations of a revocation the lease bounds: every `ok` use [`stale_uses`] finds more
+/// than the lease window (+ [`SLACK_US`]) after an acknowledged revocation, with
+/// `describe(use, ms beyond the window)` as its message; also the number of acknowledged
+/// revocations. Shared by the disabled-keys and revoked-access checkers.
+pub fn lease_bounded(
+    input: &CheckInput<'_>,
+    ops: &[Operation],
+    rule: RevocationRule,
+    describe: impl Fn(&StaleUse<'_>, f64) -> String,
+) -> (usize, Vec<Violation>) {
+    let window_us = input.lease_window_ms.saturating_mul(1000);
+    let (revocations, stale) = stale_uses(ops, rule, window_us.saturating_add(SLACK_US));
+    let violations = stale
+        .iter()
+        .map(|s| s.violation(window_us, &describe))
+        .collect();
+    (revocations, violations)
+}
+
+/// How the summary of a lease-bounded checker ends: the window and the slack it allowed.
+pub fn lease_window_note(input: &CheckInput<'_>) -> String {
+    format!(
+        "(lease window {} ms + {} ms slack)",
+        input.lease_window_ms,
+        SLACK_US / 1000
+    )
+}
+
+/// `us` microseconds in seconds.
+pub fn seconds(us: u64) -> f64 {
+    us as f64 / 1e6
+}
+
 /// The snake-case name of an operation type, as in the history (`create_key`, `encrypt`, …).
 pub fn op_name(op: &Op) -> &'static str {
     match op {
@@ -496,17 +568,6 @@ pub fn write_groups(ops: &[Operation]) -> Vec<WriteGroup<'_>> {
     groups
 }
 
-/// Builds a verdict for `checker` from its violations.
-pub fn verdict(checker: &dyn Checker, summary: String, violations: Vec<Violation>) -> Verdict {
-    Verdict {
-        checker: checker.name(),
-        source: checker.source(),
-        ok: violations.is_empty(),
-        summary,
-        violations,
-    }
-}
-
 /// Shortens a base64 or other long string for a message.
 pub fn abbreviate(text: &str) -> String {
     const MAX: usize = 24;
@@ -524,17 +585,52 @@ pub(crate) mod testing {
     use super::{CheckInput, Checker, FinalState, Verdict};
     use crate::history::{ErrorInfo, Event, EventKind, OkValue, Op};
 
-    /// Runs `checker` on a history alone: no status samples, no faults, an empty final state
-    /// and a 1000 ms lease window.
-    pub fn check_history(checker: &dyn Checker, h: &HistoryBuilder) -> Verdict {
-        checker.check(&CheckInput {
-            history: &h.events,
+    /// The input of a run that recorded nothing but `final_state`: no history, no status
+    /// samples, no faults, a 1000 ms lease window and no final restart.
+    pub fn input(final_state: &FinalState) -> CheckInput<'_> {
+        CheckInput {
+            history: &[],
             statuses: &[],
             faults: &[],
-            final_state: &FinalState::default(),
+            final_state,
             lease_window_ms: 1000,
             healed_at_us: None,
-        })
+        }
+    }
+
+    /// Asserts that the verdict's summary contains `part`.
+    #[track_caller]
+    pub fn assert_summary_contains(v: &Verdict, part: &str) {
+        assert!(v.summary.contains(part), "{}", v.summary);
+    }
+
+    /// Asserts that violation `i` of the verdict exists and its message contains `part`.
+    #[track_caller]
+    pub fn assert_violation_contains(v: &Verdict, i: usize, part: &str) {
+        let message = v.violations.get(i).map(|v| v.message.as_str());
+        assert!(message.is_some_and(|m| m.contains(part)), "{v:?}");
+    }
+
+    /// Asserts that the verdict failed with exactly one violation, shown by `events`, whose
+    /// message contains `part`.
+    #[track_caller]
+    pub fn assert_one_violation(v: &Verdict, events: &[u64], part: &str) {
+        assert!(!v.ok);
+        assert_eq!(v.violations.len(), 1, "{v:?}");
+        assert_eq!(v.violations[0].events, events);
+        assert!(
+            v.violations[0].message.contains(part),
+            "{}",
+            v.violations[0].message
+        );
+    }
+
+    /// A history whose first operation created key `a` (id `k1`, request id `c1`) between 0
+    /// and 10 ms.
+    pub fn created() -> HistoryBuilder {
+        let mut h = HistoryBuilder::new();
+        h.ok_op(0, 10, 1, &create("a", "c1"), key_id("k1"));
+        h
     }
 
     /// Builds a history event by event; indexes are assigned in order.
@@ -548,7 +644,17 @@ pub(crate) mod testing {
             Self::default()
         }
 
-        fn push(
+        /// Runs `checker` on this history alone: no status samples, no faults, an empty final
+        /// state and a 1000 ms lease window.
+        pub fn check(&self, checker: &Checker) -> Verdict {
+            checker.check(&CheckInput {
+                history: &self.events,
+                ..input(&FinalState::default())
+            })
+        }
+
+        /// An event of any kind at `time_ms`, on node 1; returns its index.
+        pub fn complete(
             &mut self,
             time_ms: u64,
             process: u32,
@@ -573,12 +679,12 @@ pub(crate) mod testing {
 
         /// An invoke at `time_ms`.
         pub fn invoke(&mut self, time_ms: u64, process: u32, op: &Op) -> u64 {
-            self.push(time_ms, process, EventKind::Invoke, op, None, None)
+            self.complete(time_ms, process, EventKind::Invoke, op, None, None)
         }
 
         /// An `ok` completion.
         pub fn ok(&mut self, time_ms: u64, process: u32, op: &Op, value: OkValue) -> u64 {
-            self.push(time_ms, process, EventKind::Ok, op, Some(value), None)
+            self.complete(time_ms, process, EventKind::Ok, op, Some(value), None)
         }
 
         /// A `fail` completion.
@@ -590,20 +696,14 @@ pub(crate) mod testing {
             code: &str,
             tessera: &str,
         ) -> u64 {
-            self.push(
-                time_ms,
-                process,
-                EventKind::Fail,
-                op,
-                None,
-                Some(error(code, tessera)),
-            )
+            let error = Some(error(code, tessera));
+            self.complete(time_ms, process, EventKind::Fail, op, None, error)
         }
 
         /// An `info` completion.
         pub fn info(&mut self, time_ms: u64, process: u32, op: &Op) -> u64 {
             let error = error("UNAVAILABLE", "WRITE_OUTCOME_UNKNOWN");
-            self.push(time_ms, process, EventKind::Info, op, None, Some(error))
+            self.complete(time_ms, process, EventKind::Info, op, None, Some(error))
         }
 
         /// A whole `ok` operation from `start_ms` to `end_ms`; returns the completion index.

@@ -92,12 +92,7 @@ pub async fn run(
                 recorder.fault(kind, Phase::End, format!("resume node {id}"), vec![id]);
             }
             Action::Partition { cuts, .. } => {
-                set_links(&*cluster.lock().await, cuts, LinkFault::Down);
-                let nodes = involved(cuts);
-                recorder.fault(kind, Phase::Start, fault.action.describe(), nodes.clone());
-                tokio::time::sleep(fault.duration).await;
-                set_links(&*cluster.lock().await, cuts, LinkFault::Up);
-                recorder.fault(kind, Phase::End, "healed".into(), nodes);
+                degrade_links(&cluster, &recorder, &fault, cuts, LinkFault::Down).await;
             }
             Action::Delay {
                 links,
@@ -108,23 +103,13 @@ pub async fn run(
                     fixed: Duration::from_millis(*fixed_ms),
                     jitter: Duration::from_millis(*jitter_ms),
                 };
-                set_links(&*cluster.lock().await, links, delay);
-                let nodes = involved(links);
-                recorder.fault(kind, Phase::Start, fault.action.describe(), nodes.clone());
-                tokio::time::sleep(fault.duration).await;
-                set_links(&*cluster.lock().await, links, LinkFault::Up);
-                recorder.fault(kind, Phase::End, "healed".into(), nodes);
+                degrade_links(&cluster, &recorder, &fault, links, delay).await;
             }
             Action::Drop { links, probability } => {
                 let drop = LinkFault::Drop {
                     probability: *probability,
                 };
-                set_links(&*cluster.lock().await, links, drop);
-                let nodes = involved(links);
-                recorder.fault(kind, Phase::Start, fault.action.describe(), nodes.clone());
-                tokio::time::sleep(fault.duration).await;
-                set_links(&*cluster.lock().await, links, LinkFault::Up);
-                recorder.fault(kind, Phase::End, "healed".into(), nodes);
+                degrade_links(&cluster, &recorder, &fault, links, drop).await;
             }
             Action::DiskFull { target } => {
                 let id = resolve(*target, &admins).await;
@@ -219,6 +204,24 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Puts `links` in the `degraded` state for the fault's duration, then back up, recording the
+/// fault's start and end (partitions, delays and drops differ only in the link state).
+async fn degrade_links(
+    cluster: &Mutex<ChaosCluster>,
+    recorder: &Recorder,
+    fault: &Planned,
+    links: &[(u64, u64)],
+    degraded: LinkFault,
+) {
+    let kind = fault.action.kind();
+    set_links(&*cluster.lock().await, links, degraded);
+    let nodes = involved(links);
+    recorder.fault(kind, Phase::Start, fault.action.describe(), nodes.clone());
+    tokio::time::sleep(fault.duration).await;
+    set_links(&*cluster.lock().await, links, LinkFault::Up);
+    recorder.fault(kind, Phase::End, "healed".into(), nodes);
 }
 
 fn involved(links: &[(u64, u64)]) -> Vec<u64> {

@@ -150,6 +150,16 @@ where
     }
 }
 
+/// The `ok` value of a crypto call that used `version` of key `key_id`; the caller adds the
+/// ciphertext or plaintext it returned.
+fn crypto_value(key_id: String, version: u32) -> OkValue {
+    OkValue {
+        key_id: Some(key_id),
+        version: Some(version),
+        ..OkValue::default()
+    }
+}
+
 fn key_value(key: &tessera_client::proto::Key) -> OkValue {
     OkValue {
         key_id: Some(key.key_id.clone()),
@@ -219,10 +229,8 @@ async fn encrypt(
     let value = record(recorder, process, node, op, || async {
         let out = client.encrypt(&name, &bytes, &Default::default()).await?;
         Ok(OkValue {
-            key_id: Some(out.key_id),
-            version: Some(out.version),
             ciphertext: Some(B64.encode(&out.ciphertext)),
-            ..OkValue::default()
+            ..crypto_value(out.key_id, out.version)
         })
     })
     .await;
@@ -356,10 +364,8 @@ impl Worker {
                     record(&recorder, p, *node, op, || async {
                         let out = client.decrypt(&bytes, &Default::default()).await?;
                         Ok(OkValue {
-                            key_id: Some(out.key_id),
-                            version: Some(out.version),
                             plaintext: Some(B64.encode(&out.plaintext)),
-                            ..OkValue::default()
+                            ..crypto_value(out.key_id, out.version)
                         })
                     })
                     .await;
@@ -378,10 +384,8 @@ impl Worker {
                         let none = Default::default();
                         let out = client.re_encrypt(&bytes, &none, "", &none).await?;
                         Ok(OkValue {
-                            key_id: Some(out.key_id),
-                            version: Some(out.version),
                             ciphertext: Some(B64.encode(&out.ciphertext)),
-                            ..OkValue::default()
+                            ..crypto_value(out.key_id, out.version)
                         })
                     })
                     .await;

@@ -5,49 +5,40 @@
 //! run the harness runs `tessera audit verify` over each node's files; every node must have
 //! files and they must verify.
 
-use super::{verdict, CheckInput, Checker, Verdict, Violation};
+use std::collections::BTreeMap;
 
-/// The audit-chain checker.
-pub struct AuditChain;
+use super::{AuditVerification, Checker, Findings, Violation};
 
-impl Checker for AuditChain {
-    fn name(&self) -> &'static str {
-        "audit-chain"
+/// The audit-chain checker: it reads nothing but the nodes' audit verifications.
+pub const CHECKER: Checker = Checker {
+    name: "audit-chain",
+    source: "Tessera audit trail: hash chain across rotations and restarts (docs/security.md)",
+    run: |input| check(&input.final_state.audit),
+};
+
+/// Checks each node's `tessera audit verify` result, by node.
+fn check(audit: &BTreeMap<u64, AuditVerification>) -> Findings {
+    let mut violations = Vec::new();
+    if audit.is_empty() {
+        violations.push(Violation::without_events(
+            "no node's audit files were verified",
+        ));
     }
-
-    fn source(&self) -> &'static str {
-        "Tessera audit trail: hash chain across rotations and restarts (docs/security.md)"
-    }
-
-    fn check(&self, input: &CheckInput<'_>) -> Verdict {
-        let audit = &input.final_state.audit;
-        let mut violations = Vec::new();
-        if audit.is_empty() {
-            violations.push(Violation {
-                message: "no node's audit files were verified".to_owned(),
-                events: Vec::new(),
-            });
+    for (node, result) in audit {
+        if result.files == 0 {
+            violations.push(Violation::without_events(format!(
+                "node {node} wrote no audit file"
+            )));
+        } else if !result.ok {
+            violations.push(Violation::without_events(format!(
+                "node {node}: audit verify failed: {}",
+                result.detail
+            )));
         }
-        for (node, result) in audit {
-            if result.files == 0 {
-                violations.push(Violation {
-                    message: format!("node {node} wrote no audit file"),
-                    events: Vec::new(),
-                });
-            } else if !result.ok {
-                violations.push(Violation {
-                    message: format!("node {node}: audit verify failed: {}", result.detail),
-                    events: Vec::new(),
-                });
-            }
-        }
-        let files: usize = audit.values().map(|r| r.files).sum();
-        verdict(
-            self,
-            format!("{} nodes' audit trails, {files} files", audit.len()),
-            violations,
-        )
     }
+    let files: usize = audit.values().map(|r| r.files).sum();
+    let summary = format!("{} nodes' audit trails, {files} files", audit.len());
+    (summary, violations)
 }
 
 #[cfg(test)]
@@ -55,22 +46,14 @@ mod tests {
     #![allow(clippy::indexing_slicing)]
 
     use super::*;
-    use crate::invariants::{AuditVerification, FinalState};
+    use crate::invariants::testing::input;
+    use crate::invariants::FinalState;
 
     #[test]
     fn a_broken_or_missing_chain_fails() {
         let mut state = FinalState::default();
-        let input = |state: &FinalState| {
-            AuditChain.check(&CheckInput {
-                history: &[],
-                statuses: &[],
-                faults: &[],
-                final_state: state,
-                lease_window_ms: 1000,
-                healed_at_us: None,
-            })
-        };
-        assert!(!input(&state).ok, "nothing verified");
+        let check = |state: &FinalState| CHECKER.check(&input(state));
+        assert!(!check(&state).ok, "nothing verified");
         state.audit.insert(
             1,
             AuditVerification {
@@ -79,7 +62,7 @@ mod tests {
                 detail: String::new(),
             },
         );
-        assert!(input(&state).ok);
+        assert!(check(&state).ok);
         state.audit.insert(
             2,
             AuditVerification {
@@ -88,7 +71,7 @@ mod tests {
                 detail: "audit-1.jsonl:7: the record was changed".into(),
             },
         );
-        let verdict = input(&state);
+        let verdict = check(&state);
         assert!(!verdict.ok);
         assert!(verdict.violations[0].message.contains("node 2"));
     }

@@ -8,77 +8,63 @@
 
 use std::collections::BTreeSet;
 
-use super::{verdict, CheckInput, Checker, Verdict, Violation};
+use super::{CheckInput, Checker, Findings, Violation};
 
 /// The convergence checker.
-pub struct Convergence;
+pub const CHECKER: Checker = Checker {
+    name: "convergence",
+    source: "Raft §5.3 Log Matching / §5.4 State Machine Safety (Ongaro & Ousterhout 2014)",
+    run,
+};
 
-impl Checker for Convergence {
-    fn name(&self) -> &'static str {
-        "convergence"
-    }
-
-    fn source(&self) -> &'static str {
-        "Raft §5.3 Log Matching / §5.4 State Machine Safety (Ongaro & Ousterhout 2014)"
-    }
-
-    fn check(&self, input: &CheckInput<'_>) -> Verdict {
-        let digests = &input.final_state.digests;
-        let mut violations = Vec::new();
-        let distinct: BTreeSet<&(u64, String)> = digests.values().collect();
-        if digests.is_empty() {
-            violations.push(Violation {
-                message: "no node reported a final applied index and digest".to_owned(),
-                events: Vec::new(),
-            });
-        } else if distinct.len() > 1 {
-            let list: Vec<String> = digests
-                .iter()
-                .map(|(node, (index, digest))| {
-                    format!("node {node}: applied {index}, digest {digest}")
-                })
-                .collect();
-            violations.push(Violation {
-                message: format!(
-                    "nodes ended in {} different states: {}",
-                    distinct.len(),
-                    list.join("; ")
-                ),
-                events: Vec::new(),
-            });
-        }
-        let missing: Vec<String> = input
-            .final_state
-            .keys
-            .keys()
-            .filter(|node| !digests.contains_key(node))
-            .map(u64::to_string)
+fn run(input: &CheckInput<'_>) -> Findings {
+    let digests = &input.final_state.digests;
+    let mut violations = Vec::new();
+    let distinct: BTreeSet<&(u64, String)> = digests.values().collect();
+    if digests.is_empty() {
+        violations.push(Violation::without_events(
+            "no node reported a final applied index and digest",
+        ));
+    } else if distinct.len() > 1 {
+        let list: Vec<String> = digests
+            .iter()
+            .map(|(node, (index, digest))| format!("node {node}: applied {index}, digest {digest}"))
             .collect();
-        if !missing.is_empty() && !digests.is_empty() {
-            violations.push(Violation {
-                message: format!(
-                    "nodes {} reported keys but no final digest",
-                    missing.join(", ")
-                ),
-                events: Vec::new(),
-            });
-        }
-        let summary = match distinct.iter().next() {
-            Some((index, _)) if distinct.len() == 1 => {
-                format!(
-                    "compared the state digests of {} nodes at applied index {index}",
-                    digests.len()
-                )
-            }
-            _ => format!("compared the state digests of {} nodes", digests.len()),
-        };
-        verdict(self, summary, violations)
+        violations.push(Violation::without_events(format!(
+            "nodes ended in {} different states: {}",
+            distinct.len(),
+            list.join("; ")
+        )));
     }
+    let missing: Vec<String> = input
+        .final_state
+        .keys
+        .keys()
+        .filter(|node| !digests.contains_key(node))
+        .map(u64::to_string)
+        .collect();
+    if !missing.is_empty() && !digests.is_empty() {
+        violations.push(Violation::without_events(format!(
+            "nodes {} reported keys but no final digest",
+            missing.join(", ")
+        )));
+    }
+    let summary = match distinct.iter().next() {
+        Some((index, _)) if distinct.len() == 1 => {
+            format!(
+                "compared the state digests of {} nodes at applied index {index}",
+                digests.len()
+            )
+        }
+        _ => format!("compared the state digests of {} nodes", digests.len()),
+    };
+    (summary, violations)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::FinalState;
+    use super::super::testing::{assert_violation_contains, input};
+    use super::super::{FinalState, Verdict};
     use super::*;
 
     fn run(digests: &[(u64, u64, &str)]) -> Verdict {
@@ -86,14 +72,7 @@ mod tests {
         for (node, index, digest) in digests {
             state.digests.insert(*node, (*index, (*digest).to_owned()));
         }
-        Convergence.check(&CheckInput {
-            history: &[],
-            statuses: &[],
-            faults: &[],
-            final_state: &state,
-            lease_window_ms: 1000,
-            healed_at_us: None,
-        })
+        CHECKER.check(&input(&state))
     }
 
     #[test]
@@ -111,16 +90,8 @@ mod tests {
         let v = run(&[(1, 42, "abc"), (2, 42, "abd"), (3, 41, "abc")]);
         assert!(!v.ok);
         assert_eq!(v.violations.len(), 1);
-        assert!(
-            v.violations[0].message.contains("3 different states"),
-            "{v:?}"
-        );
-        assert!(
-            v.violations[0]
-                .message
-                .contains("node 3: applied 41, digest abc"),
-            "{v:?}"
-        );
+        assert_violation_contains(&v, 0, "3 different states");
+        assert_violation_contains(&v, 0, "node 3: applied 41, digest abc");
         assert!(!run(&[]).ok);
     }
 }

@@ -10,78 +10,70 @@
 
 use base64::Engine;
 
-use super::{abbreviate, error_code, operations, verdict, CheckInput, Checker, Verdict, Violation};
+use super::{abbreviate, error_code, operations, CheckInput, Checker, Findings, Violation};
 use crate::history::Op;
 
 /// The decryptable checker.
-pub struct Decryptable;
-
-impl Checker for Decryptable {
-    fn name(&self) -> &'static str {
-        "decryptable"
-    }
-
-    fn source(&self) -> &'static str {
+pub const CHECKER: Checker = Checker {
+    name: "decryptable",
+    source:
         "Raft §5.4 State Machine Safety (Ongaro & Ousterhout 2014); Tessera design: crypto only \
-         from applied key material"
-    }
+             from applied key material",
+    run,
+};
 
-    fn check(&self, input: &CheckInput<'_>) -> Verdict {
-        let decryptions = &input.final_state.decryptions;
-        let mut violations = Vec::new();
-        let mut checked = 0usize;
-        let mut ciphertexts = 0usize;
-        for op in operations(input.history) {
-            let (Some(index), true) = (op.complete_index, op.is_ok()) else {
-                continue;
+fn run(input: &CheckInput<'_>) -> Findings {
+    let decryptions = &input.final_state.decryptions;
+    let mut violations = Vec::new();
+    let mut checked = 0usize;
+    let mut ciphertexts = 0usize;
+    for op in operations(input.history) {
+        let (Some(index), true) = (op.complete_index, op.is_ok()) else {
+            continue;
+        };
+        let plaintext = match &op.op {
+            Op::Encrypt { plaintext, .. } | Op::ReEncrypt { plaintext, .. } => plaintext,
+            _ => continue,
+        };
+        ciphertexts += 1;
+        let name = op.op.key_name();
+        for (node, results) in decryptions {
+            checked += 1;
+            let problem = match results.get(&index) {
+                None => "has no decryption result".to_owned(),
+                Some(Err(error)) => {
+                    format!(
+                        "failed to decrypt it: {} ({})",
+                        error_code(error),
+                        error.message
+                    )
+                }
+                Some(Ok(got)) if same_base64(got, plaintext) => continue,
+                Some(Ok(got)) => format!(
+                    "decrypted it to {} instead of {}",
+                    abbreviate(got),
+                    abbreviate(plaintext)
+                ),
             };
-            let plaintext = match &op.op {
-                Op::Encrypt { plaintext, .. } | Op::ReEncrypt { plaintext, .. } => plaintext,
-                _ => continue,
-            };
-            ciphertexts += 1;
-            let name = op.op.key_name();
-            for (node, results) in decryptions {
-                checked += 1;
-                let problem = match results.get(&index) {
-                    None => "has no decryption result".to_owned(),
-                    Some(Err(error)) => {
-                        format!(
-                            "failed to decrypt it: {} ({})",
-                            error_code(error),
-                            error.message
-                        )
-                    }
-                    Some(Ok(got)) if same_base64(got, plaintext) => continue,
-                    Some(Ok(got)) => format!(
-                        "decrypted it to {} instead of {}",
-                        abbreviate(got),
-                        abbreviate(plaintext)
-                    ),
-                };
-                violations.push(Violation {
+            violations.push(Violation {
                     message: format!(
                         "ciphertext from event {index} (key {name:?}, served by node {}): node {node} {problem}",
                         op.node
                     ),
                     events: op.events(),
                 });
-            }
         }
-        if decryptions.is_empty() && ciphertexts > 0 {
-            violations.push(Violation {
-                message: format!(
-                    "no node reported decryption results, so {ciphertexts} acknowledged ciphertexts cannot be verified"
-                ),
-                events: Vec::new(),
-            });
-        }
-        let summary = format!(
-            "checked {ciphertexts} acknowledged ciphertexts on {} nodes ({checked} decryptions)",
-            decryptions.len()
-        );
-        verdict(self, summary, violations)
     }
+    if decryptions.is_empty() && ciphertexts > 0 {
+        violations.push(Violation::without_events(format!(
+                "no node reported decryption results, so {ciphertexts} acknowledged ciphertexts cannot be verified"
+            )));
+    }
+    let summary = format!(
+        "checked {ciphertexts} acknowledged ciphertexts on {} nodes ({checked} decryptions)",
+        decryptions.len()
+    );
+    (summary, violations)
 }
 
 /// Whether two base64 strings encode the same bytes (falls back to string equality when one
@@ -97,24 +89,20 @@ fn same_base64(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use super::super::FinalState;
+    use super::super::{FinalState, Verdict};
     use super::*;
     use crate::history::ErrorInfo;
 
     fn run(h: &HistoryBuilder, state: &FinalState) -> Verdict {
-        Decryptable.check(&CheckInput {
+        CHECKER.check(&CheckInput {
             history: &h.events,
-            statuses: &[],
-            faults: &[],
-            final_state: state,
             lease_window_ms: 1200,
-            healed_at_us: None,
+            ..input(state)
         })
     }
 
     fn history() -> (HistoryBuilder, u64, u64) {
-        let mut h = HistoryBuilder::new();
-        h.ok_op(0, 10, 1, &create("a", "c1"), key_id("k1"));
+        let mut h = created();
         let e1 = h.ok_op(20, 30, 1, &encrypt("a", "aGk="), ciphertext("Y3Qx"));
         h.info_op(20, 30, 2, &encrypt("a", "eW8="));
         let reencrypt = Op::ReEncrypt {
@@ -137,11 +125,7 @@ mod tests {
         }
         let v = run(&h, &state);
         assert!(v.ok, "{v:?}");
-        assert!(
-            v.summary.contains("2 acknowledged ciphertexts on 3 nodes"),
-            "{}",
-            v.summary
-        );
+        assert_summary_contains(&v, "2 acknowledged ciphertexts on 3 nodes");
     }
 
     #[test]
@@ -166,22 +150,9 @@ mod tests {
         let v = run(&h, &state);
         assert!(!v.ok);
         assert_eq!(v.violations.len(), 3, "{v:?}");
-        assert!(
-            v.violations[0]
-                .message
-                .contains("node 2 decrypted it to eW8="),
-            "{v:?}"
-        );
-        assert!(
-            v.violations[1]
-                .message
-                .contains("node 1 has no decryption result"),
-            "{v:?}"
-        );
-        assert!(
-            v.violations[2].message.contains("KEY_VERSION_NOT_FOUND"),
-            "{v:?}"
-        );
+        assert_violation_contains(&v, 0, "node 2 decrypted it to eW8=");
+        assert_violation_contains(&v, 1, "node 1 has no decryption result");
+        assert_violation_contains(&v, 2, "KEY_VERSION_NOT_FOUND");
         assert_eq!(v.violations[1].events, vec![e2 - 1, e2]);
         // Nothing collected at all is not a pass.
         assert!(!run(&h, &FinalState::default()).ok);

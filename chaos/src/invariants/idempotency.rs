@@ -17,75 +17,68 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{
-    operations, verdict, write_groups, CheckInput, Checker, Verdict, Violation, WriteGroup,
-};
+use super::{operations, write_groups, CheckInput, Checker, Findings, Violation, WriteGroup};
 use crate::history::ErrorInfo;
 
 /// The idempotency checker.
-pub struct Idempotency;
-
-impl Checker for Idempotency {
-    fn name(&self) -> &'static str {
-        "idempotency"
-    }
-
-    fn source(&self) -> &'static str {
+pub const CHECKER: Checker = Checker {
+    name: "idempotency",
+    source:
         "Tessera design (docs/api.md, Idempotency): one result per request id; Raft thesis §6.3 \
-         client sessions (Ongaro 2014)"
-    }
+             client sessions (Ongaro 2014)",
+    run,
+};
 
-    fn check(&self, input: &CheckInput<'_>) -> Verdict {
-        let ops = operations(input.history);
-        let groups: Vec<WriteGroup<'_>> = write_groups(&ops)
-            .into_iter()
-            .filter(|g| g.op_name == "create_key")
-            .collect();
-        let mut by_name: BTreeMap<&str, Vec<&WriteGroup<'_>>> = BTreeMap::new();
-        for group in &groups {
-            by_name.entry(group.key).or_default().push(group);
+fn run(input: &CheckInput<'_>) -> Findings {
+    let ops = operations(input.history);
+    let groups: Vec<WriteGroup<'_>> = write_groups(&ops)
+        .into_iter()
+        .filter(|g| g.op_name == "create_key")
+        .collect();
+    let mut by_name: BTreeMap<&str, Vec<&WriteGroup<'_>>> = BTreeMap::new();
+    for group in &groups {
+        by_name.entry(group.key).or_default().push(group);
+    }
+    let mut violations = Vec::new();
+    let mut retried = 0usize;
+    for group in &groups {
+        if group.attempts.len() > 1 {
+            retried += 1;
         }
-        let mut violations = Vec::new();
-        let mut retried = 0usize;
-        for group in &groups {
-            if group.attempts.len() > 1 {
-                retried += 1;
-            }
-            let name = group.key;
-            let rid = group.request_id;
-            let ids: BTreeSet<&str> = group
-                .attempts
-                .iter()
-                .filter(|a| a.is_ok())
-                .filter_map(|a| a.value.as_ref().and_then(|v| v.key_id.as_deref()))
-                .collect();
-            if ids.len() > 1 {
-                let ids: Vec<&str> = ids.into_iter().collect();
-                violations.push(Violation {
-                    message: format!(
-                        "create of {name:?} under request id {rid} returned different key ids: {}",
-                        ids.join(", ")
-                    ),
-                    events: group.events(),
-                });
-            }
-            let others_may_have_created = by_name.get(name).is_some_and(|gs| {
-                gs.iter()
-                    .any(|g| g.request_id != rid && g.may_have_happened())
+        let name = group.key;
+        let rid = group.request_id;
+        let ids: BTreeSet<&str> = group
+            .attempts
+            .iter()
+            .filter(|a| a.is_ok())
+            .filter_map(|a| a.value.as_ref().and_then(|v| v.key_id.as_deref()))
+            .collect();
+        if ids.len() > 1 {
+            let ids: Vec<&str> = ids.into_iter().collect();
+            violations.push(Violation {
+                message: format!(
+                    "create of {name:?} under request id {rid} returned different key ids: {}",
+                    ids.join(", ")
+                ),
+                events: group.events(),
             });
-            let conflicting =
-                group.is_ok() || (group.may_have_happened() && !others_may_have_created);
-            if !conflicting {
-                continue;
-            }
-            for attempt in &group.attempts {
-                if let Some(error) = attempt.error.as_ref().filter(|e| is_name_conflict(e)) {
-                    let first = if group.is_ok() {
-                        "succeeded"
-                    } else {
-                        "may have succeeded (info)"
-                    };
-                    violations.push(Violation {
+        }
+        let others_may_have_created = by_name.get(name).is_some_and(|gs| {
+            gs.iter()
+                .any(|g| g.request_id != rid && g.may_have_happened())
+        });
+        let conflicting = group.is_ok() || (group.may_have_happened() && !others_may_have_created);
+        if !conflicting {
+            continue;
+        }
+        for attempt in &group.attempts {
+            if let Some(error) = attempt.error.as_ref().filter(|e| is_name_conflict(e)) {
+                let first = if group.is_ok() {
+                    "succeeded"
+                } else {
+                    "may have succeeded (info)"
+                };
+                violations.push(Violation {
                         message: format!(
                             "a retry of the create of {name:?} under request id {rid} failed with {} although \
                              another attempt under that id {first}: a retry must get the first result",
@@ -93,16 +86,16 @@ impl Checker for Idempotency {
                         ),
                         events: group.events(),
                     });
-                }
             }
         }
-        for (name, groups) in &by_name {
-            let succeeded: Vec<&&WriteGroup<'_>> = groups.iter().filter(|g| g.is_ok()).collect();
-            if succeeded.len() > 1 {
-                let rids: Vec<&str> = succeeded.iter().map(|g| g.request_id).collect();
-                let mut events: Vec<u64> = succeeded.iter().flat_map(|g| g.events()).collect();
-                events.sort_unstable();
-                violations.push(Violation {
+    }
+    for (name, groups) in &by_name {
+        let succeeded: Vec<&&WriteGroup<'_>> = groups.iter().filter(|g| g.is_ok()).collect();
+        if succeeded.len() > 1 {
+            let rids: Vec<&str> = succeeded.iter().map(|g| g.request_id).collect();
+            let mut events: Vec<u64> = succeeded.iter().flat_map(|g| g.events()).collect();
+            events.sort_unstable();
+            violations.push(Violation {
                     message: format!(
                         "key name {name:?} was created successfully under {} request ids ({}): a duplicate key",
                         rids.len(),
@@ -110,15 +103,14 @@ impl Checker for Idempotency {
                     ),
                     events,
                 });
-            }
         }
-        let summary = format!(
-            "checked {} create request ids ({retried} retried) over {} key names",
-            groups.len(),
-            by_name.len()
-        );
-        verdict(self, summary, violations)
     }
+    let summary = format!(
+        "checked {} create request ids ({retried} retried) over {} key names",
+        groups.len(),
+        by_name.len()
+    );
+    (summary, violations)
 }
 
 fn is_name_conflict(error: &ErrorInfo) -> bool {
@@ -128,10 +120,11 @@ fn is_name_conflict(error: &ErrorInfo) -> bool {
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
+    use super::super::Verdict;
     use super::*;
 
     fn run(h: &HistoryBuilder) -> Verdict {
-        check_history(&Idempotency, h)
+        h.check(&CHECKER)
     }
 
     #[test]

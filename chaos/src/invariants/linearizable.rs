@@ -40,7 +40,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use super::{operations, verdict, write_groups, CheckInput, Checker, Verdict, Violation};
+use super::{operations, write_groups, CheckInput, Checker, Findings, Violation};
 use crate::history::Op;
 
 /// Operations listed in a violation's message (all of the excerpt's events are in the
@@ -71,46 +71,12 @@ impl Default for Limits {
 }
 
 /// The linearizability checker, with the default [`Limits`].
-pub struct Linearizable;
-
-/// The linearizability checker with chosen [`Limits`].
-pub struct LinearizableWithLimits {
-    /// The limits.
-    pub limits: Limits,
-}
-
-impl Checker for Linearizable {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn source(&self) -> &'static str {
-        SOURCE
-    }
-
-    fn check(&self, input: &CheckInput<'_>) -> Verdict {
-        check(self, input, Limits::default())
-    }
-}
-
-impl Checker for LinearizableWithLimits {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn source(&self) -> &'static str {
-        SOURCE
-    }
-
-    fn check(&self, input: &CheckInput<'_>) -> Verdict {
-        check(self, input, self.limits)
-    }
-}
-
-const NAME: &str = "linearizable";
-const SOURCE: &str =
-    "Linearizability, Herlihy & Wing 1990 (Jepsen/Knossos); search: Wing & Gong 1993 with \
-     Lowe 2017 memoization";
+pub const CHECKER: Checker = Checker {
+    name: "linearizable",
+    source: "Linearizability, Herlihy & Wing 1990 (Jepsen/Knossos); search: Wing & Gong 1993 with \
+             Lowe 2017 memoization",
+    run: |input| check(input, Limits::default()),
+};
 
 /// What an operation does to the register.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,7 +117,8 @@ enum KeyResult {
     Unchecked(String),
 }
 
-fn check(checker: &dyn Checker, input: &CheckInput<'_>, limits: Limits) -> Verdict {
+/// Checks the run within `limits` (the checker with other bounds than the default ones).
+pub fn check(input: &CheckInput<'_>, limits: Limits) -> Findings {
     let ops = operations(input.history);
     let mut per_key: BTreeMap<&str, Vec<LinOp>> = BTreeMap::new();
     let mut violations = Vec::new();
@@ -289,7 +256,7 @@ fn check(checker: &dyn Checker, input: &CheckInput<'_>, limits: Limits) -> Verdi
             }
         ));
     }
-    verdict(checker, summary, violations)
+    (summary, violations)
 }
 
 fn describe_op(op: &LinOp) -> String {
@@ -633,29 +600,21 @@ fn search(ops: &[LinOp], max_steps: u64) -> Result<bool, Exhausted> {
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use super::super::FinalState;
+    use super::super::{FinalState, Verdict};
     use super::*;
     use crate::history::OkValue;
 
     fn run_with(h: &HistoryBuilder, limits: Limits) -> Verdict {
-        LinearizableWithLimits { limits }.check(&CheckInput {
+        let state = FinalState::default();
+        let input = CheckInput {
             history: &h.events,
-            statuses: &[],
-            faults: &[],
-            final_state: &FinalState::default(),
-            lease_window_ms: 1000,
-            healed_at_us: None,
-        })
+            ..input(&state)
+        };
+        CHECKER.verdict(check(&input, limits))
     }
 
     fn run(h: &HistoryBuilder) -> Verdict {
-        run_with(h, Limits::default())
-    }
-
-    fn created() -> HistoryBuilder {
-        let mut h = HistoryBuilder::new();
-        h.ok_op(0, 10, 1, &create("a", "c1"), key_id("k1"));
-        h
+        h.check(&CHECKER)
     }
 
     #[test]
@@ -742,24 +701,21 @@ mod tests {
 
     #[test]
     fn concurrent_rotations_get_distinct_versions() {
-        let mut h = created();
-        h.invoke(20, 1, &rotate("a", "r1"));
-        h.invoke(21, 2, &rotate("a", "r2"));
-        h.ok(30, 2, &rotate("a", "r2"), version(2));
-        h.ok(31, 1, &rotate("a", "r1"), version(3));
-        assert!(run(&h).ok);
-
-        let mut h = created();
-        h.invoke(20, 1, &rotate("a", "r1"));
-        h.invoke(21, 2, &rotate("a", "r2"));
-        h.ok(30, 2, &rotate("a", "r2"), version(2));
-        h.ok(31, 1, &rotate("a", "r1"), version(2));
-        let v = run(&h);
-        assert!(!v.ok);
-        assert!(
-            v.violations[0].message.contains("has 3 operations"),
-            "{v:?}"
-        );
+        // r2 returned version 2, so r1 must have returned 3, not 2 as well.
+        for r1_version in [3, 2] {
+            let mut h = created();
+            h.invoke(20, 1, &rotate("a", "r1"));
+            h.invoke(21, 2, &rotate("a", "r2"));
+            h.ok(30, 2, &rotate("a", "r2"), version(2));
+            h.ok(31, 1, &rotate("a", "r1"), version(r1_version));
+            let v = run(&h);
+            if r1_version == 3 {
+                assert!(v.ok, "{v:?}");
+            } else {
+                assert!(!v.ok);
+                assert_violation_contains(&v, 0, "has 3 operations");
+            }
+        }
     }
 
     #[test]
@@ -774,10 +730,7 @@ mod tests {
         h.ok_op(80, 90, 1, &r, version(3));
         let v = run(&h);
         assert!(!v.ok);
-        assert!(
-            v.violations[0].message.contains("returned versions 2, 3"),
-            "{v:?}"
-        );
+        assert_violation_contains(&v, 0, "returned versions 2, 3");
     }
 
     #[test]
@@ -797,13 +750,10 @@ mod tests {
             max_ops: 3,
             max_steps: 1000,
         };
-        let v = run_with(&h, limits);
-        assert!(v.ok, "{v:?}");
-        assert!(
-            v.summary
-                .contains("1 keys unchecked (too large): \"a\" (6 operations)"),
-            "{}",
-            v.summary
+        passes_unchecked(
+            &h,
+            limits,
+            "1 keys unchecked (too large): \"a\" (6 operations)",
         );
 
         // Many concurrent info rotations are cheap (they are interchangeable) ...
@@ -832,13 +782,15 @@ mod tests {
             max_ops: 200,
             max_steps: 10_000,
         };
-        let v = run_with(&h, limits);
+        passes_unchecked(&h, limits, "over 10000 search steps");
+    }
+
+    /// Asserts that `h` passes within `limits`, its summary saying why a key went unchecked.
+    #[track_caller]
+    fn passes_unchecked(h: &HistoryBuilder, limits: Limits, why: &str) {
+        let v = run_with(h, limits);
         assert!(v.ok, "{v:?}");
-        assert!(
-            v.summary.contains("over 10000 search steps"),
-            "{}",
-            v.summary
-        );
+        assert_summary_contains(&v, why);
     }
 
     #[test]

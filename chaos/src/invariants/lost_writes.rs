@@ -23,63 +23,54 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    operations, verdict, write_groups, CheckInput, Checker, Operation, Verdict, Violation,
-    WriteGroup,
+    operations, write_groups, CheckInput, Checker, Findings, Operation, Violation, WriteGroup,
 };
-
-/// The lost-writes checker.
-pub struct LostWrites;
 
 const ENABLED: &str = "ENABLED";
 const DISABLED: &str = "DISABLED";
 
-impl Checker for LostWrites {
-    fn name(&self) -> &'static str {
-        "lost-writes"
+/// The lost-writes checker.
+pub const CHECKER: Checker = Checker {
+    name: "lost-writes",
+    source: "Raft §5.4 State Machine Safety / Leader Completeness (Ongaro & Ousterhout 2014); \
+             Jepsen lost-update check; Tessera design: request-id idempotency",
+    run,
+};
+
+fn run(input: &CheckInput<'_>) -> Findings {
+    let ops = operations(input.history);
+    let groups = write_groups(&ops);
+    let nodes = &input.final_state.keys;
+    let mut violations = Vec::new();
+
+    let acked_creates: Vec<&Operation> = ops
+        .iter()
+        .filter(|o| o.is_ok() && o.op.is_write() && super::op_name(&o.op) == "create_key")
+        .collect();
+    if nodes.is_empty() && !acked_creates.is_empty() {
+        violations.push(Violation::without_events(format!(
+            "no node reported its final keys, so {} acknowledged creates cannot be verified",
+            acked_creates.len()
+        )));
     }
 
-    fn source(&self) -> &'static str {
-        "Raft §5.4 State Machine Safety / Leader Completeness (Ongaro & Ousterhout 2014); \
-         Jepsen lost-update check; Tessera design: request-id idempotency"
-    }
-
-    fn check(&self, input: &CheckInput<'_>) -> Verdict {
-        let ops = operations(input.history);
-        let groups = write_groups(&ops);
-        let nodes = &input.final_state.keys;
-        let mut violations = Vec::new();
-
-        let acked_creates: Vec<&Operation> = ops
-            .iter()
-            .filter(|o| o.is_ok() && o.op.is_write() && super::op_name(&o.op) == "create_key")
-            .collect();
-        if nodes.is_empty() && !acked_creates.is_empty() {
-            violations.push(Violation {
-                message: format!(
-                    "no node reported its final keys, so {} acknowledged creates cannot be verified",
-                    acked_creates.len()
-                ),
-                events: Vec::new(),
-            });
-        }
-
-        // 1. Every acknowledged create is on every node, with the id it returned.
-        for create in &acked_creates {
-            let name = create.op.key_name();
-            let expected = create.value.as_ref().and_then(|v| v.key_id.as_deref());
-            for (node, keys) in nodes {
-                match keys.get(name) {
-                    None => violations.push(Violation {
-                        message: format!(
-                            "key {name:?} was created (ok, key id {}) but node {node} does not have it",
-                            expected.unwrap_or("?")
-                        ),
-                        events: create.events(),
-                    }),
-                    Some(key) => {
-                        if let Some(expected) = expected {
-                            if key.key_id != expected {
-                                violations.push(Violation {
+    // 1. Every acknowledged create is on every node, with the id it returned.
+    for create in &acked_creates {
+        let name = create.op.key_name();
+        let expected = create.value.as_ref().and_then(|v| v.key_id.as_deref());
+        for (node, keys) in nodes {
+            match keys.get(name) {
+                None => violations.push(Violation {
+                    message: format!(
+                        "key {name:?} was created (ok, key id {}) but node {node} does not have it",
+                        expected.unwrap_or("?")
+                    ),
+                    events: create.events(),
+                }),
+                Some(key) => {
+                    if let Some(expected) = expected {
+                        if key.key_id != expected {
+                            violations.push(Violation {
                                     message: format!(
                                         "key {name:?}: the create returned key id {expected} but node {node} \
                                          has key id {}",
@@ -87,38 +78,37 @@ impl Checker for LostWrites {
                                     ),
                                     events: create.events(),
                                 });
-                            }
                         }
                     }
                 }
             }
         }
+    }
 
-        // Per key: its logical writes.
-        let mut per_key: BTreeMap<&str, Vec<&WriteGroup<'_>>> = BTreeMap::new();
-        for group in &groups {
-            per_key.entry(group.key).or_default().push(group);
-        }
-        let known: BTreeSet<&str> = nodes
-            .values()
-            .flat_map(|keys| keys.keys().map(String::as_str))
-            .collect();
-        let mut keys_checked = 0usize;
-        for name in known {
-            let writes = per_key.get(name).map(Vec::as_slice).unwrap_or_default();
-            keys_checked += 1;
-            violations.extend(check_key(name, writes, input));
-        }
+    // Per key: its logical writes.
+    let mut per_key: BTreeMap<&str, Vec<&WriteGroup<'_>>> = BTreeMap::new();
+    for group in &groups {
+        per_key.entry(group.key).or_default().push(group);
+    }
+    let known: BTreeSet<&str> = nodes
+        .values()
+        .flat_map(|keys| keys.keys().map(String::as_str))
+        .collect();
+    let mut keys_checked = 0usize;
+    for name in known {
+        let writes = per_key.get(name).map(Vec::as_slice).unwrap_or_default();
+        keys_checked += 1;
+        violations.extend(check_key(name, writes, input));
+    }
 
-        let summary = format!(
+    let summary = format!(
             "checked {} acknowledged creates and the versions and state of {keys_checked} keys on {} nodes \
              ({} logical writes)",
             acked_creates.len(),
             nodes.len(),
             groups.len()
         );
-        verdict(self, summary, violations)
-    }
+    (summary, violations)
 }
 
 fn check_key(name: &str, writes: &[&WriteGroup<'_>], input: &CheckInput<'_>) -> Vec<Violation> {
@@ -237,7 +227,7 @@ fn check_key(name: &str, writes: &[&WriteGroup<'_>], input: &CheckInput<'_>) -> 
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use super::super::{FinalKey, FinalState};
+    use super::super::{FinalKey, FinalState, Verdict};
     use super::*;
     use crate::history::OkValue;
 
@@ -262,19 +252,15 @@ mod tests {
     }
 
     fn run(h: &HistoryBuilder, state: &FinalState) -> Verdict {
-        LostWrites.check(&CheckInput {
+        CHECKER.check(&CheckInput {
             history: &h.events,
-            statuses: &[],
-            faults: &[],
-            final_state: state,
             lease_window_ms: 1200,
-            healed_at_us: None,
+            ..input(state)
         })
     }
 
     fn history() -> HistoryBuilder {
-        let mut h = HistoryBuilder::new();
-        h.ok_op(0, 10, 1, &create("a", "c1"), key_id("k1"));
+        let mut h = created();
         h.ok_op(20, 30, 1, &rotate("a", "r1"), version(2));
         h.info_op(20, 40, 2, &rotate("a", "r2"));
         // A retry of r1 that returned the first result: still one rotation.
@@ -306,7 +292,7 @@ mod tests {
         let v = run(&h, &state);
         assert!(!v.ok);
         assert_eq!(v.violations.len(), 1, "{v:?}");
-        assert!(v.violations[0].message.contains("node 3"), "{v:?}");
+        assert_violation_contains(&v, 0, "node 3");
         assert_eq!(v.violations[0].events, vec![0, 1]);
 
         let v = run(&h, &final_state(&[1], &[("a", key("k2", DISABLED, 1))]));
@@ -321,28 +307,22 @@ mod tests {
 
     #[test]
     fn state_must_follow_the_last_acknowledged_change() {
-        let mut h = HistoryBuilder::new();
-        h.ok_op(0, 10, 1, &create("a", "c1"), key_id("k1"));
+        let mut h = created();
         h.ok_op(20, 30, 1, &disable("a", "d1"), OkValue::default());
         h.fail_op(31, 35, 1, &enable("a", "e1"), "UNAVAILABLE", "NO_LEADER");
         let v = run(&h, &final_state(&[1], &[("a", key("k1", ENABLED, 1))]));
         assert!(!v.ok);
-        assert!(
-            v.violations[0].message.contains("allow only DISABLED"),
-            "{v:?}"
-        );
+        assert_violation_contains(&v, 0, "allow only DISABLED");
         assert!(run(&h, &final_state(&[1], &[("a", key("k1", DISABLED, 1))])).ok);
 
         // A disable of unknown outcome may not have happened: ENABLED is possible too.
-        let mut h = HistoryBuilder::new();
-        h.ok_op(0, 10, 1, &create("a", "c1"), key_id("k1"));
+        let mut h = created();
         h.info_op(20, 30, 1, &disable("a", "d1"));
         assert!(run(&h, &final_state(&[1], &[("a", key("k1", ENABLED, 1))])).ok);
         assert!(run(&h, &final_state(&[1], &[("a", key("k1", DISABLED, 1))])).ok);
 
         // Without any state change the key must be enabled.
-        let mut h = HistoryBuilder::new();
-        h.ok_op(0, 10, 1, &create("a", "c1"), key_id("k1"));
+        let h = created();
         assert!(!run(&h, &final_state(&[1], &[("a", key("k1", DISABLED, 1))])).ok);
     }
 

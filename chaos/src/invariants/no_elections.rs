@@ -11,91 +11,74 @@
 
 use std::collections::BTreeSet;
 
-use super::{verdict, CheckInput, Checker, Verdict, Violation};
+use super::{CheckInput, Checker, Findings, Violation};
 use crate::history::StatusSample;
 
 /// The no-elections checker.
-pub struct NoElections;
+pub const CHECKER: Checker = Checker {
+    name: "no-elections",
+    source: "Raft §5.2 (Ongaro & Ousterhout 2014); docs/operations.md, WAN timing profile",
+    run,
+};
 
-impl Checker for NoElections {
-    fn name(&self) -> &'static str {
-        "no-elections"
-    }
-
-    fn source(&self) -> &'static str {
-        "Raft §5.2 (Ongaro & Ousterhout 2014); docs/operations.md, WAN timing profile"
-    }
-
-    fn check(&self, input: &CheckInput<'_>) -> Verdict {
-        let first_fault = input.faults.iter().map(|f| f.time_us).min();
-        let Some(calm_until) = [first_fault, input.healed_at_us]
-            .into_iter()
-            .flatten()
-            .min()
-        else {
-            return verdict(
-                self,
-                "not checked: the run recorded no end of its calm phase".into(),
-                Vec::new(),
-            );
-        };
-        let calm: Vec<&StatusSample> = input
-            .statuses
-            .iter()
-            .filter(|s| s.time_us < calm_until)
-            .collect();
-        let (Some(first), Some(last)) = (calm.first(), calm.last()) else {
-            return verdict(
-                self,
-                "no status sample before the first fault".into(),
-                Vec::new(),
-            );
-        };
-        let mut violations = Vec::new();
-        let mut term = first.term;
-        let mut leader = calm.iter().find_map(|s| s.leader_id);
-        for sample in &calm {
-            if sample.term != term {
-                violations.push(Violation {
-                    message: format!(
-                        "node {} reported term {} at {:.3} s after term {term}, with no fault injected",
-                        sample.node,
-                        sample.term,
-                        sample.time_us as f64 / 1e6
-                    ),
-                    events: Vec::new(),
-                });
-                term = sample.term;
-            }
-            if let Some(now) = sample.leader_id {
-                if leader.is_some_and(|before| before != now) {
-                    violations.push(Violation {
-                        message: format!(
-                            "node {} reported leader {now} at {:.3} s after leader {}, with no fault injected",
-                            sample.node,
-                            sample.time_us as f64 / 1e6,
-                            leader.unwrap_or_default()
-                        ),
-                        events: Vec::new(),
-                    });
-                }
-                leader = Some(now);
-            }
-        }
-        let nodes: BTreeSet<u64> = calm.iter().map(|s| s.node).collect();
-        let summary = format!(
-            "{} status samples of {} nodes over {:.1} s without a fault: {}",
-            calm.len(),
-            nodes.len(),
-            last.time_us.saturating_sub(first.time_us) as f64 / 1e6,
-            match (violations.is_empty(), leader) {
-                (true, Some(leader)) => format!("term {term} and leader {leader} throughout"),
-                (true, None) => format!("term {term} throughout, no leader known"),
-                (false, _) => format!("{} changes of term or leader", violations.len()),
-            }
+fn run(input: &CheckInput<'_>) -> Findings {
+    let first_fault = input.faults.iter().map(|f| f.time_us).min();
+    let Some(calm_until) = [first_fault, input.healed_at_us]
+        .into_iter()
+        .flatten()
+        .min()
+    else {
+        return (
+            "not checked: the run recorded no end of its calm phase".into(),
+            Vec::new(),
         );
-        verdict(self, summary, violations)
+    };
+    let calm: Vec<&StatusSample> = input
+        .statuses
+        .iter()
+        .filter(|s| s.time_us < calm_until)
+        .collect();
+    let (Some(first), Some(last)) = (calm.first(), calm.last()) else {
+        return ("no status sample before the first fault".into(), Vec::new());
+    };
+    let mut violations = Vec::new();
+    let mut term = first.term;
+    let mut leader = calm.iter().find_map(|s| s.leader_id);
+    for sample in &calm {
+        if sample.term != term {
+            violations.push(Violation::without_events(format!(
+                "node {} reported term {} at {:.3} s after term {term}, with no fault injected",
+                sample.node,
+                sample.term,
+                sample.time_us as f64 / 1e6
+            )));
+            term = sample.term;
+        }
+        if let Some(now) = sample.leader_id {
+            if leader.is_some_and(|before| before != now) {
+                violations.push(Violation::without_events(format!(
+                        "node {} reported leader {now} at {:.3} s after leader {}, with no fault injected",
+                        sample.node,
+                        sample.time_us as f64 / 1e6,
+                        leader.unwrap_or_default()
+                    )));
+            }
+            leader = Some(now);
+        }
     }
+    let nodes: BTreeSet<u64> = calm.iter().map(|s| s.node).collect();
+    let summary = format!(
+        "{} status samples of {} nodes over {:.1} s without a fault: {}",
+        calm.len(),
+        nodes.len(),
+        last.time_us.saturating_sub(first.time_us) as f64 / 1e6,
+        match (violations.is_empty(), leader) {
+            (true, Some(leader)) => format!("term {term} and leader {leader} throughout"),
+            (true, None) => format!("term {term} throughout, no leader known"),
+            (false, _) => format!("{} changes of term or leader", violations.len()),
+        }
+    );
+    (summary, violations)
 }
 
 #[cfg(test)]
@@ -104,7 +87,8 @@ mod tests {
 
     use super::*;
     use crate::history::{FaultEvent, Phase};
-    use crate::invariants::FinalState;
+    use crate::invariants::testing::{assert_summary_contains, input};
+    use crate::invariants::{FinalState, Verdict};
     use crate::schedule::FaultKind;
 
     fn sample(time_ms: u64, node: u64, term: u64, leader: Option<u64>) -> StatusSample {
@@ -125,13 +109,11 @@ mod tests {
     }
 
     fn run(statuses: &[StatusSample], faults: &[FaultEvent], healed_at_ms: u64) -> Verdict {
-        NoElections.check(&CheckInput {
-            history: &[],
+        CHECKER.check(&CheckInput {
             statuses,
             faults,
-            final_state: &FinalState::default(),
-            lease_window_ms: 1000,
             healed_at_us: Some(healed_at_ms * 1000),
+            ..input(&FinalState::default())
         })
     }
 
@@ -149,7 +131,7 @@ mod tests {
             300_100,
         );
         assert!(v.ok, "{v:?}");
-        assert!(v.summary.contains("term 2 and leader 1"), "{}", v.summary);
+        assert_summary_contains(&v, "term 2 and leader 1");
     }
 
     #[test]

@@ -8,95 +8,84 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{verdict, CheckInput, Checker, Verdict, Violation};
+use super::{CheckInput, Checker, Findings, Violation};
 
 /// The single-leader checker.
-pub struct SingleLeader;
+pub const CHECKER: Checker = Checker {
+    name: "single-leader",
+    source: "Raft §5.2 Election Safety (Ongaro & Ousterhout 2014)",
+    run,
+};
 
-impl Checker for SingleLeader {
-    fn name(&self) -> &'static str {
-        "single-leader"
-    }
-
-    fn source(&self) -> &'static str {
-        "Raft §5.2 Election Safety (Ongaro & Ousterhout 2014)"
-    }
-
-    fn check(&self, input: &CheckInput<'_>) -> Verdict {
-        // term → leader node → time of the first sample in which it said so.
-        let mut leaders: BTreeMap<u64, BTreeMap<u64, u64>> = BTreeMap::new();
-        // term → reported leader id → (reporting node, time) of the first such sample.
-        let mut reported: BTreeMap<u64, BTreeMap<u64, (u64, u64)>> = BTreeMap::new();
-        let mut nodes = BTreeSet::new();
-        for sample in input.statuses {
-            nodes.insert(sample.node);
-            if sample.role.eq_ignore_ascii_case("leader") {
-                leaders
-                    .entry(sample.term)
-                    .or_default()
-                    .entry(sample.node)
-                    .or_insert(sample.time_us);
-            }
-            if let Some(leader) = sample.leader_id {
-                reported
-                    .entry(sample.term)
-                    .or_default()
-                    .entry(leader)
-                    .or_insert((sample.node, sample.time_us));
-            }
+fn run(input: &CheckInput<'_>) -> Findings {
+    // term → leader node → time of the first sample in which it said so.
+    let mut leaders: BTreeMap<u64, BTreeMap<u64, u64>> = BTreeMap::new();
+    // term → reported leader id → (reporting node, time) of the first such sample.
+    let mut reported: BTreeMap<u64, BTreeMap<u64, (u64, u64)>> = BTreeMap::new();
+    let mut nodes = BTreeSet::new();
+    for sample in input.statuses {
+        nodes.insert(sample.node);
+        if sample.role.eq_ignore_ascii_case("leader") {
+            leaders
+                .entry(sample.term)
+                .or_default()
+                .entry(sample.node)
+                .or_insert(sample.time_us);
         }
-        let mut violations = Vec::new();
-        for (term, by_node) in &leaders {
-            if by_node.len() > 1 {
-                let list: Vec<String> = by_node
-                    .iter()
-                    .map(|(node, t)| format!("node {node} (at {:.3} s)", *t as f64 / 1e6))
-                    .collect();
-                violations.push(Violation {
-                    message: format!(
-                        "term {term} had {} leaders: {}",
-                        by_node.len(),
-                        list.join(", ")
-                    ),
-                    events: Vec::new(),
-                });
-            }
+        if let Some(leader) = sample.leader_id {
+            reported
+                .entry(sample.term)
+                .or_default()
+                .entry(leader)
+                .or_insert((sample.node, sample.time_us));
         }
-        for (term, ids) in &reported {
-            if ids.len() > 1 {
-                let list: Vec<String> = ids
-                    .iter()
-                    .map(|(leader, (node, t))| {
-                        format!(
-                            "node {node} said leader {leader} (at {:.3} s)",
-                            *t as f64 / 1e6
-                        )
-                    })
-                    .collect();
-                violations.push(Violation {
-                    message: format!(
-                        "nodes disagree on the leader of term {term}: {}",
-                        list.join("; ")
-                    ),
-                    events: Vec::new(),
-                });
-            }
-        }
-        let terms: BTreeSet<u64> = input.statuses.iter().map(|s| s.term).collect();
-        let summary = format!(
-            "checked {} status samples from {} nodes over {} terms ({} with a leader)",
-            input.statuses.len(),
-            nodes.len(),
-            terms.len(),
-            leaders.len()
-        );
-        verdict(self, summary, violations)
     }
+    let mut violations = Vec::new();
+    for (term, by_node) in &leaders {
+        if by_node.len() > 1 {
+            let list: Vec<String> = by_node
+                .iter()
+                .map(|(node, t)| format!("node {node} (at {:.3} s)", *t as f64 / 1e6))
+                .collect();
+            violations.push(Violation::without_events(format!(
+                "term {term} had {} leaders: {}",
+                by_node.len(),
+                list.join(", ")
+            )));
+        }
+    }
+    for (term, ids) in &reported {
+        if ids.len() > 1 {
+            let list: Vec<String> = ids
+                .iter()
+                .map(|(leader, (node, t))| {
+                    format!(
+                        "node {node} said leader {leader} (at {:.3} s)",
+                        *t as f64 / 1e6
+                    )
+                })
+                .collect();
+            violations.push(Violation::without_events(format!(
+                "nodes disagree on the leader of term {term}: {}",
+                list.join("; ")
+            )));
+        }
+    }
+    let terms: BTreeSet<u64> = input.statuses.iter().map(|s| s.term).collect();
+    let summary = format!(
+        "checked {} status samples from {} nodes over {} terms ({} with a leader)",
+        input.statuses.len(),
+        nodes.len(),
+        terms.len(),
+        leaders.len()
+    );
+    (summary, violations)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::FinalState;
+    use super::super::testing::{assert_summary_contains, assert_violation_contains, input};
+    use super::super::{FinalState, Verdict};
     use super::*;
     use crate::history::StatusSample;
 
@@ -113,13 +102,9 @@ mod tests {
     }
 
     fn run(statuses: &[StatusSample]) -> Verdict {
-        SingleLeader.check(&CheckInput {
-            history: &[],
+        CHECKER.check(&CheckInput {
             statuses,
-            faults: &[],
-            final_state: &FinalState::default(),
-            lease_window_ms: 1000,
-            healed_at_us: None,
+            ..input(&FinalState::default())
         })
     }
 
@@ -135,11 +120,9 @@ mod tests {
             sample(30, 1, 1, "leader", Some(1)), // a stale sample of the same term
         ]);
         assert!(v.ok, "{v:?}");
-        assert!(
-            v.summary
-                .contains("7 status samples from 3 nodes over 3 terms (2 with a leader)"),
-            "{}",
-            v.summary
+        assert_summary_contains(
+            &v,
+            "7 status samples from 3 nodes over 3 terms (2 with a leader)",
         );
     }
 
@@ -152,18 +135,8 @@ mod tests {
         ]);
         assert!(!v.ok);
         assert_eq!(v.violations.len(), 2, "{v:?}");
-        assert!(
-            v.violations[0]
-                .message
-                .contains("term 4 had 2 leaders: node 1"),
-            "{v:?}"
-        );
-        assert!(
-            v.violations[1]
-                .message
-                .contains("disagree on the leader of term 4"),
-            "{v:?}"
-        );
+        assert_violation_contains(&v, 0, "term 4 had 2 leaders: node 1");
+        assert_violation_contains(&v, 1, "disagree on the leader of term 4");
         assert!(v.violations[0].events.is_empty());
     }
 }

@@ -9,85 +9,74 @@
 //! create of every region's client committed, and every region's median encrypt latency is
 //! below half that measured round trip. Runs without a WAN delay pass with nothing to check.
 
-use super::{verdict, CheckInput, Checker, Verdict, Violation};
+use super::{CheckInput, Checker, Findings, Violation};
 
 /// The wan-latency checker.
-pub struct WanLatency;
+pub const CHECKER: Checker = Checker {
+    name: "wan-latency",
+    source: "docs/operations.md, placement across regions and the WAN timing profile",
+    run,
+};
 
-impl Checker for WanLatency {
-    fn name(&self) -> &'static str {
-        "wan-latency"
-    }
-
-    fn source(&self) -> &'static str {
-        "docs/operations.md, placement across regions and the WAN timing profile"
-    }
-
-    fn check(&self, input: &CheckInput<'_>) -> Verdict {
-        let Some(wan) = &input.final_state.wan else {
-            return verdict(self, "no WAN delay in this run".into(), Vec::new());
-        };
-        let mut violations = Vec::new();
-        let mut fail = |message: String| {
-            violations.push(Violation {
-                message,
-                events: Vec::new(),
-            });
-        };
-        let floor = (wan.one_way_delay_ms * 2) as f64;
-        if wan.rtt_p50_ms < floor {
-            fail(format!(
-                "the measured round trip across regions ({:.1} ms) is below twice the injected \
+fn run(input: &CheckInput<'_>) -> Findings {
+    let Some(wan) = &input.final_state.wan else {
+        return ("no WAN delay in this run".into(), Vec::new());
+    };
+    let mut violations = Vec::new();
+    let mut fail = |message: String| violations.push(Violation::without_events(message));
+    let floor = (wan.one_way_delay_ms * 2) as f64;
+    if wan.rtt_p50_ms < floor {
+        fail(format!(
+            "the measured round trip across regions ({:.1} ms) is below twice the injected \
                  one-way delay ({floor:.0} ms): the delay was not applied",
-                wan.rtt_p50_ms
+            wan.rtt_p50_ms
+        ));
+    }
+    let bound = wan.rtt_p50_ms / 2.0;
+    for r in &wan.regions {
+        if r.writes_committed < r.writes_attempted || r.writes_attempted == 0 {
+            fail(format!(
+                "region-{}: {} of {} writes through node {} committed",
+                r.region, r.writes_committed, r.writes_attempted, r.node
             ));
         }
-        let bound = wan.rtt_p50_ms / 2.0;
-        for r in &wan.regions {
-            if r.writes_committed < r.writes_attempted || r.writes_attempted == 0 {
-                fail(format!(
-                    "region-{}: {} of {} writes through node {} committed",
-                    r.region, r.writes_committed, r.writes_attempted, r.node
-                ));
-            }
-            if r.encrypts_ok == 0 {
-                fail(format!(
-                    "region-{}: no encrypt through node {} succeeded",
-                    r.region, r.node
-                ));
-            } else if r.encrypt_p50_ms >= bound {
-                fail(format!(
-                    "region-{}: median encrypt through node {} took {:.1} ms, not below half the \
+        if r.encrypts_ok == 0 {
+            fail(format!(
+                "region-{}: no encrypt through node {} succeeded",
+                r.region, r.node
+            ));
+        } else if r.encrypt_p50_ms >= bound {
+            fail(format!(
+                "region-{}: median encrypt through node {} took {:.1} ms, not below half the \
                      measured round trip across regions ({bound:.1} ms)",
-                    r.region, r.node, r.encrypt_p50_ms
-                ));
-            }
+                r.region, r.node, r.encrypt_p50_ms
+            ));
         }
-        let regions: Vec<String> = wan
-            .regions
-            .iter()
-            .map(|r| {
-                format!(
-                    "region-{} (node {}{}): encrypt p50 {:.1} ms, write p50 {:.1} ms, {}/{} writes",
-                    r.region,
-                    r.node,
-                    if r.node_was_leader { ", leader" } else { "" },
-                    r.encrypt_p50_ms,
-                    r.write_p50_ms,
-                    r.writes_committed,
-                    r.writes_attempted
-                )
-            })
-            .collect();
-        let summary = format!(
-            "one-way delay {} ms, measured round trip p50 {:.1} ms over {} calls; {}",
-            wan.one_way_delay_ms,
-            wan.rtt_p50_ms,
-            wan.rtt_samples,
-            regions.join("; ")
-        );
-        verdict(self, summary, violations)
     }
+    let regions: Vec<String> = wan
+        .regions
+        .iter()
+        .map(|r| {
+            format!(
+                "region-{} (node {}{}): encrypt p50 {:.1} ms, write p50 {:.1} ms, {}/{} writes",
+                r.region,
+                r.node,
+                if r.node_was_leader { ", leader" } else { "" },
+                r.encrypt_p50_ms,
+                r.write_p50_ms,
+                r.writes_committed,
+                r.writes_attempted
+            )
+        })
+        .collect();
+    let summary = format!(
+        "one-way delay {} ms, measured round trip p50 {:.1} ms over {} calls; {}",
+        wan.one_way_delay_ms,
+        wan.rtt_p50_ms,
+        wan.rtt_samples,
+        regions.join("; ")
+    );
+    (summary, violations)
 }
 
 #[cfg(test)]
@@ -95,7 +84,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::invariants::FinalState;
+    use crate::invariants::testing::{assert_summary_contains, input};
+    use crate::invariants::{FinalState, Verdict};
     use crate::wan::{RegionLatency, WanProbe};
 
     fn region(region: u64, encrypt_p50_ms: f64, writes_committed: usize) -> RegionLatency {
@@ -122,25 +112,14 @@ mod tests {
             }),
             ..FinalState::default()
         };
-        WanLatency.check(&CheckInput {
-            history: &[],
-            statuses: &[],
-            faults: &[],
-            final_state: &final_state,
-            lease_window_ms: 1000,
-            healed_at_us: None,
-        })
+        CHECKER.check(&input(&final_state))
     }
 
     #[test]
     fn local_crypto_and_committed_writes_pass() {
         let v = run(104.0, vec![region(1, 3.0, 5), region(2, 4.5, 5)]);
         assert!(v.ok, "{v:?}");
-        assert!(
-            v.summary.contains("round trip p50 104.0 ms"),
-            "{}",
-            v.summary
-        );
+        assert_summary_contains(&v, "round trip p50 104.0 ms");
     }
 
     #[test]
@@ -161,14 +140,7 @@ mod tests {
 
     #[test]
     fn runs_without_a_wan_delay_have_nothing_to_check() {
-        let v = WanLatency.check(&CheckInput {
-            history: &[],
-            statuses: &[],
-            faults: &[],
-            final_state: &FinalState::default(),
-            lease_window_ms: 1000,
-            healed_at_us: None,
-        });
+        let v = CHECKER.check(&input(&FinalState::default()));
         assert!(v.ok);
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use tessera_chart::{escape, LogScale};
+use tessera_chart::{escape, Frame, LogScale};
 
 use super::stats::{fault_intervals, unavailability};
 use super::text::seconds;
@@ -103,8 +103,6 @@ pub fn render_svg(info: &RunInfo, records: &Records) -> String {
     .max()
     .unwrap_or(0)
     .max(1_000_000);
-    let plot_width = SVG_WIDTH - LEFT - RIGHT;
-    let x = |us: u64| LEFT + plot_width * (us as f64 / last as f64);
 
     // Lanes.
     let mut nodes: BTreeSet<u64> = (1..=info.nodes).collect();
@@ -120,8 +118,15 @@ pub fn render_svg(info: &RunInfo, records: &Records) -> String {
     };
     let lanes_bottom = TOP + lanes.len() as f64 * (LANE_HEIGHT + LANE_GAP);
     let axis_y = lanes_bottom + 4.0;
-    let scatter_top = axis_y + 64.0;
-    let scatter_bottom = scatter_top + SCATTER_HEIGHT;
+    // The latency scatter; its time axis is the lanes' too.
+    let scatter = Frame {
+        left: LEFT,
+        top: axis_y + 64.0,
+        width: SVG_WIDTH - LEFT - RIGHT,
+        height: SCATTER_HEIGHT,
+    };
+    let (scatter_top, scatter_bottom) = (scatter.top, scatter.bottom());
+    let x = |us: u64| scatter.x(us as f64 / last as f64);
     let legend_y = scatter_bottom + 56.0;
     let height = legend_y + 66.0;
 
@@ -174,12 +179,12 @@ pub fn render_svg(info: &RunInfo, records: &Records) -> String {
     let _ = writeln!(
         svg,
         r##"<line x1="{LEFT}" y1="{axis_y:.1}" x2="{:.1}" y2="{axis_y:.1}" stroke="#333"/>"##,
-        LEFT + plot_width
+        scatter.right()
     );
     let _ = writeln!(
         svg,
         r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">time (s)</text>"#,
-        LEFT + plot_width / 2.0,
+        LEFT + scatter.width / 2.0,
         axis_y + 31.0
     );
 
@@ -201,7 +206,7 @@ pub fn render_svg(info: &RunInfo, records: &Records) -> String {
             svg,
             r##"<line x1="{LEFT}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#f0f0f0" stroke-width="{LANE_HEIGHT}"/>"##,
             y + LANE_HEIGHT / 2.0,
-            LEFT + plot_width,
+            scatter.right(),
             y + LANE_HEIGHT / 2.0
         );
     }
@@ -258,7 +263,7 @@ pub fn render_svg(info: &RunInfo, records: &Records) -> String {
     let min_latency = latencies.iter().map(|p| p.1).min().unwrap_or(1000);
     let max_latency = latencies.iter().map(|p| p.1).max().unwrap_or(1000);
     let scale = LogScale::spanning(min_latency as f64, max_latency as f64, 1.0);
-    let y_of = |latency: f64| scatter_bottom - scale.fraction(latency) * SCATTER_HEIGHT;
+    let y_of = |latency: f64| scatter.y(scale.fraction(latency));
     let _ = writeln!(
         svg,
         r##"<text x="{LEFT}" y="{:.1}" fill="#555">operation latency by invoke time (log scale), by outcome; shaded: no ok completion for at least 1 s</text>"##,
@@ -279,7 +284,7 @@ pub fn render_svg(info: &RunInfo, records: &Records) -> String {
         let _ = writeln!(
             svg,
             r##"<line x1="{LEFT}" y1="{ty:.1}" x2="{:.1}" y2="{ty:.1}" stroke="#e6e6e6"/>"##,
-            LEFT + plot_width
+            scatter.right()
         );
         let _ = writeln!(
             svg,
@@ -296,7 +301,7 @@ pub fn render_svg(info: &RunInfo, records: &Records) -> String {
     let _ = writeln!(
         svg,
         r##"<line x1="{LEFT}" y1="{scatter_bottom:.1}" x2="{:.1}" y2="{scatter_bottom:.1}" stroke="#333"/>"##,
-        LEFT + plot_width
+        scatter.right()
     );
     let stride = latencies.len().div_ceil(MAX_POINTS).max(1);
     // Draw ok first so failures stay visible on top.

@@ -1,30 +1,21 @@
 use super::stats::*;
 use super::svg::*;
 use super::*;
-use crate::history::{EventKind, FaultEvent, OkValue, Op, Phase, StatusSample};
+use crate::history::{ErrorInfo, EventKind, FaultEvent, Op, Phase, StatusSample};
+use crate::invariants::testing::{self, HistoryBuilder};
 use crate::invariants::{Verdict, Violation};
 use crate::schedule::FaultKind;
 
-fn event(index: u64, time_ms: u64, process: u32, kind: EventKind, op: &Op) -> Event {
-    Event {
-        index,
-        time_us: time_ms * 1000,
-        process,
-        node: 1,
-        kind,
-        op: op.clone(),
-        value: (kind == EventKind::Ok).then(|| OkValue {
-            version: Some(1),
-            ..OkValue::default()
-        }),
-        error: (kind == EventKind::Fail || kind == EventKind::Info).then(|| {
-            crate::history::ErrorInfo {
-                code: "UNAVAILABLE".into(),
-                tessera_code: (kind == EventKind::Fail).then(|| "NO_LEASE".into()),
-                message: "m".into(),
-            }
-        }),
-    }
+/// Appends an event of `kind`: an `ok` one returns version 1, a `fail` one carries
+/// `NO_LEASE`, an `info` one no Tessera code.
+fn push(h: &mut HistoryBuilder, time_ms: u64, process: u32, kind: EventKind, op: &Op) {
+    let value = (kind == EventKind::Ok).then(|| testing::version(1));
+    let error = (kind == EventKind::Fail || kind == EventKind::Info).then(|| ErrorInfo {
+        code: "UNAVAILABLE".into(),
+        tessera_code: (kind == EventKind::Fail).then(|| "NO_LEASE".into()),
+        message: "m".into(),
+    });
+    h.complete(time_ms, process, kind, op, value, error);
 }
 
 fn fault(time_ms: u64, fault: FaultKind, phase: Phase, nodes: &[u64]) -> FaultEvent {
@@ -46,21 +37,24 @@ fn records() -> Records {
         name: "a".into(),
         linearizable: true,
     };
-    let events = vec![
-        event(0, 0, 1, EventKind::Invoke, &enc),
-        event(1, 10, 1, EventKind::Ok, &enc),
-        event(2, 20, 1, EventKind::Invoke, &enc),
-        event(3, 50, 1, EventKind::Ok, &enc),
-        event(4, 60, 2, EventKind::Invoke, &desc),
-        event(5, 1500, 2, EventKind::Fail, &desc),
-        event(6, 1600, 1, EventKind::Invoke, &enc),
-        event(7, 2000, 1, EventKind::Info, &enc),
-        event(8, 2100, 1, EventKind::Invoke, &desc),
-        event(9, 2200, 1, EventKind::Ok, &desc),
-        event(10, 2300, 2, EventKind::Invoke, &desc),
-    ];
+    let mut h = HistoryBuilder::new();
+    for (time_ms, process, kind, op) in [
+        (0, 1, EventKind::Invoke, &enc),
+        (10, 1, EventKind::Ok, &enc),
+        (20, 1, EventKind::Invoke, &enc),
+        (50, 1, EventKind::Ok, &enc),
+        (60, 2, EventKind::Invoke, &desc),
+        (1500, 2, EventKind::Fail, &desc),
+        (1600, 1, EventKind::Invoke, &enc),
+        (2000, 1, EventKind::Info, &enc),
+        (2100, 1, EventKind::Invoke, &desc),
+        (2200, 1, EventKind::Ok, &desc),
+        (2300, 2, EventKind::Invoke, &desc),
+    ] {
+        push(&mut h, time_ms, process, kind, op);
+    }
     Records {
-        events,
+        events: h.events,
         statuses: vec![
             StatusSample {
                 time_us: 0,

@@ -12,7 +12,7 @@ use tokio::process::{Child, Command};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Channel;
 
-use crate::load::{Op, OpError};
+use crate::load::{over, Op, OpError};
 use crate::pb::echo::echo_client::EchoClient;
 use crate::pb::echo::echo_server::{Echo, EchoServer};
 use crate::pb::echo::EchoMessage;
@@ -38,7 +38,7 @@ impl Echo for EchoService {
 /// # Errors
 /// [`Error`] if the port cannot be bound, the certificates cannot be read or serving fails.
 pub async fn serve(pki_dir: &Path) -> Result<(), Error> {
-    let bind_error = |source| Error::Io {
+    let bind_error = |source| tessera_launcher::Error::Io {
         action: "bind",
         path: "127.0.0.1:0".into(),
         source,
@@ -114,21 +114,11 @@ impl EchoProcess {
 /// # Errors
 /// [`Error`] if the certificates cannot be read.
 pub fn op(pki_dir: &Path, addr: &str, k: usize, payload: Arc<Vec<u8>>) -> Result<Op, Error> {
-    let clients: Vec<EchoClient<Channel>> = (0..k.max(1))
-        .map(|_| crate::tls::channel(pki_dir, addr).map(EchoClient::new))
-        .collect::<Result<_, _>>()?;
-    let clients = Arc::new(clients);
-    Ok(Arc::new(move |seq| {
-        let client = crate::pick(&clients, seq).cloned();
-        let payload = payload.clone();
-        Box::pin(async move {
-            let mut client = client.ok_or(OpError::NoConnection)?;
-            client
-                .echo(EchoMessage {
-                    payload: payload.to_vec(),
-                })
-                .await?;
-            Ok(())
-        })
+    let clients = crate::tls::connections(pki_dir, addr, k, EchoClient::new)?;
+    Ok(over(clients, move |mut client: EchoClient<Channel>, _| {
+        let message = EchoMessage {
+            payload: payload.to_vec(),
+        };
+        async move { client.echo(message).await.map(drop).map_err(OpError::from) }
     }))
 }

@@ -11,7 +11,7 @@ use tessera_launcher::{pki, Bound};
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 
-use crate::load::{Op, OpError};
+use crate::load::{over, Op, OpError};
 use crate::pb::etcd::kv_client::KvClient;
 use crate::pb::etcd::maintenance_client::MaintenanceClient;
 use crate::pb::etcd::{PutRequest, StatusRequest};
@@ -83,20 +83,8 @@ impl Etcd {
                 .arg(format!("--initial-cluster={}", peers.join(",")))
                 .arg("--initial-cluster-state=new")
                 .arg("--initial-cluster-token=tessera-bench")
-                .arg(format!("--cert-file={}", cert.display()))
-                .arg(format!("--key-file={}", key.display()))
-                .arg("--client-cert-auth")
-                .arg(format!(
-                    "--trusted-ca-file={}",
-                    pki_dir.join(pki::CLIENT_CA).display()
-                ))
-                .arg(format!("--peer-cert-file={}", cert.display()))
-                .arg(format!("--peer-key-file={}", key.display()))
-                .arg("--peer-client-cert-auth")
-                .arg(format!(
-                    "--peer-trusted-ca-file={}",
-                    pki_dir.join(pki::NODE_CA).display()
-                ))
+                .args(tls_flags("", &cert, &key, &pki_dir.join(pki::CLIENT_CA)))
+                .args(tls_flags("peer-", &cert, &key, &pki_dir.join(pki::NODE_CA)))
                 .arg("--logger=zap")
                 .arg("--log-level=warn")
                 .stdin(Stdio::null())
@@ -148,27 +136,29 @@ impl Etcd {
     }
 }
 
+/// etcd's mutual-TLS flags for its client port (`prefix` empty) or its peer port (`prefix`
+/// `peer-`): its certificate and key, and client certificates required and verified against
+/// `ca`.
+fn tls_flags(prefix: &str, cert: &Path, key: &Path, ca: &Path) -> [String; 4] {
+    [
+        format!("--{prefix}cert-file={}", cert.display()),
+        format!("--{prefix}key-file={}", key.display()),
+        format!("--{prefix}client-cert-auth"),
+        format!("--{prefix}trusted-ca-file={}", ca.display()),
+    ]
+}
+
 /// Puts `bench/<seq>` = `value` over `k` connections to `addr`.
 ///
 /// # Errors
 /// [`Error`] if the certificates cannot be read.
 pub fn put_op(pki_dir: &Path, addr: &str, k: usize, value: Arc<Vec<u8>>) -> Result<Op, Error> {
-    let clients: Vec<KvClient<Channel>> = (0..k.max(1))
-        .map(|_| crate::tls::channel(pki_dir, addr).map(KvClient::new))
-        .collect::<Result<_, _>>()?;
-    let clients = Arc::new(clients);
-    Ok(Arc::new(move |seq| {
-        let client = crate::pick(&clients, seq).cloned();
-        let value = value.clone();
-        Box::pin(async move {
-            let mut client = client.ok_or(OpError::NoConnection)?;
-            client
-                .put(PutRequest {
-                    key: format!("bench/{seq}").into_bytes(),
-                    value: value.to_vec(),
-                })
-                .await?;
-            Ok(())
-        })
+    let clients = crate::tls::connections(pki_dir, addr, k, KvClient::new)?;
+    Ok(over(clients, move |mut client: KvClient<Channel>, seq| {
+        let request = PutRequest {
+            key: format!("bench/{seq}").into_bytes(),
+            value: value.to_vec(),
+        };
+        async move { client.put(request).await.map(drop).map_err(OpError::from) }
     }))
 }

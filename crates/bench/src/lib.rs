@@ -143,23 +143,13 @@ impl Options {
 /// Why a run could not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The Tessera cluster could not be started or driven.
+    /// The Tessera cluster could not be started or driven, or a file or address could not be
+    /// used (the launcher's [`tessera_launcher::Error::Io`], so both report it alike).
     #[error(transparent)]
     Launcher(#[from] tessera_launcher::Error),
     /// A Tessera call outside the measured load failed.
     #[error(transparent)]
     Client(#[from] tessera_client::Error),
-    /// A file could not be used.
-    #[error("cannot {action} {}: {source}", path.display())]
-    Io {
-        /// What was attempted.
-        action: &'static str,
-        /// The file or address.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
     /// An endpoint could not be configured.
     #[error("endpoint {addr}: {source}")]
     Endpoint {

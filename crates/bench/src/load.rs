@@ -29,6 +29,20 @@ pub enum OpError {
     NoConnection,
 }
 
+/// An [`Op`] that sends request `seq` with `call` on client `seq % k` of the `k` clients: the
+/// one way every workload spreads its requests over its connections.
+pub fn over<C, F, Fut>(clients: Vec<C>, call: F) -> Op
+where
+    C: Clone + Send + Sync + 'static,
+    F: Fn(C, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), OpError>> + Send + 'static,
+{
+    Arc::new(move |seq| match crate::pick(&clients, seq) {
+        Some(client) => Box::pin(call(client.clone(), seq)),
+        None => Box::pin(async { Err(OpError::NoConnection) }),
+    })
+}
+
 /// Latencies are recorded in microseconds up to one minute, with three significant digits.
 const MAX_MICROS: u64 = 60_000_000;
 

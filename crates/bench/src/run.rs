@@ -11,7 +11,7 @@ use tessera_client::{Client, PolicyFormat};
 use tessera_launcher::cluster::{self, Pending};
 use tessera_launcher::config::NodeOptions;
 use tessera_launcher::Bound;
-use tessera_launcher::{LocalCluster, SavedShares};
+use tessera_launcher::{LocalCluster, NodeProcess, SavedShares};
 
 use crate::echo::EchoProcess;
 use crate::etcd::Etcd;
@@ -58,7 +58,7 @@ pub async fn run(options: &Options) -> Result<Report, Error> {
             temp = tempfile::Builder::new()
                 .prefix("tessera-bench-")
                 .tempdir()
-                .map_err(|source| Error::Io {
+                .map_err(|source| tessera_launcher::Error::Io {
                     action: "create",
                     path: std::env::temp_dir(),
                     source,
@@ -434,12 +434,7 @@ impl<'a> Bench<'a> {
     /// serves again. Returns (listening, unsealed, serving) seconds from the spawn.
     async fn restart(&mut self, index: usize) -> Result<(f64, f64, f64), Error> {
         let exe = self.options.exe.clone();
-        let node = self
-            .cluster
-            .nodes
-            .0
-            .get_mut(index)
-            .ok_or(Error::NoNode { role: "restarted" })?;
+        let node = node_mut(&mut self.cluster, index, "restarted")?;
         let start = Instant::now();
         node.spawn(&exe)?;
         let pid = node.pid();
@@ -496,12 +491,7 @@ impl<'a> Bench<'a> {
                 .map(|(_, a)| a)
                 .collect();
             let client = self.cluster.admin(survivors)?;
-            let node = self
-                .cluster
-                .nodes
-                .0
-                .get_mut(leader)
-                .ok_or(Error::NoNode { role: "leader" })?;
+            let node = node_mut(&mut self.cluster, leader, "leader")?;
             let start = Instant::now();
             node.kill().await;
             let elapsed = first_write(&client, attempt, start).await?;
@@ -654,4 +644,13 @@ fn progress_bar(options: &Options) -> ProgressBar {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
     bar
+}
+
+/// Node `index` of `cluster`, the one to play `role` (named in the error when there is none).
+fn node_mut<'a>(
+    cluster: &'a mut LocalCluster,
+    index: usize,
+    role: &'static str,
+) -> Result<&'a mut NodeProcess, Error> {
+    cluster.nodes.0.get_mut(index).ok_or(Error::NoNode { role })
 }

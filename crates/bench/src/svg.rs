@@ -4,16 +4,19 @@
 
 use std::fmt::Write as _;
 
-use tessera_chart::{escape, LogScale};
+use tessera_chart::{escape, Frame, LogScale};
 
 use crate::report::{Report, Workload};
 
 const PANEL_W: f64 = 440.0;
 const PANEL_H: f64 = 280.0;
-const MARGIN_L: f64 = 56.0;
-const MARGIN_T: f64 = 28.0;
-const PLOT_W: f64 = 250.0;
-const PLOT_H: f64 = 200.0;
+/// Where the plot sits in a panel whose top left corner is at (0, 0).
+const PLOT: Frame = Frame {
+    left: 56.0,
+    top: 28.0,
+    width: 250.0,
+    height: 200.0,
+};
 const COLUMNS: usize = 3;
 /// Room right of the last column for its legend.
 const LEGEND_W: f64 = 120.0;
@@ -90,16 +93,23 @@ fn panel(svg: &mut String, x0: f64, y0: f64, title: &str, workloads: &[&Workload
     });
     let (lo, hi) = if lo > hi { (0.1, 10.0) } else { (lo, hi) };
     let scale = LogScale::spanning(lo, hi, 0.001);
-    let px = |x: f64| x0 + MARGIN_L + x / X_MAX * PLOT_W;
-    let py = |ms: f64| y0 + MARGIN_T + PLOT_H - scale.fraction(ms.max(0.001)) * PLOT_H;
+    let plot = Frame {
+        left: x0 + PLOT.left,
+        top: y0 + PLOT.top,
+        ..PLOT
+    };
+    let px = |x: f64| plot.x(x / X_MAX);
+    let py = |ms: f64| plot.y(scale.fraction(ms.max(0.001)));
     let _ = writeln!(
         svg,
-        r##"<text x="{}" y="{}" font-size="12" font-weight="bold">{}</text><rect x="{}" y="{}" width="{PLOT_W}" height="{PLOT_H}" fill="none" stroke="#888"/>"##,
-        x0 + MARGIN_L,
-        y0 + MARGIN_T - 8.0,
+        r##"<text x="{}" y="{}" font-size="12" font-weight="bold">{}</text><rect x="{}" y="{}" width="{}" height="{}" fill="none" stroke="#888"/>"##,
+        plot.left,
+        plot.top - 8.0,
         escape(title),
-        x0 + MARGIN_L,
-        y0 + MARGIN_T
+        plot.left,
+        plot.top,
+        plot.width,
+        plot.height
     );
     for (x, label) in [
         (0.0, "0"),
@@ -112,7 +122,7 @@ fn panel(svg: &mut String, x0: f64, y0: f64, title: &str, workloads: &[&Workload
             svg,
             r##"<text x="{}" y="{}" text-anchor="middle" fill="#555">{label}</text>"##,
             px(x),
-            y0 + MARGIN_T + PLOT_H + 14.0
+            plot.bottom() + 14.0
         );
     }
     for ms in scale.decades() {
@@ -137,8 +147,8 @@ fn panel(svg: &mut String, x0: f64, y0: f64, title: &str, workloads: &[&Workload
             svg,
             r#"<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{}"/><text x="{}" y="{}" fill="{color}">{} ({:.0}/s)</text>"#,
             points.join(" "),
-            x0 + MARGIN_L + PLOT_W + 8.0,
-            y0 + MARGIN_T + 10.0 + 14.0 * i as f64,
+            plot.right() + 8.0,
+            plot.top + 10.0 + 14.0 * i as f64,
             escape(&w.call_label()),
             w.ops_per_s
         );

@@ -1,14 +1,13 @@
 //! The Tessera side of the workloads: the keys they use and one [`Op`] per API call.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
 
 use serde::Serialize;
 use tessera_client::Client;
 use tessera_launcher::LocalCluster;
 
-use crate::load::{Op, OpError};
+use crate::load::{over, Op, OpError};
 use crate::Error;
 
 /// The crypto calls measured against the echo reference.
@@ -118,18 +117,6 @@ pub fn clients(
             Ok(Arc::new(cluster.admin(vec![endpoint])?))
         })
         .collect()
-}
-
-/// An [`Op`] that sends request `seq` with `call` on client `seq % k`.
-pub fn over<F, Fut>(clients: Vec<Arc<Client>>, call: F) -> Op
-where
-    F: Fn(Arc<Client>, u64) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), OpError>> + Send + 'static,
-{
-    Arc::new(move |seq| match crate::pick(&clients, seq) {
-        Some(client) => Box::pin(call(client.clone(), seq)),
-        None => Box::pin(async { Err(OpError::NoConnection) }),
-    })
 }
 
 /// The [`Op`] of `call` with the fixture's keys and payload.

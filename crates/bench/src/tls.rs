@@ -11,11 +11,12 @@ use tonic::transport::{
 use crate::Error;
 
 fn read(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|source| Error::Io {
+    let bytes = std::fs::read(path).map_err(|source| tessera_launcher::Error::Io {
         action: "read",
         path: path.to_owned(),
         source,
-    })
+    })?;
+    Ok(bytes)
 }
 
 /// Mutual TLS as a node's API port does it: node 1's certificate, client certificates
@@ -45,4 +46,17 @@ pub fn channel(pki_dir: &Path, addr: &str) -> Result<Channel, Error> {
             source,
         })?;
     Ok(endpoint.tcp_nodelay(true).connect_lazy())
+}
+
+/// `k` (at least one) connections to `addr`, each a channel of its own wrapped by `client`
+/// (a generated gRPC client's `new`).
+pub fn connections<C>(
+    pki_dir: &Path,
+    addr: &str,
+    k: usize,
+    client: fn(Channel) -> C,
+) -> Result<Vec<C>, Error> {
+    (0..k.max(1))
+        .map(|_| channel(pki_dir, addr).map(client))
+        .collect()
 }

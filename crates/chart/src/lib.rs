@@ -2,9 +2,10 @@
 //! `timeline.svg` and `tessera bench --svg`.
 //!
 //! Both write plain SVG text with no plotting dependency; what they share lives here, so a fix
-//! to escaping or to the log-scale axis is made once: [`escape`] for any text or attribute
-//! value, and [`LogScale`] for a latency axis in whole decades. Layout, colours and what is
-//! drawn stay with each report. Pure functions: no I/O.
+//! to escaping, to the log-scale axis or to placing values in a plot is made once: [`escape`]
+//! for any text or attribute value, [`LogScale`] for a latency axis in whole decades and
+//! [`Frame`] for the rectangle a plot fills. Layout, colours and what is drawn stay with each
+//! report. Pure functions: no I/O.
 #![warn(missing_docs)]
 
 /// `text` made safe inside SVG text or a quoted attribute: the five XML special characters
@@ -61,6 +62,46 @@ impl LogScale {
     }
 }
 
+/// The rectangle a plot fills, in pixels of the drawing (y grows downwards, as in SVG):
+/// where a value's position along an axis lands.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Frame {
+    /// x of the left edge.
+    pub left: f64,
+    /// y of the top edge.
+    pub top: f64,
+    /// Width.
+    pub width: f64,
+    /// Height.
+    pub height: f64,
+}
+
+impl Frame {
+    /// x of the right edge.
+    #[must_use]
+    pub fn right(&self) -> f64 {
+        self.left + self.width
+    }
+
+    /// y of the bottom edge.
+    #[must_use]
+    pub fn bottom(&self) -> f64 {
+        self.top + self.height
+    }
+
+    /// x of a position `fraction` of the way across: 0 at the left edge, 1 at the right.
+    #[must_use]
+    pub fn x(&self, fraction: f64) -> f64 {
+        self.left + self.width * fraction
+    }
+
+    /// y of a position `fraction` of the way up: 0 at the bottom edge, 1 at the top.
+    #[must_use]
+    pub fn y(&self, fraction: f64) -> f64 {
+        self.bottom() - fraction * self.height
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +126,25 @@ mod tests {
         // One value: still one decade wide; zero clamps to the floor.
         let one = LogScale::spanning(0.0, 0.0, 0.001);
         assert_eq!(one.decades().count(), 2);
+    }
+
+    #[test]
+    fn a_frame_places_fractions_between_its_edges() {
+        let frame = Frame {
+            left: 10.0,
+            top: 20.0,
+            width: 100.0,
+            height: 50.0,
+        };
+        assert_eq!((frame.right(), frame.bottom()), (110.0, 70.0));
+        assert_eq!(
+            (frame.x(0.0), frame.x(0.5), frame.x(1.0)),
+            (10.0, 60.0, 110.0)
+        );
+        // Up is towards the top edge, which has the smaller y.
+        assert_eq!(
+            (frame.y(0.0), frame.y(0.5), frame.y(1.0)),
+            (70.0, 45.0, 20.0)
+        );
     }
 }
