@@ -1,11 +1,13 @@
 //! Raw gRPC access for the API tests: typed clients per node and status assertions.
 
+use std::collections::BTreeMap;
+
 use tessera_proto::v1 as pb;
 use tessera_proto::v1::crypto_client::CryptoClient;
 use tessera_proto::v1::keys_client::KeysClient;
 use tessera_testkit::TestCluster;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
+use tonic::{Code, Response, Status};
 
 pub fn keys(cluster: &TestCluster, id: u64) -> KeysClient<Channel> {
     KeysClient::new(cluster.channel(id))
@@ -49,6 +51,32 @@ pub fn assert_refused<T: std::fmt::Debug>(
     }
 }
 
+/// The answer of a call that must succeed; panics with the status otherwise.
+#[track_caller]
+pub fn answer<T>(result: Result<Response<T>, Status>) -> T {
+    match result {
+        Ok(response) => response.into_inner(),
+        Err(status) => panic!("expected an answer, got {status:?}"),
+    }
+}
+
+/// The key in the answer of a key call that must succeed.
+#[track_caller]
+pub fn key_of(result: Result<Response<pb::KeyResponse>, Status>) -> pb::Key {
+    answer(result).key.expect("a key in the answer")
+}
+
+/// Encrypts `plaintext` under `key` through node `id`, without an encryption context.
+pub async fn encrypt(
+    cluster: &TestCluster,
+    id: u64,
+    key: &str,
+    plaintext: &[u8],
+) -> pb::EncryptResponse {
+    let request = encrypt_request(key, plaintext, BTreeMap::new());
+    answer(crypto(cluster, id).encrypt(request).await)
+}
+
 /// Creates a key with the given spec through `id` and returns it.
 pub async fn create(cluster: &TestCluster, id: u64, name: &str, spec: &str) -> pb::Key {
     keys(cluster, id)
@@ -68,6 +96,35 @@ pub fn write(key: &str) -> pb::KeyWriteRequest {
     pb::KeyWriteRequest {
         key: key.into(),
         request_id: String::new(),
+    }
+}
+
+/// A request to encrypt `plaintext` under `key` with `context`.
+pub fn encrypt_request(
+    key: &str,
+    plaintext: &[u8],
+    context: BTreeMap<String, String>,
+) -> pb::EncryptRequest {
+    pb::EncryptRequest {
+        key: key.into(),
+        plaintext: plaintext.to_vec(),
+        context,
+    }
+}
+
+/// A request to decrypt `ciphertext` with `context`.
+pub fn decrypt_request(ciphertext: &[u8], context: BTreeMap<String, String>) -> pb::DecryptRequest {
+    pb::DecryptRequest {
+        ciphertext: ciphertext.to_vec(),
+        context,
+    }
+}
+
+/// A describe request with the default consistency.
+pub fn describe(key: &str) -> pb::DescribeKeyRequest {
+    pb::DescribeKeyRequest {
+        key: key.into(),
+        consistency: String::new(),
     }
 }
 

@@ -50,6 +50,7 @@ mod t95_bench;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::process::Output;
 
 /// The `tessera` binary under test.
 pub fn tessera() -> &'static Path {
@@ -62,4 +63,31 @@ pub fn ctx(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect()
+}
+
+/// Creates the keys `PREFIX-0`, `PREFIX-1`, … (`count` of them, of `spec`) through `client`,
+/// one write each: e.g. enough entries for the log to be compacted.
+pub async fn create_numbered_keys(
+    client: &tessera_client::Client,
+    prefix: &str,
+    spec: &str,
+    count: usize,
+) {
+    for i in 0..count {
+        client
+            .create_key(&format!("{prefix}-{i}"), spec, "")
+            .await
+            .unwrap();
+    }
+}
+
+/// Asserts that a command exited successfully; its standard error explains a failure.
+#[track_caller]
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

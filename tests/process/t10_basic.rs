@@ -78,13 +78,8 @@ async fn t11_rotation_new_version_encrypts_old_still_decrypts() {
     assert_eq!(new.version, 2);
     for id in cluster.ids() {
         let node = cluster.client(id);
-        assert_eq!(
-            node.decrypt(&old.ciphertext, &context)
-                .await
-                .unwrap()
-                .plaintext,
-            b"before rotation"
-        );
+        let stale = node.decrypt(&old.ciphertext, &context).await.unwrap();
+        assert_eq!(stale.plaintext, b"before rotation");
         let fresh = node.decrypt(&new.ciphertext, &context).await.unwrap();
         assert_eq!(fresh.plaintext, b"after rotation");
         assert_eq!(fresh.version, 2);

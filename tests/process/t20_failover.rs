@@ -1,6 +1,10 @@
 //! Leader failure and node restarts: a new leader takes over, a restarted node comes back
 //! sealed and catches up by log replay or by snapshot installation.
 
+use std::collections::BTreeMap;
+
+use tessera_client::proto::EncryptResponse;
+use tessera_client::Client;
 use tessera_testkit::cluster::WAIT;
 use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
 
@@ -19,11 +23,7 @@ async fn t20_killing_the_leader_elects_a_new_one_and_service_continues() {
 
     let old_leader = cluster.leader().await;
     cluster.kill(old_leader);
-    let survivors: Vec<u64> = cluster
-        .ids()
-        .into_iter()
-        .filter(|id| *id != old_leader)
-        .collect();
+    let survivors = cluster.ids_except(old_leader);
     let new_leader = cluster.leader().await;
     assert_ne!(new_leader, old_leader);
     assert!(survivors.contains(&new_leader));
@@ -31,25 +31,11 @@ async fn t20_killing_the_leader_elects_a_new_one_and_service_continues() {
     // Create, encrypt and decrypt through the survivors; the first may wait for the election.
     let a = cluster.client(survivors[0]);
     let b = cluster.client(survivors[1]);
-    wait_for("a create after the leader died", WAIT, || async {
+    wait_for("a create after the leader died", WAIT, || {
         a.create_key("after-crash", "", "")
-            .await
-            .map_err(|e| e.to_string())
     })
     .await;
-    let sealed = wait_for("an encrypt on a survivor", WAIT, || async {
-        a.encrypt("after-crash", b"after the crash", &context)
-            .await
-            .map_err(|e| e.to_string())
-    })
-    .await;
-    let opened = wait_for("a decrypt on the other survivor", WAIT, || async {
-        b.decrypt(&sealed.ciphertext, &context)
-            .await
-            .map_err(|e| e.to_string())
-    })
-    .await;
-    assert_eq!(opened.plaintext, b"after the crash");
+    round_trip(&a, &b, "after-crash", b"after the crash", &context).await;
     assert_eq!(
         b.decrypt(&early.ciphertext, &context)
             .await
@@ -81,90 +67,93 @@ async fn assert_sealed_refusal(cluster: &TestCluster, id: u64) {
     );
 }
 
+/// Encrypts `plaintext` under `key` through `encrypter` and decrypts the result through
+/// `decrypter`, each retried while it fails (a node may be between leases or electing); asserts
+/// the round trip and returns the encryption.
+async fn round_trip(
+    encrypter: &Client,
+    decrypter: &Client,
+    key: &str,
+    plaintext: &[u8],
+    context: &BTreeMap<String, String>,
+) -> EncryptResponse {
+    let sealed = wait_for(&format!("an encrypt under {key}"), WAIT, || {
+        encrypter.encrypt(key, plaintext, context)
+    })
+    .await;
+    let opened = wait_for("a decrypt on another node", WAIT, || {
+        decrypter.decrypt(&sealed.ciphertext, context)
+    })
+    .await;
+    assert_eq!(opened.plaintext, plaintext);
+    sealed
+}
+
+/// Restarts `victim`, which must come back sealed, then unseals it and waits until it serves.
+async fn restart_sealed_then_unseal(cluster: &mut TestCluster, victim: u64) {
+    cluster.restart(victim).await;
+    assert_sealed_refusal(cluster, victim).await;
+    cluster.unseal(victim).await;
+    cluster.wait_serving(victim).await;
+}
+
+/// Creates the keys `names` through `writer` while a node is down (the first may wait for an
+/// election).
+async fn create_keys(writer: &Client, names: &[String]) {
+    for name in names {
+        wait_for("a create while a node is down", WAIT, || {
+            writer.create_key(name, "", "")
+        })
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn t21_restarted_node_is_sealed_then_catches_up_from_the_log() {
     let mut cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
     let victim = cluster.leader().await;
-    let others: Vec<u64> = cluster
-        .ids()
-        .into_iter()
-        .filter(|id| *id != victim)
-        .collect();
+    let others = cluster.ids_except(victim);
     cluster.kill(victim);
 
     let writer = cluster.client_for(&others);
     let names: Vec<String> = (0..5).map(|i| format!("while-down-{i}")).collect();
-    for name in &names {
-        wait_for("a create while a node is down", WAIT, || async {
-            writer
-                .create_key(name, "", "")
-                .await
-                .map_err(|e| e.to_string())
-        })
-        .await;
-    }
+    create_keys(&writer, &names).await;
 
-    cluster.restart(victim).await;
-    assert_sealed_refusal(&cluster, victim).await;
-    cluster.unseal(victim).await;
-    cluster.wait_serving(victim).await;
+    restart_sealed_then_unseal(&mut cluster, victim).await;
     let client = cluster.client(victim);
     let other = cluster.client(others[0]);
     let context = ctx(&[("n", "1")]);
     // Each call is retried while a node is between leases (`UNAVAILABLE`, retry by contract).
     for name in &names {
-        let key = wait_for(&format!("describe {name}"), WAIT, || async {
-            client.describe_key(name).await.map_err(|e| e.to_string())
+        let key = wait_for(&format!("describe {name}"), WAIT, || {
+            client.describe_key(name)
         })
         .await;
-        let sealed = wait_for(&format!("encrypt under {name}"), WAIT, || async {
-            client
-                .encrypt(name, b"served by the restarted node", &context)
-                .await
-                .map_err(|e| e.to_string())
-        })
+        let sealed = round_trip(
+            &client,
+            &other,
+            name,
+            b"served by the restarted node",
+            &context,
+        )
         .await;
         assert_eq!(sealed.key_id, key.key_id);
-        let opened = wait_for("decrypt on another node", WAIT, || async {
-            other
-                .decrypt(&sealed.ciphertext, &context)
-                .await
-                .map_err(|e| e.to_string())
-        })
-        .await;
-        assert_eq!(opened.plaintext, b"served by the restarted node");
     }
 }
 
 #[tokio::test]
 async fn t22_restarted_node_catches_up_by_snapshot_after_log_compaction() {
-    let options = ClusterOptions {
-        snapshot_after_logs: 5,
-        logs_kept_after_snapshot: 0,
-        ..ClusterOptions::default()
-    };
+    let options = ClusterOptions::snapshotting(5, 0);
     let mut cluster = TestCluster::start_unsealed(tessera(), options).await;
     let leader = cluster.leader().await;
     let victim = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
     let victim_applied = cluster.client(victim).status().await.unwrap().applied_index;
     cluster.kill(victim);
 
-    let others: Vec<u64> = cluster
-        .ids()
-        .into_iter()
-        .filter(|id| *id != victim)
-        .collect();
+    let others = cluster.ids_except(victim);
     let writer = cluster.client_for(&others);
     let names: Vec<String> = (0..12).map(|i| format!("compacted-{i}")).collect();
-    for name in &names {
-        wait_for("a create while a node is down", WAIT, || async {
-            writer
-                .create_key(name, "", "")
-                .await
-                .map_err(|e| e.to_string())
-        })
-        .await;
-    }
+    create_keys(&writer, &names).await;
     // The leader must have purged the entries the victim lacks, so only a snapshot can bring
     // it up to date.
     let leader_client = cluster.client(cluster.leader().await);
@@ -185,14 +174,11 @@ async fn t22_restarted_node_catches_up_by_snapshot_after_log_compaction() {
     )
     .await;
 
-    cluster.restart(victim).await;
-    assert_sealed_refusal(&cluster, victim).await;
-    cluster.unseal(victim).await;
-    cluster.wait_serving(victim).await;
+    restart_sealed_then_unseal(&mut cluster, victim).await;
     let client = cluster.client(victim);
     for name in &names {
-        wait_for(&format!("describe {name}"), WAIT, || async {
-            client.describe_key(name).await.map_err(|e| e.to_string())
+        wait_for(&format!("describe {name}"), WAIT, || {
+            client.describe_key(name)
         })
         .await;
     }
@@ -203,22 +189,15 @@ async fn t22_restarted_node_catches_up_by_snapshot_after_log_compaction() {
         status.snapshot_index
     );
     let context = ctx(&[]);
-    let sealed = wait_for("encrypt after snapshot install", WAIT, || async {
-        client
-            .encrypt(&names[11], b"after snapshot install", &context)
-            .await
-            .map_err(|e| e.to_string())
-    })
-    .await;
     let other = cluster.client(others[0]);
-    let opened = wait_for("decrypt on another node", WAIT, || async {
-        other
-            .decrypt(&sealed.ciphertext, &context)
-            .await
-            .map_err(|e| e.to_string())
-    })
+    round_trip(
+        &client,
+        &other,
+        &names[11],
+        b"after snapshot install",
+        &context,
+    )
     .await;
-    assert_eq!(opened.plaintext, b"after snapshot install");
 }
 
 #[tokio::test]
@@ -231,11 +210,7 @@ async fn t23_isolated_node_stops_serving_after_its_lease_and_resumes_when_healed
     let sealed = client.encrypt("leased", b"x", &context).await.unwrap();
 
     // Pause both peers: the remaining node (the leader) loses its quorum.
-    let peers: Vec<u64> = cluster
-        .ids()
-        .into_iter()
-        .filter(|id| *id != lonely)
-        .collect();
+    let peers = cluster.ids_except(lonely);
     for id in &peers {
         cluster.node(*id).process().unwrap().pause();
     }
@@ -258,11 +233,8 @@ async fn t23_isolated_node_stops_serving_after_its_lease_and_resumes_when_healed
     for id in &peers {
         cluster.node(*id).process().unwrap().resume();
     }
-    let opened = wait_for("the healed node to serve again", WAIT, || async {
-        client
-            .decrypt(&sealed.ciphertext, &context)
-            .await
-            .map_err(|e| e.to_string())
+    let opened = wait_for("the healed node to serve again", WAIT, || {
+        client.decrypt(&sealed.ciphertext, &context)
     })
     .await;
     assert_eq!(opened.plaintext, b"x");

@@ -119,11 +119,7 @@ async fn leader_seen_by(cluster: &TestCluster, id: u64) -> Result<(u64, bool), S
 async fn t25_sealing_the_leader_hands_leadership_to_an_unsealed_voter() {
     let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
     let old_leader = cluster.leader().await;
-    let others: Vec<u64> = cluster
-        .ids()
-        .into_iter()
-        .filter(|id| *id != old_leader)
-        .collect();
+    let others = cluster.ids_except(old_leader);
     let writer = cluster.client_for(&others);
     writer.create_key("rotating", "", "").await.unwrap();
 
@@ -142,18 +138,12 @@ async fn t25_sealing_the_leader_hands_leadership_to_an_unsealed_voter() {
 
     // Writes keep working, and the unsealed leader runs the rotation job (a sealed leader
     // cannot seal the new version's material).
-    wait_for("a write after the handover", WAIT, || async {
-        writer
-            .create_key("after-handover", "", "")
-            .await
-            .map_err(|e| e.to_string())
+    wait_for("a write after the handover", WAIT, || {
+        writer.create_key("after-handover", "", "")
     })
     .await;
-    wait_for("a rotation period", WAIT, || async {
-        writer
-            .set_rotation_period("rotating", Some(Duration::from_secs(1)))
-            .await
-            .map_err(|e| e.to_string())
+    wait_for("a rotation period", WAIT, || {
+        writer.set_rotation_period("rotating", Some(Duration::from_secs(1)))
     })
     .await;
     wait_for("the leader's job to rotate the key", WAIT, || async {
@@ -175,17 +165,9 @@ async fn t25_sealing_the_leader_hands_leadership_to_an_unsealed_voter() {
 
 #[tokio::test]
 async fn t26_a_sealed_node_does_not_win_an_election_an_unsealed_voter_can_win() {
-    let options = ClusterOptions {
-        nodes: 5,
-        ..ClusterOptions::default()
-    };
-    let mut cluster = TestCluster::start_unsealed(tessera(), options).await;
+    let mut cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::with_nodes(5)).await;
     let old_leader = cluster.leader().await;
-    let followers: Vec<u64> = cluster
-        .ids()
-        .into_iter()
-        .filter(|id| *id != old_leader)
-        .collect();
+    let followers = cluster.ids_except(old_leader);
     // Every follower but one is sealed: that one is the only node that may win.
     let (unsealed, sealed) = followers.split_last().unwrap();
     for id in sealed {
@@ -214,11 +196,8 @@ async fn t26_a_sealed_node_does_not_win_an_election_an_unsealed_voter_can_win() 
     );
     let writer = cluster.client(sealed[0]);
     let unsealed_writer = cluster.client(*unsealed);
-    wait_for("a write through the new leader", WAIT, || async {
-        unsealed_writer
-            .create_key("after-election", "", "")
-            .await
-            .map_err(|e| e.to_string())
+    wait_for("a write through the new leader", WAIT, || {
+        unsealed_writer.create_key("after-election", "", "")
     })
     .await;
     // A sealed node refuses writes itself, naming the seal.

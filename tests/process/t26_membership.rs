@@ -5,13 +5,13 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tessera_client::proto::MembersResponse;
+use tessera_client::proto::{MemberStatus, MembersResponse};
 use tessera_client::{Client, NewLearner};
 use tessera_testkit::cluster::WAIT;
 use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
 
 use crate::t60_cli::{error_document, Cli};
-use crate::{ctx, tessera};
+use crate::{create_numbered_keys, ctx, tessera};
 
 /// The learner description of `id` as the test cluster placed it.
 fn learner(cluster: &TestCluster, id: u64) -> NewLearner {
@@ -31,6 +31,22 @@ fn role_of(members: &MembersResponse, id: u64) -> Option<&str> {
         .iter()
         .find(|m| m.node_id == id)
         .map(|m| m.role.as_str())
+}
+
+/// Waits until `admin` lists node `id` as a member satisfying `check` (whose error says what
+/// it saw instead).
+async fn wait_member(
+    admin: &Client,
+    id: u64,
+    what: &str,
+    check: impl Fn(&MemberStatus) -> Result<(), String>,
+) {
+    wait_for(what, WAIT, || async {
+        let members = admin.members().await.map_err(|e| e.to_string())?;
+        let member = members.members.iter().find(|m| m.node_id == id);
+        check(member.ok_or(format!("node {id} is not a member"))?)
+    })
+    .await;
 }
 
 /// A follower of the current leader among `ids`.
@@ -113,34 +129,23 @@ impl Workload {
 async fn t26_a_learner_catches_up_by_snapshot_serves_and_replaces_a_voter_under_load() {
     let options = ClusterOptions {
         spare_nodes: 1,
-        snapshot_after_logs: 20,
-        logs_kept_after_snapshot: 5,
-        ..ClusterOptions::default()
+        ..ClusterOptions::snapshotting(20, 5)
     };
     let mut cluster = TestCluster::start_unsealed(tessera(), options).await;
     let admin = cluster.client_for(&[1, 2, 3]);
     admin.create_key("load", "", "").await.unwrap();
-    for i in 0..30 {
-        admin
-            .create_key(&format!("history-{i}"), "", "")
-            .await
-            .unwrap();
-    }
+    create_numbered_keys(&admin, "history", "", 30).await;
     // The leader's log no longer starts at 1: a new member can only catch up by snapshot.
     let leader = cluster.leader().await;
-    wait_for("the leader to compact its log", WAIT, || async {
-        let status = cluster
-            .client(leader)
-            .status()
-            .await
-            .map_err(|e| e.to_string())?;
-        if status.purged_index > 0 {
-            Ok(status.purged_index)
-        } else {
-            Err(format!("purged {}", status.purged_index))
-        }
-    })
-    .await;
+    cluster
+        .wait_status(leader, "the leader to compact its log", |status| {
+            if status.purged_index > 0 {
+                Ok(())
+            } else {
+                Err(format!("purged {}", status.purged_index))
+            }
+        })
+        .await;
 
     let workload = Workload::start(cluster.client_for(&[1, 2, 3]), "load");
     workload.advance(5).await;
@@ -306,27 +311,20 @@ async fn t26_a_removed_node_refuses_to_serve_and_cannot_return_with_its_old_data
 async fn t26_a_change_that_would_lose_quorum_is_refused_unless_forced() {
     let mut cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
     let leader = cluster.leader().await;
-    let followers: Vec<u64> = cluster
-        .ids()
-        .into_iter()
-        .filter(|id| *id != leader)
-        .collect();
+    let followers = cluster.ids_except(leader);
     let (dead, alive) = (followers[0], followers[1]);
     cluster.kill(dead);
     let admin = cluster.client_for(&[leader, alive]);
     // Until the leader has missed the dead node for an election timeout it counts as reachable.
-    wait_for("the leader to miss the dead node", WAIT, || async {
-        let members = admin.members().await.map_err(|e| e.to_string())?;
-        let m = members
-            .members
-            .iter()
-            .find(|m| m.node_id == dead)
-            .ok_or("no dead node")?;
-        match m.last_contact_ms {
+    wait_member(
+        &admin,
+        dead,
+        "the leader to miss the dead node",
+        |m| match m.last_contact_ms {
             Some(ms) if ms > 2_500 && m.lease == "unknown" => Ok(()),
             other => Err(format!("last contact {other:?}, lease {}", m.lease)),
-        }
-    })
+        },
+    )
     .await;
 
     // Removing the live follower would leave {leader, dead}: one of two reachable.
@@ -379,11 +377,7 @@ async fn t26_a_change_that_would_lose_quorum_is_refused_unless_forced() {
 async fn t26_removing_the_leader_hands_over_and_the_others_stay_writable() {
     let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
     let leader = cluster.leader().await;
-    let others: Vec<u64> = cluster
-        .ids()
-        .into_iter()
-        .filter(|id| *id != leader)
-        .collect();
+    let others = cluster.ids_except(leader);
     let admin = cluster.client_for(&[leader, others[0], others[1]]);
     admin.create_key("before", "", "").await.unwrap();
 
@@ -522,18 +516,15 @@ async fn t26_quorum_loss_recovery_rebuilds_a_writable_cluster_from_one_survivor(
         cluster.start_spare(new).await;
         let members = alone.add_learner(&learner(&cluster, new)).await.unwrap();
         assert_eq!(role_of(&members, new), Some("learner"));
-        wait_for(&format!("node {new} to catch up"), WAIT, || async {
-            let members = alone.members().await.map_err(|e| e.to_string())?;
-            let m = members
-                .members
-                .iter()
-                .find(|m| m.node_id == new)
-                .ok_or("missing")?;
-            match m.lag {
+        wait_member(
+            &alone,
+            new,
+            &format!("node {new} to catch up"),
+            |m| match m.lag {
                 Some(lag) if lag <= 2 => Ok(()),
                 other => Err(format!("lag {other:?}")),
-            }
-        })
+            },
+        )
         .await;
         cluster.unseal(new).await;
         cluster.wait_serving(new).await;

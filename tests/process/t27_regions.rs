@@ -148,14 +148,7 @@ async fn t27_a_client_stays_in_its_region_fails_over_without_errors_and_comes_ba
 
 #[tokio::test]
 async fn t27_losing_a_whole_region_of_a_2_2_1_cluster_surfaces_no_error_and_it_catches_up() {
-    let mut cluster = TestCluster::start_unsealed(
-        tessera(),
-        ClusterOptions {
-            nodes: 5,
-            ..ClusterOptions::default()
-        },
-    )
-    .await;
+    let mut cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::with_nodes(5)).await;
     // The test kit labels nodes round robin: region-1 {1, 4}, region-2 {2, 5}, region-3 {3}.
     let mut layout = BTreeMap::<String, Vec<u64>>::new();
     for id in cluster.ids() {

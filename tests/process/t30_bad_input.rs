@@ -68,14 +68,7 @@ async fn assert_logged(cluster: &TestCluster, needle: &str, client_side: &str) {
 
 #[tokio::test]
 async fn t30_handshake_refuses_missing_and_foreign_client_certificates() {
-    let cluster = TestCluster::start(
-        tessera(),
-        ClusterOptions {
-            nodes: 1,
-            ..ClusterOptions::default()
-        },
-    )
-    .await;
+    let cluster = TestCluster::start(tessera(), ClusterOptions::with_nodes(1)).await;
     let pki = cluster.pki();
     let ca = Certificate::from_pem(std::fs::read(pki.join("ca.pem")).unwrap());
     let endpoint = cluster.node(1).api_addr.clone();
@@ -230,27 +223,14 @@ async fn t31_malformed_ciphertexts_contexts_keys_and_sizes() {
     );
 
     // Unknown keys and malformed references.
-    assert_status(
-        &client.encrypt("nope", b"x", &context).await.unwrap_err(),
-        Code::NotFound,
-        "not found",
-    );
-    assert_status(
-        &client
-            .encrypt("alias/nope", b"x", &context)
-            .await
-            .unwrap_err(),
-        Code::NotFound,
-        "not found",
-    );
-    assert_status(
-        &client
-            .encrypt("bad name!", b"x", &context)
-            .await
-            .unwrap_err(),
-        Code::InvalidArgument,
-        "key",
-    );
+    for (key, code, fragment) in [
+        ("nope", Code::NotFound, "not found"),
+        ("alias/nope", Code::NotFound, "not found"),
+        ("bad name!", Code::InvalidArgument, "key"),
+    ] {
+        let err = client.encrypt(key, b"x", &context).await.unwrap_err();
+        assert_status(&err, code, fragment);
+    }
     assert_status(
         &client.describe_key("nope").await.unwrap_err(),
         Code::NotFound,
@@ -362,14 +342,7 @@ async fn t32_sealed_node_refuses_crypto_naming_the_seal() {
 
 #[tokio::test]
 async fn t33_wrong_unseal_shares_reset_progress_and_right_ones_still_unseal() {
-    let mut cluster = TestCluster::start(
-        tessera(),
-        ClusterOptions {
-            nodes: 1,
-            ..ClusterOptions::default()
-        },
-    )
-    .await;
+    let mut cluster = TestCluster::start(tessera(), ClusterOptions::with_nodes(1)).await;
     let client = cluster.client(1);
 
     // Before init: unseal is refused with a clear precondition.

@@ -841,14 +841,7 @@ async fn fixtures(api: &mut Api) {
 
 #[tokio::test]
 async fn t34_oversized_strings_in_every_field_get_a_short_precise_error() {
-    let cluster = TestCluster::start_unsealed(
-        tessera(),
-        ClusterOptions {
-            nodes: 1,
-            ..ClusterOptions::default()
-        },
-    )
-    .await;
+    let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::with_nodes(1)).await;
     let channel = cluster.channel(1);
     let mut api = Api {
         system: SystemClient::new(channel.clone()),

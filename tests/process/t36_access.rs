@@ -15,11 +15,31 @@ use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use crate::api::assert_status;
+use crate::api::{answer, assert_status, decrypt_request, describe, key_of};
 use crate::{ctx, tessera};
 
 fn access(cluster: &TestCluster, id: u64) -> AccessClient<Channel> {
     AccessClient::new(cluster.channel(id))
+}
+
+/// Who the `app` certificate is, as node 1 sees it.
+async fn app_identity(cluster: &TestCluster) -> pb::WhoAmIResponse {
+    let mut app_access = AccessClient::new(cluster.channel_with_cert(1, "app"));
+    answer(app_access.who_am_i(pb::WhoAmIRequest {}).await)
+}
+
+/// Grants `app` `kms:Decrypt` on `key` through node `id`.
+async fn grant_app_decrypt(cluster: &TestCluster, id: u64, key: &str) -> pb::Grant {
+    answer(
+        access(cluster, id)
+            .create_grant(pb::CreateGrantRequest {
+                key: key.into(),
+                grantee: "app".into(),
+                actions: vec!["kms:Decrypt".into()],
+                ..Default::default()
+            })
+            .await,
+    )
 }
 
 fn app_crypto(cluster: &TestCluster, id: u64) -> CryptoClient<Channel> {
@@ -27,18 +47,16 @@ fn app_crypto(cluster: &TestCluster, id: u64) -> CryptoClient<Channel> {
 }
 
 async fn create_key(cluster: &TestCluster, name: &str, tags: &[(&str, &str)]) -> String {
-    KeysClient::new(cluster.channel(1))
-        .create_key(pb::CreateKeyRequest {
-            name: name.into(),
-            tags: ctx(tags),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .key
-        .unwrap()
-        .key_id
+    key_of(
+        KeysClient::new(cluster.channel(1))
+            .create_key(pb::CreateKeyRequest {
+                name: name.into(),
+                tags: ctx(tags),
+                ..Default::default()
+            })
+            .await,
+    )
+    .key_id
 }
 
 async fn put_policy(cluster: &TestCluster, name: &str, document: &str) {
@@ -72,10 +90,7 @@ async fn decrypt(
     ciphertext: &[u8],
 ) -> Result<pb::DecryptResponse, Status> {
     client
-        .decrypt(pb::DecryptRequest {
-            ciphertext: ciphertext.to_vec(),
-            context: BTreeMap::new(),
-        })
+        .decrypt(decrypt_request(ciphertext, BTreeMap::new()))
         .await
         .map(tonic::Response::into_inner)
 }
@@ -118,11 +133,7 @@ async fn t36_policy_allows_only_encrypt_on_app_keys_everywhere() {
         .unwrap();
     assert!(who.get_ref().admin);
     let mut app_access = AccessClient::new(cluster.channel_with_cert(2, "app"));
-    let me = app_access
-        .who_am_i(pb::WhoAmIRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let me = answer(app_access.who_am_i(pb::WhoAmIRequest {}).await);
     assert_eq!(me.identity, "app");
     assert!(!me.admin);
     assert_eq!(me.certificate_fingerprint_sha256.len(), 64);
@@ -207,50 +218,30 @@ async fn t36_policy_allows_only_encrypt_on_app_keys_everywhere() {
         assert!(!cluster.client(id).status().await.unwrap().sealed);
     }
 
-    // 2: a context condition and a tag condition.
-    let billing_sealed = encrypt(
-        &mut CryptoClient::new(cluster.channel(1)),
-        "billing-key",
-        ctx(&[("tenant", "a")]),
-    )
-    .await
-    .unwrap();
-    let billing_b = encrypt(
-        &mut CryptoClient::new(cluster.channel(1)),
-        "billing-key",
-        ctx(&[("tenant", "b")]),
-    )
-    .await
-    .unwrap();
+    // 2: a context condition (app may decrypt for tenant a only) and a tag condition.
+    let mut admin_crypto = CryptoClient::new(cluster.channel(1));
     let mut crypto = app_crypto(&cluster, 1);
-    crypto
-        .decrypt(pb::DecryptRequest {
-            ciphertext: billing_sealed.ciphertext.clone(),
-            context: ctx(&[("tenant", "a")]),
-        })
-        .await
-        .unwrap();
-    let s = crypto
-        .decrypt(pb::DecryptRequest {
-            ciphertext: billing_b.ciphertext,
-            context: ctx(&[("tenant", "b")]),
-        })
-        .await
-        .unwrap_err();
-    assert_status(&s, Code::PermissionDenied, "ACCESS_DENIED", "kms:Decrypt");
+    for (tenant, allowed) in [("a", true), ("b", false)] {
+        let context = ctx(&[("tenant", tenant)]);
+        let sealed = encrypt(&mut admin_crypto, "billing-key", context.clone()).await;
+        let ciphertext = sealed.unwrap().ciphertext;
+        let opened = crypto
+            .decrypt(pb::DecryptRequest {
+                ciphertext,
+                context,
+            })
+            .await;
+        if allowed {
+            opened.unwrap();
+        } else {
+            let s = opened.unwrap_err();
+            assert_status(&s, Code::PermissionDenied, "ACCESS_DENIED", "kms:Decrypt");
+        }
+    }
     let mut app_keys = KeysClient::new(cluster.channel_with_cert(1, "app"));
-    app_keys
-        .describe_key(pb::DescribeKeyRequest {
-            key: "app-orders".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    app_keys.describe_key(describe("app-orders")).await.unwrap();
     let s = app_keys
-        .describe_key(pb::DescribeKeyRequest {
-            key: "billing-key".into(),
-            ..Default::default()
-        })
+        .describe_key(describe("billing-key"))
         .await
         .unwrap_err();
     assert_status(
@@ -284,16 +275,16 @@ async fn t36_policy_allows_only_encrypt_on_app_keys_everywhere() {
     .await
     .unwrap_err();
     assert_status(&s, Code::PermissionDenied, "ACCESS_DENIED", "kms:Encrypt");
-    let check = access(&cluster, 1)
-        .check_policy(pb::CheckPolicyRequest {
-            identity: "app".into(),
-            action: "kms:Encrypt".into(),
-            key: "app-orders".into(),
-            context: BTreeMap::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let check = answer(
+        access(&cluster, 1)
+            .check_policy(pb::CheckPolicyRequest {
+                identity: "app".into(),
+                action: "kms:Encrypt".into(),
+                key: "app-orders".into(),
+                context: BTreeMap::new(),
+            })
+            .await,
+    );
     assert!(!check.allowed);
     assert!(check.decided_by.contains("no-orders"), "{check:?}");
 
@@ -315,16 +306,7 @@ async fn t36_grants_and_revoked_certificates_apply_on_every_node() {
 
     // 3: a grant lets app decrypt with that one key, then its revocation refuses it
     // everywhere.
-    let grant = access(&cluster, 2)
-        .create_grant(pb::CreateGrantRequest {
-            key: "shared".into(),
-            grantee: "app".into(),
-            actions: vec!["kms:Decrypt".into()],
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let grant = grant_app_decrypt(&cluster, 2, "shared").await;
     assert_eq!(grant.key_id, key);
     on_every_node(&cluster, "the grant to allow decrypt", |id| {
         let cluster = &cluster;
@@ -417,12 +399,7 @@ async fn t36_grants_and_revoked_certificates_apply_on_every_node() {
             .await
             .unwrap();
     }
-    let fingerprint = AccessClient::new(cluster.channel_with_cert(1, "app"))
-        .who_am_i(pb::WhoAmIRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .certificate_fingerprint_sha256;
+    let fingerprint = app_identity(&cluster).await.certificate_fingerprint_sha256;
     access(&cluster, 2)
         .revoke_certificate(pb::RevokeCertificateRequest {
             certificate: Some(
@@ -466,11 +443,11 @@ async fn t36_grants_and_revoked_certificates_apply_on_every_node() {
             .await
             .unwrap();
     }
-    let listed = access(&cluster, 3)
-        .list_revoked_certificates(pb::ListRevokedCertificatesRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let listed = answer(
+        access(&cluster, 3)
+            .list_revoked_certificates(pb::ListRevokedCertificatesRequest {})
+            .await,
+    );
     assert_eq!(listed.certificates.len(), 1);
 }
 
@@ -485,22 +462,8 @@ async fn t36_access_state_survives_leader_kill_and_restart() {
             "actions": ["kms:Encrypt"], "keys": ["kept"] } ] }"#,
     )
     .await;
-    let grant = access(&cluster, 1)
-        .create_grant(pb::CreateGrantRequest {
-            key: "kept".into(),
-            grantee: "app".into(),
-            actions: vec!["kms:Decrypt".into()],
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let serial = AccessClient::new(cluster.channel_with_cert(1, "app"))
-        .who_am_i(pb::WhoAmIRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .certificate_serial;
+    let grant = grant_app_decrypt(&cluster, 1, "kept").await;
+    let serial = app_identity(&cluster).await.certificate_serial;
     access(&cluster, 1)
         .revoke_certificate(pb::RevokeCertificateRequest {
             certificate: Some(pb::revoke_certificate_request::Certificate::SerialHex(
@@ -540,26 +503,26 @@ async fn t36_access_state_survives_leader_kill_and_restart() {
     assert_eq!(digests.1.len(), 64);
     cluster.wait_serving(leader).await;
     let mut restarted = access(&cluster, leader);
-    let policy = restarted
-        .get_policy(pb::GetPolicyRequest {
-            name: "kept-policy".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let policy = answer(
+        restarted
+            .get_policy(pb::GetPolicyRequest {
+                name: "kept-policy".into(),
+            })
+            .await,
+    );
     assert_eq!(policy.version, 1);
     assert!(policy.document.contains("kms:Encrypt"), "{policy:?}");
-    let grants = restarted
-        .list_grants(pb::ListGrantsRequest { key: "kept".into() })
-        .await
-        .unwrap()
-        .into_inner();
+    let grants = answer(
+        restarted
+            .list_grants(pb::ListGrantsRequest { key: "kept".into() })
+            .await,
+    );
     assert_eq!(grants.grants, vec![grant]);
-    let revoked = restarted
-        .list_revoked_certificates(pb::ListRevokedCertificatesRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let revoked = answer(
+        restarted
+            .list_revoked_certificates(pb::ListRevokedCertificatesRequest {})
+            .await,
+    );
     assert_eq!(revoked.certificates.len(), 1);
     assert!(revoked.certificates[0].entry.starts_with("serial/"));
     // The revoked certificate is refused by the restarted node.
@@ -604,22 +567,13 @@ async fn t36_init_identities_refuse_other_initialisers() {
         5,
         "the listed identity initialises the cluster"
     );
-    wait_for(
-        "every node to see the cluster initialised",
-        WAIT,
-        || async {
-            for id in cluster.ids() {
-                let status = cluster
-                    .client(id)
-                    .status()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if !status.initialized {
-                    return Err(format!("node {id} not initialised yet"));
-                }
+    cluster
+        .wait_status_all("see the cluster initialised", |status| {
+            if status.initialized {
+                Ok(())
+            } else {
+                Err("not initialised yet".to_owned())
             }
-            Ok(())
-        },
-    )
-    .await;
+        })
+        .await;
 }

@@ -21,7 +21,9 @@ use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
 use tonic::transport::Channel;
 use tonic::Code;
 
-use crate::{ctx, tessera};
+use crate::api::{answer, describe, key_of};
+use crate::t60_cli::assert_error;
+use crate::{assert_success, ctx, tessera};
 
 /// Node `id`'s audit files, oldest first.
 pub(crate) fn audit_files(cluster: &TestCluster, id: u64) -> Vec<PathBuf> {
@@ -67,17 +69,15 @@ fn verify(files: &[PathBuf]) -> (bool, serde_json::Value) {
 }
 
 async fn create_key(cluster: &TestCluster, name: &str) -> String {
-    KeysClient::new(cluster.channel(1))
-        .create_key(pb::CreateKeyRequest {
-            name: name.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .key
-        .unwrap()
-        .key_id
+    key_of(
+        KeysClient::new(cluster.channel(1))
+            .create_key(pb::CreateKeyRequest {
+                name: name.into(),
+                ..Default::default()
+            })
+            .await,
+    )
+    .key_id
 }
 
 async fn allow_app(cluster: &TestCluster, actions: &str, key: &str) {
@@ -209,10 +209,7 @@ async fn t38_every_call_is_recorded_once_on_its_node_without_values_and_verifies
                 hex::encode(&material).into_bytes(),
             ));
             let missing = KeysClient::new(cluster.channel(id))
-                .describe_key(pb::DescribeKeyRequest {
-                    key: "missing-name-needle".into(),
-                    ..Default::default()
-                })
+                .describe_key(describe("missing-name-needle"))
                 .await
                 .map(|_| ());
             assert_eq!(code_name(&missing), "NOT_FOUND");
@@ -228,14 +225,14 @@ async fn t38_every_call_is_recorded_once_on_its_node_without_values_and_verifies
         }
     }
     // The investigator's HMAC of the last context value, from an admin call (also audited).
-    let hmac = SystemClient::new(cluster.channel(1))
-        .audit_hash(pb::AuditHashRequest {
-            value: context_value.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .hmac;
+    let hmac = answer(
+        SystemClient::new(cluster.channel(1))
+            .audit_hash(pb::AuditHashRequest {
+                value: context_value.clone(),
+            })
+            .await,
+    )
+    .hmac;
     calls
         .get_mut(&1)
         .unwrap()
@@ -333,11 +330,7 @@ async fn t38_every_call_is_recorded_once_on_its_node_without_values_and_verifies
         .arg(pki.join("admin-key.pem"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let document: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         document["hmac"],
@@ -694,6 +687,17 @@ async fn app_encrypt(cluster: &TestCluster, id: u64, key: &str) -> (&'static str
     (code_name(&result), tessera_code)
 }
 
+/// Waits until an encrypt by `app` through node `id` is served again.
+async fn wait_app_served(cluster: &TestCluster, id: u64, key: &str, what: &str) {
+    tessera_testkit::wait_for(what, tessera_testkit::cluster::WAIT, || async {
+        match app_encrypt(cluster, id, key).await {
+            ("OK", _) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn t38_rate_limit_rules_replicate_to_every_node_and_override_the_configuration() {
     let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
@@ -782,17 +786,7 @@ async fn t38_rate_limit_rules_replicate_to_every_node_and_override_the_configura
     assert_eq!(patterns, ["ap*", "app"], "{list}");
     assert_eq!(list["rate_limits"][1]["keys"]["burst"], 100, "{list}");
     let node = 2;
-    tessera_testkit::wait_for(
-        "the 1/3 rule to apply on node 2",
-        tessera_testkit::cluster::WAIT,
-        || async {
-            match app_encrypt(cluster, node, key).await {
-                ("OK", _) => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await;
+    wait_app_served(cluster, node, key, "the 1/3 rule to apply on node 2").await;
     let started = Instant::now();
     let mut served = 1u64;
     while app_encrypt(cluster, node, key).await.0 == "OK" {
@@ -811,17 +805,7 @@ async fn t38_rate_limit_rules_replicate_to_every_node_and_override_the_configura
         );
         assert_eq!(deleted["identity"], pattern);
     }
-    tessera_testkit::wait_for(
-        "app to be served again",
-        tessera_testkit::cluster::WAIT,
-        || async {
-            match app_encrypt(cluster, node, key).await {
-                ("OK", _) => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await;
+    wait_app_served(cluster, node, key, "app to be served again").await;
 
     // Bad input: each refused with a precise error, nothing stored.
     let refused = |cli: &crate::t60_cli::Cli, args: &[&str]| {
@@ -833,14 +817,7 @@ async fn t38_rate_limit_rules_replicate_to_every_node_and_override_the_configura
         &admin,
         &["policy", "rate-limit", "put", "app", "-o", "json"],
     );
-    assert_eq!(doc["error"]["code"], "INVALID_ARGUMENT", "{doc}");
-    assert!(
-        doc["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("at least one of crypto"),
-        "{doc}"
-    );
+    assert_error(&doc, "INVALID_ARGUMENT", "at least one of crypto");
     let doc = refused(
         &admin,
         &[
@@ -876,14 +853,7 @@ async fn t38_rate_limit_rules_replicate_to_every_node_and_override_the_configura
             "json",
         ],
     );
-    assert_eq!(doc["error"]["code"], "PERMISSION_DENIED", "{doc}");
-    assert!(
-        doc["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("policy:PutRateLimit"),
-        "{doc}"
-    );
+    assert_error(&doc, "PERMISSION_DENIED", "policy:PutRateLimit");
     let out = admin.run(
         &["policy", "rate-limit", "put", "app", "--crypto", "fast"],
         b"",

@@ -22,8 +22,8 @@ async fn assert_keys_everywhere(cluster: &TestCluster, names: &[String]) {
     for id in cluster.ids() {
         let client = cluster.client(id);
         for name in names {
-            let found = wait_for(&format!("{name} on node {id}"), WAIT, || async {
-                client.describe_key(name).await.map_err(|e| e.to_string())
+            let found = wait_for(&format!("{name} on node {id}"), WAIT, || {
+                client.describe_key(name)
             })
             .await;
             assert_eq!(&found.name, name);
@@ -41,11 +41,8 @@ async fn t40_acked_writes_survive_sigkill_of_each_node() {
         // Written through the victim itself when it can serve, else through another node.
         let through = if victim % 2 == 0 { victim } else { writer };
         let client = cluster.client(through);
-        wait_for("an acknowledged create", WAIT, || async {
-            client
-                .create_key(&name, "", "")
-                .await
-                .map_err(|e| e.to_string())
+        wait_for("an acknowledged create", WAIT, || {
+            client.create_key(&name, "", "")
         })
         .await;
         acked.push(name);
@@ -74,11 +71,8 @@ async fn t41_acked_writes_survive_sigkill_of_all_nodes_at_once() {
         restart_and_unseal(&mut cluster, &ids).await;
         assert_keys_everywhere(&cluster, &acked).await;
         let first = cluster.client(1);
-        let after = wait_for("describe after the restart", WAIT, || async {
-            first
-                .describe_key(&acked[0])
-                .await
-                .map_err(|e| e.to_string())
+        let after = wait_for("describe after the restart", WAIT, || {
+            first.describe_key(&acked[0])
         })
         .await;
         assert!(after.primary_version >= rotated.primary_version);
@@ -105,11 +99,7 @@ async fn t42_a_node_whose_disk_fills_exits_and_recovers_once_space_is_freed() {
     };
     let mut cluster = TestCluster::start_unsealed(tessera(), options).await;
     let victim = cluster.leader().await;
-    let others: Vec<u64> = cluster
-        .ids()
-        .into_iter()
-        .filter(|id| *id != victim)
-        .collect();
+    let others = cluster.ids_except(victim);
     let context = crate::ctx(&[("disk", "full")]);
     let healthy = cluster.client_for(&others);
     healthy
@@ -163,11 +153,8 @@ async fn t42_a_node_whose_disk_fills_exits_and_recovers_once_space_is_freed() {
 
     // The survivors elect a leader and keep serving.
     let survivors = cluster.client_for(&others);
-    wait_for("a write on the survivors", WAIT, || async {
-        survivors
-            .create_key("after-the-node-stopped", "", "")
-            .await
-            .map_err(|e| e.to_string())
+    wait_for("a write on the survivors", WAIT, || {
+        survivors.create_key("after-the-node-stopped", "", "")
     })
     .await;
 
@@ -176,10 +163,8 @@ async fn t42_a_node_whose_disk_fills_exits_and_recovers_once_space_is_freed() {
     cluster.unseal(victim).await;
     cluster.wait_serving(victim).await;
     let back = cluster.client(victim);
-    let opened = wait_for("the recovered node to decrypt", WAIT, || async {
+    let opened = wait_for("the recovered node to decrypt", WAIT, || {
         back.decrypt(&before.ciphertext, &context)
-            .await
-            .map_err(|e| e.to_string())
     })
     .await;
     assert_eq!(opened.plaintext, b"written before the disk filled");

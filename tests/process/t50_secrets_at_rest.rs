@@ -25,11 +25,7 @@ fn barrier_keys(encoded: &[u8]) -> Vec<Vec<u8>> {
 
 #[tokio::test]
 async fn t50_no_secret_bytes_in_any_file_of_any_node() {
-    let options = ClusterOptions {
-        snapshot_after_logs: 4,
-        logs_kept_after_snapshot: 2,
-        ..ClusterOptions::default()
-    };
+    let options = ClusterOptions::snapshotting(4, 2);
     let mut cluster = TestCluster::start_unsealed(tessera(), options).await;
     let client = cluster.client_for(&[2, 3, 1]);
     let plaintext: Vec<u8> = (0u8..48)

@@ -23,6 +23,7 @@ use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_reflection::pb::v1::ServerReflectionRequest;
 
+use crate::api::answer;
 use crate::tessera;
 
 /// A cluster whose nodes all have an ops port on a free loopback port.
@@ -93,6 +94,11 @@ pub async fn scrape(addr: SocketAddr) -> prometheus_parse::Scrape {
     prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).unwrap()
 }
 
+/// `tessera_tls_reloads_total` with this outcome (`reloaded` or `refused`).
+fn tls_reloads(scrape: &prometheus_parse::Scrape, outcome: &str) -> f64 {
+    value(scrape, "tessera_tls_reloads_total", &[("outcome", outcome)])
+}
+
 /// The value of the sample `metric` whose labels include `labels` (0 if there is none).
 fn value(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
     scrape
@@ -129,13 +135,13 @@ async fn wait_ready(cluster: &TestCluster, id: u64, status: u16, reason: &str) {
 
 /// The gRPC health status of `service` on node `id`.
 async fn health(cluster: &TestCluster, id: u64, service: &str) -> ServingStatus {
-    let reply = HealthClient::new(cluster.channel(id))
-        .check(HealthCheckRequest {
-            service: service.to_owned(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let reply = answer(
+        HealthClient::new(cluster.channel(id))
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await,
+    );
     ServingStatus::try_from(reply.status).unwrap()
 }
 
@@ -249,11 +255,7 @@ async fn t55_metrics_health_readiness_and_reflection() {
 
     // ... and the lease: a node cut off from the others (paused) loses it.
     let alone = sealed;
-    let others: Vec<u64> = cluster
-        .ids()
-        .into_iter()
-        .filter(|id| *id != alone)
-        .collect();
+    let others = cluster.ids_except(alone);
     for id in &others {
         cluster.node(*id).process().unwrap().pause();
     }
@@ -319,14 +321,7 @@ async fn list_services(channel: tonic::transport::Channel) -> Result<Vec<String>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn t55_json_log_format() {
-    let mut cluster = TestCluster::start(
-        tessera(),
-        ClusterOptions {
-            nodes: 1,
-            ..ClusterOptions::default()
-        },
-    )
-    .await;
+    let mut cluster = TestCluster::start(tessera(), ClusterOptions::with_nodes(1)).await;
     assert!(cluster.stop(1));
     let config = cluster.node(1).config();
     let text = std::fs::read_to_string(&config).unwrap();
@@ -508,11 +503,7 @@ async fn t55_certificates_reload_on_sighup_without_dropping_calls() {
     for id in [2, 3] {
         cluster.wait_serving(id).await;
         wait_for(&format!("node {id} to see the new key"), WAIT, || async {
-            cluster
-                .client(id)
-                .describe_key("after-rotation")
-                .await
-                .map_err(|e| e.to_string())
+            cluster.client(id).describe_key("after-rotation").await
         })
         .await;
     }
@@ -545,20 +536,8 @@ async fn t55_certificates_reload_on_sighup_without_dropping_calls() {
         .await
         .unwrap();
     let metrics = scrape(ops_addr(&cluster, 1)).await;
-    assert!(
-        value(
-            &metrics,
-            "tessera_tls_reloads_total",
-            &[("outcome", "reloaded")]
-        ) >= 1.0
-    );
-    assert!(
-        value(
-            &metrics,
-            "tessera_tls_reloads_total",
-            &[("outcome", "refused")]
-        ) >= 1.0
-    );
+    assert!(tls_reloads(&metrics, "reloaded") >= 1.0);
+    assert!(tls_reloads(&metrics, "refused") >= 1.0);
 }
 
 /// Sends SIGHUP to every running node and waits until each presents `certs[id]` (a
@@ -625,20 +604,12 @@ async fn t55_the_node_ca_rotates_without_a_restart() {
     cluster.unseal(3).await;
     cluster.wait_serving(3).await;
     wait_for("node 3 to catch up after the rotation", WAIT, || async {
-        cluster
-            .client(3)
-            .describe_key("after-rotation")
-            .await
-            .map_err(|e| e.to_string())
+        cluster.client(3).describe_key("after-rotation").await
     })
     .await;
     let metrics = scrape(ops_addr(&cluster, 1)).await;
     assert_eq!(
-        value(
-            &metrics,
-            "tessera_tls_reloads_total",
-            &[("outcome", "refused")]
-        ),
+        tls_reloads(&metrics, "refused"),
         0.0,
         "no step of the runbook is refused"
     );

@@ -11,11 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tessera_client::{Client, CreateGrantOptions, NewLearner, PolicyFormat, RateLimit};
-use tessera_testkit::cluster::WAIT;
-use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
+use tessera_testkit::{ClusterOptions, TestCluster};
 
 use crate::t60_cli::{error_document, Cli};
-use crate::{ctx, tessera};
+use crate::{create_numbered_keys, ctx, tessera};
 
 const POLICY: &str = r#"{ "statements": [
   { "sid": "enc", "effect": "allow", "identities": ["app"],
@@ -187,19 +186,17 @@ fn workload(client: Client, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u6
     })
 }
 
+/// `tessera operator snapshot restore FILE OPTIONS… -o json`.
+fn restore_args<'a>(file: &'a Path, options: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["operator", "snapshot", "restore", file.to_str().unwrap()];
+    args.extend_from_slice(options);
+    args.extend(["-o", "json"]);
+    args
+}
+
 /// Runs a CLI restore that must be refused with `code`/`tessera_code` (exit status 1).
 fn assert_cli_refuses(cli: &Cli, file: &Path, code: &str, tessera_code: &str) {
-    let out = cli.run(
-        &[
-            "operator",
-            "snapshot",
-            "restore",
-            file.to_str().unwrap(),
-            "-o",
-            "json",
-        ],
-        b"",
-    );
+    let out = cli.run(&restore_args(file, &[]), b"");
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -235,6 +232,12 @@ async fn fingerprint(client: &Client) -> (bool, bool, String) {
 /// What must not change when a restore into an initialised cluster is refused: the seal,
 /// every key with its versions, the aliases and the policies (the state digest also moves
 /// with the cluster clock).
+/// The names of the keys `client` lists.
+async fn key_names(client: &Client) -> Vec<String> {
+    let keys = client.list_keys().await.unwrap();
+    keys.into_iter().map(|k| k.name).collect()
+}
+
 async fn contents(
     client: &Client,
 ) -> (
@@ -302,9 +305,7 @@ async fn t56_save_under_load_restore_into_a_fresh_cluster_and_refuse_bad_backups
     // Short snapshots, so that a node added later can only get the restore by snapshot.
     let target_options = ClusterOptions {
         spare_nodes: 1,
-        snapshot_after_logs: 20,
-        logs_kept_after_snapshot: 5,
-        ..ClusterOptions::default()
+        ..ClusterOptions::snapshotting(20, 5)
     };
     let mut target = TestCluster::start(tessera(), target_options).await;
     let cli = Cli::for_cluster(&target);
@@ -351,17 +352,7 @@ async fn t56_save_under_load_restore_into_a_fresh_cluster_and_refuse_bad_backups
     }
 
     // The restore itself, then the original shares unseal every node.
-    let restored = cli.json(
-        &[
-            "operator",
-            "snapshot",
-            "restore",
-            file.to_str().unwrap(),
-            "-o",
-            "json",
-        ],
-        b"",
-    );
+    let restored = cli.json(&restore_args(&file, &[]), b"");
     assert_eq!(restored["cluster_id"], saved["cluster_id"]);
     assert_eq!(restored["sealed"], true);
     assert!(restored["keys"].as_u64().unwrap() >= expected.keys.len() as u64);
@@ -393,26 +384,17 @@ async fn t56_save_under_load_restore_into_a_fresh_cluster_and_refuse_bad_backups
     // A node added afterwards receives the restored state in its snapshot: the leader's log
     // no longer holds the restore entry.
     let restored_at = client.status().await.unwrap().applied_index;
-    for i in 0..30 {
-        client
-            .create_key(&format!("after-{i}"), "AES256_GCM", "")
-            .await
-            .unwrap();
-    }
+    create_numbered_keys(&client, "after", "AES256_GCM", 30).await;
     let leader = target.leader().await;
-    wait_for("the leader to purge the restore entry", WAIT, || async {
-        let status = target
-            .client(leader)
-            .status()
-            .await
-            .map_err(|e| e.to_string())?;
-        if status.purged_index > restored_at {
-            Ok(())
-        } else {
-            Err(format!("purged {} of {restored_at}", status.purged_index))
-        }
-    })
-    .await;
+    target
+        .wait_status(leader, "the leader to purge the restore entry", |status| {
+            if status.purged_index > restored_at {
+                Ok(())
+            } else {
+                Err(format!("purged {} of {restored_at}", status.purged_index))
+            }
+        })
+        .await;
     target.start_spare(4).await;
     let spare = target.node(4);
     client
@@ -441,33 +423,17 @@ async fn t56_save_under_load_restore_into_a_fresh_cluster_and_refuse_bad_backups
 
     // With --force the same cluster rolls back to the backup: the keys written since are
     // gone, and every node, unsealed until then, seals itself and unseals with the shares.
-    let rolled_back = cli.json(
-        &[
-            "operator",
-            "snapshot",
-            "restore",
-            file.to_str().unwrap(),
-            "--force",
-            "-o",
-            "json",
-        ],
-        b"",
-    );
+    let rolled_back = cli.json(&restore_args(&file, &["--force"]), b"");
     assert_eq!(rolled_back["cluster_id"], saved["cluster_id"]);
-    for id in target.ids() {
-        let node = target.client(id);
-        wait_for(
-            &format!("node {id} to seal after the restore"),
-            WAIT,
-            || async {
-                match node.status().await {
-                    Ok(status) if status.sealed => Ok(()),
-                    other => Err(format!("{other:?}")),
-                }
-            },
-        )
+    target
+        .wait_status_all("seal after the restore", |status| {
+            if status.sealed {
+                Ok(())
+            } else {
+                Err(format!("{status:?}"))
+            }
+        })
         .await;
-    }
     for id in target.ids() {
         target.unseal(id).await;
     }
@@ -475,25 +441,14 @@ async fn t56_save_under_load_restore_into_a_fresh_cluster_and_refuse_bad_backups
         target.wait_serving(id).await;
         assert_holds(&target.client(id), id, &expected).await;
     }
-    let names: Vec<String> = client
-        .list_keys()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|k| k.name)
-        .collect();
+    let names = key_names(&client).await;
     assert!(
         !names.iter().any(|n| n.starts_with("after-")),
         "keys written after the backup survived the rollback: {names:?}"
     );
 
     // A cluster initialised on its own is another cluster: refused, nothing changes.
-    let mut other = target
-        .start_beside(ClusterOptions {
-            nodes: 1,
-            ..ClusterOptions::default()
-        })
-        .await;
+    let mut other = target.start_beside(ClusterOptions::with_nodes(1)).await;
     other.init().await;
     other.unseal(1).await;
     other.wait_serving(1).await;
@@ -517,13 +472,6 @@ async fn t56_save_under_load_restore_into_a_fresh_cluster_and_refuse_bad_backups
     )
     .await;
     assert_eq!(contents(&other_client).await, other_before);
-    let theirs: Vec<String> = other_client
-        .list_keys()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|k| k.name)
-        .collect::<Vec<_>>();
-    assert_eq!(theirs, ["theirs"]);
+    assert_eq!(key_names(&other_client).await, ["theirs"]);
     drop(other);
 }

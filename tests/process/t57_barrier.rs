@@ -12,23 +12,9 @@ use tessera_state::BarrierTerms;
 use tessera_testkit::cluster::WAIT;
 use tessera_testkit::{past_unavailability, wait_for, ClusterOptions, TestCluster};
 
-use crate::api::{create, crypto, keys, write};
+use crate::api::{create, crypto, encrypt, keys, write};
 use crate::t60_cli::{error_document, Cli};
 use crate::tessera;
-
-/// Encrypts `plaintext` under `key`'s primary version through node `id`.
-async fn encrypt(cluster: &TestCluster, id: u64, key: &str, plaintext: &[u8]) -> Vec<u8> {
-    crypto(cluster, id)
-        .encrypt(pb::EncryptRequest {
-            key: key.into(),
-            plaintext: plaintext.to_vec(),
-            context: BTreeMap::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .ciphertext
-}
 
 /// Every ciphertext decrypts to its plaintext on every node.
 async fn all_decrypt_everywhere(cluster: &TestCluster, sealed: &[(Vec<u8>, Vec<u8>)]) {
@@ -72,23 +58,15 @@ async fn wait_resealed(cluster: &TestCluster, cli: &Cli, active: u64) {
     })
     .await;
     // Every node has applied the last re-seal batch.
-    for id in cluster.ids() {
-        let client = cluster.client(id);
-        wait_for(
-            &format!("node {id} to see the re-seal done"),
-            WAIT,
-            || async {
-                let status = client.status().await.map_err(|e| e.to_string())?;
-                if status.reseal_left.is_empty() && u64::from(status.barrier_active_term) == active
-                {
-                    Ok(())
-                } else {
-                    Err(format!("{:?}", status.reseal_left))
-                }
-            },
-        )
+    cluster
+        .wait_status_all("see the re-seal done", |status| {
+            if status.reseal_left.is_empty() && u64::from(status.barrier_active_term) == active {
+                Ok(())
+            } else {
+                Err(format!("{:?}", status.reseal_left))
+            }
+        })
         .await;
-    }
 }
 
 /// The barrier terms, blob terms and Shamir parameters in a stopped node's store.
@@ -121,14 +99,14 @@ async fn t57_rotate_reseal_retire_and_rekey() {
         let plaintext = format!("{name} v1").into_bytes();
         sealed.push((
             plaintext.clone(),
-            encrypt(&cluster, 2, name, &plaintext).await,
+            encrypt(&cluster, 2, name, &plaintext).await.ciphertext,
         ));
         if i > 0 {
             keys(&cluster, 1).rotate_key(write(name)).await.unwrap();
             let plaintext = format!("{name} v2").into_bytes();
             sealed.push((
                 plaintext.clone(),
-                encrypt(&cluster, 3, name, &plaintext).await,
+                encrypt(&cluster, 3, name, &plaintext).await.ciphertext,
             ));
         }
     }
@@ -156,42 +134,27 @@ async fn t57_rotate_reseal_retire_and_rekey() {
     let plaintext = b"alpha v2 after retirement".to_vec();
     sealed.push((
         plaintext.clone(),
-        encrypt(&cluster, 1, "alpha", &plaintext).await,
+        encrypt(&cluster, 1, "alpha", &plaintext).await.ciphertext,
     ));
     all_decrypt_everywhere(&cluster, &sealed).await;
 
     // Rekey 3-of-5 to 2-of-3 through the CLI, one old share at a time.
-    let started = cli.json(
-        &[
-            "operator",
-            "rekey",
-            "--init",
-            "--shares",
-            "3",
-            "--threshold",
-            "2",
-            "-o",
-            "json",
-        ],
-        b"",
-    );
+    let rekey_init = [
+        "operator",
+        "rekey",
+        "--init",
+        "--shares",
+        "3",
+        "--threshold",
+        "2",
+        "-o",
+        "json",
+    ];
+    let started = cli.json(&rekey_init, b"");
     assert_eq!(started["in_progress"], true, "{started}");
     assert_eq!(started["required"], 3, "{started}");
     let nonce = started["nonce"].as_str().unwrap().to_owned();
-    let again = cli.run(
-        &[
-            "operator",
-            "rekey",
-            "--init",
-            "--shares",
-            "3",
-            "--threshold",
-            "2",
-            "-o",
-            "json",
-        ],
-        b"",
-    );
+    let again = cli.run(&rekey_init, b"");
     assert!(!again.status.success());
     let error = error_document(&again);
     assert_eq!(

@@ -11,7 +11,7 @@ use tessera_testkit::ports::dev_base_port;
 use tessera_testkit::process::{alive, wait_gone};
 use tessera_testkit::{exclusive, wait_for, ClusterOptions, TestCluster};
 
-use crate::tessera;
+use crate::{assert_success, tessera};
 
 pub struct Cli {
     env: Vec<(String, String)>,
@@ -80,6 +80,22 @@ impl Cli {
             )
         })
     }
+
+    /// `tessera key create --name NAME OPTIONS… -o json`, which must succeed: the new key.
+    pub fn create_key(&self, name: &str, options: &[&str]) -> Value {
+        let mut args = vec!["key", "create", "--name", name];
+        args.extend_from_slice(options);
+        args.extend(["-o", "json"]);
+        self.json(&args, b"")
+    }
+}
+
+/// Asserts that an error document names the gRPC code `code` and a message holding `fragment`.
+#[track_caller]
+pub fn assert_error(doc: &Value, code: &str, fragment: &str) {
+    assert_eq!(doc["error"]["code"], code, "{doc}");
+    let message = doc["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(fragment), "{doc}");
 }
 
 pub fn error_document(out: &Output) -> Value {
@@ -96,19 +112,7 @@ async fn t60_json_documents_exit_codes_and_errors() {
     let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
     let cli = Cli::for_cluster(&cluster);
 
-    let key = cli.json(
-        &[
-            "key",
-            "create",
-            "--name",
-            "cli-key",
-            "--description",
-            "d",
-            "-o",
-            "json",
-        ],
-        b"",
-    );
+    let key = cli.create_key("cli-key", &["--description", "d"]);
     for field in [
         "key_id",
         "name",
@@ -141,18 +145,10 @@ async fn t60_json_documents_exit_codes_and_errors() {
         &["encrypt", "--key", "cli-key", "--context", "a=1"],
         b"secret bytes\n",
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let ciphertext = String::from_utf8(out.stdout).unwrap();
     let out = cli.run(&["decrypt", "--context", "a=1"], ciphertext.as_bytes());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(out.stdout, b"secret bytes\n");
 
     let enc = cli.json(
@@ -376,7 +372,7 @@ async fn t61_dev_starts_a_three_node_cluster_and_stops_it_on_sigterm() {
         serde_json::from_slice(&std::fs::read(dev_dir.join("shares.json")).unwrap()).unwrap();
     assert_eq!(shares["shares"].as_array().unwrap().len(), 5);
     assert_eq!(shares["threshold"], 3);
-    cli.json(&["key", "create", "--name", "dev-key", "-o", "json"], b"");
+    cli.create_key("dev-key", &[]);
     // Each node reports the region it was given, as `operator status` asks every endpoint.
     let status = cli.json(&["operator", "status", "-o", "json"], b"");
     let endpoints = status["endpoints"].as_array().unwrap();
@@ -390,7 +386,7 @@ async fn t61_dev_starts_a_three_node_cluster_and_stops_it_on_sigterm() {
     // the example policy lets it encrypt with `demo`.
     assert_eq!(summary["app"]["identity"], "app", "{summary}");
     let example = summary["app"]["example_policy"].as_str().unwrap();
-    cli.json(&["key", "create", "--name", "demo", "-o", "json"], b"");
+    cli.create_key("demo", &[]);
     cli.json(&["policy", "put", "app-demo", example, "-o", "json"], b"");
     let app = Cli {
         env: cli

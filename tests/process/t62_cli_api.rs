@@ -14,48 +14,23 @@ async fn t62_cli_signing_macs_datakeys_aliases_and_lifecycle() {
     let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
     let cli = Cli::for_cluster(&cluster);
 
-    let signer = cli.json(
-        &[
-            "key",
-            "create",
-            "--name",
-            "cli-signer",
-            "--spec",
-            "ECDSA_P256",
-            "-o",
-            "json",
-        ],
-        b"",
-    );
+    let signer = cli.create_key("cli-signer", &["--spec", "ECDSA_P256"]);
     assert_eq!(signer["usage"], "SIGN_VERIFY");
     let signed = cli.json(&["sign", "--key", "cli-signer", "-o", "json"], b"message");
     assert_eq!(signed["algorithm"], "ECDSA_SHA_256");
     let signature = signed["signature"].as_str().unwrap();
-    let valid = cli.json(
-        &[
-            "verify",
-            "--key",
-            "cli-signer",
-            "--signature",
-            signature,
-            "-o",
-            "json",
-        ],
-        b"message",
-    );
+    let verify = [
+        "verify",
+        "--key",
+        "cli-signer",
+        "--signature",
+        signature,
+        "-o",
+        "json",
+    ];
+    let valid = cli.json(&verify, b"message");
     assert_eq!(valid["valid"], true);
-    let out = cli.run(
-        &[
-            "verify",
-            "--key",
-            "cli-signer",
-            "--signature",
-            signature,
-            "-o",
-            "json",
-        ],
-        b"other",
-    );
+    let out = cli.run(&verify, b"other");
     assert_eq!(out.status.code(), Some(1), "an invalid signature exits 1");
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["valid"],
@@ -72,58 +47,24 @@ async fn t62_cli_signing_macs_datakeys_aliases_and_lifecycle() {
         .unwrap()
         .is_empty());
 
-    cli.json(
-        &[
-            "key",
-            "create",
-            "--name",
-            "cli-mac",
-            "--spec",
-            "HMAC_SHA512",
-            "-o",
-            "json",
-        ],
-        b"",
-    );
+    cli.create_key("cli-mac", &["--spec", "HMAC_SHA512"]);
     let mac = cli.json(&["mac", "--key", "cli-mac", "-o", "json"], b"payload");
     assert_eq!(B64.decode(mac["mac"].as_str().unwrap()).unwrap().len(), 64);
-    let ok = cli.run(
-        &[
-            "verify-mac",
-            "--key",
-            "cli-mac",
-            "--mac",
-            mac["mac"].as_str().unwrap(),
-        ],
-        b"payload",
-    );
+    let verify_mac = [
+        "verify-mac",
+        "--key",
+        "cli-mac",
+        "--mac",
+        mac["mac"].as_str().unwrap(),
+    ];
+    let ok = cli.run(&verify_mac, b"payload");
     assert!(ok.status.success());
-    let bad = cli.run(
-        &[
-            "verify-mac",
-            "--key",
-            "cli-mac",
-            "--mac",
-            mac["mac"].as_str().unwrap(),
-        ],
-        b"payload!",
-    );
+    let bad = cli.run(&verify_mac, b"payload!");
     assert_eq!(bad.status.code(), Some(1));
 
-    cli.json(
-        &[
-            "key",
-            "create",
-            "--name",
-            "cli-env",
-            "--tag",
-            "team=pay",
-            "--rotation-period",
-            "90d",
-            "-o",
-            "json",
-        ],
-        b"",
+    cli.create_key(
+        "cli-env",
+        &["--tag", "team=pay", "--rotation-period", "90d"],
     );
     let dk = cli.json(&["datakey", "--key", "cli-env", "-o", "json"], b"");
     for field in ["plaintext", "ciphertext", "key_id", "version"] {

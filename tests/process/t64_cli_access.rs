@@ -10,7 +10,7 @@ use serde_json::Value;
 use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
 
 use crate::t60_cli::{error_document, Cli};
-use crate::tessera;
+use crate::{assert_success, tessera};
 
 /// How long a revoked certificate may still be served: one lease window and the time for the
 /// entry to apply everywhere, generously bounded for a loaded machine.
@@ -50,11 +50,7 @@ fn client_certificate(cluster: &TestCluster, identity: &str) {
         .arg(&pki)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -98,7 +94,7 @@ async fn t64_cli_access_policies_grants_and_revocation() {
     assert_eq!(me["fingerprint_sha256"].as_str().unwrap().len(), 64, "{me}");
     assert!(!me["serial"].as_str().unwrap().is_empty(), "{me}");
 
-    admin.json(&["key", "create", "--name", "demo", "-o", "json"], b"");
+    admin.create_key("demo", &[]);
 
     // policy put from a JSON and a TOML file; a second put bumps the version.
     let app_json = write(files.path(), "app.json", APP_POLICY_JSON);
@@ -180,11 +176,7 @@ async fn t64_cli_access_policies_grants_and_revocation() {
         &["encrypt", "--key", "demo", "--context", "tenant=a"],
         b"hi",
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let ciphertext = out.stdout;
     let out = app.run(
         &["decrypt", "--context", "tenant=a", "-o", "json"],

@@ -8,22 +8,18 @@ use tessera_proto::v1 as pb;
 use tessera_testkit::{ClusterOptions, TestCluster};
 use tonic::Code;
 
-use crate::api::{assert_refused, create, crypto, keys, leader_and_follower, version_req, write};
+use crate::api::{
+    answer, assert_refused, create, crypto, decrypt_request, describe, encrypt_request, key_of,
+    keys, leader_and_follower, version_req, write,
+};
 use crate::{ctx, tessera};
 
 fn encrypt_req(key: &str) -> pb::EncryptRequest {
-    pb::EncryptRequest {
-        key: key.into(),
-        plaintext: b"lifecycle".to_vec(),
-        context: ctx(&[("t", "1")]),
-    }
+    encrypt_request(key, b"lifecycle", ctx(&[("t", "1")]))
 }
 
 fn decrypt_req(ciphertext: &[u8]) -> pb::DecryptRequest {
-    pb::DecryptRequest {
-        ciphertext: ciphertext.to_vec(),
-        context: ctx(&[("t", "1")]),
-    }
+    decrypt_request(ciphertext, ctx(&[("t", "1")]))
 }
 
 #[tokio::test]
@@ -37,13 +33,7 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
         let v1 = c.encrypt(encrypt_req(&name)).await.unwrap().into_inner();
 
         // Disable: crypto refused with a message naming the state; enable restores it.
-        let key = k
-            .disable_key(write(&name))
-            .await
-            .unwrap()
-            .into_inner()
-            .key
-            .unwrap();
+        let key = key_of(k.disable_key(write(&name)).await);
         assert_eq!(key.state, "DISABLED");
         assert_refused(
             c.encrypt(encrypt_req(&name)).await,
@@ -67,13 +57,7 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
         c.decrypt(decrypt_req(&v1.ciphertext)).await.unwrap();
 
         // Versions: minimum decryption version, disabled version, destroyed version.
-        let key = k
-            .rotate_key(write(&name))
-            .await
-            .unwrap()
-            .into_inner()
-            .key
-            .unwrap();
+        let key = key_of(k.rotate_key(write(&name)).await);
         assert_eq!(key.primary_version, 2);
         let v2 = c.encrypt(encrypt_req(&name)).await.unwrap().into_inner();
         assert_eq!(v2.version, 2);
@@ -119,13 +103,7 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
         k.enable_key_version(version_req(&name, 1)).await.unwrap();
         c.decrypt(decrypt_req(&v1.ciphertext)).await.unwrap();
 
-        let key = k
-            .destroy_key_version(version_req(&name, 1))
-            .await
-            .unwrap()
-            .into_inner()
-            .key
-            .unwrap();
+        let key = key_of(k.destroy_key_version(version_req(&name, 1)).await);
         assert_eq!(key.versions[0].state, "DESTROYED");
         assert!(key.versions[0].destroyed_at_ms > 0);
         assert_refused(
@@ -147,11 +125,7 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
             "destroyed",
         );
         assert_eq!(
-            c.decrypt(decrypt_req(&v2.ciphertext))
-                .await
-                .unwrap()
-                .into_inner()
-                .plaintext,
+            answer(c.decrypt(decrypt_req(&v2.ciphertext)).await).plaintext,
             b"lifecycle"
         );
         let err = k
@@ -163,16 +137,13 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
         // Deletion: the default window is 30 days; pending deletion refuses crypto; cancel
         // brings the key back disabled.
         let before = now_ms();
-        let key = k
-            .schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
+        let key = key_of(
+            k.schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
                 key: name.clone(),
                 ..Default::default()
             })
-            .await
-            .unwrap()
-            .into_inner()
-            .key
-            .unwrap();
+            .await,
+        );
         assert_eq!(key.state, "PENDING_DELETION");
         let thirty_days = 30 * 24 * 3600 * 1000;
         assert!(
@@ -202,13 +173,7 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
             "INVALID_KEY_STATE",
             "cannot be enabled",
         );
-        let key = k
-            .cancel_key_deletion(write(&name))
-            .await
-            .unwrap()
-            .into_inner()
-            .key
-            .unwrap();
+        let key = key_of(k.cancel_key_deletion(write(&name)).await);
         assert_eq!(key.state, "DISABLED");
         assert_eq!(key.deletion_date_ms, 0);
         assert_refused(
@@ -222,16 +187,7 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
 
         // The other nodes see the final state too.
         for other in cluster.ids() {
-            let seen = keys(&cluster, other)
-                .describe_key(pb::DescribeKeyRequest {
-                    key: name.clone(),
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .key
-                .unwrap();
+            let seen = key_of(keys(&cluster, other).describe_key(describe(&name)).await);
             assert_eq!(seen.state, "ENABLED");
             assert_eq!(seen.versions.len(), 2);
         }
@@ -257,45 +213,36 @@ async fn t71_descriptions_tags_rotation_periods_aliases_and_listing() {
         let b_key = create(&cluster, node, &b, "").await;
         let mac_key = create(&cluster, node, &format!("meta-mac-{node}"), "HMAC_SHA256").await;
 
-        let key = k
-            .update_key_description(pb::UpdateKeyDescriptionRequest {
+        let key = key_of(
+            k.update_key_description(pb::UpdateKeyDescriptionRequest {
                 key: a.clone(),
                 description: "new words".into(),
                 ..Default::default()
             })
-            .await
-            .unwrap()
-            .into_inner()
-            .key
-            .unwrap();
+            .await,
+        );
         assert_eq!(key.description, "new words");
         let tags = BTreeMap::from([
             ("team".to_owned(), "pay".to_owned()),
             ("env".to_owned(), String::new()),
         ]);
-        let key = k
-            .tag_key(pb::TagKeyRequest {
+        let key = key_of(
+            k.tag_key(pb::TagKeyRequest {
                 key: a.clone(),
                 tags: tags.clone(),
                 ..Default::default()
             })
-            .await
-            .unwrap()
-            .into_inner()
-            .key
-            .unwrap();
+            .await,
+        );
         assert_eq!(key.tags, tags);
-        let key = k
-            .untag_key(pb::UntagKeyRequest {
+        let key = key_of(
+            k.untag_key(pb::UntagKeyRequest {
                 key: a.clone(),
                 tag_keys: vec!["env".into()],
                 ..Default::default()
             })
-            .await
-            .unwrap()
-            .into_inner()
-            .key
-            .unwrap();
+            .await,
+        );
         assert_eq!(key.tags.len(), 1);
         let err = k
             .tag_key(pb::TagKeyRequest {
@@ -307,33 +254,27 @@ async fn t71_descriptions_tags_rotation_periods_aliases_and_listing() {
             .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
 
-        let key = k
-            .set_rotation_period(pb::SetRotationPeriodRequest {
+        let key = key_of(
+            k.set_rotation_period(pb::SetRotationPeriodRequest {
                 key: a.clone(),
                 rotation_period_ms: 86_400_000,
                 ..Default::default()
             })
-            .await
-            .unwrap()
-            .into_inner()
-            .key
-            .unwrap();
+            .await,
+        );
         assert_eq!(key.rotation_period_ms, 86_400_000);
         assert_eq!(
             key.next_rotation_ms,
             key.versions[0].created_at_ms + 86_400_000
         );
-        let key = k
-            .set_rotation_period(pb::SetRotationPeriodRequest {
+        let key = key_of(
+            k.set_rotation_period(pb::SetRotationPeriodRequest {
                 key: a.clone(),
                 rotation_period_ms: 0,
                 ..Default::default()
             })
-            .await
-            .unwrap()
-            .into_inner()
-            .key
-            .unwrap();
+            .await,
+        );
         assert_eq!((key.rotation_period_ms, key.next_rotation_ms), (0, 0));
         assert_refused(
             k.set_rotation_period(pb::SetRotationPeriodRequest {
@@ -349,36 +290,21 @@ async fn t71_descriptions_tags_rotation_periods_aliases_and_listing() {
 
         // Aliases: usable wherever a key id is; re-pointed; deleted; precise errors.
         let alias = format!("alias/svc-{node}");
-        let made = k
-            .create_alias(pb::AliasRequest {
+        let made = answer(
+            k.create_alias(pb::AliasRequest {
                 alias: alias.clone(),
                 key: a.clone(),
                 ..Default::default()
             })
-            .await
-            .unwrap()
-            .into_inner();
+            .await,
+        );
         assert_eq!(made.alias, alias);
-        let via_alias = c
-            .encrypt(pb::EncryptRequest {
-                key: alias.clone(),
-                plaintext: b"x".to_vec(),
-                context: BTreeMap::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let via_alias = answer(
+            c.encrypt(encrypt_request(&alias, b"x", BTreeMap::new()))
+                .await,
+        );
         assert_eq!(via_alias.key_id, made.key_id);
-        let described = k
-            .describe_key(pb::DescribeKeyRequest {
-                key: a.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .key
-            .unwrap();
+        let described = key_of(k.describe_key(describe(&a)).await);
         assert_eq!(described.aliases, vec![alias.clone()]);
         assert_refused(
             k.create_alias(pb::AliasRequest {
@@ -398,15 +324,10 @@ async fn t71_descriptions_tags_rotation_periods_aliases_and_listing() {
         })
         .await
         .unwrap();
-        let via_alias = c
-            .encrypt(pb::EncryptRequest {
-                key: alias.clone(),
-                plaintext: b"x".to_vec(),
-                context: BTreeMap::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let via_alias = answer(
+            c.encrypt(encrypt_request(&alias, b"x", BTreeMap::new()))
+                .await,
+        );
         assert_eq!(via_alias.key_id, b_key.key_id);
         assert_refused(
             k.update_alias(pb::AliasRequest {
@@ -419,11 +340,10 @@ async fn t71_descriptions_tags_rotation_periods_aliases_and_listing() {
             "ALIAS_USAGE_MISMATCH",
             "GENERATE_VERIFY_MAC",
         );
-        let listed = k
-            .list_aliases(pb::ListAliasesRequest { key: b.clone() })
-            .await
-            .unwrap()
-            .into_inner();
+        let listed = answer(
+            k.list_aliases(pb::ListAliasesRequest { key: b.clone() })
+                .await,
+        );
         assert_eq!(listed.aliases.len(), 1);
         k.delete_alias(pb::DeleteAliasRequest {
             alias: alias.clone(),
@@ -432,12 +352,8 @@ async fn t71_descriptions_tags_rotation_periods_aliases_and_listing() {
         .await
         .unwrap();
         assert_refused(
-            c.encrypt(pb::EncryptRequest {
-                key: alias.clone(),
-                plaintext: b"x".to_vec(),
-                context: BTreeMap::new(),
-            })
-            .await,
+            c.encrypt(encrypt_request(&alias, b"x", BTreeMap::new()))
+                .await,
             Code::NotFound,
             "KEY_NOT_FOUND",
             "not found",
@@ -476,25 +392,20 @@ async fn t71_descriptions_tags_rotation_periods_aliases_and_listing() {
 
     // Listing: filters and pages over everything both rounds created.
     let mut k = keys(&cluster, cluster.follower().await);
-    let all = k
-        .list_keys(pb::ListKeysRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let all = answer(k.list_keys(pb::ListKeysRequest::default()).await);
     assert_eq!(all.keys.len(), 6);
     assert!(all.next_page_token.is_empty());
     let mut seen = Vec::new();
     let mut token = String::new();
     loop {
-        let page = k
-            .list_keys(pb::ListKeysRequest {
+        let page = answer(
+            k.list_keys(pb::ListKeysRequest {
                 page_size: 4,
                 page_token: token.clone(),
                 ..Default::default()
             })
-            .await
-            .unwrap()
-            .into_inner();
+            .await,
+        );
         seen.extend(page.keys.into_iter().map(|key| key.name));
         if page.next_page_token.is_empty() {
             break;
@@ -505,33 +416,30 @@ async fn t71_descriptions_tags_rotation_periods_aliases_and_listing() {
     sorted.sort();
     assert_eq!(seen, sorted, "pages come in name order");
     assert_eq!(seen.len(), 6);
-    let macs = k
-        .list_keys(pb::ListKeysRequest {
+    let macs = answer(
+        k.list_keys(pb::ListKeysRequest {
             spec: "HMAC_SHA256".into(),
             ..Default::default()
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .await,
+    );
     assert_eq!(macs.keys.len(), 2);
-    let tagged = k
-        .list_keys(pb::ListKeysRequest {
+    let tagged = answer(
+        k.list_keys(pb::ListKeysRequest {
             tag_key: "team".into(),
             tag_value: "pay".into(),
             ..Default::default()
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .await,
+    );
     assert_eq!(tagged.keys.len(), 2);
-    let enabled = k
-        .list_keys(pb::ListKeysRequest {
+    let enabled = answer(
+        k.list_keys(pb::ListKeysRequest {
             state: "ENABLED".into(),
             ..Default::default()
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .await,
+    );
     assert_eq!(enabled.keys.len(), 6);
     for (request, field) in [
         (

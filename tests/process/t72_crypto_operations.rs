@@ -9,7 +9,10 @@ use tessera_proto::v1 as pb;
 use tessera_testkit::{ClusterOptions, TestCluster};
 use tonic::Code;
 
-use crate::api::{assert_refused, create, crypto, keys, leader_and_follower, write};
+use crate::api::{
+    answer, assert_refused, create, crypto, decrypt_request, encrypt_request, keys,
+    leader_and_follower, write,
+};
 use crate::{ctx, tessera};
 
 #[tokio::test]
@@ -24,49 +27,41 @@ async fn t72_reencrypt_batches_and_data_keys() {
         let dst_key = create(&cluster, node, &dst, "").await;
         create(&cluster, node, &signer, "ED25519").await;
         let context = ctx(&[("app", "billing")]);
-        let old = c
-            .encrypt(pb::EncryptRequest {
-                key: src.clone(),
-                plaintext: b"move me".to_vec(),
-                context: context.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let old = answer(
+            c.encrypt(encrypt_request(&src, b"move me", context.clone()))
+                .await,
+        );
         keys(&cluster, node).rotate_key(write(&src)).await.unwrap();
 
         // Same key: lands on the new primary version.
-        let same = c
-            .re_encrypt(pb::ReEncryptRequest {
+        let same = answer(
+            c.re_encrypt(pb::ReEncryptRequest {
                 ciphertext: old.ciphertext.clone(),
                 source_context: context.clone(),
                 destination_context: context.clone(),
                 ..Default::default()
             })
-            .await
-            .unwrap()
-            .into_inner();
+            .await,
+        );
         assert_eq!((same.source_version, same.version), (1, 2));
         // Another key, another context.
-        let moved = c
-            .re_encrypt(pb::ReEncryptRequest {
+        let moved = answer(
+            c.re_encrypt(pb::ReEncryptRequest {
                 ciphertext: old.ciphertext.clone(),
                 source_context: context.clone(),
                 destination_key: dst.clone(),
                 destination_context: ctx(&[("app", "archive")]),
             })
-            .await
-            .unwrap()
-            .into_inner();
+            .await,
+        );
         assert_eq!(moved.key_id, dst_key.key_id);
-        let opened = c
-            .decrypt(pb::DecryptRequest {
-                ciphertext: moved.ciphertext,
-                context: ctx(&[("app", "archive")]),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let opened = answer(
+            c.decrypt(decrypt_request(
+                &moved.ciphertext,
+                ctx(&[("app", "archive")]),
+            ))
+            .await,
+        );
         assert_eq!(opened.plaintext, b"move me");
         assert_refused(
             c.re_encrypt(pb::ReEncryptRequest {
@@ -94,38 +89,13 @@ async fn t72_reencrypt_batches_and_data_keys() {
 
         // Batches: one bad item does not fail the others.
         let items = vec![
-            pb::EncryptRequest {
-                key: src.clone(),
-                plaintext: b"one".to_vec(),
-                context: BTreeMap::new(),
-            },
-            pb::EncryptRequest {
-                key: "missing".into(),
-                plaintext: b"two".to_vec(),
-                context: BTreeMap::new(),
-            },
-            pb::EncryptRequest {
-                key: src.clone(),
-                plaintext: Vec::new(),
-                context: BTreeMap::new(),
-            },
-            pb::EncryptRequest {
-                key: signer.clone(),
-                plaintext: b"four".to_vec(),
-                context: BTreeMap::new(),
-            },
-            pb::EncryptRequest {
-                key: dst.clone(),
-                plaintext: b"five".to_vec(),
-                context: BTreeMap::new(),
-            },
+            encrypt_request(&src, b"one", BTreeMap::new()),
+            encrypt_request("missing", b"two", BTreeMap::new()),
+            encrypt_request(&src, b"", BTreeMap::new()),
+            encrypt_request(&signer, b"four", BTreeMap::new()),
+            encrypt_request(&dst, b"five", BTreeMap::new()),
         ];
-        let results = c
-            .batch_encrypt(pb::BatchEncryptRequest { items })
-            .await
-            .unwrap()
-            .into_inner()
-            .results;
+        let results = answer(c.batch_encrypt(pb::BatchEncryptRequest { items }).await).results;
         use pb::batch_decrypt_result::Result as D;
         use pb::batch_encrypt_result::Result as E;
         let codes: Vec<String> = results
@@ -148,28 +118,18 @@ async fn t72_reencrypt_batches_and_data_keys() {
         let mut to_decrypt: Vec<pb::DecryptRequest> = results
             .iter()
             .filter_map(|r| match r.result.as_ref() {
-                Some(E::Ok(ok)) => Some(pb::DecryptRequest {
-                    ciphertext: ok.ciphertext.clone(),
-                    context: BTreeMap::new(),
-                }),
+                Some(E::Ok(ok)) => Some(decrypt_request(&ok.ciphertext, BTreeMap::new())),
                 _ => None,
             })
             .collect();
         let mut tampered = to_decrypt[0].ciphertext.clone();
         *tampered.last_mut().unwrap() ^= 1;
-        to_decrypt.insert(
-            1,
-            pb::DecryptRequest {
-                ciphertext: tampered,
-                context: BTreeMap::new(),
-            },
-        );
-        let opened = c
-            .batch_decrypt(pb::BatchDecryptRequest { items: to_decrypt })
-            .await
-            .unwrap()
-            .into_inner()
-            .results;
+        to_decrypt.insert(1, decrypt_request(&tampered, BTreeMap::new()));
+        let opened = answer(
+            c.batch_decrypt(pb::BatchDecryptRequest { items: to_decrypt })
+                .await,
+        )
+        .results;
         let outcomes: Vec<String> = opened
             .iter()
             .map(|r| match r.result.as_ref().unwrap() {
@@ -185,14 +145,7 @@ async fn t72_reencrypt_batches_and_data_keys() {
             "INVALID_ARGUMENT",
             "items",
         );
-        let too_many = vec![
-            pb::EncryptRequest {
-                key: src.clone(),
-                plaintext: b"x".to_vec(),
-                context: BTreeMap::new()
-            };
-            257
-        ];
+        let too_many = vec![encrypt_request(&src, b"x", BTreeMap::new()); 257];
         assert_refused(
             c.batch_encrypt(pb::BatchEncryptRequest { items: too_many })
                 .await,
@@ -203,44 +156,34 @@ async fn t72_reencrypt_batches_and_data_keys() {
 
         // Data keys: plaintext and wrapped copy agree; without plaintext; 128-bit.
         for (spec, len) in [("", 32), ("AES_256", 32), ("AES_128", 16)] {
-            let dk = c
-                .generate_data_key(pb::GenerateDataKeyRequest {
+            let dk = answer(
+                c.generate_data_key(pb::GenerateDataKeyRequest {
                     key: src.clone(),
                     data_key_spec: spec.into(),
                     context: context.clone(),
                 })
-                .await
-                .unwrap()
-                .into_inner();
+                .await,
+            );
             assert_eq!(dk.plaintext.len(), len);
-            let unwrapped = c
-                .decrypt(pb::DecryptRequest {
-                    ciphertext: dk.ciphertext,
-                    context: context.clone(),
-                })
-                .await
-                .unwrap()
-                .into_inner();
+            let unwrapped = answer(
+                c.decrypt(decrypt_request(&dk.ciphertext, context.clone()))
+                    .await,
+            );
             assert_eq!(unwrapped.plaintext, dk.plaintext);
         }
-        let blind = c
-            .generate_data_key_without_plaintext(pb::GenerateDataKeyRequest {
+        let blind = answer(
+            c.generate_data_key_without_plaintext(pb::GenerateDataKeyRequest {
                 key: src.clone(),
                 context: context.clone(),
                 ..Default::default()
             })
-            .await
-            .unwrap()
-            .into_inner();
+            .await,
+        );
         assert!(blind.plaintext.is_empty());
-        let recovered = c
-            .decrypt(pb::DecryptRequest {
-                ciphertext: blind.ciphertext,
-                context: context.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let recovered = answer(
+            c.decrypt(decrypt_request(&blind.ciphertext, context.clone()))
+                .await,
+        );
         assert_eq!(recovered.plaintext.len(), 32);
         assert_refused(
             c.generate_data_key(pb::GenerateDataKeyRequest {
@@ -267,37 +210,34 @@ async fn t72_reencrypt_batches_and_data_keys() {
         // Data key pairs: the private key comes back encrypted (and in plaintext unless asked
         // not to), and the public key matches it.
         for spec in ["ECC_NIST_P256", "ECC_NIST_P384", "ED25519"] {
-            let pair = c
-                .generate_data_key_pair(pb::GenerateDataKeyPairRequest {
+            let pair = answer(
+                c.generate_data_key_pair(pb::GenerateDataKeyPairRequest {
                     key: src.clone(),
                     key_pair_spec: spec.into(),
                     context: context.clone(),
                     without_plaintext: false,
                 })
-                .await
-                .unwrap()
-                .into_inner();
+                .await,
+            );
             assert!(!pair.public_key.is_empty());
-            let private = c
-                .decrypt(pb::DecryptRequest {
-                    ciphertext: pair.private_key_ciphertext,
-                    context: context.clone(),
-                })
-                .await
-                .unwrap()
-                .into_inner();
+            let private = answer(
+                c.decrypt(decrypt_request(
+                    &pair.private_key_ciphertext,
+                    context.clone(),
+                ))
+                .await,
+            );
             assert_eq!(private.plaintext, pair.private_key_plaintext);
         }
-        let pair = c
-            .generate_data_key_pair(pb::GenerateDataKeyPairRequest {
+        let pair = answer(
+            c.generate_data_key_pair(pb::GenerateDataKeyPairRequest {
                 key: src.clone(),
                 key_pair_spec: "ED25519".into(),
                 context: BTreeMap::new(),
                 without_plaintext: true,
             })
-            .await
-            .unwrap()
-            .into_inner();
+            .await,
+        );
         assert!(pair.private_key_plaintext.is_empty());
         assert_refused(
             c.generate_data_key_pair(pb::GenerateDataKeyPairRequest {
@@ -327,15 +267,14 @@ async fn t73_signatures_public_keys_macs_and_random() {
             let key = create(&cluster, node, &name, spec).await;
             assert_eq!(key.usage, "SIGN_VERIFY");
             let message = b"release artifact v1.2.3".to_vec();
-            let signed = c
-                .sign(pb::SignRequest {
+            let signed = answer(
+                c.sign(pb::SignRequest {
                     key: name.clone(),
                     message: message.clone(),
                     ..Default::default()
                 })
-                .await
-                .unwrap()
-                .into_inner();
+                .await,
+            );
             assert_eq!(signed.algorithm, algorithm);
             let verify =
                 |message: Vec<u8>, signature: Vec<u8>, message_type: &str| pb::VerifyRequest {
@@ -347,18 +286,18 @@ async fn t73_signatures_public_keys_macs_and_random() {
                 };
             let mut c2 = crypto(&cluster, node);
             assert!(
-                c2.verify(verify(message.clone(), signed.signature.clone(), ""))
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .valid
+                answer(
+                    c2.verify(verify(message.clone(), signed.signature.clone(), ""))
+                        .await
+                )
+                .valid
             );
             assert!(
-                !c2.verify(verify(b"tampered".to_vec(), signed.signature.clone(), ""))
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .valid
+                !answer(
+                    c2.verify(verify(b"tampered".to_vec(), signed.signature.clone(), ""))
+                        .await
+                )
+                .valid
             );
             assert_refused(
                 c2.verify(verify(message.clone(), vec![0x30, 0x01], ""))
@@ -376,29 +315,28 @@ async fn t73_signatures_public_keys_macs_and_random() {
                     } else {
                         sha2::Sha384::digest(&message).to_vec()
                     };
-                    let by_digest = c
-                        .sign(pb::SignRequest {
+                    let by_digest = answer(
+                        c.sign(pb::SignRequest {
                             key: name.clone(),
                             message: digest.clone(),
                             message_type: "DIGEST".into(),
                             ..Default::default()
                         })
-                        .await
-                        .unwrap()
-                        .into_inner();
-                    assert!(
-                        c2.verify(verify(message.clone(), by_digest.signature.clone(), "RAW"))
-                            .await
-                            .unwrap()
-                            .into_inner()
-                            .valid
+                        .await,
                     );
                     assert!(
-                        c2.verify(verify(digest.clone(), signed.signature.clone(), "DIGEST"))
-                            .await
-                            .unwrap()
-                            .into_inner()
-                            .valid
+                        answer(
+                            c2.verify(verify(message.clone(), by_digest.signature.clone(), "RAW"))
+                                .await
+                        )
+                        .valid
+                    );
+                    assert!(
+                        answer(
+                            c2.verify(verify(digest.clone(), signed.signature.clone(), "DIGEST"))
+                                .await
+                        )
+                        .valid
                     );
                     let err = c
                         .sign(pb::SignRequest {
@@ -451,14 +389,13 @@ async fn t73_signatures_public_keys_macs_and_random() {
                 "INVALID_ARGUMENT",
                 "keys sign with",
             );
-            let public = c
-                .get_public_key(pb::GetPublicKeyRequest {
+            let public = answer(
+                c.get_public_key(pb::GetPublicKeyRequest {
                     key: name.clone(),
                     version: 0,
                 })
-                .await
-                .unwrap()
-                .into_inner();
+                .await,
+            );
             assert!(public
                 .public_key_pem
                 .starts_with("-----BEGIN PUBLIC KEY-----"));
@@ -466,33 +403,28 @@ async fn t73_signatures_public_keys_macs_and_random() {
 
             // Rotation: new signatures use version 2; version-1 signatures still verify.
             keys(&cluster, node).rotate_key(write(&name)).await.unwrap();
-            let fresh = c
-                .sign(pb::SignRequest {
+            let fresh = answer(
+                c.sign(pb::SignRequest {
                     key: name.clone(),
                     message: message.clone(),
                     ..Default::default()
                 })
-                .await
-                .unwrap()
-                .into_inner();
+                .await,
+            );
             assert_eq!(fresh.version, 2);
             let mut old = verify(message.clone(), signed.signature.clone(), "");
             old.version = 1;
             assert!(c2.verify(old.clone()).await.unwrap().into_inner().valid);
             assert!(
-                !c2.verify(verify(message.clone(), signed.signature.clone(), ""))
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .valid
+                !answer(
+                    c2.verify(verify(message.clone(), signed.signature.clone(), ""))
+                        .await
+                )
+                .valid
             );
             assert_refused(
-                c.encrypt(pb::EncryptRequest {
-                    key: name.clone(),
-                    plaintext: b"x".to_vec(),
-                    context: BTreeMap::new(),
-                })
-                .await,
+                c.encrypt(encrypt_request(&name, b"x", BTreeMap::new()))
+                    .await,
                 Code::InvalidArgument,
                 "WRONG_KEY_USAGE",
                 "cannot encrypt",
@@ -505,15 +437,14 @@ async fn t73_signatures_public_keys_macs_and_random() {
         ] {
             let name = format!("{}-{node}", spec.to_lowercase().replace('_', "-"));
             create(&cluster, node, &name, spec).await;
-            let mac = c
-                .generate_mac(pb::GenerateMacRequest {
+            let mac = answer(
+                c.generate_mac(pb::GenerateMacRequest {
                     key: name.clone(),
                     message: b"payload".to_vec(),
                     algorithm: String::new(),
                 })
-                .await
-                .unwrap()
-                .into_inner();
+                .await,
+            );
             assert_eq!((mac.mac.len(), mac.algorithm.as_str()), (len, algorithm));
             let check = |message: &[u8], mac: Vec<u8>| pb::VerifyMacRequest {
                 key: name.clone(),
@@ -521,26 +452,14 @@ async fn t73_signatures_public_keys_macs_and_random() {
                 mac,
                 ..Default::default()
             };
+            assert!(answer(c.verify_mac(check(b"payload", mac.mac.clone())).await).valid);
+            assert!(!answer(c.verify_mac(check(b"payload!", mac.mac.clone())).await).valid);
             assert!(
-                c.verify_mac(check(b"payload", mac.mac.clone()))
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .valid
-            );
-            assert!(
-                !c.verify_mac(check(b"payload!", mac.mac.clone()))
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .valid
-            );
-            assert!(
-                !c.verify_mac(check(b"payload", mac.mac[..len - 1].to_vec()))
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .valid
+                !answer(
+                    c.verify_mac(check(b"payload", mac.mac[..len - 1].to_vec()))
+                        .await
+                )
+                .valid
             );
             assert_refused(
                 c.verify_mac(check(b"payload", Vec::new())).await,
@@ -584,11 +503,10 @@ async fn t73_signatures_public_keys_macs_and_random() {
         );
 
         for n in [1u32, 32, 1024] {
-            let random = c
-                .generate_random(pb::GenerateRandomRequest { number_of_bytes: n })
-                .await
-                .unwrap()
-                .into_inner();
+            let random = answer(
+                c.generate_random(pb::GenerateRandomRequest { number_of_bytes: n })
+                    .await,
+            );
             assert_eq!(random.random.len(), n as usize);
         }
         for n in [0u32, 1025] {

@@ -13,7 +13,10 @@ use tessera_testkit::cluster::WAIT;
 use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
 use tonic::Code;
 
-use crate::api::{assert_refused, create, crypto, keys, leader_and_follower, write};
+use crate::api::{
+    answer, assert_refused, create, crypto, decrypt_request, describe, encrypt_request, key_of,
+    keys, leader_and_follower, write,
+};
 use crate::tessera;
 
 fn external(name: &str, spec: &str) -> pb::CreateKeyRequest {
@@ -34,24 +37,14 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
 
         // AES: encrypt in Tessera, decrypt with the imported material outside it.
         let name = format!("byok-aes-{node}");
-        let key = k
-            .create_key(external(&name, "AES256_GCM"))
-            .await
-            .unwrap()
-            .into_inner()
-            .key
-            .unwrap();
+        let key = key_of(k.create_key(external(&name, "AES256_GCM")).await);
         assert_eq!(
             (key.state.as_str(), key.origin.as_str(), key.primary_version),
             ("PENDING_IMPORT", "EXTERNAL", 0)
         );
         assert_refused(
-            c.encrypt(pb::EncryptRequest {
-                key: name.clone(),
-                plaintext: b"x".to_vec(),
-                context: BTreeMap::new(),
-            })
-            .await,
+            c.encrypt(encrypt_request(&name, b"x", BTreeMap::new()))
+                .await,
             Code::FailedPrecondition,
             "KEY_PENDING_IMPORT",
             "import",
@@ -63,11 +56,7 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
             "importing new material",
         );
 
-        let params = k
-            .get_import_parameters(write(&name))
-            .await
-            .unwrap()
-            .into_inner();
+        let params = answer(k.get_import_parameters(write(&name)).await);
         assert_eq!(params.wrapping_algorithm, "X25519_HKDF_SHA256_AES_256_GCM");
         assert!(params
             .public_key_pem
@@ -116,13 +105,10 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
             "AES256_GCM",
         );
 
-        let imported = k
-            .import_key_material(import(&params.import_token, wrapped.clone()))
-            .await
-            .unwrap()
-            .into_inner()
-            .key
-            .unwrap();
+        let imported = key_of(
+            k.import_key_material(import(&params.import_token, wrapped.clone()))
+                .await,
+        );
         assert_eq!(
             (imported.state.as_str(), imported.primary_version),
             ("ENABLED", 1)
@@ -134,15 +120,10 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
             "IMPORT_TOKEN_INVALID",
             "already used",
         );
-        let sealed = c
-            .encrypt(pb::EncryptRequest {
-                key: name.clone(),
-                plaintext: b"byok data".to_vec(),
-                context: BTreeMap::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let sealed = answer(
+            c.encrypt(encrypt_request(&name, b"byok data", BTreeMap::new()))
+                .await,
+        );
         let outside = ciphertext::decrypt(
             &SecretKey256::from_bytes(material),
             &sealed.ciphertext,
@@ -152,11 +133,7 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
         assert_eq!(outside.as_slice(), b"byok data");
 
         // Importing again adds a version (rotation of an imported key).
-        let params = k
-            .get_import_parameters(write(&name))
-            .await
-            .unwrap()
-            .into_inner();
+        let params = answer(k.get_import_parameters(write(&name)).await);
         let recipient = wrap::parse_x25519_public_key(&params.public_key).unwrap();
         let wrapped = wrap::wrap(
             &recipient,
@@ -165,41 +142,25 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
             &mut tessera_crypto::os_rng(),
         )
         .unwrap();
-        let rotated = k
-            .import_key_material(import(&params.import_token, wrapped))
-            .await
-            .unwrap()
-            .into_inner()
-            .key
-            .unwrap();
+        let rotated = key_of(
+            k.import_key_material(import(&params.import_token, wrapped))
+                .await,
+        );
         assert_eq!(rotated.primary_version, 2);
         assert_eq!(
-            c.decrypt(pb::DecryptRequest {
-                ciphertext: sealed.ciphertext,
-                context: BTreeMap::new()
-            })
-            .await
-            .unwrap()
-            .into_inner()
+            answer(
+                c.decrypt(decrypt_request(&sealed.ciphertext, BTreeMap::new()))
+                    .await
+            )
             .plaintext,
             b"byok data"
         );
 
         // ECDSA P-256: sign in Tessera, verify with the public key derived outside it.
         let name = format!("byok-ec-{node}");
-        let key = k
-            .create_key(external(&name, "ECDSA_P256"))
-            .await
-            .unwrap()
-            .into_inner()
-            .key
-            .unwrap();
+        let key = key_of(k.create_key(external(&name, "ECDSA_P256")).await);
         let scalar = KeySpec::EcdsaP256.generate_material(&mut tessera_crypto::os_rng());
-        let params = k
-            .get_import_parameters(write(&name))
-            .await
-            .unwrap()
-            .into_inner();
+        let params = answer(k.get_import_parameters(write(&name)).await);
         let recipient = wrap::parse_x25519_public_key(&params.public_key).unwrap();
         let wrapped = wrap::wrap(
             &recipient,
@@ -216,15 +177,14 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
         })
         .await
         .unwrap();
-        let signed = c
-            .sign(pb::SignRequest {
+        let signed = answer(
+            c.sign(pb::SignRequest {
                 key: name.clone(),
                 message: b"imported".to_vec(),
                 ..Default::default()
             })
-            .await
-            .unwrap()
-            .into_inner();
+            .await,
+        );
         let public = sign::public_key_der(KeySpec::EcdsaP256, scalar.as_slice()).unwrap();
         assert!(sign::verify(
             KeySpec::EcdsaP256,
@@ -251,24 +211,13 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
 #[tokio::test]
 async fn t75_import_tokens_expire() {
     let options = ClusterOptions {
-        nodes: 1,
         import_token_ttl_seconds: 1,
-        ..ClusterOptions::default()
+        ..ClusterOptions::with_nodes(1)
     };
     let cluster = TestCluster::start_unsealed(tessera(), options).await;
     let mut k = keys(&cluster, 1);
-    let key = k
-        .create_key(external("expiring", "AES256_GCM"))
-        .await
-        .unwrap()
-        .into_inner()
-        .key
-        .unwrap();
-    let params = k
-        .get_import_parameters(write("expiring"))
-        .await
-        .unwrap()
-        .into_inner();
+    let key = key_of(k.create_key(external("expiring", "AES256_GCM")).await);
+    let params = answer(k.get_import_parameters(write("expiring")).await);
     let recipient = wrap::parse_x25519_public_key(&params.public_key).unwrap();
     let wrapped = wrap::wrap(
         &recipient,
@@ -325,41 +274,32 @@ async fn t76_export_only_exportable_keys_wrapped_to_the_callers_key() {
         );
 
         let open = format!("open-{node}");
-        let key = k
-            .create_key(pb::CreateKeyRequest {
+        let key = key_of(
+            k.create_key(pb::CreateKeyRequest {
                 name: open.clone(),
                 exportable: true,
                 ..Default::default()
             })
-            .await
-            .unwrap()
-            .into_inner()
-            .key
-            .unwrap();
+            .await,
+        );
         assert!(key.exportable);
-        let sealed = c
-            .encrypt(pb::EncryptRequest {
-                key: open.clone(),
-                plaintext: b"exported".to_vec(),
-                context: BTreeMap::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let sealed = answer(
+            c.encrypt(encrypt_request(&open, b"exported", BTreeMap::new()))
+                .await,
+        );
         for recipient in [
             public.to_vec(),
             wrap::x25519_public_key_der(&public),
             wrap::x25519_public_key_pem(&public).into_bytes(),
         ] {
-            let exported = k
-                .export_key(pb::ExportKeyRequest {
+            let exported = answer(
+                k.export_key(pb::ExportKeyRequest {
                     key: open.clone(),
                     version: 0,
                     wrapping_public_key: recipient,
                 })
-                .await
-                .unwrap()
-                .into_inner();
+                .await,
+            );
             assert_eq!(
                 (exported.version, exported.spec.as_str()),
                 (1, "AES256_GCM")
@@ -404,35 +344,24 @@ async fn t77_leader_jobs_rotate_and_destroy_on_schedule() {
     let mut k = keys(&cluster, follower);
     let mut c = crypto(&cluster, follower);
 
-    let rotating = k
-        .create_key(pb::CreateKeyRequest {
+    let rotating = key_of(
+        k.create_key(pb::CreateKeyRequest {
             name: "auto".into(),
             rotation_period_ms: 1500,
             ..Default::default()
         })
-        .await
-        .unwrap()
-        .into_inner()
-        .key
-        .unwrap();
+        .await,
+    );
     assert_eq!(rotating.next_rotation_ms, rotating.created_at_ms + 1500);
-    let first = c
-        .encrypt(pb::EncryptRequest {
-            key: "auto".into(),
-            plaintext: b"v1".to_vec(),
-            context: BTreeMap::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let first = answer(
+        c.encrypt(encrypt_request("auto", b"v1", BTreeMap::new()))
+            .await,
+    );
     let rotated = wait_for("the rotation job to add version 2", WAIT, || {
         let mut k = k.clone();
         async move {
             let key = k
-                .describe_key(pb::DescribeKeyRequest {
-                    key: "auto".into(),
-                    ..Default::default()
-                })
+                .describe_key(describe("auto"))
                 .await
                 .map_err(|e| e.to_string())?
                 .into_inner()
@@ -448,13 +377,10 @@ async fn t77_leader_jobs_rotate_and_destroy_on_schedule() {
     .await;
     assert!(rotated.versions.iter().all(|v| v.state == "ENABLED"));
     assert_eq!(
-        c.decrypt(pb::DecryptRequest {
-            ciphertext: first.ciphertext,
-            context: BTreeMap::new()
-        })
-        .await
-        .unwrap()
-        .into_inner()
+        answer(
+            c.decrypt(decrypt_request(&first.ciphertext, BTreeMap::new()))
+                .await
+        )
         .plaintext,
         b"v1"
     );
@@ -476,15 +402,10 @@ async fn t77_leader_jobs_rotate_and_destroy_on_schedule() {
     })
     .await
     .unwrap();
-    let sealed = c
-        .encrypt(pb::EncryptRequest {
-            key: "doomed".into(),
-            plaintext: b"bye".to_vec(),
-            context: BTreeMap::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let sealed = answer(
+        c.encrypt(encrypt_request("doomed", b"bye", BTreeMap::new()))
+            .await,
+    );
     let err = k
         .schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
             key: "doomed".into(),
@@ -502,13 +423,7 @@ async fn t77_leader_jobs_rotate_and_destroy_on_schedule() {
             || {
                 let mut k = k.clone();
                 async move {
-                    match k
-                        .describe_key(pb::DescribeKeyRequest {
-                            key: "doomed".into(),
-                            ..Default::default()
-                        })
-                        .await
-                    {
+                    match k.describe_key(describe("doomed")).await {
                         Err(s) if s.code() == Code::NotFound => Ok(()),
                         other => Err(format!("{other:?}")),
                     }
@@ -516,36 +431,18 @@ async fn t77_leader_jobs_rotate_and_destroy_on_schedule() {
             },
         )
         .await;
-        let err = k
-            .describe_key(pb::DescribeKeyRequest {
-                key: "alias/doomed".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap_err();
+        let err = k.describe_key(describe("alias/doomed")).await.unwrap_err();
         assert_eq!(err.code(), Code::NotFound);
     }
     assert_refused(
-        c.decrypt(pb::DecryptRequest {
-            ciphertext: sealed.ciphertext,
-            context: BTreeMap::new(),
-        })
-        .await,
+        c.decrypt(decrypt_request(&sealed.ciphertext, BTreeMap::new()))
+            .await,
         Code::NotFound,
         "KEY_NOT_FOUND",
         "not found",
     );
     // The job ran several times meanwhile and left the key whose window has not passed.
-    let kept = k
-        .describe_key(pb::DescribeKeyRequest {
-            key: "kept".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .key
-        .unwrap();
+    let kept = key_of(k.describe_key(describe("kept")).await);
     assert_eq!(kept.state, "PENDING_DELETION");
 }
 
@@ -553,28 +450,26 @@ async fn t77_leader_jobs_rotate_and_destroy_on_schedule() {
 async fn t77b_retried_import_requests_return_their_first_results() {
     let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
     let [leader, follower] = leader_and_follower(&cluster).await;
-    let key = keys(&cluster, leader)
-        .create_key(external("retried", "AES256_GCM"))
-        .await
-        .unwrap()
-        .into_inner()
-        .key
-        .unwrap();
+    let key = key_of(
+        keys(&cluster, leader)
+            .create_key(external("retried", "AES256_GCM"))
+            .await,
+    );
     let params_request = pb::KeyWriteRequest {
         key: "retried".into(),
         request_id: "params-once".into(),
     };
-    let first = keys(&cluster, leader)
-        .get_import_parameters(params_request.clone())
-        .await
-        .unwrap()
-        .into_inner();
+    let first = answer(
+        keys(&cluster, leader)
+            .get_import_parameters(params_request.clone())
+            .await,
+    );
     // The retry lands on another node and must get the same token, not a fresh unstored one.
-    let again = keys(&cluster, follower)
-        .get_import_parameters(params_request)
-        .await
-        .unwrap()
-        .into_inner();
+    let again = answer(
+        keys(&cluster, follower)
+            .get_import_parameters(params_request)
+            .await,
+    );
     assert_eq!(first.import_token, again.import_token);
     assert_eq!(first.public_key, again.public_key);
 
@@ -592,21 +487,13 @@ async fn t77b_retried_import_requests_return_their_first_results() {
         wrapped_material: wrapped,
         request_id: "import-once".into(),
     };
-    let done = keys(&cluster, follower)
-        .import_key_material(import.clone())
-        .await
-        .unwrap()
-        .into_inner()
-        .key
-        .unwrap();
+    let done = key_of(
+        keys(&cluster, follower)
+            .import_key_material(import.clone())
+            .await,
+    );
     // The token is consumed, yet a retry of the same request returns the first result.
-    let retried = keys(&cluster, leader)
-        .import_key_material(import)
-        .await
-        .unwrap()
-        .into_inner()
-        .key
-        .unwrap();
+    let retried = key_of(keys(&cluster, leader).import_key_material(import).await);
     assert_eq!(retried, done);
     assert_eq!(retried.versions.len(), 1);
 

@@ -6,12 +6,42 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::consts::U12;
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, Payload};
+use aes_gcm::{Aes128Gcm, Aes256Gcm};
 use tessera_proto::v1 as pb;
 use tessera_testkit::{ClusterOptions, TestCluster};
 
-use crate::api::{create, crypto};
-use crate::tessera;
+use crate::api::{answer, create, crypto, decrypt_request};
+use crate::{assert_success, tessera};
+
+/// AES-GCM with the associated data "record-7" under a 128- or 256-bit data key (as long as
+/// `key` is): seals `msg`, or opens it if `open`.
+fn aes_gcm(key: &[u8], nonce: &[u8; 12], msg: &[u8], open: bool) -> Vec<u8> {
+    fn with<C: Aead + AeadCore<NonceSize = U12> + KeyInit>(
+        key: &[u8],
+        nonce: &[u8; 12],
+        payload: Payload<'_, '_>,
+        open: bool,
+    ) -> aes_gcm::aead::Result<Vec<u8>> {
+        let cipher = C::new_from_slice(key).unwrap();
+        if open {
+            cipher.decrypt(nonce.into(), payload)
+        } else {
+            cipher.encrypt(nonce.into(), payload)
+        }
+    }
+    let payload = Payload {
+        msg,
+        aad: b"record-7",
+    };
+    if key.len() == 32 {
+        with::<Aes256Gcm>(key, nonce, payload, open)
+    } else {
+        with::<Aes128Gcm>(key, nonce, payload, open)
+    }
+    .unwrap()
+}
 
 fn run(program: &str, args: &[&str]) -> std::process::Output {
     Command::new(program)
@@ -24,11 +54,7 @@ fn python(script: &str, args: &[&str]) -> String {
     let mut all = vec!["-c", script];
     all.extend_from_slice(args);
     let out = run("python3", &all);
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -55,81 +81,35 @@ async fn t78_data_keys_interoperate_with_python_and_signatures_with_openssl() {
     create(&cluster, node, "envelope", "").await;
 
     for spec in ["AES_256", "AES_128"] {
-        let dk = c
-            .generate_data_key(pb::GenerateDataKeyRequest {
+        let dk = answer(
+            c.generate_data_key(pb::GenerateDataKeyRequest {
                 key: "envelope".into(),
                 data_key_spec: spec.into(),
                 context: BTreeMap::new(),
             })
-            .await
-            .unwrap()
-            .into_inner();
+            .await,
+        );
         let key_hex = hex::encode(&dk.plaintext);
         // Python encrypts, Rust (aes-gcm) decrypts.
         let blob = hex::decode(python(PY_ENCRYPT, &[&key_hex])).unwrap();
         let (nonce, body) = blob.split_at(12);
         let nonce: &[u8; 12] = nonce.try_into().unwrap();
-        let plain = if dk.plaintext.len() == 32 {
-            aes_gcm::Aes256Gcm::new_from_slice(&dk.plaintext)
-                .unwrap()
-                .decrypt(
-                    nonce.into(),
-                    Payload {
-                        msg: body,
-                        aad: b"record-7",
-                    },
-                )
-        } else {
-            aes_gcm::Aes128Gcm::new_from_slice(&dk.plaintext)
-                .unwrap()
-                .decrypt(
-                    nonce.into(),
-                    Payload {
-                        msg: body,
-                        aad: b"record-7",
-                    },
-                )
-        }
-        .unwrap();
+        let plain = aes_gcm(&dk.plaintext, nonce, body, true);
         assert_eq!(plain, b"written by python");
         // Rust encrypts, Python decrypts.
         let nonce = [9u8; 12];
-        let body = if dk.plaintext.len() == 32 {
-            aes_gcm::Aes256Gcm::new_from_slice(&dk.plaintext)
-                .unwrap()
-                .encrypt(
-                    (&nonce).into(),
-                    Payload {
-                        msg: b"written by rust",
-                        aad: b"record-7",
-                    },
-                )
-        } else {
-            aes_gcm::Aes128Gcm::new_from_slice(&dk.plaintext)
-                .unwrap()
-                .encrypt(
-                    (&nonce).into(),
-                    Payload {
-                        msg: b"written by rust",
-                        aad: b"record-7",
-                    },
-                )
-        }
-        .unwrap();
+        let body = aes_gcm(&dk.plaintext, &nonce, b"written by rust", false);
         let blob = [nonce.as_slice(), &body].concat();
         assert_eq!(
             python(PY_DECRYPT, &[&key_hex, &hex::encode(blob)]),
             "written by rust"
         );
         // And the wrapped copy unwraps to the same key on another node.
-        let unwrapped = crypto(&cluster, cluster.leader().await)
-            .decrypt(pb::DecryptRequest {
-                ciphertext: dk.ciphertext,
-                context: BTreeMap::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let unwrapped = answer(
+            crypto(&cluster, cluster.leader().await)
+                .decrypt(decrypt_request(&dk.ciphertext, BTreeMap::new()))
+                .await,
+        );
         assert_eq!(unwrapped.plaintext, dk.plaintext);
     }
 
@@ -149,24 +129,22 @@ async fn t78_data_keys_interoperate_with_python_and_signatures_with_openssl() {
     ] {
         let name = format!("openssl-{}", spec.to_lowercase().replace('_', "-"));
         create(&cluster, node, &name, spec).await;
-        let signature = c
-            .sign(pb::SignRequest {
+        let signature = answer(
+            c.sign(pb::SignRequest {
                 key: name.clone(),
                 message: message.clone(),
                 ..Default::default()
             })
-            .await
-            .unwrap()
-            .into_inner()
-            .signature;
-        let public = c
-            .get_public_key(pb::GetPublicKeyRequest {
+            .await,
+        )
+        .signature;
+        let public = answer(
+            c.get_public_key(pb::GetPublicKeyRequest {
                 key: name.clone(),
                 version: 0,
             })
-            .await
-            .unwrap()
-            .into_inner();
+            .await,
+        );
         let pem = file(&format!("{name}.pem"), public.public_key_pem.as_bytes());
         let sig = file(&format!("{name}.sig"), &signature);
         let verify = |data: &Path| -> bool {

@@ -17,8 +17,11 @@ use tessera_testkit::scan::find_needles;
 use tessera_testkit::{past_unavailability, wait_for, ClusterOptions, TestCluster};
 use tonic::Code;
 
-use crate::api::{assert_status, create, crypto, keys, version_req, write};
-use crate::tessera;
+use crate::api::{
+    assert_status, create, crypto, decrypt_request, encrypt, encrypt_request, key_of, keys,
+    version_req, write,
+};
+use crate::{assert_success, tessera};
 
 /// The sealed blob of `key`'s `version`, read from a stopped node's store.
 fn sealed_version(cluster: &TestCluster, node: u64, key: &str, version: u32) -> Vec<u8> {
@@ -82,23 +85,6 @@ async fn encrypt_under(
     .await
 }
 
-async fn encrypt(
-    cluster: &TestCluster,
-    node: u64,
-    key: &str,
-    plaintext: &[u8],
-) -> pb::EncryptResponse {
-    crypto(cluster, node)
-        .encrypt(pb::EncryptRequest {
-            key: key.into(),
-            plaintext: plaintext.to_vec(),
-            context: BTreeMap::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-}
-
 /// Decrypting `ciphertext` on `node`, retried past unavailability.
 async fn decrypt_on(
     cluster: &TestCluster,
@@ -108,10 +94,7 @@ async fn decrypt_on(
     let c = crypto(cluster, node);
     past_unavailability("decrypt", || {
         let mut c = c.clone();
-        let request = pb::DecryptRequest {
-            ciphertext: ciphertext.to_vec(),
-            context: BTreeMap::new(),
-        };
+        let request = decrypt_request(ciphertext, BTreeMap::new());
         async move { c.decrypt(request).await }
     })
     .await
@@ -151,11 +134,7 @@ async fn restart_all(cluster: &mut TestCluster) {
 
 #[tokio::test]
 async fn t79_destroyed_version_bytes_are_gone_after_compaction() {
-    let options = ClusterOptions {
-        snapshot_after_logs: 5,
-        logs_kept_after_snapshot: 0,
-        ..ClusterOptions::default()
-    };
+    let options = ClusterOptions::snapshotting(5, 0);
     let mut cluster = TestCluster::start_unsealed(tessera(), options).await;
     create(&cluster, 1, "shred", "").await;
     let old = encrypt(&cluster, 2, "shred", b"under v1").await;
@@ -182,25 +161,18 @@ async fn t79_destroyed_version_bytes_are_gone_after_compaction() {
     for i in 0..12 {
         create(&cluster, 1 + i % 3, &format!("filler-{i}"), "").await;
     }
-    for id in cluster.ids() {
-        let client = cluster.client(id);
-        wait_for(
-            &format!("node {id} to purge its log past the destruction"),
-            WAIT,
-            || async {
-                let s = client.status().await.map_err(|e| e.to_string())?;
-                if s.snapshot_index > destroyed_at && s.purged_index > destroyed_at {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "snapshot {} purged {} destroyed at {destroyed_at}",
-                        s.snapshot_index, s.purged_index
-                    ))
-                }
-            },
-        )
+    cluster
+        .wait_status_all("purge its log past the destruction", |s| {
+            if s.snapshot_index > destroyed_at && s.purged_index > destroyed_at {
+                Ok(())
+            } else {
+                Err(format!(
+                    "snapshot {} purged {} destroyed at {destroyed_at}",
+                    s.snapshot_index, s.purged_index
+                ))
+            }
+        })
         .await;
-    }
     for id in cluster.ids() {
         assert!(cluster.stop(id));
     }
@@ -210,11 +182,7 @@ async fn t79_destroyed_version_bytes_are_gone_after_compaction() {
             .arg(node.config())
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "compact failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert!(report["bytes_after"].as_u64().unwrap() > 0);
         let found = find_needles(&node.dir, &needle);
@@ -250,19 +218,17 @@ async fn t79_destroyed_version_bytes_are_gone_after_compaction() {
 /// The destroy of `version` of `key`, through `node`.
 async fn destroy(cluster: &TestCluster, node: u64, key: &str, version: u32) {
     let destroyer = keys(cluster, node);
-    let key = past_unavailability("destroy the version", || {
-        let mut destroyer = destroyer.clone();
-        async move {
-            destroyer
-                .destroy_key_version(version_req(key, version))
-                .await
-        }
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .key
-    .unwrap();
+    let key = key_of(
+        past_unavailability("destroy the version", || {
+            let mut destroyer = destroyer.clone();
+            async move {
+                destroyer
+                    .destroy_key_version(version_req(key, version))
+                    .await
+            }
+        })
+        .await,
+    );
     assert_eq!(key.versions[0].state, "DESTROYED");
 }
 
@@ -270,10 +236,8 @@ async fn destroy(cluster: &TestCluster, node: u64, key: &str, version: u32) {
 async fn t79_a_destroyed_version_leaves_every_file_online() {
     // Default snapshot and log settings: the online pass, not a snapshot policy tuned for the
     // test, is what removes the material.
-    let options = ClusterOptions {
-        compact_interval_ms: 2_000,
-        ..ClusterOptions::default()
-    };
+    let mut options = ClusterOptions::default();
+    options.raft.compact_interval_ms = 2_000;
     let mut cluster = TestCluster::start_unsealed(tessera(), options).await;
     create(&cluster, 1, "shred", "").await;
     create(&cluster, 2, "other", "").await;
@@ -314,11 +278,7 @@ async fn t79_a_destroyed_version_leaves_every_file_online() {
                 if stop.load(Ordering::SeqCst) {
                     return;
                 }
-                let request = pb::EncryptRequest {
-                    key: "other".into(),
-                    plaintext: b"during the shredding".to_vec(),
-                    context: BTreeMap::new(),
-                };
+                let request = encrypt_request("other", b"during the shredding", BTreeMap::new());
                 match client.encrypt(request).await {
                     Ok(_) => served.fetch_add(1, Ordering::SeqCst),
                     Err(e) => {

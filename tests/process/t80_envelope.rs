@@ -13,9 +13,19 @@ use tessera_client::{Client, RetryPolicy};
 use tessera_testkit::{ClusterOptions, TestCluster};
 
 use crate::t60_cli::{error_document, Cli};
-use crate::{ctx, tessera};
+use crate::{assert_success, ctx, tessera};
 
 /// Deterministic, non-repeating-looking test data: byte i of a stream.
+/// Output options of a command that prints a JSON document.
+const JSON: &[&str] = &["-o", "json"];
+
+/// The arguments of a file command: `args`, the file tests' encryption context
+/// (`tenant=acme`, `purpose=backup`), then `output`.
+fn in_context<'a>(args: &[&'a str], output: &[&'a str]) -> Vec<&'a str> {
+    let context = ["--context", "tenant=acme", "--context", "purpose=backup"];
+    [args, &context, output].concat()
+}
+
 fn pattern(offset: u64, buf: &mut [u8]) {
     for (i, b) in buf.iter_mut().enumerate() {
         let x = offset + i as u64;
@@ -32,16 +42,8 @@ fn pattern_vec(len: usize) -> Vec<u8> {
 /// A client of every node, `first` preferred, retrying through a failover.
 fn client(cluster: &TestCluster, first: u64) -> Client {
     let pki = cluster.pki();
-    let mut endpoints = vec![cluster.node(first).api_addr.clone()];
-    endpoints.extend(
-        cluster
-            .nodes
-            .iter()
-            .filter(|n| n.id != first)
-            .map(|n| n.api_addr.clone()),
-    );
     Client::builder()
-        .endpoints(endpoints)
+        .endpoints(cluster.endpoints_from(first))
         .ca_cert_file(pki.join("ca.pem"))
         .identity_files(pki.join("admin.pem"), pki.join("admin-key.pem"))
         .retry(RetryPolicy {
@@ -55,14 +57,7 @@ fn client(cluster: &TestCluster, first: u64) -> Client {
 /// The `tessera` command for `cluster` with `first` as its preferred endpoint.
 fn command(cluster: &TestCluster, first: u64, args: &[&str]) -> Command {
     let pki = cluster.pki();
-    let mut addrs = vec![cluster.node(first).api_addr.clone()];
-    addrs.extend(
-        cluster
-            .nodes
-            .iter()
-            .filter(|n| n.id != first)
-            .map(|n| n.api_addr.clone()),
-    );
+    let addrs = cluster.endpoints_from(first);
     let mut cmd = Command::new(tessera());
     cmd.args(args)
         .env_remove("TESSERA_OUTPUT")
@@ -73,15 +68,19 @@ fn command(cluster: &TestCluster, first: u64, args: &[&str]) -> Command {
     cmd
 }
 
-/// Runs `cmd` with `input` on stdin, fed from a thread (the command streams: it writes stdout
-/// while it still reads stdin), and collects its output.
-fn pipe_through(mut cmd: Command, input: Vec<u8>) -> std::process::Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
+/// Starts `cmd` with its standard input, output and error piped to the test.
+fn spawn_piped(cmd: &mut Command) -> Child {
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs `cmd` with `input` on stdin, fed from a thread (the command streams: it writes stdout
+/// while it still reads stdin), and collects its output.
+fn pipe_through(mut cmd: Command, input: Vec<u8>) -> std::process::Output {
+    let mut child = spawn_piped(&mut cmd);
     let mut stdin = child.stdin.take().unwrap();
     let feeder = std::thread::spawn(move || stdin.write_all(&input));
     let out = child.wait_with_output().unwrap();
@@ -115,19 +114,16 @@ async fn t80_sdk_and_cli_read_each_others_envelope_files() {
         .unwrap();
     std::fs::write(path("sdk.tsr"), &message).unwrap();
     let summary = cli.json(
-        &[
-            "decrypt-file",
-            "--in",
-            &path("sdk.tsr"),
-            "--out",
-            &path("sdk.out"),
-            "--context",
-            "tenant=acme",
-            "--context",
-            "purpose=backup",
-            "-o",
-            "json",
-        ],
+        &in_context(
+            &[
+                "decrypt-file",
+                "--in",
+                &path("sdk.tsr"),
+                "--out",
+                &path("sdk.out"),
+            ],
+            JSON,
+        ),
         b"",
     );
     assert_eq!(summary["plaintext_bytes"], plain.len() as u64);
@@ -136,24 +132,16 @@ async fn t80_sdk_and_cli_read_each_others_envelope_files() {
 
     // CLI → SDK, through files and through stdin/stdout.
     std::fs::write(path("plain"), &plain).unwrap();
-    let summary = cli.json(
-        &[
-            "encrypt-file",
-            "--key",
-            "files",
-            "--in",
-            &path("plain"),
-            "--out",
-            &path("cli.tsr"),
-            "--context",
-            "tenant=acme",
-            "--context",
-            "purpose=backup",
-            "-o",
-            "json",
-        ],
-        b"",
-    );
+    let encrypt = [
+        "encrypt-file",
+        "--key",
+        "files",
+        "--in",
+        &path("plain"),
+        "--out",
+        &path("cli.tsr"),
+    ];
+    let summary = cli.json(&in_context(&encrypt, JSON), b"");
     assert_eq!(summary["plaintext_bytes"], plain.len() as u64);
     let from_cli = std::fs::read(path("cli.tsr")).unwrap();
     let mut decrypted = Vec::new();
@@ -161,46 +149,12 @@ async fn t80_sdk_and_cli_read_each_others_envelope_files() {
         .await
         .unwrap();
     assert!(decrypted == plain);
-    let piped = pipe_through(
-        command(
-            &cluster,
-            1,
-            &[
-                "encrypt-file",
-                "--key",
-                "files",
-                "--context",
-                "tenant=acme",
-                "--context",
-                "purpose=backup",
-            ],
-        ),
-        plain.clone(),
-    );
-    assert!(
-        piped.status.success(),
-        "{}",
-        String::from_utf8_lossy(&piped.stderr)
-    );
-    let back = pipe_through(
-        command(
-            &cluster,
-            1,
-            &[
-                "decrypt-file",
-                "--context",
-                "tenant=acme",
-                "--context",
-                "purpose=backup",
-            ],
-        ),
-        piped.stdout.clone(),
-    );
-    assert!(
-        back.status.success(),
-        "{}",
-        String::from_utf8_lossy(&back.stderr)
-    );
+    let encrypt = in_context(&["encrypt-file", "--key", "files"], &[]);
+    let piped = pipe_through(command(&cluster, 1, &encrypt), plain.clone());
+    assert_success(&piped);
+    let decrypt = in_context(&["decrypt-file"], &[]);
+    let back = pipe_through(command(&cluster, 1, &decrypt), piped.stdout.clone());
+    assert_success(&back);
     assert!(back.stdout == plain);
     assert!(
         sdk.decrypt_envelope(&piped.stdout, &context)
@@ -241,20 +195,14 @@ async fn t80_sdk_and_cli_read_each_others_envelope_files() {
     let middle = tampered.len() / 2;
     tampered[middle] ^= 0x10;
     std::fs::write(path("tampered.tsr"), &tampered).unwrap();
-    let bad = cli.run(
-        &[
-            "decrypt-file",
-            "--in",
-            &path("tampered.tsr"),
-            "--out",
-            &path("tampered.out"),
-            "--context",
-            "tenant=acme",
-            "--context",
-            "purpose=backup",
-        ],
-        b"",
-    );
+    let decrypt_file = |input: &str, output: &str| {
+        let (input, output) = (path(input), path(output));
+        cli.run(
+            &in_context(&["decrypt-file", "--in", &input, "--out", &output], &[]),
+            b"",
+        )
+    };
+    let bad = decrypt_file("tampered.tsr", "tampered.out");
     assert_eq!(bad.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&bad.stderr).contains("does not authenticate"),
@@ -263,20 +211,7 @@ async fn t80_sdk_and_cli_read_each_others_envelope_files() {
     );
     let truncated = &from_cli[..from_cli.len() - 20];
     std::fs::write(path("truncated.tsr"), truncated).unwrap();
-    let cut = cli.run(
-        &[
-            "decrypt-file",
-            "--in",
-            &path("truncated.tsr"),
-            "--out",
-            &path("truncated.out"),
-            "--context",
-            "tenant=acme",
-            "--context",
-            "purpose=backup",
-        ],
-        b"",
-    );
+    let cut = decrypt_file("truncated.tsr", "truncated.out");
     assert_eq!(cut.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&cut.stderr).contains("truncated"));
     for name in ["wrong.out", "tampered.out", "truncated.out"] {
@@ -325,16 +260,8 @@ async fn t81_a_gib_round_trips_through_encrypt_file_and_decrypt_file_in_bounded_
         .await
         .unwrap();
     let context = ["--context", "run=t81"];
-    let mut encrypt = command(
-        &cluster,
-        1,
-        &[&["encrypt-file", "--key", "stream"][..], &context].concat(),
-    )
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let encrypt_args = [&["encrypt-file", "--key", "stream"][..], &context].concat();
+    let mut encrypt = spawn_piped(&mut command(&cluster, 1, &encrypt_args));
     let mut decrypt = command(&cluster, 1, &[&["decrypt-file"][..], &context].concat())
         .stdin(encrypt.stdout.take().unwrap())
         .stdout(Stdio::piped())
@@ -464,18 +391,15 @@ async fn t83_killing_the_clis_node_mid_encrypt_file_surfaces_no_error() {
     let mut plain = vec![0u8; TOTAL];
     pattern(0, &mut plain);
     let sealed = dir.path().join("big.tsr");
-    let mut encrypt = command(
-        &cluster,
-        victim,
-        &["encrypt-file", "--key", "big", "--context", "run=t83"],
-    )
-    .arg("--out")
-    .arg(&sealed)
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut encrypt = spawn_piped(
+        command(
+            &cluster,
+            victim,
+            &["encrypt-file", "--key", "big", "--context", "run=t83"],
+        )
+        .arg("--out")
+        .arg(&sealed),
+    );
     // The first half goes in, then the node dies, then the rest: the kill falls in the middle
     // of the stream whatever the speed of the machine.
     let mut stdin = encrypt.stdin.take().unwrap();
@@ -485,11 +409,7 @@ async fn t83_killing_the_clis_node_mid_encrypt_file_surfaces_no_error() {
     stdin.write_all(rest).unwrap();
     drop(stdin);
     let out = encrypt.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(leftovers(dir.path()).is_empty());
     // Decrypt with the killed node still first in the list: the CLI fails over.
     let restored = dir.path().join("restored");
@@ -500,10 +420,6 @@ async fn t83_killing_the_clis_node_mid_encrypt_file_surfaces_no_error() {
         .arg(&restored)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(std::fs::read(&restored).unwrap() == plain);
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tessera_testkit::{ClusterOptions, TestCluster};
 
-use crate::tessera;
+use crate::{assert_success, tessera};
 
 /// Generous: the smoke run takes well under a minute on an idle machine.
 const BOUND: Duration = Duration::from_secs(600);
@@ -32,14 +32,7 @@ fn expected_workloads() -> Vec<String> {
 #[tokio::test]
 async fn t95_bench_quick_reports_every_workload_with_operations() {
     // Shares the cluster lock: the bench's cluster is as heavy as a test cluster.
-    let _serial = TestCluster::start(
-        tessera(),
-        ClusterOptions {
-            nodes: 1,
-            ..ClusterOptions::default()
-        },
-    )
-    .await;
+    let _serial = TestCluster::start(tessera(), ClusterOptions::with_nodes(1)).await;
     let child = tokio::process::Command::new(tessera())
         .args(["bench", "--quick", "--json"])
         .stdin(Stdio::null())
@@ -52,11 +45,7 @@ async fn t95_bench_quick_reports_every_workload_with_operations() {
         .await
         .expect("tessera bench --quick did not finish")
         .unwrap();
-    assert!(
-        out.status.success(),
-        "bench failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["quick"], true);
 

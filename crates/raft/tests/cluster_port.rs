@@ -24,10 +24,14 @@ use tessera_raft::tls::{self, TlsFiles, TlsIncoming};
 use tessera_raft::typ::{SnapshotMeta, TypeConfig, Vote};
 use tessera_raft::{NodeConfig, NodeId, NodeInfo, RaftNode, RaftSettings};
 use tessera_state::{
-    CallerId, Command, KeyId, KeyName, KeyOrigin, NewKey, Request, RequestId, Response, SealConfig,
+    CallerId, Command, KeyId, KeyName, KeyOrigin, NewKey, Request, RequestId, Response,
 };
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
+
+mod support;
+
+use support::init_seal;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -261,18 +265,15 @@ async fn a_certificate_of_a_non_member_is_refused_on_every_cluster_rpc() {
     node.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_joining_node_is_added_and_then_admitted_as_a_member() {
-    let pki = Pki::new(&[1, 2]);
-    let data = tempfile::tempdir().unwrap();
-    let (leader, leader_addr) = bootstrapped_leader(&pki, data.path()).await;
-    let (joiner, joiner_addr) = start_node(&pki, 2, data.path()).await;
-    tokio::time::timeout(WAIT, joiner.join(std::slice::from_ref(&leader_addr)))
+/// Joins `joiner` (node 2) through `leader` (node 1, at `leader_addr`) and waits until both
+/// see the voters {1, 2} led by node 1.
+async fn join_second_voter(leader: &RaftNode, leader_addr: &str, joiner: &RaftNode) {
+    tokio::time::timeout(WAIT, joiner.join(&[leader_addr.to_owned()]))
         .await
         .expect("node 2 joins in time")
         .unwrap();
-    eventually("node 2 to become a voter on both nodes", || async {
-        [&leader, &joiner].iter().all(|node| {
+    eventually("node 2 to become a voter that follows node 1", || async {
+        [leader, joiner].iter().all(|node| {
             let metrics = node.metrics();
             metrics
                 .membership_config
@@ -283,6 +284,15 @@ async fn a_joining_node_is_added_and_then_admitted_as_a_member() {
         })
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_node_is_added_and_then_admitted_as_a_member() {
+    let pki = Pki::new(&[1, 2]);
+    let data = tempfile::tempdir().unwrap();
+    let (leader, leader_addr) = bootstrapped_leader(&pki, data.path()).await;
+    let (joiner, joiner_addr) = start_node(&pki, 2, data.path()).await;
+    join_second_voter(&leader, &leader_addr, &joiner).await;
     // Now each accepts the other's certificate.
     let stale = VoteRequest::<u64>::new(Vote::new(0, 2), None);
     let mut to_leader = client_as(&pki, 2, &leader_addr);
@@ -337,76 +347,45 @@ fn oversized_reply() -> Result<tonic::Response<RaftPayload>, tonic::Status> {
     }))
 }
 
-#[tonic::async_trait]
-impl Cluster for OversizedReplies {
-    async fn append_entries(
-        &self,
-        _: tonic::Request<RaftPayload>,
-    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
-        oversized_reply()
-    }
-    async fn vote(
-        &self,
-        _: tonic::Request<RaftPayload>,
-    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
-        oversized_reply()
-    }
-    async fn install_snapshot(
-        &self,
-        _: tonic::Request<RaftPayload>,
-    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
-        oversized_reply()
-    }
-    async fn forward(
-        &self,
-        _: tonic::Request<RaftPayload>,
-    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
-        oversized_reply()
-    }
-    async fn read_index(
-        &self,
-        _: tonic::Request<RaftPayload>,
-    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
-        oversized_reply()
-    }
-    async fn timeout_now(
-        &self,
-        _: tonic::Request<RaftPayload>,
-    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
-        oversized_reply()
-    }
-    async fn join(
-        &self,
-        _: tonic::Request<JoinRequest>,
-    ) -> Result<tonic::Response<JoinResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not in this test"))
-    }
-    async fn membership(
-        &self,
-        _: tonic::Request<RaftPayload>,
-    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
-        oversized_reply()
-    }
-    async fn probe(
-        &self,
-        _: tonic::Request<RaftPayload>,
-    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
-        oversized_reply()
-    }
+/// `impl Cluster for OversizedReplies`: each RPC listed answers with [`oversized_reply`].
+macro_rules! oversized_replies {
+    ($($rpc:ident),*) => {
+        #[tonic::async_trait]
+        impl Cluster for OversizedReplies {
+            $(
+                async fn $rpc(
+                    &self,
+                    _: tonic::Request<RaftPayload>,
+                ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+                    oversized_reply()
+                }
+            )*
+            async fn join(
+                &self,
+                _: tonic::Request<JoinRequest>,
+            ) -> Result<tonic::Response<JoinResponse>, tonic::Status> {
+                Err(tonic::Status::unimplemented("not in this test"))
+            }
+        }
+    };
 }
+
+oversized_replies!(
+    append_entries,
+    vote,
+    install_snapshot,
+    forward,
+    read_index,
+    timeout_now,
+    membership,
+    probe
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_reply_is_refused_by_the_client() {
-    tls::install_crypto_provider();
     let pki = Pki::new(&[1, 2]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let incoming = TlsIncoming::new(
-        listener,
-        tls::server_config(&pki.files(2)).unwrap(),
-        "cluster",
-        tls::AcceptLimits::default(),
-    );
+    let (incoming, addr) = tls_port(&pki, 2, "cluster", tls::AcceptLimits::default()).await;
+    let addr = addr.to_string();
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(ClusterServer::new(OversizedReplies).max_encoding_message_size(usize::MAX))
@@ -426,6 +405,21 @@ async fn an_oversized_reply_is_refused_by_the_client() {
         other => panic!("expected an OUT_OF_RANGE refusal, got {other:?}"),
     }
     server.abort();
+}
+
+/// A TLS port named `port` on a free loopback port, presenting node `id`'s certificate, and its
+/// address.
+async fn tls_port(
+    pki: &Pki,
+    id: NodeId,
+    port: &'static str,
+    limits: tls::AcceptLimits,
+) -> (TlsIncoming, std::net::SocketAddr) {
+    tls::install_crypto_provider();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = tls::server_config(&pki.files(id)).unwrap();
+    (TlsIncoming::new(listener, config, port, limits), addr)
 }
 
 /// A TLS client presenting node `id`'s certificate.
@@ -469,19 +463,12 @@ async fn handshake(
 async fn a_port_at_its_connection_budget_accepts_again_once_a_connection_closes() {
     use futures::StreamExt;
 
-    tls::install_crypto_provider();
     let pki = Pki::new(&[1, 2]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut incoming = TlsIncoming::new(
-        listener,
-        tls::server_config(&pki.files(2)).unwrap(),
-        "api",
-        tls::AcceptLimits {
-            max_connections: Some(1),
-            ..tls::AcceptLimits::default()
-        },
-    );
+    let limits = tls::AcceptLimits {
+        max_connections: Some(1),
+        ..tls::AcceptLimits::default()
+    };
+    let (mut incoming, addr) = tls_port(&pki, 2, "api", limits).await;
     let connector = tls_connector(&pki, 1);
     let first_client = handshake(&connector, addr).await.unwrap();
     let first = incoming.next().await.unwrap().unwrap();
@@ -516,16 +503,8 @@ async fn a_port_at_its_connection_budget_accepts_again_once_a_connection_closes(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_connections_have_nagle_turned_off() {
     use futures::StreamExt as _;
-    tls::install_crypto_provider();
     let pki = Pki::new(&[1, 2]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut incoming = TlsIncoming::new(
-        listener,
-        tls::server_config(&pki.files(1)).unwrap(),
-        "cluster",
-        tls::AcceptLimits::default(),
-    );
+    let (mut incoming, addr) = tls_port(&pki, 1, "cluster", tls::AcceptLimits::default()).await;
     let connector = tls_connector(&pki, 2);
     let client = tokio::spawn(async move { handshake(&connector, addr).await });
     let accepted = tokio::time::timeout(WAIT, incoming.next())
@@ -573,40 +552,16 @@ async fn initialised_pair(
     })
     .await;
     let (follower, _) = start_node_batching(pki, 2, data, max_batch_requests).await;
-    tokio::time::timeout(WAIT, follower.join(std::slice::from_ref(&leader_addr)))
-        .await
-        .expect("node 2 joins in time")
-        .unwrap();
-    eventually("node 2 to become a voter that follows node 1", || async {
-        [&leader, &follower].iter().all(|node| {
-            let metrics = node.metrics();
-            metrics
-                .membership_config
-                .membership()
-                .voter_ids()
-                .eq([1, 2])
-                && metrics.current_leader == Some(1)
-        })
-    })
-    .await;
+    join_second_voter(&leader, &leader_addr, &follower).await;
     // Unsealed, so that once initialised the leader keeps leading (a sealed one hands over).
     leader.set_sealed(false);
     follower.set_sealed(false);
-    let init = Request {
-        request_id: RequestId::parse("init").unwrap(),
-        caller: CallerId::of("admin"),
-        fingerprint: [0; 32],
-        bindings: Vec::new(),
-        command: Command::InitSeal(SealConfig {
-            shares: 5,
-            threshold: 3,
-            sealed_root_key: vec![1; 60],
-            sealed_keyring: vec![2; 80],
-            initialized_at_ms: 1,
-        }),
-    };
     assert!(matches!(
-        leader.propose(init).await.unwrap().response,
+        leader
+            .propose(init_seal("admin", 5, 3))
+            .await
+            .unwrap()
+            .response,
         Response::Initialized { .. }
     ));
     (std::sync::Arc::new(leader), std::sync::Arc::new(follower))

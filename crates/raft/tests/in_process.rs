@@ -13,8 +13,12 @@ use tessera_crypto::spec::KeySpec;
 use tessera_raft::testing::{poll, TestCluster, WAIT};
 use tessera_raft::{LeaseState, NodeId, ProposeError, RaftNode, RaftSettings, ReadIndexError};
 use tessera_state::{
-    CallerId, Command, KeyId, KeyName, KeyOrigin, NewKey, Request, RequestId, Response, SealConfig,
+    CallerId, Command, KeyId, KeyName, KeyOrigin, NewKey, Request, RequestId, Response,
 };
+
+mod support;
+
+use support::init_seal;
 
 /// A write that creates key number `n` (an imported key, which needs no key material), and
 /// that key's id.
@@ -54,19 +58,7 @@ async fn initialised_cluster() -> TestCluster {
 async fn initialised_cluster_with(settings: RaftSettings) -> TestCluster {
     let cluster = TestCluster::with_settings(3, settings).await.unwrap();
     let leader = cluster.leader().await.unwrap();
-    let init = Request {
-        request_id: RequestId::parse("init").unwrap(),
-        caller: CallerId::of("test"),
-        fingerprint: [0; 32],
-        bindings: Vec::new(),
-        command: Command::InitSeal(SealConfig {
-            shares: 1,
-            threshold: 1,
-            sealed_root_key: vec![1; 60],
-            sealed_keyring: vec![2; 80],
-            initialized_at_ms: 1,
-        }),
-    };
+    let init = init_seal("test", 1, 1);
     let applied = cluster.node(leader).unwrap().propose(init).await.unwrap();
     assert!(
         matches!(applied.response, Response::Initialized { .. }),
@@ -74,6 +66,13 @@ async fn initialised_cluster_with(settings: RaftSettings) -> TestCluster {
         applied.response
     );
     cluster
+}
+
+/// [`initialised_cluster`], its leader and a follower.
+async fn initialised_with_follower() -> (TestCluster, NodeId, NodeId) {
+    let cluster = initialised_cluster().await;
+    let leader = cluster.leader().await.unwrap();
+    (cluster, leader, follower_of(leader, None))
 }
 
 fn has_key(node: &RaftNode, key_id: &KeyId) -> bool {
@@ -103,9 +102,7 @@ async fn wait_lease(cluster: &TestCluster, id: NodeId, what: &str, want: LeaseSt
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_on_a_follower_is_forwarded_and_then_visible_on_the_follower() {
-    let cluster = initialised_cluster().await;
-    let leader = cluster.leader().await.unwrap();
-    let follower = follower_of(leader, None);
+    let (cluster, leader, follower) = initialised_with_follower().await;
     // A slow link: the leader's answer arrives before the follower has the entry.
     cluster.router().delay(follower, Duration::from_millis(30));
     let (key_id, write) = create_key(1);
@@ -134,9 +131,7 @@ async fn a_write_on_a_follower_is_forwarded_and_then_visible_on_the_follower() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_cut_off_from_the_leader_fails_its_write_as_not_applied_instead_of_hanging() {
-    let cluster = initialised_cluster().await;
-    let leader = cluster.leader().await.unwrap();
-    let follower = follower_of(leader, None);
+    let (cluster, leader, follower) = initialised_with_follower().await;
     cluster.router().isolate(follower);
     let (key_id, write) = create_key(2);
 
@@ -155,9 +150,7 @@ async fn a_follower_cut_off_from_the_leader_fails_its_write_as_not_applied_inste
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_barrier_on_a_lagging_follower_returns_once_it_applied_what_the_leader_committed() {
-    let cluster = initialised_cluster().await;
-    let leader = cluster.leader().await.unwrap();
-    let follower = follower_of(leader, None);
+    let (cluster, leader, follower) = initialised_with_follower().await;
     // The leader commits three writes with the third node while the follower is cut off.
     cluster.router().isolate(follower);
     let mut last_key = None;
@@ -185,9 +178,7 @@ async fn a_read_barrier_on_a_lagging_follower_returns_once_it_applied_what_the_l
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_barrier_on_a_cut_off_follower_fails_instead_of_hanging() {
-    let cluster = initialised_cluster().await;
-    let leader = cluster.leader().await.unwrap();
-    let follower = follower_of(leader, None);
+    let (cluster, _, follower) = initialised_with_follower().await;
     cluster.router().isolate(follower);
 
     let outcome = tokio::time::timeout(WAIT, cluster.node(follower).unwrap().read_barrier())
@@ -203,9 +194,7 @@ async fn a_read_barrier_on_a_cut_off_follower_fails_instead_of_hanging() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_off_follower_s_lease_lapses_and_is_renewed_once_it_is_reconnected() {
-    let cluster = initialised_cluster().await;
-    let leader = cluster.leader().await.unwrap();
-    let follower = follower_of(leader, None);
+    let (cluster, leader, follower) = initialised_with_follower().await;
     wait_lease(
         &cluster,
         follower,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use tessera_client::proto::StatusResponse;
 use tessera_client::{Client, ClientConfig};
 use tessera_launcher::config::{Entry, NodeConfig, NodeOptions};
 use tessera_launcher::{pki, Bound};
@@ -42,20 +43,9 @@ pub const WAIT: Duration = Duration::from_secs(60);
 pub struct ClusterOptions {
     /// Number of nodes.
     pub nodes: u64,
-    /// Raft heartbeat interval.
-    pub heartbeat_ms: u64,
-    /// Election timeout lower bound.
-    pub election_timeout_min_ms: u64,
-    /// Election timeout upper bound.
-    pub election_timeout_max_ms: u64,
-    /// Follower lease window.
-    pub lease_ms: u64,
-    /// Entries between snapshots.
-    pub snapshot_after_logs: u64,
-    /// Entries kept behind a snapshot.
-    pub logs_kept_after_snapshot: u64,
-    /// Interval of the online compaction pass.
-    pub compact_interval_ms: u64,
+    /// Raft timing, snapshots and compaction of every node: by default elections after 1–2 s
+    /// and a 15 s write timeout, tolerant of a loaded machine.
+    pub raft: RaftSection,
     /// Lifetime of BYOK import tokens.
     pub import_token_ttl_seconds: u64,
     /// If set, each node's data directory is a tmpfs of this many MiB that a test can fill
@@ -77,13 +67,17 @@ impl Default for ClusterOptions {
     fn default() -> Self {
         Self {
             nodes: 3,
-            heartbeat_ms: 100,
-            election_timeout_min_ms: 1000,
-            election_timeout_max_ms: 2000,
-            lease_ms: 800,
-            snapshot_after_logs: 10_000,
-            logs_kept_after_snapshot: 1_000,
-            compact_interval_ms: 300_000,
+            raft: RaftSection {
+                heartbeat_ms: 100,
+                election_timeout_min_ms: 1000,
+                election_timeout_max_ms: 2000,
+                lease_ms: 800,
+                snapshot_after_logs: 10_000,
+                logs_kept_after_snapshot: 1_000,
+                write_timeout_ms: 15_000,
+                compact_interval_ms: 300_000,
+                ..RaftSection::default()
+            },
             import_token_ttl_seconds: 600,
             data_quota_mib: None,
             ops_port: false,
@@ -91,6 +85,25 @@ impl Default for ClusterOptions {
             rate_limits: RateLimitSection::default(),
             faults: Vec::new(),
         }
+    }
+}
+
+impl ClusterOptions {
+    /// The default options with `nodes` nodes: the size is what most tests change.
+    pub fn with_nodes(nodes: u64) -> Self {
+        Self {
+            nodes,
+            ..Self::default()
+        }
+    }
+
+    /// The default options with a snapshot every `after` log entries, keeping `kept` entries
+    /// behind it: for tests of catch-up by snapshot and of what compaction removes from disk.
+    pub fn snapshotting(after: u64, kept: u64) -> Self {
+        let mut options = Self::default();
+        options.raft.snapshot_after_logs = after;
+        options.raft.logs_kept_after_snapshot = kept;
+        options
     }
 }
 
@@ -160,17 +173,7 @@ fn node_config(
 ) -> NodeConfig {
     let node_options = NodeOptions {
         region: format!("region-{}", (id - 1) % 3 + 1),
-        raft: Some(RaftSection {
-            heartbeat_ms: options.heartbeat_ms,
-            election_timeout_min_ms: options.election_timeout_min_ms,
-            election_timeout_max_ms: options.election_timeout_max_ms,
-            lease_ms: options.lease_ms,
-            snapshot_after_logs: options.snapshot_after_logs,
-            logs_kept_after_snapshot: options.logs_kept_after_snapshot,
-            write_timeout_ms: 15_000,
-            compact_interval_ms: options.compact_interval_ms,
-            ..RaftSection::default()
-        }),
+        raft: Some(options.raft.clone()),
         // Test-tuned: production minimums are days.
         lifecycle: Some(LifecycleSection {
             min_deletion_window_seconds: 1,
@@ -265,6 +268,16 @@ impl TestCluster {
         self.nodes.iter().map(|n| n.id).collect()
     }
 
+    /// The ids of all nodes but `id` (e.g. the followers of a leader, the survivors of a
+    /// victim).
+    pub fn ids_except(&self, id: u64) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .map(|n| n.id)
+            .filter(|n| *n != id)
+            .collect()
+    }
+
     /// A node by id.
     pub fn node(&self, id: u64) -> &TestNode {
         self.nodes.iter().find(|n| n.id == id).expect("node id")
@@ -335,6 +348,16 @@ impl TestCluster {
             .map(|id| self.node(*id).api_addr.clone())
             .collect();
         self.client_with_cert(endpoints, pki::ADMIN_IDENTITY)
+    }
+
+    /// Every node's API endpoint, node `first`'s first: the one a client tries first.
+    pub fn endpoints_from(&self, first: u64) -> Vec<String> {
+        let node = self.node(first);
+        let others = self.nodes.iter().filter(|n| n.id != first);
+        std::iter::once(node)
+            .chain(others)
+            .map(|n| n.api_addr.clone())
+            .collect()
     }
 
     /// A client with the admin certificate for one node only.
@@ -433,6 +456,35 @@ impl TestCluster {
             client.list_keys().await.map_err(|e| e.to_string())
         })
         .await;
+    }
+
+    /// Waits until node `id`'s status satisfies `check` (whose error says what it saw
+    /// instead), for at most [`WAIT`]; panics naming `what` after that.
+    pub async fn wait_status(
+        &self,
+        id: u64,
+        what: &str,
+        check: impl Fn(&StatusResponse) -> Result<(), String>,
+    ) {
+        let client = self.client(id);
+        wait_for(what, WAIT, || async {
+            let status = client.status().await.map_err(|e| e.to_string())?;
+            check(&status)
+        })
+        .await;
+    }
+
+    /// [`TestCluster::wait_status`] on every node in turn, e.g. until all have applied a
+    /// change; `what` completes "node N to …".
+    pub async fn wait_status_all(
+        &self,
+        what: &str,
+        check: impl Fn(&StatusResponse) -> Result<(), String>,
+    ) {
+        for id in self.ids() {
+            self.wait_status(id, &format!("node {id} to {what}"), &check)
+                .await;
+        }
     }
 
     /// The leader all running nodes agree on.
