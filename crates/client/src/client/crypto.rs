@@ -92,10 +92,7 @@ impl Client {
         /// # Errors
         /// [`Error`]; `INVALID_ARGUMENT` for an unknown data key spec.
         pub async fn generate_data_key(
-            &self,
-            key: &str,
-            data_key_spec: &str,
-            context: &BTreeMap<String, String>,
+            &self, key: &str, data_key_spec: &str, context: &BTreeMap<String, String>,
         ) -> pb::GenerateDataKeyResponse = call(
             CryptoClient::generate_data_key,
             Self::data_key_request(key, data_key_spec, context)
@@ -106,10 +103,7 @@ impl Client {
         /// # Errors
         /// [`Error`]; `INVALID_ARGUMENT` for an unknown data key spec.
         pub async fn generate_data_key_without_plaintext(
-            &self,
-            key: &str,
-            data_key_spec: &str,
-            context: &BTreeMap<String, String>,
+            &self, key: &str, data_key_spec: &str, context: &BTreeMap<String, String>,
         ) -> pb::GenerateDataKeyResponse = call(
             CryptoClient::generate_data_key_without_plaintext,
             Self::data_key_request(key, data_key_spec, context)
