@@ -211,68 +211,6 @@ pub enum StorageCommand {
     },
 }
 
-impl Command {
-    /// The output format the command was asked for, so that errors are reported in it too.
-    pub fn output_format(&self) -> OutputFormat {
-        match self {
-            Self::Server { .. } => OutputFormat::Text,
-            Self::Storage(StorageCommand::Compact { output, .. })
-            | Self::Operator(OperatorCommand::Recover { output, .. }) => output.format,
-            Self::Audit(AuditCommand::Verify { output, .. }) => output.format,
-            Self::Audit(AuditCommand::Hash { connect, .. }) => connect.output.format,
-            Self::Dev(args) => args.output.format,
-            Self::Bench(args) => {
-                if args.json {
-                    OutputFormat::Json
-                } else {
-                    OutputFormat::Text
-                }
-            }
-            Self::Pki(PkiCommand::Init { output, .. } | PkiCommand::IssueClient { output, .. }) => {
-                output.format
-            }
-            Self::Operator(
-                OperatorCommand::Init { connect, .. }
-                | OperatorCommand::Unseal { connect, .. }
-                | OperatorCommand::Seal { connect }
-                | OperatorCommand::Status { connect }
-                | OperatorCommand::Members { connect }
-                | OperatorCommand::AddLearner { connect, .. }
-                | OperatorCommand::Rotate { connect, .. }
-                | OperatorCommand::Rekey(RekeyArgs { connect, .. })
-                | OperatorCommand::Promote(MemberChange { connect, .. })
-                | OperatorCommand::Demote(MemberChange { connect, .. })
-                | OperatorCommand::Remove(MemberChange { connect, .. })
-                | OperatorCommand::Snapshot(
-                    SnapshotCommand::Save { connect, .. }
-                    | SnapshotCommand::Restore { connect, .. },
-                ),
-            ) => connect.output.format,
-            Self::Key(command) => command.output_format(),
-            Self::Alias(command) => command.output_format(),
-            Self::Encrypt(args) => args.connect.output.format,
-            Self::Decrypt(args) => args.connect.output.format,
-            Self::Reencrypt(args) => args.connect.output.format,
-            Self::EncryptBatch(args) => args.connect.output.format,
-            Self::DecryptBatch(args) => args.connect.output.format,
-            Self::Datakey(args) => args.connect.output.format,
-            Self::EncryptFile(args) => args.connect.output.format,
-            Self::DecryptFile(args) => args.connect.output.format,
-            Self::DatakeyPair(args) => args.connect.output.format,
-            Self::Sign(args) => args.connect.output.format,
-            Self::Verify(args) => args.connect.output.format,
-            Self::PublicKey(args) => args.connect.output.format,
-            Self::Mac(args) => args.connect.output.format,
-            Self::VerifyMac(args) => args.connect.output.format,
-            Self::Random(args) => args.connect.output.format,
-            Self::Whoami { connect } => connect.output.format,
-            Self::Policy(command) => command.output_format(),
-            Self::Grant(command) => command.output_format(),
-            Self::Cert(command) => command.output_format(),
-        }
-    }
-}
-
 /// `tessera dev`.
 #[derive(Debug, Args)]
 pub struct DevArgs {

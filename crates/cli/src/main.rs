@@ -8,11 +8,11 @@ mod parse;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use tessera_server::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
-use crate::args::{AuditCommand, Cli, Command, StorageCommand};
+use crate::args::{AuditCommand, Cli, Command, OutputFormat, StorageCommand};
 use crate::output::Failure;
 
 /// jemalloc instead of the system allocator: a node's write bursts and snapshot builds
@@ -106,9 +106,35 @@ fn renamed_flag_hint(error: &clap::Error) -> Option<&'static str> {
     }
 }
 
+/// Parses the command line into the command and the output format it asks for, so that
+/// errors are reported in that format too.
+fn parse_command_line() -> Result<(Cli, OutputFormat), clap::Error> {
+    let mut matches = Cli::command().try_get_matches()?;
+    let format = output_format(&matches);
+    let cli = Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut Cli::command()))?;
+    Ok((cli, format))
+}
+
+/// The output format the innermost subcommand was given: its `-o` (the `format` of
+/// [`args::Output`], which every command that prints a result flattens in), `bench --json`,
+/// else text (`server`).
+fn output_format(matches: &ArgMatches) -> OutputFormat {
+    let mut innermost = matches;
+    while let Some((_, subcommand)) = innermost.subcommand() {
+        innermost = subcommand;
+    }
+    if let Ok(Some(format)) = innermost.try_get_one::<OutputFormat>("format") {
+        *format
+    } else if let Ok(Some(true)) = innermost.try_get_one::<bool>("json") {
+        OutputFormat::Json
+    } else {
+        OutputFormat::Text
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let (cli, format) = match parse_command_line() {
+        Ok(parsed) => parsed,
         Err(error) => {
             let hint = renamed_flag_hint(&error);
             let _ = error.print();
@@ -118,7 +144,6 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2));
         }
     };
-    let format = cli.command.output_format();
     match &cli.command {
         Command::Server {
             config, log_format, ..
@@ -154,7 +179,7 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::Parser;
 
     use super::*;
 
@@ -163,25 +188,54 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// Parses a command line given as one string of words separated by spaces.
+    fn parse(line: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(line.split_whitespace())
+    }
+
+    #[test]
+    fn errors_are_reported_in_the_output_format_the_command_asked_for() {
+        for (line, expected) in [
+            ("tessera server --config c.toml", OutputFormat::Text),
+            ("tessera bench --json", OutputFormat::Json),
+            ("tessera bench", OutputFormat::Text),
+            ("tessera dev -o json", OutputFormat::Json),
+            (
+                "tessera storage compact --config c.toml -o json",
+                OutputFormat::Json,
+            ),
+            ("tessera key describe k", OutputFormat::Text),
+            ("tessera key describe k -o json", OutputFormat::Json),
+            (
+                "tessera policy rate-limit list --output json",
+                OutputFormat::Json,
+            ),
+            (
+                "tessera operator snapshot save f -o json",
+                OutputFormat::Json,
+            ),
+            (
+                "tessera public-key k --format der -o json",
+                OutputFormat::Json,
+            ),
+            ("tessera public-key k --format der", OutputFormat::Text),
+        ] {
+            let matches = Cli::command()
+                .try_get_matches_from(line.split_whitespace())
+                .unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(output_format(&matches), expected, "{line}");
+        }
+    }
+
     #[test]
     fn version_flags_of_commands_are_versions_of_keys() {
-        let cli = Cli::try_parse_from([
-            "tessera",
-            "verify",
-            "--key",
-            "k",
-            "--signature",
-            "AA==",
-            "--version",
-            "3",
-        ])
-        .unwrap();
+        let cli = parse("tessera verify --key k --signature AA== --version 3").unwrap();
         match cli.command {
             Command::Verify(args) => assert_eq!(args.version, Some(3)),
             other => panic!("{other:?}"),
         }
         // The program's own --version is still there.
-        let version = Cli::try_parse_from(["tessera", "--version"]).map(|_| ());
+        let version = parse("tessera --version").map(|_| ());
         assert_eq!(
             version.map_err(|e| e.kind()),
             Err(clap::error::ErrorKind::DisplayVersion)
@@ -190,57 +244,25 @@ mod tests {
 
     #[test]
     fn schedule_deletion_takes_days_or_a_window_not_both() {
-        assert!(Cli::try_parse_from([
-            "tessera",
-            "key",
-            "schedule-deletion",
-            "k",
-            "--days",
-            "7",
-            "--window",
-            "7d",
-        ])
-        .is_err());
-        assert!(
-            Cli::try_parse_from(["tessera", "key", "schedule-deletion", "k", "--days", "7"])
-                .is_ok()
-        );
-        assert!(Cli::try_parse_from(["tessera", "key", "schedule-deletion", "k"]).is_ok());
+        assert!(parse("tessera key schedule-deletion k --days 7 --window 7d").is_err());
+        assert!(parse("tessera key schedule-deletion k --days 7").is_ok());
+        assert!(parse("tessera key schedule-deletion k").is_ok());
     }
 
     #[test]
     fn cert_revoke_takes_a_serial_or_a_fingerprint_not_both() {
-        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|_| ());
-        assert!(parse(&["tessera", "cert", "revoke", "--serial", "0a"]).is_ok());
-        assert!(parse(&["tessera", "cert", "revoke", "--fingerprint", "ab"]).is_ok());
-        assert!(parse(&["tessera", "cert", "revoke"]).is_err());
-        assert!(parse(&[
-            "tessera",
-            "cert",
-            "revoke",
-            "--serial",
-            "0a",
-            "--fingerprint",
-            "ab"
-        ])
-        .is_err());
+        assert!(parse("tessera cert revoke --serial 0a").is_ok());
+        assert!(parse("tessera cert revoke --fingerprint ab").is_ok());
+        assert!(parse("tessera cert revoke").is_err());
+        assert!(parse("tessera cert revoke --serial 0a --fingerprint ab").is_err());
     }
 
     #[test]
     fn grant_operations_split_at_commas() {
-        let cli = Cli::try_parse_from([
-            "tessera",
-            "grant",
-            "create",
-            "--key",
-            "k",
-            "--grantee",
-            "app",
-            "--operations",
-            "kms:Decrypt,kms:Encrypt",
-            "--expires",
-            "1h",
-        ])
+        let cli = parse(
+            "tessera grant create --key k --grantee app --operations kms:Decrypt,kms:Encrypt \
+             --expires 1h",
+        )
         .unwrap();
         match cli.command {
             Command::Grant(args::GrantCommand::Create(args)) => {
@@ -249,85 +271,37 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(Cli::try_parse_from([
-            "tessera",
-            "grant",
-            "create",
-            "--key",
-            "k",
-            "--grantee",
-            "app"
-        ])
-        .is_err());
+        assert!(parse("tessera grant create --key k --grantee app").is_err());
     }
 
     #[test]
     fn the_old_client_key_flag_is_refused_naming_the_new_one() {
-        for args in [
-            vec!["tessera", "key", "describe", "k", "--key", "c.pem"],
-            vec!["tessera", "policy", "get", "p", "--key=c.pem"],
+        for line in [
+            "tessera key describe k --key c.pem",
+            "tessera policy get p --key=c.pem",
         ] {
-            let error = Cli::try_parse_from(&args).unwrap_err();
+            let error = parse(line).unwrap_err();
             let hint = renamed_flag_hint(&error).unwrap_or_default();
-            assert!(hint.contains("--client-key"), "{args:?}: {error}");
+            assert!(hint.contains("--client-key"), "{line}: {error}");
         }
-        let other = Cli::try_parse_from(["tessera", "key", "describe", "k", "--nope"]).unwrap_err();
+        let other = parse("tessera key describe k --nope").unwrap_err();
         assert_eq!(renamed_flag_hint(&other), None);
     }
 
     #[test]
     fn every_command_takes_the_client_key_as_client_key() {
-        for args in [
-            vec!["tessera", "sign", "--key", "k", "--client-key", "c.pem"],
-            vec!["tessera", "datakey", "--key", "k", "--client-key", "c.pem"],
-            vec![
-                "tessera",
-                "alias",
-                "list",
-                "--key",
-                "k",
-                "--client-key",
-                "c.pem",
-            ],
-            vec!["tessera", "key", "describe", "k", "--client-key", "c.pem"],
-            vec![
-                "tessera",
-                "grant",
-                "create",
-                "--key",
-                "k",
-                "--grantee",
-                "app",
-                "--operations",
-                "kms:Decrypt,kms:Encrypt",
-                "--client-key",
-                "c.pem",
-            ],
-            vec![
-                "tessera",
-                "grant",
-                "list",
-                "--key",
-                "k",
-                "--client-key",
-                "c.pem",
-            ],
-            vec![
-                "tessera",
-                "policy",
-                "check",
-                "--identity",
-                "app",
-                "--action",
-                "kms:Encrypt",
-                "--key",
-                "k",
-                "--client-key",
-                "c.pem",
-            ],
-            vec!["tessera", "policy", "get", "p", "--client-key", "c.pem"],
+        for line in [
+            "tessera sign --key k --client-key c.pem",
+            "tessera datakey --key k --client-key c.pem",
+            "tessera alias list --key k --client-key c.pem",
+            "tessera key describe k --client-key c.pem",
+            "tessera grant create --key k --grantee app --operations kms:Decrypt,kms:Encrypt \
+             --client-key c.pem",
+            "tessera grant list --key k --client-key c.pem",
+            "tessera policy check --identity app --action kms:Encrypt --key k --client-key c.pem",
+            "tessera policy get p --client-key c.pem",
         ] {
-            assert!(Cli::try_parse_from(&args).is_ok(), "{args:?}");
+            assert!(parse(line).is_ok(), "{line}");
         }
     }
 }

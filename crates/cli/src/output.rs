@@ -99,6 +99,80 @@ pub fn print_json(value: &Value) {
     println!("{value}");
 }
 
+/// Prints a list result: in JSON `{name: [the JSON of each item]}`, in text one line per item.
+pub fn print_list<T>(
+    format: OutputFormat,
+    name: &str,
+    items: &[T],
+    json: impl Fn(&T) -> Value,
+    line: impl Fn(&T) -> String,
+) {
+    match format {
+        OutputFormat::Json => {
+            let list = Value::Array(items.iter().map(json).collect());
+            print_json(&Value::Object(
+                [(name.to_owned(), list)].into_iter().collect(),
+            ));
+        }
+        OutputFormat::Text => {
+            for item in items {
+                println!("{}", line(item));
+            }
+        }
+    }
+}
+
+/// Prints what a key made of the input (a ciphertext, a signature, a MAC) in base64: alone on
+/// a line in text mode; in JSON as `field` of `document` (an object naming the key id, the
+/// version and what else the call answered).
+pub fn print_made(format: OutputFormat, field: &str, made: &[u8], document: Value) {
+    use base64::Engine;
+    let made = crate::parse::B64.encode(made);
+    match format {
+        OutputFormat::Json => {
+            let mut document = document;
+            if let Some(object) = document.as_object_mut() {
+                object.insert(field.to_owned(), made.into());
+            }
+            print_json(&document);
+        }
+        OutputFormat::Text => println!("{made}"),
+    }
+}
+
+/// Prints a flat result: in JSON the object of `fields`; in text one `name: value` line per
+/// field, in the order given, the values aligned one column after the longest name and
+/// strings without their quotes.
+pub fn print_fields(format: OutputFormat, fields: &[(&str, Value)]) {
+    match format {
+        OutputFormat::Json => print_json(&Value::Object(
+            fields
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), value.clone()))
+                .collect(),
+        )),
+        OutputFormat::Text => print!("{}", fields_text(fields)),
+    }
+}
+
+/// The text form of [`print_fields`].
+fn fields_text(fields: &[(&str, Value)]) -> String {
+    let width = fields
+        .iter()
+        .map(|(name, _)| name.len() + 1)
+        .max()
+        .unwrap_or_default();
+    let mut out = String::new();
+    for (name, value) in fields {
+        let label = format!("{name}:");
+        match value {
+            Value::String(text) => out.push_str(&format!("{label:<width$} {text}\n")),
+            other => out.push_str(&format!("{label:<width$} {other}\n")),
+        }
+    }
+    out
+}
+
 /// RFC 3339 UTC time with milliseconds, from milliseconds since the Unix epoch.
 pub fn rfc3339(ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
@@ -250,6 +324,29 @@ pub fn pem(label: &str, der: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    /// Version 1 of a key, created at the epoch, in `state`.
+    fn version_one(state: &str, destroyed_at_ms: u64) -> pb::KeyVersion {
+        pb::KeyVersion {
+            version: 1,
+            state: state.into(),
+            created_at_ms: 0,
+            destroyed_at_ms,
+        }
+    }
+
+    #[test]
+    fn fields_print_as_aligned_lines_in_their_order() {
+        let fields = [
+            ("key_id", json!("k-1")),
+            ("version", json!(2)),
+            ("wrapping_algorithm", json!("X25519")),
+        ];
+        assert_eq!(
+            fields_text(&fields),
+            "key_id:             k-1\nversion:            2\nwrapping_algorithm: X25519\n"
+        );
+    }
+
     #[test]
     fn rfc3339_formats_epoch_millis() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
@@ -265,12 +362,7 @@ mod tests {
             usage: "ENCRYPT_DECRYPT".into(),
             state: "ENABLED".into(),
             primary_version: 1,
-            versions: vec![pb::KeyVersion {
-                version: 1,
-                state: "ENABLED".into(),
-                created_at_ms: 0,
-                destroyed_at_ms: 0,
-            }],
+            versions: vec![version_one("ENABLED", 0)],
             ..Default::default()
         };
         let v = key_json(&key);
@@ -312,12 +404,7 @@ mod tests {
             tags: [("team".to_string(), "ops".to_string())].into(),
             aliases: vec!["alias/payments".into()],
             deletion_date_ms: 1_700_000_000_000,
-            versions: vec![pb::KeyVersion {
-                version: 1,
-                state: "DESTROYED".into(),
-                created_at_ms: 0,
-                destroyed_at_ms: 1_700_000_000_123,
-            }],
+            versions: vec![version_one("DESTROYED", 1_700_000_000_123)],
             ..Default::default()
         };
         let v = key_json(&key);

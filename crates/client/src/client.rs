@@ -5,6 +5,27 @@
 //! randomness), [`signing`] (signatures and MACs), [`access`] (identity, policies, grants
 //! and the certificate deny-list) and [`members`] (cluster membership).
 
+/// Defines [`Client`] methods that each make one RPC: after the method's docs and signature
+/// (its answer type without the `Result`) comes the helper that sends it (`call` with
+/// failover, `key_call` with failover answering the key, `first_call` to the first endpoint),
+/// the service client and its RPC, and the request message built from the arguments. The
+/// message is built once per method call, so every attempt of a write carries one request id.
+macro_rules! rpc_methods {
+    ($(
+        $(#[$attr:meta])*
+        $vis:vis async fn $name:ident(&self $(, $arg:ident: $arg_ty:ty)* $(,)?) -> $answer:ty
+            = $helper:ident($service:ident::$rpc:ident, $message:expr);
+    )*) => {$(
+        $(#[$attr])*
+        $vis async fn $name(&self $(, $arg: $arg_ty)*) -> Result<$answer, Error> {
+            self.$helper($message, |channel, request| async move {
+                $service::new(channel).$rpc(request).await
+            })
+            .await
+        }
+    )*};
+}
+
 pub mod access;
 pub mod aliases;
 pub mod builder;
@@ -24,9 +45,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_proto::v1 as pb;
-use tessera_proto::v1::access_client::AccessClient;
-use tessera_proto::v1::crypto_client::CryptoClient;
-use tessera_proto::v1::keys_client::KeysClient;
 use tessera_proto::v1::system_client::SystemClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use zeroize::Zeroizing;
@@ -317,54 +335,36 @@ impl Client {
         }))
     }
 
-    /// A `Keys` call with failover; `message` is cloned for each attempt.
-    async fn keys_call<M, T, F, Fut>(&self, message: M, call: F) -> Result<T, Error>
+    /// A call with failover: `call` makes the RPC on a channel to one node. `message` is built
+    /// once and cloned for each attempt, so every attempt of a write carries its request id.
+    async fn call<M, T, F, Fut>(&self, message: M, call: F) -> Result<T, Error>
     where
         M: Clone,
-        F: Fn(KeysClient<Channel>, tonic::Request<M>) -> Fut,
+        F: Fn(Channel, tonic::Request<M>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        self.with_failover(|channel| call(KeysClient::new(channel), self.request(message.clone())))
+        self.with_failover(|channel| call(channel, self.request(message.clone())))
             .await
     }
 
-    /// A `Keys` call answered with a [`pb::KeyResponse`]: the key it carries.
+    /// A call answered with a [`pb::KeyResponse`], with failover: the key it carries.
     async fn key_call<M, F, Fut>(&self, message: M, call: F) -> Result<pb::Key, Error>
     where
         M: Clone,
-        F: Fn(KeysClient<Channel>, tonic::Request<M>) -> Fut,
+        F: Fn(Channel, tonic::Request<M>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<pb::KeyResponse>, tonic::Status>>,
     {
-        self.keys_call(message, call)
-            .await?
-            .key
-            .ok_or_else(missing_key)
+        self.call(message, call).await?.key.ok_or_else(missing_key)
     }
 
-    /// A `Crypto` call with failover; `message` is cloned for each attempt.
-    async fn crypto_call<M, T, F, Fut>(&self, message: M, call: F) -> Result<T, Error>
+    /// A call to the first endpoint only (the node-scoped calls: status, seal, unseal, ...).
+    async fn first_call<M, T, F, Fut>(&self, message: M, call: F) -> Result<T, Error>
     where
-        M: Clone,
-        F: Fn(CryptoClient<Channel>, tonic::Request<M>) -> Fut,
+        F: FnOnce(Channel, tonic::Request<M>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        self.with_failover(|channel| {
-            call(CryptoClient::new(channel), self.request(message.clone()))
-        })
-        .await
-    }
-
-    /// An `Access` call with failover; `message` is cloned for each attempt.
-    async fn access_call<M, T, F, Fut>(&self, message: M, call: F) -> Result<T, Error>
-    where
-        M: Clone,
-        F: Fn(AccessClient<Channel>, tonic::Request<M>) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-    {
-        self.with_failover(|channel| {
-            call(AccessClient::new(channel), self.request(message.clone()))
-        })
-        .await
+        self.on_first(|channel| call(channel, self.request(message)))
+            .await
     }
 
     /// This node's status.
@@ -408,99 +408,79 @@ impl Client {
         futures::future::join_all(asks).await
     }
 
-    async fn status_request(&self, with_state_digest: bool) -> Result<pb::StatusResponse, Error> {
-        let req = self.request(pb::StatusRequest { with_state_digest });
-        self.on_first(|c| async move { SystemClient::new(c).status(req).await })
-            .await
-    }
-
-    /// Initialises the cluster; returns the unseal shares (shown once).
-    ///
-    /// # Errors
-    /// [`Error`]; `FAILED_PRECONDITION` if already initialised.
-    pub async fn init(&self, shares: u32, threshold: u32) -> Result<pb::InitResponse, Error> {
-        let req = self.request(pb::InitRequest {
-            shares,
-            threshold,
-            request_id: new_request_id(),
-        });
-        self.on_first(|c| async move { SystemClient::new(c).init(req).await })
-            .await
-    }
-
-    /// Submits one unseal share to the first endpoint's node.
-    ///
-    /// # Errors
-    /// [`Error`]; a wrong share combination resets progress.
-    pub async fn unseal(&self, share: &str) -> Result<pb::UnsealResponse, Error> {
-        let req = self.request(pb::UnsealRequest {
-            share: share.to_owned(),
-            reset: false,
-        });
-        self.on_first(|c| async move { SystemClient::new(c).unseal(req).await })
-            .await
-    }
-
-    /// Discards the unseal progress of the first endpoint's node.
-    ///
-    /// # Errors
-    /// [`Error`] from the node.
-    pub async fn unseal_reset(&self) -> Result<pb::UnsealResponse, Error> {
-        let req = self.request(pb::UnsealRequest {
-            share: String::new(),
-            reset: true,
-        });
-        self.on_first(|c| async move { SystemClient::new(c).unseal(req).await })
-            .await
-    }
-
-    /// Rotates the barrier keyring through the first endpoint's node (which must be
-    /// unsealed), or with `retire_old` drops the terms older than the active one.
-    ///
-    /// # Errors
-    /// [`Error`] from the node; `BARRIER_TERMS_IN_USE` while blobs still use old terms.
-    pub async fn rotate_barrier(
-        &self,
-        retire_old: bool,
-    ) -> Result<pb::RotateBarrierResponse, Error> {
-        let req = self.request(pb::RotateBarrierRequest { retire_old });
-        self.on_first(|c| async move { SystemClient::new(c).rotate_barrier(req).await })
-            .await
-    }
-
-    /// One rekey step on the first endpoint's node (start, submit an old share, cancel, or
-    /// progress; see `System/Rekey`). Every step of one rekey must reach the same node.
-    ///
-    /// # Errors
-    /// [`Error`] from the node.
-    pub async fn rekey(&self, step: pb::RekeyRequest) -> Result<pb::RekeyResponse, Error> {
-        let req = self.request(step);
-        self.on_first(|c| async move { SystemClient::new(c).rekey(req).await })
-            .await
-    }
-
-    /// Seals the first endpoint's node.
-    ///
-    /// # Errors
-    /// [`Error`] from the node.
-    pub async fn seal(&self) -> Result<pb::SealResponse, Error> {
-        let req = self.request(pb::SealRequest {});
-        self.on_first(|c| async move { SystemClient::new(c).seal(req).await })
-            .await
-    }
-
     /// The audit HMAC of `value` (hex), to search audit records for it. Needs `audit:Hash`.
     ///
     /// # Errors
     /// [`Error`]; `PERMISSION_DENIED` without the action, `FAILED_PRECONDITION` on a sealed
     /// node.
     pub async fn audit_hash(&self, value: &str) -> Result<String, Error> {
-        let req = self.request(pb::AuditHashRequest {
+        let message = pb::AuditHashRequest {
             value: value.to_owned(),
-        });
-        self.on_first(|c| async move { SystemClient::new(c).audit_hash(req).await })
-            .await
-            .map(|r| r.hmac)
+        };
+        self.first_call(message, |c, r| async move {
+            SystemClient::new(c).audit_hash(r).await
+        })
+        .await
+        .map(|r| r.hmac)
+    }
+
+    rpc_methods! {
+        async fn status_request(&self, with_state_digest: bool) -> pb::StatusResponse
+            = first_call(SystemClient::status, pb::StatusRequest { with_state_digest });
+
+        /// Initialises the cluster; returns the unseal shares (shown once).
+        ///
+        /// # Errors
+        /// [`Error`]; `FAILED_PRECONDITION` if already initialised.
+        pub async fn init(&self, shares: u32, threshold: u32) -> pb::InitResponse
+            = first_call(SystemClient::init, pb::InitRequest {
+                shares,
+                threshold,
+                request_id: new_request_id(),
+            });
+
+        /// Submits one unseal share to the first endpoint's node.
+        ///
+        /// # Errors
+        /// [`Error`]; a wrong share combination resets progress.
+        pub async fn unseal(&self, share: &str) -> pb::UnsealResponse
+            = first_call(SystemClient::unseal, pb::UnsealRequest {
+                share: share.to_owned(),
+                reset: false,
+            });
+
+        /// Discards the unseal progress of the first endpoint's node.
+        ///
+        /// # Errors
+        /// [`Error`] from the node.
+        pub async fn unseal_reset(&self) -> pb::UnsealResponse
+            = first_call(SystemClient::unseal, pb::UnsealRequest {
+                share: String::new(),
+                reset: true,
+            });
+
+        /// Rotates the barrier keyring through the first endpoint's node (which must be
+        /// unsealed), or with `retire_old` drops the terms older than the active one.
+        ///
+        /// # Errors
+        /// [`Error`] from the node; `BARRIER_TERMS_IN_USE` while blobs still use old terms.
+        pub async fn rotate_barrier(&self, retire_old: bool) -> pb::RotateBarrierResponse
+            = first_call(SystemClient::rotate_barrier, pb::RotateBarrierRequest { retire_old });
+
+        /// One rekey step on the first endpoint's node (start, submit an old share, cancel, or
+        /// progress; see `System/Rekey`). Every step of one rekey must reach the same node.
+        ///
+        /// # Errors
+        /// [`Error`] from the node.
+        pub async fn rekey(&self, step: pb::RekeyRequest) -> pb::RekeyResponse
+            = first_call(SystemClient::rekey, step);
+
+        /// Seals the first endpoint's node.
+        ///
+        /// # Errors
+        /// [`Error`] from the node.
+        pub async fn seal(&self) -> pb::SealResponse
+            = first_call(SystemClient::seal, pb::SealRequest {});
     }
 }
 

@@ -117,18 +117,14 @@ where
 }
 
 /// [`encrypt_stream`] with a given message id (test vectors).
-pub(crate) async fn encrypt_with_message_id<R, W>(
+pub(crate) async fn encrypt_with_message_id(
     data_key: &DataKey,
     context: &BTreeMap<String, String>,
     frame_size: u32,
     message_id: [u8; MESSAGE_ID_LEN],
-    reader: &mut R,
-    writer: &mut W,
-) -> Result<EnvelopeSummary, EnvelopeError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
+    reader: &mut (impl AsyncRead + Unpin),
+    writer: &mut (impl AsyncWrite + Unpin),
+) -> Result<EnvelopeSummary, EnvelopeError> {
     let key = MessageKey::derive(data_key.plaintext(), &message_id)?;
     let header = Header::seal(
         message_id,

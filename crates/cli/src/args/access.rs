@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::{Connect, OutputFormat};
+use super::Connect;
 use crate::parse;
 
 /// `tessera policy …`.
@@ -81,17 +81,6 @@ pub enum RateLimitCommand {
         #[command(flatten)]
         connect: Connect,
     },
-}
-
-impl RateLimitCommand {
-    /// The output format asked for.
-    pub fn output_format(&self) -> OutputFormat {
-        match self {
-            Self::Put { connect, .. } | Self::List { connect } | Self::Delete { connect, .. } => {
-                connect.output.format
-            }
-        }
-    }
 }
 
 /// `tessera policy check`.
@@ -184,39 +173,4 @@ pub struct CertRevokeArgs {
     pub fingerprint: Option<String>,
     #[command(flatten)]
     pub connect: Connect,
-}
-
-impl PolicyCommand {
-    /// The output format asked for.
-    pub fn output_format(&self) -> OutputFormat {
-        match self {
-            Self::Put { connect, .. }
-            | Self::Get { connect, .. }
-            | Self::List { connect }
-            | Self::Delete { connect, .. } => connect.output.format,
-            Self::Check(args) => args.connect.output.format,
-            Self::RateLimit(command) => command.output_format(),
-        }
-    }
-}
-
-impl GrantCommand {
-    /// The output format asked for.
-    pub fn output_format(&self) -> OutputFormat {
-        match self {
-            Self::Create(args) => args.connect.output.format,
-            Self::List { connect, .. } => connect.output.format,
-            Self::Revoke { connect, .. } => connect.output.format,
-        }
-    }
-}
-
-impl CertCommand {
-    /// The output format asked for.
-    pub fn output_format(&self) -> OutputFormat {
-        match self {
-            Self::Revoke(args) => args.connect.output.format,
-            Self::ListRevoked { connect } => connect.output.format,
-        }
-    }
 }

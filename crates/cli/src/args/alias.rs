@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-use super::{Connect, OutputFormat};
+use super::Connect;
 
 /// `tessera alias …`.
 #[derive(Debug, Subcommand)]
@@ -40,16 +40,4 @@ pub enum AliasCommand {
         #[command(flatten)]
         connect: Connect,
     },
-}
-
-impl AliasCommand {
-    /// The output format asked for.
-    pub fn output_format(&self) -> OutputFormat {
-        match self {
-            Self::Create { connect, .. }
-            | Self::Update { connect, .. }
-            | Self::Delete { connect, .. } => connect.output.format,
-            Self::List { connect, .. } => connect.output.format,
-        }
-    }
 }

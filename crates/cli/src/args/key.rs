@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Subcommand, ValueEnum};
 
-use super::{Connect, OutputFormat};
+use super::Connect;
 use crate::parse::{self, RotationPeriod};
 
 /// Where a new key's material comes from.
@@ -232,31 +232,4 @@ pub enum KeyCommand {
         #[command(flatten)]
         connect: Connect,
     },
-}
-
-impl KeyCommand {
-    /// The output format asked for.
-    pub fn output_format(&self) -> OutputFormat {
-        match self {
-            Self::Create { connect, .. }
-            | Self::Describe { connect, .. }
-            | Self::List { connect, .. }
-            | Self::Rotate { connect, .. }
-            | Self::Enable { connect, .. }
-            | Self::Disable { connect, .. }
-            | Self::ScheduleDeletion { connect, .. }
-            | Self::CancelDeletion { connect, .. }
-            | Self::SetMinDecryptionVersion { connect, .. }
-            | Self::DestroyVersion { connect, .. }
-            | Self::EnableVersion { connect, .. }
-            | Self::DisableVersion { connect, .. }
-            | Self::SetDescription { connect, .. }
-            | Self::Tag { connect, .. }
-            | Self::Untag { connect, .. }
-            | Self::SetRotationPeriod { connect, .. }
-            | Self::ImportParams { connect, .. }
-            | Self::Import { connect, .. }
-            | Self::Export { connect, .. } => connect.output.format,
-        }
-    }
 }

@@ -6,7 +6,7 @@ use tessera_client::CreateGrantOptions;
 
 use crate::args::{CertCommand, CertRevokeArgs, Connect, GrantCommand, OutputFormat};
 use crate::commands::client;
-use crate::output::{print_json, rfc3339, rfc3339_or_null, Failure};
+use crate::output::{print_json, print_list, rfc3339, rfc3339_or_null, Failure};
 use crate::parse;
 
 /// Runs `tessera whoami`.
@@ -100,16 +100,13 @@ pub async fn grant(command: GrantCommand) -> Result<(), Failure> {
         }
         GrantCommand::List { key, connect } => {
             let reply = client(&connect)?.list_grants(key.as_deref()).await?;
-            match connect.output.format {
-                OutputFormat::Json => print_json(&json!({
-                    "grants": reply.grants.iter().map(grant_json).collect::<Vec<_>>(),
-                })),
-                OutputFormat::Text => {
-                    for grant in &reply.grants {
-                        println!("{}", grant_text(grant));
-                    }
-                }
-            }
+            print_list(
+                connect.output.format,
+                "grants",
+                &reply.grants,
+                grant_json,
+                grant_text,
+            );
         }
         GrantCommand::Revoke { id, connect } => {
             let reply = client(&connect)?.revoke_grant(&id).await?;
@@ -131,18 +128,13 @@ pub async fn cert(command: CertCommand) -> Result<(), Failure> {
         CertCommand::Revoke(args) => revoke(args).await,
         CertCommand::ListRevoked { connect } => {
             let reply = client(&connect)?.list_revoked_certificates().await?;
-            match connect.output.format {
-                OutputFormat::Json => print_json(&json!({
-                    "certificates": reply.certificates.iter()
-                        .map(|c| json!({"entry": c.entry}))
-                        .collect::<Vec<_>>(),
-                })),
-                OutputFormat::Text => {
-                    for certificate in &reply.certificates {
-                        println!("{}", certificate.entry);
-                    }
-                }
-            }
+            print_list(
+                connect.output.format,
+                "certificates",
+                &reply.certificates,
+                |c| json!({"entry": c.entry}),
+                |c| c.entry.clone(),
+            );
             Ok(())
         }
     }

@@ -5,7 +5,7 @@ use tessera_client::proto as pb;
 
 use crate::args::{AliasCommand, OutputFormat};
 use crate::commands::client;
-use crate::output::{print_json, Failure};
+use crate::output::{print_json, print_list, Failure};
 
 fn alias_json(alias: &pb::AliasResponse) -> serde_json::Value {
     json!({"alias": alias.alias, "key_id": alias.key_id})
@@ -41,16 +41,13 @@ pub async fn run(command: AliasCommand) -> Result<(), Failure> {
         }
         AliasCommand::List { key, connect } => {
             let reply = client(&connect)?.list_aliases(key.as_deref()).await?;
-            match connect.output.format {
-                OutputFormat::Json => print_json(&json!({
-                    "aliases": reply.aliases.iter().map(alias_json).collect::<Vec<_>>(),
-                })),
-                OutputFormat::Text => {
-                    for alias in &reply.aliases {
-                        println!("{} -> {}", alias.alias, alias.key_id);
-                    }
-                }
-            }
+            print_list(
+                connect.output.format,
+                "aliases",
+                &reply.aliases,
+                alias_json,
+                |alias| format!("{} -> {}", alias.alias, alias.key_id),
+            );
         }
     }
     Ok(())

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::args::{DecryptArgs, EncryptArgs, OutputFormat, RandomArgs, ReEncryptArgs};
 use crate::commands::client;
-use crate::output::{print_json, Failure};
+use crate::output::{print_json, print_made, Failure};
 use crate::parse::{self, B64};
 
 /// Runs `tessera encrypt`.
@@ -18,19 +18,16 @@ use crate::parse::{self, B64};
 pub async fn encrypt(args: EncryptArgs) -> Result<(), Failure> {
     let context = parse::context(&args.context)?;
     let plaintext = parse::read_input(&args.input)?;
-    let connect = args.connect;
-    let reply = client(&connect)?
+    let reply = client(&args.connect)?
         .encrypt(&args.key, &plaintext, &context)
         .await?;
-    let ciphertext = B64.encode(&reply.ciphertext);
-    match connect.output.format {
-        OutputFormat::Json => print_json(&json!({
-            "ciphertext": ciphertext,
-            "key_id": reply.key_id,
-            "version": reply.version,
-        })),
-        OutputFormat::Text => println!("{ciphertext}"),
-    }
+    let document = json!({"key_id": reply.key_id, "version": reply.version});
+    print_made(
+        args.connect.output.format,
+        "ciphertext",
+        &reply.ciphertext,
+        document,
+    );
     Ok(())
 }
 
@@ -88,17 +85,18 @@ pub async fn reencrypt(args: ReEncryptArgs) -> Result<(), Failure> {
             &context,
         )
         .await?;
-    let ciphertext = B64.encode(&reply.ciphertext);
-    match connect.output.format {
-        OutputFormat::Json => print_json(&json!({
-            "ciphertext": ciphertext,
-            "key_id": reply.key_id,
-            "version": reply.version,
-            "source_key_id": reply.source_key_id,
-            "source_version": reply.source_version,
-        })),
-        OutputFormat::Text => println!("{ciphertext}"),
-    }
+    let document = json!({
+        "key_id": reply.key_id,
+        "version": reply.version,
+        "source_key_id": reply.source_key_id,
+        "source_version": reply.source_version,
+    });
+    print_made(
+        connect.output.format,
+        "ciphertext",
+        &reply.ciphertext,
+        document,
+    );
     Ok(())
 }
 

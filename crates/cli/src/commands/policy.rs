@@ -8,7 +8,7 @@ use tessera_client::{Budget, PolicyFormat, RateLimit};
 
 use crate::args::{Connect, OutputFormat, PolicyCheckArgs, PolicyCommand, RateLimitCommand};
 use crate::commands::client;
-use crate::output::{print_json, Failure};
+use crate::output::{print_json, print_list, Failure};
 use crate::parse;
 
 /// The format of a policy file from its extension (`.json`, `.toml`, any case); any other
@@ -61,23 +61,18 @@ pub async fn run(command: PolicyCommand) -> Result<(), Failure> {
         }
         PolicyCommand::List { connect } => {
             let reply = client(&connect)?.list_policies().await?;
-            match connect.output.format {
-                OutputFormat::Json => print_json(&json!({
-                    "policies": reply.policies.iter().map(|p| json!({
-                        "name": p.name,
-                        "version": p.version,
-                        "statements": p.statements,
-                    })).collect::<Vec<_>>(),
-                })),
-                OutputFormat::Text => {
-                    for p in &reply.policies {
-                        println!(
-                            "{} (version {}, {} statements)",
-                            p.name, p.version, p.statements
-                        );
-                    }
-                }
-            }
+            print_list(
+                connect.output.format,
+                "policies",
+                &reply.policies,
+                |p| json!({"name": p.name, "version": p.version, "statements": p.statements}),
+                |p| {
+                    format!(
+                        "{} (version {}, {} statements)",
+                        p.name, p.version, p.statements
+                    )
+                },
+            );
             Ok(())
         }
         PolicyCommand::Delete { name, connect } => {
@@ -146,16 +141,13 @@ async fn rate_limit(command: RateLimitCommand) -> Result<(), Failure> {
         }
         RateLimitCommand::List { connect } => {
             let rules = client(&connect)?.list_rate_limits().await?;
-            match connect.output.format {
-                OutputFormat::Json => print_json(&json!({
-                    "rate_limits": rules.iter().map(rule_value).collect::<Vec<_>>(),
-                })),
-                OutputFormat::Text => {
-                    for rule in &rules {
-                        println!("{}", rule_line(rule));
-                    }
-                }
-            }
+            print_list(
+                connect.output.format,
+                "rate_limits",
+                &rules,
+                rule_value,
+                rule_line,
+            );
         }
         RateLimitCommand::Delete { identity, connect } => {
             client(&connect)?.delete_rate_limit(&identity).await?;

@@ -5,13 +5,14 @@
 
 use base64::Engine;
 use serde_json::json;
+use tessera_client::proto as pb;
 
 use crate::args::{
     MacArgs, OutputFormat, PublicKeyArgs, PublicKeyFormat, SignArgs, VerifyArgs, VerifyMacArgs,
 };
 use crate::commands::client;
 use crate::commands::crypto::write_stdout;
-use crate::output::{print_json, Failure};
+use crate::output::{print_json, print_made, Failure};
 use crate::parse::{self, B64};
 
 /// The message to sign or verify: the input itself, or with `digest` the digest it holds
@@ -40,29 +41,51 @@ pub async fn sign(args: SignArgs) -> Result<(), Failure> {
             args.algorithm.as_deref().unwrap_or_default(),
         )
         .await?;
-    let signature = B64.encode(&reply.signature);
-    match connect.output.format {
-        OutputFormat::Json => print_json(&json!({
-            "signature": signature,
-            "key_id": reply.key_id,
-            "version": reply.version,
-            "algorithm": reply.algorithm,
-        })),
-        OutputFormat::Text => println!("{signature}"),
-    }
+    let document = json!({
+        "key_id": reply.key_id,
+        "version": reply.version,
+        "algorithm": reply.algorithm,
+    });
+    print_made(
+        connect.output.format,
+        "signature",
+        &reply.signature,
+        document,
+    );
     Ok(())
+}
+
+/// The answer of a verification call.
+trait Verification {
+    /// How messages name what was checked.
+    const CHECKED: &'static str;
+    /// The stable code of a check that failed.
+    const INVALID_CODE: &'static str;
+    /// Whether it held, and for which key and version.
+    fn outcome(&self) -> (bool, &str, u32);
+}
+
+impl Verification for pb::VerifyResponse {
+    const CHECKED: &'static str = "signature";
+    const INVALID_CODE: &'static str = "INVALID_SIGNATURE";
+    fn outcome(&self) -> (bool, &str, u32) {
+        (self.valid, &self.key_id, self.version)
+    }
+}
+
+impl Verification for pb::VerifyMacResponse {
+    const CHECKED: &'static str = "MAC";
+    const INVALID_CODE: &'static str = "INVALID_MAC";
+    fn outcome(&self) -> (bool, &str, u32) {
+        (self.valid, &self.key_id, self.version)
+    }
 }
 
 /// Prints a verification result `{"valid","key_id","version"}`; an invalid one then becomes
 /// [`Failure::Invalid`] (exit status 1).
-fn verdict(
-    what: &str,
-    tessera_code: &'static str,
-    valid: bool,
-    key_id: &str,
-    version: u32,
-    format: OutputFormat,
-) -> Result<(), Failure> {
+fn verdict<V: Verification>(reply: &V, format: OutputFormat) -> Result<(), Failure> {
+    let (valid, key_id, version) = reply.outcome();
+    let what = V::CHECKED;
     match format {
         OutputFormat::Json => print_json(&json!({
             "valid": valid,
@@ -78,7 +101,7 @@ fn verdict(
         Ok(())
     } else {
         Err(Failure::Invalid {
-            tessera_code,
+            tessera_code: V::INVALID_CODE,
             message: format!("the {what} is not valid for key {key_id} version {version}"),
         })
     }
@@ -102,14 +125,7 @@ pub async fn verify(args: VerifyArgs) -> Result<(), Failure> {
             args.version.unwrap_or_default(),
         )
         .await?;
-    verdict(
-        "signature",
-        "INVALID_SIGNATURE",
-        reply.valid,
-        &reply.key_id,
-        reply.version,
-        connect.output.format,
-    )
+    verdict(&reply, connect.output.format)
 }
 
 /// Runs `tessera public-key`.
@@ -151,16 +167,12 @@ pub async fn mac(args: MacArgs) -> Result<(), Failure> {
             args.algorithm.as_deref().unwrap_or_default(),
         )
         .await?;
-    let mac = B64.encode(&reply.mac);
-    match connect.output.format {
-        OutputFormat::Json => print_json(&json!({
-            "mac": mac,
-            "key_id": reply.key_id,
-            "version": reply.version,
-            "algorithm": reply.algorithm,
-        })),
-        OutputFormat::Text => println!("{mac}"),
-    }
+    let document = json!({
+        "key_id": reply.key_id,
+        "version": reply.version,
+        "algorithm": reply.algorithm,
+    });
+    print_made(connect.output.format, "mac", &reply.mac, document);
     Ok(())
 }
 
@@ -181,12 +193,5 @@ pub async fn verify_mac(args: VerifyMacArgs) -> Result<(), Failure> {
             args.version.unwrap_or_default(),
         )
         .await?;
-    verdict(
-        "MAC",
-        "INVALID_MAC",
-        reply.valid,
-        &reply.key_id,
-        reply.version,
-        connect.output.format,
-    )
+    verdict(&reply, connect.output.format)
 }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tessera_proto::v1 as pb;
+use tessera_proto::v1::access_client::AccessClient;
 
 use super::{new_request_id, Client};
 use crate::error::Error;
@@ -80,134 +81,6 @@ fn whole_seconds_up(duration: Duration) -> u64 {
 }
 
 impl Client {
-    /// The identity the server derives from this client's certificate, the certificate's
-    /// fingerprint and serial, and the policies that name it.
-    ///
-    /// # Errors
-    /// [`Error`] from the cluster.
-    pub async fn whoami(&self) -> Result<pb::WhoAmIResponse, Error> {
-        self.access_call(pb::WhoAmIRequest {}, |mut a, r| async move {
-            a.who_am_i(r).await
-        })
-        .await
-    }
-
-    /// Creates or replaces policy `name` from its text; returns the new version.
-    ///
-    /// # Errors
-    /// [`Error`]; `INVALID_ARGUMENT` for a document that does not parse or breaks a rule (the
-    /// message names the statement and field), `PERMISSION_DENIED` without `policy:Put`.
-    pub async fn put_policy(
-        &self,
-        name: &str,
-        document: &str,
-        format: PolicyFormat,
-    ) -> Result<pb::PutPolicyResponse, Error> {
-        let message = pb::PutPolicyRequest {
-            name: name.to_owned(),
-            document: document.to_owned(),
-            format: format.as_str().to_owned(),
-            request_id: new_request_id(),
-        };
-        self.access_call(message, |mut a, r| async move { a.put_policy(r).await })
-            .await
-    }
-
-    /// Policy `name`, its version and its document as canonical JSON text.
-    ///
-    /// # Errors
-    /// [`Error`]; `NOT_FOUND` for an unknown policy.
-    pub async fn get_policy(&self, name: &str) -> Result<pb::Policy, Error> {
-        let message = pb::GetPolicyRequest {
-            name: name.to_owned(),
-        };
-        self.access_call(message, |mut a, r| async move { a.get_policy(r).await })
-            .await
-    }
-
-    /// Every policy's name, version and number of statements.
-    ///
-    /// # Errors
-    /// [`Error`] from the cluster.
-    pub async fn list_policies(&self) -> Result<pb::ListPoliciesResponse, Error> {
-        self.access_call(pb::ListPoliciesRequest {}, |mut a, r| async move {
-            a.list_policies(r).await
-        })
-        .await
-    }
-
-    /// Deletes policy `name`.
-    ///
-    /// # Errors
-    /// [`Error`]; `NOT_FOUND` for an unknown policy.
-    pub async fn delete_policy(&self, name: &str) -> Result<pb::DeletePolicyResponse, Error> {
-        let message = pb::DeletePolicyRequest {
-            name: name.to_owned(),
-            request_id: new_request_id(),
-        };
-        self.access_call(message, |mut a, r| async move { a.delete_policy(r).await })
-            .await
-    }
-
-    /// How a request by `identity` for `action` on `key` (`None` for actions that name no key)
-    /// with encryption context `context` would be decided now, and what decided it.
-    ///
-    /// # Errors
-    /// [`Error`]; `INVALID_ARGUMENT` for an unknown action.
-    pub async fn check_policy(
-        &self,
-        identity: &str,
-        action: &str,
-        key: Option<&str>,
-        context: BTreeMap<String, String>,
-    ) -> Result<pb::CheckPolicyResponse, Error> {
-        let message = pb::CheckPolicyRequest {
-            identity: identity.to_owned(),
-            action: action.to_owned(),
-            key: key.unwrap_or_default().to_owned(),
-            context,
-        };
-        self.access_call(message, |mut a, r| async move { a.check_policy(r).await })
-            .await
-    }
-
-    /// Delegates actions on one key to one identity.
-    ///
-    /// # Errors
-    /// [`Error`]; `NOT_FOUND` for an unknown key, `INVALID_ARGUMENT` for an action that cannot
-    /// be granted.
-    pub async fn create_grant(&self, options: CreateGrantOptions) -> Result<pb::Grant, Error> {
-        self.access_call(options.into_request(), |mut a, r| async move {
-            a.create_grant(r).await
-        })
-        .await
-    }
-
-    /// The grants on `key`, or with `None` every grant.
-    ///
-    /// # Errors
-    /// [`Error`]; `NOT_FOUND` for an unknown key.
-    pub async fn list_grants(&self, key: Option<&str>) -> Result<pb::ListGrantsResponse, Error> {
-        let message = pb::ListGrantsRequest {
-            key: key.unwrap_or_default().to_owned(),
-        };
-        self.access_call(message, |mut a, r| async move { a.list_grants(r).await })
-            .await
-    }
-
-    /// Revokes grant `grant_id`.
-    ///
-    /// # Errors
-    /// [`Error`]; `NOT_FOUND` for an unknown grant.
-    pub async fn revoke_grant(&self, grant_id: &str) -> Result<pb::RevokeGrantResponse, Error> {
-        let message = pb::RevokeGrantRequest {
-            grant_id: grant_id.to_owned(),
-            request_id: new_request_id(),
-        };
-        self.access_call(message, |mut a, r| async move { a.revoke_grant(r).await })
-            .await
-    }
-
     /// Adds the certificate with serial `serial_hex` (colons accepted) to the deny-list.
     ///
     /// # Errors
@@ -239,33 +112,116 @@ impl Client {
         .await
     }
 
-    async fn revoke_certificate(
-        &self,
-        certificate: pb::revoke_certificate_request::Certificate,
-    ) -> Result<pb::RevokeCertificateResponse, Error> {
-        let message = pb::RevokeCertificateRequest {
-            certificate: Some(certificate),
-            request_id: new_request_id(),
-        };
-        self.access_call(
-            message,
-            |mut a, r| async move { a.revoke_certificate(r).await },
-        )
-        .await
-    }
+    rpc_methods! {
+        /// The identity the server derives from this client's certificate, the certificate's
+        /// fingerprint and serial, and the policies that name it.
+        ///
+        /// # Errors
+        /// [`Error`] from the cluster.
+        pub async fn whoami(&self) -> pb::WhoAmIResponse
+            = call(AccessClient::who_am_i, pb::WhoAmIRequest {});
 
-    /// The certificate deny-list (`serial/<hex>` and `sha256/<hex>` entries).
-    ///
-    /// # Errors
-    /// [`Error`] from the cluster.
-    pub async fn list_revoked_certificates(
-        &self,
-    ) -> Result<pb::ListRevokedCertificatesResponse, Error> {
-        self.access_call(
-            pb::ListRevokedCertificatesRequest {},
-            |mut a, r| async move { a.list_revoked_certificates(r).await },
-        )
-        .await
+        /// Creates or replaces policy `name` from its text; returns the new version.
+        ///
+        /// # Errors
+        /// [`Error`]; `INVALID_ARGUMENT` for a document that does not parse or breaks a rule
+        /// (the message names the statement and field), `PERMISSION_DENIED` without
+        /// `policy:Put`.
+        pub async fn put_policy(&self, name: &str, document: &str, format: PolicyFormat)
+            -> pb::PutPolicyResponse
+            = call(AccessClient::put_policy, pb::PutPolicyRequest {
+                name: name.to_owned(),
+                document: document.to_owned(),
+                format: format.as_str().to_owned(),
+                request_id: new_request_id(),
+            });
+
+        /// Policy `name`, its version and its document as canonical JSON text.
+        ///
+        /// # Errors
+        /// [`Error`]; `NOT_FOUND` for an unknown policy.
+        pub async fn get_policy(&self, name: &str) -> pb::Policy
+            = call(AccessClient::get_policy, pb::GetPolicyRequest { name: name.to_owned() });
+
+        /// Every policy's name, version and number of statements.
+        ///
+        /// # Errors
+        /// [`Error`] from the cluster.
+        pub async fn list_policies(&self) -> pb::ListPoliciesResponse
+            = call(AccessClient::list_policies, pb::ListPoliciesRequest {});
+
+        /// Deletes policy `name`.
+        ///
+        /// # Errors
+        /// [`Error`]; `NOT_FOUND` for an unknown policy.
+        pub async fn delete_policy(&self, name: &str) -> pb::DeletePolicyResponse
+            = call(AccessClient::delete_policy, pb::DeletePolicyRequest {
+                name: name.to_owned(),
+                request_id: new_request_id(),
+            });
+
+        /// How a request by `identity` for `action` on `key` (`None` for actions that name no
+        /// key) with encryption context `context` would be decided now, and what decided it.
+        ///
+        /// # Errors
+        /// [`Error`]; `INVALID_ARGUMENT` for an unknown action.
+        pub async fn check_policy(
+            &self,
+            identity: &str,
+            action: &str,
+            key: Option<&str>,
+            context: BTreeMap<String, String>,
+        ) -> pb::CheckPolicyResponse = call(AccessClient::check_policy, pb::CheckPolicyRequest {
+            identity: identity.to_owned(),
+            action: action.to_owned(),
+            key: key.unwrap_or_default().to_owned(),
+            context,
+        });
+
+        /// Delegates actions on one key to one identity.
+        ///
+        /// # Errors
+        /// [`Error`]; `NOT_FOUND` for an unknown key, `INVALID_ARGUMENT` for an action that
+        /// cannot be granted.
+        pub async fn create_grant(&self, options: CreateGrantOptions) -> pb::Grant
+            = call(AccessClient::create_grant, options.into_request());
+
+        /// The grants on `key`, or with `None` every grant.
+        ///
+        /// # Errors
+        /// [`Error`]; `NOT_FOUND` for an unknown key.
+        pub async fn list_grants(&self, key: Option<&str>) -> pb::ListGrantsResponse
+            = call(AccessClient::list_grants, pb::ListGrantsRequest {
+                key: key.unwrap_or_default().to_owned(),
+            });
+
+        /// Revokes grant `grant_id`.
+        ///
+        /// # Errors
+        /// [`Error`]; `NOT_FOUND` for an unknown grant.
+        pub async fn revoke_grant(&self, grant_id: &str) -> pb::RevokeGrantResponse
+            = call(AccessClient::revoke_grant, pb::RevokeGrantRequest {
+                grant_id: grant_id.to_owned(),
+                request_id: new_request_id(),
+            });
+
+        async fn revoke_certificate(
+            &self,
+            certificate: pb::revoke_certificate_request::Certificate,
+        ) -> pb::RevokeCertificateResponse = call(
+            AccessClient::revoke_certificate,
+            pb::RevokeCertificateRequest {
+                certificate: Some(certificate),
+                request_id: new_request_id(),
+            }
+        );
+
+        /// The certificate deny-list (`serial/<hex>` and `sha256/<hex>` entries).
+        ///
+        /// # Errors
+        /// [`Error`] from the cluster.
+        pub async fn list_revoked_certificates(&self) -> pb::ListRevokedCertificatesResponse
+            = call(AccessClient::list_revoked_certificates, pb::ListRevokedCertificatesRequest {});
     }
 }
 

@@ -1,6 +1,7 @@
 //! Aliases: stable `alias/NAME` references to keys.
 
 use tessera_proto::v1 as pb;
+use tessera_proto::v1::keys_client::KeysClient;
 
 use super::{new_request_id, Client};
 use crate::error::Error;
@@ -17,59 +18,50 @@ pub fn alias_name(name: &str) -> String {
     }
 }
 
+/// The message that creates or re-points `alias` (prefixed if need be) at `key`.
+fn alias_request(alias: &str, key: &str) -> pb::AliasRequest {
+    pb::AliasRequest {
+        alias: alias_name(alias),
+        key: key.to_owned(),
+        request_id: new_request_id(),
+    }
+}
+
 impl Client {
-    /// Creates the alias `alias` (with or without the `alias/` prefix) for `key`.
-    ///
-    /// # Errors
-    /// [`Error`]; `ALREADY_EXISTS` if the alias exists, `NOT_FOUND` for an unknown key.
-    pub async fn create_alias(&self, alias: &str, key: &str) -> Result<pb::AliasResponse, Error> {
-        let message = pb::AliasRequest {
-            alias: alias_name(alias),
-            key: key.to_owned(),
-            request_id: new_request_id(),
-        };
-        self.keys_call(message, |mut k, r| async move { k.create_alias(r).await })
-            .await
-    }
+    rpc_methods! {
+        /// Creates the alias `alias` (with or without the `alias/` prefix) for `key`.
+        ///
+        /// # Errors
+        /// [`Error`]; `ALREADY_EXISTS` if the alias exists, `NOT_FOUND` for an unknown key.
+        pub async fn create_alias(&self, alias: &str, key: &str) -> pb::AliasResponse
+            = call(KeysClient::create_alias, alias_request(alias, key));
 
-    /// Re-points an existing alias at another key of the same usage.
-    ///
-    /// # Errors
-    /// [`Error`]; `NOT_FOUND` for an unknown alias or key, `FAILED_PRECONDITION` for a key of
-    /// another usage.
-    pub async fn update_alias(&self, alias: &str, key: &str) -> Result<pb::AliasResponse, Error> {
-        let message = pb::AliasRequest {
-            alias: alias_name(alias),
-            key: key.to_owned(),
-            request_id: new_request_id(),
-        };
-        self.keys_call(message, |mut k, r| async move { k.update_alias(r).await })
-            .await
-    }
+        /// Re-points an existing alias at another key of the same usage.
+        ///
+        /// # Errors
+        /// [`Error`]; `NOT_FOUND` for an unknown alias or key, `FAILED_PRECONDITION` for a key
+        /// of another usage.
+        pub async fn update_alias(&self, alias: &str, key: &str) -> pb::AliasResponse
+            = call(KeysClient::update_alias, alias_request(alias, key));
 
-    /// Deletes an alias; the key itself is untouched.
-    ///
-    /// # Errors
-    /// [`Error`]; `NOT_FOUND` for an unknown alias.
-    pub async fn delete_alias(&self, alias: &str) -> Result<pb::DeleteAliasResponse, Error> {
-        let message = pb::DeleteAliasRequest {
-            alias: alias_name(alias),
-            request_id: new_request_id(),
-        };
-        self.keys_call(message, |mut k, r| async move { k.delete_alias(r).await })
-            .await
-    }
+        /// Deletes an alias; the key itself is untouched.
+        ///
+        /// # Errors
+        /// [`Error`]; `NOT_FOUND` for an unknown alias.
+        pub async fn delete_alias(&self, alias: &str) -> pb::DeleteAliasResponse
+            = call(KeysClient::delete_alias, pb::DeleteAliasRequest {
+                alias: alias_name(alias),
+                request_id: new_request_id(),
+            });
 
-    /// Lists the aliases of `key`, or with `None` every alias.
-    ///
-    /// # Errors
-    /// [`Error`]; `NOT_FOUND` for an unknown key.
-    pub async fn list_aliases(&self, key: Option<&str>) -> Result<pb::ListAliasesResponse, Error> {
-        let message = pb::ListAliasesRequest {
-            key: key.unwrap_or_default().to_owned(),
-        };
-        self.keys_call(message, |mut k, r| async move { k.list_aliases(r).await })
-            .await
+        /// Lists the aliases of `key`, or with `None` every alias.
+        ///
+        /// # Errors
+        /// [`Error`]; `NOT_FOUND` for an unknown key.
+        pub async fn list_aliases(&self, key: Option<&str>) -> pb::ListAliasesResponse
+            = call(KeysClient::list_aliases, pb::ListAliasesRequest {
+                key: key.unwrap_or_default().to_owned(),
+            });
     }
 }
 

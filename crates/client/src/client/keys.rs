@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tessera_proto::v1 as pb;
+use tessera_proto::v1::keys_client::KeysClient;
 
 use super::{new_request_id, Client};
 use crate::error::Error;
@@ -32,6 +33,15 @@ pub struct CreateKeyOptions {
     pub tags: BTreeMap<String, String>,
 }
 
+/// The `origin` of a key whose material is imported later (`external`) or generated.
+fn origin(external: bool) -> &'static str {
+    if external {
+        ORIGIN_EXTERNAL
+    } else {
+        ORIGIN_TESSERA
+    }
+}
+
 /// Milliseconds of a duration for the API, where 0 means "none": a non-zero duration never
 /// becomes 0 (it is rounded up to 1 ms, which the server then judges on its merits).
 pub(crate) fn duration_ms(duration: Option<Duration>) -> u64 {
@@ -54,12 +64,8 @@ impl Client {
         spec: &str,
         description: &str,
     ) -> Result<pb::Key, Error> {
-        let options = CreateKeyOptions {
-            spec: spec.to_owned(),
-            description: description.to_owned(),
-            ..CreateKeyOptions::default()
-        };
-        self.create_key_with_options(name, &options).await
+        self.create_key_with_id(name, spec, description, &new_request_id())
+            .await
     }
 
     /// Creates a key with every option the API offers.
@@ -96,31 +102,6 @@ impl Client {
         self.create_key_request(name, &options, request_id).await
     }
 
-    async fn create_key_request(
-        &self,
-        name: &str,
-        options: &CreateKeyOptions,
-        request_id: &str,
-    ) -> Result<pb::Key, Error> {
-        let message = pb::CreateKeyRequest {
-            name: name.to_owned(),
-            spec: options.spec.clone(),
-            description: options.description.clone(),
-            request_id: request_id.to_owned(),
-            rotation_period_ms: duration_ms(options.rotation_period),
-            exportable: options.exportable,
-            origin: if options.origin_external {
-                ORIGIN_EXTERNAL
-            } else {
-                ORIGIN_TESSERA
-            }
-            .to_owned(),
-            tags: options.tags.clone(),
-        };
-        self.key_call(message, |mut k, r| async move { k.create_key(r).await })
-            .await
-    }
-
     /// Describes a key by id, name or `alias/NAME`.
     ///
     /// # Errors
@@ -136,28 +117,6 @@ impl Client {
     /// [`Error`]; `NOT_FOUND` for an unknown key, `UNAVAILABLE` if no leader confirms.
     pub async fn describe_key_linearizable(&self, key: &str) -> Result<pb::Key, Error> {
         self.describe(key, "LINEARIZABLE").await
-    }
-
-    async fn describe(&self, key: &str, consistency: &str) -> Result<pb::Key, Error> {
-        let message = pb::DescribeKeyRequest {
-            key: key.to_owned(),
-            consistency: consistency.to_owned(),
-        };
-        self.key_call(message, |mut k, r| async move { k.describe_key(r).await })
-            .await
-    }
-
-    /// One page of keys: `request` carries the page size, the previous page's token and the
-    /// filters (state, spec, tag); its default lists the first page of all keys.
-    ///
-    /// # Errors
-    /// [`Error`]; `INVALID_ARGUMENT` for a malformed page token or filter.
-    pub async fn list_keys_page(
-        &self,
-        request: pb::ListKeysRequest,
-    ) -> Result<pb::ListKeysResponse, Error> {
-        self.keys_call(request, |mut k, r| async move { k.list_keys(r).await })
-            .await
     }
 
     /// Every key matching the filters of `filter`, following the pages from
@@ -191,11 +150,8 @@ impl Client {
             .await
     }
 
-    fn key_write(key: &str) -> pb::KeyWriteRequest {
-        Self::key_write_with_id(key, &new_request_id())
-    }
-
-    fn key_write_with_id(key: &str, request_id: &str) -> pb::KeyWriteRequest {
+    /// A write naming only the key (rotate, enable, disable, cancel deletion, import).
+    pub(super) fn key_write(key: &str, request_id: &str) -> pb::KeyWriteRequest {
         pb::KeyWriteRequest {
             key: key.to_owned(),
             request_id: request_id.to_owned(),
@@ -219,33 +175,12 @@ impl Client {
         self.rotate_key_with_id(key, &new_request_id()).await
     }
 
-    /// [`Client::rotate_key`] with an explicit request id: a repeat with the same id returns
-    /// the first result and adds no second version.
-    ///
-    /// # Errors
-    /// As [`Client::rotate_key`].
-    pub async fn rotate_key_with_id(&self, key: &str, request_id: &str) -> Result<pb::Key, Error> {
-        let message = Self::key_write_with_id(key, request_id);
-        self.key_call(message, |mut k, r| async move { k.rotate_key(r).await })
-            .await
-    }
-
     /// Enables a disabled key.
     ///
     /// # Errors
     /// [`Error`]; `FAILED_PRECONDITION` for a key pending deletion or import.
     pub async fn enable_key(&self, key: &str) -> Result<pb::Key, Error> {
         self.enable_key_with_id(key, &new_request_id()).await
-    }
-
-    /// [`Client::enable_key`] with an explicit request id.
-    ///
-    /// # Errors
-    /// As [`Client::enable_key`].
-    pub async fn enable_key_with_id(&self, key: &str, request_id: &str) -> Result<pb::Key, Error> {
-        let message = Self::key_write_with_id(key, request_id);
-        self.key_call(message, |mut k, r| async move { k.enable_key(r).await })
-            .await
     }
 
     /// Disables a key: it refuses every cryptographic operation until enabled again.
@@ -256,177 +191,151 @@ impl Client {
         self.disable_key_with_id(key, &new_request_id()).await
     }
 
-    /// [`Client::disable_key`] with an explicit request id.
-    ///
-    /// # Errors
-    /// As [`Client::disable_key`].
-    pub async fn disable_key_with_id(&self, key: &str, request_id: &str) -> Result<pb::Key, Error> {
-        let message = Self::key_write_with_id(key, request_id);
-        self.key_call(message, |mut k, r| async move { k.disable_key(r).await })
-            .await
-    }
+    rpc_methods! {
+        async fn create_key_request(
+            &self,
+            name: &str,
+            options: &CreateKeyOptions,
+            request_id: &str,
+        ) -> pb::Key = key_call(KeysClient::create_key, pb::CreateKeyRequest {
+            name: name.to_owned(),
+            spec: options.spec.clone(),
+            description: options.description.clone(),
+            request_id: request_id.to_owned(),
+            rotation_period_ms: duration_ms(options.rotation_period),
+            exportable: options.exportable,
+            origin: origin(options.origin_external).to_owned(),
+            tags: options.tags.clone(),
+        });
 
-    /// Schedules a key's destruction after `pending_window` (whole seconds; `None`: the
-    /// server's default of 30 days). The key refuses crypto meanwhile.
-    ///
-    /// # Errors
-    /// [`Error`]; `INVALID_ARGUMENT` for a window below the server's minimum.
-    pub async fn schedule_key_deletion(
-        &self,
-        key: &str,
-        pending_window: Option<Duration>,
-    ) -> Result<pb::Key, Error> {
-        let message = pb::ScheduleKeyDeletionRequest {
-            key: key.to_owned(),
-            pending_window_seconds: pending_window.map_or(0, |w| w.as_secs().max(1)),
-            request_id: new_request_id(),
-        };
-        self.key_call(message, |mut k, r| async move {
-            k.schedule_key_deletion(r).await
-        })
-        .await
-    }
+        async fn describe(&self, key: &str, consistency: &str) -> pb::Key
+            = key_call(KeysClient::describe_key, pb::DescribeKeyRequest {
+                key: key.to_owned(),
+                consistency: consistency.to_owned(),
+            });
 
-    /// Cancels a scheduled deletion; the key comes back disabled.
-    ///
-    /// # Errors
-    /// [`Error`]; `FAILED_PRECONDITION` if no deletion is pending.
-    pub async fn cancel_key_deletion(&self, key: &str) -> Result<pb::Key, Error> {
-        let message = Self::key_write(key);
-        self.key_call(
-            message,
-            |mut k, r| async move { k.cancel_key_deletion(r).await },
-        )
-        .await
-    }
+        /// One page of keys: `request` carries the page size, the previous page's token and
+        /// the filters (state, spec, tag); its default lists the first page of all keys.
+        ///
+        /// # Errors
+        /// [`Error`]; `INVALID_ARGUMENT` for a malformed page token or filter.
+        pub async fn list_keys_page(&self, request: pb::ListKeysRequest) -> pb::ListKeysResponse
+            = call(KeysClient::list_keys, request);
 
-    /// Refuses decryption with versions older than `version`.
-    ///
-    /// # Errors
-    /// [`Error`]; `INVALID_ARGUMENT` for a version above the primary.
-    pub async fn set_min_decryption_version(
-        &self,
-        key: &str,
-        version: u32,
-    ) -> Result<pb::Key, Error> {
-        let message = Self::key_version(key, version);
-        self.key_call(message, |mut k, r| async move {
-            k.set_min_decryption_version(r).await
-        })
-        .await
-    }
+        /// [`Client::rotate_key`] with an explicit request id: a repeat with the same id returns
+        /// the first result and adds no second version.
+        ///
+        /// # Errors
+        /// As [`Client::rotate_key`].
+        pub async fn rotate_key_with_id(&self, key: &str, request_id: &str) -> pb::Key
+            = key_call(KeysClient::rotate_key, Self::key_write(key, request_id));
 
-    /// Enables one disabled version of a key.
-    ///
-    /// # Errors
-    /// [`Error`]; `NOT_FOUND` for an unknown version, `FAILED_PRECONDITION` for a destroyed
-    /// one.
-    pub async fn enable_key_version(&self, key: &str, version: u32) -> Result<pb::Key, Error> {
-        let message = Self::key_version(key, version);
-        self.key_call(
-            message,
-            |mut k, r| async move { k.enable_key_version(r).await },
-        )
-        .await
-    }
+        /// [`Client::enable_key`] with an explicit request id.
+        ///
+        /// # Errors
+        /// As [`Client::enable_key`].
+        pub async fn enable_key_with_id(&self, key: &str, request_id: &str) -> pb::Key
+            = key_call(KeysClient::enable_key, Self::key_write(key, request_id));
 
-    /// Disables one version of a key: it no longer decrypts, signs or verifies.
-    ///
-    /// # Errors
-    /// [`Error`]; `FAILED_PRECONDITION` for the primary version.
-    pub async fn disable_key_version(&self, key: &str, version: u32) -> Result<pb::Key, Error> {
-        let message = Self::key_version(key, version);
-        self.key_call(
-            message,
-            |mut k, r| async move { k.disable_key_version(r).await },
-        )
-        .await
-    }
+        /// [`Client::disable_key`] with an explicit request id.
+        ///
+        /// # Errors
+        /// As [`Client::disable_key`].
+        pub async fn disable_key_with_id(&self, key: &str, request_id: &str) -> pb::Key
+            = key_call(KeysClient::disable_key, Self::key_write(key, request_id));
 
-    /// Destroys one version's material for good (crypto-shredding).
-    ///
-    /// # Errors
-    /// [`Error`]; `FAILED_PRECONDITION` for the primary version.
-    pub async fn destroy_key_version(&self, key: &str, version: u32) -> Result<pb::Key, Error> {
-        let message = Self::key_version(key, version);
-        self.key_call(
-            message,
-            |mut k, r| async move { k.destroy_key_version(r).await },
-        )
-        .await
-    }
+        /// Schedules a key's destruction after `pending_window` (whole seconds; `None`: the
+        /// server's default of 30 days). The key refuses crypto meanwhile.
+        ///
+        /// # Errors
+        /// [`Error`]; `INVALID_ARGUMENT` for a window below the server's minimum.
+        pub async fn schedule_key_deletion(&self, key: &str, pending_window: Option<Duration>)
+            -> pb::Key
+            = key_call(KeysClient::schedule_key_deletion, pb::ScheduleKeyDeletionRequest {
+                key: key.to_owned(),
+                pending_window_seconds: pending_window.map_or(0, |w| w.as_secs().max(1)),
+                request_id: new_request_id(),
+            });
 
-    /// Replaces a key's description.
-    ///
-    /// # Errors
-    /// [`Error`]; `INVALID_ARGUMENT` for an oversized description.
-    pub async fn update_key_description(
-        &self,
-        key: &str,
-        description: &str,
-    ) -> Result<pb::Key, Error> {
-        let message = pb::UpdateKeyDescriptionRequest {
-            key: key.to_owned(),
-            description: description.to_owned(),
-            request_id: new_request_id(),
-        };
-        self.key_call(message, |mut k, r| async move {
-            k.update_key_description(r).await
-        })
-        .await
-    }
+        /// Cancels a scheduled deletion; the key comes back disabled.
+        ///
+        /// # Errors
+        /// [`Error`]; `FAILED_PRECONDITION` if no deletion is pending.
+        pub async fn cancel_key_deletion(&self, key: &str) -> pb::Key
+            = key_call(KeysClient::cancel_key_deletion, Self::key_write(key, &new_request_id()));
 
-    /// Adds tags to a key, replacing the values of tag keys it already has.
-    ///
-    /// # Errors
-    /// [`Error`]; `INVALID_ARGUMENT` for a malformed tag or too many tags.
-    pub async fn tag_key(
-        &self,
-        key: &str,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<pb::Key, Error> {
-        let message = pb::TagKeyRequest {
-            key: key.to_owned(),
-            tags: tags.clone(),
-            request_id: new_request_id(),
-        };
-        self.key_call(message, |mut k, r| async move { k.tag_key(r).await })
-            .await
-    }
+        /// Refuses decryption with versions older than `version`.
+        ///
+        /// # Errors
+        /// [`Error`]; `INVALID_ARGUMENT` for a version above the primary.
+        pub async fn set_min_decryption_version(&self, key: &str, version: u32) -> pb::Key
+            = key_call(KeysClient::set_min_decryption_version, Self::key_version(key, version));
 
-    /// Removes tags (by tag key) from a key.
-    ///
-    /// # Errors
-    /// [`Error`]; `NOT_FOUND` for an unknown key.
-    pub async fn untag_key(&self, key: &str, tag_keys: &[String]) -> Result<pb::Key, Error> {
-        let message = pb::UntagKeyRequest {
-            key: key.to_owned(),
-            tag_keys: tag_keys.to_vec(),
-            request_id: new_request_id(),
-        };
-        self.key_call(message, |mut k, r| async move { k.untag_key(r).await })
-            .await
-    }
+        /// Enables one disabled version of a key.
+        ///
+        /// # Errors
+        /// [`Error`]; `NOT_FOUND` for an unknown version, `FAILED_PRECONDITION` for a destroyed
+        /// one.
+        pub async fn enable_key_version(&self, key: &str, version: u32) -> pb::Key
+            = key_call(KeysClient::enable_key_version, Self::key_version(key, version));
 
-    /// Sets the automatic rotation period, or with `None` turns automatic rotation off.
-    ///
-    /// # Errors
-    /// [`Error`]; `INVALID_ARGUMENT` for a period below the server's minimum.
-    pub async fn set_rotation_period(
-        &self,
-        key: &str,
-        period: Option<Duration>,
-    ) -> Result<pb::Key, Error> {
-        let message = pb::SetRotationPeriodRequest {
-            key: key.to_owned(),
-            rotation_period_ms: duration_ms(period),
-            request_id: new_request_id(),
-        };
-        self.key_call(
-            message,
-            |mut k, r| async move { k.set_rotation_period(r).await },
-        )
-        .await
+        /// Disables one version of a key: it no longer decrypts, signs or verifies.
+        ///
+        /// # Errors
+        /// [`Error`]; `FAILED_PRECONDITION` for the primary version.
+        pub async fn disable_key_version(&self, key: &str, version: u32) -> pb::Key
+            = key_call(KeysClient::disable_key_version, Self::key_version(key, version));
+
+        /// Destroys one version's material for good (crypto-shredding).
+        ///
+        /// # Errors
+        /// [`Error`]; `FAILED_PRECONDITION` for the primary version.
+        pub async fn destroy_key_version(&self, key: &str, version: u32) -> pb::Key
+            = key_call(KeysClient::destroy_key_version, Self::key_version(key, version));
+
+        /// Replaces a key's description.
+        ///
+        /// # Errors
+        /// [`Error`]; `INVALID_ARGUMENT` for an oversized description.
+        pub async fn update_key_description(&self, key: &str, description: &str) -> pb::Key
+            = key_call(KeysClient::update_key_description, pb::UpdateKeyDescriptionRequest {
+                key: key.to_owned(),
+                description: description.to_owned(),
+                request_id: new_request_id(),
+            });
+
+        /// Adds tags to a key, replacing the values of tag keys it already has.
+        ///
+        /// # Errors
+        /// [`Error`]; `INVALID_ARGUMENT` for a malformed tag or too many tags.
+        pub async fn tag_key(&self, key: &str, tags: &BTreeMap<String, String>) -> pb::Key
+            = key_call(KeysClient::tag_key, pb::TagKeyRequest {
+                key: key.to_owned(),
+                tags: tags.clone(),
+                request_id: new_request_id(),
+            });
+
+        /// Removes tags (by tag key) from a key.
+        ///
+        /// # Errors
+        /// [`Error`]; `NOT_FOUND` for an unknown key.
+        pub async fn untag_key(&self, key: &str, tag_keys: &[String]) -> pb::Key
+            = key_call(KeysClient::untag_key, pb::UntagKeyRequest {
+                key: key.to_owned(),
+                tag_keys: tag_keys.to_vec(),
+                request_id: new_request_id(),
+            });
+
+        /// Sets the automatic rotation period, or with `None` turns automatic rotation off.
+        ///
+        /// # Errors
+        /// [`Error`]; `INVALID_ARGUMENT` for a period below the server's minimum.
+        pub async fn set_rotation_period(&self, key: &str, period: Option<Duration>) -> pb::Key
+            = key_call(KeysClient::set_rotation_period, pb::SetRotationPeriodRequest {
+                key: key.to_owned(),
+                rotation_period_ms: duration_ms(period),
+                request_id: new_request_id(),
+            });
     }
 }
 

@@ -5,7 +5,6 @@
 
 use tessera_proto::v1 as pb;
 use tessera_proto::v1::system_client::SystemClient;
-use tonic::transport::Channel;
 
 use super::Client;
 use crate::error::Error;
@@ -26,86 +25,49 @@ pub struct NewLearner {
 }
 
 impl Client {
-    /// A `System` membership call with failover; `message` is cloned for each attempt.
-    async fn members_call<M, F, Fut>(
-        &self,
-        message: M,
-        call: F,
-    ) -> Result<pb::MembersResponse, Error>
-    where
-        M: Clone,
-        F: Fn(SystemClient<Channel>, tonic::Request<M>) -> Fut,
-        Fut: std::future::Future<
-            Output = Result<tonic::Response<pb::MembersResponse>, tonic::Status>,
-        >,
-    {
-        self.with_failover(|channel| {
-            call(SystemClient::new(channel), self.request(message.clone()))
-        })
-        .await
-    }
+    rpc_methods! {
+        /// The members as the leader sees them (needs `operator:ListMembers`).
+        ///
+        /// # Errors
+        /// [`Error`] from the cluster.
+        pub async fn members(&self) -> pb::MembersResponse
+            = call(SystemClient::members, pb::MembersRequest {});
 
-    /// The members as the leader sees them (needs `operator:ListMembers`).
-    ///
-    /// # Errors
-    /// [`Error`] from the cluster.
-    pub async fn members(&self) -> Result<pb::MembersResponse, Error> {
-        self.members_call(pb::MembersRequest {}, |mut c, r| async move {
-            c.members(r).await
-        })
-        .await
-    }
+        /// Adds a node as a learner (needs `operator:ChangeMembership`). The node must run with
+        /// an empty data directory; one holding data of an earlier membership is refused
+        /// (`FAILED_PRECONDITION`, `STALE_NODE_DATA`).
+        ///
+        /// # Errors
+        /// [`Error`] from the cluster.
+        pub async fn add_learner(&self, learner: &NewLearner) -> pb::MembersResponse
+            = call(SystemClient::add_learner, pb::AddLearnerRequest {
+                node_id: learner.node_id,
+                api_addr: learner.api_addr.clone(),
+                cluster_addr: learner.cluster_addr.clone(),
+                region: learner.region.clone(),
+                zone: learner.zone.clone(),
+            });
 
-    /// Adds a node as a learner (needs `operator:ChangeMembership`). The node must run with an
-    /// empty data directory; one holding data of an earlier membership is refused
-    /// (`FAILED_PRECONDITION`, `STALE_NODE_DATA`).
-    ///
-    /// # Errors
-    /// [`Error`] from the cluster.
-    pub async fn add_learner(&self, learner: &NewLearner) -> Result<pb::MembersResponse, Error> {
-        let message = pb::AddLearnerRequest {
-            node_id: learner.node_id,
-            api_addr: learner.api_addr.clone(),
-            cluster_addr: learner.cluster_addr.clone(),
-            region: learner.region.clone(),
-            zone: learner.zone.clone(),
-        };
-        self.members_call(message, |mut c, r| async move { c.add_learner(r).await })
-            .await
-    }
+        /// Makes learner `node_id` a voter.
+        ///
+        /// # Errors
+        /// [`Error`]; `FAILED_PRECONDITION` if it would lose quorum (unless `force`) or the
+        /// learner is far behind.
+        pub async fn promote(&self, node_id: u64, force: bool) -> pb::MembersResponse
+            = call(SystemClient::promote, pb::MemberChangeRequest { node_id, force });
 
-    /// Makes learner `node_id` a voter.
-    ///
-    /// # Errors
-    /// [`Error`]; `FAILED_PRECONDITION` if it would lose quorum (unless `force`) or the learner
-    /// is far behind.
-    pub async fn promote(&self, node_id: u64, force: bool) -> Result<pb::MembersResponse, Error> {
-        let message = pb::MemberChangeRequest { node_id, force };
-        self.members_call(message, |mut c, r| async move { c.promote(r).await })
-            .await
-    }
+        /// Makes voter `node_id` a learner.
+        ///
+        /// # Errors
+        /// [`Error`]; `FAILED_PRECONDITION` if it would lose quorum (unless `force`).
+        pub async fn demote(&self, node_id: u64, force: bool) -> pb::MembersResponse
+            = call(SystemClient::demote, pb::MemberChangeRequest { node_id, force });
 
-    /// Makes voter `node_id` a learner.
-    ///
-    /// # Errors
-    /// [`Error`]; `FAILED_PRECONDITION` if it would lose quorum (unless `force`).
-    pub async fn demote(&self, node_id: u64, force: bool) -> Result<pb::MembersResponse, Error> {
-        let message = pb::MemberChangeRequest { node_id, force };
-        self.members_call(message, |mut c, r| async move { c.demote(r).await })
-            .await
-    }
-
-    /// Removes `node_id` from the cluster.
-    ///
-    /// # Errors
-    /// [`Error`]; `FAILED_PRECONDITION` if it would lose quorum (unless `force`).
-    pub async fn remove_member(
-        &self,
-        node_id: u64,
-        force: bool,
-    ) -> Result<pb::MembersResponse, Error> {
-        let message = pb::MemberChangeRequest { node_id, force };
-        self.members_call(message, |mut c, r| async move { c.remove_member(r).await })
-            .await
+        /// Removes `node_id` from the cluster.
+        ///
+        /// # Errors
+        /// [`Error`]; `FAILED_PRECONDITION` if it would lose quorum (unless `force`).
+        pub async fn remove_member(&self, node_id: u64, force: bool) -> pb::MembersResponse
+            = call(SystemClient::remove_member, pb::MemberChangeRequest { node_id, force });
     }
 }

@@ -5,6 +5,7 @@
 //! specific wins. Writes carry a request id like every write, so a retry is applied once.
 
 use tessera_proto::v1 as pb;
+use tessera_proto::v1::access_client::AccessClient;
 
 use super::{new_request_id, Client};
 use crate::error::Error;
@@ -32,39 +33,22 @@ pub struct RateLimit {
     pub operator: Option<Budget>,
 }
 
-impl From<RateLimit> for pb::RateLimit {
-    fn from(rule: RateLimit) -> Self {
-        let budget = |b: Option<Budget>| {
-            b.map(|b| pb::Budget {
-                per_second: b.per_second,
-                burst: b.burst,
-            })
-        };
-        Self {
-            identity: rule.identity,
-            crypto: budget(rule.crypto),
-            keys: budget(rule.keys),
-            operator: budget(rule.operator),
+/// `From` between the SDK's rate-limit types and the API's, which have the same fields:
+/// `plain` fields move as they are, `optional` ones (budgets) convert inside their `Option`.
+macro_rules! convert_fields {
+    ($from:ty => $to:ty { $($plain:ident),* ; $($optional:ident),* }) => {
+        impl From<$from> for $to {
+            fn from(value: $from) -> Self {
+                Self { $($plain: value.$plain,)* $($optional: value.$optional.map(Into::into),)* }
+            }
         }
-    }
+    };
 }
 
-impl From<pb::RateLimit> for RateLimit {
-    fn from(rule: pb::RateLimit) -> Self {
-        let budget = |b: Option<pb::Budget>| {
-            b.map(|b| Budget {
-                per_second: b.per_second,
-                burst: b.burst,
-            })
-        };
-        Self {
-            identity: rule.identity,
-            crypto: budget(rule.crypto),
-            keys: budget(rule.keys),
-            operator: budget(rule.operator),
-        }
-    }
-}
+convert_fields!(Budget => pb::Budget { per_second, burst; });
+convert_fields!(pb::Budget => Budget { per_second, burst; });
+convert_fields!(RateLimit => pb::RateLimit { identity; crypto, keys, operator });
+convert_fields!(pb::RateLimit => RateLimit { identity; crypto, keys, operator });
 
 impl Client {
     /// Creates or replaces the rule for `rule.identity`; returns the stored rule.
@@ -78,9 +62,11 @@ impl Client {
             rule: Some(rule.into()),
             request_id: new_request_id(),
         };
-        self.access_call(message, |mut a, r| async move { a.put_rate_limit(r).await })
-            .await
-            .map(RateLimit::from)
+        self.call(message, |c, r| async move {
+            AccessClient::new(c).put_rate_limit(r).await
+        })
+        .await
+        .map(RateLimit::from)
     }
 
     /// Every rule, in pattern order.
@@ -88,8 +74,8 @@ impl Client {
     /// # Errors
     /// [`Error`] from the cluster.
     pub async fn list_rate_limits(&self) -> Result<Vec<RateLimit>, Error> {
-        self.access_call(pb::ListRateLimitsRequest {}, |mut a, r| async move {
-            a.list_rate_limits(r).await
+        self.call(pb::ListRateLimitsRequest {}, |c, r| async move {
+            AccessClient::new(c).list_rate_limits(r).await
         })
         .await
         .map(|reply| reply.rules.into_iter().map(RateLimit::from).collect())
@@ -104,11 +90,40 @@ impl Client {
             identity: identity.to_owned(),
             request_id: new_request_id(),
         };
-        self.access_call(
-            message,
-            |mut a, r| async move { a.delete_rate_limit(r).await },
-        )
+        self.call(message, |c, r| async move {
+            AccessClient::new(c).delete_rate_limit(r).await
+        })
         .await
         .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_cross_the_api_unchanged() {
+        let rule = RateLimit {
+            identity: "spiffe://prod/batch-*".into(),
+            crypto: Some(Budget {
+                per_second: 100,
+                burst: 200,
+            }),
+            keys: None,
+            operator: Some(Budget {
+                per_second: 0,
+                burst: 0,
+            }),
+        };
+        let wire = pb::RateLimit::from(rule.clone());
+        assert_eq!(wire.identity, "spiffe://prod/batch-*");
+        assert_eq!(
+            wire.crypto.map(|b| (b.per_second, b.burst)),
+            Some((100, 200))
+        );
+        assert!(wire.keys.is_none());
+        assert_eq!(wire.operator.map(|b| (b.per_second, b.burst)), Some((0, 0)));
+        assert_eq!(RateLimit::from(wire), rule);
     }
 }

@@ -46,17 +46,31 @@ fn next_frame(number: u64) -> Result<u64, EnvelopeError> {
     number.checked_add(1).ok_or(EnvelopeError::TooManyFrames)
 }
 
+/// Flushes the writer after the last frame of a message: what the message held.
+async fn finish<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    header: &Header,
+    plaintext_bytes: u64,
+    frames: u64,
+) -> Result<EnvelopeSummary, EnvelopeError> {
+    writer
+        .flush()
+        .await
+        .map_err(|source| EnvelopeError::Write { source })?;
+    Ok(EnvelopeSummary {
+        key_id: header.key_id.clone(),
+        plaintext_bytes,
+        frames,
+    })
+}
+
 /// Writes `header`, then the input in frames sealed under `key`; flushes the writer.
-pub(crate) async fn encrypt_frames<R, W>(
+pub(crate) async fn encrypt_frames(
     header: &Header,
     key: &MessageKey,
-    reader: &mut R,
-    writer: &mut W,
-) -> Result<EnvelopeSummary, EnvelopeError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
+    reader: &mut (impl AsyncRead + Unpin),
+    writer: &mut (impl AsyncWrite + Unpin),
+) -> Result<EnvelopeSummary, EnvelopeError> {
     write(writer, &header.to_bytes()).await?;
     let size = frame_len(header.frame_size);
     let mut buf = Zeroizing::new(vec![0u8; size]);
@@ -88,15 +102,7 @@ where
         }
         number = next_frame(number)?;
     }
-    writer
-        .flush()
-        .await
-        .map_err(|source| EnvelopeError::Write { source })?;
-    Ok(EnvelopeSummary {
-        key_id: header.key_id.clone(),
-        plaintext_bytes: total,
-        frames: number,
-    })
+    finish(writer, header, total, number).await
 }
 
 /// A frame size as a buffer length (frame sizes are at most 16 MiB).
@@ -107,16 +113,12 @@ fn frame_len(frame_size: u32) -> usize {
 /// Authenticates `header` under `key`, then reads the frames that follow it and writes each
 /// frame's plaintext only once that frame has authenticated; the final frame's plaintext only
 /// once the input is known to end right after it. Flushes the writer.
-pub(crate) async fn decrypt_frames<R, W>(
+pub(crate) async fn decrypt_frames(
     header: &Header,
     key: &MessageKey,
-    reader: &mut R,
-    writer: &mut W,
-) -> Result<EnvelopeSummary, EnvelopeError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
+    reader: &mut (impl AsyncRead + Unpin),
+    writer: &mut (impl AsyncWrite + Unpin),
+) -> Result<EnvelopeSummary, EnvelopeError> {
     header.verify(key)?;
     let size = frame_len(header.frame_size);
     let mut buf = Zeroizing::new(vec![0u8; size + TAG_LEN]);
@@ -177,13 +179,5 @@ where
         write(writer, body).await?;
         number = next_frame(number)?;
     }
-    writer
-        .flush()
-        .await
-        .map_err(|source| EnvelopeError::Write { source })?;
-    Ok(EnvelopeSummary {
-        key_id: header.key_id.clone(),
-        plaintext_bytes: total,
-        frames: number,
-    })
+    finish(writer, header, total, number).await
 }

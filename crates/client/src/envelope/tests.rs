@@ -45,6 +45,21 @@ async fn encrypt(key: &DataKey, context: &BTreeMap<String, String>, plain: &[u8]
     out
 }
 
+/// What the tampering tests start from: a message of `len` plaintext bytes under data key
+/// `byte` (see [`data_key`]) with `pairs` as its context, and the key, context and plaintext
+/// that made it.
+async fn sample(
+    byte: u8,
+    pairs: &[(&str, &str)],
+    len: usize,
+) -> (DataKey, BTreeMap<String, String>, Vec<u8>, Vec<u8>) {
+    let key = data_key(byte);
+    let context = ctx(pairs);
+    let plain = plaintext(len);
+    let message = encrypt(&key, &context, &plain).await;
+    (key, context, plain, message)
+}
+
 /// Every write the decryptor made, in order: what a consumer received before any error.
 #[derive(Default)]
 struct Recorder {
@@ -187,11 +202,8 @@ async fn a_stream_much_larger_than_a_frame_round_trips_through_pipes() {
 
 #[tokio::test]
 async fn truncation_is_reported_and_only_whole_authenticated_frames_were_released() {
-    let key = data_key(1);
-    let context = ctx(&[("a", "b")]);
     let len = 3 * FRAME as usize + 10;
-    let plain = plaintext(len);
-    let message = encrypt(&key, &context, &plain).await;
+    let (key, context, plain, message) = sample(1, &[("a", "b")], len).await;
     let (header_len, ranges) = frames(&message, len);
     let last = ranges.last().unwrap().clone();
     // The final frame cut short, missing entirely, or cut right after its kind byte.
@@ -226,58 +238,37 @@ async fn truncation_is_reported_and_only_whole_authenticated_frames_were_release
 
 #[tokio::test]
 async fn dropped_swapped_and_spliced_frames_fail_to_authenticate() {
-    let key = data_key(2);
-    let context = ctx(&[("a", "b")]);
     let len = 4 * FRAME as usize + 5;
-    let plain = plaintext(len);
-    let message = encrypt(&key, &context, &plain).await;
+    let (key, context, plain, message) = sample(2, &[("a", "b")], len).await;
     let (header_len, ranges) = frames(&message, len);
     let piece = |i: usize| message[ranges[i].clone()].to_vec();
     let header = message[..header_len].to_vec();
-
-    let dropped = [header.clone(), piece(0), piece(2), piece(3), piece(4)].concat();
-    let (result, received) = decrypt(&key, &context, &dropped).await;
-    assert!(
-        matches!(result, Err(EnvelopeError::FrameAuthentication { frame: 2 })),
-        "{result:?}"
-    );
-    assert_eq!(received, plain[..FRAME as usize]);
-
-    let swapped = [
-        header.clone(),
-        piece(0),
-        piece(2),
-        piece(1),
-        piece(3),
-        piece(4),
-    ]
-    .concat();
-    let (result, received) = decrypt(&key, &context, &swapped).await;
-    assert!(
-        matches!(result, Err(EnvelopeError::FrameAuthentication { frame: 2 })),
-        "{result:?}"
-    );
-    assert_eq!(received, plain[..FRAME as usize]);
 
     // A frame from another message under the same data key, at the same position.
     let other = encrypt(&key, &context, &plaintext(len)).await;
     let (other_header_len, other_ranges) = frames(&other, len);
     assert_eq!(other_header_len, header_len);
-    let spliced = [
-        header.clone(),
-        piece(0),
-        other[other_ranges[1].clone()].to_vec(),
-        piece(2),
-        piece(3),
-        piece(4),
-    ]
-    .concat();
-    let (result, received) = decrypt(&key, &context, &spliced).await;
-    assert!(
-        matches!(result, Err(EnvelopeError::FrameAuthentication { frame: 2 })),
-        "{result:?}"
-    );
-    assert_eq!(received, plain[..FRAME as usize]);
+    let other_second = other[other_ranges[1].clone()].to_vec();
+
+    for (case, pieces) in [
+        ("dropped", vec![piece(0), piece(2), piece(3), piece(4)]),
+        (
+            "swapped",
+            vec![piece(0), piece(2), piece(1), piece(3), piece(4)],
+        ),
+        (
+            "spliced",
+            vec![piece(0), other_second, piece(2), piece(3), piece(4)],
+        ),
+    ] {
+        let altered = [header.clone(), pieces.concat()].concat();
+        let (result, received) = decrypt(&key, &context, &altered).await;
+        assert!(
+            matches!(result, Err(EnvelopeError::FrameAuthentication { frame: 2 })),
+            "{case}: {result:?}"
+        );
+        assert_eq!(received, plain[..FRAME as usize], "{case}");
+    }
 
     // A regular frame promoted to final by dropping everything after it and rewriting its
     // kind byte does not authenticate either.
@@ -304,11 +295,8 @@ async fn dropped_swapped_and_spliced_frames_fail_to_authenticate() {
 
 #[tokio::test]
 async fn flipping_any_bit_fails_and_releases_only_authenticated_frames() {
-    let key = data_key(9);
-    let context = ctx(&[("tenant", "acme")]);
     let len = 2 * FRAME as usize + 7;
-    let plain = plaintext(len);
-    let message = encrypt(&key, &context, &plain).await;
+    let (key, context, plain, message) = sample(9, &[("tenant", "acme")], len).await;
     for byte in 0..message.len() {
         for bit in 0..8 {
             let mut altered = message.clone();

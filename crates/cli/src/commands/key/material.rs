@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::args::{Connect, OutputFormat};
 use crate::commands::client;
-use crate::output::{print_json, print_key, rfc3339, Failure};
+use crate::output::{print_fields, print_json, print_key, rfc3339, Failure};
 use crate::parse::{self, B64};
 
 /// Runs `tessera key import-params`.
@@ -81,23 +81,19 @@ pub async fn export(
     let reply = client(connect)?
         .export_key(key, version.unwrap_or_default(), &wrapping)
         .await?;
-    let wrapped = B64.encode(&reply.wrapped_material);
-    match connect.output.format {
-        OutputFormat::Json => print_json(&json!({
-            "key_id": reply.key_id,
-            "version": reply.version,
-            "spec": reply.spec,
-            "wrapping_algorithm": reply.wrapping_algorithm,
-            "wrapped_material": wrapped,
-        })),
-        OutputFormat::Text => {
-            println!("key_id:             {}", reply.key_id);
-            println!("version:            {}", reply.version);
-            println!("spec:               {}", reply.spec);
-            println!("wrapping_algorithm: {}", reply.wrapping_algorithm);
-            println!("wrapped_material:   {wrapped}");
-        }
-    }
+    print_fields(
+        connect.output.format,
+        &[
+            ("key_id", json!(reply.key_id)),
+            ("version", json!(reply.version)),
+            ("spec", json!(reply.spec)),
+            ("wrapping_algorithm", json!(reply.wrapping_algorithm)),
+            (
+                "wrapped_material",
+                json!(B64.encode(&reply.wrapped_material)),
+            ),
+        ],
+    );
     Ok(())
 }
 
