@@ -66,7 +66,8 @@ pub struct Measured {
     pub ops: u64,
     /// Failed requests in the measured windows.
     pub errors: u64,
-    /// Requests sent in all, warm-ups included (each completed, successfully or not).
+    /// Requests sent in all, priming and warm-ups included (each completed, successfully or
+    /// not).
     pub issued: u64,
     /// The first failure, to tell the reader why.
     pub first_error: Option<String>,
@@ -126,7 +127,20 @@ async fn task(
     result
 }
 
-/// Drives `op` as `spec` says.
+/// Bound on a workload's priming requests.
+const PRIME_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sends `count` requests at once and waits for them (bounded), outcomes unrecorded: whatever
+/// a workload's first calls cost once (connections, a lease's first renewal on a node that just
+/// started) then falls in no window, however short the warm-up (`--quick` has 50 ms). A
+/// workload that fails keeps failing in its windows, where its errors are counted.
+async fn prime(op: &Op, seq: &AtomicU64, count: usize) {
+    let calls = (0..count).map(|_| op(seq.fetch_add(1, Ordering::Relaxed)));
+    let _ = tokio::time::timeout(PRIME_TIMEOUT, futures::future::join_all(calls)).await;
+}
+
+/// Drives `op` as `spec` says: first one untimed request per task ([`prime`]), then `reps`
+/// windows, each after its warm-up.
 ///
 /// # Errors
 /// [`hdrhistogram::CreationError`] only if the histogram bounds were invalid.
@@ -148,6 +162,7 @@ pub async fn closed_loop(
         load_cpu: Duration::ZERO,
         wall: Duration::ZERO,
     };
+    prime(op, &seq, spec.concurrency.max(1)).await;
     for _ in 0..spec.reps.max(1) {
         let measure_from = Instant::now() + spec.warmup;
         let stop = measure_from + spec.duration;
