@@ -16,6 +16,7 @@ use base64::Engine;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tessera_client::{Client, PolicyFormat};
+use tessera_state::KeyVersion;
 use tokio::sync::watch;
 
 use crate::history::{ErrorInfo, EventKind, OkValue, Op, Recorder};
@@ -153,7 +154,7 @@ where
 fn key_value(key: &tessera_client::proto::Key) -> OkValue {
     OkValue {
         key_id: Some(key.key_id.clone()),
-        version: Some(key.primary_version),
+        version: Some(KeyVersion::new(key.primary_version)),
         state: Some(key.state.clone()),
         ..OkValue::default()
     }
@@ -220,7 +221,7 @@ async fn encrypt(
         let out = client.encrypt(&name, &bytes, &Default::default()).await?;
         Ok(OkValue {
             key_id: Some(out.key_id),
-            version: Some(out.version),
+            version: Some(KeyVersion::new(out.version)),
             ciphertext: Some(B64.encode(&out.ciphertext)),
             ..OkValue::default()
         })
@@ -357,7 +358,7 @@ impl Worker {
                         let out = client.decrypt(&bytes, &Default::default()).await?;
                         Ok(OkValue {
                             key_id: Some(out.key_id),
-                            version: Some(out.version),
+                            version: Some(KeyVersion::new(out.version)),
                             plaintext: Some(B64.encode(&out.plaintext)),
                             ..OkValue::default()
                         })
@@ -379,7 +380,7 @@ impl Worker {
                         let out = client.re_encrypt(&bytes, &none, "", &none).await?;
                         Ok(OkValue {
                             key_id: Some(out.key_id),
-                            version: Some(out.version),
+                            version: Some(KeyVersion::new(out.version)),
                             ciphertext: Some(B64.encode(&out.ciphertext)),
                             ..OkValue::default()
                         })

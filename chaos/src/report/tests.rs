@@ -4,6 +4,7 @@ use super::*;
 use crate::history::{EventKind, FaultEvent, OkValue, Op, Phase, StatusSample};
 use crate::invariants::{Verdict, Violation};
 use crate::schedule::FaultKind;
+use tessera_state::KeyVersion;
 
 fn event(index: u64, time_ms: u64, process: u32, kind: EventKind, op: &Op) -> Event {
     Event {
@@ -14,7 +15,7 @@ fn event(index: u64, time_ms: u64, process: u32, kind: EventKind, op: &Op) -> Ev
         kind,
         op: op.clone(),
         value: (kind == EventKind::Ok).then(|| OkValue {
-            version: Some(1),
+            version: Some(KeyVersion::FIRST),
             ..OkValue::default()
         }),
         error: (kind == EventKind::Fail || kind == EventKind::Info).then(|| {

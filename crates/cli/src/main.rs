@@ -155,6 +155,7 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
+    use tessera_state::KeyVersion;
 
     use super::*;
 
@@ -177,7 +178,7 @@ mod tests {
         ])
         .unwrap();
         match cli.command {
-            Command::Verify(args) => assert_eq!(args.version, Some(3)),
+            Command::Verify(args) => assert_eq!(args.version, Some(KeyVersion::new(3))),
             other => panic!("{other:?}"),
         }
         // The program's own --version is still there.

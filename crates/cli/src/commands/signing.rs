@@ -5,6 +5,8 @@
 
 use base64::Engine;
 use serde_json::json;
+use tessera_client::PRIMARY_VERSION;
+use tessera_state::KeyVersion;
 
 use crate::args::{
     MacArgs, OutputFormat, PublicKeyArgs, PublicKeyFormat, SignArgs, VerifyArgs, VerifyMacArgs,
@@ -60,7 +62,7 @@ fn verdict(
     tessera_code: &'static str,
     valid: bool,
     key_id: &str,
-    version: u32,
+    version: KeyVersion,
     format: OutputFormat,
 ) -> Result<(), Failure> {
     match format {
@@ -99,7 +101,7 @@ pub async fn verify(args: VerifyArgs) -> Result<(), Failure> {
             args.digest,
             &signature,
             args.algorithm.as_deref().unwrap_or_default(),
-            args.version.unwrap_or_default(),
+            args.version.map_or(PRIMARY_VERSION, KeyVersion::get),
         )
         .await?;
     verdict(
@@ -107,7 +109,7 @@ pub async fn verify(args: VerifyArgs) -> Result<(), Failure> {
         "INVALID_SIGNATURE",
         reply.valid,
         &reply.key_id,
-        reply.version,
+        KeyVersion::new(reply.version),
         connect.output.format,
     )
 }
@@ -118,7 +120,10 @@ pub async fn verify(args: VerifyArgs) -> Result<(), Failure> {
 /// [`Failure`] with the exit status to use.
 pub async fn public_key(args: PublicKeyArgs) -> Result<(), Failure> {
     let reply = client(&args.connect)?
-        .get_public_key(&args.key, args.version.unwrap_or_default())
+        .get_public_key(
+            &args.key,
+            args.version.map_or(PRIMARY_VERSION, KeyVersion::get),
+        )
         .await?;
     match (args.connect.output.format, args.key_format) {
         (OutputFormat::Json, _) => print_json(&json!({
@@ -178,7 +183,7 @@ pub async fn verify_mac(args: VerifyMacArgs) -> Result<(), Failure> {
             &message,
             &mac,
             args.algorithm.as_deref().unwrap_or_default(),
-            args.version.unwrap_or_default(),
+            args.version.map_or(PRIMARY_VERSION, KeyVersion::get),
         )
         .await?;
     verdict(
@@ -186,7 +191,7 @@ pub async fn verify_mac(args: VerifyMacArgs) -> Result<(), Failure> {
         "INVALID_MAC",
         reply.valid,
         &reply.key_id,
-        reply.version,
+        KeyVersion::new(reply.version),
         connect.output.format,
     )
 }

@@ -49,8 +49,9 @@ impl Client {
         .await
     }
 
-    /// Exports version `version` (0: the primary) of an exportable key, wrapped to the
-    /// recipient's X25519 public key (32 raw bytes, SubjectPublicKeyInfo DER or PEM).
+    /// Exports version `version` ([`crate::PRIMARY_VERSION`]: the primary) of an exportable
+    /// key, wrapped to the recipient's X25519 public key (32 raw bytes, SubjectPublicKeyInfo
+    /// DER or PEM).
     ///
     /// # Errors
     /// [`Error`]; `FAILED_PRECONDITION` for a key that is not exportable, `INVALID_ARGUMENT`

@@ -39,7 +39,8 @@ impl Client {
     }
 
     /// Verifies `signature` over `message` (or its digest) with `key`'s version `version`
-    /// (0: the primary). An invalid signature is `Ok` with `valid: false`.
+    /// ([`crate::PRIMARY_VERSION`]: the primary). An invalid signature is `Ok` with
+    /// `valid: false`.
     ///
     /// # Errors
     /// [`Error`]; `INVALID_ARGUMENT` for a malformed request.
@@ -64,8 +65,9 @@ impl Client {
             .await
     }
 
-    /// The public key of an asymmetric key's version `version` (0: the primary), for
-    /// verification anywhere (see [`crate::verify_offline`]).
+    /// The public key of an asymmetric key's version `version`
+    /// ([`crate::PRIMARY_VERSION`]: the primary), for verification anywhere (see
+    /// [`crate::verify_offline`]).
     ///
     /// # Errors
     /// [`Error`]; `FAILED_PRECONDITION` for a symmetric key.
@@ -102,8 +104,8 @@ impl Client {
             .await
     }
 
-    /// Verifies `mac` over `message` in constant time with `key`'s version `version` (0: the
-    /// primary). A wrong MAC is `Ok` with `valid: false`.
+    /// Verifies `mac` over `message` in constant time with `key`'s version `version`
+    /// ([`crate::PRIMARY_VERSION`]: the primary). A wrong MAC is `Ok` with `valid: false`.
     ///
     /// # Errors
     /// [`Error`]; `FAILED_PRECONDITION` for a key that is not an HMAC key.
