@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
+use tessera_state::KeyVersion;
 
 use crate::schedule::FaultKind;
 
@@ -179,7 +180,7 @@ pub struct OkValue {
     pub key_id: Option<String>,
     /// Version used (crypto) or primary version (writes, describe).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<u32>,
+    pub version: Option<KeyVersion>,
     /// Key state (writes, describe).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,

@@ -20,6 +20,7 @@ pub mod wan_latency;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
+use tessera_state::KeyVersion;
 
 use crate::history::{ErrorInfo, Event, EventKind, FaultEvent, OkValue, Op, StatusSample};
 
@@ -32,7 +33,7 @@ pub struct FinalKey {
     /// decrypt.
     pub state: String,
     /// Primary version.
-    pub primary_version: u32,
+    pub primary_version: KeyVersion,
     /// Number of versions.
     pub versions: u32,
 }
@@ -254,7 +255,7 @@ impl Operation {
     }
 
     /// The version the `ok` result carries, if any.
-    pub fn ok_version(&self) -> Option<u32> {
+    pub fn ok_version(&self) -> Option<KeyVersion> {
         self.value.as_ref().and_then(|v| v.version)
     }
 
@@ -582,6 +583,8 @@ pub fn abbreviate(text: &str) -> String {
 /// Helpers to build synthetic histories in tests.
 #[cfg(test)]
 pub(crate) mod testing {
+    use tessera_state::KeyVersion;
+
     use super::{CheckInput, Checker, FinalState, Verdict};
     use crate::history::{ErrorInfo, Event, EventKind, OkValue, Op};
 
@@ -808,21 +811,21 @@ pub(crate) mod testing {
     pub fn key_id(id: &str) -> OkValue {
         OkValue {
             key_id: Some(id.into()),
-            version: Some(1),
+            version: Some(KeyVersion::FIRST),
             ..OkValue::default()
         }
     }
 
     pub fn version(v: u32) -> OkValue {
         OkValue {
-            version: Some(v),
+            version: Some(KeyVersion::new(v)),
             ..OkValue::default()
         }
     }
 
     pub fn ciphertext(c: &str) -> OkValue {
         OkValue {
-            version: Some(1),
+            version: Some(KeyVersion::FIRST),
             ciphertext: Some(c.into()),
             ..OkValue::default()
         }
@@ -855,7 +858,7 @@ mod tests {
         assert_eq!(ops[0].value.as_ref().unwrap().key_id.as_deref(), Some("k1"));
         assert_eq!(ops[0].latency_us(), Some(6000));
         assert_eq!((ops[1].invoke_index, ops[1].complete_index), (1, Some(2)));
-        assert_eq!(ops[1].ok_version(), Some(2));
+        assert_eq!(ops[1].ok_version(), Some(KeyVersion::new(2)));
         assert_eq!(ops[2].outcome, Outcome::Fail);
         assert_eq!(ops[2].error_code(), Some("NO_LEADER"));
         assert_eq!(ops[2].events(), vec![4, 5]);
@@ -884,6 +887,9 @@ mod tests {
         assert_eq!(groups[0].effect_start_us(), Some(0));
         assert_eq!(groups[0].effect_end_us(), 20_000);
         assert_eq!(groups[0].events(), vec![0, 1, 2, 3, 4, 5]);
-        assert_eq!(groups[1].first_ok().unwrap().ok_version(), Some(3));
+        assert_eq!(
+            groups[1].first_ok().unwrap().ok_version(),
+            Some(KeyVersion::new(3))
+        );
     }
 }

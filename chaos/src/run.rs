@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use base64::Engine;
 use tessera_client::Client;
 use tessera_launcher::Bound;
+use tessera_state::KeyVersion;
 use tokio::sync::{watch, Mutex};
 
 use crate::cluster::{injected, raft_timing, wait_serving, ChaosCluster, ClusterSpec};
@@ -364,7 +365,7 @@ async fn collect_final_state(records: &Records, admins: &[(u64, Client)]) -> Res
                     FinalKey {
                         key_id: key.key_id,
                         state: key.state,
-                        primary_version: key.primary_version,
+                        primary_version: KeyVersion::new(key.primary_version),
                         versions,
                     },
                 )

@@ -16,6 +16,7 @@ use base64::Engine;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tessera_client::{Client, PolicyFormat};
+use tessera_state::KeyVersion;
 use tokio::sync::watch;
 
 use crate::history::{ErrorInfo, EventKind, OkValue, Op, Recorder};
@@ -155,7 +156,7 @@ where
 fn crypto_value(key_id: String, version: u32) -> OkValue {
     OkValue {
         key_id: Some(key_id),
-        version: Some(version),
+        version: Some(KeyVersion::new(version)),
         ..OkValue::default()
     }
 }
@@ -163,7 +164,7 @@ fn crypto_value(key_id: String, version: u32) -> OkValue {
 fn key_value(key: &tessera_client::proto::Key) -> OkValue {
     OkValue {
         key_id: Some(key.key_id.clone()),
-        version: Some(key.primary_version),
+        version: Some(KeyVersion::new(key.primary_version)),
         state: Some(key.state.clone()),
         ..OkValue::default()
     }

@@ -8,7 +8,7 @@ use tessera_crypto::sign::{self, MessageType, SigningAlgorithm};
 use tessera_crypto::{wrap, EncryptionContext, KeySpec, SecretKey256};
 use tessera_proto::v1 as pb;
 use tessera_state::key::{export_aad, import_aad};
-use tessera_state::KeyId;
+use tessera_state::{KeyId, KeyVersion};
 use tessera_testkit::cluster::WAIT;
 use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
 use tonic::Code;
@@ -304,7 +304,7 @@ async fn t76_export_only_exportable_keys_wrapped_to_the_callers_key() {
                 (exported.version, exported.spec.as_str()),
                 (1, "AES256_GCM")
             );
-            let aad = export_aad(&KeyId::parse(&key.key_id).unwrap(), 1);
+            let aad = export_aad(&KeyId::parse(&key.key_id).unwrap(), KeyVersion::FIRST);
             let material = wrap::unwrap(&secret, &aad, &exported.wrapped_material).unwrap();
             let key256 = SecretKey256::try_from_slice(material.as_slice()).unwrap();
             let opened =

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tessera_crypto::{root, UnsealShare};
 use tessera_proto::v1 as pb;
 use tessera_raft::state_machine::StateMachineStore;
-use tessera_state::KeyRef;
+use tessera_state::{KeyRef, KeyVersion};
 use tessera_testkit::cluster::WAIT;
 use tessera_testkit::scan::find_needles;
 use tessera_testkit::{past_unavailability, wait_for, ClusterOptions, TestCluster};
@@ -24,7 +24,7 @@ use crate::api::{
 use crate::{assert_success, tessera};
 
 /// The sealed blob of `key`'s `version`, read from a stopped node's store.
-fn sealed_version(cluster: &TestCluster, node: u64, key: &str, version: u32) -> Vec<u8> {
+fn sealed_version(cluster: &TestCluster, node: u64, key: &str, version: KeyVersion) -> Vec<u8> {
     let db = sled::Config::new()
         .path(cluster.node(node).data_dir().join("raft"))
         .open()
@@ -144,7 +144,7 @@ async fn t79_destroyed_version_bytes_are_gone_after_compaction() {
     for id in cluster.ids() {
         assert!(cluster.stop(id));
     }
-    let sealed_v1 = sealed_version(&cluster, 1, "shred", 1);
+    let sealed_v1 = sealed_version(&cluster, 1, "shred", KeyVersion::FIRST);
     let needle = vec![("sealed v1".to_owned(), sealed_v1)];
     for node in &cluster.nodes {
         assert!(
@@ -250,7 +250,7 @@ async fn t79_a_destroyed_version_leaves_every_file_online() {
     assert!(cluster.stop(3));
     let needle = vec![(
         "sealed v1".to_owned(),
-        sealed_version(&cluster, 3, "shred", 1),
+        sealed_version(&cluster, 3, "shred", KeyVersion::FIRST),
     )];
     cluster.restart(3).await;
     cluster.unseal(3).await;

@@ -24,7 +24,7 @@
 //! linearizable history linearizable, so the earliest failing cut is found by binary search
 //! over completion times.
 //!
-//! Model, per key: state `Option<u32>` (`None` = no key), from `None`:
+//! Model, per key: state `Option<KeyVersion>` (`None` = no key), from `None`:
 //! - `CreateKey` `ok`: requires `None`, sets `Some(1)`; `info`: the same, at any point after its
 //!   invoke, or never;
 //! - `RotateKey` `ok` returning version `v`: requires `Some(v - 1)`, sets `Some(v)`; `info`:
@@ -39,6 +39,8 @@
 //! reported as unchecked without failing.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use tessera_state::KeyVersion;
 
 use super::{operations, write_groups, CheckInput, Checker, Findings, Violation};
 use crate::history::Op;
@@ -84,10 +86,10 @@ enum ModelOp {
     Create,
     /// `version` is what the rotation returned, when known.
     Rotate {
-        version: Option<u32>,
+        version: Option<KeyVersion>,
     },
     Read {
-        version: u32,
+        version: KeyVersion,
     },
 }
 
@@ -127,14 +129,14 @@ pub fn check(input: &CheckInput<'_>, limits: Limits) -> Findings {
         let kind = match group.op_name {
             "create_key" => ModelOp::Create,
             "rotate_key" => {
-                let versions: BTreeSet<u32> = group
+                let versions: BTreeSet<KeyVersion> = group
                     .attempts
                     .iter()
                     .filter(|a| a.is_ok())
                     .filter_map(|a| a.ok_version())
                     .collect();
                 if versions.len() > 1 {
-                    let list: Vec<String> = versions.iter().map(u32::to_string).collect();
+                    let list: Vec<String> = versions.iter().map(KeyVersion::to_string).collect();
                     violations.push(Violation {
                         message: format!(
                             "rotation of {:?} under request id {} returned versions {} to its attempts; one \
@@ -353,11 +355,11 @@ fn symmetry_class(op: &LinOp) -> Option<u8> {
 struct Exhausted;
 
 /// Applies `op` to `state`: the new state, or `None` if the op cannot happen in that state.
-fn step(state: Option<u32>, op: ModelOp) -> Option<Option<u32>> {
+fn step(state: Option<KeyVersion>, op: ModelOp) -> Option<Option<KeyVersion>> {
     match op {
-        ModelOp::Create => state.is_none().then_some(Some(1)),
+        ModelOp::Create => state.is_none().then_some(Some(KeyVersion::FIRST)),
         ModelOp::Rotate { version } => {
-            let next = state?.checked_add(1)?;
+            let next = state?.next()?;
             match version {
                 Some(v) if v != next => None,
                 _ => Some(Some(next)),
@@ -379,7 +381,7 @@ struct Entry {
 struct Frame {
     candidates: Vec<usize>,
     next: usize,
-    tried: Option<(usize, Option<u32>)>,
+    tried: Option<(usize, Option<KeyVersion>)>,
 }
 
 /// The search's position: the time-ordered call and return entries, which are still in the
@@ -394,7 +396,7 @@ struct Search<'a> {
     head: usize,
     returns_left: usize,
     linearized: Vec<u64>,
-    state: Option<u32>,
+    state: Option<KeyVersion>,
 }
 
 impl<'a> Search<'a> {
@@ -536,7 +538,7 @@ fn search(ops: &[LinOp], max_steps: u64) -> Result<bool, Exhausted> {
     if search.returns_left == 0 {
         return Ok(true);
     }
-    let mut cache: HashSet<(Vec<u64>, Option<u32>)> = HashSet::new();
+    let mut cache: HashSet<(Vec<u64>, Option<KeyVersion>)> = HashSet::new();
     let mut frames = vec![Frame {
         candidates: search.candidates(),
         next: 0,
@@ -820,7 +822,7 @@ mod tests {
             ops: &[LinOp],
             used: &mut Vec<bool>,
             order: &mut Vec<usize>,
-            state: Option<u32>,
+            state: Option<KeyVersion>,
         ) -> bool {
             let required_done = ops
                 .iter()
@@ -877,10 +879,10 @@ mod tests {
                         0 => ModelOp::Create,
                         1..=3 if optional => ModelOp::Rotate { version: None },
                         1..=3 => ModelOp::Rotate {
-                            version: (next(5) != 0).then(|| 1 + next(4) as u32),
+                            version: (next(5) != 0).then(|| KeyVersion::new(1 + next(4) as u32)),
                         },
                         _ => ModelOp::Read {
-                            version: 1 + next(3) as u32,
+                            version: KeyVersion::new(1 + next(3) as u32),
                         },
                     };
                     let optional = optional && !matches!(kind, ModelOp::Read { .. });

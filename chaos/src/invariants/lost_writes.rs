@@ -230,12 +230,13 @@ mod tests {
     use super::super::{FinalKey, FinalState, Verdict};
     use super::*;
     use crate::history::OkValue;
+    use tessera_state::KeyVersion;
 
     fn key(id: &str, state: &str, versions: u32) -> FinalKey {
         FinalKey {
             key_id: id.into(),
             state: state.into(),
-            primary_version: versions,
+            primary_version: KeyVersion::new(versions),
             versions,
         }
     }

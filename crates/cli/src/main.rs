@@ -180,6 +180,7 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+    use tessera_state::KeyVersion;
 
     use super::*;
 
@@ -231,7 +232,7 @@ mod tests {
     fn version_flags_of_commands_are_versions_of_keys() {
         let cli = parse("tessera verify --key k --signature AA== --version 3").unwrap();
         match cli.command {
-            Command::Verify(args) => assert_eq!(args.version, Some(3)),
+            Command::Verify(args) => assert_eq!(args.version, Some(KeyVersion::new(3))),
             other => panic!("{other:?}"),
         }
         // The program's own --version is still there.

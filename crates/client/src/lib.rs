@@ -28,7 +28,7 @@ pub use client::aliases::{alias_name, ALIAS_PREFIX};
 pub use client::builder::{
     ClientBuilder, RetryPolicy, ENV_ADDR, ENV_CA_CERT, ENV_CLIENT_CERT, ENV_CLIENT_KEY, ENV_REGION,
 };
-pub use client::keys::{CreateKeyOptions, ORIGIN_EXTERNAL, ORIGIN_TESSERA};
+pub use client::keys::{CreateKeyOptions, ORIGIN_EXTERNAL, ORIGIN_TESSERA, PRIMARY_VERSION};
 pub use client::members::NewLearner;
 pub use client::rate_limits::{Budget, RateLimit};
 pub use client::snapshot::RESTORE_CHUNK_BYTES;

@@ -19,7 +19,7 @@
 use rand_core::CryptoRng;
 
 use crate::gcm::{self, NONCE_LEN, TAG_LEN};
-use crate::{kdf, EncryptionContext, Error, SecretBytes, SecretKey256};
+use crate::{kdf, EncryptionContext, Error, KeyVersion, SecretBytes, SecretKey256};
 
 /// Version byte of the only ciphertext layout so far.
 pub const CIPHERTEXT_V1: u8 = 0x01;
@@ -42,14 +42,14 @@ pub struct CiphertextHeader {
     /// Id of the key the ciphertext was made under.
     pub key_id: String,
     /// Version of that key.
-    pub version: u32,
+    pub version: KeyVersion,
 }
 
 /// A structurally valid ciphertext, borrowed in parts.
 struct Parsed<'a> {
     header: &'a [u8],
     key_id: &'a str,
-    version: u32,
+    version: KeyVersion,
     salt: &'a [u8; SALT_LEN],
     nonce: &'a [u8; NONCE_LEN],
     body: &'a [u8],
@@ -65,7 +65,7 @@ pub fn is_valid_key_id(key_id: &str) -> bool {
 fn message_key(
     version_key: &SecretKey256,
     key_id: &str,
-    version: u32,
+    version: KeyVersion,
     salt: &[u8; SALT_LEN],
 ) -> Result<SecretKey256, Error> {
     let mut info = Vec::with_capacity(INFO_LABEL.len() + 2 + key_id.len() + 4);
@@ -115,7 +115,7 @@ fn parse(ciphertext: &[u8]) -> Result<Parsed<'_>, Error> {
     Ok(Parsed {
         header,
         key_id,
-        version: u32::from_be_bytes(*version),
+        version: KeyVersion::from_be_bytes(*version),
         salt,
         nonce,
         body,
@@ -147,7 +147,7 @@ pub fn parse_header(ciphertext: &[u8]) -> Result<CiphertextHeader, Error> {
 pub fn encrypt(
     version_key: &SecretKey256,
     key_id: &str,
-    version: u32,
+    version: KeyVersion,
     context: &EncryptionContext,
     plaintext: &[u8],
     rng: &mut (impl CryptoRng + ?Sized),
@@ -244,7 +244,7 @@ mod tests {
         encrypt(
             &key(1),
             "key-1",
-            3,
+            KeyVersion::new(3),
             &context(),
             b"attack at dawn",
             &mut rng(),
@@ -263,7 +263,7 @@ mod tests {
             parse_header(&ct).unwrap(),
             CiphertextHeader {
                 key_id: "key-1".to_owned(),
-                version: 3
+                version: KeyVersion::new(3)
             }
         );
         assert_eq!(ct.len(), 2 + 5 + 4 + 32 + 12 + 14 + 16);
@@ -273,7 +273,15 @@ mod tests {
     fn round_trip_with_empty_context_and_max_plaintext() {
         let plaintext = vec![0x5a; MAX_PLAINTEXT_BYTES];
         let empty = EncryptionContext::default();
-        let ct = encrypt(&key(1), "k", 0, &empty, &plaintext, &mut rng()).unwrap();
+        let ct = encrypt(
+            &key(1),
+            "k",
+            KeyVersion::NONE,
+            &empty,
+            &plaintext,
+            &mut rng(),
+        )
+        .unwrap();
         assert_eq!(decrypt(&key(1), &ct, &empty).unwrap().as_slice(), plaintext);
     }
 
@@ -331,7 +339,15 @@ mod tests {
     #[test]
     fn ciphertext_of_one_key_does_not_decrypt_as_another() {
         let mut rng = rng();
-        let a = encrypt(&key(1), "key-a", 1, &context(), b"for a", &mut rng).unwrap();
+        let a = encrypt(
+            &key(1),
+            "key-a",
+            KeyVersion::FIRST,
+            &context(),
+            b"for a",
+            &mut rng,
+        )
+        .unwrap();
         // Wrong material for the right id.
         assert_eq!(decrypt(&key(2), &a, &context()), Err(Error::Decrypt));
 
@@ -358,12 +374,12 @@ mod tests {
         let mut rng = rng();
         let ctx = context();
         assert_eq!(
-            encrypt(&key(1), "k", 1, &ctx, b"", &mut rng),
+            encrypt(&key(1), "k", KeyVersion::FIRST, &ctx, b"", &mut rng),
             Err(Error::EmptyPlaintext)
         );
         let big = vec![0; MAX_PLAINTEXT_BYTES + 1];
         assert_eq!(
-            encrypt(&key(1), "k", 1, &ctx, &big, &mut rng),
+            encrypt(&key(1), "k", KeyVersion::FIRST, &ctx, &big, &mut rng),
             Err(Error::PlaintextTooLarge {
                 len: MAX_PLAINTEXT_BYTES + 1,
                 max: MAX_PLAINTEXT_BYTES
@@ -379,16 +395,23 @@ mod tests {
             too_long.as_str(),
         ] {
             assert_eq!(
-                encrypt(&key(1), bad, 1, &ctx, b"x", &mut rng),
+                encrypt(&key(1), bad, KeyVersion::FIRST, &ctx, b"x", &mut rng),
                 Err(Error::InvalidKeyId),
                 "{bad:?}"
             );
         }
         let longest = "k".repeat(MAX_KEY_ID_LEN);
-        assert!(encrypt(&key(1), &longest, 1, &ctx, b"x", &mut rng).is_ok());
+        assert!(encrypt(&key(1), &longest, KeyVersion::FIRST, &ctx, b"x", &mut rng).is_ok());
         let bad_context = EncryptionContext::from_pairs([("", "v")]);
         assert_eq!(
-            encrypt(&key(1), "k", 1, &bad_context, b"x", &mut rng),
+            encrypt(
+                &key(1),
+                "k",
+                KeyVersion::FIRST,
+                &bad_context,
+                b"x",
+                &mut rng
+            ),
             Err(Error::InvalidContext {
                 reason: "empty key"
             })
@@ -448,7 +471,7 @@ mod tests {
         let ct = encrypt(
             &version_key,
             "key-1",
-            7,
+            KeyVersion::new(7),
             &context,
             b"tessera test vector",
             &mut rng,
@@ -482,7 +505,15 @@ mod tests {
 
         let version_key = key(9);
         let ctx = context();
-        let ct = encrypt(&version_key, "doc", 5, &ctx, b"plain", &mut rng()).unwrap();
+        let ct = encrypt(
+            &version_key,
+            "doc",
+            KeyVersion::new(5),
+            &ctx,
+            b"plain",
+            &mut rng(),
+        )
+        .unwrap();
 
         let mut draws = rng();
         let mut salt = [0u8; 32];
@@ -531,10 +562,10 @@ mod tests {
             let key = SecretKey256::from_bytes(key_bytes);
             let context = EncryptionContext::new(pairs);
             let mut rng = ChaCha20Rng::from_seed(seed);
-            let ct = encrypt(&key, &key_id, version, &context, &plaintext, &mut rng).unwrap();
+            let ct = encrypt(&key, &key_id, KeyVersion::new(version), &context, &plaintext, &mut rng).unwrap();
             let header = parse_header(&ct).unwrap();
             prop_assert_eq!(header.key_id, key_id);
-            prop_assert_eq!(header.version, version);
+            prop_assert_eq!(header.version.get(), version);
             let decrypted = decrypt(&key, &ct, &context).unwrap();
             prop_assert_eq!(decrypted.as_slice(), plaintext.as_slice());
         }

@@ -12,7 +12,7 @@
 //!   hierarchy shares → unseal key → root key → keyring.
 //! - [`ciphertext`] and [`context`]: the customer ciphertext format with
 //!   per-message HKDF keys and an encryption context bound as AAD;
-//!   [`kdf`] for HKDF.
+//!   [`kdf`] for HKDF; [`key_version`] for the number that names a key version.
 //! - [`spec`]: key specs (AES, HMAC, Ed25519, ECDSA P-256/P-384), their
 //!   usages and the shape of their key material, generated or imported.
 //! - [`sign`]: signatures with customer keys (Ed25519, deterministic
@@ -55,6 +55,7 @@ pub mod echo;
 mod error;
 mod gcm;
 pub mod kdf;
+pub mod key_version;
 pub mod keypair;
 pub mod keyring;
 pub mod mac;
@@ -73,6 +74,7 @@ pub use ciphertext::CiphertextHeader;
 pub use context::EncryptionContext;
 pub use echo::truncate_for_message;
 pub use error::Error;
+pub use key_version::KeyVersion;
 pub use keyring::Keyring;
 pub use mac::MacAlgorithm;
 pub use root::{Rekeyed, SealMaterial, Unsealed};

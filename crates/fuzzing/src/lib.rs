@@ -15,7 +15,7 @@
 //! - [`policy_document`]: policy documents (`PutPolicy`).
 
 use tessera_crypto::{barrier, ciphertext as customer, wrap, EncryptionContext, KeySpec};
-use tessera_crypto::{Keyring, SecretKey256, UnsealShare};
+use tessera_crypto::{KeyVersion, Keyring, SecretKey256, UnsealShare};
 use tessera_raft::codec::decode;
 use tessera_raft::rpc::{ForwardReply, ReadIndexReply, TimeoutNowReply, TimeoutNowRequest};
 use tessera_raft::typ::TypeConfig;
@@ -110,8 +110,15 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let key = fixed_key();
     let context = EncryptionContext::from_pairs([("tenant", "a")]);
     let key_id = "0b6b8f4e-2f4c-4c1e-9a51-5a1f3b2c7d10";
-    let ciphertext = customer::encrypt(&key, key_id, 1, &context, b"hello", &mut rng)
-        .expect("encrypting a fixed input");
+    let ciphertext = customer::encrypt(
+        &key,
+        key_id,
+        KeyVersion::FIRST,
+        &context,
+        b"hello",
+        &mut rng,
+    )
+    .expect("encrypting a fixed input");
     let sealed = barrier::seal(&key, 1, b"fuzz", b"secret", &mut rng).expect("sealing");
     let keyring = Keyring::new(fixed_key()).to_bytes().as_slice().to_vec();
     let shares = tessera_crypto::shamir::split(&key, 2, 3, &mut rng).expect("splitting");

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tessera_state::{CallerId, Command, KeyId, Request, RequestId};
+use tessera_state::{CallerId, Command, KeyId, KeyVersion, Request, RequestId};
 
 use crate::error::ApiError;
 use crate::node::{Node, CLUSTER_CALLER, JOB_REQUEST_PREFIX};
@@ -142,8 +142,10 @@ async fn run_once(node: &Node) {
     }
     for (key_id, version) in rotations {
         match rotate(node, &key_id, version).await {
-            Ok(()) => tracing::info!(%key_id, version, "key rotated automatically"),
-            Err(e) => tracing::warn!(%key_id, version, error = %e, "automatic rotation failed"),
+            Ok(()) => tracing::info!(%key_id, version = version.get(), "key rotated automatically"),
+            Err(e) => {
+                tracing::warn!(%key_id, version = version.get(), error = %e, "automatic rotation failed")
+            }
         }
     }
 }
@@ -158,7 +160,7 @@ async fn destroy(node: &Node, key_id: &KeyId) -> Result<(), ApiError> {
     node.propose(request).await.map(drop)
 }
 
-async fn rotate(node: &Node, key_id: &KeyId, version: u32) -> Result<(), ApiError> {
+async fn rotate(node: &Node, key_id: &KeyId, version: KeyVersion) -> Result<(), ApiError> {
     let spec = node
         .raft()
         .shared()

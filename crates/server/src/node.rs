@@ -8,8 +8,8 @@ use tessera_crypto::{KeySpec, SecretBytes, UnsealShare};
 use tessera_raft::{LeaseState, RaftNode};
 use tessera_state::policy::{AccessRequest, Action, Decision, Identity, KeyAttributes};
 use tessera_state::{
-    key::version_aad, CallerId, Command, KeyBinding, KeyId, KeyRecord, KeyRef, Request, RequestId,
-    Response, SealConfig, State, Unusable,
+    key::version_aad, CallerId, Command, KeyBinding, KeyId, KeyRecord, KeyRef, KeyVersion, Request,
+    RequestId, Response, SealConfig, State, Unusable,
 };
 
 use crate::audit;
@@ -487,7 +487,7 @@ impl Node {
     pub async fn resolve_key_version(
         &self,
         key: &str,
-        version: u32,
+        version: KeyVersion,
     ) -> Result<KeyRecord, ApiError> {
         let record = self.resolve_key(key).await?;
         if record.versions.contains(version) {
@@ -525,7 +525,7 @@ impl Node {
     pub fn unseal_material(
         &self,
         key_id: &KeyId,
-        version: u32,
+        version: KeyVersion,
         spec: KeySpec,
         sealed: &[u8],
     ) -> Result<SecretBytes, ApiError> {
@@ -543,7 +543,7 @@ impl Node {
     pub fn seal_material(
         &self,
         key_id: &KeyId,
-        version: u32,
+        version: KeyVersion,
         spec: KeySpec,
         material: &[u8],
     ) -> Result<Vec<u8>, ApiError> {

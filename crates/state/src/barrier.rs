@@ -9,6 +9,7 @@
 //! use, and counts what the re-seal job has left to do.
 
 use serde::{Deserialize, Serialize};
+use tessera_crypto::KeyVersion;
 
 use crate::ids::KeyId;
 
@@ -39,7 +40,7 @@ pub enum BlobRef {
         /// The key.
         key_id: KeyId,
         /// The version.
-        version: u32,
+        version: KeyVersion,
     },
     /// An import token's sealed private key.
     ImportToken {

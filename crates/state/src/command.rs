@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use tessera_crypto::spec::KeySpec;
+use tessera_crypto::KeyVersion;
 
 use crate::barrier::{BarrierTerms, BlobRef, ResealedBlob};
 use crate::ids::{AliasName, CallerId, KeyId, KeyName, KeyRef, RequestId};
@@ -91,7 +92,7 @@ pub enum Command {
         /// The key.
         key_id: KeyId,
         /// The new version number.
-        version: u32,
+        version: KeyVersion,
         /// Material sealed with AAD `key/<key_id>/v<version>/<spec>`.
         sealed_material: Vec<u8>,
         /// Proposer's clock, milliseconds since the Unix epoch.
@@ -134,14 +135,14 @@ pub enum Command {
         /// The key.
         key_id: KeyId,
         /// The new minimum (1..=primary version).
-        version: u32,
+        version: KeyVersion,
     },
     /// Enable or disable one version.
     SetVersionEnabled {
         /// The key.
         key_id: KeyId,
         /// The version (not the primary when disabling).
-        version: u32,
+        version: KeyVersion,
         /// Enable (`true`) or disable.
         enabled: bool,
     },
@@ -150,7 +151,7 @@ pub enum Command {
         /// The key.
         key_id: KeyId,
         /// The version (not the primary).
-        version: u32,
+        version: KeyVersion,
         /// Proposer's clock.
         at_ms: u64,
     },
@@ -215,7 +216,7 @@ pub enum Command {
         /// The token the material was wrapped for.
         token_id: String,
         /// The new version number (latest + 1).
-        version: u32,
+        version: KeyVersion,
         /// The material, unwrapped and validated by the proposer, sealed with AAD
         /// `key/<key_id>/v<version>/<spec>`.
         sealed_material: Vec<u8>,
@@ -528,9 +529,9 @@ pub enum ApplyError {
         /// The key.
         key_id: KeyId,
         /// The version the command proposed.
-        proposed: u32,
+        proposed: KeyVersion,
         /// The key's latest version when applied.
-        latest: u32,
+        latest: KeyVersion,
     },
     /// A request id reused for a different request.
     #[error("request id {request_id:?} was already used for a different request")]
@@ -562,7 +563,7 @@ pub enum ApplyError {
         /// The key.
         key_id: KeyId,
         /// The version.
-        version: u32,
+        version: KeyVersion,
     },
     /// A command that may not touch the primary version.
     #[error("version {version} is the primary version of key {key_id} and cannot be {operation}; rotate the key first")]
@@ -570,7 +571,7 @@ pub enum ApplyError {
         /// The key.
         key_id: KeyId,
         /// The version.
-        version: u32,
+        version: KeyVersion,
         /// What was attempted ("disabled", "destroyed").
         operation: String,
     },
@@ -580,7 +581,7 @@ pub enum ApplyError {
         /// The key.
         key_id: KeyId,
         /// The version.
-        version: u32,
+        version: KeyVersion,
     },
     /// A minimum decryption version outside 1..=primary.
     #[error("the minimum decryption version of key {key_id} must be between 1 and the primary version {primary}, got {requested}")]
@@ -588,9 +589,9 @@ pub enum ApplyError {
         /// The key.
         key_id: KeyId,
         /// The requested minimum.
-        requested: u32,
+        requested: KeyVersion,
         /// The primary version.
-        primary: u32,
+        primary: KeyVersion,
     },
     /// `CreateAlias` for an alias that exists.
     #[error("{alias} already exists")]

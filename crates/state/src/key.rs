@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use tessera_crypto::spec::{KeySpec, KeyUsage};
-use tessera_crypto::truncate_for_message;
+use tessera_crypto::{truncate_for_message, KeyVersion};
 
 use crate::ids::{AliasName, KeyId, KeyName};
 
@@ -100,7 +100,7 @@ impl VersionState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyVersionRecord {
     /// Version number, from 1.
-    pub version: u32,
+    pub version: KeyVersion,
     /// Version state.
     pub state: VersionState,
     /// Barrier-sealed key material; `None` once destroyed.
@@ -126,22 +126,22 @@ impl KeyVersions {
         Self(vec![record])
     }
 
-    fn position(&self, version: u32) -> Result<usize, usize> {
+    fn position(&self, version: KeyVersion) -> Result<usize, usize> {
         self.0.binary_search_by_key(&version, |v| v.version)
     }
 
     /// Version `version`.
-    pub fn get(&self, version: u32) -> Option<&KeyVersionRecord> {
+    pub fn get(&self, version: KeyVersion) -> Option<&KeyVersionRecord> {
         self.position(version).ok().and_then(|i| self.0.get(i))
     }
 
     /// Version `version`, to change it.
-    pub fn get_mut(&mut self, version: u32) -> Option<&mut KeyVersionRecord> {
+    pub fn get_mut(&mut self, version: KeyVersion) -> Option<&mut KeyVersionRecord> {
         self.position(version).ok().and_then(|i| self.0.get_mut(i))
     }
 
     /// Whether version `version` exists.
-    pub fn contains(&self, version: u32) -> bool {
+    pub fn contains(&self, version: KeyVersion) -> bool {
         self.position(version).is_ok()
     }
 
@@ -195,7 +195,7 @@ impl Serialize for KeyVersions {
 
 impl<'de> Deserialize<'de> for KeyVersions {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let map = BTreeMap::<u32, KeyVersionRecord>::deserialize(deserializer)?;
+        let map = BTreeMap::<KeyVersion, KeyVersionRecord>::deserialize(deserializer)?;
         if let Some((number, record)) = map.iter().find(|(n, r)| **n != r.version) {
             return Err(serde::de::Error::custom(format!(
                 "version entry {number} holds version {}",
@@ -236,12 +236,12 @@ pub struct KeyRecord {
     pub origin: KeyOrigin,
     /// Free-text description.
     pub description: String,
-    /// The version new operations use (0 while no version exists).
-    pub primary_version: u32,
+    /// The version new operations use ([`KeyVersion::NONE`] while no version exists).
+    pub primary_version: KeyVersion,
     /// All versions, in order.
     pub versions: KeyVersions,
     /// Versions below this refuse to decrypt/verify.
-    pub min_decryption_version: u32,
+    pub min_decryption_version: KeyVersion,
     /// Automatic rotation period, if any.
     pub rotation_period_ms: Option<u64>,
     /// Whether the material may be exported (wrapped to a caller's public key).
@@ -288,7 +288,7 @@ pub enum Unusable {
         /// The key.
         key_id: KeyId,
         /// The version.
-        version: u32,
+        version: KeyVersion,
     },
     /// The version is disabled.
     #[error("version {version} of key {key_id} is disabled")]
@@ -296,7 +296,7 @@ pub enum Unusable {
         /// The key.
         key_id: KeyId,
         /// The version.
-        version: u32,
+        version: KeyVersion,
     },
     /// The version was destroyed.
     #[error(
@@ -306,7 +306,7 @@ pub enum Unusable {
         /// The key.
         key_id: KeyId,
         /// The version.
-        version: u32,
+        version: KeyVersion,
     },
     /// The version is below the minimum decryption version.
     #[error(
@@ -316,16 +316,18 @@ pub enum Unusable {
         /// The key.
         key_id: KeyId,
         /// The version.
-        version: u32,
+        version: KeyVersion,
         /// The minimum.
-        min: u32,
+        min: KeyVersion,
     },
 }
 
 impl KeyRecord {
-    /// The highest version number (0 if none).
-    pub fn latest_version(&self) -> u32 {
-        self.versions.latest().map_or(0, |v| v.version)
+    /// The highest version number ([`KeyVersion::NONE`] if none).
+    pub fn latest_version(&self) -> KeyVersion {
+        self.versions
+            .latest()
+            .map_or(KeyVersion::NONE, |v| v.version)
     }
 
     /// When automatic rotation is next due, if configured.
@@ -359,7 +361,7 @@ impl KeyRecord {
     ///
     /// # Errors
     /// [`Unusable`] if the key cannot be used.
-    pub fn primary(&self) -> Result<(u32, &[u8]), Unusable> {
+    pub fn primary(&self) -> Result<(KeyVersion, &[u8]), Unusable> {
         self.check_usable()?;
         self.readable_version(self.primary_version, false)
     }
@@ -368,7 +370,7 @@ impl KeyRecord {
     ///
     /// # Errors
     /// [`Unusable`] if the key or the version cannot be used.
-    pub fn decryptable(&self, version: u32) -> Result<(u32, &[u8]), Unusable> {
+    pub fn decryptable(&self, version: KeyVersion) -> Result<(KeyVersion, &[u8]), Unusable> {
         self.check_usable()?;
         self.readable_version(version, true)
     }
@@ -378,15 +380,15 @@ impl KeyRecord {
     ///
     /// # Errors
     /// [`Unusable`] if the version cannot be used.
-    pub fn exportable_version(&self, version: u32) -> Result<(u32, &[u8]), Unusable> {
+    pub fn exportable_version(&self, version: KeyVersion) -> Result<(KeyVersion, &[u8]), Unusable> {
         self.readable_version(version, false)
     }
 
     fn readable_version(
         &self,
-        version: u32,
+        version: KeyVersion,
         enforce_minimum: bool,
-    ) -> Result<(u32, &[u8]), Unusable> {
+    ) -> Result<(KeyVersion, &[u8]), Unusable> {
         let key_id = || self.key_id.clone();
         let stored = self
             .versions
@@ -466,12 +468,12 @@ pub struct KeyMetadata {
     pub origin: KeyOrigin,
     /// Free-text description.
     pub description: String,
-    /// The version new operations use.
-    pub primary_version: u32,
+    /// The version new operations use ([`KeyVersion::NONE`] while no version exists).
+    pub primary_version: KeyVersion,
     /// Versions in ascending order.
     pub versions: Vec<VersionMetadata>,
     /// Versions below this refuse to decrypt/verify.
-    pub min_decryption_version: u32,
+    pub min_decryption_version: KeyVersion,
     /// Automatic rotation period.
     pub rotation_period_ms: Option<u64>,
     /// When automatic rotation is next due.
@@ -494,7 +496,7 @@ pub struct KeyMetadata {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionMetadata {
     /// Version number.
-    pub version: u32,
+    pub version: KeyVersion,
     /// Version state.
     pub state: VersionState,
     /// Creation time, milliseconds since the Unix epoch.
@@ -506,7 +508,7 @@ pub struct VersionMetadata {
 /// The barrier AAD that binds a version's sealed material to its key, version and key spec,
 /// so a blob copied to another key or version fails to open, and so does material presented
 /// as another algorithm (a record whose spec was altered at rest no longer opens).
-pub fn version_aad(key_id: &KeyId, version: u32, spec: KeySpec) -> Vec<u8> {
+pub fn version_aad(key_id: &KeyId, version: KeyVersion, spec: KeySpec) -> Vec<u8> {
     format!("key/{key_id}/v{version}/{}", spec.name()).into_bytes()
 }
 
@@ -524,7 +526,7 @@ pub fn import_aad(key_id: &KeyId) -> Vec<u8> {
 
 /// The AAD exported material of `key_id`'s `version` is wrapped under (part of the API
 /// contract), so material exported from one key or version cannot pass for another's.
-pub fn export_aad(key_id: &KeyId, version: u32) -> Vec<u8> {
+pub fn export_aad(key_id: &KeyId, version: KeyVersion) -> Vec<u8> {
     format!("tessera/export/{key_id}/v{version}").into_bytes()
 }
 
@@ -575,14 +577,84 @@ pub fn validate_tag_value(key: &str, value: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn version(version: u32) -> KeyVersionRecord {
+    fn version(number: u32) -> KeyVersionRecord {
         KeyVersionRecord {
-            version,
+            version: KeyVersion::new(number),
             state: VersionState::Enabled,
-            sealed_material: Some(vec![u8::try_from(version).unwrap_or(0); 40]),
-            created_at_ms: u64::from(version),
+            sealed_material: Some(vec![u8::try_from(number).unwrap_or(0); 40]),
+            created_at_ms: u64::from(number),
             destroyed_at_ms: None,
         }
+    }
+
+    /// A key with versions 299 (destroyed) and 300 as the build before [`KeyVersion`] stored
+    /// it, and its metadata (postcard bytes captured from that build, where version numbers
+    /// were bare `u32`s): the newtype changed no byte of rows, snapshots or results.
+    const RECORD_WITH_BARE_VERSIONS: &str = "\
+        2430333033303330332d303330332d343330332d383330332d30333033303330333033303303617070000000\
+        000164ac0202ab02ab02020080d095ffbc3101a092b4ffbc31ac02ac02000104050505058085aeffbc3100ab\
+        020180b899290000000080d095ffbc310561646d696e";
+    const METADATA_WITH_BARE_VERSIONS: &str = "\
+        2430333033303330332d303330332d343330332d383330332d30333033303330333033303303617070000000\
+        000164ac0202ab020280d095ffbc3101a092b4ffbc31ac02008085aeffbc3100ab020180b899290180bdc7a8\
+        bd310000000080d095ffbc310561646d696e";
+
+    fn unhex(hex: &str) -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn record_with_two_versions() -> KeyRecord {
+        let mut versions = KeyVersions::default();
+        versions.insert(KeyVersionRecord {
+            state: VersionState::Destroyed,
+            sealed_material: None,
+            created_at_ms: 1_700_000_000_000,
+            destroyed_at_ms: Some(1_700_000_500_000),
+            ..version(299)
+        });
+        versions.insert(KeyVersionRecord {
+            sealed_material: Some(vec![5; 4]),
+            created_at_ms: 1_700_000_400_000,
+            ..version(300)
+        });
+        KeyRecord {
+            key_id: KeyId::from_random_bytes([3; 16]),
+            name: KeyName::parse("app").unwrap(),
+            spec: KeySpec::Aes256Gcm,
+            usage: KeySpec::Aes256Gcm.usage(),
+            state: KeyState::Enabled,
+            origin: KeyOrigin::Tessera,
+            description: "d".into(),
+            primary_version: KeyVersion::new(300),
+            versions,
+            min_decryption_version: KeyVersion::new(299),
+            rotation_period_ms: Some(86_400_000),
+            exportable: false,
+            tags: BTreeMap::new(),
+            deletion_date_ms: None,
+            import_token: None,
+            created_at_ms: 1_700_000_000_000,
+            created_by: "admin".into(),
+        }
+    }
+
+    #[test]
+    fn records_keep_the_bytes_they_had_with_bare_version_numbers() {
+        let record = record_with_two_versions();
+        let bytes = unhex(RECORD_WITH_BARE_VERSIONS);
+        assert_eq!(postcard::to_allocvec(&record).unwrap(), bytes);
+        assert_eq!(postcard::from_bytes::<KeyRecord>(&bytes).unwrap(), record);
+
+        let metadata = record.metadata(&BTreeSet::new());
+        let bytes = unhex(METADATA_WITH_BARE_VERSIONS);
+        assert_eq!(postcard::to_allocvec(&metadata).unwrap(), bytes);
+        assert_eq!(
+            postcard::from_bytes::<KeyMetadata>(&bytes).unwrap(),
+            metadata
+        );
     }
 
     #[test]
@@ -595,17 +667,22 @@ mod tests {
             state: VersionState::Disabled,
             ..version(2)
         });
-        let numbers: Vec<u32> = versions.iter().map(|v| v.version).collect();
+        let numbers: Vec<u32> = versions.iter().map(|v| v.version.get()).collect();
         assert_eq!(numbers, [1, 2, 3]);
         assert_eq!(
-            versions.get(2).map(|v| v.state),
+            versions.get(KeyVersion::new(2)).map(|v| v.state),
             Some(VersionState::Disabled)
         );
-        assert!(versions.contains(3) && !versions.contains(4));
-        assert_eq!(versions.latest().map(|v| v.version), Some(3));
+        assert!(versions.contains(KeyVersion::new(3)) && !versions.contains(KeyVersion::new(4)));
+        assert_eq!(
+            versions.latest().map(|v| v.version),
+            Some(KeyVersion::new(3))
+        );
 
-        let map: BTreeMap<u32, KeyVersionRecord> =
-            versions.iter().map(|v| (v.version, v.clone())).collect();
+        let map: BTreeMap<u32, KeyVersionRecord> = versions
+            .iter()
+            .map(|v| (v.version.get(), v.clone()))
+            .collect();
         let bytes = postcard::to_allocvec(&versions).unwrap();
         assert_eq!(bytes, postcard::to_allocvec(&map).unwrap());
         let back: KeyVersions = postcard::from_bytes(&bytes).unwrap();
@@ -621,11 +698,12 @@ mod tests {
     fn the_version_aad_binds_key_version_and_spec() {
         let key = KeyId::from_random_bytes([1; 16]);
         let other = KeyId::from_random_bytes([2; 16]);
-        let aad = version_aad(&key, 2, KeySpec::Aes256Gcm);
+        let [two, three] = [2, 3].map(KeyVersion::new);
+        let aad = version_aad(&key, two, KeySpec::Aes256Gcm);
         assert_eq!(aad, format!("key/{key}/v2/AES256_GCM").into_bytes());
-        assert_ne!(aad, version_aad(&key, 2, KeySpec::HmacSha256));
-        assert_ne!(aad, version_aad(&key, 3, KeySpec::Aes256Gcm));
-        assert_ne!(aad, version_aad(&other, 2, KeySpec::Aes256Gcm));
+        assert_ne!(aad, version_aad(&key, two, KeySpec::HmacSha256));
+        assert_ne!(aad, version_aad(&key, three, KeySpec::Aes256Gcm));
+        assert_ne!(aad, version_aad(&other, two, KeySpec::Aes256Gcm));
     }
 
     /// The AADs are a disk and wire contract: these exact bytes.
@@ -641,7 +719,7 @@ mod tests {
             format!("tessera/import/{key}").into_bytes()
         );
         assert_eq!(
-            export_aad(&key, 3),
+            export_aad(&key, KeyVersion::new(3)),
             format!("tessera/export/{key}/v3").into_bytes()
         );
     }

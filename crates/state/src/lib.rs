@@ -40,3 +40,6 @@ pub use machine::State;
 pub use machine::{KeyFilter, KeyPage};
 pub use rows::RowChange;
 pub use seal_config::SealConfig;
+/// Re-exported so the crates above name key versions without depending on the crypto crate
+/// for it.
+pub use tessera_crypto::KeyVersion;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Subcommand, ValueEnum};
+use tessera_state::KeyVersion;
 
 use super::Connect;
 use crate::parse::{self, RotationPeriod};
@@ -123,7 +124,7 @@ pub enum KeyCommand {
         /// The key.
         key: String,
         /// The oldest version that may still decrypt.
-        version: u32,
+        version: KeyVersion,
         #[command(flatten)]
         connect: Connect,
     },
@@ -133,7 +134,7 @@ pub enum KeyCommand {
         /// The key.
         key: String,
         /// The version.
-        version: u32,
+        version: KeyVersion,
         #[command(flatten)]
         connect: Connect,
     },
@@ -143,7 +144,7 @@ pub enum KeyCommand {
         /// The key.
         key: String,
         /// The version.
-        version: u32,
+        version: KeyVersion,
         #[command(flatten)]
         connect: Connect,
     },
@@ -153,7 +154,7 @@ pub enum KeyCommand {
         /// The key.
         key: String,
         /// The version.
-        version: u32,
+        version: KeyVersion,
         #[command(flatten)]
         connect: Connect,
     },
@@ -225,7 +226,7 @@ pub enum KeyCommand {
         key: String,
         /// The version (default: the primary).
         #[arg(long)]
-        version: Option<u32>,
+        version: Option<KeyVersion>,
         /// The recipient's X25519 public key: PEM, DER, or 32 raw bytes (or their base64).
         #[arg(long)]
         wrapping_key: PathBuf,

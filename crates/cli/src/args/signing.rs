@@ -2,6 +2,7 @@
 //! client key is given as `--client-key` (or `TESSERA_CLIENT_KEY`).
 
 use clap::{Args, ValueEnum};
+use tessera_state::KeyVersion;
 
 use super::Connect;
 
@@ -42,7 +43,7 @@ pub struct VerifyArgs {
     pub digest: bool,
     /// The version that signed (default: the primary).
     #[arg(long)]
-    pub version: Option<u32>,
+    pub version: Option<KeyVersion>,
     /// Input file with the message, or - for stdin.
     #[arg(long = "in", default_value = "-")]
     pub input: String,
@@ -67,7 +68,7 @@ pub struct PublicKeyArgs {
     pub key: String,
     /// The version (default: the primary).
     #[arg(long)]
-    pub version: Option<u32>,
+    pub version: Option<KeyVersion>,
     /// Text output: PEM, or raw DER bytes (ignored with -o json).
     #[arg(long = "format", value_enum, default_value = "pem")]
     pub key_format: PublicKeyFormat,
@@ -106,7 +107,7 @@ pub struct VerifyMacArgs {
     pub algorithm: Option<String>,
     /// The version that made the MAC (default: the primary).
     #[arg(long)]
-    pub version: Option<u32>,
+    pub version: Option<KeyVersion>,
     /// Input file with the message, or - for stdin.
     #[arg(long = "in", default_value = "-")]
     pub input: String,

@@ -116,7 +116,7 @@ pub async fn run(command: KeyCommand) -> Result<(), Failure> {
             connect,
         } => (
             client(&connect)?
-                .set_min_decryption_version(&key, version)
+                .set_min_decryption_version(&key, version.get())
                 .await?,
             connect.output.format,
         ),
@@ -125,7 +125,9 @@ pub async fn run(command: KeyCommand) -> Result<(), Failure> {
             version,
             connect,
         } => (
-            client(&connect)?.destroy_key_version(&key, version).await?,
+            client(&connect)?
+                .destroy_key_version(&key, version.get())
+                .await?,
             connect.output.format,
         ),
         KeyCommand::EnableVersion {
@@ -133,7 +135,9 @@ pub async fn run(command: KeyCommand) -> Result<(), Failure> {
             version,
             connect,
         } => (
-            client(&connect)?.enable_key_version(&key, version).await?,
+            client(&connect)?
+                .enable_key_version(&key, version.get())
+                .await?,
             connect.output.format,
         ),
         KeyCommand::DisableVersion {
@@ -141,7 +145,9 @@ pub async fn run(command: KeyCommand) -> Result<(), Failure> {
             version,
             connect,
         } => (
-            client(&connect)?.disable_key_version(&key, version).await?,
+            client(&connect)?
+                .disable_key_version(&key, version.get())
+                .await?,
             connect.output.format,
         ),
         KeyCommand::SetDescription {

@@ -6,6 +6,8 @@
 use base64::Engine;
 use serde_json::json;
 use tessera_client::proto as pb;
+use tessera_client::PRIMARY_VERSION;
+use tessera_state::KeyVersion;
 
 use crate::args::{
     MacArgs, OutputFormat, PublicKeyArgs, PublicKeyFormat, SignArgs, VerifyArgs, VerifyMacArgs,
@@ -122,7 +124,7 @@ pub async fn verify(args: VerifyArgs) -> Result<(), Failure> {
             args.digest,
             &signature,
             args.algorithm.as_deref().unwrap_or_default(),
-            args.version.unwrap_or_default(),
+            args.version.map_or(PRIMARY_VERSION, KeyVersion::get),
         )
         .await?;
     verdict(&reply, connect.output.format)
@@ -134,7 +136,10 @@ pub async fn verify(args: VerifyArgs) -> Result<(), Failure> {
 /// [`Failure`] with the exit status to use.
 pub async fn public_key(args: PublicKeyArgs) -> Result<(), Failure> {
     let reply = client(&args.connect)?
-        .get_public_key(&args.key, args.version.unwrap_or_default())
+        .get_public_key(
+            &args.key,
+            args.version.map_or(PRIMARY_VERSION, KeyVersion::get),
+        )
         .await?;
     match (args.connect.output.format, args.key_format) {
         (OutputFormat::Json, _) => print_json(&json!({
@@ -190,7 +195,7 @@ pub async fn verify_mac(args: VerifyMacArgs) -> Result<(), Failure> {
             &message,
             &mac,
             args.algorithm.as_deref().unwrap_or_default(),
-            args.version.unwrap_or_default(),
+            args.version.map_or(PRIMARY_VERSION, KeyVersion::get),
         )
         .await?;
     verdict(&reply, connect.output.format)

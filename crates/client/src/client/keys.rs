@@ -15,6 +15,11 @@ pub const ORIGIN_TESSERA: &str = "TESSERA";
 /// The `origin` of a key whose material is imported later with
 /// [`Client::import_key_material`].
 pub const ORIGIN_EXTERNAL: &str = "EXTERNAL";
+/// The `version` argument that names a key's primary version, whichever it is when the call
+/// is served ([`Client::verify`], [`Client::get_public_key`], [`Client::verify_mac`],
+/// [`Client::export_key`]). Versions are plain `u32`s in this SDK, as in the protocol
+/// messages it returns; 0 is never a version's number.
+pub const PRIMARY_VERSION: u32 = 0;
 
 /// Everything [`Client::create_key_with_options`] may set besides the name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -36,7 +36,7 @@ impl Client {
             request_id: new_request_id(),
         });
 
-        /// Exports version `version` (0: the primary) of an exportable key, wrapped to the
+        /// Exports version `version` ([`crate::PRIMARY_VERSION`]: the primary) of an exportable key, wrapped to the
         /// recipient's X25519 public key (32 raw bytes, SubjectPublicKeyInfo DER or PEM).
         ///
         /// # Errors

@@ -33,7 +33,7 @@ impl Client {
             });
 
         /// Verifies `signature` over `message` (or its digest) with `key`'s version `version`
-        /// (0: the primary). An invalid signature is `Ok` with `valid: false`.
+        /// ([`crate::PRIMARY_VERSION`]: the primary). An invalid signature is `Ok` with `valid: false`.
         ///
         /// # Errors
         /// [`Error`]; `INVALID_ARGUMENT` for a malformed request.
@@ -54,7 +54,7 @@ impl Client {
             version,
         });
 
-        /// The public key of an asymmetric key's version `version` (0: the primary), for
+        /// The public key of an asymmetric key's version `version` ([`crate::PRIMARY_VERSION`]: the primary), for
         /// verification anywhere (see [`crate::verify_offline`]).
         ///
         /// # Errors

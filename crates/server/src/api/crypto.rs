@@ -10,7 +10,7 @@ use tessera_crypto::{EncryptionContext, KeyUsage, SecretBytes};
 use tessera_proto::v1 as pb;
 use tessera_proto::v1::crypto_server::Crypto;
 use tessera_state::policy::Action;
-use tessera_state::KeyRecord;
+use tessera_state::{KeyRecord, KeyVersion};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
 use crate::authz::{split, Caller};
@@ -34,7 +34,7 @@ impl CryptoService {
     }
 
     /// The primary version of `record` and its unsealed material.
-    fn primary_material(&self, record: &KeyRecord) -> Result<(u32, SecretBytes), ApiError> {
+    fn primary_material(&self, record: &KeyRecord) -> Result<(KeyVersion, SecretBytes), ApiError> {
         let (version, sealed) = record.primary()?;
         Ok((
             version,
@@ -47,8 +47,8 @@ impl CryptoService {
     fn readable_material(
         &self,
         record: &KeyRecord,
-        version: u32,
-    ) -> Result<(u32, SecretBytes), ApiError> {
+        version: KeyVersion,
+    ) -> Result<(KeyVersion, SecretBytes), ApiError> {
         let (version, sealed) = record.decryptable(version)?;
         Ok((
             version,

@@ -12,12 +12,12 @@ use tessera_state::key::{
     KeyOrigin, KeyState,
 };
 use tessera_state::{
-    AliasName, ApplyError, Command, ImportToken, KeyFilter, KeyId, KeyName, KeyRecord, NewKey,
-    Response,
+    AliasName, ApplyError, Command, ImportToken, KeyFilter, KeyId, KeyName, KeyRecord, KeyVersion,
+    NewKey, Response,
 };
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
-use super::key_to_proto;
+use super::{key_to_proto, named_version};
 use crate::audit;
 use crate::authz::{split, Caller};
 use crate::error::ApiError;
@@ -49,8 +49,8 @@ fn key_response(response: Response) -> Result<pb::KeyResponse, ApiError> {
     }
 }
 
-fn next_version(key: &KeyRecord) -> Result<u32, ApiError> {
-    key.latest_version().checked_add(1).ok_or_else(|| {
+fn next_version(key: &KeyRecord) -> Result<KeyVersion, ApiError> {
+    key.latest_version().next().ok_or_else(|| {
         ApiError::invalid("key", "the key has reached the maximum number of versions")
     })
 }
@@ -159,10 +159,12 @@ impl KeysService {
         let sealed_material = match origin {
             KeyOrigin::Tessera => {
                 let material = spec.generate_material(&mut tessera_crypto::os_rng());
-                Some(
-                    self.node
-                        .seal_material(&key_id, 1, spec, material.as_slice())?,
-                )
+                Some(self.node.seal_material(
+                    &key_id,
+                    KeyVersion::FIRST,
+                    spec,
+                    material.as_slice(),
+                )?)
             }
             KeyOrigin::External => None,
         };
@@ -281,13 +283,13 @@ impl KeysService {
         action: Action,
         req: pb::KeyVersionRequest,
         identity: &Caller,
-        make: impl Fn(KeyId, u32) -> Command,
+        make: impl Fn(KeyId, KeyVersion) -> Command,
     ) -> Result<pb::KeyResponse, ApiError> {
-        if req.version == 0 {
+        let Some(version) = named_version(req.version) else {
             return Err(ApiError::invalid("version", "must be at least 1"));
-        }
+        };
         let call = WriteCall::new(action, identity, &req);
-        self.key_write(&call, &req.key, |k| Ok(make(k.key_id.clone(), req.version)))
+        self.key_write(&call, &req.key, |k| Ok(make(k.key_id.clone(), version)))
             .await
     }
 
@@ -856,11 +858,7 @@ impl KeysService {
         ) {
             record.check_usable()?;
         }
-        let version = if req.version == 0 {
-            record.primary_version
-        } else {
-            req.version
-        };
+        let version = named_version(req.version).unwrap_or(record.primary_version);
         let record = self
             .node
             .resolve_key_version(record.key_id.as_str(), version)
@@ -876,10 +874,10 @@ impl KeysService {
             &mut tessera_crypto::os_rng(),
         )
         .map_err(|e| ApiError::invalid("wrapping_public_key", e))?;
-        tracing::info!(key_id = %record.key_id, version, "key material exported (wrapped)");
+        tracing::info!(key_id = %record.key_id, version = version.get(), "key material exported (wrapped)");
         Ok(pb::ExportKeyResponse {
             key_id: record.key_id.to_string(),
-            version,
+            version: version.get(),
             spec: record.spec.name().into(),
             wrapping_algorithm: WRAPPING_ALGORITHM.into(),
             wrapped_material: wrapped,

@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::future::Future;
 
 use tessera_crypto::AuditKey;
+use tessera_state::KeyVersion;
 
 use super::record::HashedValue;
 
@@ -24,7 +25,7 @@ pub struct Notes {
     /// The first key acted on.
     pub key_id: Option<String>,
     /// The version of that key that was opened.
-    pub key_version: Option<u32>,
+    pub key_version: Option<KeyVersion>,
     values: Vec<(&'static str, String)>,
 }
 
@@ -95,7 +96,7 @@ pub fn key(key_id: &str) {
 }
 
 /// Notes the version of `key_id` the request opened (kept for the first key only).
-pub fn key_version(key_id: &str, version: u32) {
+pub fn key_version(key_id: &str, version: KeyVersion) {
     with(|n| {
         if n.key_id.get_or_insert_with(|| key_id.to_owned()) == key_id {
             n.key_version.get_or_insert(version);
@@ -123,7 +124,7 @@ mod tests {
         key("outside");
         let ((), notes) = scope(async {
             request_id("r-1");
-            key_version("k1", 3);
+            key_version("k1", KeyVersion::new(3));
             key("k2");
             value("context_value", "tenant-a");
             value("context_value", "tenant-a");
@@ -131,7 +132,7 @@ mod tests {
         .await;
         assert_eq!(notes.request_id.as_deref(), Some("r-1"));
         assert_eq!(notes.key_id.as_deref(), Some("k1"));
-        assert_eq!(notes.key_version, Some(3));
+        assert_eq!(notes.key_version, Some(KeyVersion::new(3)));
         let root = tessera_crypto::SecretKey256::generate(&mut tessera_crypto::os_rng());
         let audit_key = AuditKey::derive(&root).unwrap();
         let (hashed, omitted) = notes.hashed(Some(&audit_key));

@@ -4,6 +4,7 @@
 //! of the record: the hash chain ([`super::chain`]) hashes exactly these bytes.
 
 use serde::{Deserialize, Serialize};
+use tessera_state::KeyVersion;
 
 /// Version of the record schema, the `"v"` field.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -45,7 +46,7 @@ pub struct Record {
     /// The key the request acted on (the first one, for batches).
     pub key_id: Option<String>,
     /// The key version used, when one was opened.
-    pub key_version: Option<u32>,
+    pub key_version: Option<KeyVersion>,
     /// The gRPC status code name (`OK`, `PERMISSION_DENIED`, …).
     pub grpc_code: &'static str,
     /// The Tessera error code (`tessera-error` metadata), `null` on success.

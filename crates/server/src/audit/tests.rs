@@ -6,6 +6,7 @@ use super::chain::{self, verify_files, VerifyError, GENESIS};
 use super::record::Record;
 use super::sink::{self, ChainHead, FileSettings, FileSink, Pending, Writer};
 use super::*;
+use tessera_state::KeyVersion;
 
 fn record(n: u64) -> Record {
     Record {
@@ -20,7 +21,7 @@ fn record(n: u64) -> Record {
         method: "/tessera.v1.Crypto/Encrypt".into(),
         action: Some("kms:Encrypt"),
         key_id: Some(format!("key-{n}")),
-        key_version: Some(1),
+        key_version: Some(KeyVersion::FIRST),
         grpc_code: "OK",
         tessera_code: None,
         latency_us: 42,

@@ -13,6 +13,24 @@ const OLD_ROTATE_REQUEST: &str = "057265712d31a172cedcae47474b615c54d510a5d84a8d
 /// same build.
 const OLD_LAST_REJECTION: &str = "0627";
 
+/// Every command that carries a key version, as the build before `KeyVersion` encoded them
+/// (postcard bytes captured from that build, where versions were bare `u32`s).
+const OLD_VERSION_COMMANDS: &str = "\
+    05082430333033303330332d303330332d343330332d383330332d303330333033303330333033ab02092430\
+    333033303330332d303330332d343330332d383330332d3033303330333033303330338001000a2430333033\
+    303330332d303330332d343330332d383330332d303330333033303330333033ab0207132430333033303330\
+    332d303330332d343330332d383330332d303330333033303330333033017401010108200100243033303330\
+    3330332d303330332d343330332d383330332d303330333033303330333033ac020202020202020202020202\
+    0202020202020202020202020202020202020202020103";
+
+/// Every refusal that carries a key version, from the same build.
+const OLD_VERSION_REJECTIONS: &str = "\
+    0506062430333033303330332d303330332d343330332d383330332d303330333033303330333033ad02ae02\
+    060a2430333033303330332d303330332d343330332d383330332d3033303330333033303330339003060b24\
+    30333033303330332d303330332d343330332d383330332d303330333033303330333033ac02096465737472\
+    6f796564060c2430333033303330332d303330332d343330332d383330332d303330333033303330333033ab\
+    02060d2430333033303330332d303330332d343330332d383330332d30333033303330333033303300ac02";
+
 fn unhex(hex: &str) -> Vec<u8> {
     (0..hex.len())
         .step_by(2)
@@ -28,7 +46,7 @@ fn old_request() -> Request {
         bindings: Vec::new(),
         command: Command::RotateKey {
             key_id: KeyId::from_random_bytes([1; 16]),
-            version: 2,
+            version: KeyVersion::new(2),
             sealed_material: vec![9; 4],
             at_ms: 1_700_000_000_000,
         },
@@ -81,4 +99,80 @@ fn a_batch_round_trips_with_its_requests_in_order() {
     assert_eq!(decoded, batch);
     // The envelope's id is a valid one (ids are validated again when decoded).
     assert_eq!(decoded.request_id.as_str(), "batch");
+}
+
+#[test]
+fn commands_and_refusals_keep_the_bytes_they_had_with_bare_version_numbers() {
+    let key_id = KeyId::from_random_bytes([3; 16]);
+    let commands = vec![
+        Command::SetMinDecryptionVersion {
+            key_id: key_id.clone(),
+            version: KeyVersion::new(299),
+        },
+        Command::SetVersionEnabled {
+            key_id: key_id.clone(),
+            version: KeyVersion::new(128),
+            enabled: false,
+        },
+        Command::DestroyKeyVersion {
+            key_id: key_id.clone(),
+            version: KeyVersion::new(299),
+            at_ms: 7,
+        },
+        Command::ImportKeyMaterial {
+            key_id: key_id.clone(),
+            token_id: "t".into(),
+            version: KeyVersion::FIRST,
+            sealed_material: vec![1],
+            at_ms: 8,
+        },
+        Command::ResealBlobs {
+            blobs: vec![ResealedBlob {
+                target: BlobRef::KeyVersion {
+                    key_id: key_id.clone(),
+                    version: KeyVersion::new(300),
+                },
+                previous_digest: [2; 32],
+                sealed: vec![3],
+            }],
+        },
+    ];
+    let bytes = unhex(OLD_VERSION_COMMANDS);
+    assert_eq!(postcard::to_allocvec(&commands).unwrap(), bytes);
+    assert_eq!(
+        postcard::from_bytes::<Vec<Command>>(&bytes).unwrap(),
+        commands
+    );
+
+    let rejections = vec![
+        Response::Rejected(ApplyError::VersionConflict {
+            key_id: key_id.clone(),
+            proposed: KeyVersion::new(301),
+            latest: KeyVersion::new(302),
+        }),
+        Response::Rejected(ApplyError::VersionNotFound {
+            key_id: key_id.clone(),
+            version: KeyVersion::new(400),
+        }),
+        Response::Rejected(ApplyError::PrimaryVersion {
+            key_id: key_id.clone(),
+            version: KeyVersion::new(300),
+            operation: "destroyed".into(),
+        }),
+        Response::Rejected(ApplyError::VersionDestroyed {
+            key_id: key_id.clone(),
+            version: KeyVersion::new(299),
+        }),
+        Response::Rejected(ApplyError::InvalidMinDecryptionVersion {
+            key_id,
+            requested: KeyVersion::NONE,
+            primary: KeyVersion::new(300),
+        }),
+    ];
+    let bytes = unhex(OLD_VERSION_REJECTIONS);
+    assert_eq!(postcard::to_allocvec(&rejections).unwrap(), bytes);
+    assert_eq!(
+        postcard::from_bytes::<Vec<Response>>(&bytes).unwrap(),
+        rejections
+    );
 }

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use tessera_crypto::KeyVersion;
+
 use crate::command::{ApplyError, NewKey, Response};
 use crate::ids::KeyId;
 use crate::key::{
@@ -19,7 +21,7 @@ fn invalid_state(key: &KeyRecord, operation: &str) -> ApplyError {
     }
 }
 
-fn new_version(version: u32, sealed_material: &[u8], at_ms: u64) -> KeyVersionRecord {
+fn new_version(version: KeyVersion, sealed_material: &[u8], at_ms: u64) -> KeyVersionRecord {
     KeyVersionRecord {
         version,
         state: VersionState::Enabled,
@@ -52,7 +54,7 @@ fn check_importable(key: &KeyRecord, operation: &str) -> Result<(), ApplyError> 
 fn live_version_mut<'a>(
     key: &'a mut KeyRecord,
     key_id: &KeyId,
-    version: u32,
+    version: KeyVersion,
 ) -> Result<&'a mut KeyVersionRecord, ApplyError> {
     let stored = key
         .versions
@@ -70,9 +72,9 @@ fn live_version_mut<'a>(
     Ok(stored)
 }
 
-fn check_next_version(key: &KeyRecord, version: u32) -> Result<(), ApplyError> {
+fn check_next_version(key: &KeyRecord, version: KeyVersion) -> Result<(), ApplyError> {
     let latest = key.latest_version();
-    if latest.checked_add(1) == Some(version) {
+    if latest.next() == Some(version) {
         Ok(())
     } else {
         Err(ApplyError::VersionConflict {
@@ -128,10 +130,14 @@ impl State {
         let (state, versions, primary_version) = match (&new.origin, &new.sealed_material) {
             (KeyOrigin::Tessera, Some(material)) => (
                 KeyState::Enabled,
-                KeyVersions::one(new_version(1, material, new.at_ms)),
-                1,
+                KeyVersions::one(new_version(KeyVersion::FIRST, material, new.at_ms)),
+                KeyVersion::FIRST,
             ),
-            (KeyOrigin::External, None) => (KeyState::PendingImport, KeyVersions::default(), 0),
+            (KeyOrigin::External, None) => (
+                KeyState::PendingImport,
+                KeyVersions::default(),
+                KeyVersion::NONE,
+            ),
             (origin, _) => {
                 return Err(ApplyError::WrongOrigin {
                     key_id: new.key_id.clone(),
@@ -157,7 +163,7 @@ impl State {
             description: new.description.clone(),
             primary_version,
             versions,
-            min_decryption_version: 1,
+            min_decryption_version: KeyVersion::FIRST,
             rotation_period_ms: new.rotation_period_ms,
             exportable: new.exportable,
             tags: new.tags.clone(),
@@ -176,7 +182,7 @@ impl State {
     pub(super) fn rotate_key(
         &mut self,
         key_id: &KeyId,
-        version: u32,
+        version: KeyVersion,
         sealed_material: &[u8],
         at_ms: u64,
     ) -> Result<Response, ApplyError> {
@@ -295,10 +301,10 @@ impl State {
     pub(super) fn set_min_decryption_version(
         &mut self,
         key_id: &KeyId,
-        version: u32,
+        version: KeyVersion,
     ) -> Result<Response, ApplyError> {
         self.update_key(key_id, |key| {
-            if version == 0 || version > key.primary_version {
+            if version.is_none() || version > key.primary_version {
                 return Err(ApplyError::InvalidMinDecryptionVersion {
                     key_id: key.key_id.clone(),
                     requested: version,
@@ -313,7 +319,7 @@ impl State {
     pub(super) fn set_version_enabled(
         &mut self,
         key_id: &KeyId,
-        version: u32,
+        version: KeyVersion,
         enabled: bool,
     ) -> Result<Response, ApplyError> {
         self.update_key(key_id, |key| {
@@ -338,7 +344,7 @@ impl State {
     pub(super) fn destroy_version(
         &mut self,
         key_id: &KeyId,
-        version: u32,
+        version: KeyVersion,
         at_ms: u64,
     ) -> Result<Response, ApplyError> {
         self.update_key(key_id, |key| {
@@ -417,7 +423,7 @@ impl State {
         &mut self,
         key_id: &KeyId,
         token_id: &str,
-        version: u32,
+        version: KeyVersion,
         sealed_material: &[u8],
         at_ms: u64,
     ) -> Result<Response, ApplyError> {

@@ -1,6 +1,7 @@
 //! Read-side queries: filtered, paged listing, and what the leader's background jobs must do.
 
 use tessera_crypto::spec::KeySpec;
+use tessera_crypto::KeyVersion;
 
 use crate::ids::{KeyId, KeyName};
 use crate::key::{KeyOrigin, KeyRecord, KeyState};
@@ -69,16 +70,12 @@ impl State {
 
     /// Enabled, Tessera-generated keys whose rotation period has elapsed at `now_ms`, with the
     /// version their rotation must create.
-    pub fn due_rotations(&self, now_ms: u64) -> Vec<(KeyId, u32)> {
+    pub fn due_rotations(&self, now_ms: u64) -> Vec<(KeyId, KeyVersion)> {
         self.keys
             .values()
             .filter(|k| k.state == KeyState::Enabled && k.origin == KeyOrigin::Tessera)
             .filter(|k| k.next_rotation_ms().is_some_and(|due| due <= now_ms))
-            .filter_map(|k| {
-                k.latest_version()
-                    .checked_add(1)
-                    .map(|v| (k.key_id.clone(), v))
-            })
+            .filter_map(|k| k.latest_version().next().map(|v| (k.key_id.clone(), v)))
             .collect()
     }
 

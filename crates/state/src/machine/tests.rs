@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 
 use tessera_crypto::spec::KeySpec;
+use tessera_crypto::KeyVersion;
 
 use super::*;
 use crate::command::NewKey;
@@ -66,7 +67,7 @@ fn create(byte: u8, name: &str) -> Command {
 fn rotate(byte: u8, version: u32) -> Command {
     Command::RotateKey {
         key_id: id(byte),
-        version,
+        version: KeyVersion::new(version),
         sealed_material: vec![version as u8; 61],
         at_ms: 20 + u64::from(version),
     }
@@ -136,14 +137,14 @@ fn create_then_rotate() {
     let Response::Key(k) = apply_ok(&mut s, i, rotate(1, 2)) else {
         panic!("expected key")
     };
-    assert_eq!(k.primary_version, 2);
+    assert_eq!(k.primary_version, KeyVersion::new(2));
     assert_eq!(k.versions.len(), 2);
     assert_eq!(
         apply_err(&mut s, i + 1, rotate(1, 2)),
         ApplyError::VersionConflict {
             key_id: id(1),
-            proposed: 2,
-            latest: 2
+            proposed: KeyVersion::new(2),
+            latest: KeyVersion::new(2)
         }
     );
 }
@@ -154,12 +155,12 @@ fn version_conflict_is_not_remembered_so_the_retry_applies() {
     s.apply(3, &request("other", rotate(1, 2)));
     assert!(matches!(
         s.apply(4, &request("mine", rotate(1, 2))),
-        Response::Rejected(ApplyError::VersionConflict { latest: 2, .. })
+        Response::Rejected(ApplyError::VersionConflict { latest, .. }) if latest == KeyVersion::new(2)
     ));
     let Response::Key(after) = s.apply(5, &request("mine", rotate(1, 3))) else {
         panic!("the retry with the next version must apply")
     };
-    assert_eq!(after.primary_version, 3);
+    assert_eq!(after.primary_version, KeyVersion::new(3));
     // Now the id is remembered: a repeat returns the same result.
     assert_eq!(
         s.apply(6, &request("mine", rotate(1, 4))),
@@ -298,7 +299,7 @@ fn deletion_schedule_cancel_and_destroy() {
     );
     let key = s.key(&id(1)).unwrap();
     assert!(matches!(
-        key.decryptable(1),
+        key.decryptable(KeyVersion::new(1)),
         Err(Unusable::PendingDeletion {
             deletion_date_ms: 1000,
             ..
@@ -430,7 +431,7 @@ fn a_write_prepared_on_a_stale_alias_is_refused_and_the_right_key_is_untouched()
             "destroy-v1",
             Command::DestroyKeyVersion {
                 key_id: id(1),
-                version: 1,
+                version: KeyVersion::new(1),
                 at_ms: 99,
             },
         )
@@ -443,7 +444,14 @@ fn a_write_prepared_on_a_stale_alias_is_refused_and_the_right_key_is_untouched()
             now: Some(id(2)),
         })
     );
-    let v1 = |s: &State, key| s.key(&id(key)).unwrap().versions.get(1).unwrap().state;
+    let v1 = |s: &State, key| {
+        s.key(&id(key))
+            .unwrap()
+            .versions
+            .get(KeyVersion::new(1))
+            .unwrap()
+            .state
+    };
     assert_eq!(
         v1(&s, 1),
         VersionState::Enabled,
@@ -460,7 +468,7 @@ fn a_write_prepared_on_a_stale_alias_is_refused_and_the_right_key_is_untouched()
             "destroy-v1",
             Command::DestroyKeyVersion {
                 key_id: id(2),
-                version: 1,
+                version: KeyVersion::new(1),
                 at_ms: 99,
             },
         )
@@ -538,12 +546,12 @@ fn versions_min_decryption_disable_and_destroy() {
     for command in [
         Command::SetVersionEnabled {
             key_id: id(1),
-            version: 3,
+            version: KeyVersion::new(3),
             enabled: false,
         },
         Command::DestroyKeyVersion {
             key_id: id(1),
-            version: 3,
+            version: KeyVersion::new(3),
             at_ms: 1,
         },
     ] {
@@ -557,29 +565,26 @@ fn versions_min_decryption_disable_and_destroy() {
         i + 3,
         Command::SetVersionEnabled {
             key_id: id(1),
-            version: 2,
+            version: KeyVersion::new(2),
             enabled: false,
         },
     );
     assert!(matches!(
-        s.key(&id(1)).unwrap().decryptable(2),
-        Err(Unusable::VersionDisabled { version: 2, .. })
+        s.key(&id(1)).unwrap().decryptable(KeyVersion::new(2)),
+        Err(Unusable::VersionDisabled { version, .. }) if version == KeyVersion::new(2)
     ));
     apply_ok(
         &mut s,
         i + 4,
         Command::SetMinDecryptionVersion {
             key_id: id(1),
-            version: 2,
+            version: KeyVersion::new(2),
         },
     );
     assert!(matches!(
-        s.key(&id(1)).unwrap().decryptable(1),
-        Err(Unusable::BelowMinimum {
-            version: 1,
-            min: 2,
-            ..
-        })
+        s.key(&id(1)).unwrap().decryptable(KeyVersion::new(1)),
+        Err(Unusable::BelowMinimum { version, min, .. })
+            if version == KeyVersion::FIRST && min == KeyVersion::new(2)
     ));
     assert!(matches!(
         apply_err(
@@ -587,7 +592,7 @@ fn versions_min_decryption_disable_and_destroy() {
             i + 5,
             Command::SetMinDecryptionVersion {
                 key_id: id(1),
-                version: 4
+                version: KeyVersion::new(4)
             }
         ),
         ApplyError::InvalidMinDecryptionVersion { .. }
@@ -597,12 +602,12 @@ fn versions_min_decryption_disable_and_destroy() {
         i + 6,
         Command::DestroyKeyVersion {
             key_id: id(1),
-            version: 1,
+            version: KeyVersion::new(1),
             at_ms: 77,
         },
     );
     let key = s.key(&id(1)).unwrap();
-    let v1 = key.versions.get(1).unwrap();
+    let v1 = key.versions.get(KeyVersion::new(1)).unwrap();
     assert_eq!(v1.state, VersionState::Destroyed);
     assert_eq!(
         v1.sealed_material, None,
@@ -610,7 +615,7 @@ fn versions_min_decryption_disable_and_destroy() {
     );
     assert_eq!(v1.destroyed_at_ms, Some(77));
     assert!(matches!(
-        key.exportable_version(1),
+        key.exportable_version(KeyVersion::new(1)),
         Err(Unusable::VersionDestroyed { .. })
     ));
     assert!(!s
@@ -624,7 +629,7 @@ fn versions_min_decryption_disable_and_destroy() {
             i + 7,
             Command::SetVersionEnabled {
                 key_id: id(1),
-                version: 1,
+                version: KeyVersion::new(1),
                 enabled: true
             }
         ),
@@ -790,7 +795,7 @@ fn rotation_schedule() {
     );
     // Version 1 was created at 10: due at 110.
     assert!(s.due_rotations(109).is_empty());
-    assert_eq!(s.due_rotations(110), vec![(id(1), 2)]);
+    assert_eq!(s.due_rotations(110), vec![(id(1), KeyVersion::new(2))]);
     apply_ok(&mut s, i + 1, rotate(1, 2)); // created at 22: due at 122
     assert!(s.due_rotations(121).is_empty());
     apply_ok(&mut s, i + 2, Command::DisableKey { key_id: id(1) });
@@ -843,7 +848,7 @@ fn import_flow_with_tokens() {
     let import = |token_id: &str, at_ms| Command::ImportKeyMaterial {
         key_id: id(5),
         token_id: token_id.into(),
-        version: 1,
+        version: KeyVersion::new(1),
         sealed_material: vec![7; 61],
         at_ms,
     };
@@ -858,7 +863,7 @@ fn import_flow_with_tokens() {
     apply_ok(&mut s, 7, import("t1", 499));
     let key = s.key(&id(5)).unwrap();
     assert_eq!(key.state, KeyState::Enabled);
-    assert_eq!(key.primary_version, 1);
+    assert_eq!(key.primary_version, KeyVersion::new(1));
     assert!(key.import_token.is_none(), "a token is used once");
     assert!(matches!(
         apply_err(&mut s, 8, import("t1", 100)),
@@ -888,12 +893,12 @@ fn refused_commands_change_nothing() {
         rotate(1, 5),
         Command::DestroyKeyVersion {
             key_id: id(1),
-            version: 1,
+            version: KeyVersion::new(1),
             at_ms: 1,
         },
         Command::SetMinDecryptionVersion {
             key_id: id(1),
-            version: 9,
+            version: KeyVersion::new(9),
         },
         Command::EnableKey { key_id: id(9) },
     ]
@@ -955,14 +960,19 @@ mod determinism {
                     })
                 }
             ),
-            (key_id_strategy(), 1u32..5, 0u64..1000).prop_map(|(key_id, version, at_ms)| {
-                Command::RotateKey {
-                    key_id,
-                    version,
-                    sealed_material: vec![version as u8; 40],
-                    at_ms,
-                }
-            }),
+            (
+                key_id_strategy(),
+                (1u32..5).prop_map(KeyVersion::new),
+                0u64..1000
+            )
+                .prop_map(|(key_id, version, at_ms)| {
+                    Command::RotateKey {
+                        key_id,
+                        version,
+                        sealed_material: vec![version.get() as u8; 40],
+                        at_ms,
+                    }
+                }),
             key_id_strategy().prop_map(|key_id| Command::EnableKey { key_id }),
             key_id_strategy().prop_map(|key_id| Command::DisableKey { key_id }),
             (key_id_strategy(), 0u64..2000, 0u64..2000).prop_map(|(key_id, window_ms, at_ms)| {
@@ -981,23 +991,33 @@ mod determinism {
                     voters,
                 }
             }),
-            (key_id_strategy(), 0u32..5).prop_map(|(key_id, version)| {
-                Command::SetMinDecryptionVersion { key_id, version }
-            }),
-            (key_id_strategy(), 1u32..5, any::<bool>()).prop_map(|(key_id, version, enabled)| {
-                Command::SetVersionEnabled {
-                    key_id,
-                    version,
-                    enabled,
-                }
-            }),
-            (key_id_strategy(), 1u32..5, 0u64..1000).prop_map(|(key_id, version, at_ms)| {
-                Command::DestroyKeyVersion {
-                    key_id,
-                    version,
-                    at_ms,
-                }
-            }),
+            (key_id_strategy(), (0u32..5).prop_map(KeyVersion::new)).prop_map(
+                |(key_id, version)| { Command::SetMinDecryptionVersion { key_id, version } }
+            ),
+            (
+                key_id_strategy(),
+                (1u32..5).prop_map(KeyVersion::new),
+                any::<bool>()
+            )
+                .prop_map(|(key_id, version, enabled)| {
+                    Command::SetVersionEnabled {
+                        key_id,
+                        version,
+                        enabled,
+                    }
+                }),
+            (
+                key_id_strategy(),
+                (1u32..5).prop_map(KeyVersion::new),
+                0u64..1000
+            )
+                .prop_map(|(key_id, version, at_ms)| {
+                    Command::DestroyKeyVersion {
+                        key_id,
+                        version,
+                        at_ms,
+                    }
+                }),
             (key_id_strategy(), "[a-z]{0,3}", "[a-z]{0,3}").prop_map(|(key_id, k, v)| {
                 Command::TagKey {
                     key_id,
@@ -1022,15 +1042,20 @@ mod determinism {
                     },
                 }
             }),
-            (key_id_strategy(), 0u64..1000, 1u32..3).prop_map(|(key_id, t, version)| {
-                Command::ImportKeyMaterial {
-                    key_id,
-                    token_id: format!("t{t}"),
-                    version,
-                    sealed_material: vec![3; 40],
-                    at_ms: t.saturating_sub(1),
-                }
-            }),
+            (
+                key_id_strategy(),
+                0u64..1000,
+                (1u32..3).prop_map(KeyVersion::new)
+            )
+                .prop_map(|(key_id, t, version)| {
+                    Command::ImportKeyMaterial {
+                        key_id,
+                        token_id: format!("t{t}"),
+                        version,
+                        sealed_material: vec![3; 40],
+                        at_ms: t.saturating_sub(1),
+                    }
+                }),
             access_command_strategy(),
         ]
     }

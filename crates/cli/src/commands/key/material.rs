@@ -5,6 +5,8 @@ use std::path::Path;
 use anyhow::Context;
 use base64::Engine;
 use serde_json::json;
+use tessera_client::PRIMARY_VERSION;
+use tessera_state::KeyVersion;
 
 use crate::args::{Connect, OutputFormat};
 use crate::commands::client;
@@ -73,13 +75,17 @@ fn wrapping_key(path: &Path) -> Result<Vec<u8>, Failure> {
 /// [`Failure`] with the exit status to use.
 pub async fn export(
     key: &str,
-    version: Option<u32>,
+    version: Option<KeyVersion>,
     wrapping_key_path: &Path,
     connect: &Connect,
 ) -> Result<(), Failure> {
     let wrapping = wrapping_key(wrapping_key_path)?;
     let reply = client(connect)?
-        .export_key(key, version.unwrap_or_default(), &wrapping)
+        .export_key(
+            key,
+            version.map_or(PRIMARY_VERSION, KeyVersion::get),
+            &wrapping,
+        )
         .await?;
     print_fields(
         connect.output.format,

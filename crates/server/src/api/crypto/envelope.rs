@@ -4,7 +4,7 @@ use futures::future::join_all;
 use tessera_crypto::ciphertext::{self, MAX_PLAINTEXT_BYTES};
 use tessera_crypto::{keypair, EncryptionContext, KeySpec, KeyUsage, SecretBytes, SecretKey256};
 use tessera_proto::v1 as pb;
-use tessera_state::{KeyId, KeyRecord};
+use tessera_state::{KeyId, KeyRecord, KeyVersion};
 
 use super::{context, context_field, item_error, Access, CryptoService, MAX_BATCH_ITEMS};
 use crate::authz::Caller;
@@ -39,7 +39,7 @@ impl CryptoService {
         record: &KeyRecord,
         context: &EncryptionContext,
         plaintext: &[u8],
-    ) -> Result<(Vec<u8>, u32), ApiError> {
+    ) -> Result<(Vec<u8>, KeyVersion), ApiError> {
         let (version, material) = self.primary_material(record)?;
         let ciphertext = ciphertext::encrypt(
             &aes_key(&material)?,
@@ -61,7 +61,7 @@ impl CryptoService {
         context: &EncryptionContext,
         caller: &Caller,
         action: Action,
-    ) -> Result<(SecretBytes, KeyRecord, u32), ApiError> {
+    ) -> Result<(SecretBytes, KeyRecord, KeyVersion), ApiError> {
         let header =
             ciphertext::parse_header(ciphertext).map_err(|e| ApiError::invalid("ciphertext", e))?;
         let key_id = KeyId::parse(&header.key_id).map_err(|_| {
@@ -102,7 +102,7 @@ impl CryptoService {
         Ok(pb::EncryptResponse {
             ciphertext,
             key_id: record.key_id.to_string(),
-            version,
+            version: version.get(),
         })
     }
 
@@ -118,7 +118,7 @@ impl CryptoService {
         Ok(pb::DecryptResponse {
             plaintext: plaintext.as_slice().to_vec(),
             key_id: record.key_id.to_string(),
-            version,
+            version: version.get(),
         })
     }
 
@@ -157,9 +157,9 @@ impl CryptoService {
         Ok(pb::ReEncryptResponse {
             ciphertext,
             source_key_id: source.key_id.to_string(),
-            source_version,
+            source_version: source_version.get(),
             key_id: destination.key_id.to_string(),
-            version,
+            version: version.get(),
         })
     }
 
@@ -260,7 +260,7 @@ impl CryptoService {
             },
             ciphertext,
             key_id: record.key_id.to_string(),
-            version,
+            version: version.get(),
         })
     }
 
@@ -304,7 +304,7 @@ impl CryptoService {
             private_key_ciphertext,
             public_key,
             key_id: record.key_id.to_string(),
-            version,
+            version: version.get(),
             key_pair_spec: req.key_pair_spec,
         })
     }

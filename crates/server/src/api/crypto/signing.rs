@@ -4,9 +4,10 @@ use tessera_crypto::mac::{self, MacAlgorithm, MAX_MAC_MESSAGE_BYTES};
 use tessera_crypto::sign::{self, MessageType, SigningAlgorithm, MAX_SIGN_MESSAGE_BYTES};
 use tessera_crypto::KeyUsage;
 use tessera_proto::v1 as pb;
-use tessera_state::KeyRecord;
+use tessera_state::{KeyRecord, KeyVersion};
 
 use super::{Access, CryptoService};
+use crate::api::named_version;
 use crate::authz::Caller;
 use crate::error::ApiError;
 use tessera_state::policy::Action;
@@ -93,19 +94,16 @@ fn crypto_input_error(field: &'static str, e: tessera_crypto::Error) -> ApiError
 }
 
 impl CryptoService {
-    /// The version a verify-style request names (0: the primary) with its material: the key's
-    /// state is checked first, a version missing here is confirmed with the leader.
+    /// The version a verify-style request names (its `version` field; 0: the primary) with
+    /// its material: the key's state is checked first, a version missing here is confirmed
+    /// with the leader.
     async fn requested_version(
         &self,
         record: KeyRecord,
-        version: u32,
-    ) -> Result<(KeyRecord, u32, tessera_crypto::SecretBytes), ApiError> {
+        field: u32,
+    ) -> Result<(KeyRecord, KeyVersion, tessera_crypto::SecretBytes), ApiError> {
         record.check_usable()?;
-        let version = if version == 0 {
-            record.primary_version
-        } else {
-            version
-        };
+        let version = named_version(field).unwrap_or(record.primary_version);
         let record = self
             .node
             .resolve_key_version(record.key_id.as_str(), version)
@@ -142,7 +140,7 @@ impl CryptoService {
         Ok(pb::SignResponse {
             signature,
             key_id: record.key_id.to_string(),
-            version,
+            version: version.get(),
             algorithm: algorithm.name().into(),
         })
     }
@@ -187,7 +185,7 @@ impl CryptoService {
         Ok(pb::VerifyResponse {
             valid,
             key_id: record.key_id.to_string(),
-            version,
+            version: version.get(),
         })
     }
 
@@ -211,7 +209,7 @@ impl CryptoService {
             .map_err(|_| ApiError::Internal("public key derivation failed"))?;
         Ok(pb::GetPublicKeyResponse {
             key_id: record.key_id.to_string(),
-            version,
+            version: version.get(),
             spec: record.spec.name().into(),
             public_key,
             public_key_pem,
@@ -245,7 +243,7 @@ impl CryptoService {
         Ok(pb::GenerateMacResponse {
             mac,
             key_id: record.key_id.to_string(),
-            version,
+            version: version.get(),
             algorithm: algorithm.name().into(),
         })
     }
@@ -274,7 +272,7 @@ impl CryptoService {
         Ok(pb::VerifyMacResponse {
             valid,
             key_id: record.key_id.to_string(),
-            version,
+            version: version.get(),
         })
     }
 }

@@ -1,7 +1,7 @@
 //! Barrier rotation, re-seal, retirement and rekey: every change is compare-and-set.
 
 use sha2::{Digest, Sha256};
-use tessera_crypto::{barrier, SecretKey256};
+use tessera_crypto::{barrier, KeyVersion, SecretKey256};
 
 use super::*;
 use crate::barrier::{blob_term, BarrierTerms, BlobRef, ResealedBlob};
@@ -56,7 +56,7 @@ fn with_term_one_blobs() -> (State, u64) {
         4,
         Command::RotateKey {
             key_id: id(2),
-            version: 2,
+            version: KeyVersion::new(2),
             sealed_material: blob(1, 3),
             at_ms: 30,
         },
@@ -80,7 +80,7 @@ fn resealed(s: &State, target: BlobRef, term: u32) -> ResealedBlob {
 fn version(key: u8, version: u32) -> BlobRef {
     BlobRef::KeyVersion {
         key_id: id(key),
-        version,
+        version: KeyVersion::new(version),
     }
 }
 
@@ -127,7 +127,7 @@ fn reseal_replaces_old_blobs_all_or_nothing() {
     assert_eq!(stale.len(), 2);
     assert_eq!(
         stale.first().unwrap().aad,
-        crate::key::version_aad(&id(1), 1, KeySpec::Aes256Gcm)
+        crate::key::version_aad(&id(1), KeyVersion::FIRST, KeySpec::Aes256Gcm)
     );
 
     let good = resealed(&s, version(1, 1), 2);
@@ -177,7 +177,12 @@ fn reseal_replaces_old_blobs_all_or_nothing() {
     );
     assert!(s.blobs_left_by_term().is_empty());
     assert!(s.stale_blobs(10).is_empty());
-    let stored = s.key(&id(2)).unwrap().versions.get(2).unwrap();
+    let stored = s
+        .key(&id(2))
+        .unwrap()
+        .versions
+        .get(KeyVersion::new(2))
+        .unwrap();
     assert_eq!(stored.sealed_material.as_ref(), Some(&all[2].sealed));
     // A replay of the applied batch no longer matches the stored blobs.
     assert!(matches!(
@@ -199,7 +204,7 @@ fn reseal_never_brings_a_destroyed_version_back() {
         i + 1,
         Command::DestroyKeyVersion {
             key_id: id(2),
-            version: 1,
+            version: KeyVersion::new(1),
             at_ms: 40,
         },
     );
@@ -215,7 +220,12 @@ fn reseal_never_brings_a_destroyed_version_back() {
             target: version(2, 1)
         }
     );
-    let destroyed = s.key(&id(2)).unwrap().versions.get(1).unwrap();
+    let destroyed = s
+        .key(&id(2))
+        .unwrap()
+        .versions
+        .get(KeyVersion::new(1))
+        .unwrap();
     assert_eq!(destroyed.state, VersionState::Destroyed);
     assert_eq!(destroyed.sealed_material, None);
     assert_eq!(s.blobs_left_by_term(), BTreeMap::from([(1, 2)]));
@@ -268,7 +278,7 @@ fn retire_is_refused_while_blobs_use_old_terms() {
     // Material a lagging proposer sealed under a retired term is refused (and re-prepared).
     let late = Command::RotateKey {
         key_id: id(1),
-        version: 2,
+        version: KeyVersion::new(2),
         sealed_material: blob(2, 5),
         at_ms: 50,
     };
@@ -280,7 +290,7 @@ fn retire_is_refused_while_blobs_use_old_terms() {
         i + 7,
         Command::RotateKey {
             key_id: id(1),
-            version: 2,
+            version: KeyVersion::new(2),
             sealed_material: blob(3, 5),
             at_ms: 50,
         },

@@ -32,7 +32,7 @@ fn each_request_of_a_batch_gets_its_own_result_in_order() {
     assert_eq!(results.len(), 3);
     assert!(matches!(&results[0], Response::Key(k) if k.key_id == id(2)));
     assert!(matches!(&results[1], Response::Key(k) if k.key_id == id(3)));
-    assert!(matches!(&results[2], Response::Key(k) if k.primary_version == 2));
+    assert!(matches!(&results[2], Response::Key(k) if k.primary_version == KeyVersion::new(2)));
     assert_eq!(key_named(&s, "first"), Some(id(2)));
     assert_eq!(key_named(&s, "second"), Some(id(3)));
 }
