@@ -226,6 +226,39 @@ pub enum Error {
     },
 }
 
+/// Fails with the error `too_large` makes of the length and `max` when `input` is longer than
+/// `max` bytes.
+pub(crate) fn at_most(
+    input: &[u8],
+    max: usize,
+    too_large: fn(usize, usize) -> Error,
+) -> Result<(), Error> {
+    if input.len() > max {
+        Err(too_large(input.len(), max))
+    } else {
+        Ok(())
+    }
+}
+
+/// Splits the first `N` bytes, the header, off `bytes` of a versioned format: its first byte
+/// must be `version`, the one this build reads ([`Error::UnsupportedVersion`] naming `format`
+/// otherwise); fewer than `N` bytes are `malformed`.
+pub(crate) fn versioned_header<'a, const N: usize>(
+    bytes: &'a [u8],
+    version: u8,
+    format: &'static str,
+    malformed: Error,
+) -> Result<(&'a [u8; N], &'a [u8]), Error> {
+    let found = *bytes.first().ok_or_else(|| malformed.clone())?;
+    if found != version {
+        return Err(Error::UnsupportedVersion {
+            what: format,
+            version: found,
+        });
+    }
+    bytes.split_first_chunk::<N>().ok_or(malformed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
