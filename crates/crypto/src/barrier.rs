@@ -16,7 +16,7 @@
 
 use rand_core::CryptoRng;
 
-use crate::error::{at_most, versioned_header};
+use crate::error::{aad_at_most, plaintext_at_most, versioned_header};
 use crate::gcm::{self, NONCE_LEN, TAG_LEN};
 use crate::{Error, SecretBytes, SecretKey256};
 
@@ -85,13 +85,8 @@ pub fn seal(
     plaintext: &[u8],
     rng: &mut (impl CryptoRng + ?Sized),
 ) -> Result<Vec<u8>, Error> {
-    at_most(plaintext, MAX_SEAL_INPUT_BYTES, |len, max| {
-        Error::PlaintextTooLarge { len, max }
-    })?;
-    at_most(aad, MAX_SEAL_INPUT_BYTES, |len, max| Error::AadTooLarge {
-        len,
-        max,
-    })?;
+    plaintext_at_most(plaintext, MAX_SEAL_INPUT_BYTES)?;
+    aad_at_most(aad, MAX_SEAL_INPUT_BYTES)?;
     let header = header(term);
     let mut nonce = [0u8; NONCE_LEN];
     rng.fill_bytes(&mut nonce);

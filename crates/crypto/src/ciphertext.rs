@@ -18,7 +18,7 @@
 
 use rand_core::CryptoRng;
 
-use crate::error::{at_most, versioned_header};
+use crate::error::{plaintext_at_most, versioned_header};
 use crate::gcm::{self, NONCE_LEN, TAG_LEN};
 use crate::{kdf, EncryptionContext, Error, SecretBytes, SecretKey256};
 
@@ -153,9 +153,7 @@ pub fn encrypt(
     if plaintext.is_empty() {
         return Err(Error::EmptyPlaintext);
     }
-    at_most(plaintext, MAX_PLAINTEXT_BYTES, |len, max| {
-        Error::PlaintextTooLarge { len, max }
-    })?;
+    plaintext_at_most(plaintext, MAX_PLAINTEXT_BYTES)?;
     context.validate()?;
     let key_id_len = u8::try_from(key_id.len()).map_err(|_| Error::InvalidKeyId)?;
 

@@ -226,13 +226,27 @@ pub enum Error {
     },
 }
 
+/// Fails with [`Error::PlaintextTooLarge`] when `plaintext` is longer than `max` bytes.
+pub(crate) fn plaintext_at_most(plaintext: &[u8], max: usize) -> Result<(), Error> {
+    at_most(plaintext, max, |len, max| Error::PlaintextTooLarge {
+        len,
+        max,
+    })
+}
+
+/// Fails with [`Error::AadTooLarge`] when `aad` is longer than `max` bytes.
+pub(crate) fn aad_at_most(aad: &[u8], max: usize) -> Result<(), Error> {
+    at_most(aad, max, |len, max| Error::AadTooLarge { len, max })
+}
+
+/// Fails with [`Error::MessageTooLarge`] when `message` is longer than `max` bytes.
+pub(crate) fn message_at_most(message: &[u8], max: usize) -> Result<(), Error> {
+    at_most(message, max, |len, max| Error::MessageTooLarge { len, max })
+}
+
 /// Fails with the error `too_large` makes of the length and `max` when `input` is longer than
 /// `max` bytes.
-pub(crate) fn at_most(
-    input: &[u8],
-    max: usize,
-    too_large: fn(usize, usize) -> Error,
-) -> Result<(), Error> {
+fn at_most(input: &[u8], max: usize, too_large: fn(usize, usize) -> Error) -> Result<(), Error> {
     if input.len() > max {
         Err(too_large(input.len(), max))
     } else {

@@ -10,7 +10,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Sha256, Sha512};
 
-use crate::error::at_most;
+use crate::error::message_at_most;
 use crate::{Error, KeySpec};
 
 /// Largest message [`generate_mac`] and [`verify_mac`] accept (64 KiB), as
@@ -72,9 +72,7 @@ fn check_request(spec: KeySpec, material: &[u8], message: &[u8]) -> Result<MacAl
     if message.is_empty() {
         return Err(Error::EmptyMessage);
     }
-    at_most(message, MAX_MAC_MESSAGE_BYTES, |len, max| {
-        Error::MessageTooLarge { len, max }
-    })?;
+    message_at_most(message, MAX_MAC_MESSAGE_BYTES)?;
     Ok(algorithm)
 }
 

@@ -38,7 +38,7 @@ use spki::{ObjectIdentifier, SubjectPublicKeyInfoRef};
 use x25519_dalek::{EphemeralSecret, PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
-use crate::error::{at_most, versioned_header};
+use crate::error::{aad_at_most, plaintext_at_most, versioned_header};
 use crate::gcm::{self, NONCE_LEN, TAG_LEN};
 use crate::secret::KEY_LEN;
 use crate::{kdf, pem, Error, SecretBytes, SecretKey256};
@@ -168,13 +168,8 @@ pub fn wrap(
     if plaintext.is_empty() {
         return Err(Error::EmptyPlaintext);
     }
-    at_most(plaintext, MAX_WRAP_INPUT_BYTES, |len, max| {
-        Error::PlaintextTooLarge { len, max }
-    })?;
-    at_most(aad, MAX_WRAP_INPUT_BYTES, |len, max| Error::AadTooLarge {
-        len,
-        max,
-    })?;
+    plaintext_at_most(plaintext, MAX_WRAP_INPUT_BYTES)?;
+    aad_at_most(aad, MAX_WRAP_INPUT_BYTES)?;
     let ephemeral = EphemeralSecret::random_from_rng(rng);
     let ephemeral_public = PublicKey::from(&ephemeral).to_bytes();
     let shared = ephemeral.diffie_hellman(&PublicKey::from(*recipient));
