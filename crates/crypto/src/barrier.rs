@@ -16,6 +16,7 @@
 
 use rand_core::CryptoRng;
 
+use crate::error::{aad_at_most, plaintext_at_most, versioned_header};
 use crate::gcm::{self, NONCE_LEN, TAG_LEN};
 use crate::{Error, SecretBytes, SecretKey256};
 
@@ -55,14 +56,8 @@ fn parse(blob: &[u8]) -> Result<Parts<'_>, Error> {
     const HEADER: Error = Error::Malformed {
         what: "barrier blob header",
     };
-    let version = *blob.first().ok_or(HEADER)?;
-    if version != BARRIER_BLOB_V1 {
-        return Err(Error::UnsupportedVersion {
-            what: "barrier blob",
-            version,
-        });
-    }
-    let (header, rest) = blob.split_first_chunk::<HEADER_LEN>().ok_or(HEADER)?;
+    let (header, rest) =
+        versioned_header::<HEADER_LEN>(blob, BARRIER_BLOB_V1, "barrier blob", HEADER)?;
     let term = u32::from_be_bytes(*header.last_chunk::<4>().ok_or(HEADER)?);
     let (nonce, rest) = rest.split_first_chunk::<NONCE_LEN>().ok_or(HEADER)?;
     let (ciphertext, tag) = rest.split_last_chunk::<TAG_LEN>().ok_or(Error::Malformed {
@@ -90,18 +85,8 @@ pub fn seal(
     plaintext: &[u8],
     rng: &mut (impl CryptoRng + ?Sized),
 ) -> Result<Vec<u8>, Error> {
-    if plaintext.len() > MAX_SEAL_INPUT_BYTES {
-        return Err(Error::PlaintextTooLarge {
-            len: plaintext.len(),
-            max: MAX_SEAL_INPUT_BYTES,
-        });
-    }
-    if aad.len() > MAX_SEAL_INPUT_BYTES {
-        return Err(Error::AadTooLarge {
-            len: aad.len(),
-            max: MAX_SEAL_INPUT_BYTES,
-        });
-    }
+    plaintext_at_most(plaintext, MAX_SEAL_INPUT_BYTES)?;
+    aad_at_most(aad, MAX_SEAL_INPUT_BYTES)?;
     let header = header(term);
     let mut nonce = [0u8; NONCE_LEN];
     rng.fill_bytes(&mut nonce);

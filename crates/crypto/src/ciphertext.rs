@@ -18,6 +18,7 @@
 
 use rand_core::CryptoRng;
 
+use crate::error::{plaintext_at_most, versioned_header};
 use crate::gcm::{self, NONCE_LEN, TAG_LEN};
 use crate::{kdf, EncryptionContext, Error, KeyVersion, SecretBytes, SecretKey256};
 
@@ -87,13 +88,7 @@ fn parse(ciphertext: &[u8]) -> Result<Parsed<'_>, Error> {
     const HEADER: Error = Error::Malformed {
         what: "ciphertext header",
     };
-    let (&format, rest) = ciphertext.split_first().ok_or(HEADER)?;
-    if format != CIPHERTEXT_V1 {
-        return Err(Error::UnsupportedVersion {
-            what: "ciphertext",
-            version: format,
-        });
-    }
+    let (_, rest) = versioned_header::<1>(ciphertext, CIPHERTEXT_V1, "ciphertext", HEADER)?;
     let (&key_id_len, rest) = rest.split_first().ok_or(HEADER)?;
     let (key_id, rest) = rest
         .split_at_checked(usize::from(key_id_len))
@@ -158,12 +153,7 @@ pub fn encrypt(
     if plaintext.is_empty() {
         return Err(Error::EmptyPlaintext);
     }
-    if plaintext.len() > MAX_PLAINTEXT_BYTES {
-        return Err(Error::PlaintextTooLarge {
-            len: plaintext.len(),
-            max: MAX_PLAINTEXT_BYTES,
-        });
-    }
+    plaintext_at_most(plaintext, MAX_PLAINTEXT_BYTES)?;
     context.validate()?;
     let key_id_len = u8::try_from(key_id.len()).map_err(|_| Error::InvalidKeyId)?;
 

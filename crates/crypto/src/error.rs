@@ -226,6 +226,53 @@ pub enum Error {
     },
 }
 
+/// Fails with [`Error::PlaintextTooLarge`] when `plaintext` is longer than `max` bytes.
+pub(crate) fn plaintext_at_most(plaintext: &[u8], max: usize) -> Result<(), Error> {
+    at_most(plaintext, max, |len, max| Error::PlaintextTooLarge {
+        len,
+        max,
+    })
+}
+
+/// Fails with [`Error::AadTooLarge`] when `aad` is longer than `max` bytes.
+pub(crate) fn aad_at_most(aad: &[u8], max: usize) -> Result<(), Error> {
+    at_most(aad, max, |len, max| Error::AadTooLarge { len, max })
+}
+
+/// Fails with [`Error::MessageTooLarge`] when `message` is longer than `max` bytes.
+pub(crate) fn message_at_most(message: &[u8], max: usize) -> Result<(), Error> {
+    at_most(message, max, |len, max| Error::MessageTooLarge { len, max })
+}
+
+/// Fails with the error `too_large` makes of the length and `max` when `input` is longer than
+/// `max` bytes.
+fn at_most(input: &[u8], max: usize, too_large: fn(usize, usize) -> Error) -> Result<(), Error> {
+    if input.len() > max {
+        Err(too_large(input.len(), max))
+    } else {
+        Ok(())
+    }
+}
+
+/// Splits the first `N` bytes, the header, off `bytes` of a versioned format: its first byte
+/// must be `version`, the one this build reads ([`Error::UnsupportedVersion`] naming `format`
+/// otherwise); fewer than `N` bytes are `malformed`.
+pub(crate) fn versioned_header<'a, const N: usize>(
+    bytes: &'a [u8],
+    version: u8,
+    format: &'static str,
+    malformed: Error,
+) -> Result<(&'a [u8; N], &'a [u8]), Error> {
+    let found = *bytes.first().ok_or_else(|| malformed.clone())?;
+    if found != version {
+        return Err(Error::UnsupportedVersion {
+            what: format,
+            version: found,
+        });
+    }
+    bytes.split_first_chunk::<N>().ok_or(malformed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

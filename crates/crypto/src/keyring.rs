@@ -16,6 +16,7 @@ use core::fmt;
 use rand_core::CryptoRng;
 use subtle::{Choice, ConstantTimeEq};
 
+use crate::error::versioned_header;
 use crate::secret::KEY_LEN;
 use crate::{barrier, Error, SecretBytes, SecretKey256};
 
@@ -151,14 +152,8 @@ impl Keyring {
         const HEADER: Error = Error::Malformed {
             what: "keyring header",
         };
-        let version = *bytes.first().ok_or(HEADER)?;
-        if version != KEYRING_ENCODING_V1 {
-            return Err(Error::UnsupportedVersion {
-                what: "keyring",
-                version,
-            });
-        }
-        let (header, entries) = bytes.split_first_chunk::<HEADER_LEN>().ok_or(HEADER)?;
+        let (header, entries) =
+            versioned_header::<HEADER_LEN>(bytes, KEYRING_ENCODING_V1, "keyring", HEADER)?;
         let (_, counters) = header.split_first_chunk::<1>().ok_or(HEADER)?;
         let (active, count) = counters.split_first_chunk::<4>().ok_or(HEADER)?;
         let active = u32::from_be_bytes(*active);

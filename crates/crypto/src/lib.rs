@@ -46,6 +46,35 @@
 //!   truncation, trailing bytes and unknown versions are errors, never
 //!   panics.
 
+/// The API names of an enum with a `name()` (the names the API, the CLI and error messages
+/// use): `Display` writes the name; given the type's list of every value and the [`Error`]
+/// variant for an unknown name, also the one way to parse a name back.
+macro_rules! api_names {
+    ($ty:ident) => {
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+    ($ty:ident, parsed from $all:expr, else $unknown:ident) => {
+        api_names!($ty);
+
+        impl $ty {
+            /// Parses an API name (exact, case-sensitive); an unknown name gives the error
+            /// for it, echoing the name cut by [`crate::truncate_for_message`].
+            pub fn parse(name: &str) -> Result<Self, crate::Error> {
+                $all.iter()
+                    .copied()
+                    .find(|value| value.name() == name)
+                    .ok_or_else(|| crate::Error::$unknown {
+                        name: crate::truncate_for_message(name),
+                    })
+            }
+        }
+    };
+}
+
 pub mod audit;
 pub mod barrier;
 pub mod ciphertext;

@@ -6,12 +6,11 @@
 //! recomputes the tag and compares it in constant time, so timing does not
 //! reveal how much of a forged tag was right.
 
-use core::fmt;
-
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Sha256, Sha512};
 
+use crate::error::message_at_most;
 use crate::{Error, KeySpec};
 
 /// Largest message [`generate_mac`] and [`verify_mac`] accept (64 KiB), as
@@ -41,18 +40,6 @@ impl MacAlgorithm {
         }
     }
 
-    /// Parses an API name (exact, case-sensitive); unknown names give
-    /// [`Error::UnknownAlgorithm`].
-    pub fn parse(name: &str) -> Result<Self, Error> {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|algorithm| algorithm.name() == name)
-            .ok_or_else(|| Error::UnknownAlgorithm {
-                name: crate::truncate_for_message(name),
-            })
-    }
-
     /// Length of the tags this algorithm produces.
     pub fn mac_len(&self) -> usize {
         match self {
@@ -62,11 +49,7 @@ impl MacAlgorithm {
     }
 }
 
-impl fmt::Display for MacAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+api_names!(MacAlgorithm, parsed from Self::ALL, else UnknownAlgorithm);
 
 impl KeySpec {
     /// The MAC algorithm of an HMAC spec (each HMAC spec has exactly one),
@@ -89,12 +72,7 @@ fn check_request(spec: KeySpec, material: &[u8], message: &[u8]) -> Result<MacAl
     if message.is_empty() {
         return Err(Error::EmptyMessage);
     }
-    if message.len() > MAX_MAC_MESSAGE_BYTES {
-        return Err(Error::MessageTooLarge {
-            len: message.len(),
-            max: MAX_MAC_MESSAGE_BYTES,
-        });
-    }
+    message_at_most(message, MAX_MAC_MESSAGE_BYTES)?;
     Ok(algorithm)
 }
 

@@ -18,10 +18,7 @@
 //!
 //! Key material is the raw seed or scalar described in [`crate::spec`].
 
-use core::fmt;
-
 use ed25519_dalek::Signer as _;
-use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256, Sha384};
 use spki::{DecodePublicKey, EncodePublicKey};
@@ -76,18 +73,6 @@ impl SigningAlgorithm {
         }
     }
 
-    /// Parses an API name (exact, case-sensitive); unknown names give
-    /// [`Error::UnknownAlgorithm`].
-    pub fn parse(name: &str) -> Result<Self, Error> {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|algorithm| algorithm.name() == name)
-            .ok_or_else(|| Error::UnknownAlgorithm {
-                name: crate::truncate_for_message(name),
-            })
-    }
-
     /// Length of the digest a [`MessageType::Digest`] message must have,
     /// or `None` if the algorithm signs raw messages only.
     pub fn digest_len(&self) -> Option<usize> {
@@ -99,11 +84,7 @@ impl SigningAlgorithm {
     }
 }
 
-impl fmt::Display for SigningAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+api_names!(SigningAlgorithm, parsed from Self::ALL, else UnknownAlgorithm);
 
 impl MessageType {
     /// The name used in the API and CLI.
@@ -113,25 +94,9 @@ impl MessageType {
             Self::Digest => "DIGEST",
         }
     }
-
-    /// Parses an API name (exact, case-sensitive); unknown names give
-    /// [`Error::UnknownMessageType`].
-    pub fn parse(name: &str) -> Result<Self, Error> {
-        match name {
-            "RAW" => Ok(Self::Raw),
-            "DIGEST" => Ok(Self::Digest),
-            _ => Err(Error::UnknownMessageType {
-                name: crate::truncate_for_message(name),
-            }),
-        }
-    }
 }
 
-impl fmt::Display for MessageType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+api_names!(MessageType, parsed from [Self::Raw, Self::Digest], else UnknownMessageType);
 
 impl KeySpec {
     /// The signing algorithms keys of this spec support (one per curve, so
@@ -240,24 +205,53 @@ fn sign_checked(
             let key = ed25519_signing_key(spec, material)?;
             Ok(key.sign(message).to_vec())
         }
-        SigningAlgorithm::EcdsaSha256 => {
-            let key = p256::ecdsa::SigningKey::from(ec_secret_key(spec, material)?);
-            let prehash = prehash::<Sha256>(message, message_type);
-            let signature: p256::ecdsa::DerSignature = key
-                .sign_prehash(&prehash)
-                .map_err(|_| digest_error(&prehash, 32))?;
-            Ok(signature.as_bytes().to_vec())
-        }
-        SigningAlgorithm::EcdsaSha384 => {
-            let key = p384::ecdsa::SigningKey::from(ec_secret_key(spec, material)?);
-            let prehash = prehash::<Sha384>(message, message_type);
-            let signature: p384::ecdsa::DerSignature = key
-                .sign_prehash(&prehash)
-                .map_err(|_| digest_error(&prehash, 48))?;
-            Ok(signature.as_bytes().to_vec())
-        }
+        SigningAlgorithm::EcdsaSha256 => ecdsa_p256::sign(
+            ec_secret_key(spec, material)?,
+            &prehash::<Sha256>(message, message_type),
+        ),
+        SigningAlgorithm::EcdsaSha384 => ecdsa_p384::sign(
+            ec_secret_key(spec, material)?,
+            &prehash::<Sha384>(message, message_type),
+        ),
     }
 }
+
+/// ECDSA on one curve crate (`p256`, `p384`), whose types are named alike: RFC 6979 signing of
+/// a prehash and verification of a DER signature against a SubjectPublicKeyInfo DER key.
+macro_rules! ecdsa_on {
+    ($module:ident, $curve:ident, $digest_len:expr) => {
+        mod $module {
+            use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
+            use spki::DecodePublicKey;
+
+            use super::digest_error;
+            use crate::Error;
+
+            pub(super) fn sign(key: $curve::SecretKey, prehash: &[u8]) -> Result<Vec<u8>, Error> {
+                let signature: $curve::ecdsa::DerSignature = $curve::ecdsa::SigningKey::from(key)
+                    .sign_prehash(prehash)
+                    .map_err(|_| digest_error(prehash, $digest_len))?;
+                Ok(signature.as_bytes().to_vec())
+            }
+
+            pub(super) fn verify(
+                public_key_der: &[u8],
+                prehash: &[u8],
+                signature: &[u8],
+            ) -> Result<bool, Error> {
+                let key = $curve::ecdsa::VerifyingKey::from_public_key_der(public_key_der)
+                    .map_err(|_| Error::InvalidPublicKey)?;
+                let signature = $curve::ecdsa::DerSignature::from_bytes(signature)
+                    .and_then($curve::ecdsa::Signature::try_from)
+                    .map_err(|_| Error::MalformedSignature)?;
+                Ok(key.verify_prehash(prehash, &signature).is_ok())
+            }
+        }
+    };
+}
+
+ecdsa_on!(ecdsa_p256, p256, 32);
+ecdsa_on!(ecdsa_p384, p384, 48);
 
 /// The only reason RFC 6979 signing can refuse a prehash is its length,
 /// which [`check_request`] has already fixed; reported as such anyway.
@@ -342,24 +336,16 @@ fn verify_checked(
                 .map_err(|_| Error::MalformedSignature)?;
             Ok(key.verify_strict(message, &signature).is_ok())
         }
-        SigningAlgorithm::EcdsaSha256 => {
-            let key = p256::ecdsa::VerifyingKey::from_public_key_der(public_key_der)
-                .map_err(|_| Error::InvalidPublicKey)?;
-            let signature = p256::ecdsa::DerSignature::from_bytes(signature)
-                .and_then(p256::ecdsa::Signature::try_from)
-                .map_err(|_| Error::MalformedSignature)?;
-            let prehash = prehash::<Sha256>(message, message_type);
-            Ok(key.verify_prehash(&prehash, &signature).is_ok())
-        }
-        SigningAlgorithm::EcdsaSha384 => {
-            let key = p384::ecdsa::VerifyingKey::from_public_key_der(public_key_der)
-                .map_err(|_| Error::InvalidPublicKey)?;
-            let signature = p384::ecdsa::DerSignature::from_bytes(signature)
-                .and_then(p384::ecdsa::Signature::try_from)
-                .map_err(|_| Error::MalformedSignature)?;
-            let prehash = prehash::<Sha384>(message, message_type);
-            Ok(key.verify_prehash(&prehash, &signature).is_ok())
-        }
+        SigningAlgorithm::EcdsaSha256 => ecdsa_p256::verify(
+            public_key_der,
+            &prehash::<Sha256>(message, message_type),
+            signature,
+        ),
+        SigningAlgorithm::EcdsaSha384 => ecdsa_p384::verify(
+            public_key_der,
+            &prehash::<Sha384>(message, message_type),
+            signature,
+        ),
     }
 }
 

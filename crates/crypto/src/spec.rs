@@ -22,8 +22,6 @@
 //! (2026-09). RSA specs will be added once a constant-time implementation
 //! is available.
 
-use core::fmt;
-
 use p256::elliptic_curve;
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
@@ -106,17 +104,6 @@ impl KeySpec {
             Self::EcdsaP256 => "ECDSA_P256",
             Self::EcdsaP384 => "ECDSA_P384",
         }
-    }
-
-    /// Parses an API name (exact, case-sensitive).
-    pub fn parse(name: &str) -> Result<Self, Error> {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|spec| spec.name() == name)
-            .ok_or_else(|| Error::UnknownKeySpec {
-                name: crate::truncate_for_message(name),
-            })
     }
 
     /// The only usage keys of this spec support.
@@ -214,11 +201,7 @@ pub(crate) fn ec_secret_key<C: elliptic_curve::Curve>(
     })
 }
 
-impl fmt::Display for KeySpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+api_names!(KeySpec, parsed from Self::ALL, else UnknownKeySpec);
 
 impl KeyUsage {
     /// The name used in the API and CLI.
@@ -231,11 +214,7 @@ impl KeyUsage {
     }
 }
 
-impl fmt::Display for KeyUsage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+api_names!(KeyUsage);
 
 #[cfg(test)]
 mod tests {

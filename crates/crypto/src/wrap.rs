@@ -38,6 +38,7 @@ use spki::{ObjectIdentifier, SubjectPublicKeyInfoRef};
 use x25519_dalek::{EphemeralSecret, PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
+use crate::error::{aad_at_most, plaintext_at_most, versioned_header};
 use crate::gcm::{self, NONCE_LEN, TAG_LEN};
 use crate::secret::KEY_LEN;
 use crate::{kdf, pem, Error, SecretBytes, SecretKey256};
@@ -167,18 +168,8 @@ pub fn wrap(
     if plaintext.is_empty() {
         return Err(Error::EmptyPlaintext);
     }
-    if plaintext.len() > MAX_WRAP_INPUT_BYTES {
-        return Err(Error::PlaintextTooLarge {
-            len: plaintext.len(),
-            max: MAX_WRAP_INPUT_BYTES,
-        });
-    }
-    if aad.len() > MAX_WRAP_INPUT_BYTES {
-        return Err(Error::AadTooLarge {
-            len: aad.len(),
-            max: MAX_WRAP_INPUT_BYTES,
-        });
-    }
+    plaintext_at_most(plaintext, MAX_WRAP_INPUT_BYTES)?;
+    aad_at_most(aad, MAX_WRAP_INPUT_BYTES)?;
     let ephemeral = EphemeralSecret::random_from_rng(rng);
     let ephemeral_public = PublicKey::from(&ephemeral).to_bytes();
     let shared = ephemeral.diffie_hellman(&PublicKey::from(*recipient));
@@ -223,14 +214,7 @@ pub fn unwrap(
     const HEADER: Error = Error::Malformed {
         what: "wrapped key header",
     };
-    let version = *wrapped.first().ok_or(HEADER)?;
-    if version != WRAP_V1 {
-        return Err(Error::UnsupportedVersion {
-            what: "wrapped key",
-            version,
-        });
-    }
-    let (header, body) = wrapped.split_first_chunk::<HEADER_LEN>().ok_or(HEADER)?;
+    let (header, body) = versioned_header::<HEADER_LEN>(wrapped, WRAP_V1, "wrapped key", HEADER)?;
     let (_, keys) = header.split_first_chunk::<1>().ok_or(HEADER)?;
     let (ephemeral_public, nonce) = keys.split_first_chunk::<X25519_KEY_LEN>().ok_or(HEADER)?;
     let nonce = <&[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| HEADER)?;

@@ -88,6 +88,25 @@ impl LogStore {
     }
 }
 
+/// Removes the entries whose keys (see [`index_key`]) are in `range`, in one batch, and flushes.
+async fn remove_entries(
+    access: &Access<'_>,
+    range: impl RangeBounds<[u8; 8]>,
+) -> Result<(), StorageError> {
+    let log = log_tree(access).map_err(|e| storage_error::read_logs(&e))?;
+    let mut batch = sled::Batch::default();
+    for item in log.range(range) {
+        let (key, _) = item.map_err(|e| storage_error::read_logs(&e))?;
+        batch.remove(key);
+    }
+    log.apply_batch(batch)
+        .map_err(|e| storage_error::write_logs(&e))?;
+    access
+        .flush()
+        .await
+        .map_err(|e| storage_error::write_logs(&e))
+}
+
 fn index_key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
 }
@@ -186,18 +205,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let access = self.db.access().await;
-        let log = log_tree(&access).map_err(|e| storage_error::read_logs(&e))?;
-        let mut batch = sled::Batch::default();
-        for item in log.range(index_key(log_id.index)..) {
-            let (key, _) = item.map_err(|e| storage_error::read_logs(&e))?;
-            batch.remove(key);
-        }
-        log.apply_batch(batch)
-            .map_err(|e| storage_error::write_logs(&e))?;
-        access
-            .flush()
-            .await
-            .map_err(|e| storage_error::write_logs(&e))
+        remove_entries(&access, index_key(log_id.index)..).await
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
@@ -205,17 +213,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // `get_log_state` would not explain.
         let access = self.db.access().await;
         Self::write_meta(&access, LAST_PURGED_KEY, &log_id)?;
-        let log = log_tree(&access).map_err(|e| storage_error::read_logs(&e))?;
-        let mut batch = sled::Batch::default();
-        for item in log.range(..=index_key(log_id.index)) {
-            let (key, _) = item.map_err(|e| storage_error::read_logs(&e))?;
-            batch.remove(key);
-        }
-        log.apply_batch(batch)
-            .map_err(|e| storage_error::write_logs(&e))?;
-        access
-            .flush()
-            .await
-            .map_err(|e| storage_error::write_logs(&e))
+        remove_entries(&access, ..=index_key(log_id.index)).await
     }
 }

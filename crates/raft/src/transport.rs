@@ -45,6 +45,27 @@ pub enum ClusterRpc {
     Probe,
 }
 
+/// Calls the method named after `rpc` on `target` with `request` and awaits its answer: the one
+/// table from [`ClusterRpc`] to the cluster service's methods, shared by the gRPC client
+/// ([`GrpcTransport`]) and the in-process fixture's handler calls (`crate::testing`), whose
+/// methods have the same names. A new RPC is added here once and reaches both.
+macro_rules! call_cluster_rpc {
+    ($target:expr, $rpc:expr, $request:expr) => {
+        match $rpc {
+            ClusterRpc::AppendEntries => $target.append_entries($request).await,
+            ClusterRpc::Vote => $target.vote($request).await,
+            ClusterRpc::InstallSnapshot => $target.install_snapshot($request).await,
+            ClusterRpc::Forward => $target.forward($request).await,
+            ClusterRpc::ReadIndex => $target.read_index($request).await,
+            ClusterRpc::TimeoutNow => $target.timeout_now($request).await,
+            ClusterRpc::Membership => $target.membership($request).await,
+            ClusterRpc::Probe => $target.probe($request).await,
+        }
+    };
+}
+#[cfg_attr(not(feature = "testing"), allow(unused_imports))]
+pub(crate) use call_cluster_rpc;
+
 /// Delivers one cluster RPC to the node whose advertised cluster address is `addr` and returns
 /// its answer. Implementations report a peer that cannot be reached, or that does not answer
 /// within `timeout`, as [`PeerError::Unreachable`], and an error status the peer answered
@@ -159,17 +180,7 @@ impl Transport for GrpcTransport {
         let mut client = self.client(addr)?;
         let mut req = tonic::Request::new(payload);
         req.set_timeout(timeout);
-        let answered = match rpc {
-            ClusterRpc::AppendEntries => client.append_entries(req).await,
-            ClusterRpc::Vote => client.vote(req).await,
-            ClusterRpc::InstallSnapshot => client.install_snapshot(req).await,
-            ClusterRpc::Forward => client.forward(req).await,
-            ClusterRpc::ReadIndex => client.read_index(req).await,
-            ClusterRpc::TimeoutNow => client.timeout_now(req).await,
-            ClusterRpc::Membership => client.membership(req).await,
-            ClusterRpc::Probe => client.probe(req).await,
-        };
-        answered
+        call_cluster_rpc!(client, rpc, req)
             .map(tonic::Response::into_inner)
             .map_err(|status| PeerError::from_status(addr, status))
     }

@@ -1,5 +1,40 @@
 //! The public gRPC services of the API port.
 
+/// Implements a generated gRPC service trait, one line per RPC: the one layer between gRPC and
+/// the handlers. Each method first runs the node check named in brackets, if any (e.g.
+/// `[require_serving]`: the node may answer from its applied state), then takes the caller and
+/// the message out of the request, runs its handler (an inherent method of the service taking
+/// the message, the arguments the table gives, if any, and the caller, which owns its own checks) and answers with its message or its
+/// error as a status. Methods that do not fit that shape follow the table, written out.
+macro_rules! rpcs {
+    (
+        impl $service:ident for $ty:ident, first $check:tt;
+        $($rpc:ident($request:ident) -> $response:ident = $handler:ident$(($($arg:expr),*))?;)*
+        $({ $($other:tt)* })?
+    ) => {
+        #[tonic::async_trait]
+        impl $service for $ty {
+            $(
+                async fn $rpc(
+                    &self,
+                    request: GrpcRequest<pb::$request>,
+                ) -> Result<GrpcResponse<pb::$response>, Status> {
+                    rpcs!(@check self $check);
+                    let (caller, req) = split(request)?;
+                    Ok(GrpcResponse::new(
+                        self.$handler(req, $($($arg,)*)? &caller).await?,
+                    ))
+                }
+            )*
+            $($($other)*)?
+        }
+    };
+    (@check $this:ident []) => {};
+    (@check $this:ident [$check:ident]) => {
+        $this.node.$check().await?;
+    };
+}
+
 pub mod access;
 pub mod crypto;
 pub mod keys;

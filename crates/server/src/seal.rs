@@ -484,16 +484,20 @@ mod tests {
         for share in &shares[..2] {
             m.submit(share.clone(), &config).unwrap();
         }
+        // The held blob and the active term, for a state that has not changed.
+        let read_held = || {
+            let mut seen = Vec::new();
+            let term = m.with_synced_keyring(
+                |held| {
+                    seen = held.to_vec();
+                    None
+                },
+                |k| k.active_term(),
+            );
+            (term, seen)
+        };
         // The blob held is the one the node unsealed with; an unchanged state copies nothing.
-        let mut seen = Vec::new();
-        let term = m.with_synced_keyring(
-            |held| {
-                seen = held.to_vec();
-                None
-            },
-            |k| k.active_term(),
-        );
-        assert_eq!((term, &seen), (Some(1), &config.sealed_keyring));
+        assert_eq!(read_held(), (Some(1), config.sealed_keyring.clone()));
         let rotated = m
             .prepare_keyring_change(&config.sealed_keyring, KeyringChange::Rotate)
             .unwrap();
@@ -505,15 +509,7 @@ mod tests {
             Some(2)
         );
         // After the switch the blob held is the rotated one, so the next call sees no change.
-        let mut seen = Vec::new();
-        let term = m.with_synced_keyring(
-            |held| {
-                seen = held.to_vec();
-                None
-            },
-            |k| k.active_term(),
-        );
-        assert_eq!((term, &seen), (Some(2), &rotated.sealed_keyring));
+        assert_eq!(read_held(), (Some(2), rotated.sealed_keyring.clone()));
         m.seal();
         assert_eq!(
             m.with_synced_keyring(|_| panic!("not asked while sealed"), |k| k.active_term()),

@@ -13,6 +13,50 @@
 //! node. Persistence (rows and snapshots) is described here as bytes; writing them is the
 //! `raft` crate's job.
 
+/// Declares a validated text identifier: a `String` newtype that is (de)serialised as its text
+/// through `TryFrom<String>`, i.e. through the type's own `parse` returning `$error` (so a
+/// stored or received value is checked like a new one), with `as_str` and the conversion back
+/// to `String`. Unless declared `displayed by hand`, it displays as its text.
+macro_rules! text_newtype {
+    ($(#[$doc:meta])* $name:ident, $error:ty, displayed by hand) => {
+        $(#[$doc])*
+        #[derive(
+            Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+        )]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// The text as validated.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = $error;
+            fn try_from(value: String) -> Result<Self, $error> {
+                Self::parse(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+    };
+    ($(#[$doc:meta])* $name:ident, $error:ty) => {
+        text_newtype!($(#[$doc])* $name, $error, displayed by hand);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
 pub mod backup;
 pub mod barrier;
 pub mod clock;

@@ -21,7 +21,7 @@ use crate::membership_guard::node_identity;
 use crate::network::PeerError;
 use crate::service::ClusterService;
 use crate::tls::InProcessPeer;
-use crate::transport::{ClusterRpc, Transport};
+use crate::transport::{call_cluster_rpc, ClusterRpc, Transport};
 use crate::typ::NodeId;
 
 /// The in-process network between the nodes of one test cluster; clones share it.
@@ -205,12 +205,24 @@ impl Link {
         request
     }
 
-    /// Runs `exchange` (reach the peer, run its handler) within `timeout`.
-    async fn within<T>(
+    /// Sends `message` to the node at `addr` and runs `handle` (its handler) on it there,
+    /// within `timeout`; the answer is lost if the two nodes were cut off while it ran.
+    async fn exchange<T, U, F>(
+        &self,
         addr: &str,
         timeout: Duration,
-        exchange: impl std::future::Future<Output = Result<T, Status>>,
-    ) -> Result<T, PeerError> {
+        message: T,
+        handle: impl FnOnce(Arc<ClusterService>, Request<T>) -> F,
+    ) -> Result<U, PeerError>
+    where
+        F: std::future::Future<Output = Result<Response<U>, Status>>,
+    {
+        let request = self.request(message);
+        let exchange = async {
+            let route = self.router.reach(self.from, addr).await?;
+            let answer = handle(route.service, request).await?;
+            self.router.answer(self.from, route.to, answer.into_inner())
+        };
         let answered = tokio::time::timeout(timeout, exchange)
             .await
             .unwrap_or_else(|_| {
@@ -219,24 +231,6 @@ impl Link {
                 )))
             });
         answered.map_err(|status| PeerError::from_status(addr, status))
-    }
-}
-
-/// Runs `rpc`'s handler of `service`.
-async fn deliver(
-    service: &ClusterService,
-    rpc: ClusterRpc,
-    request: Request<RaftPayload>,
-) -> Result<Response<RaftPayload>, Status> {
-    match rpc {
-        ClusterRpc::AppendEntries => service.append_entries(request).await,
-        ClusterRpc::Vote => service.vote(request).await,
-        ClusterRpc::InstallSnapshot => service.install_snapshot(request).await,
-        ClusterRpc::Forward => service.forward(request).await,
-        ClusterRpc::ReadIndex => service.read_index(request).await,
-        ClusterRpc::TimeoutNow => service.timeout_now(request).await,
-        ClusterRpc::Membership => service.membership(request).await,
-        ClusterRpc::Probe => service.probe(request).await,
     }
 }
 
@@ -249,11 +243,8 @@ impl Transport for Link {
         payload: RaftPayload,
         timeout: Duration,
     ) -> Result<RaftPayload, PeerError> {
-        let request = self.request(payload);
-        Self::within(addr, timeout, async {
-            let route = self.router.reach(self.from, addr).await?;
-            let answer = deliver(&route.service, rpc, request).await?;
-            self.router.answer(self.from, route.to, answer.into_inner())
+        self.exchange(addr, timeout, payload, |service, request| async move {
+            call_cluster_rpc!(service, rpc, request)
         })
         .await
     }
@@ -264,11 +255,8 @@ impl Transport for Link {
         request: JoinRequest,
         timeout: Duration,
     ) -> Result<JoinResponse, PeerError> {
-        let request = self.request(request);
-        Self::within(addr, timeout, async {
-            let route = self.router.reach(self.from, addr).await?;
-            let answer = route.service.join(request).await?;
-            self.router.answer(self.from, route.to, answer.into_inner())
+        self.exchange(addr, timeout, request, |service, request| async move {
+            service.join(request).await
         })
         .await
     }

@@ -10,15 +10,15 @@ use std::sync::Arc;
 use tessera_proto::v1 as pb;
 use tessera_proto::v1::access_server::Access;
 use tessera_state::policy::{
-    Action, Budget, ContextConstraint, Format, Glob, Grant, GrantId, Identity, PolicyDocument,
-    PolicyName, RateLimitRule, RevokedCertificate,
+    AccessControl, Action, Budget, ContextConstraint, Format, Glob, Grant, GrantId, Identity,
+    PolicyDocument, PolicyName, RateLimitRule, RevokedCertificate,
 };
 use tessera_state::{ApplyError, Command, Response};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
 use crate::authz::{self, split, Caller};
 use crate::error::ApiError;
-use crate::node::{rand_fill, Node, WriteCall};
+use crate::node::{rand_fill, ClientRequest, Node, WriteCall};
 
 /// Implements `tessera.v1.Access`.
 pub struct AccessService {
@@ -117,7 +117,37 @@ impl AccessService {
         self.node.authorize(caller, action, None, &NO_CONTEXT)
     }
 
-    fn who_am_i(&self, caller: &Caller) -> Result<pb::WhoAmIResponse, ApiError> {
+    /// Answers a read of the access model from this node's applied state (under its lease) to
+    /// a caller allowed `action`.
+    fn read_access<T>(
+        &self,
+        caller: &Caller,
+        action: Action,
+        read: impl FnOnce(&AccessControl) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        self.node.serving_now()?;
+        self.allow(caller, action)?;
+        let applied = self.node.raft().shared().read();
+        read(applied.state.access())
+    }
+
+    /// Proposes `command` as the write `req` of `action` (its request id and fingerprint).
+    async fn propose<M: ClientRequest>(
+        &self,
+        action: Action,
+        caller: &Caller,
+        req: &M,
+        command: Command,
+    ) -> Result<Response, ApiError> {
+        let call = WriteCall::new(action, caller, req);
+        self.node.write(&call, Vec::new(), command).await
+    }
+
+    async fn identify(
+        &self,
+        _req: pb::WhoAmIRequest,
+        caller: &Caller,
+    ) -> Result<pb::WhoAmIResponse, ApiError> {
         self.allow(caller, Action::WhoAmI)?;
         let applied = self.node.raft().shared().read();
         let access = applied.state.access();
@@ -145,7 +175,7 @@ impl AccessService {
         })
     }
 
-    async fn put_policy(
+    async fn store_policy(
         &self,
         req: pb::PutPolicyRequest,
         caller: &Caller,
@@ -154,10 +184,13 @@ impl AccessService {
         let name = policy_name(&req.name)?;
         let document =
             PolicyDocument::parse(&req.document, document_format(&req.format, &req.document)?)?;
-        let call = WriteCall::new(Action::PutPolicy, caller, &req);
         match self
-            .node
-            .write(&call, Vec::new(), Command::PutPolicy { name, document })
+            .propose(
+                Action::PutPolicy,
+                caller,
+                &req,
+                Command::PutPolicy { name, document },
+            )
             .await?
         {
             Response::PolicyStored { name, version } => Ok(pb::PutPolicyResponse {
@@ -168,55 +201,56 @@ impl AccessService {
         }
     }
 
-    fn get_policy(
+    async fn read_policy(
         &self,
-        req: &pb::GetPolicyRequest,
+        req: pb::GetPolicyRequest,
         caller: &Caller,
     ) -> Result<pb::Policy, ApiError> {
-        self.node.serving_now()?;
-        self.allow(caller, Action::GetPolicy)?;
-        let name = policy_name(&req.name)?;
-        let applied = self.node.raft().shared().read();
-        let policy = applied
-            .state
-            .access()
-            .policy(&name)
-            .ok_or(ApiError::Rejected(ApplyError::PolicyNotFound { name }))?;
-        Ok(pb::Policy {
-            name: policy.name.to_string(),
-            version: policy.version,
-            document: policy.document.to_json()?,
+        self.read_access(caller, Action::GetPolicy, |access| {
+            let name = policy_name(&req.name)?;
+            let policy = access
+                .policy(&name)
+                .ok_or(ApiError::Rejected(ApplyError::PolicyNotFound { name }))?;
+            Ok(pb::Policy {
+                name: policy.name.to_string(),
+                version: policy.version,
+                document: policy.document.to_json()?,
+            })
         })
     }
 
-    fn list_policies(&self, caller: &Caller) -> Result<pb::ListPoliciesResponse, ApiError> {
-        self.node.serving_now()?;
-        self.allow(caller, Action::ListPolicies)?;
-        let applied = self.node.raft().shared().read();
-        let policies = applied
-            .state
-            .access()
-            .policies()
-            .map(|p| pb::PolicySummary {
-                name: p.name.to_string(),
-                version: p.version,
-                statements: u32::try_from(p.document.statements().len()).unwrap_or(u32::MAX),
-            })
-            .collect();
-        Ok(pb::ListPoliciesResponse { policies })
+    async fn policy_list(
+        &self,
+        _req: pb::ListPoliciesRequest,
+        caller: &Caller,
+    ) -> Result<pb::ListPoliciesResponse, ApiError> {
+        self.read_access(caller, Action::ListPolicies, |access| {
+            let policies = access
+                .policies()
+                .map(|p| pb::PolicySummary {
+                    name: p.name.to_string(),
+                    version: p.version,
+                    statements: u32::try_from(p.document.statements().len()).unwrap_or(u32::MAX),
+                })
+                .collect();
+            Ok(pb::ListPoliciesResponse { policies })
+        })
     }
 
-    async fn delete_policy(
+    async fn drop_policy(
         &self,
         req: pb::DeletePolicyRequest,
         caller: &Caller,
     ) -> Result<pb::DeletePolicyResponse, ApiError> {
         self.allow(caller, Action::DeletePolicy)?;
         let name = policy_name(&req.name)?;
-        let call = WriteCall::new(Action::DeletePolicy, caller, &req);
         match self
-            .node
-            .write(&call, Vec::new(), Command::DeletePolicy { name })
+            .propose(
+                Action::DeletePolicy,
+                caller,
+                &req,
+                Command::DeletePolicy { name },
+            )
             .await?
         {
             Response::PolicyDeleted { name } => Ok(pb::DeletePolicyResponse {
@@ -226,7 +260,7 @@ impl AccessService {
         }
     }
 
-    async fn check_policy(
+    async fn evaluate_policy(
         &self,
         req: pb::CheckPolicyRequest,
         caller: &Caller,
@@ -256,7 +290,7 @@ impl AccessService {
         })
     }
 
-    async fn create_grant(
+    async fn new_grant(
         &self,
         req: pb::CreateGrantRequest,
         caller: &Caller,
@@ -316,7 +350,7 @@ impl AccessService {
         }
     }
 
-    async fn list_grants(
+    async fn grant_list(
         &self,
         req: pb::ListGrantsRequest,
         caller: &Caller,
@@ -340,7 +374,7 @@ impl AccessService {
         Ok(pb::ListGrantsResponse { grants })
     }
 
-    async fn revoke_grant(
+    async fn withdraw_grant(
         &self,
         req: pb::RevokeGrantRequest,
         caller: &Caller,
@@ -390,7 +424,7 @@ impl AccessService {
         }
     }
 
-    async fn revoke_certificate(
+    async fn deny_certificate(
         &self,
         req: pb::RevokeCertificateRequest,
         caller: &Caller,
@@ -413,12 +447,11 @@ impl AccessService {
                 ))
             }
         };
-        let call = WriteCall::new(Action::RevokeCertificate, caller, &req);
         match self
-            .node
-            .write(
-                &call,
-                Vec::new(),
+            .propose(
+                Action::RevokeCertificate,
+                caller,
+                &req,
                 Command::RevokeCertificate { certificate },
             )
             .await?
@@ -432,17 +465,20 @@ impl AccessService {
         }
     }
 
-    async fn put_rate_limit(
+    async fn store_rate_limit(
         &self,
         req: pb::PutRateLimitRequest,
         caller: &Caller,
     ) -> Result<pb::RateLimit, ApiError> {
         self.allow(caller, Action::PutRateLimit)?;
         let rule = rate_limit_from_proto(req.rule.clone())?;
-        let call = WriteCall::new(Action::PutRateLimit, caller, &req);
         match self
-            .node
-            .write(&call, Vec::new(), Command::PutRateLimit(rule))
+            .propose(
+                Action::PutRateLimit,
+                caller,
+                &req,
+                Command::PutRateLimit(rule),
+            )
             .await?
         {
             Response::RateLimitStored(rule) => Ok(rate_limit_to_proto(&rule)),
@@ -450,20 +486,18 @@ impl AccessService {
         }
     }
 
-    fn list_rate_limits(&self, caller: &Caller) -> Result<pb::ListRateLimitsResponse, ApiError> {
-        self.node.serving_now()?;
-        self.allow(caller, Action::ListRateLimits)?;
-        let applied = self.node.raft().shared().read();
-        let rules = applied
-            .state
-            .access()
-            .rate_limits()
-            .map(rate_limit_to_proto)
-            .collect();
-        Ok(pb::ListRateLimitsResponse { rules })
+    async fn rate_limit_list(
+        &self,
+        _req: pb::ListRateLimitsRequest,
+        caller: &Caller,
+    ) -> Result<pb::ListRateLimitsResponse, ApiError> {
+        self.read_access(caller, Action::ListRateLimits, |access| {
+            let rules = access.rate_limits().map(rate_limit_to_proto).collect();
+            Ok(pb::ListRateLimitsResponse { rules })
+        })
     }
 
-    async fn delete_rate_limit(
+    async fn drop_rate_limit(
         &self,
         req: pb::DeleteRateLimitRequest,
         caller: &Caller,
@@ -473,10 +507,13 @@ impl AccessService {
             return Err(ApiError::invalid("identity", "must not be empty"));
         }
         let identity = Glob::new(&req.identity);
-        let call = WriteCall::new(Action::DeleteRateLimit, caller, &req);
         match self
-            .node
-            .write(&call, Vec::new(), Command::DeleteRateLimit { identity })
+            .propose(
+                Action::DeleteRateLimit,
+                caller,
+                &req,
+                Command::DeleteRateLimit { identity },
+            )
             .await?
         {
             Response::RateLimitDeleted { identity } => Ok(pb::DeleteRateLimitResponse {
@@ -486,140 +523,40 @@ impl AccessService {
         }
     }
 
-    fn list_revoked(
+    async fn list_revoked(
         &self,
+        _req: pb::ListRevokedCertificatesRequest,
         caller: &Caller,
     ) -> Result<pb::ListRevokedCertificatesResponse, ApiError> {
-        self.node.serving_now()?;
-        self.allow(caller, Action::ListRevoked)?;
-        let applied = self.node.raft().shared().read();
-        let certificates = applied
-            .state
-            .access()
-            .revocations()
-            .map(|r| pb::RevokedCertificate {
-                entry: r.certificate.row_name(),
-            })
-            .collect();
-        Ok(pb::ListRevokedCertificatesResponse { certificates })
+        self.read_access(caller, Action::ListRevoked, |access| {
+            let certificates = access
+                .revocations()
+                .map(|r| pb::RevokedCertificate {
+                    entry: r.certificate.row_name(),
+                })
+                .collect();
+            Ok(pb::ListRevokedCertificatesResponse { certificates })
+        })
     }
 }
 
-/// Runs one handler on the caller and message of a request.
-macro_rules! handle {
-    ($request:expr, |$caller:ident, $req:ident| $body:expr) => {{
-        let ($caller, $req) = split($request)?;
-        Ok(GrpcResponse::new($body?))
-    }};
-}
-
-#[tonic::async_trait]
-impl Access for AccessService {
-    async fn who_am_i(
-        &self,
-        request: GrpcRequest<pb::WhoAmIRequest>,
-    ) -> Result<GrpcResponse<pb::WhoAmIResponse>, Status> {
-        handle!(request, |caller, _req| self.who_am_i(&caller))
-    }
-
-    async fn put_policy(
-        &self,
-        request: GrpcRequest<pb::PutPolicyRequest>,
-    ) -> Result<GrpcResponse<pb::PutPolicyResponse>, Status> {
-        handle!(request, |caller, req| self.put_policy(req, &caller).await)
-    }
-
-    async fn get_policy(
-        &self,
-        request: GrpcRequest<pb::GetPolicyRequest>,
-    ) -> Result<GrpcResponse<pb::Policy>, Status> {
-        handle!(request, |caller, req| self.get_policy(&req, &caller))
-    }
-
-    async fn list_policies(
-        &self,
-        request: GrpcRequest<pb::ListPoliciesRequest>,
-    ) -> Result<GrpcResponse<pb::ListPoliciesResponse>, Status> {
-        handle!(request, |caller, _req| self.list_policies(&caller))
-    }
-
-    async fn delete_policy(
-        &self,
-        request: GrpcRequest<pb::DeletePolicyRequest>,
-    ) -> Result<GrpcResponse<pb::DeletePolicyResponse>, Status> {
-        handle!(request, |caller, req| self
-            .delete_policy(req, &caller)
-            .await)
-    }
-
-    async fn check_policy(
-        &self,
-        request: GrpcRequest<pb::CheckPolicyRequest>,
-    ) -> Result<GrpcResponse<pb::CheckPolicyResponse>, Status> {
-        handle!(request, |caller, req| self.check_policy(req, &caller).await)
-    }
-
-    async fn create_grant(
-        &self,
-        request: GrpcRequest<pb::CreateGrantRequest>,
-    ) -> Result<GrpcResponse<pb::Grant>, Status> {
-        handle!(request, |caller, req| self.create_grant(req, &caller).await)
-    }
-
-    async fn list_grants(
-        &self,
-        request: GrpcRequest<pb::ListGrantsRequest>,
-    ) -> Result<GrpcResponse<pb::ListGrantsResponse>, Status> {
-        handle!(request, |caller, req| self.list_grants(req, &caller).await)
-    }
-
-    async fn revoke_grant(
-        &self,
-        request: GrpcRequest<pb::RevokeGrantRequest>,
-    ) -> Result<GrpcResponse<pb::RevokeGrantResponse>, Status> {
-        handle!(request, |caller, req| self.revoke_grant(req, &caller).await)
-    }
-
-    async fn revoke_certificate(
-        &self,
-        request: GrpcRequest<pb::RevokeCertificateRequest>,
-    ) -> Result<GrpcResponse<pb::RevokeCertificateResponse>, Status> {
-        handle!(request, |caller, req| self
-            .revoke_certificate(req, &caller)
-            .await)
-    }
-
-    async fn list_revoked_certificates(
-        &self,
-        request: GrpcRequest<pb::ListRevokedCertificatesRequest>,
-    ) -> Result<GrpcResponse<pb::ListRevokedCertificatesResponse>, Status> {
-        handle!(request, |caller, _req| self.list_revoked(&caller))
-    }
-
-    async fn put_rate_limit(
-        &self,
-        request: GrpcRequest<pb::PutRateLimitRequest>,
-    ) -> Result<GrpcResponse<pb::RateLimit>, Status> {
-        handle!(request, |caller, req| self
-            .put_rate_limit(req, &caller)
-            .await)
-    }
-
-    async fn list_rate_limits(
-        &self,
-        request: GrpcRequest<pb::ListRateLimitsRequest>,
-    ) -> Result<GrpcResponse<pb::ListRateLimitsResponse>, Status> {
-        handle!(request, |caller, _req| self.list_rate_limits(&caller))
-    }
-
-    async fn delete_rate_limit(
-        &self,
-        request: GrpcRequest<pb::DeleteRateLimitRequest>,
-    ) -> Result<GrpcResponse<pb::DeleteRateLimitResponse>, Status> {
-        handle!(request, |caller, req| self
-            .delete_rate_limit(req, &caller)
-            .await)
-    }
+rpcs! {
+    impl Access for AccessService, first [];
+    who_am_i(WhoAmIRequest) -> WhoAmIResponse = identify;
+    put_policy(PutPolicyRequest) -> PutPolicyResponse = store_policy;
+    get_policy(GetPolicyRequest) -> Policy = read_policy;
+    list_policies(ListPoliciesRequest) -> ListPoliciesResponse = policy_list;
+    delete_policy(DeletePolicyRequest) -> DeletePolicyResponse = drop_policy;
+    check_policy(CheckPolicyRequest) -> CheckPolicyResponse = evaluate_policy;
+    create_grant(CreateGrantRequest) -> Grant = new_grant;
+    list_grants(ListGrantsRequest) -> ListGrantsResponse = grant_list;
+    revoke_grant(RevokeGrantRequest) -> RevokeGrantResponse = withdraw_grant;
+    revoke_certificate(RevokeCertificateRequest) -> RevokeCertificateResponse = deny_certificate;
+    list_revoked_certificates(ListRevokedCertificatesRequest) -> ListRevokedCertificatesResponse
+        = list_revoked;
+    put_rate_limit(PutRateLimitRequest) -> RateLimit = store_rate_limit;
+    list_rate_limits(ListRateLimitsRequest) -> ListRateLimitsResponse = rate_limit_list;
+    delete_rate_limit(DeleteRateLimitRequest) -> DeleteRateLimitResponse = drop_rate_limit;
 }
 
 /// When a grant made now for `seconds` expires: `seconds` after cluster time, the clock grants

@@ -151,143 +151,44 @@ fn item_error(error: ApiError) -> pb::ItemError {
     }
 }
 
-#[tonic::async_trait]
-impl Crypto for CryptoService {
-    async fn encrypt(
-        &self,
-        request: GrpcRequest<pb::EncryptRequest>,
-    ) -> Result<GrpcResponse<pb::EncryptResponse>, Status> {
-        self.node.require_serving().await?;
-        let (caller, req) = split(request)?;
-        Ok(GrpcResponse::new(self.encrypt_one(req, &caller).await?))
-    }
-
-    async fn decrypt(
-        &self,
-        request: GrpcRequest<pb::DecryptRequest>,
-    ) -> Result<GrpcResponse<pb::DecryptResponse>, Status> {
-        self.node.require_serving().await?;
-        let (caller, req) = split(request)?;
-        Ok(GrpcResponse::new(self.decrypt_one(req, &caller).await?))
-    }
-
-    async fn re_encrypt(
-        &self,
-        request: GrpcRequest<pb::ReEncryptRequest>,
-    ) -> Result<GrpcResponse<pb::ReEncryptResponse>, Status> {
-        self.node.require_serving().await?;
-        let (caller, req) = split(request)?;
-        Ok(GrpcResponse::new(self.re_encrypt(req, &caller).await?))
-    }
-
-    async fn batch_encrypt(
-        &self,
-        request: GrpcRequest<pb::BatchEncryptRequest>,
-    ) -> Result<GrpcResponse<pb::BatchEncryptResponse>, Status> {
-        self.node.require_serving().await?;
-        let (caller, req) = split(request)?;
-        Ok(GrpcResponse::new(self.batch_encrypt(req, &caller).await?))
-    }
-
-    async fn batch_decrypt(
-        &self,
-        request: GrpcRequest<pb::BatchDecryptRequest>,
-    ) -> Result<GrpcResponse<pb::BatchDecryptResponse>, Status> {
-        self.node.require_serving().await?;
-        let (caller, req) = split(request)?;
-        Ok(GrpcResponse::new(self.batch_decrypt(req, &caller).await?))
-    }
-
-    async fn generate_data_key(
-        &self,
-        request: GrpcRequest<pb::GenerateDataKeyRequest>,
-    ) -> Result<GrpcResponse<pb::GenerateDataKeyResponse>, Status> {
-        self.node.require_serving().await?;
-        let (caller, req) = split(request)?;
-        Ok(GrpcResponse::new(self.data_key(req, true, &caller).await?))
-    }
-
-    async fn generate_data_key_without_plaintext(
-        &self,
-        request: GrpcRequest<pb::GenerateDataKeyRequest>,
-    ) -> Result<GrpcResponse<pb::GenerateDataKeyResponse>, Status> {
-        self.node.require_serving().await?;
-        let (caller, req) = split(request)?;
-        Ok(GrpcResponse::new(self.data_key(req, false, &caller).await?))
-    }
-
-    async fn generate_data_key_pair(
-        &self,
-        request: GrpcRequest<pb::GenerateDataKeyPairRequest>,
-    ) -> Result<GrpcResponse<pb::GenerateDataKeyPairResponse>, Status> {
-        self.node.require_serving().await?;
-        let (caller, req) = split(request)?;
-        Ok(GrpcResponse::new(self.data_key_pair(req, &caller).await?))
-    }
-
-    async fn sign(
-        &self,
-        request: GrpcRequest<pb::SignRequest>,
-    ) -> Result<GrpcResponse<pb::SignResponse>, Status> {
-        self.node.require_serving().await?;
-        let (caller, req) = split(request)?;
-        Ok(GrpcResponse::new(self.sign(req, &caller).await?))
-    }
-
-    async fn verify(
-        &self,
-        request: GrpcRequest<pb::VerifyRequest>,
-    ) -> Result<GrpcResponse<pb::VerifyResponse>, Status> {
-        self.node.require_serving().await?;
-        let (caller, req) = split(request)?;
-        Ok(GrpcResponse::new(self.verify(req, &caller).await?))
-    }
-
-    async fn get_public_key(
-        &self,
-        request: GrpcRequest<pb::GetPublicKeyRequest>,
-    ) -> Result<GrpcResponse<pb::GetPublicKeyResponse>, Status> {
-        self.node.require_serving().await?;
-        let (caller, req) = split(request)?;
-        Ok(GrpcResponse::new(self.public_key(req, &caller).await?))
-    }
-
-    async fn generate_mac(
-        &self,
-        request: GrpcRequest<pb::GenerateMacRequest>,
-    ) -> Result<GrpcResponse<pb::GenerateMacResponse>, Status> {
-        self.node.require_serving().await?;
-        let (caller, req) = split(request)?;
-        Ok(GrpcResponse::new(self.generate_mac(req, &caller).await?))
-    }
-
-    async fn verify_mac(
-        &self,
-        request: GrpcRequest<pb::VerifyMacRequest>,
-    ) -> Result<GrpcResponse<pb::VerifyMacResponse>, Status> {
-        self.node.require_serving().await?;
-        let (caller, req) = split(request)?;
-        Ok(GrpcResponse::new(self.verify_mac(req, &caller).await?))
-    }
-
-    async fn generate_random(
-        &self,
-        request: GrpcRequest<pb::GenerateRandomRequest>,
-    ) -> Result<GrpcResponse<pb::GenerateRandomResponse>, Status> {
-        self.node.require_unsealed()?;
-        let (caller, req) = split(request)?;
-        self.node
-            .authorize(&caller, Action::GenerateRandom, None, &BTreeMap::new())?;
-        let n = req.number_of_bytes;
-        if n == 0 || n > MAX_RANDOM_BYTES {
-            return Err(ApiError::invalid(
-                "number_of_bytes",
-                format!("must be 1..={MAX_RANDOM_BYTES}, got {n}"),
-            )
-            .into());
+rpcs! {
+    impl Crypto for CryptoService, first [require_serving];
+    encrypt(EncryptRequest) -> EncryptResponse = encrypt_one;
+    decrypt(DecryptRequest) -> DecryptResponse = decrypt_one;
+    re_encrypt(ReEncryptRequest) -> ReEncryptResponse = re_encrypt_one;
+    batch_encrypt(BatchEncryptRequest) -> BatchEncryptResponse = encrypt_batch;
+    batch_decrypt(BatchDecryptRequest) -> BatchDecryptResponse = decrypt_batch;
+    generate_data_key(GenerateDataKeyRequest) -> GenerateDataKeyResponse = data_key(true);
+    generate_data_key_without_plaintext(GenerateDataKeyRequest) -> GenerateDataKeyResponse
+        = data_key(false);
+    generate_data_key_pair(GenerateDataKeyPairRequest) -> GenerateDataKeyPairResponse
+        = data_key_pair;
+    sign(SignRequest) -> SignResponse = sign_one;
+    verify(VerifyRequest) -> VerifyResponse = verify_one;
+    get_public_key(GetPublicKeyRequest) -> GetPublicKeyResponse = public_key;
+    generate_mac(GenerateMacRequest) -> GenerateMacResponse = mac_one;
+    verify_mac(VerifyMacRequest) -> VerifyMacResponse = verify_mac_one;
+    {
+        // Random bytes need no key and no lease: an unsealed node answers.
+        async fn generate_random(
+            &self,
+            request: GrpcRequest<pb::GenerateRandomRequest>,
+        ) -> Result<GrpcResponse<pb::GenerateRandomResponse>, Status> {
+            self.node.require_unsealed()?;
+            let (caller, req) = split(request)?;
+            self.node
+                .authorize(&caller, Action::GenerateRandom, None, &BTreeMap::new())?;
+            let n = req.number_of_bytes;
+            if n == 0 || n > MAX_RANDOM_BYTES {
+                return Err(ApiError::invalid(
+                    "number_of_bytes",
+                    format!("must be 1..={MAX_RANDOM_BYTES}, got {n}"),
+                )
+                .into());
+            }
+            let mut random = vec![0u8; n as usize];
+            crate::node::rand_fill(&mut random);
+            Ok(GrpcResponse::new(pb::GenerateRandomResponse { random }))
         }
-        let mut random = vec![0u8; n as usize];
-        crate::node::rand_fill(&mut random);
-        Ok(GrpcResponse::new(pb::GenerateRandomResponse { random }))
     }
 }

@@ -267,10 +267,10 @@ impl KeysService {
     /// A write whose command needs nothing but the key's id (enable, disable, cancel).
     async fn state_change(
         &self,
-        action: Action,
         req: pb::KeyWriteRequest,
-        identity: &Caller,
+        action: Action,
         make: impl Fn(KeyId) -> Command,
+        identity: &Caller,
     ) -> Result<pb::KeyResponse, ApiError> {
         let call = WriteCall::new(action, identity, &req);
         self.key_write(&call, &req.key, |k| Ok(make(k.key_id.clone())))
@@ -280,10 +280,10 @@ impl KeysService {
     /// A write to one version of a key (enable, disable, destroy, minimum version).
     async fn version_write(
         &self,
-        action: Action,
         req: pb::KeyVersionRequest,
-        identity: &Caller,
+        action: Action,
         make: impl Fn(KeyId, KeyVersion) -> Command,
+        identity: &Caller,
     ) -> Result<pb::KeyResponse, ApiError> {
         let Some(version) = named_version(req.version) else {
             return Err(ApiError::invalid("version", "must be at least 1"));
@@ -302,14 +302,14 @@ impl KeysService {
         let version = req.version;
         let response = self
             .version_write(
-                Action::DestroyKeyVersion,
                 req,
-                identity,
+                Action::DestroyKeyVersion,
                 |key_id, version| Command::DestroyKeyVersion {
                     key_id,
                     version,
                     at_ms,
                 },
+                identity,
             )
             .await?;
         if let Some(key) = &response.key {
@@ -393,10 +393,10 @@ impl KeysService {
 
     async fn alias_write(
         &self,
-        action: Action,
         req: pb::AliasRequest,
-        identity: &Caller,
+        action: Action,
         make: impl Fn(AliasName, KeyId) -> Command,
+        identity: &Caller,
     ) -> Result<pb::AliasResponse, ApiError> {
         audit::notes::value("alias", &req.alias);
         let alias = AliasName::parse(&req.alias).map_err(|e| ApiError::invalid("alias", e))?;
@@ -495,110 +495,28 @@ impl KeysService {
         Ok(pb::ListAliasesResponse { aliases })
     }
 
-    async fn enable(
-        &self,
-        req: pb::KeyWriteRequest,
-        caller: &Caller,
-    ) -> Result<pb::KeyResponse, ApiError> {
-        self.state_change(Action::EnableKey, req, caller, |key_id| {
-            Command::EnableKey { key_id }
-        })
-        .await
-    }
-
-    async fn disable(
-        &self,
-        req: pb::KeyWriteRequest,
-        caller: &Caller,
-    ) -> Result<pb::KeyResponse, ApiError> {
-        self.state_change(Action::DisableKey, req, caller, |key_id| {
-            Command::DisableKey { key_id }
-        })
-        .await
-    }
-
-    async fn cancel_deletion(
-        &self,
-        req: pb::KeyWriteRequest,
-        caller: &Caller,
-    ) -> Result<pb::KeyResponse, ApiError> {
-        self.state_change(Action::CancelKeyDeletion, req, caller, |key_id| {
-            Command::CancelKeyDeletion { key_id }
-        })
-        .await
-    }
-
-    async fn set_min_version(
-        &self,
-        req: pb::KeyVersionRequest,
-        caller: &Caller,
-    ) -> Result<pb::KeyResponse, ApiError> {
-        self.version_write(
-            Action::SetMinDecryptionVersion,
-            req,
-            caller,
-            |key_id, version| Command::SetMinDecryptionVersion { key_id, version },
-        )
-        .await
-    }
-
     /// Enables (`enabled`) or disables one version of a key.
     async fn set_version_enabled(
         &self,
         req: pb::KeyVersionRequest,
-        caller: &Caller,
         enabled: bool,
+        caller: &Caller,
     ) -> Result<pb::KeyResponse, ApiError> {
         let action = if enabled {
             Action::EnableKeyVersion
         } else {
             Action::DisableKeyVersion
         };
-        self.version_write(action, req, caller, |key_id, version| {
-            Command::SetVersionEnabled {
+        self.version_write(
+            req,
+            action,
+            |key_id, version| Command::SetVersionEnabled {
                 key_id,
                 version,
                 enabled,
-            }
-        })
-        .await
-    }
-
-    async fn enable_version(
-        &self,
-        req: pb::KeyVersionRequest,
-        caller: &Caller,
-    ) -> Result<pb::KeyResponse, ApiError> {
-        self.set_version_enabled(req, caller, true).await
-    }
-
-    async fn disable_version(
-        &self,
-        req: pb::KeyVersionRequest,
-        caller: &Caller,
-    ) -> Result<pb::KeyResponse, ApiError> {
-        self.set_version_enabled(req, caller, false).await
-    }
-
-    async fn new_alias(
-        &self,
-        req: pb::AliasRequest,
-        caller: &Caller,
-    ) -> Result<pb::AliasResponse, ApiError> {
-        self.alias_write(Action::CreateAlias, req, caller, |alias, key_id| {
-            Command::CreateAlias { alias, key_id }
-        })
-        .await
-    }
-
-    async fn retarget_alias(
-        &self,
-        req: pb::AliasRequest,
-        caller: &Caller,
-    ) -> Result<pb::AliasResponse, ApiError> {
-        self.alias_write(Action::UpdateAlias, req, caller, |alias, key_id| {
-            Command::UpdateAlias { alias, key_id }
-        })
+            },
+            caller,
+        )
         .await
     }
 
@@ -885,47 +803,36 @@ impl KeysService {
     }
 }
 
-/// The generated trait, one line per RPC: the one layer between gRPC and the handlers. Each
-/// method takes the caller and the message out of the request, runs its handler (an inherent
-/// method of [`KeysService`] taking the message and the caller, which owns its checks in the
-/// order serving, arguments, authorisation) and answers with its message or its error as a
-/// status.
-macro_rules! keys_rpcs {
-    ($($rpc:ident($request:ident) -> $response:ident = $handler:ident;)*) => {
-        #[tonic::async_trait]
-        impl Keys for KeysService {
-            $(
-                async fn $rpc(
-                    &self,
-                    request: GrpcRequest<pb::$request>,
-                ) -> Result<GrpcResponse<pb::$response>, Status> {
-                    let (caller, req) = split(request)?;
-                    Ok(GrpcResponse::new(self.$handler(req, &caller).await?))
-                }
-            )*
-        }
-    };
-}
-
-keys_rpcs! {
+rpcs! {
+    impl Keys for KeysService, first [];
     create_key(CreateKeyRequest) -> KeyResponse = create;
     describe_key(DescribeKeyRequest) -> KeyResponse = describe;
     list_keys(ListKeysRequest) -> ListKeysResponse = list;
     rotate_key(KeyWriteRequest) -> KeyResponse = rotate;
-    enable_key(KeyWriteRequest) -> KeyResponse = enable;
-    disable_key(KeyWriteRequest) -> KeyResponse = disable;
+    enable_key(KeyWriteRequest) -> KeyResponse
+        = state_change(Action::EnableKey, |key_id| Command::EnableKey { key_id });
+    disable_key(KeyWriteRequest) -> KeyResponse
+        = state_change(Action::DisableKey, |key_id| Command::DisableKey { key_id });
     schedule_key_deletion(ScheduleKeyDeletionRequest) -> KeyResponse = schedule_deletion;
-    cancel_key_deletion(KeyWriteRequest) -> KeyResponse = cancel_deletion;
-    set_min_decryption_version(KeyVersionRequest) -> KeyResponse = set_min_version;
-    enable_key_version(KeyVersionRequest) -> KeyResponse = enable_version;
-    disable_key_version(KeyVersionRequest) -> KeyResponse = disable_version;
+    cancel_key_deletion(KeyWriteRequest) -> KeyResponse = state_change(
+        Action::CancelKeyDeletion,
+        |key_id| Command::CancelKeyDeletion { key_id }
+    );
+    set_min_decryption_version(KeyVersionRequest) -> KeyResponse = version_write(
+        Action::SetMinDecryptionVersion,
+        |key_id, version| Command::SetMinDecryptionVersion { key_id, version }
+    );
+    enable_key_version(KeyVersionRequest) -> KeyResponse = set_version_enabled(true);
+    disable_key_version(KeyVersionRequest) -> KeyResponse = set_version_enabled(false);
     destroy_key_version(KeyVersionRequest) -> KeyResponse = destroy_version;
     update_key_description(UpdateKeyDescriptionRequest) -> KeyResponse = update_description;
     tag_key(TagKeyRequest) -> KeyResponse = tag;
     untag_key(UntagKeyRequest) -> KeyResponse = untag;
     set_rotation_period(SetRotationPeriodRequest) -> KeyResponse = set_rotation;
-    create_alias(AliasRequest) -> AliasResponse = new_alias;
-    update_alias(AliasRequest) -> AliasResponse = retarget_alias;
+    create_alias(AliasRequest) -> AliasResponse
+        = alias_write(Action::CreateAlias, |alias, key_id| Command::CreateAlias { alias, key_id });
+    update_alias(AliasRequest) -> AliasResponse
+        = alias_write(Action::UpdateAlias, |alias, key_id| Command::UpdateAlias { alias, key_id });
     delete_alias(DeleteAliasRequest) -> DeleteAliasResponse = remove_alias;
     list_aliases(ListAliasesRequest) -> ListAliasesResponse = aliases;
     get_import_parameters(KeyWriteRequest) -> ImportParameters = import_parameters;

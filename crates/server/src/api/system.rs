@@ -34,7 +34,7 @@ impl SystemService {
         Self { node }
     }
 
-    async fn init(
+    async fn initialize(
         &self,
         req: pb::InitRequest,
         caller: &Caller,
@@ -97,6 +97,11 @@ impl SystemService {
             }
             _ => return Err(ApiError::Internal("initialization returned another result")),
         }
+        tracing::info!(
+            shares = material.shares.len(),
+            threshold = req.threshold,
+            "cluster initialized"
+        );
         Ok(pb::InitResponse {
             shares: material
                 .shares
@@ -107,7 +112,7 @@ impl SystemService {
         })
     }
 
-    fn unseal(
+    fn take_share(
         &self,
         req: &pb::UnsealRequest,
         caller: &Caller,
@@ -138,6 +143,13 @@ impl SystemService {
         })
     }
 
+    /// Checks that `caller` may run the operator `action` and that this node is a member.
+    fn allow_operator(&self, caller: &Caller, action: Action) -> Result<(), ApiError> {
+        self.node
+            .authorize(caller, action, None, &BTreeMap::new())?;
+        self.node.require_member()
+    }
+
     /// Runs a membership call on the leader for an authorised caller.
     async fn membership(
         &self,
@@ -145,9 +157,7 @@ impl SystemService {
         action: Action,
         call: MembershipCall,
     ) -> Result<pb::MembersResponse, ApiError> {
-        self.node
-            .authorize(caller, action, None, &BTreeMap::new())?;
-        self.node.require_member()?;
+        self.allow_operator(caller, action)?;
         if let MembershipCall::Change(request) = &call {
             tracing::info!(change = ?request.change, force = request.force, "membership change requested");
         }
@@ -155,25 +165,24 @@ impl SystemService {
         Ok(members_response(list))
     }
 
+    /// Promotes, demotes or removes a member (`change` of its id).
     async fn change(
         &self,
-        request: GrpcRequest<pb::MemberChangeRequest>,
+        req: pb::MemberChangeRequest,
         change: fn(u64) -> Change,
-    ) -> Result<GrpcResponse<pb::MembersResponse>, Status> {
-        let (caller, req) = split(request)?;
+        caller: &Caller,
+    ) -> Result<pb::MembersResponse, ApiError> {
         let call = MembershipCall::Change(ChangeRequest {
             change: change(req.node_id),
             force: req.force,
         });
-        Ok(GrpcResponse::new(
-            self.membership(&caller, Action::ChangeMembership, call)
-                .await?,
-        ))
+        self.membership(caller, Action::ChangeMembership, call)
+            .await
     }
 
     /// The node's status. `detailed` (the caller is allowed `operator:Status`) adds the
     /// member addresses and the state digest; everyone else gets the basic fields.
-    fn status(&self, with_state_digest: bool, detailed: bool) -> pb::StatusResponse {
+    fn status_report(&self, with_state_digest: bool, detailed: bool) -> pb::StatusResponse {
         let with_state_digest = with_state_digest && detailed;
         let raft = self.node.raft();
         let metrics = raft.metrics();
@@ -322,193 +331,164 @@ fn hex_digest(digest: [u8; 32]) -> String {
 pub type SnapshotStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::SnapshotChunk, Status>> + Send>>;
 
-#[tonic::async_trait]
-impl System for SystemService {
-    type SnapshotSaveStream = SnapshotStream;
+rpcs! {
+    impl System for SystemService, first [];
+    promote(MemberChangeRequest) -> MembersResponse = change(|id| Change::Promote { id });
+    demote(MemberChangeRequest) -> MembersResponse = change(|id| Change::Demote { id });
+    remove_member(MemberChangeRequest) -> MembersResponse = change(|id| Change::Remove { id });
+    init(InitRequest) -> InitResponse = initialize;
+    {
+        type SnapshotSaveStream = SnapshotStream;
 
-    async fn snapshot_save(
-        &self,
-        request: GrpcRequest<pb::SnapshotSaveRequest>,
-    ) -> Result<GrpcResponse<Self::SnapshotSaveStream>, Status> {
-        let (caller, _) = split(request)?;
-        let chunks = snapshot::save(&self.node, &caller).await?;
-        Ok(GrpcResponse::new(Box::pin(futures::stream::iter(
-            chunks.into_iter().map(Ok),
-        ))))
-    }
-
-    async fn snapshot_restore(
-        &self,
-        request: GrpcRequest<tonic::Streaming<pb::SnapshotRestoreRequest>>,
-    ) -> Result<GrpcResponse<pb::SnapshotRestoreResponse>, Status> {
-        let (caller, mut stream) = split(request)?;
-        snapshot::authorize_restore(&self.node, &caller)?;
-        let mut upload = snapshot::RestoreUpload {
-            file: Vec::new(),
-            force: false,
-            request_id: String::new(),
-        };
-        let mut first = true;
-        while let Some(message) = stream.message().await? {
-            snapshot::receive(&mut upload, first, message)?;
-            first = false;
+        async fn snapshot_save(
+            &self,
+            request: GrpcRequest<pb::SnapshotSaveRequest>,
+        ) -> Result<GrpcResponse<Self::SnapshotSaveStream>, Status> {
+            let (caller, _) = split(request)?;
+            let chunks = snapshot::save(&self.node, &caller).await?;
+            Ok(GrpcResponse::new(Box::pin(futures::stream::iter(
+                chunks.into_iter().map(Ok),
+            ))))
         }
-        let response = snapshot::restore(&self.node, &caller, upload).await?;
-        tracing::warn!(
-            cluster_id = %response.cluster_id,
-            keys = response.keys,
-            "state restored from a backup"
-        );
-        Ok(GrpcResponse::new(response))
-    }
 
-    async fn init(
-        &self,
-        request: GrpcRequest<pb::InitRequest>,
-    ) -> Result<GrpcResponse<pb::InitResponse>, Status> {
-        let (caller, req) = split(request)?;
-        let response = self.init(req, &caller).await?;
-        tracing::info!(
-            shares = response.shares.len(),
-            threshold = response.threshold,
-            "cluster initialized"
-        );
-        Ok(GrpcResponse::new(response))
-    }
-
-    async fn unseal(
-        &self,
-        request: GrpcRequest<pb::UnsealRequest>,
-    ) -> Result<GrpcResponse<pb::UnsealResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let result = self.unseal(request.get_ref(), &caller);
-        match &result {
-            Ok(r) if !r.sealed => tracing::info!("node unsealed"),
-            Ok(r) => tracing::info!(
-                progress = r.progress,
-                threshold = r.threshold,
-                "unseal progress"
-            ),
-            Err(e) => tracing::warn!(error = %e, "unseal attempt failed"),
+        async fn snapshot_restore(
+            &self,
+            request: GrpcRequest<tonic::Streaming<pb::SnapshotRestoreRequest>>,
+        ) -> Result<GrpcResponse<pb::SnapshotRestoreResponse>, Status> {
+            let (caller, mut stream) = split(request)?;
+            snapshot::authorize_restore(&self.node, &caller)?;
+            let mut upload = snapshot::RestoreUpload {
+                file: Vec::new(),
+                force: false,
+                request_id: String::new(),
+            };
+            let mut first = true;
+            while let Some(message) = stream.message().await? {
+                snapshot::receive(&mut upload, first, message)?;
+                first = false;
+            }
+            let response = snapshot::restore(&self.node, &caller, upload).await?;
+            tracing::warn!(
+                cluster_id = %response.cluster_id,
+                keys = response.keys,
+                "state restored from a backup"
+            );
+            Ok(GrpcResponse::new(response))
         }
-        Ok(GrpcResponse::new(result?))
-    }
 
-    async fn seal(
-        &self,
-        request: GrpcRequest<pb::SealRequest>,
-    ) -> Result<GrpcResponse<pb::SealResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        self.node
-            .authorize(&caller, Action::Seal, None, &BTreeMap::new())?;
-        self.node.seal_now();
-        tracing::info!("node sealed by request");
-        Ok(GrpcResponse::new(pb::SealResponse { sealed: true }))
-    }
+        async fn unseal(
+            &self,
+            request: GrpcRequest<pb::UnsealRequest>,
+        ) -> Result<GrpcResponse<pb::UnsealResponse>, Status> {
+            let caller = Caller::of(&request)?;
+            let result = self.take_share(request.get_ref(), &caller);
+            match &result {
+                Ok(r) if !r.sealed => tracing::info!("node unsealed"),
+                Ok(r) => tracing::info!(
+                    progress = r.progress,
+                    threshold = r.threshold,
+                    "unseal progress"
+                ),
+                Err(e) => tracing::warn!(error = %e, "unseal attempt failed"),
+            }
+            Ok(GrpcResponse::new(result?))
+        }
 
-    async fn status(
-        &self,
-        request: GrpcRequest<pb::StatusRequest>,
-    ) -> Result<GrpcResponse<pb::StatusResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        self.node.require_not_revoked(&caller)?;
-        self.node.require_member()?;
-        // Before `Init` there is no access model yet: whoever may join the cluster's formation
-        // sees it; afterwards the details need `operator:Status`.
-        let initialized = self.node.raft().shared().read().state.is_initialized();
-        let detailed = !initialized
-            || self
-                .node
-                .authorize(&caller, Action::Status, None, &BTreeMap::new())
-                .is_ok();
-        Ok(GrpcResponse::new(
-            self.status(request.get_ref().with_state_digest, detailed),
-        ))
-    }
+        async fn seal(
+            &self,
+            request: GrpcRequest<pb::SealRequest>,
+        ) -> Result<GrpcResponse<pb::SealResponse>, Status> {
+            let caller = Caller::of(&request)?;
+            self.node
+                .authorize(&caller, Action::Seal, None, &BTreeMap::new())?;
+            self.node.seal_now();
+            tracing::info!("node sealed by request");
+            Ok(GrpcResponse::new(pb::SealResponse { sealed: true }))
+        }
 
-    async fn audit_hash(
-        &self,
-        request: GrpcRequest<pb::AuditHashRequest>,
-    ) -> Result<GrpcResponse<pb::AuditHashResponse>, Status> {
-        let (caller, req) = split(request)?;
-        crate::audit::notes::value("audit_value", &req.value);
-        self.node
-            .authorize(&caller, Action::AuditHash, None, &BTreeMap::new())?;
-        let key = self.node.audit_key().ok_or(ApiError::Sealed)?;
-        Ok(GrpcResponse::new(pb::AuditHashResponse {
-            hmac: hex::encode(key.hmac(req.value.as_bytes())),
-        }))
-    }
+        async fn status(
+            &self,
+            request: GrpcRequest<pb::StatusRequest>,
+        ) -> Result<GrpcResponse<pb::StatusResponse>, Status> {
+            let caller = Caller::of(&request)?;
+            self.node.require_not_revoked(&caller)?;
+            self.node.require_member()?;
+            // Before `Init` there is no access model yet: whoever may join the cluster's formation
+            // sees it; afterwards the details need `operator:Status`.
+            let initialized = self.node.raft().shared().read().state.is_initialized();
+            let detailed = !initialized
+                || self
+                    .node
+                    .authorize(&caller, Action::Status, None, &BTreeMap::new())
+                    .is_ok();
+            Ok(GrpcResponse::new(
+                self.status_report(request.get_ref().with_state_digest, detailed),
+            ))
+        }
 
-    async fn members(
-        &self,
-        request: GrpcRequest<pb::MembersRequest>,
-    ) -> Result<GrpcResponse<pb::MembersResponse>, Status> {
-        let (caller, _) = split(request)?;
-        Ok(GrpcResponse::new(
-            self.membership(&caller, Action::ListMembers, MembershipCall::List)
-                .await?,
-        ))
-    }
+        async fn audit_hash(
+            &self,
+            request: GrpcRequest<pb::AuditHashRequest>,
+        ) -> Result<GrpcResponse<pb::AuditHashResponse>, Status> {
+            let (caller, req) = split(request)?;
+            crate::audit::notes::value("audit_value", &req.value);
+            self.node
+                .authorize(&caller, Action::AuditHash, None, &BTreeMap::new())?;
+            let key = self.node.audit_key().ok_or(ApiError::Sealed)?;
+            Ok(GrpcResponse::new(pb::AuditHashResponse {
+                hmac: hex::encode(key.hmac(req.value.as_bytes())),
+            }))
+        }
 
-    async fn add_learner(
-        &self,
-        request: GrpcRequest<pb::AddLearnerRequest>,
-    ) -> Result<GrpcResponse<pb::MembersResponse>, Status> {
-        let (caller, req) = split(request)?;
-        let info = NodeInfo {
-            api_addr: address("api_addr", &req.api_addr)?,
-            cluster_addr: address("cluster_addr", &req.cluster_addr)?,
-            region: req.region,
-            zone: req.zone,
-        };
-        let call = MembershipCall::Change(ChangeRequest {
-            change: Change::AddLearner {
-                id: req.node_id,
-                info,
-            },
-            force: false,
-        });
-        Ok(GrpcResponse::new(
-            self.membership(&caller, Action::ChangeMembership, call)
-                .await?,
-        ))
-    }
+        async fn members(
+            &self,
+            request: GrpcRequest<pb::MembersRequest>,
+        ) -> Result<GrpcResponse<pb::MembersResponse>, Status> {
+            let (caller, _) = split(request)?;
+            Ok(GrpcResponse::new(
+                self.membership(&caller, Action::ListMembers, MembershipCall::List)
+                    .await?,
+            ))
+        }
 
-    async fn promote(
-        &self,
-        request: GrpcRequest<pb::MemberChangeRequest>,
-    ) -> Result<GrpcResponse<pb::MembersResponse>, Status> {
-        self.change(request, |id| Change::Promote { id }).await
-    }
+        async fn add_learner(
+            &self,
+            request: GrpcRequest<pb::AddLearnerRequest>,
+        ) -> Result<GrpcResponse<pb::MembersResponse>, Status> {
+            let (caller, req) = split(request)?;
+            let info = NodeInfo {
+                api_addr: address("api_addr", &req.api_addr)?,
+                cluster_addr: address("cluster_addr", &req.cluster_addr)?,
+                region: req.region,
+                zone: req.zone,
+            };
+            let call = MembershipCall::Change(ChangeRequest {
+                change: Change::AddLearner {
+                    id: req.node_id,
+                    info,
+                },
+                force: false,
+            });
+            Ok(GrpcResponse::new(
+                self.membership(&caller, Action::ChangeMembership, call)
+                    .await?,
+            ))
+        }
 
-    async fn demote(
-        &self,
-        request: GrpcRequest<pb::MemberChangeRequest>,
-    ) -> Result<GrpcResponse<pb::MembersResponse>, Status> {
-        self.change(request, |id| Change::Demote { id }).await
-    }
+        async fn rotate_barrier(
+            &self,
+            request: GrpcRequest<pb::RotateBarrierRequest>,
+        ) -> Result<GrpcResponse<pb::RotateBarrierResponse>, Status> {
+            let (caller, req) = split(request)?;
+            Ok(GrpcResponse::new(self.change_barrier(&caller, &req).await?))
+        }
 
-    async fn remove_member(
-        &self,
-        request: GrpcRequest<pb::MemberChangeRequest>,
-    ) -> Result<GrpcResponse<pb::MembersResponse>, Status> {
-        self.change(request, |id| Change::Remove { id }).await
-    }
-
-    async fn rotate_barrier(
-        &self,
-        request: GrpcRequest<pb::RotateBarrierRequest>,
-    ) -> Result<GrpcResponse<pb::RotateBarrierResponse>, Status> {
-        let (caller, req) = split(request)?;
-        Ok(GrpcResponse::new(self.rotate_barrier(&caller, &req).await?))
-    }
-
-    async fn rekey(
-        &self,
-        request: GrpcRequest<pb::RekeyRequest>,
-    ) -> Result<GrpcResponse<pb::RekeyResponse>, Status> {
-        let (caller, req) = split(request)?;
-        Ok(GrpcResponse::new(self.rekey(&caller, req).await?))
+        async fn rekey(
+            &self,
+            request: GrpcRequest<pb::RekeyRequest>,
+        ) -> Result<GrpcResponse<pb::RekeyResponse>, Status> {
+            let (caller, req) = split(request)?;
+            Ok(GrpcResponse::new(self.rekey_step(&caller, req).await?))
+        }
     }
 }

@@ -1,7 +1,5 @@
 //! Validated names of the access model: identities, policy names and grant ids.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use crate::policy::{truncate, MAX_STRING_LEN};
@@ -51,10 +49,7 @@ fn checked(
 
 macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident, $max:expr, $allowed:expr, $variant:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        text_newtype!($(#[$doc])* $name, NameError);
 
         impl $name {
             /// Parses and validates the name.
@@ -63,30 +58,6 @@ macro_rules! name_type {
             /// The [`NameError`] variant of this kind of name.
             pub fn parse(value: &str) -> Result<Self, NameError> {
                 checked(value, $max, $allowed, |value| NameError::$variant { value }).map(Self)
-            }
-
-            /// The name as text.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = NameError;
-            fn try_from(value: String) -> Result<Self, NameError> {
-                Self::parse(&value)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(name: $name) -> String {
-                name.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
             }
         }
     };

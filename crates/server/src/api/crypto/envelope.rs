@@ -32,7 +32,34 @@ fn check_plaintext(field: &'static str, plaintext: &[u8]) -> Result<(), ApiError
     Ok(())
 }
 
+/// The value `table` gives the name `value` of the request field `field`, or the error naming
+/// the `expected` names.
+fn named<T: Copy>(
+    field: &'static str,
+    value: &str,
+    table: &[(&str, T)],
+    expected: &'static str,
+) -> Result<T, ApiError> {
+    table
+        .iter()
+        .find(|(name, _)| *name == value)
+        .map(|&(_, found)| found)
+        .ok_or_else(|| ApiError::not_one_of(field, value, expected))
+}
+
 impl CryptoService {
+    /// The symmetric key `key` names, checked for `access`; `operation` names the call in a
+    /// wrong-usage error.
+    async fn encryption_key(
+        &self,
+        access: Access<'_>,
+        key: &str,
+        operation: &'static str,
+    ) -> Result<KeyRecord, ApiError> {
+        self.key_for(access, key, KeyUsage::EncryptDecrypt, operation)
+            .await
+    }
+
     /// Encrypts under `record`'s primary version.
     fn seal_under(
         &self,
@@ -90,14 +117,8 @@ impl CryptoService {
     ) -> Result<pb::EncryptResponse, ApiError> {
         check_plaintext("plaintext", &req.plaintext)?;
         let context = context(req.context)?;
-        let record = self
-            .key_for(
-                Access::new(caller, Action::Encrypt, &context),
-                &req.key,
-                KeyUsage::EncryptDecrypt,
-                "encrypt",
-            )
-            .await?;
+        let access = Access::new(caller, Action::Encrypt, &context);
+        let record = self.encryption_key(access, &req.key, "encrypt").await?;
         let (ciphertext, version) = self.seal_under(&record, &context, &req.plaintext)?;
         Ok(pb::EncryptResponse {
             ciphertext,
@@ -122,7 +143,7 @@ impl CryptoService {
         })
     }
 
-    pub(super) async fn re_encrypt(
+    pub(super) async fn re_encrypt_one(
         &self,
         req: pb::ReEncryptRequest,
         caller: &Caller,
@@ -144,13 +165,8 @@ impl CryptoService {
             to.check(&self.node, &record)?;
             record
         } else {
-            self.key_for(
-                to,
-                &req.destination_key,
-                KeyUsage::EncryptDecrypt,
-                "encrypt",
-            )
-            .await?
+            self.encryption_key(to, &req.destination_key, "encrypt")
+                .await?
         };
         let (ciphertext, version) =
             self.seal_under(&destination, &destination_context, plaintext.as_slice())?;
@@ -163,55 +179,35 @@ impl CryptoService {
         })
     }
 
-    pub(super) async fn batch_encrypt(
+    pub(super) async fn encrypt_batch(
         &self,
         req: pb::BatchEncryptRequest,
         caller: &Caller,
     ) -> Result<pb::BatchEncryptResponse, ApiError> {
-        check_batch(req.items.len())?;
-        // Items run concurrently so that those naming keys this node has not seen yet share
-        // read barriers instead of waiting for one each in turn.
-        let outcomes = join_all(
-            req.items
-                .into_iter()
-                .map(|item| self.encrypt_one(item, caller)),
-        );
-        let results = outcomes
-            .await
-            .into_iter()
-            .map(|outcome| pb::BatchEncryptResult {
-                result: Some(match outcome {
-                    Ok(ok) => pb::batch_encrypt_result::Result::Ok(ok),
-                    Err(e) => pb::batch_encrypt_result::Result::Error(item_error(e)),
-                }),
-            })
-            .collect();
-        Ok(pb::BatchEncryptResponse { results })
+        use pb::batch_encrypt_result::Result as Outcome;
+        let outcomes = batch(req.items, |item| self.encrypt_one(item, caller)).await?;
+        let results = outcomes.map(|outcome| pb::BatchEncryptResult {
+            result: Some(outcome.map_or_else(Outcome::Error, Outcome::Ok)),
+        });
+        Ok(pb::BatchEncryptResponse {
+            results: results.collect(),
+        })
     }
 
-    pub(super) async fn batch_decrypt(
+    pub(super) async fn decrypt_batch(
         &self,
         req: pb::BatchDecryptRequest,
         caller: &Caller,
     ) -> Result<pb::BatchDecryptResponse, ApiError> {
-        check_batch(req.items.len())?;
-        // As in `batch_encrypt`: unknown key ids share read barriers.
-        let outcomes = join_all(
-            req.items
-                .into_iter()
-                .map(|item| self.decrypt_one(item, caller)),
-        );
-        let results = outcomes
-            .await
-            .into_iter()
-            .map(|outcome| pb::BatchDecryptResult {
-                result: Some(match outcome {
-                    Ok(ok) => pb::batch_decrypt_result::Result::Ok(ok),
-                    Err(e) => pb::batch_decrypt_result::Result::Error(item_error(e)),
-                }),
-            })
-            .collect();
-        Ok(pb::BatchDecryptResponse { results })
+        use pb::batch_decrypt_result::Result as Outcome;
+        let outcomes = batch(req.items, |item| self.decrypt_one(item, caller)).await?;
+        Ok(pb::BatchDecryptResponse {
+            results: outcomes
+                .map(|outcome| pb::BatchDecryptResult {
+                    result: Some(outcome.map_or_else(Outcome::Error, Outcome::Ok)),
+                })
+                .collect(),
+        })
     }
 
     pub(super) async fn data_key(
@@ -220,33 +216,21 @@ impl CryptoService {
         with_plaintext: bool,
         caller: &Caller,
     ) -> Result<pb::GenerateDataKeyResponse, ApiError> {
-        let len = match req.data_key_spec.as_str() {
-            "" | "AES_256" => 32,
-            "AES_128" => 16,
-            other => {
-                return Err(ApiError::not_one_of(
-                    "data_key_spec",
-                    other,
-                    "AES_256 or AES_128",
-                ))
-            }
-        };
+        let len = named(
+            "data_key_spec",
+            &req.data_key_spec,
+            &[("", 32), ("AES_256", 32), ("AES_128", 16)],
+            "AES_256 or AES_128",
+        )?;
         let context = context(req.context)?;
+        let action = if with_plaintext {
+            Action::GenerateDataKey
+        } else {
+            Action::GenerateDataKeyWithoutPlaintext
+        };
+        let access = Access::new(caller, action, &context);
         let record = self
-            .key_for(
-                Access::new(
-                    caller,
-                    if with_plaintext {
-                        Action::GenerateDataKey
-                    } else {
-                        Action::GenerateDataKeyWithoutPlaintext
-                    },
-                    &context,
-                ),
-                &req.key,
-                KeyUsage::EncryptDecrypt,
-                "generate data keys",
-            )
+            .encryption_key(access, &req.key, "generate data keys")
             .await?;
         let mut data_key = vec![0u8; len];
         crate::node::rand_fill(&mut data_key);
@@ -269,26 +253,20 @@ impl CryptoService {
         req: pb::GenerateDataKeyPairRequest,
         caller: &Caller,
     ) -> Result<pb::GenerateDataKeyPairResponse, ApiError> {
-        let spec = match req.key_pair_spec.as_str() {
-            "ECC_NIST_P256" => KeySpec::EcdsaP256,
-            "ECC_NIST_P384" => KeySpec::EcdsaP384,
-            "ED25519" => KeySpec::Ed25519,
-            other => {
-                return Err(ApiError::not_one_of(
-                    "key_pair_spec",
-                    other,
-                    "ECC_NIST_P256, ECC_NIST_P384 or ED25519",
-                ))
-            }
-        };
+        let spec = named(
+            "key_pair_spec",
+            &req.key_pair_spec,
+            &[
+                ("ECC_NIST_P256", KeySpec::EcdsaP256),
+                ("ECC_NIST_P384", KeySpec::EcdsaP384),
+                ("ED25519", KeySpec::Ed25519),
+            ],
+            "ECC_NIST_P256, ECC_NIST_P384 or ED25519",
+        )?;
         let context = context(req.context)?;
+        let access = Access::new(caller, Action::GenerateDataKeyPair, &context);
         let record = self
-            .key_for(
-                Access::new(caller, Action::GenerateDataKeyPair, &context),
-                &req.key,
-                KeyUsage::EncryptDecrypt,
-                "generate data key pairs",
-            )
+            .encryption_key(access, &req.key, "generate data key pairs")
             .await?;
         let (private_key, public_key) =
             keypair::generate_key_pair(spec, &mut tessera_crypto::os_rng())
@@ -308,6 +286,23 @@ impl CryptoService {
             key_pair_spec: req.key_pair_spec,
         })
     }
+}
+
+/// Runs `one` on each item of a batch and gives each item's answer, or its error as the status
+/// it would have had alone. Items run concurrently, so that those naming keys this node has not
+/// seen yet share read barriers instead of waiting for one each in turn.
+async fn batch<I, O, F>(
+    items: Vec<I>,
+    one: impl FnMut(I) -> F,
+) -> Result<impl Iterator<Item = Result<O, pb::ItemError>>, ApiError>
+where
+    F: std::future::Future<Output = Result<O, ApiError>>,
+{
+    check_batch(items.len())?;
+    let outcomes = join_all(items.into_iter().map(one)).await;
+    Ok(outcomes
+        .into_iter()
+        .map(|outcome| outcome.map_err(item_error)))
 }
 
 fn check_batch(len: usize) -> Result<(), ApiError> {

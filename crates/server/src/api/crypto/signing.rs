@@ -93,6 +93,28 @@ fn crypto_input_error(field: &'static str, e: tessera_crypto::Error) -> ApiError
     ApiError::invalid(field, e)
 }
 
+/// What a call without an encryption context needs of its key: the action it is authorised as,
+/// the key's usage, and the call's name in a wrong-usage error.
+struct Need(Action, KeyUsage, &'static str);
+
+const SIGN: Need = Need(Action::Sign, KeyUsage::SignVerify, "sign");
+const VERIFY: Need = Need(Action::Verify, KeyUsage::SignVerify, "verify");
+const PUBLIC_KEY: Need = Need(
+    Action::GetPublicKey,
+    KeyUsage::SignVerify,
+    "have a public key",
+);
+const GENERATE_MAC: Need = Need(
+    Action::GenerateMac,
+    KeyUsage::GenerateVerifyMac,
+    "generate MACs",
+);
+const VERIFY_MAC: Need = Need(
+    Action::VerifyMac,
+    KeyUsage::GenerateVerifyMac,
+    "verify MACs",
+);
+
 impl CryptoService {
     /// The version a verify-style request names (its `version` field; 0: the primary) with
     /// its material: the key's state is checked first, a version missing here is confirmed
@@ -112,21 +134,31 @@ impl CryptoService {
         Ok((record, version, material))
     }
 
-    pub(super) async fn sign(
+    /// The key `key` names, checked for what `need` says (these calls have no encryption
+    /// context).
+    async fn key_without_context(
+        &self,
+        caller: &Caller,
+        key: &str,
+        Need(action, usage, operation): Need,
+    ) -> Result<KeyRecord, ApiError> {
+        self.key_for(
+            Access::without_context(caller, action),
+            key,
+            usage,
+            operation,
+        )
+        .await
+    }
+
+    pub(super) async fn sign_one(
         &self,
         req: pb::SignRequest,
         caller: &Caller,
     ) -> Result<pb::SignResponse, ApiError> {
         check_message(&req.message, MAX_SIGN_MESSAGE_BYTES)?;
         let message_type = message_type(&req.message_type)?;
-        let record = self
-            .key_for(
-                Access::without_context(caller, Action::Sign),
-                &req.key,
-                KeyUsage::SignVerify,
-                "sign",
-            )
-            .await?;
+        let record = self.key_without_context(caller, &req.key, SIGN).await?;
         let algorithm = signing_algorithm(&record, &req.algorithm)?;
         let (version, material) = self.primary_material(&record)?;
         let signature = sign::sign(
@@ -145,7 +177,7 @@ impl CryptoService {
         })
     }
 
-    pub(super) async fn verify(
+    pub(super) async fn verify_one(
         &self,
         req: pb::VerifyRequest,
         caller: &Caller,
@@ -155,14 +187,7 @@ impl CryptoService {
             return Err(ApiError::invalid("signature", "must not be empty"));
         }
         let message_type = message_type(&req.message_type)?;
-        let record = self
-            .key_for(
-                Access::without_context(caller, Action::Verify),
-                &req.key,
-                KeyUsage::SignVerify,
-                "verify",
-            )
-            .await?;
+        let record = self.key_without_context(caller, &req.key, VERIFY).await?;
         let algorithm = signing_algorithm(&record, &req.algorithm)?;
         let (record, version, material) = self.requested_version(record, req.version).await?;
         let public_key = sign::public_key_der(record.spec, material.as_slice())
@@ -195,12 +220,7 @@ impl CryptoService {
         caller: &Caller,
     ) -> Result<pb::GetPublicKeyResponse, ApiError> {
         let record = self
-            .key_for(
-                Access::without_context(caller, Action::GetPublicKey),
-                &req.key,
-                KeyUsage::SignVerify,
-                "have a public key",
-            )
+            .key_without_context(caller, &req.key, PUBLIC_KEY)
             .await?;
         let (record, version, material) = self.requested_version(record, req.version).await?;
         let public_key = sign::public_key_der(record.spec, material.as_slice())
@@ -222,19 +242,14 @@ impl CryptoService {
         })
     }
 
-    pub(super) async fn generate_mac(
+    pub(super) async fn mac_one(
         &self,
         req: pb::GenerateMacRequest,
         caller: &Caller,
     ) -> Result<pb::GenerateMacResponse, ApiError> {
         check_message(&req.message, MAX_MAC_MESSAGE_BYTES)?;
         let record = self
-            .key_for(
-                Access::without_context(caller, Action::GenerateMac),
-                &req.key,
-                KeyUsage::GenerateVerifyMac,
-                "generate MACs",
-            )
+            .key_without_context(caller, &req.key, GENERATE_MAC)
             .await?;
         let algorithm = mac_algorithm(&record, &req.algorithm)?;
         let (version, material) = self.primary_material(&record)?;
@@ -248,7 +263,7 @@ impl CryptoService {
         })
     }
 
-    pub(super) async fn verify_mac(
+    pub(super) async fn verify_mac_one(
         &self,
         req: pb::VerifyMacRequest,
         caller: &Caller,
@@ -258,12 +273,7 @@ impl CryptoService {
             return Err(ApiError::invalid("mac", "must not be empty"));
         }
         let record = self
-            .key_for(
-                Access::without_context(caller, Action::VerifyMac),
-                &req.key,
-                KeyUsage::GenerateVerifyMac,
-                "verify MACs",
-            )
+            .key_without_context(caller, &req.key, VERIFY_MAC)
             .await?;
         mac_algorithm(&record, &req.algorithm)?;
         let (record, version, material) = self.requested_version(record, req.version).await?;

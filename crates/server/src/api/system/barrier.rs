@@ -1,7 +1,5 @@
 //! `System/RotateBarrier` and `System/Rekey`.
 
-use std::collections::BTreeMap;
-
 use sha2::{Digest, Sha256};
 use tessera_crypto::UnsealShare;
 use tessera_proto::v1 as pb;
@@ -36,14 +34,12 @@ fn progress_response(progress: Option<RekeyProgress>) -> pb::RekeyResponse {
 }
 
 impl SystemService {
-    pub(super) async fn rotate_barrier(
+    pub(super) async fn change_barrier(
         &self,
         caller: &Caller,
         req: &pb::RotateBarrierRequest,
     ) -> Result<pb::RotateBarrierResponse, ApiError> {
-        self.node
-            .authorize(caller, Action::RotateBarrier, None, &BTreeMap::new())?;
-        self.node.require_member()?;
+        self.allow_operator(caller, Action::RotateBarrier)?;
         let change = if req.retire_old {
             KeyringChange::RetireOld
         } else {
@@ -63,14 +59,12 @@ impl SystemService {
         })
     }
 
-    pub(super) async fn rekey(
+    pub(super) async fn rekey_step(
         &self,
         caller: &Caller,
         req: pb::RekeyRequest,
     ) -> Result<pb::RekeyResponse, ApiError> {
-        self.node
-            .authorize(caller, Action::Rekey, None, &BTreeMap::new())?;
-        self.node.require_member()?;
+        self.allow_operator(caller, Action::Rekey)?;
         let config = self.node.seal_config()?;
         let rekey = self.node.rekey();
         if req.cancel {
