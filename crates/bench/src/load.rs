@@ -139,7 +139,7 @@ async fn prime(op: &Op, seq: &AtomicU64, count: usize) {
     let _ = tokio::time::timeout(PRIME_TIMEOUT, futures::future::join_all(calls)).await;
 }
 
-/// Drives `op` as `spec` says: first one untimed request per task ([`prime`]), then `reps`
+/// Drives `op` as `spec` says: first one untimed request per task (see `prime`), then `reps`
 /// windows, each after its warm-up.
 ///
 /// # Errors
