@@ -31,7 +31,11 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// the `background_threads` feature) and before the environment's `_RJEM_MALLOC_CONF`, which
 /// still overrides them.
 #[cfg(all(target_os = "linux", not(target_env = "msvc")))]
-#[allow(unsafe_code)] // `export_name`: the symbol jemalloc looks for; never written.
+// SAFETY: `export_name` gives this static the symbol jemalloc reads as its `const char *`
+// options when it initialises. `Option<&u8>` has the layout of a nullable pointer (guaranteed
+// for `Option` of a reference), here pointing at a NUL-terminated string of static lifetime;
+// nothing writes to it. `crates/cli/tests/allocator.rs` checks jemalloc reads the options.
+#[allow(unsafe_code)]
 #[export_name = "_rjem_malloc_conf"]
 pub static MALLOC_CONF: Option<&u8> = b"dirty_decay_ms:1000,muzzy_decay_ms:0\0".first();
 
