@@ -432,7 +432,7 @@ impl RaftSection {
     /// The WAN profile of `docs/operations.md`, for about 100 ms round trips between regions:
     /// slower heartbeats and longer elections so delayed packets cause no spurious elections,
     /// and a lease that survives one lost renewal yet ends before any election can complete.
-    /// The entries between snapshots keep their defaults.
+    /// The snapshot settings keep their defaults.
     pub fn wan() -> Self {
         Self {
             heartbeat_ms: 300,

@@ -97,7 +97,7 @@ impl ClusterOptions {
         }
     }
 
-    /// The default options with a snapshot every `after` log entries, keeping `kept` entries
+    /// The default options with a snapshot every `after` applied writes, keeping `kept` entries
     /// behind it: for tests of catch-up by snapshot and of what compaction removes from disk.
     pub fn snapshotting(after: u64, kept: u64) -> Self {
         let mut options = Self::default();
