@@ -22,7 +22,9 @@ pub use crypto::{
 };
 pub use envelope::{DecryptFileArgs, EncryptFileArgs, Files};
 pub use key::{KeyCommand, Origin};
-pub use signing::{MacArgs, PublicKeyArgs, PublicKeyFormat, SignArgs, VerifyArgs, VerifyMacArgs};
+pub use signing::{
+    MacArgs, PublicKeyArgs, PublicKeyFormat, SignArgs, SignedMessage, VerifyArgs, VerifyMacArgs,
+};
 
 /// Tessera: a distributed key management service.
 #[derive(Debug, Parser)]

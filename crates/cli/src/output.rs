@@ -365,21 +365,34 @@ mod tests {
             versions: vec![version_one("ENABLED", 0)],
             ..Default::default()
         };
-        let v = key_json(&key);
-        for field in [
-            "key_id",
-            "name",
-            "spec",
-            "usage",
-            "state",
-            "primary_version",
-            "versions",
-            "aliases",
-            "created_at",
-        ] {
-            assert!(v.get(field).is_some(), "{field}");
-        }
-        assert_eq!(v["versions"][0]["created_at"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            key_json(&key),
+            json!({
+                "key_id": "id",
+                "name": "n",
+                "spec": "AES256_GCM",
+                "usage": "ENCRYPT_DECRYPT",
+                "state": "ENABLED",
+                "origin": "",
+                "primary_version": 1,
+                "min_decryption_version": 0,
+                "versions": [{
+                    "version": 1,
+                    "state": "ENABLED",
+                    "created_at": "1970-01-01T00:00:00.000Z",
+                    "destroyed_at": null,
+                }],
+                "aliases": [],
+                "description": "",
+                "created_at": "1970-01-01T00:00:00.000Z",
+                "created_by": "",
+                "rotation_period": null,
+                "next_rotation_at": null,
+                "exportable": false,
+                "tags": {},
+                "deletion_date": null,
+            })
+        );
     }
 
     #[test]

@@ -5,17 +5,28 @@
 //! it. The `.proto` sources live in the workspace's `proto/` directory and are compiled by
 //! `build.rs` with protox, so building needs no system `protoc`.
 
-/// The public API, package `tessera.v1`. (Its comments come from the `.proto` files, where
-/// `<placeholder>` is prose, not HTML.)
-#[allow(
-    missing_docs,
-    clippy::all,
-    clippy::pedantic,
-    rustdoc::invalid_html_tags
-)]
-pub mod v1 {
-    tonic::include_proto!("tessera.v1");
+/// A module of generated code for one protobuf package. Generated code carries no doc
+/// comments of its own and is not held to the workspace lints; its comments come from the
+/// `.proto` files, where `<placeholder>` is prose, not HTML.
+macro_rules! generated_package {
+    ($(#[$doc:meta])* $module:ident = $package:literal) => {
+        $(#[$doc])*
+        #[allow(
+            missing_docs,
+            clippy::all,
+            clippy::pedantic,
+            rustdoc::invalid_html_tags
+        )]
+        pub mod $module {
+            tonic::include_proto!($package);
+        }
+    };
 }
+
+generated_package!(
+    /// The public API, package `tessera.v1`.
+    v1 = "tessera.v1"
+);
 
 /// The encoded `FileDescriptorSet` of the public API (`tessera.v1`, every file and its
 /// imports), for the gRPC server reflection service, so that tools such as `grpcurl` can list
@@ -25,16 +36,10 @@ pub const V1_FILE_DESCRIPTOR_SET: &[u8] =
 
 /// The node-to-node protocol, package `tessera.cluster.v1`.
 pub mod cluster {
-    /// Version 1 of the cluster protocol.
-    #[allow(
-        missing_docs,
-        clippy::all,
-        clippy::pedantic,
-        rustdoc::invalid_html_tags
-    )]
-    pub mod v1 {
-        tonic::include_proto!("tessera.cluster.v1");
-    }
+    generated_package!(
+        /// Version 1 of the cluster protocol.
+        v1 = "tessera.cluster.v1"
+    );
 }
 
 /// The canonical upper-case name of a gRPC status code (`INVALID_ARGUMENT`, …), as scripts and

@@ -830,20 +830,9 @@ write_timeout_ms = 15000
 
         // The same certificate, alone or inside a bundle.
         for client_bundle in [node_ca.clone(), format!("{client_ca}{node_ca}")] {
-            let err = separation(dir.path(), &node_ca, &client_bundle).unwrap_err();
-            let ConfigError::SharedCa {
-                shared,
-                node_subject,
-                client_subject,
-                ..
-            } = &err
-            else {
-                panic!("{err}");
-            };
-            assert_eq!(*shared, SharedCaMaterial::Certificate);
-            assert_eq!(node_subject, "CN=node CA");
-            assert_eq!(client_subject, "CN=node CA");
-            let message = err.to_string();
+            let (shared, subjects, message) = shared_ca(dir.path(), &node_ca, &client_bundle);
+            assert_eq!(shared, SharedCaMaterial::Certificate);
+            assert_eq!(subjects, ("CN=node CA".into(), "CN=node CA".into()));
             for file in ["node-ca.pem", "client-ca.pem"] {
                 let path = dir.path().join(file).display().to_string();
                 assert!(message.contains(&path), "{message}");
@@ -853,7 +842,20 @@ write_timeout_ms = 15000
 
         // Another certificate for the node CA's key.
         let renamed = ca("renamed CA", &node_key);
-        let err = separation(dir.path(), &node_ca, &renamed).unwrap_err();
+        let (shared, subjects, message) = shared_ca(dir.path(), &node_ca, &renamed);
+        assert_eq!(shared, SharedCaMaterial::PublicKey);
+        assert_eq!(subjects, ("CN=node CA".into(), "CN=renamed CA".into()));
+        assert!(message.contains("share a public key"), "{message}");
+    }
+
+    /// The separation check's [`ConfigError::SharedCa`] for the two bundles: what they share,
+    /// the (node, client) subjects it names, and its message.
+    fn shared_ca(
+        dir: &Path,
+        node_ca: &str,
+        client_ca: &str,
+    ) -> (SharedCaMaterial, (String, String), String) {
+        let err = separation(dir, node_ca, client_ca).unwrap_err();
         let ConfigError::SharedCa {
             shared,
             node_subject,
@@ -861,14 +863,13 @@ write_timeout_ms = 15000
             ..
         } = &err
         else {
-            panic!("{err}");
+            panic!("not a shared-CA error: {err}");
         };
-        assert_eq!(*shared, SharedCaMaterial::PublicKey);
-        assert_eq!(
-            (node_subject.as_str(), client_subject.as_str()),
-            ("CN=node CA", "CN=renamed CA")
-        );
-        assert!(err.to_string().contains("share a public key"), "{err}");
+        (
+            *shared,
+            (node_subject.clone(), client_subject.clone()),
+            err.to_string(),
+        )
     }
 
     #[test]

@@ -6,9 +6,9 @@ use tessera_state::KeyVersion;
 
 use super::Connect;
 
-/// `tessera sign`.
+/// The key and message of `sign` and `verify`.
 #[derive(Debug, Args)]
-pub struct SignArgs {
+pub struct SignedMessage {
     /// The asymmetric key: id, name or alias/NAME.
     #[arg(long)]
     pub key: String,
@@ -21,6 +21,13 @@ pub struct SignArgs {
     /// Input file with the message, or - for stdin.
     #[arg(long = "in", default_value = "-")]
     pub input: String,
+}
+
+/// `tessera sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    #[command(flatten)]
+    pub message: SignedMessage,
     #[command(flatten)]
     pub connect: Connect,
 }
@@ -29,24 +36,14 @@ pub struct SignArgs {
 #[derive(Debug, Args)]
 #[command(disable_version_flag = true)]
 pub struct VerifyArgs {
-    /// The asymmetric key: id, name or alias/NAME.
-    #[arg(long)]
-    pub key: String,
+    #[command(flatten)]
+    pub message: SignedMessage,
     /// The signature, base64.
     #[arg(long)]
     pub signature: String,
-    /// ED25519, ECDSA_SHA_256 or ECDSA_SHA_384 (default: the key's).
-    #[arg(long)]
-    pub algorithm: Option<String>,
-    /// The input is the message's digest (hex, base64 or raw), not the message.
-    #[arg(long)]
-    pub digest: bool,
     /// The version that signed (default: the primary).
     #[arg(long)]
     pub version: Option<KeyVersion>,
-    /// Input file with the message, or - for stdin.
-    #[arg(long = "in", default_value = "-")]
-    pub input: String,
     #[command(flatten)]
     pub connect: Connect,
 }
@@ -76,9 +73,9 @@ pub struct PublicKeyArgs {
     pub connect: Connect,
 }
 
-/// `tessera mac`.
+/// The key and message of `mac` and `verify-mac`.
 #[derive(Debug, Args)]
-pub struct MacArgs {
+pub struct MacMessage {
     /// The HMAC key: id, name or alias/NAME.
     #[arg(long)]
     pub key: String,
@@ -88,6 +85,13 @@ pub struct MacArgs {
     /// Input file with the message, or - for stdin.
     #[arg(long = "in", default_value = "-")]
     pub input: String,
+}
+
+/// `tessera mac`.
+#[derive(Debug, Args)]
+pub struct MacArgs {
+    #[command(flatten)]
+    pub message: MacMessage,
     #[command(flatten)]
     pub connect: Connect,
 }
@@ -96,21 +100,14 @@ pub struct MacArgs {
 #[derive(Debug, Args)]
 #[command(disable_version_flag = true)]
 pub struct VerifyMacArgs {
-    /// The HMAC key: id, name or alias/NAME.
-    #[arg(long)]
-    pub key: String,
+    #[command(flatten)]
+    pub message: MacMessage,
     /// The MAC, base64.
     #[arg(long)]
     pub mac: String,
-    /// HMAC_SHA_256 or HMAC_SHA_512 (default: the key's).
-    #[arg(long)]
-    pub algorithm: Option<String>,
     /// The version that made the MAC (default: the primary).
     #[arg(long)]
     pub version: Option<KeyVersion>,
-    /// Input file with the message, or - for stdin.
-    #[arg(long = "in", default_value = "-")]
-    pub input: String,
     #[command(flatten)]
     pub connect: Connect,
 }

@@ -10,22 +10,39 @@ use tessera_client::PRIMARY_VERSION;
 use tessera_state::KeyVersion;
 
 use crate::args::{
-    MacArgs, OutputFormat, PublicKeyArgs, PublicKeyFormat, SignArgs, VerifyArgs, VerifyMacArgs,
+    MacArgs, OutputFormat, PublicKeyArgs, PublicKeyFormat, SignArgs, SignedMessage, VerifyArgs,
+    VerifyMacArgs,
 };
 use crate::commands::client;
 use crate::commands::crypto::write_stdout;
 use crate::output::{print_json, print_made, Failure};
 use crate::parse::{self, B64};
 
-/// The message to sign or verify: the input itself, or with `digest` the digest it holds
+/// The message to sign or verify: the input itself, or with `--digest` the digest it holds
 /// (hex, base64 or raw).
-fn message(input: &str, digest: bool) -> Result<Vec<u8>, Failure> {
-    let bytes = parse::read_input(input)?;
-    Ok(if digest {
+fn signed_message(args: &SignedMessage) -> Result<Vec<u8>, Failure> {
+    let bytes = parse::read_input(&args.input)?;
+    Ok(if args.digest {
         parse::digest(&bytes)
     } else {
         bytes.to_vec()
     })
+}
+
+/// Prints what `sign` or `mac` made (`made`, base64, under `field`) with the key version and
+/// algorithm that made it.
+fn print_made_by(
+    format: OutputFormat,
+    field: &str,
+    made: &[u8],
+    (key_id, version, algorithm): (&str, u32, &str),
+) {
+    let document = json!({
+        "key_id": key_id,
+        "version": version,
+        "algorithm": algorithm,
+    });
+    print_made(format, field, made, document);
 }
 
 /// Runs `tessera sign`.
@@ -33,26 +50,20 @@ fn message(input: &str, digest: bool) -> Result<Vec<u8>, Failure> {
 /// # Errors
 /// [`Failure`] with the exit status to use.
 pub async fn sign(args: SignArgs) -> Result<(), Failure> {
-    let message = message(&args.input, args.digest)?;
-    let connect = args.connect;
-    let reply = client(&connect)?
+    let message = signed_message(&args.message)?;
+    let reply = client(&args.connect)?
         .sign(
-            &args.key,
+            &args.message.key,
             &message,
-            args.digest,
-            args.algorithm.as_deref().unwrap_or_default(),
+            args.message.digest,
+            args.message.algorithm.as_deref().unwrap_or_default(),
         )
         .await?;
-    let document = json!({
-        "key_id": reply.key_id,
-        "version": reply.version,
-        "algorithm": reply.algorithm,
-    });
-    print_made(
-        connect.output.format,
+    print_made_by(
+        args.connect.output.format,
         "signature",
         &reply.signature,
-        document,
+        (&reply.key_id, reply.version, &reply.algorithm),
     );
     Ok(())
 }
@@ -115,19 +126,18 @@ fn verdict<V: Verification>(reply: &V, format: OutputFormat) -> Result<(), Failu
 /// [`Failure`] with the exit status to use.
 pub async fn verify(args: VerifyArgs) -> Result<(), Failure> {
     let signature = parse::base64("--signature", args.signature.as_bytes())?;
-    let message = message(&args.input, args.digest)?;
-    let connect = args.connect;
-    let reply = client(&connect)?
+    let message = signed_message(&args.message)?;
+    let reply = client(&args.connect)?
         .verify(
-            &args.key,
+            &args.message.key,
             &message,
-            args.digest,
+            args.message.digest,
             &signature,
-            args.algorithm.as_deref().unwrap_or_default(),
+            args.message.algorithm.as_deref().unwrap_or_default(),
             args.version.map_or(PRIMARY_VERSION, KeyVersion::get),
         )
         .await?;
-    verdict(&reply, connect.output.format)
+    verdict(&reply, args.connect.output.format)
 }
 
 /// Runs `tessera public-key`.
@@ -163,21 +173,20 @@ pub async fn public_key(args: PublicKeyArgs) -> Result<(), Failure> {
 /// # Errors
 /// [`Failure`] with the exit status to use.
 pub async fn mac(args: MacArgs) -> Result<(), Failure> {
-    let message = parse::read_input(&args.input)?;
-    let connect = args.connect;
-    let reply = client(&connect)?
+    let message = parse::read_input(&args.message.input)?;
+    let reply = client(&args.connect)?
         .generate_mac(
-            &args.key,
+            &args.message.key,
             &message,
-            args.algorithm.as_deref().unwrap_or_default(),
+            args.message.algorithm.as_deref().unwrap_or_default(),
         )
         .await?;
-    let document = json!({
-        "key_id": reply.key_id,
-        "version": reply.version,
-        "algorithm": reply.algorithm,
-    });
-    print_made(connect.output.format, "mac", &reply.mac, document);
+    print_made_by(
+        args.connect.output.format,
+        "mac",
+        &reply.mac,
+        (&reply.key_id, reply.version, &reply.algorithm),
+    );
     Ok(())
 }
 
@@ -187,16 +196,15 @@ pub async fn mac(args: MacArgs) -> Result<(), Failure> {
 /// [`Failure`] with the exit status to use.
 pub async fn verify_mac(args: VerifyMacArgs) -> Result<(), Failure> {
     let mac = parse::base64("--mac", args.mac.as_bytes())?;
-    let message = parse::read_input(&args.input)?;
-    let connect = args.connect;
-    let reply = client(&connect)?
+    let message = parse::read_input(&args.message.input)?;
+    let reply = client(&args.connect)?
         .verify_mac(
-            &args.key,
+            &args.message.key,
             &message,
             &mac,
-            args.algorithm.as_deref().unwrap_or_default(),
+            args.message.algorithm.as_deref().unwrap_or_default(),
             args.version.map_or(PRIMARY_VERSION, KeyVersion::get),
         )
         .await?;
-    verdict(&reply, connect.output.format)
+    verdict(&reply, args.connect.output.format)
 }
