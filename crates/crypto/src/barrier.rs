@@ -94,18 +94,14 @@ pub fn seal(
     let mut blob = Vec::with_capacity(OVERHEAD + plaintext.len());
     blob.extend_from_slice(&header);
     blob.extend_from_slice(&nonce);
-    let body_start = blob.len();
-    blob.extend_from_slice(plaintext);
-
-    // AES-GCM only refuses inputs over its size limits, which the checks
-    // above already exclude.
-    gcm::seal_tail(key, &nonce, &gcm_aad(&header, aad), &mut blob, body_start).map_err(|_| {
-        Error::PlaintextTooLarge {
-            len: plaintext.len(),
-            max: MAX_SEAL_INPUT_BYTES,
-        }
-    })?;
-    Ok(blob)
+    gcm::seal_appended(
+        key,
+        &nonce,
+        &gcm_aad(&header, aad),
+        blob,
+        plaintext,
+        MAX_SEAL_INPUT_BYTES,
+    )
 }
 
 /// Opens a blob made by [`seal`] with the same `key` and `aad`.
@@ -136,15 +132,11 @@ pub fn blob_term(blob: &[u8]) -> Result<u32, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{repeated_key as key, seeded_rng};
     use rand_chacha::ChaCha20Rng;
-    use rand_core::SeedableRng;
 
     fn rng() -> ChaCha20Rng {
-        ChaCha20Rng::from_seed([3; 32])
-    }
-
-    fn key(byte: u8) -> SecretKey256 {
-        SecretKey256::from_bytes([byte; 32])
+        seeded_rng(3)
     }
 
     #[test]

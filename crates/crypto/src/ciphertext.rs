@@ -172,17 +172,14 @@ pub fn encrypt(
     out.extend_from_slice(&salt);
     out.extend_from_slice(&nonce);
     let aad = gcm_aad(&out, context);
-    out.extend_from_slice(plaintext);
-
-    // AES-GCM only refuses inputs over its size limits, far above the
-    // limits checked above.
-    gcm::seal_tail(&message_key, &nonce, &aad, &mut out, header_len).map_err(|_| {
-        Error::PlaintextTooLarge {
-            len: plaintext.len(),
-            max: MAX_PLAINTEXT_BYTES,
-        }
-    })?;
-    Ok(out)
+    gcm::seal_appended(
+        &message_key,
+        &nonce,
+        &aad,
+        out,
+        plaintext,
+        MAX_PLAINTEXT_BYTES,
+    )
 }
 
 /// Decrypts a ciphertext made by [`encrypt`] with the key version its
@@ -212,18 +209,13 @@ pub fn decrypt(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aes_gcm::aead::KeyInit;
-    use aes_gcm::Aes256Gcm;
+    use crate::test_util::{reference_blob, repeated_key as key, seeded_rng, truncation_error};
     use proptest::prelude::*;
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
 
     fn rng() -> ChaCha20Rng {
-        ChaCha20Rng::from_seed([11; 32])
-    }
-
-    fn key(byte: u8) -> SecretKey256 {
-        SecretKey256::from_bytes([byte; 32])
+        seeded_rng(11)
     }
 
     fn context() -> EncryptionContext {
@@ -297,17 +289,8 @@ mod tests {
         for len in 0..ct.len() {
             let truncated = ct.get(..len).unwrap();
             let result = decrypt(&key(1), truncated, &context());
-            let expected = if len < header_len {
-                Error::Malformed {
-                    what: "ciphertext header",
-                }
-            } else if len < header_len + TAG_LEN {
-                Error::Malformed {
-                    what: "ciphertext body",
-                }
-            } else {
-                Error::Decrypt
-            };
+            let expected =
+                truncation_error(len, header_len, "ciphertext header", "ciphertext body");
             // A truncation inside the key id leaves a key id that is too
             // short for its length byte: still a truncated header.
             assert_eq!(result, Err(expected), "length {len}");
@@ -489,7 +472,6 @@ mod tests {
     /// underlying primitives directly, independently of [`encrypt`].
     #[test]
     fn layout_matches_documentation() {
-        use aes_gcm::aead::{Aead, Payload};
         use hkdf::Hkdf;
         use sha2::Sha256;
 
@@ -521,19 +503,13 @@ mod tests {
         Hkdf::<Sha256>::new(Some(&salt), version_key.as_bytes())
             .expand(b"tessera/v1/encrypt\0doc\0\0\0\0\x05", &mut message_key)
             .unwrap();
-        let mut aad = header.clone();
-        aad.extend_from_slice(&ctx.canonical_bytes());
-        let body = Aes256Gcm::new((&message_key).into())
-            .encrypt(
-                (&nonce).into(),
-                Payload {
-                    msg: b"plain",
-                    aad: &aad,
-                },
-            )
-            .unwrap();
-        let mut expected = header;
-        expected.extend_from_slice(&body);
+        let expected = reference_blob(
+            &message_key,
+            &nonce,
+            header,
+            &ctx.canonical_bytes(),
+            b"plain",
+        );
         assert_eq!(ct, expected);
     }
 

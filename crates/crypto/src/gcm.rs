@@ -10,7 +10,7 @@ use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::Aes256Gcm;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::{SecretBytes, SecretKey256};
+use crate::{Error, SecretBytes, SecretKey256};
 
 /// GCM nonce length (96 bits).
 pub(crate) const NONCE_LEN: usize = 12;
@@ -48,6 +48,29 @@ pub(crate) fn seal_tail(
             Err(GcmError)
         }
     }
+}
+
+/// Appends `plaintext` to `blob` (a format's header so far) and seals it
+/// with [`seal_tail`], for a format whose plaintext limit is `max`.
+///
+/// AES-GCM only refuses inputs over its own size limit, far above every
+/// format's limit (which callers check first), so a refusal is reported as
+/// the plaintext being too large rather than as a new error.
+pub(crate) fn seal_appended(
+    key: &SecretKey256,
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    mut blob: Vec<u8>,
+    plaintext: &[u8],
+    max: usize,
+) -> Result<Vec<u8>, Error> {
+    let body_start = blob.len();
+    blob.extend_from_slice(plaintext);
+    seal_tail(key, nonce, aad, &mut blob, body_start).map_err(|_| Error::PlaintextTooLarge {
+        len: plaintext.len(),
+        max,
+    })?;
+    Ok(blob)
 }
 
 /// Decrypts `ciphertext` under `key`, `nonce` and `aad` against `tag`.

@@ -226,11 +226,11 @@ impl fmt::Debug for Keyring {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::seeded_rng;
     use rand_chacha::ChaCha20Rng;
-    use rand_core::SeedableRng;
 
     fn rng() -> ChaCha20Rng {
-        ChaCha20Rng::from_seed([5; 32])
+        seeded_rng(5)
     }
 
     fn encode(active: u32, entries: &[(u32, u8)]) -> Vec<u8> {
@@ -362,30 +362,20 @@ mod tests {
             Keyring::from_bytes(good.get(..good.len() - 1).unwrap()),
             malformed("keyring length")
         );
-        assert_eq!(
-            Keyring::from_bytes(&encode(1, &[])),
-            malformed("keyring term count")
-        );
-        assert_eq!(
-            Keyring::from_bytes(&encode(3, &[(1, 1), (2, 2)])),
-            malformed("keyring active term")
-        );
-        assert_eq!(
-            Keyring::from_bytes(&encode(1, &[(1, 1), (2, 2)])),
-            malformed("keyring active term")
-        );
-        assert_eq!(
-            Keyring::from_bytes(&encode(2, &[(2, 1), (2, 2)])),
-            malformed("keyring term order")
-        );
-        assert_eq!(
-            Keyring::from_bytes(&encode(2, &[(2, 1), (1, 2)])),
-            malformed("keyring term order")
-        );
-        assert_eq!(
-            Keyring::from_bytes(&encode(0, &[(0, 1)])),
-            malformed("keyring term order")
-        );
+        for (active, entries, what) in [
+            (1, &[][..], "keyring term count"),
+            (3, &[(1, 1), (2, 2)], "keyring active term"),
+            (1, &[(1, 1), (2, 2)], "keyring active term"),
+            (2, &[(2, 1), (2, 2)], "keyring term order"),
+            (2, &[(2, 1), (1, 2)], "keyring term order"),
+            (0, &[(0, 1)], "keyring term order"),
+        ] {
+            assert_eq!(
+                Keyring::from_bytes(&encode(active, entries)),
+                malformed(what),
+                "active {active}, entries {entries:?}"
+            );
+        }
         let mut huge_count = good.clone();
         huge_count.splice(5..9, u32::MAX.to_be_bytes());
         assert_eq!(

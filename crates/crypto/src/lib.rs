@@ -94,6 +94,8 @@ pub mod secret;
 pub mod shamir;
 pub mod sign;
 pub mod spec;
+#[cfg(test)]
+mod test_util;
 pub mod wrap;
 #[cfg(test)]
 mod wycheproof;

@@ -213,18 +213,18 @@ mod tests {
         ChaCha20Rng::from_seed([seed; 32])
     }
 
+    /// Unseals `material`'s own blobs with `shares`.
+    fn unseal_with(shares: &[UnsealShare], material: &SealMaterial) -> Result<Unsealed, Error> {
+        unseal(shares, &material.sealed_root_key, &material.sealed_keyring)
+    }
+
     #[test]
     fn any_three_of_five_unseal() {
         let mut rng = rng(1);
         let material = initialize(5, 3, &mut rng).unwrap();
         assert_eq!(material.shares.len(), 5);
         assert_eq!(material.threshold, 3);
-        let reference = unseal(
-            &material.shares[..3],
-            &material.sealed_root_key,
-            &material.sealed_keyring,
-        )
-        .unwrap();
+        let reference = unseal_with(&material.shares[..3], &material).unwrap();
         assert_eq!(reference.keyring.active_term(), 1);
         for a in 0..5 {
             for b in a + 1..5 {
@@ -234,9 +234,7 @@ mod tests {
                         material.shares[a].clone(),
                         material.shares[b].clone(),
                     ];
-                    let unsealed =
-                        unseal(&chosen, &material.sealed_root_key, &material.sealed_keyring)
-                            .unwrap();
+                    let unsealed = unseal_with(&chosen, &material).unwrap();
                     assert_eq!(unsealed.root_key, reference.root_key);
                     assert_eq!(unsealed.keyring, reference.keyring);
                 }
@@ -251,8 +249,7 @@ mod tests {
             for b in a + 1..5 {
                 let chosen = [material.shares[a].clone(), material.shares[b].clone()];
                 assert_eq!(
-                    unseal(&chosen, &material.sealed_root_key, &material.sealed_keyring)
-                        .unwrap_err(),
+                    unseal_with(&chosen, &material).unwrap_err(),
                     Error::WrongUnsealKey
                 );
             }
@@ -263,63 +260,46 @@ mod tests {
     fn shares_of_another_cluster_are_the_wrong_unseal_key() {
         let ours = initialize(5, 3, &mut rng(3)).unwrap();
         let theirs = initialize(5, 3, &mut rng(4)).unwrap();
-        assert_eq!(
-            unseal(
-                &theirs.shares[..3],
-                &ours.sealed_root_key,
-                &ours.sealed_keyring
-            )
-            .unwrap_err(),
-            Error::WrongUnsealKey
-        );
         // Mixing clusters does not work either.
         let mixed = [
             ours.shares[0].clone(),
             ours.shares[1].clone(),
             theirs.shares[2].clone(),
         ];
-        assert_eq!(
-            unseal(&mixed, &ours.sealed_root_key, &ours.sealed_keyring).unwrap_err(),
-            Error::WrongUnsealKey
-        );
+        for shares in [&theirs.shares[..3], &mixed[..]] {
+            assert_eq!(
+                unseal_with(shares, &ours).unwrap_err(),
+                Error::WrongUnsealKey
+            );
+        }
     }
 
     #[test]
     fn blobs_are_not_interchangeable() {
         let ours = initialize(3, 2, &mut rng(5)).unwrap();
         let theirs = initialize(3, 2, &mut rng(6)).unwrap();
-        // Right shares and root key, another cluster's keyring.
-        assert_eq!(
-            unseal(
-                &ours.shares[..2],
-                &ours.sealed_root_key,
-                &theirs.sealed_keyring
-            )
-            .unwrap_err(),
-            Error::Unseal
-        );
-        // The keyring blob is not accepted as a root key blob.
-        assert_eq!(
-            unseal(
-                &ours.shares[..2],
+        for (sealed_root_key, sealed_keyring, expected) in [
+            // Right shares and root key, another cluster's keyring.
+            (&ours.sealed_root_key, &theirs.sealed_keyring, Error::Unseal),
+            // The keyring blob is not accepted as a root key blob.
+            (
                 &ours.sealed_keyring,
-                &ours.sealed_keyring
-            )
-            .unwrap_err(),
-            Error::WrongUnsealKey
-        );
+                &ours.sealed_keyring,
+                Error::WrongUnsealKey,
+            ),
+        ] {
+            assert_eq!(
+                unseal(&ours.shares[..2], sealed_root_key, sealed_keyring).unwrap_err(),
+                expected
+            );
+        }
     }
 
     #[test]
     fn threshold_one_unseals_with_any_single_share() {
         let material = initialize(3, 1, &mut rng(7)).unwrap();
         for share in &material.shares {
-            assert!(unseal(
-                core::slice::from_ref(share),
-                &material.sealed_root_key,
-                &material.sealed_keyring
-            )
-            .is_ok());
+            assert!(unseal_with(core::slice::from_ref(share), &material).is_ok());
         }
     }
 
@@ -345,12 +325,7 @@ mod tests {
     fn rotated_keyring_reseals() {
         let mut rng = rng(9);
         let material = initialize(3, 2, &mut rng).unwrap();
-        let mut unsealed = unseal(
-            &material.shares[1..],
-            &material.sealed_root_key,
-            &material.sealed_keyring,
-        )
-        .unwrap();
+        let mut unsealed = unseal_with(&material.shares[1..], &material).unwrap();
         let old_blob = unsealed.keyring.seal(b"data", b"old", &mut rng).unwrap();
         unsealed.keyring.rotate(&mut rng).unwrap();
         let resealed = reseal_keyring(&unsealed.root_key, &unsealed.keyring, &mut rng).unwrap();
@@ -405,12 +380,7 @@ mod tests {
         for share in &material.shares {
             assert!(!shown.contains(share.encode().as_str()));
         }
-        let unsealed = unseal(
-            &material.shares[..2],
-            &material.sealed_root_key,
-            &material.sealed_keyring,
-        )
-        .unwrap();
+        let unsealed = unseal_with(&material.shares[..2], &material).unwrap();
         let shown = format!("{unsealed:?}");
         assert!(shown.contains("SecretKey256(REDACTED)"), "{shown}");
         assert!(!shown.contains(&hex::encode(unsealed.root_key.as_bytes())));

@@ -8,6 +8,22 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::Error;
 
+/// Implements `PartialEq` and `Eq` for a secret through its [`ConstantTimeEq`], so comparing
+/// two secrets takes the same time wherever they differ.
+macro_rules! eq_in_constant_time {
+    ($secret:ty) => {
+        /// Constant-time in the contents, via [`ConstantTimeEq`](subtle::ConstantTimeEq).
+        impl PartialEq for $secret {
+            fn eq(&self, other: &Self) -> bool {
+                subtle::ConstantTimeEq::ct_eq(self, other).into()
+            }
+        }
+
+        impl Eq for $secret {}
+    };
+}
+pub(crate) use eq_in_constant_time;
+
 /// Length in bytes of every symmetric key in Tessera.
 pub const KEY_LEN: usize = 32;
 
@@ -77,14 +93,7 @@ impl ConstantTimeEq for SecretKey256 {
     }
 }
 
-/// Constant-time, via [`ConstantTimeEq`].
-impl PartialEq for SecretKey256 {
-    fn eq(&self, other: &Self) -> bool {
-        self.ct_eq(other).into()
-    }
-}
-
-impl Eq for SecretKey256 {}
+eq_in_constant_time!(SecretKey256);
 
 impl fmt::Debug for SecretKey256 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -135,14 +144,7 @@ impl ConstantTimeEq for SecretBytes {
     }
 }
 
-/// Constant-time in the contents, via [`ConstantTimeEq`].
-impl PartialEq for SecretBytes {
-    fn eq(&self, other: &Self) -> bool {
-        self.ct_eq(other).into()
-    }
-}
-
-impl Eq for SecretBytes {}
+eq_in_constant_time!(SecretBytes);
 
 impl fmt::Debug for SecretBytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -18,7 +18,7 @@ use subtle::{Choice, ConstantTimeEq};
 use vsss_rs::Gf256;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::secret::KEY_LEN;
+use crate::secret::{eq_in_constant_time, KEY_LEN};
 use crate::{Error, SecretKey256};
 
 /// Format byte of the share text encoding.
@@ -139,14 +139,7 @@ impl ConstantTimeEq for UnsealShare {
     }
 }
 
-/// Constant-time, via [`ConstantTimeEq`].
-impl PartialEq for UnsealShare {
-    fn eq(&self, other: &Self) -> bool {
-        self.ct_eq(other).into()
-    }
-}
-
-impl Eq for UnsealShare {}
+eq_in_constant_time!(UnsealShare);
 
 impl fmt::Debug for UnsealShare {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,10 +1,12 @@
 use super::*;
+use crate::test_util::assert_message_rules;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use ring::signature::{
     UnparsedPublicKey, VerificationAlgorithm, ECDSA_P256_SHA256_ASN1, ECDSA_P384_SHA384_ASN1,
     ED25519,
 };
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 const ASYMMETRIC: [KeySpec; 3] = [KeySpec::Ed25519, KeySpec::EcdsaP256, KeySpec::EcdsaP384];
@@ -13,8 +15,39 @@ fn material(spec: KeySpec, seed: u8) -> crate::SecretBytes {
     spec.generate_material(&mut ChaCha20Rng::from_seed([seed; 32]))
 }
 
+/// Each asymmetric spec with key material made from `seed` and its public key (SPKI DER).
+fn asymmetric_keys(seed: u8) -> impl Iterator<Item = (KeySpec, crate::SecretBytes, Vec<u8>)> {
+    ASYMMETRIC.into_iter().map(move |spec| {
+        let key = material(spec, seed);
+        let spki = public_key_der(spec, key.as_slice()).unwrap();
+        (spec, key, spki)
+    })
+}
+
 fn algorithm(spec: KeySpec) -> SigningAlgorithm {
     spec.default_signing_algorithm().unwrap()
+}
+
+/// Signs a raw `message` with the spec's default algorithm.
+fn sign_raw(spec: KeySpec, material: &[u8], message: &[u8]) -> Result<Vec<u8>, Error> {
+    sign(spec, material, algorithm(spec), message, MessageType::Raw)
+}
+
+/// Verifies a signature over a raw `message` with the spec's default algorithm.
+fn verify_raw(
+    spec: KeySpec,
+    spki_der: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> Result<bool, Error> {
+    verify(
+        spec,
+        spki_der,
+        algorithm(spec),
+        message,
+        MessageType::Raw,
+        signature,
+    )
 }
 
 fn ring_algorithm(spec: KeySpec) -> &'static dyn VerificationAlgorithm {
@@ -40,10 +73,20 @@ fn ring_verifies(spec: KeySpec, spki_der: &[u8], message: &[u8], signature: &[u8
         .is_ok()
 }
 
+/// A file of published test vectors: the document they come from, and the cases.
 #[derive(Deserialize)]
-struct Ed25519Vectors {
+struct Vectors<C> {
     source: String,
-    cases: Vec<Ed25519Case>,
+    cases: Vec<C>,
+}
+
+/// The cases of a vector file, after checking it is the file meant: from `source`, with
+/// `count` cases.
+fn load_cases<C: DeserializeOwned>(json: &str, source: &str, count: usize) -> Vec<C> {
+    let vectors: Vectors<C> = serde_json::from_str(json).unwrap();
+    assert!(vectors.source.contains(source), "{}", vectors.source);
+    assert_eq!(vectors.cases.len(), count);
+    vectors.cases
 }
 
 #[derive(Deserialize)]
@@ -57,11 +100,8 @@ struct Ed25519Case {
 
 #[test]
 fn rfc8032_ed25519_vectors() {
-    let vectors: Ed25519Vectors =
-        serde_json::from_str(include_str!("../../tests/data/rfc8032_ed25519.json")).unwrap();
-    assert!(vectors.source.contains("RFC 8032"));
-    assert_eq!(vectors.cases.len(), 3);
-    for case in &vectors.cases {
+    let json = include_str!("../../tests/data/rfc8032_ed25519.json");
+    for case in load_cases::<Ed25519Case>(json, "RFC 8032", 3) {
         let seed = hex::decode(&case.secret_key).unwrap();
         let message = hex::decode(&case.message).unwrap();
         let spki = public_key_der(KeySpec::Ed25519, &seed).unwrap();
@@ -91,58 +131,20 @@ fn rfc8032_ed25519_vectors() {
         );
         assert_eq!(verified, Ok(true), "{}", case.name);
 
+        let public = sign_raw(KeySpec::Ed25519, &seed, &message);
         if message.is_empty() {
             // TEST 1 signs the empty message, which the API refuses.
-            assert_eq!(
-                sign(
-                    KeySpec::Ed25519,
-                    &seed,
-                    SigningAlgorithm::Ed25519,
-                    &message,
-                    MessageType::Raw
-                ),
-                Err(Error::EmptyMessage)
-            );
+            assert_eq!(public, Err(Error::EmptyMessage));
         } else {
-            let public = sign(
-                KeySpec::Ed25519,
-                &seed,
-                SigningAlgorithm::Ed25519,
-                &message,
-                MessageType::Raw,
-            )
-            .unwrap();
-            assert_eq!(public, signature);
+            assert_eq!(public, Ok(signature));
         }
     }
 }
 
-#[derive(Deserialize)]
-struct EcdsaVectors {
-    source: String,
-    cases: Vec<EcdsaCase>,
-}
-
-#[derive(Deserialize)]
-struct EcdsaCase {
-    section: String,
-    curve: String,
-    hash: String,
-    message: String,
-    x: String,
-    ux: String,
-    uy: String,
-    r: String,
-    s: String,
-}
-
 #[test]
 fn rfc6979_ecdsa_vectors() {
-    let vectors: EcdsaVectors =
-        serde_json::from_str(include_str!("../../tests/data/rfc6979_ecdsa.json")).unwrap();
-    assert!(vectors.source.contains("RFC 6979"));
-    assert_eq!(vectors.cases.len(), 4);
-    for case in &vectors.cases {
+    let json = include_str!("../../tests/data/rfc6979_ecdsa.json");
+    for case in load_cases::<EcdsaCase>(json, "RFC 6979", 4) {
         let (spec, algorithm) = match (case.curve.as_str(), case.hash.as_str()) {
             ("P-256", "SHA-256") => (KeySpec::EcdsaP256, SigningAlgorithm::EcdsaSha256),
             ("P-384", "SHA-384") => (KeySpec::EcdsaP384, SigningAlgorithm::EcdsaSha384),
@@ -200,60 +202,40 @@ fn rfc6979_ecdsa_vectors() {
     }
 }
 
+#[derive(Deserialize)]
+struct EcdsaCase {
+    section: String,
+    curve: String,
+    hash: String,
+    message: String,
+    x: String,
+    ux: String,
+    uy: String,
+    r: String,
+    s: String,
+}
+
 #[test]
 fn ring_verifies_our_signatures_and_rejects_tampering() {
-    for spec in ASYMMETRIC {
-        for seed in 0..8u8 {
-            let key = material(spec, seed);
-            let spki = public_key_der(spec, key.as_slice()).unwrap();
+    for seed in 0..8u8 {
+        for (spec, key, spki) in asymmetric_keys(seed) {
             let message = format!("message {seed} for {spec}").into_bytes();
-            let signature = sign(
-                spec,
-                key.as_slice(),
-                algorithm(spec),
-                &message,
-                MessageType::Raw,
-            )
-            .unwrap();
+            let signature = sign_raw(spec, key.as_slice(), &message).unwrap();
             assert!(ring_verifies(spec, &spki, &message, &signature), "{spec}");
-            assert_eq!(
-                verify(
-                    spec,
-                    &spki,
-                    algorithm(spec),
-                    &message,
-                    MessageType::Raw,
-                    &signature
-                ),
-                Ok(true)
-            );
+            assert_eq!(verify_raw(spec, &spki, &message, &signature), Ok(true));
 
             let mut other_message = message.clone();
             other_message[0] ^= 1;
             assert!(!ring_verifies(spec, &spki, &other_message, &signature));
             assert_eq!(
-                verify(
-                    spec,
-                    &spki,
-                    algorithm(spec),
-                    &other_message,
-                    MessageType::Raw,
-                    &signature
-                ),
+                verify_raw(spec, &spki, &other_message, &signature),
                 Ok(false)
             );
 
             let other_key = public_key_der(spec, material(spec, seed + 100).as_slice()).unwrap();
             assert!(!ring_verifies(spec, &other_key, &message, &signature));
             assert_eq!(
-                verify(
-                    spec,
-                    &other_key,
-                    algorithm(spec),
-                    &message,
-                    MessageType::Raw,
-                    &signature
-                ),
+                verify_raw(spec, &other_key, &message, &signature),
                 Ok(false)
             );
         }
@@ -262,29 +244,13 @@ fn ring_verifies_our_signatures_and_rejects_tampering() {
 
 #[test]
 fn every_signature_bit_flip_fails() {
-    for spec in ASYMMETRIC {
-        let key = material(spec, 1);
-        let spki = public_key_der(spec, key.as_slice()).unwrap();
-        let signature = sign(
-            spec,
-            key.as_slice(),
-            algorithm(spec),
-            b"flip me",
-            MessageType::Raw,
-        )
-        .unwrap();
+    for (spec, key, spki) in asymmetric_keys(1) {
+        let signature = sign_raw(spec, key.as_slice(), b"flip me").unwrap();
         for index in 0..signature.len() {
             for bit in 0..8 {
                 let mut tampered = signature.clone();
                 tampered[index] ^= 1 << bit;
-                let result = verify(
-                    spec,
-                    &spki,
-                    algorithm(spec),
-                    b"flip me",
-                    MessageType::Raw,
-                    &tampered,
-                );
+                let result = verify_raw(spec, &spki, b"flip me", &tampered);
                 assert!(
                     matches!(result, Ok(false) | Err(Error::MalformedSignature)),
                     "{spec} byte {index} bit {bit}: {result:?}"
@@ -297,26 +263,10 @@ fn every_signature_bit_flip_fails() {
 
 #[test]
 fn every_signature_truncation_fails_without_panic() {
-    for spec in ASYMMETRIC {
-        let key = material(spec, 2);
-        let spki = public_key_der(spec, key.as_slice()).unwrap();
-        let mut signature = sign(
-            spec,
-            key.as_slice(),
-            algorithm(spec),
-            b"cut me",
-            MessageType::Raw,
-        )
-        .unwrap();
+    for (spec, key, spki) in asymmetric_keys(2) {
+        let mut signature = sign_raw(spec, key.as_slice(), b"cut me").unwrap();
         for len in 0..signature.len() {
-            let result = verify(
-                spec,
-                &spki,
-                algorithm(spec),
-                b"cut me",
-                MessageType::Raw,
-                &signature[..len],
-            );
+            let result = verify_raw(spec, &spki, b"cut me", &signature[..len]);
             assert!(
                 matches!(result, Ok(false) | Err(Error::MalformedSignature)),
                 "{spec} length {len}: {result:?}"
@@ -324,14 +274,7 @@ fn every_signature_truncation_fails_without_panic() {
         }
         // Trailing bytes are not tolerated either.
         signature.push(0);
-        let result = verify(
-            spec,
-            &spki,
-            algorithm(spec),
-            b"cut me",
-            MessageType::Raw,
-            &signature,
-        );
+        let result = verify_raw(spec, &spki, b"cut me", &signature);
         assert!(matches!(result, Ok(false) | Err(Error::MalformedSignature)));
     }
 }
@@ -392,6 +335,10 @@ fn digest_rules() {
             );
         }
     }
+    let unsupported = Error::UnsupportedMessageType {
+        algorithm: "ED25519",
+        message_type: "DIGEST",
+    };
     assert_eq!(
         sign(
             KeySpec::Ed25519,
@@ -400,10 +347,7 @@ fn digest_rules() {
             &[0; 64],
             MessageType::Digest
         ),
-        Err(Error::UnsupportedMessageType {
-            algorithm: "ED25519",
-            message_type: "DIGEST"
-        })
+        Err(unsupported.clone())
     );
     let spki = public_key_der(KeySpec::Ed25519, ed.as_slice()).unwrap();
     assert_eq!(
@@ -415,41 +359,20 @@ fn digest_rules() {
             MessageType::Digest,
             &[0; 64]
         ),
-        Err(Error::UnsupportedMessageType {
-            algorithm: "ED25519",
-            message_type: "DIGEST"
-        })
+        Err(unsupported)
     );
 }
 
 #[test]
 fn message_limits() {
-    for spec in ASYMMETRIC {
-        let key = material(spec, 5);
-        let spki = public_key_der(spec, key.as_slice()).unwrap();
+    for (spec, key, spki) in asymmetric_keys(5) {
         let alg = algorithm(spec);
-        assert_eq!(
-            sign(spec, key.as_slice(), alg, b"", MessageType::Raw),
-            Err(Error::EmptyMessage)
+        assert_message_rules(
+            MAX_SIGN_MESSAGE_BYTES,
+            |message| sign(spec, key.as_slice(), alg, message, MessageType::Raw),
+            |message| verify(spec, &spki, alg, message, MessageType::Raw, &[0; 64]),
         );
-        assert_eq!(
-            verify(spec, &spki, alg, b"", MessageType::Raw, &[0; 64]),
-            Err(Error::EmptyMessage)
-        );
-        let big = vec![1u8; MAX_SIGN_MESSAGE_BYTES + 1];
-        let too_large = Error::MessageTooLarge {
-            len: MAX_SIGN_MESSAGE_BYTES + 1,
-            max: MAX_SIGN_MESSAGE_BYTES,
-        };
-        assert_eq!(
-            sign(spec, key.as_slice(), alg, &big, MessageType::Raw),
-            Err(too_large.clone())
-        );
-        assert_eq!(
-            verify(spec, &spki, alg, &big, MessageType::Raw, &[0; 64]),
-            Err(too_large)
-        );
-        let max = &big[..MAX_SIGN_MESSAGE_BYTES];
+        let max = &vec![1u8; MAX_SIGN_MESSAGE_BYTES][..];
         let signature = sign(spec, key.as_slice(), alg, max, MessageType::Raw).unwrap();
         assert_eq!(
             verify(spec, &spki, alg, max, MessageType::Raw, &signature),
@@ -520,26 +443,12 @@ fn public_key_of_another_spec_is_rejected() {
         let mut trailing = der.clone();
         trailing.push(0);
         assert_eq!(
-            verify(
-                *spec,
-                &trailing,
-                algorithm(*spec),
-                b"m",
-                MessageType::Raw,
-                &[0; 64]
-            ),
+            verify_raw(*spec, &trailing, b"m", &[0; 64]),
             Err(Error::InvalidPublicKey)
         );
         for len in 0..der.len() {
             assert_eq!(
-                verify(
-                    *spec,
-                    &der[..len],
-                    algorithm(*spec),
-                    b"m",
-                    MessageType::Raw,
-                    &[0; 64]
-                ),
+                verify_raw(*spec, &der[..len], b"m", &[0; 64]),
                 Err(Error::InvalidPublicKey)
             );
         }
@@ -574,30 +483,25 @@ fn malformed_ecdsa_signatures_are_errors() {
 
 #[test]
 fn public_keys_have_the_standard_encodings() {
-    // SubjectPublicKeyInfo algorithm identifiers (RFC 8410, RFC 5480).
-    let ed = public_key_der(KeySpec::Ed25519, material(KeySpec::Ed25519, 9).as_slice()).unwrap();
-    assert_eq!(ed.len(), 44);
-    assert_eq!(hex::encode(&ed[..12]), "302a300506032b6570032100");
-    let p256 = public_key_der(
-        KeySpec::EcdsaP256,
-        material(KeySpec::EcdsaP256, 9).as_slice(),
-    )
-    .unwrap();
-    assert_eq!(p256.len(), 91);
-    assert_eq!(
-        hex::encode(&p256[..27]),
-        "3059301306072a8648ce3d020106082a8648ce3d03010703420004"
-    );
-    let p384 = public_key_der(
-        KeySpec::EcdsaP384,
-        material(KeySpec::EcdsaP384, 9).as_slice(),
-    )
-    .unwrap();
-    assert_eq!(p384.len(), 120);
-    assert_eq!(
-        hex::encode(&p384[..24]),
-        "3076301006072a8648ce3d020106052b8104002203620004"
-    );
+    // SubjectPublicKeyInfo algorithm identifiers (RFC 8410, RFC 5480): the
+    // DER's length and its hex prefix up to the key bits.
+    for (spec, len, prefix) in [
+        (KeySpec::Ed25519, 44, "302a300506032b6570032100"),
+        (
+            KeySpec::EcdsaP256,
+            91,
+            "3059301306072a8648ce3d020106082a8648ce3d03010703420004",
+        ),
+        (
+            KeySpec::EcdsaP384,
+            120,
+            "3076301006072a8648ce3d020106052b8104002203620004",
+        ),
+    ] {
+        let der = public_key_der(spec, material(spec, 9).as_slice()).unwrap();
+        assert_eq!(der.len(), len, "{spec}");
+        assert_eq!(hex::encode(&der[..prefix.len() / 2]), prefix, "{spec}");
+    }
 
     for spec in ASYMMETRIC {
         let key = material(spec, 10);
@@ -638,10 +542,7 @@ fn bad_material_is_reported() {
             spec: spec.name(),
             reason: "wrong length",
         };
-        assert_eq!(
-            sign(spec, &short, algorithm(spec), b"m", MessageType::Raw),
-            Err(expected.clone())
-        );
+        assert_eq!(sign_raw(spec, &short, b"m"), Err(expected.clone()));
         assert_eq!(public_key_der(spec, &short), Err(expected));
     }
     let zero = [0u8; 32];
