@@ -68,28 +68,37 @@ text_newtype!(
     Error
 );
 
+/// The first rule key names and alias names share that `name` breaks: not empty, at most
+/// `max` bytes (`too_long` says how many), and only `[A-Za-z0-9_.-/]`.
+fn name_rule_broken(name: &str, max: usize, too_long: &'static str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("must not be empty")
+    } else if name.len() > max {
+        Some(too_long)
+    } else if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/'))
+    {
+        Some("may contain only A-Z, a-z, 0-9, '_', '.', '-' and '/'")
+    } else {
+        None
+    }
+}
+
 impl KeyName {
     /// Parses and validates a key name.
     ///
     /// # Errors
     /// [`Error::InvalidKeyName`] naming the rule that `s` breaks.
     pub fn parse(s: &str) -> Result<Self, Error> {
-        let reason = if s.is_empty() {
-            Some("must not be empty")
-        } else if s.len() > MAX_KEY_NAME_LEN {
-            Some("must be at most 128 bytes")
-        } else if !s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/'))
-        {
-            Some("may contain only A-Z, a-z, 0-9, '_', '.', '-' and '/'")
-        } else if s.starts_with(ALIAS_PREFIX) {
+        let reason = if s.starts_with(ALIAS_PREFIX) {
             Some("must not start with \"alias/\"")
         } else if KeyId::is_well_formed(s) {
             Some("must not have the form of a key id")
         } else {
             None
         };
+        let reason = name_rule_broken(s, MAX_KEY_NAME_LEN, "must be at most 128 bytes").or(reason);
         match reason {
             None => Ok(Self(s.to_owned())),
             Some(reason) => Err(Error::InvalidKeyName {
@@ -180,19 +189,7 @@ impl AliasName {
     /// [`Error::InvalidAlias`] naming the rule that `s` breaks.
     pub fn parse(s: &str) -> Result<Self, Error> {
         let bare = s.strip_prefix(ALIAS_PREFIX).unwrap_or(s);
-        let reason = if bare.is_empty() {
-            Some("must not be empty")
-        } else if bare.len() > MAX_ALIAS_LEN {
-            Some("must be at most 256 bytes")
-        } else if !bare
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/'))
-        {
-            Some("may contain only A-Z, a-z, 0-9, '_', '.', '-' and '/'")
-        } else {
-            None
-        };
-        match reason {
+        match name_rule_broken(bare, MAX_ALIAS_LEN, "must be at most 256 bytes") {
             None => Ok(Self(bare.to_owned())),
             Some(reason) => Err(Error::InvalidAlias {
                 value: truncate_for_message(s),

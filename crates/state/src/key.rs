@@ -576,6 +576,7 @@ pub fn validate_tag_value(key: &str, value: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::unhex;
 
     fn version(number: u32) -> KeyVersionRecord {
         KeyVersionRecord {
@@ -598,13 +599,6 @@ mod tests {
         2430333033303330332d303330332d343330332d383330332d30333033303330333033303303617070000000\
         000164ac0202ab020280d095ffbc3101a092b4ffbc31ac02008085aeffbc3100ab020180b899290180bdc7a8\
         bd310000000080d095ffbc310561646d696e";
-
-    fn unhex(hex: &str) -> Vec<u8> {
-        (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     fn record_with_two_versions() -> KeyRecord {
         let mut versions = KeyVersions::default();

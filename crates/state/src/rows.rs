@@ -117,6 +117,14 @@ pub(crate) fn encode_value<T: Serialize>(what: &'static str, value: &T) -> Resul
     })
 }
 
+/// The value of a row that exists only while `value` is present: absent is no row.
+fn encode_row<T: Serialize>(
+    what: &'static str,
+    value: Option<T>,
+) -> Result<Option<Vec<u8>>, Error> {
+    value.map(|value| encode_value(what, &value)).transpose()
+}
+
 fn decode_value<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, Error> {
     match bytes.split_first() {
         Some((&ROW_FORMAT_V2, body)) => postcard::from_bytes(body).map_err(|e| Error::Corrupt {
@@ -193,57 +201,31 @@ impl State {
 
     fn row_value(&self, row: &RowKey) -> Result<Option<Vec<u8>>, Error> {
         match row {
-            RowKey::Seal => self
-                .seal
-                .as_ref()
-                .map(|s| encode_value("seal row", s))
-                .transpose(),
-            RowKey::Key(id) => self
-                .keys
-                .get(id)
-                .map(|k| encode_value("key row", k))
-                .transpose(),
-            RowKey::Dedup(caller, id) => self
-                .dedup
-                .get(caller, id)
-                .map(|e| encode_value("dedup row", &e))
-                .transpose(),
+            RowKey::Seal => encode_row("seal row", self.seal.as_ref()),
+            RowKey::Key(id) => encode_row("key row", self.keys.get(id)),
+            RowKey::Dedup(caller, id) => encode_row("dedup row", self.dedup.get(caller, id)),
             RowKey::Clock => encode_value("clock row", &self.clock).map(Some),
-            RowKey::Alias(alias) => self
-                .aliases
-                .get(alias)
-                .map(|target| encode_value("alias row", &(alias, target)))
-                .transpose(),
+            RowKey::Alias(alias) => encode_row(
+                "alias row",
+                self.aliases.get(alias).map(|target| (alias, target)),
+            ),
             RowKey::Admins => {
                 let admins: Vec<&Identity> = self.access.admins().collect();
-                (!admins.is_empty())
-                    .then(|| encode_value("admins row", &admins))
-                    .transpose()
+                encode_row("admins row", Some(admins).filter(|a| !a.is_empty()))
             }
-            RowKey::Policy(name) => self
-                .access
-                .policy(name)
-                .map(|p| encode_value("policy row", p))
-                .transpose(),
-            RowKey::Grant(id) => self
-                .access
-                .grant(id)
-                .map(|g| encode_value("grant row", g))
-                .transpose(),
-            RowKey::Revoked(cert) => self
-                .access
-                .revocations()
-                .find(|r| &r.certificate == cert)
-                .map(|r| encode_value("revoked row", r))
-                .transpose(),
-            RowKey::RateLimit(identity) => self
-                .access
-                .rate_limit(identity)
-                .map(|r| encode_value("rate limit row", r))
-                .transpose(),
-            RowKey::Barrier => (self.barrier != BarrierTerms::default())
-                .then(|| encode_value("barrier row", &self.barrier))
-                .transpose(),
+            RowKey::Policy(name) => encode_row("policy row", self.access.policy(name)),
+            RowKey::Grant(id) => encode_row("grant row", self.access.grant(id)),
+            RowKey::Revoked(cert) => encode_row(
+                "revoked row",
+                self.access.revocations().find(|r| &r.certificate == cert),
+            ),
+            RowKey::RateLimit(identity) => {
+                encode_row("rate limit row", self.access.rate_limit(identity))
+            }
+            RowKey::Barrier => encode_row(
+                "barrier row",
+                (self.barrier != BarrierTerms::default()).then_some(&self.barrier),
+            ),
         }
     }
 
@@ -367,6 +349,16 @@ mod tests {
     use crate::ids::KeyName;
     use crate::key::KeyOrigin;
 
+    fn request(id: &str, caller: &str, fingerprint: u8, command: Command) -> Request {
+        Request {
+            request_id: RequestId::parse(id).unwrap(),
+            caller: CallerId::of(caller),
+            fingerprint: [fingerprint; 32],
+            bindings: Vec::new(),
+            command,
+        }
+    }
+
     fn populated() -> State {
         let mut s = State::new();
         let init = Command::InitSeal(SealConfig {
@@ -376,51 +368,26 @@ mod tests {
             sealed_keyring: vec![4; 10],
             initialized_at_ms: 5,
         });
-        s.apply(
-            1,
-            &Request {
-                request_id: RequestId::parse("i").unwrap(),
-                caller: CallerId::of("admin"),
-                fingerprint: [0; 32],
-                bindings: Vec::new(),
-                command: init,
-            },
-        );
-        s.apply(
-            2,
-            &Request {
-                request_id: RequestId::parse("c").unwrap(),
-                caller: CallerId::of("admin"),
-                fingerprint: [1; 32],
-                bindings: Vec::new(),
-                command: Command::CreateKey(NewKey {
-                    key_id: KeyId::from_random_bytes([7; 16]),
-                    name: KeyName::parse("app").unwrap(),
-                    spec: KeySpec::Aes256Gcm,
-                    origin: KeyOrigin::Tessera,
-                    description: "d".into(),
-                    sealed_material: Some(vec![5; 20]),
-                    rotation_period_ms: None,
-                    exportable: false,
-                    tags: Default::default(),
-                    at_ms: 6,
-                    created_by: "me".into(),
-                }),
-            },
-        );
-        s.apply(
-            3,
-            &Request {
-                request_id: RequestId::parse("a").unwrap(),
-                caller: CallerId::of("admin"),
-                fingerprint: [2; 32],
-                bindings: Vec::new(),
-                command: Command::CreateAlias {
-                    alias: AliasName::parse("front").unwrap(),
-                    key_id: KeyId::from_random_bytes([7; 16]),
-                },
-            },
-        );
+        s.apply(1, &request("i", "admin", 0, init));
+        let create_key = Command::CreateKey(NewKey {
+            key_id: KeyId::from_random_bytes([7; 16]),
+            name: KeyName::parse("app").unwrap(),
+            spec: KeySpec::Aes256Gcm,
+            origin: KeyOrigin::Tessera,
+            description: "d".into(),
+            sealed_material: Some(vec![5; 20]),
+            rotation_period_ms: None,
+            exportable: false,
+            tags: Default::default(),
+            at_ms: 6,
+            created_by: "me".into(),
+        });
+        s.apply(2, &request("c", "admin", 1, create_key));
+        let create_alias = Command::CreateAlias {
+            alias: AliasName::parse("front").unwrap(),
+            key_id: KeyId::from_random_bytes([7; 16]),
+        };
+        s.apply(3, &request("a", "admin", 2, create_alias));
         s
     }
 
@@ -429,20 +396,12 @@ mod tests {
         let mut s = populated();
         let changes = s.take_changes().unwrap();
         assert_eq!(changes.len(), 6, "seal, key, alias, three dedup rows");
-        s.apply(
-            4,
-            &Request {
-                request_id: RequestId::parse("t").unwrap(),
-                caller: CallerId::of("node"),
-                fingerprint: [3; 32],
-                bindings: Vec::new(),
-                command: Command::ReportClock {
-                    node_id: 1,
-                    at_ms: 700,
-                    voters: 1,
-                },
-            },
-        );
+        let report_clock = Command::ReportClock {
+            node_id: 1,
+            at_ms: 700,
+            voters: 1,
+        };
+        s.apply(4, &request("t", "node", 3, report_clock));
         let mut changes = changes;
         changes.extend(s.take_changes().unwrap());
         assert_eq!(

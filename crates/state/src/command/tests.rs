@@ -2,6 +2,7 @@
 //! batches existed still decode, and the batch variants sit after every earlier variant.
 
 use super::*;
+use crate::test_util::unhex;
 
 /// A `RotateKey` request as the build before batches encoded it (postcard bytes captured
 /// from that build).
@@ -30,13 +31,6 @@ const OLD_VERSION_REJECTIONS: &str = "\
     30333033303330332d303330332d343330332d383330332d303330333033303330333033ac02096465737472\
     6f796564060c2430333033303330332d303330332d343330332d383330332d303330333033303330333033ab\
     02060d2430333033303330332d303330332d343330332d383330332d30333033303330333033303300ac02";
-
-fn unhex(hex: &str) -> Vec<u8> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 fn old_request() -> Request {
     Request {

@@ -103,11 +103,7 @@ impl State {
     }
 
     pub(super) fn create_grant(&mut self, grant: &Grant) -> Result<Response, ApplyError> {
-        if !self.keys.contains_key(&grant.key_id) {
-            return Err(ApplyError::KeyNotFound {
-                key_id: grant.key_id.clone(),
-            });
-        }
+        self.stored_key(&grant.key_id)?;
         if self.access.grant(&grant.grant_id).is_some() {
             return Err(ApplyError::GrantIdTaken {
                 grant_id: grant.grant_id.clone(),

@@ -5,17 +5,13 @@ use crate::ids::{AliasName, KeyId};
 use crate::machine::State;
 use crate::rows::RowKey;
 
-impl State {
-    fn require_key(&self, key_id: &KeyId) -> Result<(), ApplyError> {
-        if self.keys.contains_key(key_id) {
-            Ok(())
-        } else {
-            Err(ApplyError::KeyNotFound {
-                key_id: key_id.clone(),
-            })
-        }
+fn not_found(alias: &AliasName) -> ApplyError {
+    ApplyError::AliasNotFound {
+        alias: alias.clone(),
     }
+}
 
+impl State {
     fn point(&mut self, alias: &AliasName, key_id: &KeyId) -> Response {
         if let Some(old) = self.aliases.insert(alias.clone(), key_id.clone()) {
             if let Some(set) = self.aliases_by_key.get_mut(&old) {
@@ -46,7 +42,7 @@ impl State {
                 alias: alias.clone(),
             });
         }
-        self.require_key(key_id)?;
+        self.stored_key(key_id)?;
         Ok(self.point(alias, key_id))
     }
 
@@ -55,13 +51,8 @@ impl State {
         alias: &AliasName,
         key_id: &KeyId,
     ) -> Result<Response, ApplyError> {
-        let current = self
-            .aliases
-            .get(alias)
-            .ok_or_else(|| ApplyError::AliasNotFound {
-                alias: alias.clone(),
-            })?;
-        self.require_key(key_id)?;
+        let current = self.aliases.get(alias).ok_or_else(|| not_found(alias))?;
+        self.stored_key(key_id)?;
         let usage = |id: &KeyId| self.keys.get(id).map(|k| k.usage);
         let (current_usage, requested_usage) = (usage(current), usage(key_id));
         if let (Some(current), Some(requested)) = (current_usage, requested_usage) {
@@ -77,12 +68,7 @@ impl State {
     }
 
     pub(super) fn delete_alias(&mut self, alias: &AliasName) -> Result<Response, ApplyError> {
-        let key_id = self
-            .aliases
-            .remove(alias)
-            .ok_or_else(|| ApplyError::AliasNotFound {
-                alias: alias.clone(),
-            })?;
+        let key_id = self.aliases.remove(alias).ok_or_else(|| not_found(alias))?;
         if let Some(set) = self.aliases_by_key.get_mut(&key_id) {
             set.remove(alias);
             if set.is_empty() {

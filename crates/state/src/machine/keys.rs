@@ -86,6 +86,16 @@ fn check_next_version(key: &KeyRecord, version: KeyVersion) -> Result<(), ApplyE
 }
 
 impl State {
+    /// The stored record of `key_id`, or [`ApplyError::KeyNotFound`].
+    pub(super) fn stored_key(&self, key_id: &KeyId) -> Result<&KeyRecord, ApplyError> {
+        self.keys
+            .get(key_id)
+            .map(Box::as_ref)
+            .ok_or_else(|| ApplyError::KeyNotFound {
+                key_id: key_id.clone(),
+            })
+    }
+
     /// Applies `change` to a key, marks its row dirty and answers with its metadata. Nothing
     /// is changed when `change` fails.
     pub(super) fn update_key(
@@ -93,13 +103,7 @@ impl State {
         key_id: &KeyId,
         change: impl FnOnce(&mut KeyRecord) -> Result<(), ApplyError>,
     ) -> Result<Response, ApplyError> {
-        let mut key = self
-            .keys
-            .get(key_id)
-            .cloned()
-            .ok_or_else(|| ApplyError::KeyNotFound {
-                key_id: key_id.clone(),
-            })?;
+        let mut key = Box::new(self.stored_key(key_id)?.clone());
         change(&mut key)?;
         let metadata = self.metadata(&key);
         self.keys.insert(key_id.clone(), key);
@@ -268,12 +272,7 @@ impl State {
 
     /// Destroys a key whose deletion date has passed in cluster time.
     pub(super) fn destroy_key(&mut self, key_id: &KeyId) -> Result<Response, ApplyError> {
-        let key = self
-            .keys
-            .get(key_id)
-            .ok_or_else(|| ApplyError::KeyNotFound {
-                key_id: key_id.clone(),
-            })?;
+        let key = self.stored_key(key_id)?;
         if key.state != KeyState::PendingDeletion {
             return Err(invalid_state(key, "destroyed without a scheduled deletion"));
         }

@@ -73,12 +73,39 @@ fn rotate(byte: u8, version: u32) -> Command {
     }
 }
 
+/// Schedules key `byte` for deletion `window_ms` after `at_ms`.
+fn schedule_deletion(byte: u8, window_ms: u64, at_ms: u64) -> Command {
+    Command::ScheduleKeyDeletion {
+        key_id: id(byte),
+        window_ms,
+        at_ms,
+    }
+}
+
 /// An initialised state with key 1 ("app"), applied from index 1.
 fn with_key() -> (State, u64) {
     let mut s = State::new();
     s.apply(1, &request("i", init()));
     s.apply(2, &request("c1", create(1, "app")));
     (s, 3)
+}
+
+/// Version `version` of key `byte`, which must both exist.
+fn stored_version(s: &State, byte: u8, version: u32) -> &crate::key::KeyVersionRecord {
+    s.key(&id(byte))
+        .unwrap()
+        .versions
+        .get(KeyVersion::new(version))
+        .unwrap()
+}
+
+/// The rows written since the state's changes were last taken, as a store holds them.
+fn changed_rows(s: &mut State) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    s.take_changes()
+        .unwrap()
+        .into_iter()
+        .filter_map(|change| Some((change.key, change.value?)))
+        .collect()
 }
 
 fn apply_ok(s: &mut State, index: u64, command: Command) -> Response {
@@ -288,15 +315,7 @@ fn deletion_schedule_cancel_and_destroy() {
             key_id: id(1),
         },
     );
-    apply_ok(
-        &mut s,
-        i + 2,
-        Command::ScheduleKeyDeletion {
-            key_id: id(1),
-            window_ms: 600,
-            at_ms: 300,
-        },
-    );
+    apply_ok(&mut s, i + 2, schedule_deletion(1, 600, 300));
     let key = s.key(&id(1)).unwrap();
     assert!(matches!(
         key.decryptable(KeyVersion::new(1)),
@@ -323,15 +342,7 @@ fn deletion_schedule_cancel_and_destroy() {
         apply_err(&mut s, i + 7, Command::DestroyKey { key_id: id(1) }),
         ApplyError::InvalidKeyState { .. }
     ));
-    apply_ok(
-        &mut s,
-        i + 8,
-        Command::ScheduleKeyDeletion {
-            key_id: id(1),
-            window_ms: 1000,
-            at_ms: 0,
-        },
-    );
+    apply_ok(&mut s, i + 8, schedule_deletion(1, 1000, 0));
     assert_eq!(s.key(&id(1)).unwrap().deletion_date_ms, Some(2000));
     s.apply(i + 9, &clock(1, 2000));
     apply_ok(&mut s, i + 10, Command::DestroyKey { key_id: id(1) });
@@ -349,15 +360,7 @@ fn one_node_clock_running_ahead_cannot_bring_destruction_forward() {
     for node in 1..=3 {
         s.apply(i, &clock(node, 1_000 * DAY));
     }
-    apply_ok(
-        &mut s,
-        i + 1,
-        Command::ScheduleKeyDeletion {
-            key_id: id(1),
-            window_ms: 7 * DAY,
-            at_ms: 1_000 * DAY,
-        },
-    );
+    apply_ok(&mut s, i + 1, schedule_deletion(1, 7 * DAY, 1_000 * DAY));
     // The leader's clock jumps a year ahead; it reports and proposes destruction at once.
     s.apply(i + 2, &clock(1, 1_365 * DAY));
     assert_eq!(s.due_deletions(), Vec::<KeyId>::new());
@@ -380,15 +383,7 @@ fn one_node_clock_running_ahead_cannot_bring_destruction_forward() {
 fn a_proposer_clock_running_behind_cannot_shorten_the_window() {
     let (mut s, i) = with_key();
     s.apply(i, &clock(1, 50_000));
-    apply_ok(
-        &mut s,
-        i + 1,
-        Command::ScheduleKeyDeletion {
-            key_id: id(1),
-            window_ms: 1_000,
-            at_ms: 0,
-        },
-    );
+    apply_ok(&mut s, i + 1, schedule_deletion(1, 1_000, 0));
     assert_eq!(s.key(&id(1)).unwrap().deletion_date_ms, Some(51_000));
 }
 
@@ -444,14 +439,7 @@ fn a_write_prepared_on_a_stale_alias_is_refused_and_the_right_key_is_untouched()
             now: Some(id(2)),
         })
     );
-    let v1 = |s: &State, key| {
-        s.key(&id(key))
-            .unwrap()
-            .versions
-            .get(KeyVersion::new(1))
-            .unwrap()
-            .state
-    };
+    let v1 = |s: &State, key| stored_version(s, key, 1).state;
     assert_eq!(
         v1(&s, 1),
         VersionState::Enabled,
@@ -483,15 +471,7 @@ fn a_name_reused_by_a_new_key_is_a_stale_reference() {
     let (mut s, i) = with_key();
     let reference = KeyRef::parse("app").unwrap();
     s.apply(i, &clock(1, 10));
-    apply_ok(
-        &mut s,
-        i + 1,
-        Command::ScheduleKeyDeletion {
-            key_id: id(1),
-            window_ms: 0,
-            at_ms: 0,
-        },
-    );
+    apply_ok(&mut s, i + 1, schedule_deletion(1, 0, 0));
     apply_ok(&mut s, i + 2, Command::DestroyKey { key_id: id(1) });
     apply_ok(&mut s, i + 3, create(2, "app"));
     let disable = Request {
@@ -930,6 +910,11 @@ mod determinism {
         (0u8..4).prop_map(id)
     }
 
+    /// Versions 1 to 4, the ones a generated log creates.
+    fn version_strategy() -> impl Strategy<Value = KeyVersion> {
+        (1u32..5).prop_map(KeyVersion::new)
+    }
+
     fn command_strategy() -> impl Strategy<Value = Command> {
         let name = (0u8..5).prop_map(|n| KeyName::parse(&format!("key-{n}")).unwrap());
         let alias = (0u8..3).prop_map(|n| AliasName::parse(&format!("a{n}")).unwrap());
@@ -960,19 +945,14 @@ mod determinism {
                     })
                 }
             ),
-            (
-                key_id_strategy(),
-                (1u32..5).prop_map(KeyVersion::new),
-                0u64..1000
-            )
-                .prop_map(|(key_id, version, at_ms)| {
-                    Command::RotateKey {
-                        key_id,
-                        version,
-                        sealed_material: vec![version.get() as u8; 40],
-                        at_ms,
-                    }
-                }),
+            (key_id_strategy(), version_strategy(), 0u64..1000).prop_map(
+                |(key_id, version, at_ms)| Command::RotateKey {
+                    key_id,
+                    version,
+                    sealed_material: vec![version.get() as u8; 40],
+                    at_ms,
+                }
+            ),
             key_id_strategy().prop_map(|key_id| Command::EnableKey { key_id }),
             key_id_strategy().prop_map(|key_id| Command::DisableKey { key_id }),
             (key_id_strategy(), 0u64..2000, 0u64..2000).prop_map(|(key_id, window_ms, at_ms)| {
@@ -994,30 +974,20 @@ mod determinism {
             (key_id_strategy(), (0u32..5).prop_map(KeyVersion::new)).prop_map(
                 |(key_id, version)| { Command::SetMinDecryptionVersion { key_id, version } }
             ),
-            (
-                key_id_strategy(),
-                (1u32..5).prop_map(KeyVersion::new),
-                any::<bool>()
-            )
-                .prop_map(|(key_id, version, enabled)| {
-                    Command::SetVersionEnabled {
-                        key_id,
-                        version,
-                        enabled,
-                    }
-                }),
-            (
-                key_id_strategy(),
-                (1u32..5).prop_map(KeyVersion::new),
-                0u64..1000
-            )
-                .prop_map(|(key_id, version, at_ms)| {
-                    Command::DestroyKeyVersion {
-                        key_id,
-                        version,
-                        at_ms,
-                    }
-                }),
+            (key_id_strategy(), version_strategy(), any::<bool>()).prop_map(
+                |(key_id, version, enabled)| Command::SetVersionEnabled {
+                    key_id,
+                    version,
+                    enabled,
+                }
+            ),
+            (key_id_strategy(), version_strategy(), 0u64..1000).prop_map(
+                |(key_id, version, at_ms)| Command::DestroyKeyVersion {
+                    key_id,
+                    version,
+                    at_ms,
+                }
+            ),
             (key_id_strategy(), "[a-z]{0,3}", "[a-z]{0,3}").prop_map(|(key_id, k, v)| {
                 Command::TagKey {
                     key_id,

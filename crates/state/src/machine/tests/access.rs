@@ -256,15 +256,7 @@ fn grant_commands_are_checked() {
 fn destroying_a_key_drops_its_grants_and_their_rows() {
     let (mut s, i) = initialized();
     apply_ok(&mut s, i, Command::CreateGrant(grant("g1", 1, "app", None)));
-    apply_ok(
-        &mut s,
-        i + 1,
-        Command::ScheduleKeyDeletion {
-            key_id: id(1),
-            window_ms: 10,
-            at_ms: 0,
-        },
-    );
+    apply_ok(&mut s, i + 1, schedule_deletion(1, 10, 0));
     s.take_changes().unwrap();
     s.apply(i + 2, &clock(1, 1_000));
     apply_ok(&mut s, i + 3, Command::DestroyKey { key_id: id(1) });
@@ -337,12 +329,7 @@ fn rows_and_snapshots_carry_the_access_model() {
             ),
         },
     );
-    let mut rows: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-    for change in s.take_changes().unwrap() {
-        if let Some(value) = change.value {
-            rows.insert(change.key, value);
-        }
-    }
+    let rows = changed_rows(&mut s);
     for key in [
         &b"admins"[..],
         b"policy/p",
@@ -460,12 +447,7 @@ fn rate_limit_rules_survive_rows_and_snapshots_and_format_2_still_decodes() {
     let (mut s, i) = initialized();
     let v2 = s.encode_snapshot().unwrap();
     apply_ok(&mut s, i, Command::PutRateLimit(limit("batch-*", 50)));
-    let mut rows: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-    for change in s.take_changes().unwrap() {
-        if let Some(value) = change.value {
-            rows.insert(change.key, value);
-        }
-    }
+    let rows = changed_rows(&mut s);
     assert!(rows.contains_key(&b"ratelimit/batch-*"[..]));
     let from_rows = State::from_rows(rows).unwrap();
     let from_snapshot = State::decode_snapshot(&s.encode_snapshot().unwrap()).unwrap();

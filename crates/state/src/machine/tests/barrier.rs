@@ -177,12 +177,7 @@ fn reseal_replaces_old_blobs_all_or_nothing() {
     );
     assert!(s.blobs_left_by_term().is_empty());
     assert!(s.stale_blobs(10).is_empty());
-    let stored = s
-        .key(&id(2))
-        .unwrap()
-        .versions
-        .get(KeyVersion::new(2))
-        .unwrap();
+    let stored = stored_version(&s, 2, 2);
     assert_eq!(stored.sealed_material.as_ref(), Some(&all[2].sealed));
     // A replay of the applied batch no longer matches the stored blobs.
     assert!(matches!(
@@ -220,12 +215,7 @@ fn reseal_never_brings_a_destroyed_version_back() {
             target: version(2, 1)
         }
     );
-    let destroyed = s
-        .key(&id(2))
-        .unwrap()
-        .versions
-        .get(KeyVersion::new(1))
-        .unwrap();
+    let destroyed = stored_version(&s, 2, 1);
     assert_eq!(destroyed.state, VersionState::Destroyed);
     assert_eq!(destroyed.sealed_material, None);
     assert_eq!(s.blobs_left_by_term(), BTreeMap::from([(1, 2)]));
@@ -339,12 +329,7 @@ fn barrier_terms_survive_rows_and_snapshots_and_format_3_still_decodes() {
         let c = rotate_barrier(&s, 2, 7);
         apply_ok(&mut s, i, c)
     };
-    let mut rows: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-    for change in s.take_changes().unwrap() {
-        if let Some(value) = change.value {
-            rows.insert(change.key, value);
-        }
-    }
+    let rows = changed_rows(&mut s);
     assert!(rows.contains_key(&b"barrier"[..]));
     let from_rows = State::from_rows(rows).unwrap();
     let from_snapshot = State::decode_snapshot(&s.encode_snapshot().unwrap()).unwrap();

@@ -13,6 +13,18 @@ fn parts(response: Response) -> Vec<Response> {
     }
 }
 
+/// Applies `requests` as one batch entry at `index` and returns their results.
+fn apply_batch(s: &mut State, index: u64, requests: Vec<Request>) -> Vec<Response> {
+    parts(s.apply(index, &Request::batch(requests)))
+}
+
+/// A state holding one key, and the results of `requests` applied to it as one batch entry.
+fn batch_on_key(requests: Vec<Request>) -> (State, u64, Vec<Response>) {
+    let (mut s, index) = with_key();
+    let results = apply_batch(&mut s, index, requests);
+    (s, index, results)
+}
+
 fn key_named(s: &State, name: &str) -> Option<KeyId> {
     s.resolve(&KeyRef::parse(name).unwrap())
         .map(|k| k.key_id.clone())
@@ -20,15 +32,11 @@ fn key_named(s: &State, name: &str) -> Option<KeyId> {
 
 #[test]
 fn each_request_of_a_batch_gets_its_own_result_in_order() {
-    let (mut s, index) = with_key();
-    let results = parts(s.apply(
-        index,
-        &Request::batch(vec![
-            request("a", create(2, "first")),
-            request("b", create(3, "second")),
-            request("c", rotate(1, 2)),
-        ]),
-    ));
+    let (s, _, results) = batch_on_key(vec![
+        request("a", create(2, "first")),
+        request("b", create(3, "second")),
+        request("c", rotate(1, 2)),
+    ]);
     assert_eq!(results.len(), 3);
     assert!(matches!(&results[0], Response::Key(k) if k.key_id == id(2)));
     assert!(matches!(&results[1], Response::Key(k) if k.key_id == id(3)));
@@ -39,16 +47,12 @@ fn each_request_of_a_batch_gets_its_own_result_in_order() {
 
 #[test]
 fn a_rejected_request_does_not_affect_its_neighbours() {
-    let (mut s, index) = with_key();
-    let results = parts(s.apply(
-        index,
-        &Request::batch(vec![
-            request("a", create(2, "first")),
-            // The name is taken: refused, and nothing of it is kept.
-            request("bb", create(3, "app")),
-            request("ccc", create(4, "third")),
-        ]),
-    ));
+    let (mut s, index, results) = batch_on_key(vec![
+        request("a", create(2, "first")),
+        // The name is taken: refused, and nothing of it is kept.
+        request("bb", create(3, "app")),
+        request("ccc", create(4, "third")),
+    ]);
     assert!(matches!(&results[0], Response::Key(k) if k.key_id == id(2)));
     assert_eq!(
         results[1],
@@ -71,16 +75,12 @@ fn a_rejected_request_does_not_affect_its_neighbours() {
 
 #[test]
 fn a_retry_inside_the_same_batch_gets_the_first_result_and_applies_once() {
-    let (mut s, index) = with_key();
     // The same request id and fingerprint twice (a client retry that reached the leader
     // while its first attempt was still queued), the retry carrying fresh material.
-    let results = parts(s.apply(
-        index,
-        &Request::batch(vec![
-            request("r", create(2, "once")),
-            request("r", create(9, "once")),
-        ]),
-    ));
+    let (mut s, index, results) = batch_on_key(vec![
+        request("r", create(2, "once")),
+        request("r", create(9, "once")),
+    ]);
     assert_eq!(results[0], results[1]);
     assert!(matches!(&results[1], Response::Key(k) if k.key_id == id(2)));
     assert!(s.key(&id(9)).is_none());
@@ -94,17 +94,13 @@ fn a_retry_inside_the_same_batch_gets_the_first_result_and_applies_once() {
 
 #[test]
 fn a_reused_request_id_inside_a_batch_is_rejected_alone() {
-    let (mut s, index) = with_key();
     let mut reused = request("r", create(3, "other"));
     reused.fingerprint = [0xee; 32];
-    let results = parts(s.apply(
-        index,
-        &Request::batch(vec![
-            request("r", create(2, "kept")),
-            reused,
-            request("s", create(4, "also-kept")),
-        ]),
-    ));
+    let (s, _, results) = batch_on_key(vec![
+        request("r", create(2, "kept")),
+        reused,
+        request("s", create(4, "also-kept")),
+    ]);
     assert!(matches!(&results[0], Response::Key(_)));
     assert_eq!(
         results[1],
@@ -132,21 +128,19 @@ fn a_binding_made_stale_by_an_earlier_request_of_the_batch_is_refused() {
         reference: KeyRef::parse("alias/main").unwrap(),
         key_id: id(1),
     }];
-    let results = parts(s.apply(
-        index + 1,
-        &Request::batch(vec![
-            request("c", create(2, "next")),
-            // Moves the alias the next request was prepared against.
-            request(
-                "u",
-                Command::UpdateAlias {
-                    alias: AliasName::parse("alias/main").unwrap(),
-                    key_id: id(2),
-                },
-            ),
-            disable_via_alias,
-        ]),
-    ));
+    let batch = vec![
+        request("c", create(2, "next")),
+        // Moves the alias the next request was prepared against.
+        request(
+            "u",
+            Command::UpdateAlias {
+                alias: AliasName::parse("alias/main").unwrap(),
+                key_id: id(2),
+            },
+        ),
+        disable_via_alias,
+    ];
+    let results = apply_batch(&mut s, index + 1, batch);
     assert!(matches!(&results[1], Response::Alias { key_id, .. } if *key_id == id(2)));
     assert!(matches!(
         &results[2],
@@ -159,10 +153,11 @@ fn a_binding_made_stale_by_an_earlier_request_of_the_batch_is_refused() {
 fn a_batch_inside_a_batch_is_rejected_without_effect() {
     let (mut s, index) = with_key();
     let before = s.encode_snapshot().unwrap();
-    let results = parts(s.apply(
+    let results = apply_batch(
+        &mut s,
         index,
-        &Request::batch(vec![Request::batch(vec![request("x", create(2, "inner"))])]),
-    ));
+        vec![Request::batch(vec![request("x", create(2, "inner"))])],
+    );
     assert_eq!(results, vec![Response::Rejected(ApplyError::NestedBatch)]);
     assert!(s.key(&id(2)).is_none());
     assert_eq!(s.encode_snapshot().unwrap(), before);

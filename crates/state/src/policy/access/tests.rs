@@ -32,6 +32,11 @@ fn request(who: &str, action: Action) -> AccessRequest {
     }
 }
 
+/// Whether `access` allows `who` the `action`, at time 0.
+fn allows(access: &AccessControl, who: &str, action: Action) -> bool {
+    access.authorize(&request(who, action), 0).is_allowed()
+}
+
 fn with_policy(name: &str, text: &str) -> AccessControl {
     let mut access = AccessControl::default();
     put(&mut access, name, text);
@@ -80,9 +85,7 @@ fn default_deny() {
         access.authorize(&request("b", Action::Decrypt), 0),
         DENY_NOTHING_MATCHES
     );
-    assert!(access
-        .authorize(&request("a", Action::Decrypt), 0)
-        .is_allowed());
+    assert!(allows(&access, "a", Action::Decrypt));
 }
 
 #[test]
@@ -145,12 +148,7 @@ fn key_patterns_match_ids_names_and_aliases() {
                 r#"{{"statements":[{{"effect":"allow","identities":["a"],"actions":["kms:Encrypt"],"keys":["{pattern}"]}}]}}"#
             ),
         );
-        assert!(
-            access
-                .authorize(&request("a", Action::Encrypt), 0)
-                .is_allowed(),
-            "{pattern}"
-        );
+        assert!(allows(&access, "a", Action::Encrypt), "{pattern}");
         let mut other = request("a", Action::Encrypt);
         other.key = Some(KeyAttributes {
             name: Some(KeyName::parse("payroll").unwrap()),
@@ -163,9 +161,7 @@ fn key_patterns_match_ids_names_and_aliases() {
         r#"{"statements":[{"effect":"allow","identities":["a"],"actions":["kms:*"],"keys":["*"]}]}"#,
     );
     assert!(
-        !access
-            .authorize(&request("a", Action::ListKeys), 0)
-            .is_allowed(),
+        !allows(&access, "a", Action::ListKeys),
         "a statement with keys never covers an action without a key"
     );
 }
@@ -221,9 +217,7 @@ fn tag_conditions_test_the_keys_tags() {
     }
     assert!(!access.authorize(&r, 0).is_allowed());
     assert!(
-        !access
-            .authorize(&request("a", Action::ListKeys), 0)
-            .is_allowed(),
+        !allows(&access, "a", Action::ListKeys),
         "tag conditions never hold without a key"
     );
 }
