@@ -441,19 +441,20 @@ mod tests {
         let mut rng = ChaCha20Rng::from_seed([0x42; 32]);
         let version_key = SecretKey256::from_bytes(core::array::from_fn(|i| i as u8));
         let context = EncryptionContext::from_pairs([("tenant", "acme")]);
+        let plaintext = b"tessera test vector";
         let ct = encrypt(
             &version_key,
             "key-1",
             KeyVersion::new(7),
             &context,
-            b"tessera test vector",
+            plaintext,
             &mut rng,
         )
         .unwrap();
         assert_eq!(hex::encode(&ct), EXPECTED_VECTOR);
         assert_eq!(
             decrypt(&version_key, &ct, &context).unwrap().as_slice(),
-            b"tessera test vector"
+            plaintext
         );
     }
 

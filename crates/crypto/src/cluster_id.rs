@@ -28,17 +28,12 @@ pub fn cluster_id(root_key: &SecretKey256) -> Result<[u8; CLUSTER_ID_LEN], Error
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::assert_depends_on_root_key;
     use crate::AuditKey;
 
     #[test]
     fn the_id_differs_per_root_key() {
-        let mut rng = crate::os_rng();
-        let root = SecretKey256::generate(&mut rng);
-        assert_eq!(cluster_id(&root).unwrap(), cluster_id(&root).unwrap());
-        assert_ne!(
-            cluster_id(&SecretKey256::generate(&mut rng)).unwrap(),
-            cluster_id(&root).unwrap()
-        );
+        assert_depends_on_root_key(|root| cluster_id(root).unwrap());
     }
 
     #[test]

@@ -20,6 +20,18 @@ pub(crate) fn repeated_key(byte: u8) -> SecretKey256 {
     SecretKey256::from_bytes([byte; 32])
 }
 
+/// Checks that `derive` is a function of the root key: the same random root
+/// key gives the same output twice, and another random root key another one.
+pub(crate) fn assert_depends_on_root_key<T: PartialEq + Debug>(
+    derive: impl Fn(&SecretKey256) -> T,
+) {
+    let mut rng = crate::os_rng();
+    let root = SecretKey256::generate(&mut rng);
+    let other = SecretKey256::generate(&mut rng);
+    assert_eq!(derive(&root), derive(&root));
+    assert_ne!(derive(&other), derive(&root));
+}
+
 /// The message rules an operation and its checking counterpart share: both
 /// refuse an empty message, and one a byte over `max`, with the same error.
 /// `produce` makes a MAC or signature over a message; `check` verifies one
