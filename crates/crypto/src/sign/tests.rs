@@ -89,6 +89,7 @@ fn load_cases<C: DeserializeOwned>(json: &str, source: &str, count: usize) -> Ve
     vectors.cases
 }
 
+/// One case of the RFC 8032 file, as `rfc8032_ed25519_vectors` reads it.
 #[derive(Deserialize)]
 struct Ed25519Case {
     name: String,
@@ -202,6 +203,7 @@ fn rfc6979_ecdsa_vectors() {
     }
 }
 
+/// One case of the RFC 6979 file, as `rfc6979_ecdsa_vectors` above reads it.
 #[derive(Deserialize)]
 struct EcdsaCase {
     section: String,
