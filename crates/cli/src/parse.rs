@@ -274,7 +274,7 @@ mod tests {
     #[test]
     fn digests_may_be_hex_base64_or_raw() {
         let bytes: Vec<u8> = (0u8..32).collect();
-        let hex_text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let hex_text = hex::encode(&bytes);
         assert_eq!(digest(hex_text.as_bytes()), bytes);
         assert_eq!(digest(format!("{hex_text}  file.txt\n").as_bytes()), bytes);
         assert_eq!(digest(hex_text.to_uppercase().as_bytes()), bytes);

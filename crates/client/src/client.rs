@@ -505,8 +505,7 @@ pub fn new_request_id() -> String {
     use tessera_crypto::rand_core::Rng;
     let mut bytes = [0u8; 16];
     tessera_crypto::os_rng().fill_bytes(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("req-{hex}")
+    format!("req-{}", hex::encode(bytes))
 }
 
 #[cfg(test)]

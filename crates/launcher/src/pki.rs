@@ -113,8 +113,7 @@ fn ca_params(common_name: &str) -> Result<CertificateParams> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     let mut tag = [0u8; 4];
     tessera_crypto::rand_core::Rng::fill_bytes(&mut tessera_crypto::os_rng(), &mut tag);
-    let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-    params.distinguished_name = name(&format!("{common_name} {tag}"));
+    params.distinguished_name = name(&format!("{common_name} {}", hex::encode(tag)));
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,

@@ -63,8 +63,7 @@ async fn report_clock(node: &Node) {
 fn job_request(what: String, command: Command) -> Result<Request, ApiError> {
     let mut nonce = [0u8; 8];
     crate::node::rand_fill(&mut nonce);
-    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
-    let id = format!("{JOB_REQUEST_PREFIX}{what}-{nonce}");
+    let id = format!("{JOB_REQUEST_PREFIX}{what}-{}", hex::encode(nonce));
     let fingerprint = Sha256::digest(id.as_bytes()).into();
     let request_id = RequestId::parse(&id).map_err(|_| ApiError::Internal("job request id"))?;
     Ok(Request {

@@ -148,17 +148,12 @@ pub struct Backup {
 impl std::fmt::Debug for Backup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Backup")
-            .field("cluster_id", &hex(&self.cluster_id))
+            .field("cluster_id", &hex::encode(self.cluster_id))
             .field("terms", &self.terms)
             .field("applied_index", &self.applied_index)
             .field("body_len", &self.body.len())
             .finish()
     }
-}
-
-/// Lowercase hex of `bytes` (cluster ids in messages and output).
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Reads the header fields in order, failing with `Truncated` past the end.

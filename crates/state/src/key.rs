@@ -576,7 +576,6 @@ pub fn validate_tag_value(key: &str, value: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::unhex;
 
     fn version(number: u32) -> KeyVersionRecord {
         KeyVersionRecord {
@@ -638,12 +637,12 @@ mod tests {
     #[test]
     fn records_keep_the_bytes_they_had_with_bare_version_numbers() {
         let record = record_with_two_versions();
-        let bytes = unhex(RECORD_WITH_BARE_VERSIONS);
+        let bytes = hex::decode(RECORD_WITH_BARE_VERSIONS).unwrap();
         assert_eq!(postcard::to_allocvec(&record).unwrap(), bytes);
         assert_eq!(postcard::from_bytes::<KeyRecord>(&bytes).unwrap(), record);
 
         let metadata = record.metadata(&BTreeSet::new());
-        let bytes = unhex(METADATA_WITH_BARE_VERSIONS);
+        let bytes = hex::decode(METADATA_WITH_BARE_VERSIONS).unwrap();
         assert_eq!(postcard::to_allocvec(&metadata).unwrap(), bytes);
         assert_eq!(
             postcard::from_bytes::<KeyMetadata>(&bytes).unwrap(),

@@ -70,8 +70,6 @@ pub mod policy;
 pub mod rows;
 pub mod seal_config;
 pub mod snapshot;
-#[cfg(test)]
-mod test_util;
 
 pub use barrier::{BarrierTerms, BlobRef, ResealedBlob};
 pub use clock::ClusterClock;

@@ -76,7 +76,7 @@ impl RowKey {
             Self::Key(id) => [KEY_PREFIX, id.as_str().as_bytes()].concat(),
             Self::Dedup(caller, id) => [
                 DEDUP_PREFIX,
-                hex_lower(caller.as_bytes()).as_bytes(),
+                hex::encode(caller.as_bytes()).as_bytes(),
                 b"/",
                 id.as_str().as_bytes(),
             ]
@@ -103,10 +103,6 @@ pub struct RowChange {
     pub key: Vec<u8>,
     /// New value, or `None` to delete.
     pub value: Option<Vec<u8>>,
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub(crate) fn encode_value<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, Error> {

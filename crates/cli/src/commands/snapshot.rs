@@ -14,7 +14,7 @@ use anyhow::anyhow;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tessera_server::error::ApiError;
-use tessera_state::backup::{hex, Backup, BackupError, BACKUP_FORMAT_V1, MAX_BACKUP_FILE_BYTES};
+use tessera_state::backup::{Backup, BackupError, BACKUP_FORMAT_V1, MAX_BACKUP_FILE_BYTES};
 
 use crate::args::{OutputFormat, SnapshotCommand};
 use crate::commands::client;
@@ -31,14 +31,14 @@ pub async fn run(command: SnapshotCommand) -> Result<(), Failure> {
             let backup = verify(&bytes)?;
             write_atomically(&file, &bytes)
                 .map_err(|e| Failure::Local(anyhow!("cannot write {}: {e}", file.display())))?;
-            let sha256 = hex(&Sha256::digest(&bytes));
+            let sha256 = hex::encode(Sha256::digest(&bytes));
             match connect.output.format {
                 OutputFormat::Json => print_json(&json!({
                     "path": file,
                     "bytes": bytes.len(),
                     "sha256": sha256,
                     "format_version": BACKUP_FORMAT_V1,
-                    "cluster_id": hex(&backup.cluster_id),
+                    "cluster_id": hex::encode(backup.cluster_id),
                     "terms": backup.terms,
                     "applied_index": backup.applied_index,
                 })),
@@ -46,7 +46,7 @@ pub async fn run(command: SnapshotCommand) -> Result<(), Failure> {
                     "Saved {} ({} bytes, sha256 {sha256}): cluster {}, applied index {}, barrier terms {:?}",
                     file.display(),
                     bytes.len(),
-                    hex(&backup.cluster_id),
+                    hex::encode(backup.cluster_id),
                     backup.applied_index,
                     backup.terms
                 ),

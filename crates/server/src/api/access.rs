@@ -32,10 +32,6 @@ fn policy_name(name: &str) -> Result<PolicyName, ApiError> {
     PolicyName::parse(name).map_err(|e| ApiError::invalid("name", e))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The document format a `PutPolicy` names, or guesses from the text when it names none.
 fn document_format(format: &str, text: &str) -> Result<Format, ApiError> {
     match format {
@@ -168,8 +164,8 @@ impl AccessService {
             .collect();
         Ok(pb::WhoAmIResponse {
             identity: caller.name().to_owned(),
-            certificate_fingerprint_sha256: hex(&caller.certificate().fingerprint),
-            certificate_serial: hex(caller.certificate().serial.as_bytes()),
+            certificate_fingerprint_sha256: hex::encode(caller.certificate().fingerprint),
+            certificate_serial: hex::encode(caller.certificate().serial.as_bytes()),
             policies,
             admin,
         })
@@ -308,7 +304,8 @@ impl AccessService {
         };
         let mut id = [0u8; 16];
         rand_fill(&mut id);
-        let grant_id = GrantId::parse(&hex(&id)).map_err(|_| ApiError::Internal("grant id"))?;
+        let grant_id =
+            GrantId::parse(&hex::encode(id)).map_err(|_| ApiError::Internal("grant id"))?;
         let call = WriteCall::new(Action::CreateGrant, caller, &req);
         let mut proposed = None;
         let response = self

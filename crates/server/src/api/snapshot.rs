@@ -11,9 +11,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tessera_proto::v1 as pb;
-use tessera_state::backup::{
-    hex, Backup, BackupError, MAX_BACKUP_BODY_BYTES, MAX_BACKUP_FILE_BYTES,
-};
+use tessera_state::backup::{Backup, BackupError, MAX_BACKUP_BODY_BYTES, MAX_BACKUP_FILE_BYTES};
 use tessera_state::dedup::DedupHit;
 use tessera_state::machine::seal_digest;
 use tessera_state::policy::Action;
@@ -51,7 +49,7 @@ pub async fn save(node: &Node, caller: &Caller) -> Result<Vec<pb::SnapshotChunk>
     };
     let file = backup.encode()?;
     tracing::info!(
-        cluster_id = %hex(&backup.cluster_id),
+        cluster_id = %hex::encode(backup.cluster_id),
         applied_index = backup.applied_index,
         bytes = file.len(),
         "snapshot saved"
@@ -156,14 +154,14 @@ pub async fn restore(
                 let (target, _) = this_cluster.ok_or(ApiError::Sealed)?;
                 if target != backup.cluster_id {
                     return Err(BackupError::ForeignCluster {
-                        file: hex(&backup.cluster_id),
-                        target: hex(&target),
+                        file: hex::encode(backup.cluster_id),
+                        target: hex::encode(target),
                     }
                     .into());
                 }
                 if !upload.force {
                     return Err(BackupError::TargetInitialized {
-                        target: hex(&target),
+                        target: hex::encode(target),
                     }
                     .into());
                 }
@@ -172,7 +170,7 @@ pub async fn restore(
         }
     };
     tracing::warn!(
-        cluster_id = %hex(&backup.cluster_id),
+        cluster_id = %hex::encode(backup.cluster_id),
         source_applied_index = backup.applied_index,
         keys,
         replacing = replaces.is_some(),
@@ -197,7 +195,7 @@ pub async fn restore(
 fn answer(backup: &Backup, response: Response) -> Result<pb::SnapshotRestoreResponse, ApiError> {
     match response {
         Response::Restored { keys, .. } => Ok(pb::SnapshotRestoreResponse {
-            cluster_id: hex(&backup.cluster_id),
+            cluster_id: hex::encode(backup.cluster_id),
             keys,
             source_applied_index: backup.applied_index,
             terms: backup.terms.clone(),

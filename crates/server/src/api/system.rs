@@ -195,7 +195,7 @@ impl SystemService {
                 config.map_or(0, |c| u32::from(c.threshold)),
                 applied.last_applied.map_or(0, |l| l.index),
                 if with_state_digest {
-                    applied.state.digest().map(hex_digest).unwrap_or_default()
+                    applied.state.digest().map(hex::encode).unwrap_or_default()
                 } else {
                     String::new()
                 },
@@ -321,10 +321,6 @@ fn address(field: &'static str, value: &str) -> Result<String, ApiError> {
             ),
         )),
     }
-}
-
-fn hex_digest(digest: [u8; 32]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The chunks of a saved backup, as the response stream.

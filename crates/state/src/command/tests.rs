@@ -2,7 +2,6 @@
 //! batches existed still decode, and the batch variants sit after every earlier variant.
 
 use super::*;
-use crate::test_util::unhex;
 
 /// A `RotateKey` request as the build before batches encoded it (postcard bytes captured
 /// from that build).
@@ -49,12 +48,12 @@ fn old_request() -> Request {
 
 #[test]
 fn requests_and_results_written_before_batches_still_decode() {
-    let bytes = unhex(OLD_ROTATE_REQUEST);
+    let bytes = hex::decode(OLD_ROTATE_REQUEST).unwrap();
     let request: Request = postcard::from_bytes(&bytes).unwrap();
     assert_eq!(request, old_request());
     assert_eq!(postcard::to_allocvec(&request).unwrap(), bytes);
 
-    let bytes = unhex(OLD_LAST_REJECTION);
+    let bytes = hex::decode(OLD_LAST_REJECTION).unwrap();
     let response: Response = postcard::from_bytes(&bytes).unwrap();
     assert_eq!(response, Response::Rejected(ApplyError::StaleRootKey));
 }
@@ -131,7 +130,7 @@ fn commands_and_refusals_keep_the_bytes_they_had_with_bare_version_numbers() {
             }],
         },
     ];
-    let bytes = unhex(OLD_VERSION_COMMANDS);
+    let bytes = hex::decode(OLD_VERSION_COMMANDS).unwrap();
     assert_eq!(postcard::to_allocvec(&commands).unwrap(), bytes);
     assert_eq!(
         postcard::from_bytes::<Vec<Command>>(&bytes).unwrap(),
@@ -163,7 +162,7 @@ fn commands_and_refusals_keep_the_bytes_they_had_with_bare_version_numbers() {
             primary: KeyVersion::new(300),
         }),
     ];
-    let bytes = unhex(OLD_VERSION_REJECTIONS);
+    let bytes = hex::decode(OLD_VERSION_REJECTIONS).unwrap();
     assert_eq!(postcard::to_allocvec(&rejections).unwrap(), bytes);
     assert_eq!(
         postcard::from_bytes::<Vec<Response>>(&bytes).unwrap(),

@@ -98,8 +98,8 @@ impl RevokedCertificate {
     /// The entry's row name: `serial/<hex>` or `sha256/<hex>`.
     pub fn row_name(&self) -> String {
         match self {
-            Self::Serial(serial) => format!("serial/{}", hex(serial.as_bytes())),
-            Self::Fingerprint(digest) => format!("sha256/{}", hex(digest)),
+            Self::Serial(serial) => format!("serial/{}", hex::encode(serial.as_bytes())),
+            Self::Fingerprint(digest) => format!("sha256/{}", hex::encode(digest)),
         }
     }
 }
@@ -119,28 +119,13 @@ pub struct PresentedCertificate {
     pub fingerprint: [u8; 32],
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
+/// Bytes from hexadecimal text of either case, colons between digits ignored.
 fn decode_hex(text: &str) -> Result<Vec<u8>, CertificateIdError> {
-    let digits: Vec<u8> = text
-        .bytes()
-        .filter(|b| *b != b':')
-        .map(|b| match b {
-            b'0'..=b'9' => Ok(b - b'0'),
-            b'a'..=b'f' => Ok(b - b'a' + 10),
-            b'A'..=b'F' => Ok(b - b'A' + 10),
-            _ => Err(CertificateIdError::NotHex),
-        })
-        .collect::<Result<_, _>>()?;
-    if digits.is_empty() || digits.len() % 2 != 0 {
+    let digits: String = text.chars().filter(|c| *c != ':').collect();
+    if digits.is_empty() {
         return Err(CertificateIdError::NotHex);
     }
-    Ok(digits
-        .chunks_exact(2)
-        .map(|pair| pair.iter().fold(0u8, |acc, d| (acc << 4) | d))
-        .collect())
+    hex::decode(digits).map_err(|_| CertificateIdError::NotHex)
 }
 
 #[cfg(test)]
