@@ -437,7 +437,7 @@ mod tests {
                 fingerprint: [3; 32],
                 bindings: Vec::new(),
                 command: Command::ReportClock {
-                    node_id: 1,
+                    node_id: crate::NodeId::new(1),
                     at_ms: 700,
                     voters: 1,
                 },
