@@ -526,7 +526,7 @@ impl ServerConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
-        if self.node_id == NodeId::default() {
+        if self.node_id == NodeId::new(0) {
             return Err("node_id must be at least 1".into());
         }
         if let Some(e) = self

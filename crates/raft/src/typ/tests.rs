@@ -201,3 +201,19 @@ fn log_entries_and_cluster_messages_keep_their_bytes() {
         &VoteRequest::<u64>::new(openraft::Vote::new(5, 2), Some(bare_log_id(4, 1, 12))),
     );
 }
+
+#[test]
+fn leadership_rpcs_keep_their_bytes() {
+    let ask = crate::rpc::TimeoutNowRequest {
+        leader_id: NodeId::new(300),
+        term: 7,
+        last_log_index: 1000,
+    };
+    let bytes = same_bytes(&ask, &(300u64, 7u64, 1000u64));
+    assert_eq!(bytes, [0xac, 0x02, 7, 0xe8, 0x07]);
+    let hint = crate::rpc::LeaderHint {
+        leader_id: Some(NodeId::new(2)),
+        leader: Some(info(2)),
+    };
+    same_bytes(&hint, &(Some(2u64), Some(info(2))));
+}
