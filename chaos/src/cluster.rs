@@ -22,7 +22,7 @@ use tessera_client::{Client, ClientConfig};
 use tessera_launcher::config::{Entry, NodeConfig, NodeOptions};
 use tessera_launcher::{pki, Bound};
 use tessera_server::config::{FaultSection, RaftSection};
-use tessera_server::Addresses;
+use tessera_server::{Addresses, NodeId};
 use tessera_testkit::disk::{self, Tmpfs};
 use tessera_testkit::node::launch;
 use tessera_testkit::process::NodeProcess;
@@ -214,7 +214,14 @@ impl ChaosCluster {
             faults: self.spec.faults.clone(),
             ..NodeOptions::default()
         };
-        let mut config = NodeConfig::new(&self.root.join("pki"), id, api, cluster, entry, &options);
+        let mut config = NodeConfig::new(
+            &self.root.join("pki"),
+            NodeId::new(id),
+            api,
+            cluster,
+            entry,
+            &options,
+        );
         config.cluster.advertise = Some(logical(id));
         config.cluster.dial = self
             .links

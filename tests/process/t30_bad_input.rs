@@ -11,6 +11,7 @@ use tessera_proto::cluster::v1::cluster_client::ClusterClient;
 use tessera_proto::cluster::v1::RaftPayload;
 use tessera_proto::v1::system_client::SystemClient;
 use tessera_proto::v1::StatusRequest;
+use tessera_server::NodeId;
 use tessera_testkit::{ClusterOptions, TestCluster};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
@@ -400,7 +401,7 @@ async fn t35_a_node_refuses_to_start_when_both_ports_would_trust_one_ca() {
     let config = dir.path().join("node.toml");
     let mut node = NodeConfig::new(
         &pki,
-        1,
+        NodeId::new(1),
         loopback(0),
         loopback(0),
         Entry::Bootstrap,

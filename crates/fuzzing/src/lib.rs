@@ -19,6 +19,7 @@ use tessera_crypto::{KeyVersion, Keyring, SecretKey256, UnsealShare};
 use tessera_raft::codec::decode;
 use tessera_raft::rpc::{ForwardReply, ReadIndexReply, TimeoutNowReply, TimeoutNowRequest};
 use tessera_raft::typ::TypeConfig;
+use tessera_raft::NodeId;
 use tessera_state::policy::{Format, PolicyDocument};
 use tessera_state::State;
 
@@ -66,7 +67,7 @@ pub fn snapshot(data: &[u8]) {
 /// Every message type the cluster port decodes, requests and replies.
 pub fn cluster_message(data: &[u8]) {
     let _ = decode::<openraft::raft::AppendEntriesRequest<TypeConfig>>("fuzz", data);
-    let _ = decode::<openraft::raft::VoteRequest<u64>>("fuzz", data);
+    let _ = decode::<openraft::raft::VoteRequest<NodeId>>("fuzz", data);
     let _ = decode::<openraft::raft::InstallSnapshotRequest<TypeConfig>>("fuzz", data);
     let _ = decode::<tessera_state::Request>("fuzz", data);
     let _ = decode::<TimeoutNowRequest>("fuzz", data);
@@ -131,10 +132,10 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let snapshot = State::new()
         .encode_snapshot()
         .expect("encoding an empty state");
-    let vote = openraft::raft::VoteRequest::<u64>::new(
-        openraft::Vote::new(3, 1),
+    let vote = openraft::raft::VoteRequest::<NodeId>::new(
+        openraft::Vote::new(3, NodeId::new(1)),
         Some(openraft::LogId::new(
-            openraft::CommittedLeaderId::new(2, 1),
+            openraft::CommittedLeaderId::new(2, NodeId::new(1)),
             9,
         )),
     );

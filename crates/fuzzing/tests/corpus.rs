@@ -11,7 +11,11 @@
 
 use std::path::PathBuf;
 
+use openraft::raft::VoteRequest;
+use openraft::{CommittedLeaderId, LogId, Vote};
 use tessera_fuzzing::{seeds, TARGETS};
+use tessera_raft::codec::decode;
+use tessera_raft::NodeId;
 
 fn target(name: &str) -> tessera_fuzzing::Target {
     TARGETS
@@ -68,9 +72,13 @@ fn every_target_refuses_mutations_of_valid_inputs_without_panicking() {
     }
 }
 
+fn corpus_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus")
+}
+
 #[test]
 fn every_target_survives_its_committed_corpus() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    let root = corpus_root();
     let mut files = 0;
     for (name, _) in TARGETS {
         let dir = root.join(name);
@@ -83,4 +91,22 @@ fn every_target_survives_its_committed_corpus() {
         }
     }
     assert!(files >= TARGETS.len(), "only {files} corpus files");
+}
+
+/// The committed cluster-message seed was written while node ids were bare `u64`s: the seed
+/// built with typed node ids is byte for byte the same, and the bytes decode to it.
+#[test]
+fn the_committed_vote_request_is_the_typed_seed() {
+    let committed = std::fs::read(corpus_root().join("cluster_message/seed-7")).unwrap();
+    let (_, seed) = seeds()
+        .into_iter()
+        .find(|(name, _)| *name == "cluster_message")
+        .unwrap();
+    assert_eq!(seed, committed);
+    let vote: VoteRequest<NodeId> = decode("vote request", &committed).unwrap();
+    assert_eq!(vote.vote, Vote::new(3, NodeId::new(1)));
+    assert_eq!(
+        vote.last_log_id,
+        Some(LogId::new(CommittedLeaderId::new(2, NodeId::new(1)), 9))
+    );
 }

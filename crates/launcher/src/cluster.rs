@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tessera_client::{Client, ClientConfig};
+use tessera_server::NodeId;
 
 use crate::config::{NodeConfig, NodeOptions};
 use crate::process::{NodeProcess, Nodes};
@@ -153,8 +154,14 @@ pub fn prepare(
         if !resumed {
             let (api, cluster) = ports(id)?;
             std::fs::create_dir_all(&node_dir).map_err(Error::io("create", &node_dir))?;
-            NodeConfig::local(&pki_dir, id, (api, cluster), seed_port, &options(id))
-                .write(&config, generator)?;
+            NodeConfig::local(
+                &pki_dir,
+                NodeId::new(id),
+                (api, cluster),
+                seed_port,
+                &options(id),
+            )
+            .write(&config, generator)?;
             seed_port.get_or_insert(cluster);
         }
         out.push(NodeProcess::from_config(

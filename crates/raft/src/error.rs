@@ -129,10 +129,11 @@ mod tests {
     use super::*;
     use crate::raft_node::{NodeConfig, RaftNode, RaftSettings};
     use crate::tls::TlsFiles;
+    use crate::typ::NodeId;
 
     fn config(dir: &std::path::Path, settings: RaftSettings) -> NodeConfig {
         NodeConfig {
-            id: 1,
+            id: NodeId::new(1),
             info: crate::typ::NodeInfo::default(),
             data_dir: dir.to_owned(),
             tls: TlsFiles {

@@ -257,7 +257,10 @@ mod tests {
             }
             assert!(requests.len() > 1);
             let entry = Entry {
-                log_id: LogId::new(CommittedLeaderId::new(u64::MAX, u64::MAX), u64::MAX),
+                log_id: LogId::new(
+                    CommittedLeaderId::new(u64::MAX, NodeId::new(u64::MAX)),
+                    u64::MAX,
+                ),
                 payload: EntryPayload::Normal(Request::batch(requests)),
             };
             let encoded = codec::encode("entry", &entry).unwrap();

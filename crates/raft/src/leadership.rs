@@ -154,7 +154,7 @@ impl Leadership {
         match raft.trigger().elect().await {
             Ok(()) => {
                 tracing::info!(
-                    leader = request.leader_id,
+                    leader = request.leader_id.get(),
                     term,
                     "the sealed leader asked this node to take over; campaigning"
                 );
@@ -329,14 +329,20 @@ async fn probe(raft: &Raft, peers: &Peers, timing: &Timing) -> Probe {
         {
             Ok(TimeoutNowReply::Campaigning) => {
                 tracing::info!(
-                    target,
+                    target = target.get(),
                     "this leader is sealed; an unsealed voter is taking over leadership"
                 );
                 return Probe::Campaigning(target);
             }
             Ok(TimeoutNowReply::Behind { .. }) => catching_up = true,
-            Ok(reply) => tracing::debug!(target, ?reply, "voter cannot take over leadership"),
-            Err(e) => tracing::debug!(target, error = %e, "cannot ask a voter to take over"),
+            Ok(reply) => tracing::debug!(
+                target = target.get(),
+                ?reply,
+                "voter cannot take over leadership"
+            ),
+            Err(e) => {
+                tracing::debug!(target = target.get(), error = %e, "cannot ask a voter to take over")
+            }
         }
     }
     if catching_up {
@@ -486,7 +492,7 @@ mod tests {
             }),
         };
         let entry = crate::typ::Entry {
-            log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), 1),
+            log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, NodeId::new(1)), 1),
             payload: openraft::EntryPayload::Normal(request),
         };
         store.apply([entry]).await.unwrap();
@@ -518,7 +524,7 @@ mod tests {
         assert!(!handover.due(t1, &leadership, &timing));
         let t2 = t1 + timing.tick;
         assert!(handover.due(t2, &leadership, &timing));
-        handover.record(t2, Probe::Campaigning(2), &leadership, &timing);
+        handover.record(t2, Probe::Campaigning(NodeId::new(2)), &leadership, &timing);
         // The window runs from the start of the attempt, not from the latest probe.
         assert_eq!(handover.attempt_until, Some(t0 + timing.handover_window));
         let end = t0 + timing.handover_window;

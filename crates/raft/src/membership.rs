@@ -372,14 +372,14 @@ pub fn check_quorum(
 mod tests {
     use super::*;
 
-    fn set(ids: &[NodeId]) -> BTreeSet<NodeId> {
-        ids.iter().copied().collect()
+    fn set(ids: &[u64]) -> BTreeSet<NodeId> {
+        ids.iter().copied().map(NodeId::new).collect()
     }
 
     fn check(
         change: &Change,
-        voters: &[NodeId],
-        up: &[NodeId],
+        voters: &[u64],
+        up: &[u64],
         force: bool,
     ) -> Result<(), MembershipError> {
         let before = set(voters);
@@ -390,29 +390,49 @@ mod tests {
     #[test]
     fn removing_a_dead_voter_keeps_the_live_majority() {
         assert_eq!(
-            check(&Change::Remove { id: 3 }, &[1, 2, 3], &[1, 2], false),
+            check(
+                &Change::Remove { id: NodeId::new(3) },
+                &[1, 2, 3],
+                &[1, 2],
+                false
+            ),
             Ok(())
         );
         assert_eq!(
-            check(&Change::Demote { id: 3 }, &[1, 2, 3], &[1, 2], false),
+            check(
+                &Change::Demote { id: NodeId::new(3) },
+                &[1, 2, 3],
+                &[1, 2],
+                false
+            ),
             Ok(())
         );
     }
 
     #[test]
     fn removing_a_live_voter_while_another_is_down_is_refused_unless_forced() {
-        let refused = check(&Change::Remove { id: 2 }, &[1, 2, 3], &[1, 2], false);
+        let refused = check(
+            &Change::Remove { id: NodeId::new(2) },
+            &[1, 2, 3],
+            &[1, 2],
+            false,
+        );
         assert_eq!(
             refused,
             Err(MembershipError::QuorumLoss {
-                voters_after: vec![1, 3],
-                reachable_after: vec![1],
+                voters_after: vec![NodeId::new(1), NodeId::new(3)],
+                reachable_after: vec![NodeId::new(1)],
             })
         );
         let message = refused.unwrap_err().to_string();
         assert!(message.contains("--force"), "{message}");
         assert_eq!(
-            check(&Change::Remove { id: 2 }, &[1, 2, 3], &[1, 2], true),
+            check(
+                &Change::Remove { id: NodeId::new(2) },
+                &[1, 2, 3],
+                &[1, 2],
+                true
+            ),
             Ok(())
         );
     }
@@ -421,12 +441,12 @@ mod tests {
     fn the_last_voter_cannot_go_even_when_forced() {
         for force in [false, true] {
             assert_eq!(
-                check(&Change::Remove { id: 1 }, &[1], &[1], force),
-                Err(MembershipError::LastVoter { id: 1 })
+                check(&Change::Remove { id: NodeId::new(1) }, &[1], &[1], force),
+                Err(MembershipError::LastVoter { id: NodeId::new(1) })
             );
             assert_eq!(
-                check(&Change::Demote { id: 1 }, &[1], &[1], force),
-                Err(MembershipError::LastVoter { id: 1 })
+                check(&Change::Demote { id: NodeId::new(1) }, &[1], &[1], force),
+                Err(MembershipError::LastVoter { id: NodeId::new(1) })
             );
         }
     }
@@ -434,15 +454,25 @@ mod tests {
     #[test]
     fn promoting_an_unreachable_learner_to_a_single_voter_is_refused() {
         assert!(matches!(
-            check(&Change::Promote { id: 2 }, &[1], &[1], false),
+            check(&Change::Promote { id: NodeId::new(2) }, &[1], &[1], false),
             Err(MembershipError::QuorumLoss { .. })
         ));
         assert_eq!(
-            check(&Change::Promote { id: 2 }, &[1], &[1, 2], false),
+            check(
+                &Change::Promote { id: NodeId::new(2) },
+                &[1],
+                &[1, 2],
+                false
+            ),
             Ok(())
         );
         assert_eq!(
-            check(&Change::Promote { id: 4 }, &[1, 2, 3], &[1, 2, 3], false),
+            check(
+                &Change::Promote { id: NodeId::new(4) },
+                &[1, 2, 3],
+                &[1, 2, 3],
+                false
+            ),
             Ok(())
         );
     }
@@ -451,12 +481,17 @@ mod tests {
     fn a_change_from_a_configuration_without_a_live_majority_is_refused() {
         // Joint consensus needs the old configuration too.
         assert!(matches!(
-            check(&Change::Remove { id: 5 }, &[1, 2, 3, 4, 5], &[1, 2], false),
+            check(
+                &Change::Remove { id: NodeId::new(5) },
+                &[1, 2, 3, 4, 5],
+                &[1, 2],
+                false
+            ),
             Err(MembershipError::QuorumLoss { .. })
         ));
     }
 
-    fn current(voters: &[NodeId], existing: Option<NodeInfo>, lag: Option<u64>) -> Current {
+    fn current(voters: &[u64], existing: Option<NodeInfo>, lag: Option<u64>) -> Current {
         Current {
             voters: set(voters),
             existing,
@@ -483,24 +518,24 @@ mod tests {
     fn a_change_already_in_effect_is_done_so_retries_succeed() {
         let member = Some(node("n4:1"));
         let add = request(Change::AddLearner {
-            id: 4,
+            id: NodeId::new(4),
             info: node("n4:1"),
         });
         assert_eq!(
             plan(&add, &current(&[1, 2, 3], member.clone(), None)),
             Ok(Plan::Done)
         );
-        let promote = request(Change::Promote { id: 4 });
+        let promote = request(Change::Promote { id: NodeId::new(4) });
         assert_eq!(
             plan(&promote, &current(&[1, 4], member.clone(), None)),
             Ok(Plan::Done)
         );
-        let demote = request(Change::Demote { id: 4 });
+        let demote = request(Change::Demote { id: NodeId::new(4) });
         assert_eq!(
             plan(&demote, &current(&[1, 2, 3], member, None)),
             Ok(Plan::Done)
         );
-        let remove = request(Change::Remove { id: 4 });
+        let remove = request(Change::Remove { id: NodeId::new(4) });
         assert_eq!(
             plan(&remove, &current(&[1, 2, 3], None, None)),
             Ok(Plan::Done)
@@ -511,7 +546,7 @@ mod tests {
     fn each_change_maps_to_its_openraft_step() {
         let member = Some(node("n4:1"));
         let add = request(Change::AddLearner {
-            id: 4,
+            id: NodeId::new(4),
             info: node("n4:1"),
         });
         assert_eq!(
@@ -520,7 +555,7 @@ mod tests {
         );
         assert_eq!(
             plan(
-                &request(Change::Promote { id: 4 }),
+                &request(Change::Promote { id: NodeId::new(4) }),
                 &current(&[1, 2, 3], member.clone(), Some(0))
             ),
             Ok(Plan::Change {
@@ -530,7 +565,7 @@ mod tests {
         );
         assert_eq!(
             plan(
-                &request(Change::Demote { id: 4 }),
+                &request(Change::Demote { id: NodeId::new(4) }),
                 &current(&[1, 2, 3, 4], member.clone(), None)
             ),
             Ok(Plan::Change {
@@ -540,7 +575,7 @@ mod tests {
         );
         assert_eq!(
             plan(
-                &request(Change::Remove { id: 4 }),
+                &request(Change::Remove { id: NodeId::new(4) }),
                 &current(&[1, 2, 3, 4], member.clone(), None)
             ),
             Ok(Plan::Change {
@@ -550,7 +585,7 @@ mod tests {
         );
         assert_eq!(
             plan(
-                &request(Change::Remove { id: 4 }),
+                &request(Change::Remove { id: NodeId::new(4) }),
                 &current(&[1, 2, 3], member, None)
             ),
             Ok(Plan::Change {
@@ -563,31 +598,37 @@ mod tests {
     #[test]
     fn conflicts_unknown_nodes_and_lagging_learners_are_refused() {
         let add = request(Change::AddLearner {
-            id: 4,
+            id: NodeId::new(4),
             info: node("elsewhere:1"),
         });
         assert!(matches!(
             plan(&add, &current(&[1], Some(node("n4:1")), None)),
-            Err(MembershipError::AddressConflict { id: 4, .. })
+            Err(MembershipError::AddressConflict { id, .. }) if id == NodeId::new(4)
         ));
-        for change in [Change::Promote { id: 9 }, Change::Demote { id: 9 }] {
+        for change in [
+            Change::Promote { id: NodeId::new(9) },
+            Change::Demote { id: NodeId::new(9) },
+        ] {
             assert_eq!(
                 plan(&request(change), &current(&[1], None, None)),
-                Err(MembershipError::NotAMember { id: 9 })
+                Err(MembershipError::NotAMember { id: NodeId::new(9) })
             );
         }
         let member = Some(node("n4:1"));
         for lag in [None, Some(PROMOTE_MAX_LAG + 1)] {
             assert_eq!(
                 plan(
-                    &request(Change::Promote { id: 4 }),
+                    &request(Change::Promote { id: NodeId::new(4) }),
                     &current(&[1], member.clone(), lag)
                 ),
-                Err(MembershipError::Lagging { id: 4, lag })
+                Err(MembershipError::Lagging {
+                    id: NodeId::new(4),
+                    lag
+                })
             );
         }
         let forced = ChangeRequest {
-            change: Change::Promote { id: 4 },
+            change: Change::Promote { id: NodeId::new(4) },
             force: true,
         };
         assert!(plan(&forced, &current(&[1], member, None)).is_ok());
@@ -598,32 +639,41 @@ mod tests {
         let mut now = current(&[1, 2, 3], Some(node("n2:1")), None);
         now.reachable = set(&[1, 2]);
         assert!(matches!(
-            plan(&request(Change::Remove { id: 2 }), &now),
+            plan(&request(Change::Remove { id: NodeId::new(2) }), &now),
             Err(MembershipError::QuorumLoss { .. })
         ));
         // Removing a learner changes no voter and needs no quorum check.
         now.voters = set(&[1, 3]);
-        assert!(plan(&request(Change::Remove { id: 2 }), &now).is_ok());
+        assert!(plan(&request(Change::Remove { id: NodeId::new(2) }), &now).is_ok());
     }
 
     #[test]
     fn changes_that_keep_the_voters_are_recognised() {
         let voters = set(&[1, 2]);
-        assert_eq!(voters_after(&voters, &Change::Promote { id: 2 }), None);
-        assert_eq!(voters_after(&voters, &Change::Demote { id: 3 }), None);
-        assert_eq!(voters_after(&voters, &Change::Remove { id: 3 }), None);
+        assert_eq!(
+            voters_after(&voters, &Change::Promote { id: NodeId::new(2) }),
+            None
+        );
+        assert_eq!(
+            voters_after(&voters, &Change::Demote { id: NodeId::new(3) }),
+            None
+        );
+        assert_eq!(
+            voters_after(&voters, &Change::Remove { id: NodeId::new(3) }),
+            None
+        );
         assert_eq!(
             voters_after(
                 &voters,
                 &Change::AddLearner {
-                    id: 3,
+                    id: NodeId::new(3),
                     info: NodeInfo::default()
                 }
             ),
             None
         );
         assert_eq!(
-            voters_after(&voters, &Change::Remove { id: 2 }),
+            voters_after(&voters, &Change::Remove { id: NodeId::new(2) }),
             Some(set(&[1]))
         );
     }

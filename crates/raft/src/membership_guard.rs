@@ -156,20 +156,27 @@ mod tests {
 
     use super::*;
 
-    fn membership(voters: &[NodeId], learners: &[NodeId]) -> Membership<NodeId, NodeInfo> {
+    fn membership(voters: &[u64], learners: &[u64]) -> Membership<NodeId, NodeInfo> {
         let nodes: BTreeMap<NodeId, NodeInfo> = voters
             .iter()
             .chain(learners)
-            .map(|id| (*id, NodeInfo::default()))
+            .map(|id| (NodeId::new(*id), NodeInfo::default()))
             .collect();
-        let config = vec![voters.iter().copied().collect::<BTreeSet<_>>()];
+        let config = vec![voters
+            .iter()
+            .copied()
+            .map(NodeId::new)
+            .collect::<BTreeSet<_>>()];
         Membership::new(config, nodes)
     }
 
     #[test]
     fn node_identities_parse_only_in_canonical_form() {
-        assert_eq!(node_id_of("node-1"), Some(1));
-        assert_eq!(node_id_of(&node_identity(u64::MAX)), Some(u64::MAX));
+        assert_eq!(node_id_of("node-1"), Some(NodeId::new(1)));
+        assert_eq!(
+            node_id_of(&node_identity(NodeId::new(u64::MAX))),
+            Some(NodeId::new(u64::MAX))
+        );
         for other in [
             "node-", "node-01", "node-+1", "node--1", "node-1x", "Node-1", "node1", "admin", "",
         ] {
@@ -180,8 +187,8 @@ mod tests {
     #[test]
     fn voters_and_learners_are_admitted() {
         let m = membership(&[1, 2], &[3]);
-        assert_eq!(check(Some("node-2"), &m), Ok(2));
-        assert_eq!(check(Some("node-3"), &m), Ok(3));
+        assert_eq!(check(Some("node-2"), &m), Ok(NodeId::new(2)));
+        assert_eq!(check(Some("node-3"), &m), Ok(NodeId::new(3)));
     }
 
     #[test]
@@ -189,9 +196,9 @@ mod tests {
         let m = membership(&[1, 2], &[3]);
         assert_eq!(
             check(Some("node-9"), &m),
-            Err(Refusal::NotAMember { id: 9 })
+            Err(Refusal::NotAMember { id: NodeId::new(9) })
         );
-        let status = Status::from(Refusal::NotAMember { id: 9 });
+        let status = Status::from(Refusal::NotAMember { id: NodeId::new(9) });
         assert_eq!(status.code(), tonic::Code::PermissionDenied);
         assert!(is_not_a_member(&status));
         assert!(!is_not_a_member(&Status::from(Refusal::NoIdentity)));
@@ -212,6 +219,9 @@ mod tests {
 
     #[test]
     fn a_node_in_no_cluster_yet_admits_any_node_so_it_can_be_added() {
-        assert_eq!(check(Some("node-7"), &membership(&[], &[])), Ok(7));
+        assert_eq!(
+            check(Some("node-7"), &membership(&[], &[])),
+            Ok(NodeId::new(7))
+        );
     }
 }

@@ -283,7 +283,7 @@ impl Peers {
         timeout: Duration,
     ) -> Result<JoinResponse, PeerError> {
         let request = JoinRequest {
-            node_id,
+            node_id: node_id.get(),
             api_addr: node.api_addr.clone(),
             cluster_addr: node.cluster_addr.clone(),
             region: node.region.clone(),

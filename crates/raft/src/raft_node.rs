@@ -859,7 +859,7 @@ async fn track_leader_lease(raft: Raft, lease: Arc<Lease>, id: NodeId) {
         }
         if rx.changed().await.is_err() {
             tracing::debug!(
-                node = id,
+                node = id.get(),
                 "metrics channel closed; leader lease tracking ends"
             );
             return;

@@ -199,16 +199,17 @@ mod tests {
     use crate::typ::{NodeInfo, TypeConfig};
 
     fn log_id(index: u64) -> LogId {
-        LogId::new(CommittedLeaderId::new(1, 1), index)
+        LogId::new(CommittedLeaderId::new(1, NodeId::new(1)), index)
     }
 
     /// Entry 1 makes nodes 1, 2 and 3 voters; later ones each report a clock reading, so the
     /// state differs at every index.
     fn entry(index: u64) -> Entry<TypeConfig> {
         let payload = if index == 1 {
+            let voters: BTreeSet<NodeId> = (1..=3).map(NodeId::new).collect();
             let nodes: BTreeMap<NodeId, NodeInfo> =
-                (1..=3).map(|id| (id, NodeInfo::default())).collect();
-            EntryPayload::Membership(Membership::new(vec![(1..=3).collect()], nodes))
+                voters.iter().map(|id| (*id, NodeInfo::default())).collect();
+            EntryPayload::Membership(Membership::new(vec![voters], nodes))
         } else {
             EntryPayload::Normal(Request {
                 request_id: RequestId::parse(&format!("r{index}")).unwrap(),
@@ -216,7 +217,7 @@ mod tests {
                 fingerprint: [7; 32],
                 bindings: Vec::new(),
                 command: Command::ReportClock {
-                    node_id: 1,
+                    node_id: NodeId::new(1),
                     at_ms: index,
                     voters: 3,
                 },
@@ -260,7 +261,7 @@ mod tests {
     #[tokio::test]
     async fn a_dry_run_reports_the_plan_and_writes_nothing() {
         let dir = survivor().await;
-        let plan = recover(dir.path(), 2, true).await.unwrap();
+        let plan = recover(dir.path(), NodeId::new(2), true).await.unwrap();
         assert_eq!(
             (
                 plan.applied_index,
@@ -269,7 +270,10 @@ mod tests {
             ),
             (3, 3, 5)
         );
-        assert_eq!(plan.voters_before, BTreeSet::from([1, 2, 3]));
+        assert_eq!(
+            plan.voters_before,
+            BTreeSet::from([1, 2, 3].map(NodeId::new))
+        );
         let (mut log, mut machine) = reopen(dir.path()).await;
         assert_eq!(machine.applied_state().await.unwrap().0, Some(log_id(3)));
         assert_eq!(
@@ -291,7 +295,7 @@ mod tests {
             state
         };
         let dir = survivor().await;
-        let plan = recover(dir.path(), 2, false).await.unwrap();
+        let plan = recover(dir.path(), NodeId::new(2), false).await.unwrap();
         assert_eq!(plan.recovered_index, 5);
 
         let (mut log, mut machine) = reopen(dir.path()).await;
@@ -299,7 +303,7 @@ mod tests {
         assert_eq!(applied, Some(log_id(5)));
         assert_eq!(
             membership.membership().voter_ids().collect::<Vec<_>>(),
-            vec![2]
+            vec![NodeId::new(2)]
         );
         assert_eq!(membership.membership().nodes().count(), 1);
         assert_eq!(
@@ -320,21 +324,21 @@ mod tests {
     async fn a_node_outside_its_own_membership_or_without_a_cluster_is_refused() {
         let dir = survivor().await;
         assert!(matches!(
-            recover(dir.path(), 9, false).await,
-            Err(RecoverError::NotAMember { id: 9 })
+            recover(dir.path(), NodeId::new(9), false).await,
+            Err(RecoverError::NotAMember { id }) if id == NodeId::new(9)
         ));
         let (_, mut machine) = reopen(dir.path()).await;
         assert_eq!(machine.applied_state().await.unwrap().0, Some(log_id(3)));
 
         let empty = tempfile::tempdir().unwrap();
         assert!(matches!(
-            recover(empty.path(), 1, false).await,
+            recover(empty.path(), NodeId::new(1), false).await,
             Err(RecoverError::Open { .. })
         ));
         let path = empty.path().join(DB_DIR);
         drop(sled::Config::new().path(&path).open().unwrap());
         assert!(matches!(
-            recover(empty.path(), 1, false).await,
+            recover(empty.path(), NodeId::new(1), false).await,
             Err(RecoverError::NoClusterState)
         ));
     }

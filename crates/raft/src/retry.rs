@@ -192,30 +192,30 @@ mod tests {
 
     #[tokio::test]
     async fn a_new_leader_ends_the_wait_at_once() {
-        let (tx, mut rx) = watch::channel(RaftMetrics::new_initial(1));
+        let (tx, mut rx) = watch::channel(RaftMetrics::new_initial(NodeId::new(1)));
         let started = Instant::now();
         let waiter = tokio::spawn(async move {
-            new_leader_within(&mut rx, Some(7), Duration::from_secs(60)).await
+            new_leader_within(&mut rx, Some(NodeId::new(7)), Duration::from_secs(60)).await
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         tx.send_modify(|m| m.current_leader = None);
-        tx.send_modify(|m| m.current_leader = Some(7));
+        tx.send_modify(|m| m.current_leader = Some(NodeId::new(7)));
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(
             !waiter.is_finished(),
             "no leader, or the one that failed, is no news"
         );
-        tx.send_modify(|m| m.current_leader = Some(8));
+        tx.send_modify(|m| m.current_leader = Some(NodeId::new(8)));
         assert!(waiter.await.unwrap());
         assert!(started.elapsed() < Duration::from_secs(60));
     }
 
     #[tokio::test]
     async fn without_a_new_leader_the_wait_runs_out() {
-        let (tx, mut rx) = watch::channel(RaftMetrics::new_initial(1));
-        tx.send_modify(|m| m.current_leader = Some(7));
+        let (tx, mut rx) = watch::channel(RaftMetrics::new_initial(NodeId::new(1)));
+        tx.send_modify(|m| m.current_leader = Some(NodeId::new(7)));
         let started = Instant::now();
-        assert!(!new_leader_within(&mut rx, Some(7), Duration::from_millis(50)).await);
+        assert!(!new_leader_within(&mut rx, Some(NodeId::new(7)), Duration::from_millis(50)).await);
         assert!(started.elapsed() >= Duration::from_millis(50));
         assert!(new_leader_within(&mut rx, None, Duration::from_secs(60)).await);
     }

@@ -246,17 +246,18 @@ impl Cluster for ClusterService {
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
         let peer = tls::peer_identity(&request);
         let req = request.into_inner();
-        require_identity(peer, req.node_id, "joining as")?;
+        let id = NodeId::new(req.node_id);
+        require_identity(peer, id, "joining as")?;
         let node = NodeInfo {
             api_addr: req.api_addr.clone(),
             cluster_addr: req.cluster_addr.clone(),
             region: req.region.clone(),
             zone: req.zone.clone(),
         };
-        match self.admit(req.node_id, node).await {
+        match self.admit(id, node).await {
             Ok(()) => Ok(Response::new(JoinResponse {
                 admitted: true,
-                leader_id: self.raft.metrics().borrow().id,
+                leader_id: self.raft.metrics().borrow().id.get(),
                 leader_cluster_addr: String::new(),
             })),
             Err(AdmitError::Refused(status)) => Err(status),
@@ -264,7 +265,7 @@ impl Cluster for ClusterService {
                 let hint = LeaderHint::of(&self.raft);
                 Ok(Response::new(JoinResponse {
                     admitted: false,
-                    leader_id: hint.leader_id.unwrap_or_default(),
+                    leader_id: hint.leader_id.unwrap_or_default().get(),
                     leader_cluster_addr: hint.leader.map(|n| n.cluster_addr).unwrap_or_default(),
                 }))
             }

@@ -161,7 +161,7 @@ impl TestCluster {
     ///
     /// # Errors
     /// [`FixtureError`] if a node does not start, enter, or agree in time.
-    pub async fn start(size: NodeId) -> Result<Self, FixtureError> {
+    pub async fn start(size: u64) -> Result<Self, FixtureError> {
         Self::with_settings(size, settings()).await
     }
 
@@ -169,24 +169,25 @@ impl TestCluster {
     ///
     /// # Errors
     /// [`FixtureError`] if a node does not start, enter, or agree in time.
-    pub async fn with_settings(size: NodeId, settings: RaftSettings) -> Result<Self, FixtureError> {
+    pub async fn with_settings(size: u64, settings: RaftSettings) -> Result<Self, FixtureError> {
         let mut cluster = Self {
             router: Router::new(),
             settings,
             nodes: BTreeMap::new(),
             data: tempfile::tempdir().map_err(FixtureError::DataDir)?,
         };
-        cluster.start_node(1).await?;
+        let voters: Vec<NodeId> = (1..=size).map(NodeId::new).collect();
+        let first = NodeId::new(1);
+        cluster.start_node(first).await?;
         cluster
-            .node(1)?
+            .node(first)?
             .bootstrap()
             .await
-            .map_err(|source| FixtureError::Enter { id: 1, source })?;
-        for id in 2..=size {
+            .map_err(|source| FixtureError::Enter { id: first, source })?;
+        for &id in voters.iter().skip(1) {
             cluster.start_node(id).await?;
-            cluster.join(id, 1).await?;
+            cluster.join(id, first).await?;
         }
-        let voters: Vec<NodeId> = (1..=size).collect();
         for &id in &voters {
             cluster
                 .wait_metrics(id, "every node to be a voter", |m| {

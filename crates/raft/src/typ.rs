@@ -5,8 +5,10 @@ use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
-/// A node's id: unique in the cluster, fixed for the node's lifetime.
-pub type NodeId = u64;
+/// A node's id: unique in the cluster, fixed for the node's lifetime. Defined by the `state`
+/// crate (the replicated clock reports carry one) and re-exported here, where it is openraft's
+/// node id type, so the crates above name it as the Raft member id it is.
+pub use tessera_state::NodeId;
 
 /// What the cluster knows about a member: where to reach it and where it runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,3 +72,6 @@ pub type InitializeError = openraft::error::InitializeError<NodeId, NodeInfo>;
 pub type RaftMetrics = openraft::RaftMetrics<NodeId, NodeInfo>;
 /// A node's Raft role.
 pub use openraft::ServerState;
+
+#[cfg(test)]
+mod tests;

@@ -18,6 +18,7 @@ use tessera_raft::durable::DurableDb;
 use tessera_raft::log_store::LogStore;
 use tessera_raft::state_machine::StateMachineStore;
 use tessera_raft::typ::TypeConfig;
+use tessera_raft::NodeId;
 use tessera_state::{
     CallerId, Command, KeyId, KeyName, KeyOrigin, NewKey, Request, RequestId, SealConfig,
 };
@@ -83,7 +84,7 @@ fn command(index: u64) -> Command {
 
 fn entry(index: u64) -> Entry<TypeConfig> {
     Entry {
-        log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+        log_id: LogId::new(CommittedLeaderId::new(1, NodeId::new(1)), index),
         payload: EntryPayload::Normal(Request {
             request_id: RequestId::parse(&format!("r{index}")).unwrap(),
             caller: CallerId::of("app"),

@@ -41,7 +41,7 @@ struct Pki {
 }
 
 impl Pki {
-    fn new(ids: &[NodeId]) -> Self {
+    fn new(ids: &[u64]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params
@@ -72,7 +72,7 @@ impl Pki {
         Self { dir }
     }
 
-    fn files(&self, id: NodeId) -> TlsFiles {
+    fn files(&self, id: u64) -> TlsFiles {
         let path = |name: String| -> PathBuf { self.dir.path().join(name) };
         TlsFiles {
             trusted_ca: path("ca.pem".into()),
@@ -94,14 +94,14 @@ where
     }
 }
 
-async fn start_node(pki: &Pki, id: NodeId, data: &Path) -> (RaftNode, String) {
+async fn start_node(pki: &Pki, id: u64, data: &Path) -> (RaftNode, String) {
     start_node_batching(pki, id, data, RaftSettings::default().max_batch_requests).await
 }
 
 /// A node whose leader puts at most `max_batch_requests` writes in one entry.
 async fn start_node_batching(
     pki: &Pki,
-    id: NodeId,
+    id: u64,
     data: &Path,
     max_batch_requests: usize,
 ) -> (RaftNode, String) {
@@ -109,7 +109,7 @@ async fn start_node_batching(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let config = NodeConfig {
-        id,
+        id: NodeId::new(id),
         info: NodeInfo {
             api_addr: "127.0.0.1:1".into(),
             cluster_addr: addr.clone(),
@@ -143,7 +143,7 @@ async fn bootstrapped_leader(pki: &Pki, data: &Path) -> (RaftNode, String) {
 }
 
 /// A raw cluster-port client presenting node `id`'s certificate, without size limits of its own.
-fn client_as(pki: &Pki, id: NodeId, addr: &str) -> ClusterClient<Channel> {
+fn client_as(pki: &Pki, id: u64, addr: &str) -> ClusterClient<Channel> {
     let channel = Endpoint::from_shared(format!("https://{addr}"))
         .unwrap()
         .tls_config(tls::client_config(&pki.files(id)).unwrap())
@@ -173,8 +173,8 @@ fn forwarded_write(description: String) -> Request {
     }
 }
 
-fn high_vote(from: NodeId) -> Vote {
-    Vote::new_committed(1000, from)
+fn high_vote(from: u64) -> Vote {
+    Vote::new_committed(1000, NodeId::new(from))
 }
 
 fn code_of<T>(result: Result<T, tonic::Status>) -> (Code, String) {
@@ -236,7 +236,7 @@ async fn a_certificate_of_a_non_member_is_refused_on_every_cluster_rpc() {
             code_of(
                 spare
                     .timeout_now(payload(&TimeoutNowRequest {
-                        leader_id: 9,
+                        leader_id: NodeId::new(9),
                         term: 1000,
                         last_log_index: 0,
                     }))
@@ -260,7 +260,7 @@ async fn a_certificate_of_a_non_member_is_refused_on_every_cluster_rpc() {
 
     // A member passes the guard: its vote request reaches Raft and is answered.
     let mut member = client_as(&pki, 1, &addr);
-    let stale = VoteRequest::<u64>::new(Vote::new(0, 1), None);
+    let stale = VoteRequest::<NodeId>::new(Vote::new(0, NodeId::new(1)), None);
     assert_eq!(code_of(member.vote(payload(&stale)).await).0, Code::Ok);
     node.shutdown().await;
 }
@@ -279,8 +279,8 @@ async fn join_second_voter(leader: &RaftNode, leader_addr: &str, joiner: &RaftNo
                 .membership_config
                 .membership()
                 .voter_ids()
-                .eq([1, 2])
-                && metrics.current_leader == Some(1)
+                .eq([1, 2].map(NodeId::new))
+                && metrics.current_leader == Some(NodeId::new(1))
         })
     })
     .await;
@@ -294,10 +294,10 @@ async fn a_joining_node_is_added_and_then_admitted_as_a_member() {
     let (joiner, joiner_addr) = start_node(&pki, 2, data.path()).await;
     join_second_voter(&leader, &leader_addr, &joiner).await;
     // Now each accepts the other's certificate.
-    let stale = VoteRequest::<u64>::new(Vote::new(0, 2), None);
+    let stale = VoteRequest::<NodeId>::new(Vote::new(0, NodeId::new(2)), None);
     let mut to_leader = client_as(&pki, 2, &leader_addr);
     assert_eq!(code_of(to_leader.vote(payload(&stale)).await).0, Code::Ok);
-    let stale = VoteRequest::<u64>::new(Vote::new(0, 1), None);
+    let stale = VoteRequest::<NodeId>::new(Vote::new(0, NodeId::new(1)), None);
     let mut to_joiner = client_as(&pki, 1, &joiner_addr);
     assert_eq!(code_of(to_joiner.vote(payload(&stale)).await).0, Code::Ok);
     joiner.shutdown().await;
@@ -318,7 +318,7 @@ async fn an_oversized_message_is_refused_and_the_node_keeps_serving() {
     assert_eq!(code, Code::OutOfRange, "{message}");
     assert!(message.contains("message length too large"), "{message}");
 
-    let stale = VoteRequest::<u64>::new(Vote::new(0, 1), None);
+    let stale = VoteRequest::<NodeId>::new(Vote::new(0, NodeId::new(1)), None);
     assert_eq!(code_of(member.vote(payload(&stale)).await).0, Code::Ok);
     assert_eq!(node.metrics().state, ServerState::Leader);
 
@@ -411,7 +411,7 @@ async fn an_oversized_reply_is_refused_by_the_client() {
 /// address.
 async fn tls_port(
     pki: &Pki,
-    id: NodeId,
+    id: u64,
     port: &'static str,
     limits: tls::AcceptLimits,
 ) -> (TlsIncoming, std::net::SocketAddr) {
@@ -423,7 +423,7 @@ async fn tls_port(
 }
 
 /// A TLS client presenting node `id`'s certificate.
-fn tls_connector(pki: &Pki, id: NodeId) -> tokio_rustls::TlsConnector {
+fn tls_connector(pki: &Pki, id: u64) -> tokio_rustls::TlsConnector {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let files = pki.files(id);

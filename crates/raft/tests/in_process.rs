@@ -82,6 +82,7 @@ fn has_key(node: &RaftNode, key_id: &KeyId) -> bool {
 /// A voter of a three-node cluster other than `leader` and, if given, `not`.
 fn follower_of(leader: NodeId, not: Option<NodeId>) -> NodeId {
     (1..=3)
+        .map(NodeId::new)
         .find(|id| *id != leader && Some(*id) != not)
         .unwrap()
 }
@@ -234,7 +235,9 @@ async fn a_leader_cut_off_from_the_majority_loses_its_lease_before_another_is_el
     let cluster = TestCluster::start(3).await.unwrap();
     let old = cluster.leader().await.unwrap();
     wait_lease(&cluster, old, "the leader's lease", LeaseState::Valid).await;
-    let mut others: Vec<_> = (1..=3)
+    let mut others: Vec<_> = cluster
+        .ids()
+        .into_iter()
         .filter(|id| *id != old)
         .map(|id| cluster.node(id).unwrap().watch_metrics())
         .collect();
@@ -272,20 +275,21 @@ async fn a_fresh_node_joins_through_a_follower_and_catches_up() {
     cluster.node(leader).unwrap().propose(write).await.unwrap();
     let committed = cluster.node(leader).unwrap().shared().applied_index();
 
-    cluster.start_node(4).await.unwrap();
-    cluster.join(4, seed).await.unwrap();
+    let fresh = NodeId::new(4);
+    cluster.start_node(fresh).await.unwrap();
+    cluster.join(fresh, seed).await.unwrap();
 
     cluster
-        .wait_metrics(4, "to be a voter and apply the leader's log", |m| {
+        .wait_metrics(fresh, "to be a voter and apply the leader's log", |m| {
             m.membership_config
                 .membership()
                 .voter_ids()
-                .any(|id| id == 4)
+                .any(|id| id == fresh)
                 && m.last_applied.is_some_and(|l| l.index >= committed)
         })
         .await
         .unwrap();
-    let joined = cluster.node(4).unwrap();
+    let joined = cluster.node(fresh).unwrap();
     assert!(has_key(joined, &before));
     // It takes part: its writes are forwarded and committed.
     let (after, write) = create_key(31);
@@ -321,7 +325,7 @@ async fn writes_commit_through_the_majority_while_a_follower_s_calls_fail_at_ran
     );
 
     cluster.router().fail(flaky, 0.0);
-    for id in 1..=3 {
+    for id in cluster.ids() {
         let node = cluster.node(id).unwrap();
         poll(&format!("node {id} to apply every write"), WAIT, || {
             let missing = keys.iter().filter(|k| !has_key(node, k)).count();

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tessera_state::policy::Action;
+use tessera_state::NodeId;
 use tokio::sync::{mpsc, oneshot};
 
 use self::record::Record;
@@ -116,7 +117,7 @@ pub enum AuditError {
 /// A node's handle on its audit writer.
 pub struct Auditor {
     queue: Option<mpsc::Sender<Pending>>,
-    node_id: u64,
+    node_id: NodeId,
     region: String,
     timeout: Duration,
 }
@@ -130,7 +131,7 @@ impl Auditor {
     pub fn start(
         section: &AuditSection,
         data_dir: &Path,
-        node_id: u64,
+        node_id: NodeId,
         region: &str,
     ) -> Result<Self, OpenError> {
         let mut auditor = Self {
@@ -182,7 +183,7 @@ impl Auditor {
     }
 
     /// This node's id, for records.
-    pub fn node_id(&self) -> u64 {
+    pub fn node_id(&self) -> NodeId {
         self.node_id
     }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tessera_raft::RaftSettings;
+use tessera_raft::{NodeId, RaftSettings};
 
 /// Failure to load a configuration file.
 #[derive(Debug, thiserror::Error)]
@@ -114,8 +114,8 @@ impl std::fmt::Display for SharedCaMaterial {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Unique, non-zero node id.
-    pub node_id: u64,
+    /// Unique, non-zero node id (an integer in the file).
+    pub node_id: NodeId,
     /// Directory for the node's database and runtime files.
     pub data_dir: PathBuf,
     /// Region label.
@@ -526,7 +526,7 @@ impl ServerConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
-        if self.node_id == 0 {
+        if self.node_id == NodeId::new(0) {
             return Err("node_id must be at least 1".into());
         }
         if let Some(e) = self
@@ -641,6 +641,7 @@ client_ca = "pki/client-ca.pem"
     #[test]
     fn minimal_config_gets_defaults_and_resolved_paths() {
         let c = ServerConfig::parse(MINIMAL, Path::new("/etc/tessera/node.toml")).unwrap();
+        assert_eq!(c.node_id, NodeId::new(1));
         assert_eq!(c.data_dir, Path::new("/etc/tessera/data"));
         assert_eq!(c.tls.node_ca, Path::new("/etc/tessera/pki/ca.pem"));
         assert_eq!(c.region, "local");
@@ -670,6 +671,20 @@ client_ca = "pki/client-ca.pem"
         assert_eq!(c.rate_limits.overrides.len(), 1);
         let text = format!("{MINIMAL}[audit]\nenabeld = true\n");
         assert!(ServerConfig::parse(&text, Path::new("x.toml")).is_err());
+    }
+
+    #[test]
+    fn the_node_id_is_a_bare_integer_in_the_file() {
+        let text = MINIMAL.replace("node_id = 1", "node_id = 300");
+        let c = ServerConfig::parse(&text, Path::new("x.toml")).unwrap();
+        assert_eq!(c.node_id, NodeId::new(300));
+        for wrong in ["node_id = \"3\"", "node_id = -1", "node_id = { id = 3 }"] {
+            let text = MINIMAL.replace("node_id = 1", wrong);
+            assert!(
+                ServerConfig::parse(&text, Path::new("x.toml")).is_err(),
+                "{wrong}"
+            );
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use tessera_crypto::truncate_for_message;
 use tessera_raft::membership::MembershipError;
-use tessera_raft::{LeaseState, ProposeError, ReadIndexError};
+use tessera_raft::{LeaseState, NodeId, ProposeError, ReadIndexError};
 use tessera_state::backup::BackupError;
 use tessera_state::policy::{Action, PolicyError};
 use tessera_state::{ApplyError, Unusable};
@@ -121,7 +121,7 @@ pub enum ApiError {
     #[error("node {node_id} was removed from the cluster and serves nothing; use another node. To bring it back, stop it, wipe its data directory, start it with neither `bootstrap` nor `join`, and run `tessera operator add-learner`")]
     Removed {
         /// This node's id.
-        node_id: u64,
+        node_id: NodeId,
     },
     /// A membership call was refused (or no leader could run it).
     #[error("{0}")]
@@ -393,7 +393,9 @@ mod tests {
 
     #[test]
     fn a_removed_node_sends_clients_elsewhere_and_names_the_fix() {
-        let e = ApiError::Removed { node_id: 3 };
+        let e = ApiError::Removed {
+            node_id: NodeId::new(3),
+        };
         assert_eq!(e.codes(), (Code::Unavailable, "NODE_REMOVED"));
         let message = e.to_string();
         assert!(message.contains("node 3 was removed"), "{message}");
@@ -403,12 +405,12 @@ mod tests {
     #[test]
     fn a_change_that_would_lose_quorum_is_a_failed_precondition() {
         let e = ApiError::Membership(MembershipError::QuorumLoss {
-            voters_after: vec![1, 3],
-            reachable_after: vec![1],
+            voters_after: vec![NodeId::new(1), NodeId::new(3)],
+            reachable_after: vec![NodeId::new(1)],
         });
         assert_eq!(e.codes(), (Code::FailedPrecondition, "QUORUM_LOSS"));
         let e = ApiError::Membership(MembershipError::StaleData {
-            id: 3,
+            id: NodeId::new(3),
             addr: "n3:7402".into(),
         });
         assert_eq!(e.codes(), (Code::FailedPrecondition, "STALE_NODE_DATA"));
@@ -509,7 +511,9 @@ mod tests {
                 (Code::DataLoss, "CORRUPT_SEAL"),
             ),
             (
-                ApiError::Propose(ProposeError::Removed { node_id: 3 }),
+                ApiError::Propose(ProposeError::Removed {
+                    node_id: NodeId::new(3),
+                }),
                 (Code::Unavailable, "NODE_REMOVED"),
             ),
         ];

@@ -304,7 +304,7 @@ pub async fn run(
             pid: std::process::id(),
         },
     )?;
-    tracing::info!(node_id = config.node_id, %api_addr, %cluster_addr, ?ops_addr, region = %config.region, "node started (sealed)");
+    tracing::info!(node_id = config.node_id.get(), %api_addr, %cluster_addr, ?ops_addr, region = %config.region, "node started (sealed)");
 
     let enter = {
         let node = Arc::clone(&node);

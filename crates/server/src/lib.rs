@@ -30,3 +30,6 @@ pub use launch::{run, Addresses, LaunchError, ADDRESSES_FILE};
 pub use tessera_raft::compact;
 /// Quorum-loss recovery of a stopped node's data directory (`tessera operator recover`).
 pub use tessera_raft::recover;
+/// Re-exported so the crates that write or read node configurations name node ids without
+/// depending on the Raft crate for it.
+pub use tessera_raft::NodeId;

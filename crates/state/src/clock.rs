@@ -18,11 +18,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::node_id::NodeId;
+
 /// The replicated clock: each node's latest reported wall clock and the cluster time.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterClock {
     /// Raft node id → the node's latest reading, milliseconds since the Unix epoch.
-    readings: BTreeMap<u64, u64>,
+    readings: BTreeMap<NodeId, u64>,
     /// Cluster time, milliseconds since the Unix epoch (0 before the first reading).
     now_ms: u64,
 }
@@ -32,7 +34,7 @@ impl ClusterClock {
     /// cluster time to the lower median of the readings (cluster time never goes backwards). A
     /// node's own reading may go backwards: a clock that jumped ahead and was corrected must
     /// not keep counting as ahead.
-    pub fn report(&mut self, node: u64, at_ms: u64, voters: u32) {
+    pub fn report(&mut self, node: NodeId, at_ms: u64, voters: u32) {
         self.readings.insert(node, at_ms);
         let majority = usize::try_from(voters / 2 + 1).unwrap_or(usize::MAX);
         if self.readings.len() < majority {
@@ -53,7 +55,7 @@ impl ClusterClock {
     }
 
     /// Every node's latest reading.
-    pub fn readings(&self) -> &BTreeMap<u64, u64> {
+    pub fn readings(&self) -> &BTreeMap<NodeId, u64> {
         &self.readings
     }
 }
@@ -67,61 +69,61 @@ mod tests {
     #[test]
     fn one_fast_clock_of_three_cannot_move_cluster_time() {
         let mut clock = ClusterClock::default();
-        clock.report(1, 1_000, 3);
-        clock.report(2, 1_010, 3);
-        clock.report(3, 1_005, 3);
+        clock.report(NodeId::new(1), 1_000, 3);
+        clock.report(NodeId::new(2), 1_010, 3);
+        clock.report(NodeId::new(3), 1_005, 3);
         assert_eq!(clock.now_ms(), 1_005);
         // Node 1's clock jumps a year ahead.
-        clock.report(1, 1_000 + YEAR, 3);
+        clock.report(NodeId::new(1), 1_000 + YEAR, 3);
         assert_eq!(clock.now_ms(), 1_010);
-        clock.report(2, 2_000, 3);
-        clock.report(3, 2_100, 3);
+        clock.report(NodeId::new(2), 2_000, 3);
+        clock.report(NodeId::new(3), 2_100, 3);
         assert_eq!(clock.now_ms(), 2_100, "the honest clocks still advance it");
     }
 
     #[test]
     fn a_fast_clock_that_reports_first_cannot_set_cluster_time() {
         let mut clock = ClusterClock::default();
-        clock.report(1, YEAR, 3);
+        clock.report(NodeId::new(1), YEAR, 3);
         assert_eq!(
             clock.now_ms(),
             0,
             "one reading of three voters is not a majority"
         );
-        clock.report(2, 1_000, 3);
+        clock.report(NodeId::new(2), 1_000, 3);
         assert_eq!(clock.now_ms(), 1_000);
     }
 
     #[test]
     fn a_single_voter_is_its_own_majority() {
         let mut clock = ClusterClock::default();
-        clock.report(1, 5_000, 1);
+        clock.report(NodeId::new(1), 5_000, 1);
         assert_eq!(clock.now_ms(), 5_000);
     }
 
     #[test]
     fn cluster_time_never_goes_backwards() {
         let mut clock = ClusterClock::default();
-        clock.report(1, 5_000, 1);
+        clock.report(NodeId::new(1), 5_000, 1);
         assert_eq!(clock.now_ms(), 5_000);
-        clock.report(1, 4_000, 1);
+        clock.report(NodeId::new(1), 4_000, 1);
         assert_eq!(clock.now_ms(), 5_000);
-        assert_eq!(clock.readings().get(&1), Some(&4_000));
+        assert_eq!(clock.readings().get(&NodeId::new(1)), Some(&4_000));
     }
 
     #[test]
     fn slow_clocks_only_delay() {
         let mut clock = ClusterClock::default();
-        clock.report(1, 10_000, 1);
-        clock.report(2, 1, 2);
+        clock.report(NodeId::new(1), 10_000, 1);
+        clock.report(NodeId::new(2), 1, 2);
         assert_eq!(clock.now_ms(), 10_000, "never backwards");
-        clock.report(1, 20_000, 2);
+        clock.report(NodeId::new(1), 20_000, 2);
         assert_eq!(
             clock.now_ms(),
             10_000,
             "the lower median of two is the slower clock"
         );
-        clock.report(2, 20_000, 2);
+        clock.report(NodeId::new(2), 20_000, 2);
         assert_eq!(clock.now_ms(), 20_000);
     }
 
@@ -129,10 +131,28 @@ mod tests {
     fn two_fast_clocks_of_five_cannot_move_it() {
         let mut clock = ClusterClock::default();
         for node in 1..=5 {
-            clock.report(node, 1_000, 5);
+            clock.report(NodeId::new(node), 1_000, 5);
         }
-        clock.report(1, u64::MAX, 5);
-        clock.report(2, u64::MAX / 2, 5);
+        clock.report(NodeId::new(1), u64::MAX, 5);
+        clock.report(NodeId::new(2), u64::MAX / 2, 5);
         assert_eq!(clock.now_ms(), 1_000);
+    }
+
+    #[test]
+    fn the_row_keeps_the_bytes_it_had_with_bare_node_ids() {
+        let mut clock = ClusterClock::default();
+        clock.report(NodeId::new(2), 1_000, 3);
+        clock.report(NodeId::new(300), 2_000, 3);
+        let bare = (
+            BTreeMap::from([(2u64, 1_000u64), (300u64, 2_000u64)]),
+            1_000u64,
+        );
+        let bytes = postcard::to_allocvec(&clock).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&bare).unwrap());
+        assert_eq!(
+            bytes,
+            [2, 2, 0xe8, 0x07, 0xac, 0x02, 0xd0, 0x0f, 0xe8, 0x07]
+        );
+        assert_eq!(postcard::from_bytes::<ClusterClock>(&bytes).unwrap(), clock);
     }
 }

@@ -15,6 +15,7 @@ use tessera_crypto::KeyVersion;
 use crate::barrier::{BarrierTerms, BlobRef, ResealedBlob};
 use crate::ids::{AliasName, CallerId, KeyId, KeyName, KeyRef, RequestId};
 use crate::key::{ImportToken, KeyMetadata, KeyOrigin, KeyState};
+use crate::node_id::NodeId;
 use crate::policy::{
     Glob, Grant, GrantId, GrantProblem, Identity, PolicyDocument, PolicyName, RateLimitProblem,
     RateLimitRule, Revocation, RevokedCertificate,
@@ -227,7 +228,7 @@ pub enum Command {
     /// Not de-duplicated: applying a reading twice changes nothing.
     ReportClock {
         /// The reporting node's Raft id.
-        node_id: u64,
+        node_id: NodeId,
         /// Its wall clock, milliseconds since the Unix epoch.
         at_ms: u64,
         /// How many voters the cluster has, as the reporter sees its membership: cluster

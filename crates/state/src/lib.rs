@@ -66,6 +66,7 @@ pub mod error;
 pub mod ids;
 pub mod key;
 pub mod machine;
+pub mod node_id;
 pub mod policy;
 pub mod rows;
 pub mod seal_config;
@@ -82,6 +83,7 @@ pub use key::{
 };
 pub use machine::State;
 pub use machine::{KeyFilter, KeyPage};
+pub use node_id::NodeId;
 pub use rows::RowChange;
 pub use seal_config::SealConfig;
 /// Re-exported so the crates above name key versions without depending on the crypto crate

@@ -19,6 +19,7 @@ use crate::command::{ApplyError, Command, KeyBinding, Request, Response};
 use crate::dedup::{DedupEntry, DedupHit, DedupTable};
 use crate::ids::{AliasName, KeyId, KeyName, KeyRef};
 use crate::key::{KeyMetadata, KeyRecord};
+use crate::node_id::NodeId;
 use crate::policy::AccessControl;
 use crate::rows::RowKey;
 use crate::seal_config::SealConfig;
@@ -138,7 +139,7 @@ impl State {
         Ok(())
     }
 
-    fn report_clock(&mut self, node_id: u64, at_ms: u64, voters: u32) {
+    fn report_clock(&mut self, node_id: NodeId, at_ms: u64, voters: u32) {
         let before = self.clock.now_ms();
         self.clock.report(node_id, at_ms, voters);
         self.dirty.insert(RowKey::Clock);

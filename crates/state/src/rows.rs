@@ -393,7 +393,7 @@ mod tests {
         let changes = s.take_changes().unwrap();
         assert_eq!(changes.len(), 6, "seal, key, alias, three dedup rows");
         let report_clock = Command::ReportClock {
-            node_id: 1,
+            node_id: crate::NodeId::new(1),
             at_ms: 700,
             voters: 1,
         };

@@ -12,6 +12,7 @@ use tessera_launcher::{pki, Bound};
 use tessera_server::config::{FaultSection, LifecycleSection, RaftSection};
 use tessera_server::ops::OpsSection;
 use tessera_server::ratelimit::RateLimitSection;
+use tessera_server::NodeId;
 
 use crate::disk::{self, Tmpfs};
 use crate::node::launch;
@@ -192,7 +193,7 @@ fn node_config(
             .find(|(node, _)| *node == id)
             .map(|(_, faults)| faults.clone()),
     };
-    NodeConfig::new(pki, id, api, cluster, entry, &node_options)
+    NodeConfig::new(pki, NodeId::new(id), api, cluster, entry, &node_options)
 }
 
 impl TestCluster {

@@ -38,7 +38,7 @@ pub async fn run(config: &Path, force: bool, format: OutputFormat) -> Result<(),
                 .iter()
                 .chain(&plan.learners_before)
                 .filter(|id| **id != plan.node_id)
-                .map(u64::to_string)
+                .map(ToString::to_string)
                 .collect();
             println!(
                 "node {} (data in {}): applied {}, committed {}, last log entry {}",

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
-use tessera_state::{CallerId, Command, Request, RequestId, SealConfig};
+use tessera_state::{CallerId, Command, NodeId, Request, RequestId, SealConfig};
 
 use super::*;
 
@@ -21,7 +21,7 @@ fn request(index: u64) -> Request {
         })
     } else {
         Command::ReportClock {
-            node_id: index,
+            node_id: NodeId::new(index),
             at_ms: index,
             voters: 1,
         }
@@ -35,8 +35,8 @@ fn request(index: u64) -> Request {
     }
 }
 
-fn log_id(index: u64) -> LogId<u64> {
-    LogId::new(CommittedLeaderId::new(1, 1), index)
+fn log_id(index: u64) -> LogId<NodeId> {
+    LogId::new(CommittedLeaderId::new(1, NodeId::new(1)), index)
 }
 
 fn open(dir: &Path) -> (sled::Db, StateMachineStore) {
@@ -71,7 +71,7 @@ async fn leader_snapshot() -> (Snapshot, Vec<u8>) {
 
 /// What a re-opened store holds: the stored snapshot's last log id, the applied pointer and
 /// the state digest loaded from the rows.
-async fn on_disk(dir: &Path) -> (Option<LogId<u64>>, Option<LogId<u64>>, Vec<u8>) {
+async fn on_disk(dir: &Path) -> (Option<LogId<NodeId>>, Option<LogId<NodeId>>, Vec<u8>) {
     let (_db, mut store) = open(dir);
     let snapshot = store.get_current_snapshot().await.unwrap().unwrap();
     let stored_state = State::decode_snapshot(snapshot.snapshot.get_ref()).unwrap();

@@ -10,7 +10,7 @@ use tessera_crypto::{root, UnsealShare};
 use tessera_proto::v1 as pb;
 use tessera_proto::v1::system_server::System;
 use tessera_raft::membership::{Change, ChangeRequest, MemberList, MembershipCall};
-use tessera_raft::NodeInfo;
+use tessera_raft::{NodeId, NodeInfo};
 use tessera_state::policy::Action;
 use tessera_state::{CallerId, Command, Request, Response, SealConfig};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
@@ -169,11 +169,11 @@ impl SystemService {
     async fn change(
         &self,
         req: pb::MemberChangeRequest,
-        change: fn(u64) -> Change,
+        change: fn(NodeId) -> Change,
         caller: &Caller,
     ) -> Result<pb::MembersResponse, ApiError> {
         let call = MembershipCall::Change(ChangeRequest {
-            change: change(req.node_id),
+            change: change(NodeId::new(req.node_id)),
             force: req.force,
         });
         self.membership(caller, Action::ChangeMembership, call)
@@ -212,7 +212,7 @@ impl SystemService {
             .nodes()
             .filter(|_| detailed)
             .map(|(id, info)| pb::Member {
-                node_id: *id,
+                node_id: id.get(),
                 api_addr: info.api_addr.clone(),
                 cluster_addr: info.cluster_addr.clone(),
                 region: info.region.clone(),
@@ -226,11 +226,11 @@ impl SystemService {
             .collect();
         let seal = self.node.seal().status();
         pb::StatusResponse {
-            node_id: raft.id(),
+            node_id: raft.id().get(),
             initialized,
             sealed: seal.sealed,
             role: tessera_raft::role_name(metrics.state).into(),
-            leader_id: metrics.current_leader,
+            leader_id: metrics.current_leader.map(NodeId::get),
             term: metrics.current_term,
             applied_index,
             region: raft.info().region.clone(),
@@ -281,12 +281,12 @@ fn shamir_parameters(shares: u32, threshold: u32) -> Result<(u8, u8), ApiError> 
 /// The API form of the leader's member list.
 fn members_response(list: MemberList) -> pb::MembersResponse {
     pb::MembersResponse {
-        leader_id: list.leader_id,
+        leader_id: list.leader_id.get(),
         members: list
             .members
             .into_iter()
             .map(|m| pb::MemberStatus {
-                node_id: m.id,
+                node_id: m.id.get(),
                 api_addr: m.info.api_addr,
                 cluster_addr: m.info.cluster_addr,
                 region: m.info.region,
@@ -460,7 +460,7 @@ rpcs! {
             };
             let call = MembershipCall::Change(ChangeRequest {
                 change: Change::AddLearner {
-                    id: req.node_id,
+                    id: NodeId::new(req.node_id),
                     info,
                 },
                 force: false,

@@ -4,7 +4,7 @@
 //! of the record: the hash chain ([`super::chain`]) hashes exactly these bytes.
 
 use serde::{Deserialize, Serialize};
-use tessera_state::KeyVersion;
+use tessera_state::{KeyVersion, NodeId};
 
 /// Version of the record schema, the `"v"` field.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -30,7 +30,7 @@ pub struct Record {
     /// Wall-clock time the request arrived, milliseconds since the Unix epoch.
     pub time_ms: u64,
     /// The node that served the request.
-    pub node: u64,
+    pub node: NodeId,
     /// That node's region.
     pub region: String,
     /// The client's request id for writes that carry one, else `null`.

@@ -13,7 +13,7 @@ fn record(n: u64) -> Record {
         v: record::SCHEMA_VERSION,
         seq: 0,
         time_ms: 1_700_000_000_000 + n,
-        node: 1,
+        node: NodeId::new(1),
         region: "region-1".into(),
         request_id: None,
         identity: Some("app".into()),
@@ -252,7 +252,8 @@ async fn the_auditor_acknowledges_each_record_once_written() {
         path: Some(dir.path().join("a")),
         ..AuditSection::default()
     };
-    let auditor = std::sync::Arc::new(Auditor::start(&section, dir.path(), 1, "r").unwrap());
+    let auditor =
+        std::sync::Arc::new(Auditor::start(&section, dir.path(), NodeId::new(1), "r").unwrap());
     let writes: Vec<_> = (0..50)
         .map(|i| {
             let auditor = std::sync::Arc::clone(&auditor);
@@ -289,4 +290,19 @@ fn every_method_maps_to_its_action() {
     }
     assert_eq!(action_of("/tessera.v1.Crypto/Nope"), None);
     assert_eq!(action_of("/grpc.health.v1.Health/Check"), None);
+}
+
+#[test]
+fn the_node_field_is_written_as_the_bare_number() {
+    let mut typed = record(1);
+    typed.node = NodeId::new(300);
+    let body = typed.body(GENESIS).unwrap();
+    let expected = format!(
+        "{{\"v\":{},\"seq\":0,\"time_ms\":1700000000001,\"node\":300,\"region\":\"region-1\",",
+        record::SCHEMA_VERSION
+    );
+    assert!(body.starts_with(&expected), "{body}");
+    // Field for field what a bare `u64` gives.
+    let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(value["node"], serde_json::json!(300u64));
 }

@@ -271,7 +271,9 @@ impl Metrics {
             for (member, matched) in replication {
                 let matched = matched.map_or(0, |l| l.index);
                 self.replication_lag
-                    .get_or_create(&MemberLabels { member: *member })
+                    .get_or_create(&MemberLabels {
+                        member: member.get(),
+                    })
                     .set(gauge(last_log.saturating_sub(matched)));
             }
         }

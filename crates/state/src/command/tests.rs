@@ -169,3 +169,24 @@ fn commands_and_refusals_keep_the_bytes_they_had_with_bare_version_numbers() {
         rejections
     );
 }
+
+/// `ReportClock { node_id: 300, at_ms: 1_700_000_000_000, voters: 3 }` as the build with bare
+/// `u64` node ids encoded it: variant 20, then the three varints.
+const OLD_REPORT_CLOCK: &str = "14ac0280d095ffbc3103";
+
+#[test]
+fn a_clock_report_keeps_the_bytes_it_had_with_a_bare_node_id() {
+    let command = Command::ReportClock {
+        node_id: NodeId::new(300),
+        at_ms: 1_700_000_000_000,
+        voters: 3,
+    };
+    let bytes = postcard::to_allocvec(&command).unwrap();
+    assert_eq!(bytes, hex::decode(OLD_REPORT_CLOCK).unwrap());
+    // The same fields with a plain `u64` where the id is: identical bytes.
+    assert_eq!(
+        bytes,
+        postcard::to_allocvec(&(20u32, 300u64, 1_700_000_000_000u64, 3u32)).unwrap()
+    );
+    assert_eq!(postcard::from_bytes::<Command>(&bytes).unwrap(), command);
+}

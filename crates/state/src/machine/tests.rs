@@ -23,7 +23,7 @@ fn clock(node_id: u64, at_ms: u64) -> Request {
     request(
         "clock",
         Command::ReportClock {
-            node_id,
+            node_id: NodeId::new(node_id),
             at_ms,
             voters: 1,
         },
@@ -966,7 +966,7 @@ mod determinism {
             key_id_strategy().prop_map(|key_id| Command::DestroyKey { key_id }),
             (1u64..4, 0u64..3000, 1u32..4).prop_map(|(node_id, at_ms, voters)| {
                 Command::ReportClock {
-                    node_id,
+                    node_id: NodeId::new(node_id),
                     at_ms,
                     voters,
                 }
