@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use tessera_proto::v1 as pb;
+use tessera_proto::v1::crypto_client::CryptoClient;
 use tessera_testkit::{ClusterOptions, TestCluster};
+use tonic::transport::Channel;
 use tonic::Code;
 
 use crate::api::{
@@ -21,6 +23,22 @@ fn encrypt_req(key: &str) -> pb::EncryptRequest {
 
 fn decrypt_req(ciphertext: &[u8]) -> pb::DecryptRequest {
     decrypt_request(ciphertext, ctx(&[("t", "1")]))
+}
+
+/// Asserts that decrypting `sealed` (made under the lifecycle context) is refused as a failed
+/// precondition with `tessera_code` and a message holding `fragment`.
+async fn assert_decrypt_refused(
+    c: &mut CryptoClient<Channel>,
+    sealed: &pb::EncryptResponse,
+    tessera_code: &str,
+    fragment: &str,
+) {
+    assert_refused(
+        c.decrypt(decrypt_req(&sealed.ciphertext)).await,
+        Code::FailedPrecondition,
+        tessera_code,
+        fragment,
+    );
 }
 
 /// Asserts that a call was refused because the key is in the wrong state for it.
@@ -66,12 +84,7 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
             "KEY_DISABLED",
             "disabled",
         );
-        assert_refused(
-            c.decrypt(decrypt_req(&v1.ciphertext)).await,
-            Code::FailedPrecondition,
-            "KEY_DISABLED",
-            "disabled",
-        );
+        assert_decrypt_refused(&mut c, &v1, "KEY_DISABLED", "disabled").await;
         assert_wrong_state(k.rotate_key(write(&name)).await, "cannot be rotated");
         k.enable_key(write(&name)).await.unwrap();
         c.decrypt(decrypt_req(&v1.ciphertext)).await.unwrap();
@@ -84,12 +97,13 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
         k.set_min_decryption_version(version_req(&name, 2))
             .await
             .unwrap();
-        assert_refused(
-            c.decrypt(decrypt_req(&v1.ciphertext)).await,
-            Code::FailedPrecondition,
+        assert_decrypt_refused(
+            &mut c,
+            &v1,
             "BELOW_MIN_DECRYPTION_VERSION",
             "minimum decryption version 2",
-        );
+        )
+        .await;
         assert_refused(
             k.set_min_decryption_version(version_req(&name, 3)).await,
             Code::InvalidArgument,
@@ -102,12 +116,7 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
         c.decrypt(decrypt_req(&v1.ciphertext)).await.unwrap();
 
         k.disable_key_version(version_req(&name, 1)).await.unwrap();
-        assert_refused(
-            c.decrypt(decrypt_req(&v1.ciphertext)).await,
-            Code::FailedPrecondition,
-            "VERSION_DISABLED",
-            "version 1",
-        );
+        assert_decrypt_refused(&mut c, &v1, "VERSION_DISABLED", "version 1").await;
         for (version, code, tessera_code, fragment) in [
             (
                 2,
@@ -130,12 +139,7 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
         let key = key_of(k.destroy_key_version(version_req(&name, 1)).await);
         assert_eq!(key.versions[0].state, "DESTROYED");
         assert!(key.versions[0].destroyed_at_ms > 0);
-        assert_refused(
-            c.decrypt(decrypt_req(&v1.ciphertext)).await,
-            Code::FailedPrecondition,
-            "VERSION_DESTROYED",
-            "can never be decrypted",
-        );
+        assert_decrypt_refused(&mut c, &v1, "VERSION_DESTROYED", "can never be decrypted").await;
         assert_refused(
             k.enable_key_version(version_req(&name, 1)).await,
             Code::FailedPrecondition,
