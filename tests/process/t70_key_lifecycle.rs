@@ -52,6 +52,12 @@ fn assert_wrong_state<T: std::fmt::Debug>(result: Result<T, tonic::Status>, frag
     );
 }
 
+/// Asserts that a call was refused because what it names does not exist.
+#[track_caller]
+fn assert_not_found<T: std::fmt::Debug>(result: Result<T, tonic::Status>, tessera_code: &str) {
+    assert_refused(result, Code::NotFound, tessera_code, "not found");
+}
+
 fn rotation_period(key: &str, period_ms: u64) -> pb::SetRotationPeriodRequest {
     pb::SetRotationPeriodRequest {
         key: key.into(),
@@ -301,29 +307,23 @@ async fn t71_descriptions_tags_rotation_periods_aliases_and_listing() {
         );
         assert_eq!(listed.aliases.len(), 1);
         k.delete_alias(delete_alias(&alias)).await.unwrap();
-        assert_refused(
+        assert_not_found(
             c.encrypt(encrypt_no_context(&alias, b"x")).await,
-            Code::NotFound,
             "KEY_NOT_FOUND",
-            "not found",
         );
-        assert_refused(
+        assert_not_found(
             k.delete_alias(delete_alias(&alias)).await,
-            Code::NotFound,
             "ALIAS_NOT_FOUND",
-            "not found",
         );
         let err = k
             .create_alias(alias_request("alias/bad name", &a))
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument);
-        assert_refused(
+        assert_not_found(
             k.create_alias(alias_request("alias/to-nothing", "no-such-key"))
                 .await,
-            Code::NotFound,
             "KEY_NOT_FOUND",
-            "not found",
         );
     }
 
