@@ -73,8 +73,11 @@ pub async fn encrypt(
     key: &str,
     plaintext: &[u8],
 ) -> pb::EncryptResponse {
-    let request = encrypt_request(key, plaintext, BTreeMap::new());
-    answer(crypto(cluster, id).encrypt(request).await)
+    answer(
+        crypto(cluster, id)
+            .encrypt(encrypt_no_context(key, plaintext))
+            .await,
+    )
 }
 
 /// Creates a key with the given spec through `id` and returns it.
@@ -120,6 +123,16 @@ pub fn decrypt_request(ciphertext: &[u8], context: BTreeMap<String, String>) -> 
     }
 }
 
+/// A request to encrypt `plaintext` under `key` without an encryption context.
+pub fn encrypt_no_context(key: &str, plaintext: &[u8]) -> pb::EncryptRequest {
+    encrypt_request(key, plaintext, BTreeMap::new())
+}
+
+/// A request to decrypt `ciphertext` made without an encryption context.
+pub fn decrypt_no_context(ciphertext: &[u8]) -> pb::DecryptRequest {
+    decrypt_request(ciphertext, BTreeMap::new())
+}
+
 /// A describe request with the default consistency.
 pub fn describe(key: &str) -> pb::DescribeKeyRequest {
     pb::DescribeKeyRequest {
@@ -136,7 +149,51 @@ pub fn version_req(key: &str, version: u32) -> pb::KeyVersionRequest {
     }
 }
 
+/// A request to sign `message` (raw, not a digest) under `key` with its default algorithm.
+pub fn sign_request(key: &str, message: &[u8]) -> pb::SignRequest {
+    pb::SignRequest {
+        key: key.into(),
+        message: message.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// A request for the public key of `key`'s primary version.
+pub fn public_key_request(key: &str) -> pb::GetPublicKeyRequest {
+    pb::GetPublicKeyRequest {
+        key: key.into(),
+        version: 0,
+    }
+}
+
+/// A request to schedule the deletion of `key` after `window_seconds` (0: the default window).
+pub fn schedule_deletion(key: &str, window_seconds: u64) -> pb::ScheduleKeyDeletionRequest {
+    pb::ScheduleKeyDeletionRequest {
+        key: key.into(),
+        pending_window_seconds: window_seconds,
+        ..Default::default()
+    }
+}
+
+/// A request to point `alias` at `key` (to create or update it).
+pub fn alias_request(alias: &str, key: &str) -> pb::AliasRequest {
+    pb::AliasRequest {
+        alias: alias.into(),
+        key: key.into(),
+        ..Default::default()
+    }
+}
+
 /// The leader and one follower: every operation is exercised on both.
 pub async fn leader_and_follower(cluster: &TestCluster) -> [u64; 2] {
     [cluster.leader().await, cluster.follower().await]
+}
+
+/// The leader and one follower, each with a key API and a crypto API client.
+pub async fn clients_on_leader_and_follower(
+    cluster: &TestCluster,
+) -> [(u64, KeysClient<Channel>, CryptoClient<Channel>); 2] {
+    leader_and_follower(cluster)
+        .await
+        .map(|node| (node, keys(cluster, node), crypto(cluster, node)))
 }

@@ -5,12 +5,15 @@
 use std::collections::BTreeMap;
 
 use tessera_proto::v1 as pb;
+use tessera_proto::v1::crypto_client::CryptoClient;
 use tessera_testkit::{ClusterOptions, TestCluster};
+use tonic::transport::Channel;
 use tonic::Code;
 
 use crate::api::{
-    answer, assert_refused, create, crypto, decrypt_request, describe, encrypt_request, key_of,
-    keys, leader_and_follower, version_req, write,
+    alias_request, answer, assert_refused, clients_on_leader_and_follower, create, decrypt_request,
+    describe, encrypt_no_context, encrypt_request, key_of, keys, schedule_deletion, version_req,
+    write,
 };
 use crate::{ctx, tessera};
 
@@ -22,13 +25,59 @@ fn decrypt_req(ciphertext: &[u8]) -> pb::DecryptRequest {
     decrypt_request(ciphertext, ctx(&[("t", "1")]))
 }
 
+/// Asserts that decrypting `sealed` (made under the lifecycle context) is refused as a failed
+/// precondition with `tessera_code` and a message holding `fragment`.
+async fn assert_decrypt_refused(
+    c: &mut CryptoClient<Channel>,
+    sealed: &pb::EncryptResponse,
+    tessera_code: &str,
+    fragment: &str,
+) {
+    assert_refused(
+        c.decrypt(decrypt_req(&sealed.ciphertext)).await,
+        Code::FailedPrecondition,
+        tessera_code,
+        fragment,
+    );
+}
+
+/// Asserts that a call was refused because the key is in the wrong state for it.
+#[track_caller]
+fn assert_wrong_state<T: std::fmt::Debug>(result: Result<T, tonic::Status>, fragment: &str) {
+    assert_refused(
+        result,
+        Code::FailedPrecondition,
+        "INVALID_KEY_STATE",
+        fragment,
+    );
+}
+
+/// Asserts that a call was refused because what it names does not exist.
+#[track_caller]
+fn assert_not_found<T: std::fmt::Debug>(result: Result<T, tonic::Status>, tessera_code: &str) {
+    assert_refused(result, Code::NotFound, tessera_code, "not found");
+}
+
+fn rotation_period(key: &str, period_ms: u64) -> pb::SetRotationPeriodRequest {
+    pb::SetRotationPeriodRequest {
+        key: key.into(),
+        rotation_period_ms: period_ms,
+        ..Default::default()
+    }
+}
+
+fn delete_alias(alias: &str) -> pb::DeleteAliasRequest {
+    pb::DeleteAliasRequest {
+        alias: alias.into(),
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
 async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
     let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
-    for node in leader_and_follower(&cluster).await {
+    for (node, mut k, mut c) in clients_on_leader_and_follower(&cluster).await {
         let name = format!("life-{node}");
-        let mut k = keys(&cluster, node);
-        let mut c = crypto(&cluster, node);
         create(&cluster, node, &name, "").await;
         let v1 = c.encrypt(encrypt_req(&name)).await.unwrap().into_inner();
 
@@ -41,18 +90,8 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
             "KEY_DISABLED",
             "disabled",
         );
-        assert_refused(
-            c.decrypt(decrypt_req(&v1.ciphertext)).await,
-            Code::FailedPrecondition,
-            "KEY_DISABLED",
-            "disabled",
-        );
-        assert_refused(
-            k.rotate_key(write(&name)).await,
-            Code::FailedPrecondition,
-            "INVALID_KEY_STATE",
-            "cannot be rotated",
-        );
+        assert_decrypt_refused(&mut c, &v1, "KEY_DISABLED", "disabled").await;
+        assert_wrong_state(k.rotate_key(write(&name)).await, "cannot be rotated");
         k.enable_key(write(&name)).await.unwrap();
         c.decrypt(decrypt_req(&v1.ciphertext)).await.unwrap();
 
@@ -64,12 +103,13 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
         k.set_min_decryption_version(version_req(&name, 2))
             .await
             .unwrap();
-        assert_refused(
-            c.decrypt(decrypt_req(&v1.ciphertext)).await,
-            Code::FailedPrecondition,
+        assert_decrypt_refused(
+            &mut c,
+            &v1,
             "BELOW_MIN_DECRYPTION_VERSION",
             "minimum decryption version 2",
-        );
+        )
+        .await;
         assert_refused(
             k.set_min_decryption_version(version_req(&name, 3)).await,
             Code::InvalidArgument,
@@ -82,36 +122,30 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
         c.decrypt(decrypt_req(&v1.ciphertext)).await.unwrap();
 
         k.disable_key_version(version_req(&name, 1)).await.unwrap();
-        assert_refused(
-            c.decrypt(decrypt_req(&v1.ciphertext)).await,
-            Code::FailedPrecondition,
-            "VERSION_DISABLED",
-            "version 1",
-        );
-        assert_refused(
-            k.disable_key_version(version_req(&name, 2)).await,
-            Code::FailedPrecondition,
-            "PRIMARY_VERSION",
-            "primary version",
-        );
-        assert_refused(
-            k.disable_key_version(version_req(&name, 9)).await,
-            Code::NotFound,
-            "VERSION_NOT_FOUND",
-            "no version 9",
-        );
+        assert_decrypt_refused(&mut c, &v1, "VERSION_DISABLED", "version 1").await;
+        for (version, code, tessera_code, fragment) in [
+            (
+                2,
+                Code::FailedPrecondition,
+                "PRIMARY_VERSION",
+                "primary version",
+            ),
+            (9, Code::NotFound, "VERSION_NOT_FOUND", "no version 9"),
+        ] {
+            assert_refused(
+                k.disable_key_version(version_req(&name, version)).await,
+                code,
+                tessera_code,
+                fragment,
+            );
+        }
         k.enable_key_version(version_req(&name, 1)).await.unwrap();
         c.decrypt(decrypt_req(&v1.ciphertext)).await.unwrap();
 
         let key = key_of(k.destroy_key_version(version_req(&name, 1)).await);
         assert_eq!(key.versions[0].state, "DESTROYED");
         assert!(key.versions[0].destroyed_at_ms > 0);
-        assert_refused(
-            c.decrypt(decrypt_req(&v1.ciphertext)).await,
-            Code::FailedPrecondition,
-            "VERSION_DESTROYED",
-            "can never be decrypted",
-        );
+        assert_decrypt_refused(&mut c, &v1, "VERSION_DESTROYED", "can never be decrypted").await;
         assert_refused(
             k.enable_key_version(version_req(&name, 1)).await,
             Code::FailedPrecondition,
@@ -137,13 +171,7 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
         // Deletion: the default window is 30 days; pending deletion refuses crypto; cancel
         // brings the key back disabled.
         let before = now_ms();
-        let key = key_of(
-            k.schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
-                key: name.clone(),
-                ..Default::default()
-            })
-            .await,
-        );
+        let key = key_of(k.schedule_key_deletion(schedule_deletion(&name, 0)).await);
         assert_eq!(key.state, "PENDING_DELETION");
         let thirty_days = 30 * 24 * 3600 * 1000;
         assert!(
@@ -156,32 +184,15 @@ async fn t70_states_versions_and_deletion_windows_on_leader_and_follower() {
             "KEY_PENDING_DELETION",
             "pending deletion",
         );
-        assert_refused(
-            k.schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
-                key: name.clone(),
-                pending_window_seconds: 60,
-                ..Default::default()
-            })
-            .await,
-            Code::FailedPrecondition,
-            "INVALID_KEY_STATE",
+        assert_wrong_state(
+            k.schedule_key_deletion(schedule_deletion(&name, 60)).await,
             "pending_deletion",
         );
-        assert_refused(
-            k.enable_key(write(&name)).await,
-            Code::FailedPrecondition,
-            "INVALID_KEY_STATE",
-            "cannot be enabled",
-        );
+        assert_wrong_state(k.enable_key(write(&name)).await, "cannot be enabled");
         let key = key_of(k.cancel_key_deletion(write(&name)).await);
         assert_eq!(key.state, "DISABLED");
         assert_eq!(key.deletion_date_ms, 0);
-        assert_refused(
-            k.cancel_key_deletion(write(&name)).await,
-            Code::FailedPrecondition,
-            "INVALID_KEY_STATE",
-            "restored",
-        );
+        assert_wrong_state(k.cancel_key_deletion(write(&name)).await, "restored");
         k.enable_key(write(&name)).await.unwrap();
         c.encrypt(encrypt_req(&name)).await.unwrap();
 
@@ -204,9 +215,7 @@ fn now_ms() -> u64 {
 #[tokio::test]
 async fn t71_descriptions_tags_rotation_periods_aliases_and_listing() {
     let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
-    for node in leader_and_follower(&cluster).await {
-        let mut k = keys(&cluster, node);
-        let mut c = crypto(&cluster, node);
+    for (node, mut k, mut c) in clients_on_leader_and_follower(&cluster).await {
         let a = format!("meta-a-{node}");
         let b = format!("meta-b-{node}");
         create(&cluster, node, &a, "").await;
@@ -254,35 +263,16 @@ async fn t71_descriptions_tags_rotation_periods_aliases_and_listing() {
             .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
 
-        let key = key_of(
-            k.set_rotation_period(pb::SetRotationPeriodRequest {
-                key: a.clone(),
-                rotation_period_ms: 86_400_000,
-                ..Default::default()
-            })
-            .await,
-        );
+        let key = key_of(k.set_rotation_period(rotation_period(&a, 86_400_000)).await);
         assert_eq!(key.rotation_period_ms, 86_400_000);
         assert_eq!(
             key.next_rotation_ms,
             key.versions[0].created_at_ms + 86_400_000
         );
-        let key = key_of(
-            k.set_rotation_period(pb::SetRotationPeriodRequest {
-                key: a.clone(),
-                rotation_period_ms: 0,
-                ..Default::default()
-            })
-            .await,
-        );
+        let key = key_of(k.set_rotation_period(rotation_period(&a, 0)).await);
         assert_eq!((key.rotation_period_ms, key.next_rotation_ms), (0, 0));
         assert_refused(
-            k.set_rotation_period(pb::SetRotationPeriodRequest {
-                key: a.clone(),
-                rotation_period_ms: 10,
-                ..Default::default()
-            })
-            .await,
+            k.set_rotation_period(rotation_period(&a, 10)).await,
             Code::InvalidArgument,
             "INVALID_ARGUMENT",
             "at least 1000 ms",
@@ -290,52 +280,23 @@ async fn t71_descriptions_tags_rotation_periods_aliases_and_listing() {
 
         // Aliases: usable wherever a key id is; re-pointed; deleted; precise errors.
         let alias = format!("alias/svc-{node}");
-        let made = answer(
-            k.create_alias(pb::AliasRequest {
-                alias: alias.clone(),
-                key: a.clone(),
-                ..Default::default()
-            })
-            .await,
-        );
+        let made = answer(k.create_alias(alias_request(&alias, &a)).await);
         assert_eq!(made.alias, alias);
-        let via_alias = answer(
-            c.encrypt(encrypt_request(&alias, b"x", BTreeMap::new()))
-                .await,
-        );
+        let via_alias = answer(c.encrypt(encrypt_no_context(&alias, b"x")).await);
         assert_eq!(via_alias.key_id, made.key_id);
         let described = key_of(k.describe_key(describe(&a)).await);
         assert_eq!(described.aliases, vec![alias.clone()]);
         assert_refused(
-            k.create_alias(pb::AliasRequest {
-                alias: alias.clone(),
-                key: b.clone(),
-                ..Default::default()
-            })
-            .await,
+            k.create_alias(alias_request(&alias, &b)).await,
             Code::AlreadyExists,
             "ALIAS_EXISTS",
             "already exists",
         );
-        k.update_alias(pb::AliasRequest {
-            alias: alias.clone(),
-            key: b.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        let via_alias = answer(
-            c.encrypt(encrypt_request(&alias, b"x", BTreeMap::new()))
-                .await,
-        );
+        k.update_alias(alias_request(&alias, &b)).await.unwrap();
+        let via_alias = answer(c.encrypt(encrypt_no_context(&alias, b"x")).await);
         assert_eq!(via_alias.key_id, b_key.key_id);
         assert_refused(
-            k.update_alias(pb::AliasRequest {
-                alias: alias.clone(),
-                key: mac_key.key_id.clone(),
-                ..Default::default()
-            })
-            .await,
+            k.update_alias(alias_request(&alias, &mac_key.key_id)).await,
             Code::FailedPrecondition,
             "ALIAS_USAGE_MISMATCH",
             "GENERATE_VERIFY_MAC",
@@ -345,48 +306,24 @@ async fn t71_descriptions_tags_rotation_periods_aliases_and_listing() {
                 .await,
         );
         assert_eq!(listed.aliases.len(), 1);
-        k.delete_alias(pb::DeleteAliasRequest {
-            alias: alias.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        assert_refused(
-            c.encrypt(encrypt_request(&alias, b"x", BTreeMap::new()))
-                .await,
-            Code::NotFound,
+        k.delete_alias(delete_alias(&alias)).await.unwrap();
+        assert_not_found(
+            c.encrypt(encrypt_no_context(&alias, b"x")).await,
             "KEY_NOT_FOUND",
-            "not found",
         );
-        assert_refused(
-            k.delete_alias(pb::DeleteAliasRequest {
-                alias: alias.clone(),
-                ..Default::default()
-            })
-            .await,
-            Code::NotFound,
+        assert_not_found(
+            k.delete_alias(delete_alias(&alias)).await,
             "ALIAS_NOT_FOUND",
-            "not found",
         );
         let err = k
-            .create_alias(pb::AliasRequest {
-                alias: "alias/bad name".into(),
-                key: a.clone(),
-                ..Default::default()
-            })
+            .create_alias(alias_request("alias/bad name", &a))
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument);
-        assert_refused(
-            k.create_alias(pb::AliasRequest {
-                alias: "alias/to-nothing".into(),
-                key: "no-such-key".into(),
-                ..Default::default()
-            })
-            .await,
-            Code::NotFound,
+        assert_not_found(
+            k.create_alias(alias_request("alias/to-nothing", "no-such-key"))
+                .await,
             "KEY_NOT_FOUND",
-            "not found",
         );
     }
 
@@ -416,31 +353,33 @@ async fn t71_descriptions_tags_rotation_periods_aliases_and_listing() {
     sorted.sort();
     assert_eq!(seen, sorted, "pages come in name order");
     assert_eq!(seen.len(), 6);
-    let macs = answer(
-        k.list_keys(pb::ListKeysRequest {
-            spec: "HMAC_SHA256".into(),
-            ..Default::default()
-        })
-        .await,
-    );
-    assert_eq!(macs.keys.len(), 2);
-    let tagged = answer(
-        k.list_keys(pb::ListKeysRequest {
-            tag_key: "team".into(),
-            tag_value: "pay".into(),
-            ..Default::default()
-        })
-        .await,
-    );
-    assert_eq!(tagged.keys.len(), 2);
-    let enabled = answer(
-        k.list_keys(pb::ListKeysRequest {
-            state: "ENABLED".into(),
-            ..Default::default()
-        })
-        .await,
-    );
-    assert_eq!(enabled.keys.len(), 6);
+    for (filter, expected) in [
+        (
+            pb::ListKeysRequest {
+                spec: "HMAC_SHA256".into(),
+                ..Default::default()
+            },
+            2,
+        ),
+        (
+            pb::ListKeysRequest {
+                tag_key: "team".into(),
+                tag_value: "pay".into(),
+                ..Default::default()
+            },
+            2,
+        ),
+        (
+            pb::ListKeysRequest {
+                state: "ENABLED".into(),
+                ..Default::default()
+            },
+            6,
+        ),
+    ] {
+        let listed = answer(k.list_keys(filter.clone()).await);
+        assert_eq!(listed.keys.len(), expected, "{filter:?}");
+    }
     for (request, field) in [
         (
             pb::ListKeysRequest {

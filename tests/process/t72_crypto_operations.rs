@@ -6,14 +6,44 @@ use std::collections::BTreeMap;
 
 use sha2::Digest;
 use tessera_proto::v1 as pb;
+use tessera_proto::v1::crypto_client::CryptoClient;
 use tessera_testkit::{ClusterOptions, TestCluster};
+use tonic::transport::Channel;
 use tonic::Code;
 
 use crate::api::{
-    answer, assert_refused, create, crypto, decrypt_request, encrypt_request, keys,
-    leader_and_follower, write,
+    answer, assert_refused, create, crypto, decrypt_no_context, decrypt_request,
+    encrypt_no_context, encrypt_request, keys, leader_and_follower, public_key_request,
+    sign_request, write,
 };
 use crate::{ctx, tessera};
+
+fn key_pair_request(
+    key: &str,
+    spec: &str,
+    context: &BTreeMap<String, String>,
+    without_plaintext: bool,
+) -> pb::GenerateDataKeyPairRequest {
+    pb::GenerateDataKeyPairRequest {
+        key: key.into(),
+        key_pair_spec: spec.into(),
+        context: context.clone(),
+        without_plaintext,
+    }
+}
+
+/// Whether the verification `request` holds (the call itself must succeed).
+async fn verifies(c: &mut CryptoClient<Channel>, request: pb::VerifyRequest) -> bool {
+    answer(c.verify(request).await).valid
+}
+
+fn mac_request(key: &str, message: &[u8], algorithm: &str) -> pb::GenerateMacRequest {
+    pb::GenerateMacRequest {
+        key: key.into(),
+        message: message.to_vec(),
+        algorithm: algorithm.into(),
+    }
+}
 
 #[tokio::test]
 async fn t72_reencrypt_batches_and_data_keys() {
@@ -33,13 +63,17 @@ async fn t72_reencrypt_batches_and_data_keys() {
         );
         keys(&cluster, node).rotate_key(write(&src)).await.unwrap();
 
+        let from_old = pb::ReEncryptRequest {
+            ciphertext: old.ciphertext.clone(),
+            source_context: context.clone(),
+            ..Default::default()
+        };
+
         // Same key: lands on the new primary version.
         let same = answer(
             c.re_encrypt(pb::ReEncryptRequest {
-                ciphertext: old.ciphertext.clone(),
-                source_context: context.clone(),
                 destination_context: context.clone(),
-                ..Default::default()
+                ..from_old.clone()
             })
             .await,
         );
@@ -47,10 +81,9 @@ async fn t72_reencrypt_batches_and_data_keys() {
         // Another key, another context.
         let moved = answer(
             c.re_encrypt(pb::ReEncryptRequest {
-                ciphertext: old.ciphertext.clone(),
-                source_context: context.clone(),
                 destination_key: dst.clone(),
                 destination_context: ctx(&[("app", "archive")]),
+                ..from_old.clone()
             })
             .await,
         );
@@ -65,9 +98,8 @@ async fn t72_reencrypt_batches_and_data_keys() {
         assert_eq!(opened.plaintext, b"move me");
         assert_refused(
             c.re_encrypt(pb::ReEncryptRequest {
-                ciphertext: old.ciphertext.clone(),
                 source_context: ctx(&[("app", "wrong")]),
-                ..Default::default()
+                ..from_old.clone()
             })
             .await,
             Code::InvalidArgument,
@@ -76,10 +108,8 @@ async fn t72_reencrypt_batches_and_data_keys() {
         );
         assert_refused(
             c.re_encrypt(pb::ReEncryptRequest {
-                ciphertext: old.ciphertext.clone(),
-                source_context: context.clone(),
                 destination_key: signer.clone(),
-                ..Default::default()
+                ..from_old
             })
             .await,
             Code::InvalidArgument,
@@ -89,11 +119,11 @@ async fn t72_reencrypt_batches_and_data_keys() {
 
         // Batches: one bad item does not fail the others.
         let items = vec![
-            encrypt_request(&src, b"one", BTreeMap::new()),
-            encrypt_request("missing", b"two", BTreeMap::new()),
-            encrypt_request(&src, b"", BTreeMap::new()),
-            encrypt_request(&signer, b"four", BTreeMap::new()),
-            encrypt_request(&dst, b"five", BTreeMap::new()),
+            encrypt_no_context(&src, b"one"),
+            encrypt_no_context("missing", b"two"),
+            encrypt_no_context(&src, b""),
+            encrypt_no_context(&signer, b"four"),
+            encrypt_no_context(&dst, b"five"),
         ];
         let results = answer(c.batch_encrypt(pb::BatchEncryptRequest { items }).await).results;
         use pb::batch_decrypt_result::Result as D;
@@ -118,13 +148,13 @@ async fn t72_reencrypt_batches_and_data_keys() {
         let mut to_decrypt: Vec<pb::DecryptRequest> = results
             .iter()
             .filter_map(|r| match r.result.as_ref() {
-                Some(E::Ok(ok)) => Some(decrypt_request(&ok.ciphertext, BTreeMap::new())),
+                Some(E::Ok(ok)) => Some(decrypt_no_context(&ok.ciphertext)),
                 _ => None,
             })
             .collect();
         let mut tampered = to_decrypt[0].ciphertext.clone();
         *tampered.last_mut().unwrap() ^= 1;
-        to_decrypt.insert(1, decrypt_request(&tampered, BTreeMap::new()));
+        to_decrypt.insert(1, decrypt_no_context(&tampered));
         let opened = answer(
             c.batch_decrypt(pb::BatchDecryptRequest { items: to_decrypt })
                 .await,
@@ -138,32 +168,26 @@ async fn t72_reencrypt_batches_and_data_keys() {
             })
             .collect();
         assert_eq!(outcomes, ["one", "UNDECRYPTABLE", "five"]);
-        assert_refused(
-            c.batch_encrypt(pb::BatchEncryptRequest { items: vec![] })
-                .await,
-            Code::InvalidArgument,
-            "INVALID_ARGUMENT",
-            "items",
-        );
-        let too_many = vec![encrypt_request(&src, b"x", BTreeMap::new()); 257];
-        assert_refused(
-            c.batch_encrypt(pb::BatchEncryptRequest { items: too_many })
-                .await,
-            Code::InvalidArgument,
-            "INVALID_ARGUMENT",
-            "at most 256",
-        );
+        for (items, fragment) in [
+            (vec![], "items"),
+            (vec![encrypt_no_context(&src, b"x"); 257], "at most 256"),
+        ] {
+            assert_refused(
+                c.batch_encrypt(pb::BatchEncryptRequest { items }).await,
+                Code::InvalidArgument,
+                "INVALID_ARGUMENT",
+                fragment,
+            );
+        }
 
         // Data keys: plaintext and wrapped copy agree; without plaintext; 128-bit.
+        let data_key = |spec: &str| pb::GenerateDataKeyRequest {
+            key: src.clone(),
+            data_key_spec: spec.into(),
+            context: context.clone(),
+        };
         for (spec, len) in [("", 32), ("AES_256", 32), ("AES_128", 16)] {
-            let dk = answer(
-                c.generate_data_key(pb::GenerateDataKeyRequest {
-                    key: src.clone(),
-                    data_key_spec: spec.into(),
-                    context: context.clone(),
-                })
-                .await,
-            );
+            let dk = answer(c.generate_data_key(data_key(spec)).await);
             assert_eq!(dk.plaintext.len(), len);
             let unwrapped = answer(
                 c.decrypt(decrypt_request(&dk.ciphertext, context.clone()))
@@ -171,53 +195,46 @@ async fn t72_reencrypt_batches_and_data_keys() {
             );
             assert_eq!(unwrapped.plaintext, dk.plaintext);
         }
-        let blind = answer(
-            c.generate_data_key_without_plaintext(pb::GenerateDataKeyRequest {
-                key: src.clone(),
-                context: context.clone(),
-                ..Default::default()
-            })
-            .await,
-        );
+        let blind = answer(c.generate_data_key_without_plaintext(data_key("")).await);
         assert!(blind.plaintext.is_empty());
         let recovered = answer(
             c.decrypt(decrypt_request(&blind.ciphertext, context.clone()))
                 .await,
         );
         assert_eq!(recovered.plaintext.len(), 32);
-        assert_refused(
-            c.generate_data_key(pb::GenerateDataKeyRequest {
-                key: src.clone(),
-                data_key_spec: "AES_512".into(),
-                ..Default::default()
-            })
-            .await,
-            Code::InvalidArgument,
-            "INVALID_ARGUMENT",
-            "data_key_spec",
-        );
-        assert_refused(
-            c.generate_data_key(pb::GenerateDataKeyRequest {
-                key: signer.clone(),
-                ..Default::default()
-            })
-            .await,
-            Code::InvalidArgument,
-            "WRONG_KEY_USAGE",
-            "cannot generate data keys",
-        );
+        for (request, tessera_code, fragment) in [
+            (
+                pb::GenerateDataKeyRequest {
+                    key: src.clone(),
+                    data_key_spec: "AES_512".into(),
+                    ..Default::default()
+                },
+                "INVALID_ARGUMENT",
+                "data_key_spec",
+            ),
+            (
+                pb::GenerateDataKeyRequest {
+                    key: signer.clone(),
+                    ..Default::default()
+                },
+                "WRONG_KEY_USAGE",
+                "cannot generate data keys",
+            ),
+        ] {
+            assert_refused(
+                c.generate_data_key(request).await,
+                Code::InvalidArgument,
+                tessera_code,
+                fragment,
+            );
+        }
 
         // Data key pairs: the private key comes back encrypted (and in plaintext unless asked
         // not to), and the public key matches it.
         for spec in ["ECC_NIST_P256", "ECC_NIST_P384", "ED25519"] {
             let pair = answer(
-                c.generate_data_key_pair(pb::GenerateDataKeyPairRequest {
-                    key: src.clone(),
-                    key_pair_spec: spec.into(),
-                    context: context.clone(),
-                    without_plaintext: false,
-                })
-                .await,
+                c.generate_data_key_pair(key_pair_request(&src, spec, &context, false))
+                    .await,
             );
             assert!(!pair.public_key.is_empty());
             let private = answer(
@@ -230,22 +247,13 @@ async fn t72_reencrypt_batches_and_data_keys() {
             assert_eq!(private.plaintext, pair.private_key_plaintext);
         }
         let pair = answer(
-            c.generate_data_key_pair(pb::GenerateDataKeyPairRequest {
-                key: src.clone(),
-                key_pair_spec: "ED25519".into(),
-                context: BTreeMap::new(),
-                without_plaintext: true,
-            })
-            .await,
+            c.generate_data_key_pair(key_pair_request(&src, "ED25519", &BTreeMap::new(), true))
+                .await,
         );
         assert!(pair.private_key_plaintext.is_empty());
         assert_refused(
-            c.generate_data_key_pair(pb::GenerateDataKeyPairRequest {
-                key: src.clone(),
-                key_pair_spec: "RSA_2048".into(),
-                ..Default::default()
-            })
-            .await,
+            c.generate_data_key_pair(key_pair_request(&src, "RSA_2048", &BTreeMap::new(), false))
+                .await,
             Code::InvalidArgument,
             "INVALID_ARGUMENT",
             "key_pair_spec",
@@ -267,14 +275,7 @@ async fn t73_signatures_public_keys_macs_and_random() {
             let key = create(&cluster, node, &name, spec).await;
             assert_eq!(key.usage, "SIGN_VERIFY");
             let message = b"release artifact v1.2.3".to_vec();
-            let signed = answer(
-                c.sign(pb::SignRequest {
-                    key: name.clone(),
-                    message: message.clone(),
-                    ..Default::default()
-                })
-                .await,
-            );
+            let signed = answer(c.sign(sign_request(&name, &message)).await);
             assert_eq!(signed.algorithm, algorithm);
             let verify =
                 |message: Vec<u8>, signature: Vec<u8>, message_type: &str| pb::VerifyRequest {
@@ -286,18 +287,18 @@ async fn t73_signatures_public_keys_macs_and_random() {
                 };
             let mut c2 = crypto(&cluster, node);
             assert!(
-                answer(
-                    c2.verify(verify(message.clone(), signed.signature.clone(), ""))
-                        .await
+                verifies(
+                    &mut c2,
+                    verify(message.clone(), signed.signature.clone(), "")
                 )
-                .valid
+                .await
             );
             assert!(
-                !answer(
-                    c2.verify(verify(b"tampered".to_vec(), signed.signature.clone(), ""))
-                        .await
+                !verifies(
+                    &mut c2,
+                    verify(b"tampered".to_vec(), signed.signature.clone(), "")
                 )
-                .valid
+                .await
             );
             assert_refused(
                 c2.verify(verify(message.clone(), vec![0x30, 0x01], ""))
@@ -308,70 +309,39 @@ async fn t73_signatures_public_keys_macs_and_random() {
             );
 
             // Digest mode for ECDSA: a signature over the digest verifies as one over the message.
-            match digest_len {
-                Some(32) | Some(48) => {
-                    let digest = if digest_len == Some(32) {
-                        sha2::Sha256::digest(&message).to_vec()
-                    } else {
-                        sha2::Sha384::digest(&message).to_vec()
-                    };
-                    let by_digest = answer(
-                        c.sign(pb::SignRequest {
-                            key: name.clone(),
-                            message: digest.clone(),
-                            message_type: "DIGEST".into(),
-                            ..Default::default()
-                        })
-                        .await,
-                    );
-                    assert!(
-                        answer(
-                            c2.verify(verify(message.clone(), by_digest.signature.clone(), "RAW"))
-                                .await
-                        )
-                        .valid
-                    );
-                    assert!(
-                        answer(
-                            c2.verify(verify(digest.clone(), signed.signature.clone(), "DIGEST"))
-                                .await
-                        )
-                        .valid
-                    );
-                    let err = c
-                        .sign(pb::SignRequest {
-                            key: name.clone(),
-                            message: vec![1; 20],
-                            message_type: "DIGEST".into(),
-                            ..Default::default()
-                        })
-                        .await
-                        .unwrap_err();
-                    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-                }
-                _ => {
-                    let err = c
-                        .sign(pb::SignRequest {
-                            key: name.clone(),
-                            message: vec![1; 32],
-                            message_type: "DIGEST".into(),
-                            ..Default::default()
-                        })
-                        .await
-                        .unwrap_err();
-                    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-                }
+            let digest_request = |digest: &[u8]| pb::SignRequest {
+                message_type: "DIGEST".into(),
+                ..sign_request(&name, digest)
+            };
+            if let Some(len) = digest_len {
+                let digest = if len == 32 {
+                    sha2::Sha256::digest(&message).to_vec()
+                } else {
+                    sha2::Sha384::digest(&message).to_vec()
+                };
+                let by_digest = answer(c.sign(digest_request(&digest)).await);
+                let raw = verify(message.clone(), by_digest.signature.clone(), "RAW");
+                assert!(verifies(&mut c2, raw).await);
+                let prehashed = verify(digest.clone(), signed.signature.clone(), "DIGEST");
+                assert!(verifies(&mut c2, prehashed).await);
             }
-            let err = c
-                .sign(pb::SignRequest {
-                    key: name.clone(),
-                    message: message.clone(),
+            // Refused: a digest of the wrong size (ECDSA) or any digest (Ed25519 signs whole
+            // messages), and an algorithm no key signs with.
+            let refused_digest: &[u8] = if digest_len.is_some() {
+                &[1; 20]
+            } else {
+                &[1; 32]
+            };
+            for request in [
+                digest_request(refused_digest),
+                pb::SignRequest {
                     algorithm: "ECDSA_SHA_512".into(),
-                    ..Default::default()
-                })
-                .await
-                .unwrap_err();
-            assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+                    ..sign_request(&name, &message)
+                },
+            ] {
+                let err = c.sign(request).await.unwrap_err();
+                assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+            }
             let other_algorithm = if algorithm == "ED25519" {
                 "ECDSA_SHA_256"
             } else {
@@ -379,23 +349,15 @@ async fn t73_signatures_public_keys_macs_and_random() {
             };
             assert_refused(
                 c.sign(pb::SignRequest {
-                    key: name.clone(),
-                    message: message.clone(),
                     algorithm: other_algorithm.into(),
-                    ..Default::default()
+                    ..sign_request(&name, &message)
                 })
                 .await,
                 Code::InvalidArgument,
                 "INVALID_ARGUMENT",
                 "keys sign with",
             );
-            let public = answer(
-                c.get_public_key(pb::GetPublicKeyRequest {
-                    key: name.clone(),
-                    version: 0,
-                })
-                .await,
-            );
+            let public = answer(c.get_public_key(public_key_request(&name)).await);
             assert!(public
                 .public_key_pem
                 .starts_with("-----BEGIN PUBLIC KEY-----"));
@@ -403,28 +365,20 @@ async fn t73_signatures_public_keys_macs_and_random() {
 
             // Rotation: new signatures use version 2; version-1 signatures still verify.
             keys(&cluster, node).rotate_key(write(&name)).await.unwrap();
-            let fresh = answer(
-                c.sign(pb::SignRequest {
-                    key: name.clone(),
-                    message: message.clone(),
-                    ..Default::default()
-                })
-                .await,
-            );
+            let fresh = answer(c.sign(sign_request(&name, &message)).await);
             assert_eq!(fresh.version, 2);
             let mut old = verify(message.clone(), signed.signature.clone(), "");
             old.version = 1;
             assert!(c2.verify(old.clone()).await.unwrap().into_inner().valid);
             assert!(
-                !answer(
-                    c2.verify(verify(message.clone(), signed.signature.clone(), ""))
-                        .await
+                !verifies(
+                    &mut c2,
+                    verify(message.clone(), signed.signature.clone(), "")
                 )
-                .valid
+                .await
             );
             assert_refused(
-                c.encrypt(encrypt_request(&name, b"x", BTreeMap::new()))
-                    .await,
+                c.encrypt(encrypt_no_context(&name, b"x")).await,
                 Code::InvalidArgument,
                 "WRONG_KEY_USAGE",
                 "cannot encrypt",
@@ -437,14 +391,7 @@ async fn t73_signatures_public_keys_macs_and_random() {
         ] {
             let name = format!("{}-{node}", spec.to_lowercase().replace('_', "-"));
             create(&cluster, node, &name, spec).await;
-            let mac = answer(
-                c.generate_mac(pb::GenerateMacRequest {
-                    key: name.clone(),
-                    message: b"payload".to_vec(),
-                    algorithm: String::new(),
-                })
-                .await,
-            );
+            let mac = answer(c.generate_mac(mac_request(&name, b"payload", "")).await);
             assert_eq!((mac.mac.len(), mac.algorithm.as_str()), (len, algorithm));
             let check = |message: &[u8], mac: Vec<u8>| pb::VerifyMacRequest {
                 key: name.clone(),
@@ -468,21 +415,12 @@ async fn t73_signatures_public_keys_macs_and_random() {
                 "mac",
             );
             let err = c
-                .generate_mac(pb::GenerateMacRequest {
-                    key: name.clone(),
-                    message: b"p".to_vec(),
-                    algorithm: "HMAC_MD5".into(),
-                })
+                .generate_mac(mac_request(&name, b"p", "HMAC_MD5"))
                 .await
                 .unwrap_err();
             assert_eq!(err.code(), Code::InvalidArgument);
             assert_refused(
-                c.sign(pb::SignRequest {
-                    key: name.clone(),
-                    message: b"p".to_vec(),
-                    ..Default::default()
-                })
-                .await,
+                c.sign(sign_request(&name, b"p")).await,
                 Code::InvalidArgument,
                 "WRONG_KEY_USAGE",
                 "cannot sign",
@@ -491,12 +429,7 @@ async fn t73_signatures_public_keys_macs_and_random() {
         let aes = format!("aes-{node}");
         create(&cluster, node, &aes, "AES256_GCM").await;
         assert_refused(
-            c.generate_mac(pb::GenerateMacRequest {
-                key: aes.clone(),
-                message: b"p".to_vec(),
-                algorithm: String::new(),
-            })
-            .await,
+            c.generate_mac(mac_request(&aes, b"p", "")).await,
             Code::InvalidArgument,
             "WRONG_KEY_USAGE",
             "cannot generate MACs",

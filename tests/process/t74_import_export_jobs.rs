@@ -1,8 +1,6 @@
 //! BYOK import, wrapped export, and the leader's background jobs (automatic rotation and
 //! destruction after the deletion window), on the leader and on a follower.
 
-use std::collections::BTreeMap;
-
 use tessera_crypto::ciphertext;
 use tessera_crypto::sign::{self, MessageType, SigningAlgorithm};
 use tessera_crypto::{wrap, EncryptionContext, KeySpec, SecretKey256};
@@ -14,8 +12,9 @@ use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
 use tonic::Code;
 
 use crate::api::{
-    answer, assert_refused, create, crypto, decrypt_request, describe, encrypt_request, key_of,
-    keys, leader_and_follower, write,
+    alias_request, answer, assert_refused, clients_on_leader_and_follower, create, crypto,
+    decrypt_no_context, describe, encrypt_no_context, key_of, keys, leader_and_follower,
+    schedule_deletion, sign_request, write,
 };
 use crate::tessera;
 
@@ -28,13 +27,39 @@ fn external(name: &str, spec: &str) -> pb::CreateKeyRequest {
     }
 }
 
+/// The import AAD of the key with id `key_id`.
+fn aad_of(key_id: &str) -> Vec<u8> {
+    import_aad(&KeyId::parse(key_id).unwrap())
+}
+
+/// `material` wrapped to the import public key `public_key` (as an import parameters answer
+/// carries it) with `aad`.
+fn wrap_to(public_key: &[u8], aad: &[u8], material: &[u8]) -> Vec<u8> {
+    let recipient = wrap::parse_x25519_public_key(public_key).unwrap();
+    wrap::wrap(&recipient, aad, material, &mut tessera_crypto::os_rng()).unwrap()
+}
+
+fn import_request(key: &str, token: &str, wrapped: Vec<u8>) -> pb::ImportKeyMaterialRequest {
+    pb::ImportKeyMaterialRequest {
+        key: key.into(),
+        import_token: token.into(),
+        wrapped_material: wrapped,
+        request_id: String::new(),
+    }
+}
+
+fn export_request(key: &str, version: u32, wrapping_public_key: Vec<u8>) -> pb::ExportKeyRequest {
+    pb::ExportKeyRequest {
+        key: key.into(),
+        version,
+        wrapping_public_key,
+    }
+}
+
 #[tokio::test]
 async fn t74_byok_import_works_for_every_operation_of_its_spec() {
     let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
-    for node in leader_and_follower(&cluster).await {
-        let mut k = keys(&cluster, node);
-        let mut c = crypto(&cluster, node);
-
+    for (node, mut k, mut c) in clients_on_leader_and_follower(&cluster).await {
         // AES: encrypt in Tessera, decrypt with the imported material outside it.
         let name = format!("byok-aes-{node}");
         let key = key_of(k.create_key(external(&name, "AES256_GCM")).await);
@@ -43,8 +68,7 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
             ("PENDING_IMPORT", "EXTERNAL", 0)
         );
         assert_refused(
-            c.encrypt(encrypt_request(&name, b"x", BTreeMap::new()))
-                .await,
+            c.encrypt(encrypt_no_context(&name, b"x")).await,
             Code::FailedPrecondition,
             "KEY_PENDING_IMPORT",
             "import",
@@ -61,19 +85,12 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
         assert!(params
             .public_key_pem
             .starts_with("-----BEGIN PUBLIC KEY-----"));
-        let recipient = wrap::parse_x25519_public_key(&params.public_key).unwrap();
         let material = [0x42u8; 32];
-        let aad = import_aad(&KeyId::parse(&key.key_id).unwrap());
-        let wrapped =
-            wrap::wrap(&recipient, &aad, &material, &mut tessera_crypto::os_rng()).unwrap();
+        let aad = aad_of(&key.key_id);
+        let wrapped = wrap_to(&params.public_key, &aad, &material);
 
         // Wrong token, wrong AAD, wrong length: refused precisely; nothing imported.
-        let import = |token: &str, wrapped: Vec<u8>| pb::ImportKeyMaterialRequest {
-            key: name.clone(),
-            import_token: token.into(),
-            wrapped_material: wrapped,
-            request_id: String::new(),
-        };
+        let import = |token: &str, wrapped: Vec<u8>| import_request(&name, token, wrapped);
         assert_refused(
             k.import_key_material(import("not-the-token", wrapped.clone()))
                 .await,
@@ -81,29 +98,21 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
             "IMPORT_TOKEN_INVALID",
             "unknown or was already used",
         );
-        let bad_aad = wrap::wrap(
-            &recipient,
-            b"other",
-            &material,
-            &mut tessera_crypto::os_rng(),
-        )
-        .unwrap();
-        assert_refused(
-            k.import_key_material(import(&params.import_token, bad_aad))
-                .await,
-            Code::InvalidArgument,
-            "INVALID_ARGUMENT",
-            "cannot be unwrapped",
-        );
-        let short =
-            wrap::wrap(&recipient, &aad, &[1u8; 16], &mut tessera_crypto::os_rng()).unwrap();
-        assert_refused(
-            k.import_key_material(import(&params.import_token, short))
-                .await,
-            Code::InvalidArgument,
-            "INVALID_ARGUMENT",
-            "AES256_GCM",
-        );
+        for (wrapped, fragment) in [
+            (
+                wrap_to(&params.public_key, b"other", &material),
+                "cannot be unwrapped",
+            ),
+            (wrap_to(&params.public_key, &aad, &[1u8; 16]), "AES256_GCM"),
+        ] {
+            assert_refused(
+                k.import_key_material(import(&params.import_token, wrapped))
+                    .await,
+                Code::InvalidArgument,
+                "INVALID_ARGUMENT",
+                fragment,
+            );
+        }
 
         let imported = key_of(
             k.import_key_material(import(&params.import_token, wrapped.clone()))
@@ -120,10 +129,7 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
             "IMPORT_TOKEN_INVALID",
             "already used",
         );
-        let sealed = answer(
-            c.encrypt(encrypt_request(&name, b"byok data", BTreeMap::new()))
-                .await,
-        );
+        let sealed = answer(c.encrypt(encrypt_no_context(&name, b"byok data")).await);
         let outside = ciphertext::decrypt(
             &SecretKey256::from_bytes(material),
             &sealed.ciphertext,
@@ -134,25 +140,14 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
 
         // Importing again adds a version (rotation of an imported key).
         let params = answer(k.get_import_parameters(write(&name)).await);
-        let recipient = wrap::parse_x25519_public_key(&params.public_key).unwrap();
-        let wrapped = wrap::wrap(
-            &recipient,
-            &aad,
-            &[0x43u8; 32],
-            &mut tessera_crypto::os_rng(),
-        )
-        .unwrap();
+        let wrapped = wrap_to(&params.public_key, &aad, &[0x43u8; 32]);
         let rotated = key_of(
             k.import_key_material(import(&params.import_token, wrapped))
                 .await,
         );
         assert_eq!(rotated.primary_version, 2);
         assert_eq!(
-            answer(
-                c.decrypt(decrypt_request(&sealed.ciphertext, BTreeMap::new()))
-                    .await
-            )
-            .plaintext,
+            answer(c.decrypt(decrypt_no_context(&sealed.ciphertext)).await).plaintext,
             b"byok data"
         );
 
@@ -161,30 +156,11 @@ async fn t74_byok_import_works_for_every_operation_of_its_spec() {
         let key = key_of(k.create_key(external(&name, "ECDSA_P256")).await);
         let scalar = KeySpec::EcdsaP256.generate_material(&mut tessera_crypto::os_rng());
         let params = answer(k.get_import_parameters(write(&name)).await);
-        let recipient = wrap::parse_x25519_public_key(&params.public_key).unwrap();
-        let wrapped = wrap::wrap(
-            &recipient,
-            &import_aad(&KeyId::parse(&key.key_id).unwrap()),
-            scalar.as_slice(),
-            &mut tessera_crypto::os_rng(),
-        )
-        .unwrap();
-        k.import_key_material(pb::ImportKeyMaterialRequest {
-            key: name.clone(),
-            import_token: params.import_token,
-            wrapped_material: wrapped,
-            request_id: String::new(),
-        })
-        .await
-        .unwrap();
-        let signed = answer(
-            c.sign(pb::SignRequest {
-                key: name.clone(),
-                message: b"imported".to_vec(),
-                ..Default::default()
-            })
-            .await,
-        );
+        let wrapped = wrap_to(&params.public_key, &aad_of(&key.key_id), scalar.as_slice());
+        k.import_key_material(import_request(&name, &params.import_token, wrapped))
+            .await
+            .unwrap();
+        let signed = answer(c.sign(sign_request(&name, b"imported")).await);
         let public = sign::public_key_der(KeySpec::EcdsaP256, scalar.as_slice()).unwrap();
         assert!(sign::verify(
             KeySpec::EcdsaP256,
@@ -218,14 +194,7 @@ async fn t75_import_tokens_expire() {
     let mut k = keys(&cluster, 1);
     let key = key_of(k.create_key(external("expiring", "AES256_GCM")).await);
     let params = answer(k.get_import_parameters(write("expiring")).await);
-    let recipient = wrap::parse_x25519_public_key(&params.public_key).unwrap();
-    let wrapped = wrap::wrap(
-        &recipient,
-        &import_aad(&KeyId::parse(&key.key_id).unwrap()),
-        &[7u8; 32],
-        &mut tessera_crypto::os_rng(),
-    )
-    .unwrap();
+    let wrapped = wrap_to(&params.public_key, &aad_of(&key.key_id), &[7u8; 32]);
     wait_for("the import token to expire", WAIT, || async {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -239,13 +208,8 @@ async fn t75_import_tokens_expire() {
     })
     .await;
     assert_refused(
-        k.import_key_material(pb::ImportKeyMaterialRequest {
-            key: "expiring".into(),
-            import_token: params.import_token,
-            wrapped_material: wrapped,
-            request_id: String::new(),
-        })
-        .await,
+        k.import_key_material(import_request("expiring", &params.import_token, wrapped))
+            .await,
         Code::FailedPrecondition,
         "IMPORT_TOKEN_EXPIRED",
         "expired",
@@ -255,19 +219,13 @@ async fn t75_import_tokens_expire() {
 #[tokio::test]
 async fn t76_export_only_exportable_keys_wrapped_to_the_callers_key() {
     let cluster = TestCluster::start_unsealed(tessera(), ClusterOptions::default()).await;
-    for node in leader_and_follower(&cluster).await {
-        let mut k = keys(&cluster, node);
-        let mut c = crypto(&cluster, node);
+    for (node, mut k, mut c) in clients_on_leader_and_follower(&cluster).await {
         let (secret, public) = wrap::generate_wrapping_key(&mut tessera_crypto::os_rng());
         let locked = format!("locked-{node}");
         create(&cluster, node, &locked, "").await;
         assert_refused(
-            k.export_key(pb::ExportKeyRequest {
-                key: locked,
-                version: 0,
-                wrapping_public_key: public.to_vec(),
-            })
-            .await,
+            k.export_key(export_request(&locked, 0, public.to_vec()))
+                .await,
             Code::FailedPrecondition,
             "NOT_EXPORTABLE",
             "not created exportable",
@@ -283,23 +241,13 @@ async fn t76_export_only_exportable_keys_wrapped_to_the_callers_key() {
             .await,
         );
         assert!(key.exportable);
-        let sealed = answer(
-            c.encrypt(encrypt_request(&open, b"exported", BTreeMap::new()))
-                .await,
-        );
+        let sealed = answer(c.encrypt(encrypt_no_context(&open, b"exported")).await);
         for recipient in [
             public.to_vec(),
             wrap::x25519_public_key_der(&public),
             wrap::x25519_public_key_pem(&public).into_bytes(),
         ] {
-            let exported = answer(
-                k.export_key(pb::ExportKeyRequest {
-                    key: open.clone(),
-                    version: 0,
-                    wrapping_public_key: recipient,
-                })
-                .await,
-            );
+            let exported = answer(k.export_key(export_request(&open, 0, recipient)).await);
             assert_eq!(
                 (exported.version, exported.spec.as_str()),
                 (1, "AES256_GCM")
@@ -312,28 +260,22 @@ async fn t76_export_only_exportable_keys_wrapped_to_the_callers_key() {
                     .unwrap();
             assert_eq!(opened.as_slice(), b"exported");
         }
-        assert_refused(
-            k.export_key(pb::ExportKeyRequest {
-                key: open.clone(),
-                version: 0,
-                wrapping_public_key: vec![1, 2, 3],
-            })
-            .await,
-            Code::InvalidArgument,
-            "INVALID_ARGUMENT",
-            "wrapping_public_key",
-        );
-        assert_refused(
-            k.export_key(pb::ExportKeyRequest {
-                key: open.clone(),
-                version: 7,
-                wrapping_public_key: public.to_vec(),
-            })
-            .await,
-            Code::NotFound,
-            "VERSION_NOT_FOUND",
-            "no version 7",
-        );
+        for (request, code, tessera_code, fragment) in [
+            (
+                export_request(&open, 0, vec![1, 2, 3]),
+                Code::InvalidArgument,
+                "INVALID_ARGUMENT",
+                "wrapping_public_key",
+            ),
+            (
+                export_request(&open, 7, public.to_vec()),
+                Code::NotFound,
+                "VERSION_NOT_FOUND",
+                "no version 7",
+            ),
+        ] {
+            assert_refused(k.export_key(request).await, code, tessera_code, fragment);
+        }
     }
 }
 
@@ -353,10 +295,7 @@ async fn t77_leader_jobs_rotate_and_destroy_on_schedule() {
         .await,
     );
     assert_eq!(rotating.next_rotation_ms, rotating.created_at_ms + 1500);
-    let first = answer(
-        c.encrypt(encrypt_request("auto", b"v1", BTreeMap::new()))
-            .await,
-    );
+    let first = answer(c.encrypt(encrypt_no_context("auto", b"v1")).await);
     let rotated = wait_for("the rotation job to add version 2", WAIT, || {
         let mut k = k.clone();
         async move {
@@ -377,41 +316,22 @@ async fn t77_leader_jobs_rotate_and_destroy_on_schedule() {
     .await;
     assert!(rotated.versions.iter().all(|v| v.state == "ENABLED"));
     assert_eq!(
-        answer(
-            c.decrypt(decrypt_request(&first.ciphertext, BTreeMap::new()))
-                .await
-        )
-        .plaintext,
+        answer(c.decrypt(decrypt_no_context(&first.ciphertext)).await).plaintext,
         b"v1"
     );
 
     // Scheduled first, with a window that will not pass during the test.
     create(&cluster, follower, "kept", "").await;
-    k.schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
-        key: "kept".into(),
-        pending_window_seconds: 3600,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    k.schedule_key_deletion(schedule_deletion("kept", 3600))
+        .await
+        .unwrap();
     create(&cluster, follower, "doomed", "").await;
-    k.create_alias(pb::AliasRequest {
-        alias: "alias/doomed".into(),
-        key: "doomed".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let sealed = answer(
-        c.encrypt(encrypt_request("doomed", b"bye", BTreeMap::new()))
-            .await,
-    );
+    k.create_alias(alias_request("alias/doomed", "doomed"))
+        .await
+        .unwrap();
+    let sealed = answer(c.encrypt(encrypt_no_context("doomed", b"bye")).await);
     let err = k
-        .schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
-            key: "doomed".into(),
-            pending_window_seconds: 1,
-            ..Default::default()
-        })
+        .schedule_key_deletion(schedule_deletion("doomed", 1))
         .await
         .map(|_| ());
     assert!(err.is_ok(), "{err:?}");
@@ -435,8 +355,7 @@ async fn t77_leader_jobs_rotate_and_destroy_on_schedule() {
         assert_eq!(err.code(), Code::NotFound);
     }
     assert_refused(
-        c.decrypt(decrypt_request(&sealed.ciphertext, BTreeMap::new()))
-            .await,
+        c.decrypt(decrypt_no_context(&sealed.ciphertext)).await,
         Code::NotFound,
         "KEY_NOT_FOUND",
         "not found",
@@ -473,19 +392,10 @@ async fn t77b_retried_import_requests_return_their_first_results() {
     assert_eq!(first.import_token, again.import_token);
     assert_eq!(first.public_key, again.public_key);
 
-    let recipient = wrap::parse_x25519_public_key(&first.public_key).unwrap();
-    let wrapped = wrap::wrap(
-        &recipient,
-        &import_aad(&KeyId::parse(&key.key_id).unwrap()),
-        &[5u8; 32],
-        &mut tessera_crypto::os_rng(),
-    )
-    .unwrap();
+    let wrapped = wrap_to(&first.public_key, &aad_of(&key.key_id), &[5u8; 32]);
     let import = pb::ImportKeyMaterialRequest {
-        key: "retried".into(),
-        import_token: first.import_token.clone(),
-        wrapped_material: wrapped,
         request_id: "import-once".into(),
+        ..import_request("retried", &first.import_token, wrapped)
     };
     let done = key_of(
         keys(&cluster, follower)
@@ -512,11 +422,7 @@ async fn t77b_retried_import_requests_return_their_first_results() {
     // Deletion windows are bounded above; keys on their way out are not exported.
     assert_refused(
         keys(&cluster, leader)
-            .schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
-                key: "retried".into(),
-                pending_window_seconds: 31 * 24 * 3600,
-                ..Default::default()
-            })
+            .schedule_key_deletion(schedule_deletion("retried", 31 * 24 * 3600))
             .await,
         Code::InvalidArgument,
         "INVALID_ARGUMENT",
@@ -532,21 +438,13 @@ async fn t77b_retried_import_requests_return_their_first_results() {
         .unwrap();
     drop(open);
     keys(&cluster, leader)
-        .schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
-            key: "leaving".into(),
-            pending_window_seconds: 3600,
-            ..Default::default()
-        })
+        .schedule_key_deletion(schedule_deletion("leaving", 3600))
         .await
         .unwrap();
     let (_, public) = wrap::generate_wrapping_key(&mut tessera_crypto::os_rng());
     assert_refused(
         keys(&cluster, follower)
-            .export_key(pb::ExportKeyRequest {
-                key: "leaving".into(),
-                version: 0,
-                wrapping_public_key: public.to_vec(),
-            })
+            .export_key(export_request("leaving", 0, public.to_vec()))
             .await,
         Code::FailedPrecondition,
         "KEY_PENDING_DELETION",

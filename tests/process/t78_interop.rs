@@ -12,7 +12,7 @@ use aes_gcm::{Aes128Gcm, Aes256Gcm};
 use tessera_proto::v1 as pb;
 use tessera_testkit::{ClusterOptions, TestCluster};
 
-use crate::api::{answer, create, crypto, decrypt_request};
+use crate::api::{answer, create, crypto, decrypt_no_context, public_key_request, sign_request};
 use crate::{assert_success, tessera};
 
 /// AES-GCM with the associated data "record-7" under a 128- or 256-bit data key (as long as
@@ -107,7 +107,7 @@ async fn t78_data_keys_interoperate_with_python_and_signatures_with_openssl() {
         // And the wrapped copy unwraps to the same key on another node.
         let unwrapped = answer(
             crypto(&cluster, cluster.leader().await)
-                .decrypt(decrypt_request(&dk.ciphertext, BTreeMap::new()))
+                .decrypt(decrypt_no_context(&dk.ciphertext))
                 .await,
         );
         assert_eq!(unwrapped.plaintext, dk.plaintext);
@@ -129,22 +129,8 @@ async fn t78_data_keys_interoperate_with_python_and_signatures_with_openssl() {
     ] {
         let name = format!("openssl-{}", spec.to_lowercase().replace('_', "-"));
         create(&cluster, node, &name, spec).await;
-        let signature = answer(
-            c.sign(pb::SignRequest {
-                key: name.clone(),
-                message: message.clone(),
-                ..Default::default()
-            })
-            .await,
-        )
-        .signature;
-        let public = answer(
-            c.get_public_key(pb::GetPublicKeyRequest {
-                key: name.clone(),
-                version: 0,
-            })
-            .await,
-        );
+        let signature = answer(c.sign(sign_request(&name, &message)).await).signature;
+        let public = answer(c.get_public_key(public_key_request(&name)).await);
         let pem = file(&format!("{name}.pem"), public.public_key_pem.as_bytes());
         let sig = file(&format!("{name}.sig"), &signature);
         let verify = |data: &Path| -> bool {

@@ -24,8 +24,8 @@ pub mod storage;
 use anyhow::anyhow;
 use tessera_client::{Client, ClientConfig};
 
-use crate::args::Connect;
-use crate::output::Failure;
+use crate::args::{Connect, OutputFormat};
+use crate::output::{print_json, Failure};
 
 /// Builds a client from the connection flags.
 ///
@@ -64,4 +64,15 @@ pub fn client_with(
     config.region.clone_from(&connect.client_region);
     adjust(&mut config);
     Client::new(config).map_err(|e| Failure::Usage(e.into()))
+}
+
+/// Prints what a command removed, named by `name`: `{"<field>": name}` in JSON, `<done> <name>`
+/// in text, so that every removal answers the same way.
+pub fn print_removed(format: OutputFormat, field: &str, name: &str, done: &str) {
+    match format {
+        OutputFormat::Json => print_json(&serde_json::Value::Object(
+            [(field.to_owned(), name.into())].into_iter().collect(),
+        )),
+        OutputFormat::Text => println!("{done} {name}"),
+    }
 }

@@ -5,7 +5,7 @@ use tessera_client::proto as pb;
 use tessera_client::CreateGrantOptions;
 
 use crate::args::{CertCommand, CertRevokeArgs, Connect, GrantCommand, OutputFormat};
-use crate::commands::client;
+use crate::commands::{client, print_removed};
 use crate::output::{print_json, print_list, rfc3339, rfc3339_or_null, Failure};
 use crate::parse;
 
@@ -110,10 +110,12 @@ pub async fn grant(command: GrantCommand) -> Result<(), Failure> {
         }
         GrantCommand::Revoke { id, connect } => {
             let reply = client(&connect)?.revoke_grant(&id).await?;
-            match connect.output.format {
-                OutputFormat::Json => print_json(&json!({"grant_id": reply.grant_id})),
-                OutputFormat::Text => println!("Revoked grant {}", reply.grant_id),
-            }
+            print_removed(
+                connect.output.format,
+                "grant_id",
+                &reply.grant_id,
+                "Revoked grant",
+            );
         }
     }
     Ok(())
@@ -157,10 +159,7 @@ async fn revoke(args: CertRevokeArgs) -> Result<(), Failure> {
         }
     };
     let entry = reply.certificate.map(|c| c.entry).unwrap_or_default();
-    match args.connect.output.format {
-        OutputFormat::Json => print_json(&json!({"entry": entry})),
-        OutputFormat::Text => println!("Revoked {entry}"),
-    }
+    print_removed(args.connect.output.format, "entry", &entry, "Revoked");
     Ok(())
 }
 

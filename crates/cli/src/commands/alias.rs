@@ -4,7 +4,7 @@ use serde_json::json;
 use tessera_client::proto as pb;
 
 use crate::args::{AliasCommand, OutputFormat};
-use crate::commands::client;
+use crate::commands::{client, print_removed};
 use crate::output::{print_json, print_list, Failure};
 
 fn alias_json(alias: &pb::AliasResponse) -> serde_json::Value {
@@ -34,10 +34,7 @@ pub async fn run(command: AliasCommand) -> Result<(), Failure> {
         }
         AliasCommand::Delete { name, connect } => {
             let reply = client(&connect)?.delete_alias(&name).await?;
-            match connect.output.format {
-                OutputFormat::Json => print_json(&json!({"alias": reply.alias})),
-                OutputFormat::Text => println!("Deleted {}", reply.alias),
-            }
+            print_removed(connect.output.format, "alias", &reply.alias, "Deleted");
         }
         AliasCommand::List { key, connect } => {
             let reply = client(&connect)?.list_aliases(key.as_deref()).await?;

@@ -1,6 +1,6 @@
 //! `tessera operator members|add-learner|promote|demote|remove`.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tessera_client::proto as pb;
 use tessera_client::NewLearner;
 
@@ -57,20 +57,48 @@ pub async fn change(kind: ChangeKind, args: &MemberChange) -> Result<(), Failure
     Ok(())
 }
 
+/// The fields that say which member a node is and where it runs: the same in `operator
+/// members` and in the member list of `operator status`, whose proto messages differ.
+pub fn identity_json(
+    node_id: u64,
+    api_addr: &str,
+    cluster_addr: &str,
+    region: &str,
+    zone: &str,
+    role: &str,
+) -> Map<String, Value> {
+    [
+        ("node_id", json!(node_id)),
+        ("api_addr", json!(api_addr)),
+        ("cluster_addr", json!(cluster_addr)),
+        ("region", json!(region)),
+        ("zone", json!(zone)),
+        ("role", json!(role)),
+    ]
+    .into_iter()
+    .map(|(field, value)| (field.to_owned(), value))
+    .collect()
+}
+
 fn member_json(m: &pb::MemberStatus) -> Value {
-    json!({
-        "node_id": m.node_id,
-        "api_addr": m.api_addr,
-        "cluster_addr": m.cluster_addr,
-        "region": m.region,
-        "zone": m.zone,
-        "role": m.role,
-        "match_index": m.match_index,
-        "lag": m.lag,
-        "last_contact_ms": m.last_contact_ms,
-        "lease": m.lease,
-        "sealed": m.sealed,
-    })
+    let mut document = identity_json(
+        m.node_id,
+        &m.api_addr,
+        &m.cluster_addr,
+        &m.region,
+        &m.zone,
+        &m.role,
+    );
+    for (field, value) in [
+        ("match_index", json!(m.match_index)),
+        ("lag", json!(m.lag)),
+        ("last_contact_ms", json!(m.last_contact_ms)),
+        ("lease", json!(m.lease)),
+        ("sealed", json!(m.sealed)),
+    ] {
+        document.insert(field.to_owned(), value);
+    }
+    Value::Object(document)
 }
 
 fn or_dash(value: Option<u64>) -> String {

@@ -158,14 +158,9 @@ fn status_document(s: &tessera_client::proto::StatusResponse) -> serde_json::Val
         "snapshot_index": s.snapshot_index,
         "purged_index": s.purged_index,
         "barrier": barrier::status_document(s),
-        "members": s.members.iter().map(|m| json!({
-            "node_id": m.node_id,
-            "api_addr": m.api_addr,
-            "cluster_addr": m.cluster_addr,
-            "region": m.region,
-            "zone": m.zone,
-            "role": m.role,
-        })).collect::<Vec<_>>(),
+        "members": s.members.iter().map(|m| members::identity_json(
+            m.node_id, &m.api_addr, &m.cluster_addr, &m.region, &m.zone, &m.role,
+        )).collect::<Vec<_>>(),
     })
 }
 

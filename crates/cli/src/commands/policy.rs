@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use tessera_client::{Budget, PolicyFormat, RateLimit};
 
 use crate::args::{Connect, OutputFormat, PolicyCheckArgs, PolicyCommand, RateLimitCommand};
-use crate::commands::client;
+use crate::commands::{client, print_removed};
 use crate::output::{print_json, print_list, Failure};
 use crate::parse;
 
@@ -77,10 +77,7 @@ pub async fn run(command: PolicyCommand) -> Result<(), Failure> {
         }
         PolicyCommand::Delete { name, connect } => {
             let reply = client(&connect)?.delete_policy(&name).await?;
-            match connect.output.format {
-                OutputFormat::Json => print_json(&json!({"name": reply.name})),
-                OutputFormat::Text => println!("Deleted policy {}", reply.name),
-            }
+            print_removed(connect.output.format, "name", &reply.name, "Deleted policy");
             Ok(())
         }
         PolicyCommand::Check(args) => check(args).await,
@@ -151,10 +148,12 @@ async fn rate_limit(command: RateLimitCommand) -> Result<(), Failure> {
         }
         RateLimitCommand::Delete { identity, connect } => {
             client(&connect)?.delete_rate_limit(&identity).await?;
-            match connect.output.format {
-                OutputFormat::Json => print_json(&json!({"identity": identity})),
-                OutputFormat::Text => println!("Deleted the rate limit for {identity}"),
-            }
+            print_removed(
+                connect.output.format,
+                "identity",
+                &identity,
+                "Deleted the rate limit for",
+            );
         }
     }
     Ok(())
