@@ -7,10 +7,6 @@
 //! transparent (postcard and JSON write exactly the inner number) and the ciphertext header
 //! writes it big-endian in four bytes.
 
-use core::fmt;
-use core::num::ParseIntError;
-use core::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 /// A key version number. Versions count from [`KeyVersion::FIRST`]; each rotation or import
@@ -30,16 +26,6 @@ impl KeyVersion {
 
     /// A key's first version.
     pub const FIRST: Self = Self(1);
-
-    /// The version numbered `number` (0 is [`KeyVersion::NONE`]).
-    pub const fn new(number: u32) -> Self {
-        Self(number)
-    }
-
-    /// The number, for encodings that carry a plain integer (protobuf fields, headers).
-    pub const fn get(self) -> u32 {
-        self.0
-    }
 
     /// The version after this one, or `None` once the numbers are exhausted.
     pub const fn next(self) -> Option<Self> {
@@ -65,33 +51,10 @@ impl KeyVersion {
     }
 }
 
-impl From<u32> for KeyVersion {
-    fn from(number: u32) -> Self {
-        Self(number)
-    }
-}
-
-impl From<KeyVersion> for u32 {
-    fn from(version: KeyVersion) -> Self {
-        version.0
-    }
-}
-
-/// Just the number, as every message and AAD has always shown it.
-impl fmt::Display for KeyVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
-
-/// The bare number, as a `u32` parses, for command lines.
-impl FromStr for KeyVersion {
-    type Err = ParseIntError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        text.parse().map(Self)
-    }
-}
+crate::number_newtype!(
+    KeyVersion(u32),
+    "the ciphertext header, every message and AAD"
+);
 
 #[cfg(test)]
 mod tests {

@@ -46,6 +46,57 @@
 //!   truncation, trailing bytes and unknown versions are errors, never
 //!   panics.
 
+/// The methods and conversions of a newtype over an unsigned integer whose every encoding is
+/// the bare number (`#[serde(transparent)]` on the struct, which the caller declares with its
+/// derives): `new` and `get` for the edges that carry a plain integer (protobuf fields,
+/// headers, process arguments), `From` both ways, `Display` as the number (`$shown` says where
+/// it has always been shown that way) and `FromStr` as the integer parses, for command lines.
+/// One definition keeps [`KeyVersion`] and the node id type alike.
+#[macro_export]
+macro_rules! number_newtype {
+    ($name:ident($int:ty), $shown:literal) => {
+        impl $name {
+            #[doc = concat!("The ", stringify!($name), " numbered `number`.")]
+            pub const fn new(number: $int) -> Self {
+                Self(number)
+            }
+
+            /// The number, for encodings that carry a plain integer.
+            pub const fn get(self) -> $int {
+                self.0
+            }
+        }
+
+        impl From<$int> for $name {
+            fn from(number: $int) -> Self {
+                Self(number)
+            }
+        }
+
+        impl From<$name> for $int {
+            fn from(value: $name) -> Self {
+                value.0
+            }
+        }
+
+        #[doc = concat!("Just the number, as ", $shown, " have always shown it.")]
+        impl core::fmt::Display for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                core::fmt::Display::fmt(&self.0, f)
+            }
+        }
+
+        #[doc = concat!("The bare number, as a `", stringify!($int), "` parses.")]
+        impl core::str::FromStr for $name {
+            type Err = core::num::ParseIntError;
+
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                text.parse().map(Self)
+            }
+        }
+    };
+}
+
 /// The API names of an enum with a `name()` (the names the API, the CLI and error messages
 /// use): `Display` writes the name; given the type's list of every value and the [`Error`]
 /// variant for an unknown name, also the one way to parse a name back.

@@ -12,10 +12,6 @@
 //! [`crate::Command::ReportClock`] carries one and this crate must not depend on Raft; the
 //! Raft crate uses it as its Raft implementation's node id type.
 
-use core::fmt;
-use core::num::ParseIntError;
-use core::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 /// A node id. Configuration accepts ids from 1 up; the [`Default`] 0 names no node (it is
@@ -26,47 +22,10 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct NodeId(u64);
 
-impl NodeId {
-    /// The node numbered `number`.
-    pub const fn new(number: u64) -> Self {
-        Self(number)
-    }
-
-    /// The number, for encodings that carry a plain integer (protobuf fields, command-line
-    /// output, process arguments).
-    pub const fn get(self) -> u64 {
-        self.0
-    }
-}
-
-impl From<u64> for NodeId {
-    fn from(number: u64) -> Self {
-        Self(number)
-    }
-}
-
-impl From<NodeId> for u64 {
-    fn from(id: NodeId) -> Self {
-        id.0
-    }
-}
-
-/// Just the number, as logs, errors and the `node-<id>` certificate identity have always
-/// shown it.
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
-
-/// The bare number, as a `u64` parses, for command lines and certificate identities.
-impl FromStr for NodeId {
-    type Err = ParseIntError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        text.parse().map(Self)
-    }
-}
+tessera_crypto::number_newtype!(
+    NodeId(u64),
+    "logs, errors and the `node-<id>` certificate identity"
+);
 
 #[cfg(test)]
 mod tests {
