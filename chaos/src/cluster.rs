@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use tessera_client::{Client, ClientConfig};
 use tessera_launcher::config::{Entry, NodeConfig, NodeOptions};
-use tessera_launcher::{pki, Bound};
+use tessera_launcher::{pki, Bound, NodeFiles};
 use tessera_server::config::{FaultSection, RaftSection};
 use tessera_server::{Addresses, NodeId};
 use tessera_testkit::disk::{self, Tmpfs};
@@ -70,17 +70,14 @@ pub struct ChaosNode {
     data_mount: Option<Tmpfs>,
 }
 
+/// `config()`, `log()` and `data_dir()` in [`ChaosNode::dir`].
+impl NodeFiles for ChaosNode {
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
 impl ChaosNode {
-    /// Its configuration file.
-    pub fn config(&self) -> PathBuf {
-        self.dir.join("config.toml")
-    }
-
-    /// Its log file.
-    pub fn log(&self) -> PathBuf {
-        self.dir.join("server.log")
-    }
-
     /// Whether its process runs (it may be paused).
     pub fn is_running(&self) -> bool {
         self.process.is_some()
@@ -240,7 +237,7 @@ impl ChaosCluster {
     pub fn verify_audit(&self) -> Result<BTreeMap<u64, AuditVerification>> {
         let mut results = BTreeMap::new();
         for node in &self.nodes {
-            let dir = node.dir.join("data").join("audit");
+            let dir = node.data_dir().join("audit");
             let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
                 .with_context(|| format!("cannot list {}", dir.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use base64::Engine;
 use tessera_client::Client;
-use tessera_launcher::Bound;
+use tessera_launcher::{Bound, NodeFiles};
 use tessera_state::KeyVersion;
 use tokio::sync::{watch, Mutex};
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tessera_testkit::cluster::WAIT;
-use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
+use tessera_testkit::{wait_for, ClusterOptions, NodeFiles, TestCluster};
 
 use crate::tessera;
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tessera_client::proto::{MemberStatus, MembersResponse};
 use tessera_client::{Client, NewLearner};
 use tessera_testkit::cluster::WAIT;
-use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
+use tessera_testkit::{wait_for, ClusterOptions, NodeFiles, TestCluster};
 
 use crate::t60_cli::{error_document, Cli};
 use crate::{create_numbered_keys, ctx, tessera};

@@ -12,7 +12,7 @@ use tessera_proto::cluster::v1::RaftPayload;
 use tessera_proto::v1::system_client::SystemClient;
 use tessera_proto::v1::StatusRequest;
 use tessera_server::NodeId;
-use tessera_testkit::{ClusterOptions, TestCluster};
+use tessera_testkit::{ClusterOptions, NodeFiles, TestCluster};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::{ctx, tessera};

@@ -11,7 +11,7 @@ use tessera_proto::v1::crypto_client::CryptoClient;
 use tessera_proto::v1::keys_client::KeysClient;
 use tessera_proto::v1::system_client::SystemClient;
 use tessera_testkit::cluster::WAIT;
-use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
+use tessera_testkit::{wait_for, ClusterOptions, NodeFiles, TestCluster};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 

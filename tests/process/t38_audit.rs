@@ -17,7 +17,7 @@ use tessera_proto::v1::system_client::SystemClient;
 use tessera_server::ratelimit::{ClassLimits, Limit, Override, RateLimitSection};
 use tessera_testkit::cluster::WAIT;
 use tessera_testkit::scan::find_needles;
-use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
+use tessera_testkit::{wait_for, ClusterOptions, NodeFiles, TestCluster};
 use tonic::transport::Channel;
 use tonic::Code;
 

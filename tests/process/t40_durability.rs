@@ -2,7 +2,7 @@
 //! followed by restart: logs are flushed before they are acknowledged.
 
 use tessera_testkit::cluster::WAIT;
-use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
+use tessera_testkit::{wait_for, ClusterOptions, NodeFiles, TestCluster};
 
 use crate::tessera;
 

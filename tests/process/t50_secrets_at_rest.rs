@@ -7,7 +7,7 @@ use tessera_crypto::{root, shamir, UnsealShare};
 use tessera_raft::state_machine::StateMachineStore;
 use tessera_state::key::version_aad;
 use tessera_testkit::scan::find_needles;
-use tessera_testkit::{ClusterOptions, TestCluster};
+use tessera_testkit::{ClusterOptions, NodeFiles, TestCluster};
 
 use crate::{ctx, tessera};
 

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use tessera_proto::v1 as pb;
 use tessera_proto::v1::crypto_client::CryptoClient;
 use tessera_testkit::cluster::WAIT;
-use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
+use tessera_testkit::{wait_for, ClusterOptions, NodeFiles, TestCluster};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;

@@ -10,7 +10,7 @@ use tessera_raft::state_machine::StateMachineStore;
 use tessera_state::barrier::blob_term;
 use tessera_state::BarrierTerms;
 use tessera_testkit::cluster::WAIT;
-use tessera_testkit::{past_unavailability, wait_for, ClusterOptions, TestCluster};
+use tessera_testkit::{past_unavailability, wait_for, ClusterOptions, NodeFiles, TestCluster};
 
 use crate::api::{create, crypto, encrypt, keys, write};
 use crate::t60_cli::{error_document, Cli};

@@ -14,7 +14,7 @@ use tessera_raft::state_machine::StateMachineStore;
 use tessera_state::{KeyRef, KeyVersion};
 use tessera_testkit::cluster::WAIT;
 use tessera_testkit::scan::find_needles;
-use tessera_testkit::{past_unavailability, wait_for, ClusterOptions, TestCluster};
+use tessera_testkit::{past_unavailability, wait_for, ClusterOptions, NodeFiles, TestCluster};
 use tonic::Code;
 
 use crate::api::{

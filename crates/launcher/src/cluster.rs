@@ -12,6 +12,7 @@ use tessera_client::{Client, ClientConfig};
 use tessera_server::NodeId;
 
 use crate::config::{NodeConfig, NodeOptions};
+use crate::layout::NodeFiles;
 use crate::process::{NodeProcess, Nodes};
 use crate::wait::Bound;
 use crate::{pki, Error};
@@ -136,7 +137,7 @@ pub fn prepare(
     }
     let count = if resumed {
         (1..)
-            .take_while(|i| dir.join(format!("node{i}/config.toml")).exists())
+            .take_while(|i| dir.join(format!("node{i}")).config().exists())
             .count() as u64
     } else {
         nodes
@@ -150,7 +151,7 @@ pub fn prepare(
     let mut seed_port = None;
     for id in 1..=count {
         let node_dir = dir.join(format!("node{id}"));
-        let config = node_dir.join("config.toml");
+        let config = node_dir.config();
         if !resumed {
             let (api, cluster) = ports(id)?;
             std::fs::create_dir_all(&node_dir).map_err(Error::io("create", &node_dir))?;

@@ -142,7 +142,7 @@ impl NodeConfig {
         };
         Self {
             node_id: id,
-            data_dir: PathBuf::from("data"),
+            data_dir: PathBuf::from(crate::layout::DATA_DIR),
             region: options.region.clone(),
             api: Listener {
                 listen: api,

@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod config;
+pub mod layout;
 pub mod pki;
 pub mod process;
 pub mod wait;
@@ -13,6 +14,7 @@ pub mod wait;
 use std::path::{Path, PathBuf};
 
 pub use cluster::{LocalCluster, SavedShares};
+pub use layout::NodeFiles;
 pub use process::{published_addresses, NodeProcess, Nodes};
 pub use wait::{Bound, Timeout};
 

@@ -9,6 +9,7 @@ use nix::sys::signal::Signal;
 use tessera_server::{Addresses, ADDRESSES_FILE};
 use tokio::process::{Child, Command};
 
+use crate::layout::{NodeFiles, LOG_FILE};
 use crate::Error;
 
 /// How long a node may take to stop after SIGTERM before it is killed.
@@ -45,7 +46,7 @@ impl NodeProcess {
             })?;
         let log = config
             .parent()
-            .map_or_else(|| PathBuf::from("server.log"), |d| d.join("server.log"));
+            .map_or_else(|| PathBuf::from(LOG_FILE), NodeFiles::log);
         Ok(Self {
             id,
             api_addr: format!("https://{}", parsed.api.listen),

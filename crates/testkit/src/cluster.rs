@@ -8,7 +8,7 @@ use std::time::Duration;
 use tessera_client::proto::StatusResponse;
 use tessera_client::{Client, ClientConfig};
 use tessera_launcher::config::{Entry, NodeConfig, NodeOptions};
-use tessera_launcher::{pki, Bound};
+use tessera_launcher::{pki, Bound, NodeFiles};
 use tessera_server::config::{FaultSection, LifecycleSection, RaftSection};
 use tessera_server::ops::OpsSection;
 use tessera_server::ratelimit::RateLimitSection;
@@ -123,22 +123,14 @@ pub struct TestNode {
     data_mount: Option<Tmpfs>,
 }
 
+/// `config()`, `log()` and `data_dir()` in [`TestNode::dir`].
+impl NodeFiles for TestNode {
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
 impl TestNode {
-    /// The configuration file.
-    pub fn config(&self) -> PathBuf {
-        self.dir.join("config.toml")
-    }
-
-    /// The log file (stdout and stderr of every run).
-    pub fn log(&self) -> PathBuf {
-        self.dir.join("server.log")
-    }
-
-    /// The data directory.
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.join("data")
-    }
-
     /// Whether the process is running (not killed or stopped by the test).
     pub fn is_running(&self) -> bool {
         self.process.is_some()

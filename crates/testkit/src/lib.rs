@@ -26,4 +26,5 @@ pub mod scan;
 pub mod wait;
 
 pub use cluster::{exclusive, ClusterOptions, Exclusive, TestCluster};
+pub use tessera_launcher::NodeFiles;
 pub use wait::{past_unavailability, wait_for};

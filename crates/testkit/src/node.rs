@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use tessera_launcher::config::{loopback, NodeConfig};
-use tessera_launcher::{published_addresses, Bound};
+use tessera_launcher::{published_addresses, Bound, NodeFiles};
 use tessera_server::Addresses;
 
 use crate::disk::Tmpfs;
@@ -41,15 +41,15 @@ pub async fn launch(
     config: impl Fn(SocketAddr, SocketAddr) -> NodeConfig,
 ) -> Result<Launched> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("config.toml");
+    let path = dir.config();
     config(loopback(0), loopback(0)).write(&path, generator)?;
-    let data = dir.join("data");
+    let data = dir.data_dir();
     let data_mount = data_quota_mib
         .map(|mib| {
             Tmpfs::mount(&data, mib).context("a data directory on a tmpfs of its own needs root")
         })
         .transpose()?;
-    let log = dir.join("server.log");
+    let log = dir.log();
     let process = NodeProcess::spawn(binary, &path, &log);
     let addresses = bound
         .until("the node to publish its addresses", || async {
