@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use tessera_server::config::FaultSection;
-use tessera_testkit::{wait_for, ClusterOptions, TestCluster};
+use tessera_testkit::{wait_for, ClusterOptions, NodeFiles, TestCluster};
 
 use crate::tessera;
 
