@@ -8,7 +8,7 @@ use std::time::Duration;
 use tessera_chaos::run::{run, RunConfig};
 use tessera_chaos::schedule::FaultKind;
 use tessera_chaos::topology::Topology;
-use tessera_launcher::published_addresses;
+use tessera_launcher::{published_addresses, NodeFiles};
 use tessera_testkit::process::wait_gone;
 use tessera_testkit::{exclusive, wait_for};
 
@@ -23,7 +23,7 @@ fn published(parent: &std::path::Path) -> Vec<(u32, SocketAddr)> {
             .flatten()
             .flatten()
         {
-            if let Ok(addresses) = published_addresses(&node.path().join("data")) {
+            if let Ok(addresses) = published_addresses(&node.path().data_dir()) {
                 out.push((addresses.pid, addresses.api));
             }
         }
